@@ -1,0 +1,18 @@
+//! Twofold's domain: what a tenant, an API key and a 2FA policy *are*, and the rules that decide
+//! which events a command produces.
+//!
+//! This crate is pure: it performs no I/O and reads no clock or random source. Time, identifiers
+//! and secrets are decided by the application layer and passed in with each command, so every
+//! decision here is a deterministic function of (state, command) and can be tested as such.
+
+pub mod calling_codes;
+pub mod ids;
+pub mod policy;
+pub mod role;
+pub mod tenant;
+pub mod text;
+
+pub use ids::{ApiKeyId, TenantId, UserId};
+pub use policy::{Method, Policy, PolicyChange, PolicyError, TotpAlgorithm};
+pub use role::Role;
+pub use text::{KeyLabel, Reason, TenantName, TextError};

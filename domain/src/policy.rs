@@ -1,0 +1,375 @@
+//! A tenant's 2FA policy: how strict second factors are, and the security parameters of codes.
+//!
+//! Defaults follow RFC 6238 (TOTP), NIST SP 800-63B and OWASP ASVS; an admin may change them only
+//! within the bounds below, so no policy can make the product unsafe (e.g. 4-digit codes or
+//! codes that live for a day).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calling_codes::{CallingCode, CallingCodeError};
+
+/// A way to satisfy the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Method {
+    /// Authenticator app (RFC 6238).
+    Totp,
+    /// One-time code by email.
+    Email,
+    /// One-time code by SMS.
+    Sms,
+    /// Single-use recovery code.
+    RecoveryCode,
+}
+
+/// HMAC algorithm of TOTP codes. SHA1 is what every authenticator app supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TotpAlgorithm {
+    /// HMAC-SHA1, the RFC 6238 default.
+    #[default]
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl TotpAlgorithm {
+    /// The name used in `otpauth://` URIs and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpAlgorithm::Sha1 => "SHA1",
+            TotpAlgorithm::Sha256 => "SHA256",
+            TotpAlgorithm::Sha512 => "SHA512",
+        }
+    }
+}
+
+/// Why a policy change was refused; each message names the field and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// A number outside its bounds.
+    #[error("{field} must be between {min} and {max} (got {got})")]
+    OutOfRange {
+        /// Which field (API name).
+        field: &'static str,
+        /// Smallest accepted.
+        min: i64,
+        /// Largest accepted.
+        max: i64,
+        /// What was given.
+        got: i64,
+    },
+    /// TOTP digits other than 6 or 8 are not supported by authenticator apps.
+    #[error("totpDigits must be 6 or 8 (got {0})")]
+    TotpDigits(i64),
+    /// Unknown TOTP algorithm name.
+    #[error("totpAlgorithm must be one of SHA1, SHA256, SHA512 (got '{0}')")]
+    TotpAlgorithm(String),
+    /// No method that can stand alone as a second factor.
+    #[error("allowedMethods must include at least one of TOTP, EMAIL or SMS")]
+    NoPrimaryMethod,
+    /// A calling code that is not assigned.
+    #[error("allowedCallingCodes: {0}")]
+    CallingCode(#[from] CallingCodeError),
+    /// Too many calling codes to be a deliberate allow-list.
+    #[error("allowedCallingCodes may list at most {max} codes")]
+    TooManyCallingCodes {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The tenant's current 2FA policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// Every user must have 2FA (after the grace period).
+    pub enforce_two_factor: bool,
+    /// How long users without 2FA may still sign in after enforcement starts.
+    pub enrollment_grace_period_days: u16,
+    /// Methods users may enroll and verify with.
+    pub allowed_methods: BTreeSet<Method>,
+    /// Calling codes phones may use; empty means any.
+    pub allowed_calling_codes: BTreeSet<CallingCode>,
+    /// Sign-ins through the tenant's SSO skip the second factor.
+    pub sso_bypasses_two_factor: bool,
+    /// Lifetime of "remember this device"; 0 turns trusted devices off.
+    pub trusted_device_days: u16,
+    /// Digits of email/SMS codes.
+    pub code_digits: u8,
+    /// Lifetime of email/SMS codes.
+    pub code_ttl_seconds: u32,
+    /// Digits of TOTP codes.
+    pub totp_digits: u8,
+    /// HMAC algorithm of TOTP codes.
+    pub totp_algorithm: TotpAlgorithm,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            enforce_two_factor: false,
+            enrollment_grace_period_days: 7,
+            allowed_methods: [Method::Totp, Method::Email, Method::Sms, Method::RecoveryCode]
+                .into_iter()
+                .collect(),
+            allowed_calling_codes: BTreeSet::new(),
+            sso_bypasses_two_factor: false,
+            trusted_device_days: 30,
+            code_digits: 6,
+            code_ttl_seconds: 600,
+            totp_digits: 6,
+            totp_algorithm: TotpAlgorithm::Sha1,
+        }
+    }
+}
+
+/// Bounds of the numeric policy fields: (API name, min, max).
+pub mod bounds {
+    /// Grace period, days.
+    pub const GRACE_DAYS: (&str, i64, i64) = ("enrollmentGracePeriodDays", 0, 365);
+    /// Trusted-device lifetime, days (0 = trusted devices off).
+    pub const TRUSTED_DEVICE_DAYS: (&str, i64, i64) = ("trustedDeviceDays", 0, 365);
+    /// Email/SMS code digits.
+    pub const CODE_DIGITS: (&str, i64, i64) = ("codeDigits", 6, 8);
+    /// Email/SMS code lifetime, seconds.
+    pub const CODE_TTL_SECONDS: (&str, i64, i64) = ("codeTtlSeconds", 60, 3600);
+    /// Most calling codes in an allow-list.
+    pub const MAX_CALLING_CODES: usize = 50;
+}
+
+/// A requested change; `None` keeps the current value. Values are raw caller input, checked by
+/// [`Policy::apply`], so the whole change is accepted or refused at once.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// See [`Policy::enforce_two_factor`].
+    pub enforce_two_factor: Option<bool>,
+    /// See [`Policy::enrollment_grace_period_days`].
+    pub enrollment_grace_period_days: Option<i64>,
+    /// See [`Policy::allowed_methods`].
+    pub allowed_methods: Option<Vec<Method>>,
+    /// See [`Policy::allowed_calling_codes`].
+    pub allowed_calling_codes: Option<Vec<String>>,
+    /// See [`Policy::sso_bypasses_two_factor`].
+    pub sso_bypasses_two_factor: Option<bool>,
+    /// See [`Policy::trusted_device_days`].
+    pub trusted_device_days: Option<i64>,
+    /// See [`Policy::code_digits`].
+    pub code_digits: Option<i64>,
+    /// See [`Policy::code_ttl_seconds`].
+    pub code_ttl_seconds: Option<i64>,
+    /// See [`Policy::totp_digits`].
+    pub totp_digits: Option<i64>,
+    /// See [`Policy::totp_algorithm`].
+    pub totp_algorithm: Option<String>,
+}
+
+fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
+    if (min..=max).contains(&got) {
+        Ok(got)
+    } else {
+        Err(PolicyError::OutOfRange {
+            field,
+            min,
+            max,
+            got,
+        })
+    }
+}
+
+impl Policy {
+    /// The policy that results from `change`, or the first reason it is refused.
+    pub fn apply(&self, change: &PolicyChange) -> Result<Policy, PolicyError> {
+        let mut next = self.clone();
+        if let Some(v) = change.enforce_two_factor {
+            next.enforce_two_factor = v;
+        }
+        if let Some(v) = change.enrollment_grace_period_days {
+            next.enrollment_grace_period_days = narrow(in_range(bounds::GRACE_DAYS, v)?);
+        }
+        if let Some(methods) = &change.allowed_methods {
+            let set: BTreeSet<Method> = methods.iter().copied().collect();
+            if !set
+                .iter()
+                .any(|m| matches!(m, Method::Totp | Method::Email | Method::Sms))
+            {
+                return Err(PolicyError::NoPrimaryMethod);
+            }
+            next.allowed_methods = set;
+        }
+        if let Some(codes) = &change.allowed_calling_codes {
+            if codes.len() > bounds::MAX_CALLING_CODES {
+                return Err(PolicyError::TooManyCallingCodes {
+                    max: bounds::MAX_CALLING_CODES,
+                });
+            }
+            next.allowed_calling_codes = codes
+                .iter()
+                .map(|c| CallingCode::parse(c))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = change.sso_bypasses_two_factor {
+            next.sso_bypasses_two_factor = v;
+        }
+        if let Some(v) = change.trusted_device_days {
+            next.trusted_device_days = narrow(in_range(bounds::TRUSTED_DEVICE_DAYS, v)?);
+        }
+        if let Some(v) = change.code_digits {
+            next.code_digits = narrow(in_range(bounds::CODE_DIGITS, v)?);
+        }
+        if let Some(v) = change.code_ttl_seconds {
+            next.code_ttl_seconds = narrow(in_range(bounds::CODE_TTL_SECONDS, v)?);
+        }
+        if let Some(v) = change.totp_digits {
+            if v != 6 && v != 8 {
+                return Err(PolicyError::TotpDigits(v));
+            }
+            next.totp_digits = narrow(v);
+        }
+        if let Some(name) = &change.totp_algorithm {
+            next.totp_algorithm = match name.trim().to_ascii_uppercase().as_str() {
+                "SHA1" | "SHA-1" => TotpAlgorithm::Sha1,
+                "SHA256" | "SHA-256" => TotpAlgorithm::Sha256,
+                "SHA512" | "SHA-512" => TotpAlgorithm::Sha512,
+                _ => {
+                    return Err(PolicyError::TotpAlgorithm(
+                        name.chars().take(16).collect(),
+                    ))
+                }
+            };
+        }
+        Ok(next)
+    }
+
+    /// Whether users of this tenant may use `method`.
+    pub fn allows(&self, method: Method) -> bool {
+        self.allowed_methods.contains(&method)
+    }
+}
+
+/// Converts a value already checked against small bounds into a narrower integer type.
+fn narrow<T: TryFrom<i64> + Default>(v: i64) -> T {
+    T::try_from(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn defaults_follow_the_standards() {
+        let p = Policy::default();
+        assert_eq!((p.code_digits, p.code_ttl_seconds), (6, 600));
+        assert_eq!((p.totp_digits, p.totp_algorithm), (6, TotpAlgorithm::Sha1));
+        assert!(!p.enforce_two_factor);
+        assert_eq!(p.allowed_methods.len(), 4);
+    }
+
+    #[test]
+    fn a_change_keeps_fields_it_does_not_name() {
+        let change = PolicyChange {
+            enforce_two_factor: Some(true),
+            allowed_calling_codes: Some(vec!["995".into(), "+995".into()]),
+            ..PolicyChange::default()
+        };
+        let p = Policy::default().apply(&change).unwrap();
+        assert!(p.enforce_two_factor);
+        assert_eq!(p.allowed_calling_codes.len(), 1, "duplicates collapse");
+        assert_eq!(p.code_digits, 6);
+    }
+
+    #[test]
+    fn refuses_out_of_bounds_values_with_the_field_name() {
+        let refused = |change: PolicyChange| Policy::default().apply(&change).unwrap_err();
+        let e = refused(PolicyChange {
+            code_digits: Some(5),
+            ..Default::default()
+        });
+        assert!(e.to_string().starts_with("codeDigits must be between 6 and 8"));
+        assert!(matches!(
+            refused(PolicyChange {
+                code_ttl_seconds: Some(3601),
+                ..Default::default()
+            }),
+            PolicyError::OutOfRange { field: "codeTtlSeconds", .. }
+        ));
+        assert!(matches!(
+            refused(PolicyChange {
+                trusted_device_days: Some(-1),
+                ..Default::default()
+            }),
+            PolicyError::OutOfRange { .. }
+        ));
+        assert_eq!(
+            refused(PolicyChange {
+                totp_digits: Some(7),
+                ..Default::default()
+            }),
+            PolicyError::TotpDigits(7)
+        );
+        assert!(matches!(
+            refused(PolicyChange {
+                allowed_calling_codes: Some(vec!["9950".into()]),
+                ..Default::default()
+            }),
+            PolicyError::CallingCode(_)
+        ));
+        assert_eq!(
+            refused(PolicyChange {
+                allowed_methods: Some(vec![Method::RecoveryCode]),
+                ..Default::default()
+            }),
+            PolicyError::NoPrimaryMethod
+        );
+        assert!(matches!(
+            refused(PolicyChange {
+                totp_algorithm: Some("MD5".into()),
+                ..Default::default()
+            }),
+            PolicyError::TotpAlgorithm(_)
+        ));
+    }
+
+    #[test]
+    fn algorithm_names_are_case_insensitive() {
+        let p = Policy::default()
+            .apply(&PolicyChange {
+                totp_algorithm: Some("sha-256".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(p.totp_algorithm.as_str(), "SHA256");
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_change_always_yields_a_policy_within_bounds(
+            digits in -10i64..20, ttl in -100i64..10_000, grace in -5i64..400, days in -5i64..400,
+        ) {
+            let change = PolicyChange {
+                code_digits: Some(digits),
+                code_ttl_seconds: Some(ttl),
+                enrollment_grace_period_days: Some(grace),
+                trusted_device_days: Some(days),
+                ..Default::default()
+            };
+            match Policy::default().apply(&change) {
+                Ok(p) => {
+                    prop_assert!((6..=8).contains(&p.code_digits));
+                    prop_assert!((60..=3600).contains(&p.code_ttl_seconds));
+                    prop_assert_eq!(i64::from(p.enrollment_grace_period_days), grace);
+                    prop_assert_eq!(i64::from(p.trusted_device_days), days);
+                }
+                Err(_) => prop_assert!(
+                    !(6..=8).contains(&digits) || !(60..=3600).contains(&ttl)
+                        || !(0..=365).contains(&grace) || !(0..=365).contains(&days)
+                ),
+            }
+        }
+    }
+}

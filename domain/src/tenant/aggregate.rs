@@ -1,0 +1,457 @@
+//! The tenant's decisions: who may register, which keys may be issued or revoked, which policy
+//! changes are accepted.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{KeyedHash, NewApiKey, TenantCommand, TenantEvent};
+use crate::{ApiKeyId, KeyLabel, Policy, PolicyError, Role, TenantId, TenantName};
+
+/// Most active keys a tenant may hold at once: keeps the aggregate small and key sprawl visible.
+pub const MAX_ACTIVE_KEYS: usize = 100;
+
+/// Why a tenant command was refused. Messages are safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TenantError {
+    /// Register on an id that exists.
+    #[error("a tenant with this id already exists")]
+    AlreadyRegistered,
+    /// Any command but Register on a tenant that does not exist.
+    #[error("tenant not found")]
+    NotFound,
+    /// Revoke of a key the tenant does not have.
+    #[error("API key {0} not found")]
+    KeyNotFound(ApiKeyId),
+    /// Issue with an id already used (astronomically unlikely; refused rather than overwritten).
+    #[error("API key id {0} is already in use")]
+    DuplicateKeyId(ApiKeyId),
+    /// Revoking the last active ADMIN key would leave nobody able to manage the tenant.
+    #[error("cannot revoke the last active ADMIN key: issue another ADMIN key first")]
+    LastAdminKey,
+    /// Too many active keys.
+    #[error("the tenant already has {MAX_ACTIVE_KEYS} active API keys: revoke one first")]
+    TooManyKeys,
+    /// The policy change is out of bounds.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// A key as the tenant remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyState {
+    /// Role.
+    pub role: Role,
+    /// Label.
+    pub label: KeyLabel,
+    /// Keyed hash of the key.
+    pub hash: KeyedHash,
+    /// When issued.
+    pub created_at: DateTime<Utc>,
+    /// When revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The tenant aggregate's state, rebuilt from its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    id: Option<TenantId>,
+    name: Option<TenantName>,
+    policy: Policy,
+    keys: BTreeMap<ApiKeyId, ApiKeyState>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl Tenant {
+    /// Whether the tenant has been registered.
+    pub fn exists(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// The current policy (the default until one is set).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The tenant's name, once registered.
+    pub fn name(&self) -> Option<&TenantName> {
+        self.name.as_ref()
+    }
+
+    /// Every key ever issued, by id.
+    pub fn keys(&self) -> &BTreeMap<ApiKeyId, ApiKeyState> {
+        &self.keys
+    }
+
+    /// When the tenant was registered.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+
+    fn active_keys(&self) -> impl Iterator<Item = (&ApiKeyId, &ApiKeyState)> {
+        self.keys.iter().filter(|(_, k)| k.revoked_at.is_none())
+    }
+
+    fn issued(key: NewApiKey, at: DateTime<Utc>) -> TenantEvent {
+        TenantEvent::ApiKeyIssued {
+            key_id: key.id,
+            role: key.role,
+            label: key.label,
+            key_hash: key.hash,
+            issued_at: at,
+        }
+    }
+
+    fn decide(&self, command: TenantCommand) -> Result<Vec<TenantEvent>, TenantError> {
+        if let TenantCommand::Register {
+            tenant_id,
+            name,
+            first_admin_key,
+            at,
+        } = command
+        {
+            if self.exists() {
+                return Err(TenantError::AlreadyRegistered);
+            }
+            let first_admin_key = NewApiKey {
+                role: Role::Admin,
+                ..first_admin_key
+            };
+            return Ok(vec![
+                TenantEvent::TenantRegistered {
+                    tenant_id,
+                    name,
+                    policy: Policy::default(),
+                    registered_at: at,
+                },
+                Self::issued(first_admin_key, at),
+            ]);
+        }
+        if !self.exists() {
+            return Err(TenantError::NotFound);
+        }
+        match command {
+            TenantCommand::Register { .. } => Err(TenantError::AlreadyRegistered),
+            TenantCommand::IssueApiKey { key, at } => {
+                if self.keys.contains_key(&key.id) {
+                    return Err(TenantError::DuplicateKeyId(key.id));
+                }
+                if self.active_keys().count() >= MAX_ACTIVE_KEYS {
+                    return Err(TenantError::TooManyKeys);
+                }
+                Ok(vec![Self::issued(key, at)])
+            }
+            TenantCommand::RevokeApiKey { key_id, at } => {
+                let key = self
+                    .keys
+                    .get(&key_id)
+                    .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))?;
+                if key.revoked_at.is_some() {
+                    // Revoking twice is a retry, not a new fact: nothing to record.
+                    return Ok(vec![]);
+                }
+                let other_admins = self
+                    .active_keys()
+                    .filter(|(id, k)| k.role == Role::Admin && **id != key_id)
+                    .count();
+                if key.role == Role::Admin && other_admins == 0 {
+                    return Err(TenantError::LastAdminKey);
+                }
+                Ok(vec![TenantEvent::ApiKeyRevoked {
+                    key_id,
+                    revoked_at: at,
+                }])
+            }
+            TenantCommand::SetPolicy { change, at } => {
+                let policy = self.policy.apply(&change)?;
+                if policy == self.policy {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TenantEvent::TwoFactorPolicySet {
+                    previous: self.policy.clone(),
+                    policy,
+                    set_at: at,
+                }])
+            }
+        }
+    }
+}
+
+impl Aggregate for Tenant {
+    const TYPE: &'static str = "tenant";
+    type Command = TenantCommand;
+    type Event = TenantEvent;
+    type Error = TenantError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            TenantEvent::TenantRegistered {
+                tenant_id,
+                name,
+                policy,
+                registered_at,
+            } => {
+                self.id = Some(tenant_id);
+                self.name = Some(name);
+                self.policy = policy;
+                self.created_at = Some(registered_at);
+            }
+            TenantEvent::ApiKeyIssued {
+                key_id,
+                role,
+                label,
+                key_hash,
+                issued_at,
+            } => {
+                self.keys.insert(
+                    key_id,
+                    ApiKeyState {
+                        role,
+                        label,
+                        hash: key_hash,
+                        created_at: issued_at,
+                        revoked_at: None,
+                    },
+                );
+            }
+            TenantEvent::ApiKeyRevoked { key_id, revoked_at } => {
+                if let Some(key) = self.keys.get_mut(&key_id) {
+                    key.revoked_at = Some(revoked_at);
+                }
+            }
+            TenantEvent::TwoFactorPolicySet { policy, .. } => self.policy = policy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PolicyChange;
+    use chrono::TimeZone;
+    use cqrs_es::test::TestFramework;
+
+    type Tf = TestFramework<Tenant>;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+    }
+
+    fn key(id: &str, role: Role) -> NewApiKey {
+        NewApiKey {
+            id: ApiKeyId::parse(id).unwrap(),
+            role,
+            label: KeyLabel::parse(&format!("{id} key")).unwrap(),
+            hash: KeyedHash::from_hex(format!("hash-of-{id}")),
+        }
+    }
+
+    fn registered() -> Vec<TenantEvent> {
+        vec![
+            TenantEvent::TenantRegistered {
+                tenant_id: TenantId::parse("acme").unwrap(),
+                name: TenantName::parse("Acme").unwrap(),
+                policy: Policy::default(),
+                registered_at: at(),
+            },
+            Tenant::issued(key("admin0001", Role::Admin), at()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn registering_records_the_tenant_and_an_admin_key() {
+        Tf::with(())
+            .given_no_previous_events()
+            .when_async(TenantCommand::Register {
+                tenant_id: TenantId::parse("acme").unwrap(),
+                name: TenantName::parse("Acme").unwrap(),
+                // Whatever role the caller asks for, the first key is ADMIN.
+                first_admin_key: key("admin0001", Role::App),
+                at: at(),
+            })
+            .await
+            .then_expect_events(registered());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_registers_once() {
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::Register {
+                tenant_id: TenantId::parse("acme").unwrap(),
+                name: TenantName::parse("Other").unwrap(),
+                first_admin_key: key("admin0002", Role::Admin),
+                at: at(),
+            })
+            .await
+            .then_expect_error(TenantError::AlreadyRegistered);
+    }
+
+    #[tokio::test]
+    async fn commands_on_an_unknown_tenant_are_refused() {
+        Tf::with(())
+            .given_no_previous_events()
+            .when_async(TenantCommand::IssueApiKey {
+                key: key("app00001", Role::App),
+                at: at(),
+            })
+            .await
+            .then_expect_error(TenantError::NotFound);
+    }
+
+    #[tokio::test]
+    async fn issuing_and_revoking_a_key() {
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::IssueApiKey {
+                key: key("app00001", Role::App),
+                at: at(),
+            })
+            .await
+            .then_expect_events(vec![Tenant::issued(key("app00001", Role::App), at())]);
+
+        let mut given = registered();
+        given.push(Tenant::issued(key("app00001", Role::App), at()));
+        Tf::with(())
+            .given(given)
+            .when_async(TenantCommand::RevokeApiKey {
+                key_id: ApiKeyId::parse("app00001").unwrap(),
+                at: at(),
+            })
+            .await
+            .then_expect_events(vec![TenantEvent::ApiKeyRevoked {
+                key_id: ApiKeyId::parse("app00001").unwrap(),
+                revoked_at: at(),
+            }]);
+    }
+
+    #[tokio::test]
+    async fn revoking_twice_records_nothing_new() {
+        let mut given = registered();
+        given.push(Tenant::issued(key("app00001", Role::App), at()));
+        given.push(TenantEvent::ApiKeyRevoked {
+            key_id: ApiKeyId::parse("app00001").unwrap(),
+            revoked_at: at(),
+        });
+        Tf::with(())
+            .given(given)
+            .when_async(TenantCommand::RevokeApiKey {
+                key_id: ApiKeyId::parse("app00001").unwrap(),
+                at: at(),
+            })
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn the_last_admin_key_cannot_be_revoked() {
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::RevokeApiKey {
+                key_id: ApiKeyId::parse("admin0001").unwrap(),
+                at: at(),
+            })
+            .await
+            .then_expect_error(TenantError::LastAdminKey);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_cannot_be_revoked() {
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::RevokeApiKey {
+                key_id: ApiKeyId::parse("nosuchkey").unwrap(),
+                at: at(),
+            })
+            .await
+            .then_expect_error(TenantError::KeyNotFound(
+                ApiKeyId::parse("nosuchkey").unwrap(),
+            ));
+    }
+
+    #[tokio::test]
+    async fn active_keys_are_capped() {
+        let mut given = registered();
+        for i in 1..MAX_ACTIVE_KEYS {
+            given.push(Tenant::issued(key(&format!("app{i:05}"), Role::App), at()));
+        }
+        Tf::with(())
+            .given(given)
+            .when_async(TenantCommand::IssueApiKey {
+                key: key("onetoomany", Role::App),
+                at: at(),
+            })
+            .await
+            .then_expect_error(TenantError::TooManyKeys);
+    }
+
+    #[tokio::test]
+    async fn a_policy_change_records_old_and_new() {
+        let change = PolicyChange {
+            enforce_two_factor: Some(true),
+            ..Default::default()
+        };
+        let expected = Policy::default().apply(&change).unwrap();
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::SetPolicy { change, at: at() })
+            .await
+            .then_expect_events(vec![TenantEvent::TwoFactorPolicySet {
+                previous: Policy::default(),
+                policy: expected,
+                set_at: at(),
+            }]);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_policy_changes_nothing() {
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::SetPolicy {
+                change: PolicyChange {
+                    enforce_two_factor: Some(true),
+                    code_digits: Some(4),
+                    ..Default::default()
+                },
+                at: at(),
+            })
+            .await
+            .then_expect_error(TenantError::Policy(PolicyError::OutOfRange {
+                field: "codeDigits",
+                min: 6,
+                max: 8,
+                got: 4,
+            }));
+    }
+
+    #[tokio::test]
+    async fn a_policy_change_that_changes_nothing_records_nothing() {
+        Tf::with(())
+            .given(registered())
+            .when_async(TenantCommand::SetPolicy {
+                change: PolicyChange {
+                    code_digits: Some(6),
+                    ..Default::default()
+                },
+                at: at(),
+            })
+            .await
+            .then_expect_events(vec![]);
+    }
+}

@@ -1,0 +1,70 @@
+//! What happened to a tenant. These are the contract with the event store and the auditors:
+//! fields may be added (with serde defaults), never renamed.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::KeyedHash;
+use crate::{ApiKeyId, KeyLabel, Policy, Role, TenantId, TenantName};
+
+/// Events of the tenant aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TenantEvent {
+    /// The tenant exists, with the default policy.
+    TenantRegistered {
+        /// Its id.
+        tenant_id: TenantId,
+        /// Its display name.
+        name: TenantName,
+        /// The policy it starts with.
+        policy: Policy,
+        /// When.
+        registered_at: DateTime<Utc>,
+    },
+    /// An API key was issued. Only the keyed hash of the key is recorded.
+    ApiKeyIssued {
+        /// Public id.
+        key_id: ApiKeyId,
+        /// Role.
+        role: Role,
+        /// Label.
+        label: KeyLabel,
+        /// Keyed hash of the whole key (removed from audit output).
+        key_hash: KeyedHash,
+        /// When.
+        issued_at: DateTime<Utc>,
+    },
+    /// An API key was revoked.
+    ApiKeyRevoked {
+        /// Which key.
+        key_id: ApiKeyId,
+        /// When.
+        revoked_at: DateTime<Utc>,
+    },
+    /// The 2FA policy changed; both versions are kept so auditors see what changed.
+    TwoFactorPolicySet {
+        /// The policy before.
+        previous: Policy,
+        /// The policy after.
+        policy: Policy,
+        /// When.
+        set_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        match self {
+            TenantEvent::TenantRegistered { .. } => "TenantRegistered",
+            TenantEvent::ApiKeyIssued { .. } => "ApiKeyIssued",
+            TenantEvent::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+            TenantEvent::TwoFactorPolicySet { .. } => "TwoFactorPolicySet",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
