@@ -1,1 +1,160 @@
-fn main() {}
+//! `twofold`: the command line. Parses arguments, reads configuration, hands over to `startup`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use twofold::startup::{AppConfig, Application, Services};
+use twofold::{telemetry, zero_config};
+use twofold_infra::config::Settings;
+use twofold_infra::pg;
+use twofold_services::RequestContext;
+
+/// Event-sourced, multi-tenant two-factor authentication service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service. Without DATABASE_URL it starts its own private PostgreSQL.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage projections (read models).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its first ADMIN key (shown once).
+    Create {
+        /// Display name.
+        name: String,
+        /// Tenant id (lowercase letters, digits, '-'); generated when omitted.
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild one projection (or all) from the start of the event log.
+    Rebuild {
+        /// Projection name; all when omitted.
+        name: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("info,sqlx=warn,tower_http=info");
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    let secrets = settings.secrets()?;
+    let db = zero_config::database(&settings).await?;
+    let result = run(cli.command, &settings, secrets, &db).await;
+    if let Some(local) = &db.local {
+        if matches!(result, Ok(true)) {
+            local.stop().context("stopping the private PostgreSQL")?;
+            eprintln!("Stopped the private PostgreSQL.");
+        }
+    }
+    result.map(|_| ())
+}
+
+/// Runs a command; `Ok(true)` when the private PostgreSQL should be stopped afterwards.
+async fn run(
+    command: Command,
+    settings: &Settings,
+    secrets: twofold_infra::config::Secrets,
+    db: &zero_config::Database,
+) -> anyhow::Result<bool> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(AppConfig {
+                database_url: db.url.clone(),
+                bind: settings.bind,
+                secrets: secrets.clone(),
+                max_connections: 20,
+            })
+            .await?;
+            let url = format!("http://{}", app.address());
+            if settings.zero_config() {
+                let keys = zero_config::demo_keys(app.services(), &settings.data_dir).await?;
+                println!(
+                    "{}",
+                    zero_config::banner(
+                        &url,
+                        db.local.as_ref(),
+                        secrets.operator_token.expose(),
+                        keys.as_ref()
+                    )
+                );
+            } else {
+                tracing::info!(%url, "Twofold listening");
+            }
+            app.run_until_stopped(shutdown_signal()).await?;
+            Ok(true)
+        }
+        Command::Migrate => {
+            let pool = pg::connect(&db.url, 2).await?;
+            pg::migrate(&pool).await?;
+            println!("Migrations applied.");
+            Ok(false)
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { name, id },
+        } => {
+            let services = connect(&db.url, &secrets).await?;
+            let created = services
+                .tenants
+                .create_tenant(&name, id.as_deref(), &RequestContext::system("cli"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Tenant:    {} ({})", created.tenant.id, created.tenant.name);
+            println!("Admin key: {}", created.admin_key.secret);
+            println!("(The key is shown once; store it now.)");
+            Ok(false)
+        }
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild { name },
+        } => {
+            let services = connect(&db.url, &secrets).await?;
+            let rebuilt = services.processor.rebuild(name.as_deref()).await?;
+            println!("Rebuilt: {}", rebuilt.join(", "));
+            Ok(false)
+        }
+    }
+}
+
+async fn connect(url: &str, secrets: &twofold_infra::config::Secrets) -> anyhow::Result<Services> {
+    let pool = pg::connect(url, 4).await?;
+    pg::migrate(&pool).await?;
+    Services::wire(pool, secrets).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

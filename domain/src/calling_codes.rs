@@ -82,7 +82,9 @@ mod tests {
 
     #[test]
     fn refuses_unassigned_padded_and_non_geographic_codes() {
-        for bad in ["9950", "999", "0995", "", "+", "abc", "800", "882", "28", "-1"] {
+        for bad in [
+            "9950", "999", "0995", "", "+", "abc", "800", "882", "28", "-1",
+        ] {
             assert!(CallingCode::parse(bad).is_err(), "{bad} accepted");
         }
     }

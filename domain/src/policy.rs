@@ -114,9 +114,14 @@ impl Default for Policy {
         Self {
             enforce_two_factor: false,
             enrollment_grace_period_days: 7,
-            allowed_methods: [Method::Totp, Method::Email, Method::Sms, Method::RecoveryCode]
-                .into_iter()
-                .collect(),
+            allowed_methods: [
+                Method::Totp,
+                Method::Email,
+                Method::Sms,
+                Method::RecoveryCode,
+            ]
+            .into_iter()
+            .collect(),
             allowed_calling_codes: BTreeSet::new(),
             sso_bypasses_two_factor: false,
             trusted_device_days: 30,
@@ -235,11 +240,7 @@ impl Policy {
                 "SHA1" | "SHA-1" => TotpAlgorithm::Sha1,
                 "SHA256" | "SHA-256" => TotpAlgorithm::Sha256,
                 "SHA512" | "SHA-512" => TotpAlgorithm::Sha512,
-                _ => {
-                    return Err(PolicyError::TotpAlgorithm(
-                        name.chars().take(16).collect(),
-                    ))
-                }
+                _ => return Err(PolicyError::TotpAlgorithm(name.chars().take(16).collect())),
             };
         }
         Ok(next)
@@ -290,13 +291,18 @@ mod tests {
             code_digits: Some(5),
             ..Default::default()
         });
-        assert!(e.to_string().starts_with("codeDigits must be between 6 and 8"));
+        assert!(e
+            .to_string()
+            .starts_with("codeDigits must be between 6 and 8"));
         assert!(matches!(
             refused(PolicyChange {
                 code_ttl_seconds: Some(3601),
                 ..Default::default()
             }),
-            PolicyError::OutOfRange { field: "codeTtlSeconds", .. }
+            PolicyError::OutOfRange {
+                field: "codeTtlSeconds",
+                ..
+            }
         ));
         assert!(matches!(
             refused(PolicyChange {

@@ -98,15 +98,24 @@ mod tests {
 
     #[test]
     fn trims_and_keeps_inner_spaces() {
-        assert_eq!(TenantName::parse("  Acme Inc ").unwrap().as_str(), "Acme Inc");
+        assert_eq!(
+            TenantName::parse("  Acme Inc ").unwrap().as_str(),
+            "Acme Inc"
+        );
     }
 
     #[test]
     fn refuses_blank_long_and_control_text() {
-        assert_eq!(TenantName::parse("   "), Err(TextError::Empty { field: "name" }));
+        assert_eq!(
+            TenantName::parse("   "),
+            Err(TextError::Empty { field: "name" })
+        );
         assert_eq!(
             KeyLabel::parse(&"x".repeat(101)),
-            Err(TextError::TooLong { field: "label", max: 100 })
+            Err(TextError::TooLong {
+                field: "label",
+                max: 100
+            })
         );
         assert_eq!(
             Reason::parse("a\u{0}b"),

@@ -1,1 +1,11 @@
+//! Twofold's GraphQL API: the schema of `shared/api.graphql` (as far as it is built), bearer-key
+//! authentication, role guards, the stable error codes, and the HTTP router around it.
 
+pub mod error;
+pub mod guard;
+pub mod http;
+pub mod schema;
+pub mod types;
+
+pub use http::{router, ApiState};
+pub use schema::{build_schema, schema_builder, TwofoldSchema};

@@ -1,1 +1,9 @@
+//! Twofold's adapters: PostgreSQL (event store, projections, the event processor, a private
+//! cluster for zero-config and tests), crypto, configuration.
 
+pub mod config;
+pub mod crypto;
+pub mod event_store;
+pub mod pg;
+pub mod processor;
+pub mod projections;

@@ -1,1 +1,15 @@
+//! Twofold's application layer: the use-cases the API offers, written against ports (traits) for
+//! storage, read models, time, randomness and hashing, so they can be wired to PostgreSQL in
+//! production and still read as plain business steps.
 
+pub mod auth;
+pub mod commands;
+pub mod context;
+pub mod encoding;
+pub mod error;
+pub mod ports;
+pub mod tenants;
+
+pub use auth::{Authenticator, KeyPrincipal, Principal};
+pub use context::{Actor, RequestContext};
+pub use error::{ErrorCode, ServiceError, StoreError};

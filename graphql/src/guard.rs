@@ -1,0 +1,75 @@
+//! Role guards: every field says who may call it, checked before its resolver runs.
+
+use async_graphql::{Context, Guard, Result};
+use twofold_domain::Role;
+use twofold_services::{ErrorCode, KeyPrincipal, Principal};
+
+use crate::error::coded;
+
+/// The authenticated caller of this request (absent: no credentials were sent).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<Principal>);
+
+/// Allows tenant keys with one of `roles`.
+pub struct RoleGuard(pub &'static [Role]);
+
+/// Allows only the operator token.
+pub struct OperatorGuard;
+
+fn unauthenticated() -> async_graphql::Error {
+    coded(
+        ErrorCode::Unauthenticated,
+        "authentication required: send `Authorization: Bearer <API key>`",
+    )
+}
+
+impl Guard for RoleGuard {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        match ctx.data_opt::<Caller>().and_then(|c| c.0.as_ref()) {
+            None => Err(unauthenticated()),
+            Some(Principal::Operator) => Err(coded(
+                ErrorCode::Forbidden,
+                "the operator token may only call createTenant; use a tenant API key",
+            )),
+            Some(Principal::Key(key)) if self.0.contains(&key.role) => Ok(()),
+            Some(Principal::Key(key)) => Err(coded(
+                ErrorCode::Forbidden,
+                format!(
+                    "a {} key may not do this; allowed: {}",
+                    key.role.as_str(),
+                    self.0
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+impl Guard for OperatorGuard {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        match ctx.data_opt::<Caller>().and_then(|c| c.0.as_ref()) {
+            None => Err(unauthenticated()),
+            Some(Principal::Operator) => Ok(()),
+            Some(Principal::Key(_)) => Err(coded(
+                ErrorCode::Forbidden,
+                "only the operator token may do this",
+            )),
+        }
+    }
+}
+
+/// The calling key, for resolvers behind a [`RoleGuard`].
+pub fn key<'a>(ctx: &Context<'a>) -> Result<&'a KeyPrincipal> {
+    match ctx.data_opt::<Caller>().and_then(|c| c.0.as_ref()) {
+        Some(Principal::Key(key)) => Ok(key),
+        _ => Err(unauthenticated()),
+    }
+}
+
+/// Every tenant role.
+pub const ANY_KEY: &[Role] = &[Role::App, Role::Admin, Role::Auditor];
+/// Administrators only.
+pub const ADMIN: &[Role] = &[Role::Admin];

@@ -1,0 +1,62 @@
+//! PostgreSQL: connection pool, migrations, and a private cluster for zero-config and tests.
+
+pub mod local;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Opens a pool. Connections are checked lazily, so start-up fails fast with a clear error only
+/// when the first query (migrations, health) cannot connect.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+}
+
+/// Brings the schema up to date.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Creates `database` on the server behind `admin_url` unless it exists.
+pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&pool)
+            .await?;
+    if !exists {
+        let quoted = database.replace('"', "\"\"");
+        sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
+            .execute(&pool)
+            .await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// `/health`: the database answers a trivial query.
+pub struct PgHealth(pub PgPool);
+
+#[async_trait::async_trait]
+impl twofold_services::ports::HealthCheck for PgHealth {
+    async fn check(&self) -> Result<(), twofold_services::StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.0)
+            .await
+            .map(|_| ())
+            .map_err(twofold_services::StoreError::new)
+    }
+}

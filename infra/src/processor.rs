@@ -1,0 +1,435 @@
+//! The event processor: how projections (and, later, deliveries) see events, exactly once in
+//! effect, across crashes, restarts and several service instances.
+//!
+//! `global_position` alone is not a safe cursor: a transaction can take position 49, commit after
+//! another took and committed 50, and a reader that already checkpointed 50 would skip 49. So we
+//! read in **commit-safe order**: only rows whose writing transaction is below the oldest running
+//! transaction (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`: all of those have finished, and
+//! every later transaction gets a larger id), ordered by `(tx_id, global_position)`. Each
+//! consumer's checkpoint is that pair for its last event, updated in the same transaction as the
+//! consumer's own writes, so a crash either keeps both or neither.
+//!
+//! Several instances may run against one database: a batch starts by locking the consumer's
+//! checkpoint row (`FOR UPDATE`), so batches of one consumer never overlap, and a batch that
+//! waited for the lock starts from the checkpoint the previous one committed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use tokio::sync::{watch, Mutex, Notify};
+use twofold_services::ports::ReadModelSync;
+use twofold_services::StoreError;
+
+/// The NOTIFY channel the `events` insert trigger signals.
+pub const CHANNEL: &str = "twofold_events";
+
+/// Events per batch (and per consumer transaction).
+const BATCH: i64 = 500;
+
+/// An event as read from the log.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// e.g. `tenant`.
+    pub aggregate_type: String,
+    /// `{tenant_id}/...`.
+    pub aggregate_id: String,
+    /// Position in its aggregate's stream (1-based).
+    pub sequence: i64,
+    /// e.g. `ApiKeyIssued`.
+    pub event_type: String,
+    /// The serialized domain event.
+    pub payload: serde_json::Value,
+    /// Request metadata (actor, request id, ...).
+    pub metadata: serde_json::Value,
+    /// The writing transaction.
+    pub tx_id: i64,
+    /// Global insertion position.
+    pub position: i64,
+    /// When it was committed (transaction time).
+    pub recorded_at: DateTime<Utc>,
+    /// The owning tenant.
+    pub tenant_id: String,
+}
+
+impl StoredEvent {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            tx_id: row.try_get("tx")?,
+            position: row.try_get("global_position")?,
+            recorded_at: row.try_get("recorded_at")?,
+            tenant_id: row.try_get("tenant_id")?,
+        })
+    }
+}
+
+/// The columns of [`StoredEvent`], for queries that read events.
+pub const EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, payload, \
+     metadata, tx_id::text::bigint AS tx, global_position, recorded_at, tenant_id";
+
+/// Why a projection could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The database refused.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The payload is not the event the projection expected.
+    #[error("cannot read event payload: {0}")]
+    Payload(#[from] serde_json::Error),
+}
+
+/// A read model kept from the event log.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Unique, stable name: the checkpoint's key and the `projections rebuild` argument.
+    fn name(&self) -> &'static str;
+    /// Applies one event inside the batch's transaction. Must ignore events it does not use.
+    async fn apply(
+        &self,
+        db: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError>;
+    /// Deletes everything the projection wrote, before a rebuild from position 0.
+    async fn reset(&self, db: &mut PgConnection) -> Result<(), ProjectionError>;
+}
+
+/// Why the processor stopped a batch. The batch's transaction is rolled back: nothing is half
+/// applied, and the next run starts from the same checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The database failed.
+    #[error("event processor database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A projection failed on an event.
+    #[error("projection {projection} failed at event {position}: {source}")]
+    Apply {
+        /// Which projection.
+        projection: &'static str,
+        /// Which event.
+        position: i64,
+        /// Why.
+        #[source]
+        source: ProjectionError,
+    },
+    /// `projections rebuild NAME` with a name no projection has.
+    #[error("no projection named '{0}'")]
+    UnknownProjection(String),
+}
+
+struct Runner {
+    projection: Arc<dyn Projection>,
+    /// One batch at a time per instance; the row lock orders instances.
+    busy: Mutex<()>,
+}
+
+/// Drives every projection from the event log.
+pub struct EventProcessor {
+    pool: PgPool,
+    runners: Vec<Runner>,
+    wake: Notify,
+    progressed: Notify,
+    settle_timeout: Duration,
+    poll_interval: Duration,
+}
+
+impl EventProcessor {
+    /// Registers the projections (creating their checkpoints at position 0 if new).
+    pub async fn new(
+        pool: PgPool,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self, ProcessorError> {
+        for p in &projections {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (consumer) VALUES ($1) ON CONFLICT DO NOTHING",
+            )
+            .bind(p.name())
+            .execute(&pool)
+            .await?;
+        }
+        Ok(Self {
+            pool,
+            runners: projections
+                .into_iter()
+                .map(|projection| Runner {
+                    projection,
+                    busy: Mutex::new(()),
+                })
+                .collect(),
+            wake: Notify::new(),
+            progressed: Notify::new(),
+            settle_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(500),
+        })
+    }
+
+    /// The names of the registered projections.
+    pub fn projection_names(&self) -> Vec<&'static str> {
+        self.runners.iter().map(|r| r.projection.name()).collect()
+    }
+
+    /// Processes everything currently below the commit horizon, for every projection.
+    /// Returns how many events were applied.
+    pub async fn catch_up(&self) -> Result<u64, ProcessorError> {
+        let mut total = 0;
+        for runner in &self.runners {
+            loop {
+                let n = self.run_batch(runner).await?;
+                total += n as u64;
+                if (n as i64) < BATCH {
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            self.progressed.notify_waiters();
+        }
+        Ok(total)
+    }
+
+    async fn run_batch(&self, runner: &Runner) -> Result<usize, ProcessorError> {
+        let _busy = runner.busy.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let (last_tx, last_position) = lock_checkpoint(&mut tx, runner.projection.name()).await?;
+        let n = apply_batch(&mut tx, runner, last_tx, last_position).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Rebuilds one projection (or all, with `None`) from position 0, in one transaction per
+    /// projection: readers keep seeing the old view until the new one is complete.
+    pub async fn rebuild(&self, name: Option<&str>) -> Result<Vec<&'static str>, ProcessorError> {
+        let selected: Vec<&Runner> = self
+            .runners
+            .iter()
+            .filter(|r| name.is_none_or(|n| n == r.projection.name()))
+            .collect();
+        if selected.is_empty() {
+            return Err(ProcessorError::UnknownProjection(
+                name.unwrap_or_default().to_owned(),
+            ));
+        }
+        let mut rebuilt = Vec::new();
+        for runner in selected {
+            let _busy = runner.busy.lock().await;
+            let name = runner.projection.name();
+            let mut tx = self.pool.begin().await?;
+            lock_checkpoint(&mut tx, name).await?;
+            runner
+                .projection
+                .reset(&mut tx)
+                .await
+                .map_err(|source| ProcessorError::Apply {
+                    projection: name,
+                    position: 0,
+                    source,
+                })?;
+            let (mut last_tx, mut last_position) = (0, 0);
+            loop {
+                let n = apply_batch(&mut tx, runner, last_tx, last_position).await?;
+                if n == 0 {
+                    break;
+                }
+                (last_tx, last_position) = read_checkpoint(&mut tx, name).await?;
+            }
+            sqlx::query(
+                "UPDATE projection_checkpoints SET last_tx = $2::text::xid8, last_position = $3, \
+                 updated_at = now() WHERE consumer = $1",
+            )
+            .bind(name)
+            .bind(last_tx.to_string())
+            .bind(last_position)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(projection = name, "projection rebuilt");
+            rebuilt.push(name);
+        }
+        Ok(rebuilt)
+    }
+
+    /// Runs the processor until `shutdown` turns true: woken by NOTIFY on new events, polling as
+    /// a fallback (a transaction that committed while an older one was still open becomes
+    /// readable only when that one ends, which sends no notification).
+    pub fn spawn(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::spawn(self.clone().listen());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.catch_up().await {
+                    tracing::error!(error = %e, "event processor batch failed; will retry");
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.poll_interval) => {}
+                    _ = shutdown.changed() => break,
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+            listener.abort();
+        })
+    }
+
+    async fn listen(self: Arc<Self>) {
+        loop {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for new events; polling");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "cannot LISTEN for new events; polling");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            while listener.recv().await.is_ok() {
+                self.wake.notify_one();
+            }
+        }
+    }
+}
+
+async fn lock_checkpoint(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+) -> Result<(i64, i64), ProcessorError> {
+    let row = sqlx::query(
+        "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
+         WHERE consumer = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((row.try_get("last_tx")?, row.try_get("last_position")?))
+}
+
+async fn read_checkpoint(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+) -> Result<(i64, i64), ProcessorError> {
+    let row = sqlx::query(
+        "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
+         WHERE consumer = $1",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((row.try_get("last_tx")?, row.try_get("last_position")?))
+}
+
+/// Applies the next batch after `(last_tx, last_position)` and moves the checkpoint, inside `tx`.
+async fn apply_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    runner: &Runner,
+    last_tx: i64,
+    last_position: i64,
+) -> Result<usize, ProcessorError> {
+    let name = runner.projection.name();
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND (tx_id, global_position) > ($1::text::xid8, $2) \
+         ORDER BY tx_id, global_position LIMIT $3"
+    ))
+    .bind(last_tx.to_string())
+    .bind(last_position)
+    .bind(BATCH)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut last = None;
+    for row in &rows {
+        let event = StoredEvent::from_row(row)?;
+        runner
+            .projection
+            .apply(tx, &event)
+            .await
+            .map_err(|source| ProcessorError::Apply {
+                projection: name,
+                position: event.position,
+                source,
+            })?;
+        last = Some((event.tx_id, event.position));
+    }
+    if let Some((tx_id, position)) = last {
+        sqlx::query(
+            "UPDATE projection_checkpoints SET last_tx = $2::text::xid8, last_position = $3, \
+             updated_at = now() WHERE consumer = $1",
+        )
+        .bind(name)
+        .bind(tx_id.to_string())
+        .bind(position)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(rows.len())
+}
+
+#[async_trait]
+impl ReadModelSync for EventProcessor {
+    async fn settle(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: usize,
+    ) -> Result<(), StoreError> {
+        let target = sqlx::query(
+            "SELECT tx_id::text AS tx, global_position FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        let Some(target) = target else {
+            return Ok(());
+        };
+        let tx: String = target.try_get("tx").map_err(StoreError::new)?;
+        let position: i64 = target.try_get("global_position").map_err(StoreError::new)?;
+        let names = self.projection_names();
+        let deadline = Instant::now() + self.settle_timeout;
+        loop {
+            self.catch_up().await.map_err(StoreError::new)?;
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM projection_checkpoints WHERE consumer = ANY($1) \
+                 AND (last_tx, last_position) < ($2::xid8, $3)",
+            )
+            .bind(&names)
+            .bind(&tx)
+            .bind(position)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+            if behind == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    aggregate_id,
+                    sequence,
+                    "read model still behind after the settle timeout; answering anyway"
+                );
+                return Ok(());
+            }
+            // An older transaction is still open; wait for progress or a short tick.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(5), self.progressed.notified()).await;
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Read models kept by the event processor.
+
+pub mod tenants;
+
+use std::sync::Arc;
+
+use crate::processor::Projection;
+
+/// Every projection the service runs, in the order the processor drives them.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(tenants::TenantsProjection)]
+}

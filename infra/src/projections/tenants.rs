@@ -1,0 +1,178 @@
+//! The `tenants` projection (tenant rows and API keys by keyed hash) and the directory that reads
+//! it. Every write is idempotent, so replaying an event (a rebuild) yields the same rows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use sqlx::{PgConnection, PgPool, Row};
+use twofold_domain::tenant::{KeyedHash, Tenant, TenantEvent};
+use twofold_domain::{ApiKeyId, Policy, Role, TenantId};
+use twofold_services::ports::{ApiKeyView, TenantDirectory, TenantView};
+use twofold_services::StoreError;
+
+use crate::processor::{Projection, ProjectionError, StoredEvent};
+
+/// Keeps `tenants` and `api_keys`.
+pub struct TenantsProjection;
+
+#[async_trait]
+impl Projection for TenantsProjection {
+    fn name(&self) -> &'static str {
+        "tenants"
+    }
+
+    async fn apply(
+        &self,
+        db: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.aggregate_type != Tenant::TYPE {
+            return Ok(());
+        }
+        let tenant = event.tenant_id.as_str();
+        match serde_json::from_value::<TenantEvent>(event.payload.clone())? {
+            TenantEvent::TenantRegistered {
+                name,
+                policy,
+                registered_at,
+                ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO tenants (tenant_id, name, policy, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET name = $2, policy = $3, updated_at = $4",
+                )
+                .bind(tenant)
+                .bind(name.as_str())
+                .bind(serde_json::to_value(&policy)?)
+                .bind(registered_at)
+                .execute(&mut *db)
+                .await?;
+            }
+            TenantEvent::ApiKeyIssued {
+                key_id,
+                role,
+                label,
+                key_hash,
+                issued_at,
+            } => {
+                sqlx::query(
+                    "INSERT INTO api_keys (tenant_id, key_id, role, label, key_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key_id) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(key_id.as_str())
+                .bind(role.as_str())
+                .bind(label.as_str())
+                .bind(key_hash.as_hex())
+                .bind(issued_at)
+                .execute(&mut *db)
+                .await?;
+            }
+            TenantEvent::ApiKeyRevoked { key_id, revoked_at } => {
+                sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND key_id = $2",
+                )
+                .bind(tenant)
+                .bind(key_id.as_str())
+                .bind(revoked_at)
+                .execute(&mut *db)
+                .await?;
+            }
+            TenantEvent::TwoFactorPolicySet { policy, set_at, .. } => {
+                sqlx::query("UPDATE tenants SET policy = $2, updated_at = $3 WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .bind(serde_json::to_value(&policy)?)
+                    .bind(set_at)
+                    .execute(&mut *db)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, db: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query("DELETE FROM api_keys")
+            .execute(&mut *db)
+            .await?;
+        sqlx::query("DELETE FROM tenants").execute(&mut *db).await?;
+        Ok(())
+    }
+}
+
+/// Reads the `tenants` projection.
+#[derive(Clone)]
+pub struct PgTenantDirectory {
+    pool: PgPool,
+}
+
+impl PgTenantDirectory {
+    /// Reads through `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// A row of `api_keys` that does not parse means the view is corrupt: an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt api_keys row: {0}")]
+struct CorruptRow(&'static str);
+
+fn key_view(row: &sqlx::postgres::PgRow) -> Result<ApiKeyView, StoreError> {
+    let get_str = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::new);
+    Ok(ApiKeyView {
+        id: ApiKeyId::parse(&get_str("key_id")?)
+            .map_err(|_| StoreError::new(CorruptRow("key_id")))?,
+        tenant_id: TenantId::parse(&get_str("tenant_id")?)
+            .map_err(|_| StoreError::new(CorruptRow("tenant_id")))?,
+        role: Role::parse(&get_str("role")?).ok_or(StoreError::new(CorruptRow("role")))?,
+        label: get_str("label")?,
+        created_at: row.try_get("created_at").map_err(StoreError::new)?,
+        revoked_at: row
+            .try_get::<Option<DateTime<Utc>>, _>("revoked_at")
+            .map_err(StoreError::new)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "tenant_id, key_id, role, label, created_at, revoked_at";
+
+#[async_trait]
+impl TenantDirectory for PgTenantDirectory {
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantView>, StoreError> {
+        let row = sqlx::query("SELECT name, policy, created_at FROM tenants WHERE tenant_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+        let Some(row) = row else { return Ok(None) };
+        let policy: serde_json::Value = row.try_get("policy").map_err(StoreError::new)?;
+        Ok(Some(TenantView {
+            id: id.clone(),
+            name: row.try_get("name").map_err(StoreError::new)?,
+            policy: serde_json::from_value::<Policy>(policy).map_err(StoreError::new)?,
+            created_at: row.try_get("created_at").map_err(StoreError::new)?,
+        }))
+    }
+
+    async fn api_keys(&self, id: &TenantId) -> Result<Vec<ApiKeyView>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id"
+        ))
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        rows.iter().map(key_view).collect()
+    }
+
+    async fn key_by_hash(&self, hash: &KeyedHash) -> Result<Option<ApiKeyView>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
+        .bind(hash.as_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        row.as_ref().map(key_view).transpose()
+    }
+}

@@ -1,0 +1,157 @@
+//! Who is calling: the operator token, or a tenant API key looked up by its keyed hash.
+//!
+//! API keys look like `tfk_<key id>_<secret>`: the prefix lets secret scanners recognise a leaked
+//! key, the id names the key in audit records, and the 256-bit secret is what makes it a key. Only
+//! the keyed hash of the whole key is stored, so a database dump yields no usable key.
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use twofold_domain::tenant::KeyedHash;
+use twofold_domain::{ApiKeyId, Role, TenantId};
+
+use crate::context::Actor;
+use crate::encoding::base32_lower;
+use crate::ports::{Entropy, SecretHasher, TenantDirectory};
+use crate::ServiceError;
+
+const KEY_PREFIX: &str = "tfk_";
+const KEY_HASH_PURPOSE: &str = "api-key";
+const OPERATOR_HASH_PURPOSE: &str = "operator-token";
+
+/// An authenticated tenant key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrincipal {
+    /// The key's tenant: the only tenant this request can see.
+    pub tenant_id: TenantId,
+    /// The key's id.
+    pub key_id: ApiKeyId,
+    /// The key's role.
+    pub role: Role,
+}
+
+impl KeyPrincipal {
+    /// The actor recorded on events this key causes.
+    pub fn actor(&self) -> Actor {
+        Actor::Key {
+            key_id: self.key_id.clone(),
+            role: self.role,
+        }
+    }
+}
+
+/// A caller that presented valid credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The service operator.
+    Operator,
+    /// A tenant key.
+    Key(KeyPrincipal),
+}
+
+/// A freshly minted key: the secret exists only here and in the one response that shows it.
+pub struct MintedKey {
+    /// Public id.
+    pub id: ApiKeyId,
+    /// The whole key, shown once.
+    pub secret: String,
+    /// What is stored.
+    pub hash: KeyedHash,
+}
+
+impl std::fmt::Debug for MintedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Authenticates bearer credentials and mints new API keys.
+pub struct Authenticator {
+    directory: Arc<dyn TenantDirectory>,
+    hasher: Arc<dyn SecretHasher>,
+    entropy: Arc<dyn Entropy>,
+    operator: Option<KeyedHash>,
+}
+
+fn unauthenticated() -> ServiceError {
+    ServiceError::Unauthenticated("invalid or revoked credentials".into())
+}
+
+impl Authenticator {
+    /// `operator_token`: the configured operator token, if any (none disables operator access).
+    pub fn new(
+        directory: Arc<dyn TenantDirectory>,
+        hasher: Arc<dyn SecretHasher>,
+        entropy: Arc<dyn Entropy>,
+        operator_token: Option<&str>,
+    ) -> Self {
+        let operator =
+            operator_token.map(|t| hasher.keyed_hash(OPERATOR_HASH_PURPOSE, t.as_bytes()));
+        Self {
+            directory,
+            hasher,
+            entropy,
+            operator,
+        }
+    }
+
+    /// Mints a new key: 80-bit id, 256-bit secret.
+    pub fn mint_key(&self) -> Result<MintedKey, ServiceError> {
+        let mut id = [0u8; 10];
+        self.entropy.fill(&mut id);
+        let mut secret = [0u8; 32];
+        self.entropy.fill(&mut secret);
+        let id = base32_lower(&id);
+        let token = format!("{KEY_PREFIX}{id}_{}", base32_lower(&secret));
+        let hash = self.hasher.keyed_hash(KEY_HASH_PURPOSE, token.as_bytes());
+        Ok(MintedKey {
+            id: ApiKeyId::parse(&id).map_err(|e| ServiceError::Internal(Box::new(e)))?,
+            secret: token,
+            hash,
+        })
+    }
+
+    /// Checks a bearer credential. Unknown, malformed and revoked credentials get the same
+    /// answer, so a caller learns nothing about which keys exist.
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, ServiceError> {
+        if let Some(operator) = &self.operator {
+            let presented = self
+                .hasher
+                .keyed_hash(OPERATOR_HASH_PURPOSE, credential.as_bytes());
+            if bool::from(
+                presented
+                    .as_hex()
+                    .as_bytes()
+                    .ct_eq(operator.as_hex().as_bytes()),
+            ) {
+                return Ok(Principal::Operator);
+            }
+        }
+        let Some(rest) = credential.strip_prefix(KEY_PREFIX) else {
+            return Err(unauthenticated());
+        };
+        let Some((id, _secret)) = rest.split_once('_') else {
+            return Err(unauthenticated());
+        };
+        let id = ApiKeyId::parse(id).map_err(|_| unauthenticated())?;
+        let hash = self
+            .hasher
+            .keyed_hash(KEY_HASH_PURPOSE, credential.as_bytes());
+        let key = self
+            .directory
+            .key_by_hash(&hash)
+            .await?
+            .ok_or_else(unauthenticated)?;
+        if key.id != id || key.revoked_at.is_some() {
+            return Err(unauthenticated());
+        }
+        Ok(Principal::Key(KeyPrincipal {
+            tenant_id: key.tenant_id,
+            key_id: key.id,
+            role: key.role,
+        }))
+    }
+}

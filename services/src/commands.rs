@@ -1,0 +1,206 @@
+//! Running commands against event-sourced aggregates: load, decide, commit, with a bounded retry
+//! when another writer committed to the same aggregate first.
+//!
+//! We drive cqrs-es's `EventStore` ourselves instead of `CqrsFramework::execute` because we need
+//! the state after the command (to answer the caller without a read-model round trip), the
+//! committed sequence (to let the caller read its own writes), and no in-process queries (they
+//! lose updates on a crash; projections run on our event processor instead).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+
+use crate::ports::{Entropy, ReadModelSync};
+use crate::StoreError;
+
+/// The outcome of a committed command.
+#[derive(Debug, Clone)]
+pub struct Executed<A> {
+    /// The aggregate's state after the command.
+    pub state: A,
+    /// Sequence of the last event written, `None` when the command decided nothing new.
+    pub last_sequence: Option<usize>,
+}
+
+/// One attempt at a command on one aggregate, and plain loads.
+#[async_trait]
+pub trait CommandGateway<A: Aggregate>: Send + Sync {
+    /// Loads the aggregate's current state.
+    async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>>;
+    /// Loads, handles `command`, commits. A concurrent commit surfaces as `AggregateConflict`.
+    async fn execute_once(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Executed<A>, AggregateError<A::Error>>;
+}
+
+/// [`CommandGateway`] over any cqrs-es event store.
+pub struct EsGateway<A: Aggregate, ES> {
+    store: ES,
+    services: A::Services,
+}
+
+impl<A: Aggregate, ES: EventStore<A>> EsGateway<A, ES> {
+    /// Wraps an event store; `services` are what the aggregate's `handle` receives.
+    pub fn new(store: ES, services: A::Services) -> Self {
+        Self { store, services }
+    }
+}
+
+#[async_trait]
+impl<A, ES> CommandGateway<A> for EsGateway<A, ES>
+where
+    A: Aggregate + Clone + 'static,
+    A::Command: Send + 'static,
+    A::Error: Send + Sync + 'static,
+    ES: EventStore<A> + 'static,
+    ES::AC: Send,
+{
+    async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        let mut context = self.store.load_aggregate(aggregate_id).await?;
+        Ok(context.aggregate().clone())
+    }
+
+    async fn execute_once(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Executed<A>, AggregateError<A::Error>> {
+        let mut context = self.store.load_aggregate(aggregate_id).await?;
+        let sink = EventSink::default();
+        context
+            .aggregate()
+            .handle(command, &self.services, &sink)
+            .await
+            .map_err(AggregateError::UserError)?;
+        let state = context.aggregate().clone();
+        let events = sink.collect().await;
+        if events.is_empty() {
+            return Ok(Executed {
+                state,
+                last_sequence: None,
+            });
+        }
+        let committed = self.store.commit(events, context, metadata).await?;
+        Ok(Executed {
+            state,
+            last_sequence: committed.last().map(|e| e.sequence),
+        })
+    }
+}
+
+/// Runs commands with bounded conflict retries and read-your-writes.
+pub struct Commands<A: Aggregate> {
+    gateway: Arc<dyn CommandGateway<A>>,
+    sync: Arc<dyn ReadModelSync>,
+    entropy: Arc<dyn Entropy>,
+}
+
+impl<A: Aggregate> Clone for Commands<A> {
+    fn clone(&self) -> Self {
+        Self {
+            gateway: self.gateway.clone(),
+            sync: self.sync.clone(),
+            entropy: self.entropy.clone(),
+        }
+    }
+}
+
+/// How often a command is attempted before a conflict is reported to the caller. Generous,
+/// because each retry re-decides on fresh state and most conflicts are unrelated writes.
+pub const MAX_ATTEMPTS: u32 = 20;
+
+impl<A> Commands<A>
+where
+    A: Aggregate + Clone,
+    A::Command: Clone,
+{
+    /// Wires the gateway, the read-model sync and the entropy used for retry jitter.
+    pub fn new(
+        gateway: Arc<dyn CommandGateway<A>>,
+        sync: Arc<dyn ReadModelSync>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Self {
+        Self {
+            gateway,
+            sync,
+            entropy,
+        }
+    }
+
+    /// Loads the aggregate.
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        self.gateway.load(aggregate_id).await
+    }
+
+    /// Executes `command`, re-loading and re-deciding on conflict up to [`MAX_ATTEMPTS`] times
+    /// with jittered backoff, then waits for the projections to catch up with what it wrote.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
+        let mut attempt = 1;
+        let executed = loop {
+            match self
+                .gateway
+                .execute_once(aggregate_id, command.clone(), metadata.clone())
+                .await
+            {
+                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(aggregate_id, attempt, "conflict, retrying command");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(CommandError::Aggregate(e)),
+                Ok(executed) => break executed,
+            }
+        };
+        if let Some(sequence) = executed.last_sequence {
+            self.sync
+                .settle(A::TYPE, aggregate_id, sequence)
+                .await
+                .map_err(CommandError::Sync)?;
+        }
+        Ok(executed)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let mut b = [0u8; 2];
+        self.entropy.fill(&mut b);
+        let cap_ms = 2u64.saturating_pow(attempt.min(6));
+        Duration::from_micros(u64::from(u16::from_le_bytes(b)) % (cap_ms * 1000) + 200)
+    }
+}
+
+/// Why a command failed: the aggregate refused or the store failed, or (after the commit)
+/// waiting for the read model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// From the aggregate or the event store.
+    #[error(transparent)]
+    Aggregate(AggregateError<E>),
+    /// The read model could not be checked after the commit.
+    #[error(transparent)]
+    Sync(StoreError),
+}
+
+impl<E> From<CommandError<E>> for crate::ServiceError
+where
+    E: std::error::Error + Into<crate::ServiceError>,
+{
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Aggregate(e) => crate::error::from_aggregate_error(e),
+            CommandError::Sync(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The errors every use-case returns, each with one code from the API's fixed set.
+
+use cqrs_es::AggregateError;
+use twofold_domain::tenant::TenantError;
+
+/// The stable error codes of the public API (`extensions.code`). Clients switch on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// No credentials, or credentials that are not valid.
+    Unauthenticated,
+    /// Valid credentials without the right to do this.
+    Forbidden,
+    /// The request itself is malformed or out of bounds.
+    InvalidInput,
+    /// A wrong one-time code.
+    InvalidCode,
+    /// A code whose time is up.
+    CodeExpired,
+    /// Too many failures: the user must wait or ask an admin.
+    LockedOut,
+    /// Too many requests.
+    RateLimited,
+    /// The tenant's policy forbids this.
+    PolicyViolation,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// No such thing (in this tenant).
+    NotFound,
+    /// Our fault; details are in the server log under the request id.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::InvalidCode => "INVALID_CODE",
+            ErrorCode::CodeExpired => "CODE_EXPIRED",
+            ErrorCode::LockedOut => "LOCKED_OUT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::PolicyViolation => "POLICY_VIOLATION",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// A storage or infrastructure failure behind a port. Never shown to callers.
+#[derive(Debug, thiserror::Error)]
+#[error("storage failure: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StoreError {
+    /// Wraps any error from an adapter.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+/// Why a use-case failed. Every message except `Internal`'s is written for the caller and holds
+/// no secret; `Internal` keeps its cause for the server log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// See [`ErrorCode::Unauthenticated`].
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// See [`ErrorCode::Forbidden`].
+    #[error("{0}")]
+    Forbidden(String),
+    /// See [`ErrorCode::InvalidInput`].
+    #[error("{0}")]
+    InvalidInput(String),
+    /// See [`ErrorCode::NotFound`].
+    #[error("{0}")]
+    NotFound(String),
+    /// See [`ErrorCode::Conflict`].
+    #[error("{0}")]
+    Conflict(String),
+    /// See [`ErrorCode::PolicyViolation`].
+    #[error("{0}")]
+    PolicyViolation(String),
+    /// See [`ErrorCode::Internal`].
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl ServiceError {
+    /// The API code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServiceError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ServiceError::Forbidden(_) => ErrorCode::Forbidden,
+            ServiceError::InvalidInput(_) => ErrorCode::InvalidInput,
+            ServiceError::NotFound(_) => ErrorCode::NotFound,
+            ServiceError::Conflict(_) => ErrorCode::Conflict,
+            ServiceError::PolicyViolation(_) => ErrorCode::PolicyViolation,
+            ServiceError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Shorthand for input errors from parsers whose messages are caller-safe.
+    pub fn invalid(e: impl std::fmt::Display) -> Self {
+        ServiceError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Internal(Box::new(e))
+    }
+}
+
+impl From<TenantError> for ServiceError {
+    fn from(e: TenantError) -> Self {
+        let message = e.to_string();
+        match e {
+            TenantError::NotFound | TenantError::KeyNotFound(_) => ServiceError::NotFound(message),
+            TenantError::Policy(_) => ServiceError::InvalidInput(message),
+            TenantError::AlreadyRegistered
+            | TenantError::DuplicateKeyId(_)
+            | TenantError::LastAdminKey
+            | TenantError::TooManyKeys => ServiceError::Conflict(message),
+        }
+    }
+}
+
+/// Maps the framework's error for any aggregate whose own errors map to [`ServiceError`].
+pub fn from_aggregate_error<E>(e: AggregateError<E>) -> ServiceError
+where
+    E: std::error::Error + Into<ServiceError>,
+{
+    match e {
+        AggregateError::UserError(e) => e.into(),
+        AggregateError::AggregateConflict => ServiceError::Conflict(
+            "the resource was changed by another request at the same time; retry".into(),
+        ),
+        AggregateError::DatabaseConnectionError(e)
+        | AggregateError::DeserializationError(e)
+        | AggregateError::UnexpectedError(e) => ServiceError::Internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_cause_but_never_show_it() {
+        let e = ServiceError::from(StoreError::new(std::io::Error::other(
+            "password authentication failed for user twofold",
+        )));
+        assert_eq!(e.to_string(), "internal error");
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert!(format!("{e:?}").contains("password authentication failed"));
+    }
+
+    #[test]
+    fn tenant_errors_map_to_their_codes() {
+        assert_eq!(
+            ServiceError::from(TenantError::LastAdminKey).code(),
+            ErrorCode::Conflict
+        );
+        assert_eq!(
+            ServiceError::from(TenantError::NotFound).code(),
+            ErrorCode::NotFound
+        );
+    }
+}

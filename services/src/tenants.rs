@@ -1,0 +1,230 @@
+//! Tenant use-cases: create a tenant, issue and revoke its keys, set its policy, read it back.
+
+use std::sync::Arc;
+
+use twofold_domain::tenant::{NewApiKey, Tenant, TenantCommand};
+use twofold_domain::{ApiKeyId, KeyLabel, Policy, PolicyChange, Role, TenantId, TenantName};
+
+use crate::auth::{Authenticator, KeyPrincipal};
+use crate::commands::Commands;
+use crate::encoding::base32_lower;
+use crate::ports::{ApiKeyView, Clock, Entropy, TenantDirectory, TenantView};
+use crate::{Actor, RequestContext, ServiceError};
+
+/// A key as issued: its view plus the secret, which is never retrievable again.
+#[derive(Clone)]
+pub struct IssuedKey {
+    /// The stored view.
+    pub key: ApiKeyView,
+    /// The whole key.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("key", &self.key)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A new tenant with its first ADMIN key.
+#[derive(Debug, Clone)]
+pub struct CreatedTenant {
+    /// The tenant.
+    pub tenant: TenantView,
+    /// Its first ADMIN key.
+    pub admin_key: IssuedKey,
+}
+
+/// Tenant use-cases.
+#[derive(Clone)]
+pub struct TenantService {
+    commands: Commands<Tenant>,
+    directory: Arc<dyn TenantDirectory>,
+    auth: Arc<Authenticator>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+}
+
+fn view_key(tenant: &TenantId, id: &ApiKeyId, state: &Tenant) -> Result<ApiKeyView, ServiceError> {
+    let key = state
+        .keys()
+        .get(id)
+        .ok_or_else(|| ServiceError::NotFound(format!("API key {id} not found")))?;
+    Ok(ApiKeyView {
+        id: id.clone(),
+        tenant_id: tenant.clone(),
+        role: key.role,
+        label: key.label.to_string(),
+        created_at: key.created_at,
+        revoked_at: key.revoked_at,
+    })
+}
+
+impl TenantService {
+    /// Wires the use-cases to their ports.
+    pub fn new(
+        commands: Commands<Tenant>,
+        directory: Arc<dyn TenantDirectory>,
+        auth: Arc<Authenticator>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Self {
+        Self {
+            commands,
+            directory,
+            auth,
+            clock,
+            entropy,
+        }
+    }
+
+    /// Creates a tenant with a server-minted id (or `requested_id`, for the zero-config `demo`
+    /// tenant and the CLI) and its first ADMIN key. Operator only: callers check that.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        requested_id: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<CreatedTenant, ServiceError> {
+        let name = TenantName::parse(name).map_err(ServiceError::invalid)?;
+        let tenant_id = match requested_id {
+            Some(id) => TenantId::parse(id).map_err(ServiceError::invalid)?,
+            None => self.mint_tenant_id()?,
+        };
+        let minted = self.auth.mint_key()?;
+        let label = KeyLabel::parse("first admin key").map_err(ServiceError::invalid)?;
+        let command = TenantCommand::Register {
+            tenant_id: tenant_id.clone(),
+            name,
+            first_admin_key: NewApiKey {
+                id: minted.id.clone(),
+                role: Role::Admin,
+                label,
+                hash: minted.hash,
+            },
+            at: self.clock.now(),
+        };
+        let executed = self
+            .commands
+            .execute(
+                &tenant_id.tenant_aggregate_id(),
+                command,
+                ctx.metadata(&tenant_id, &Actor::Operator),
+            )
+            .await?;
+        let state = executed.state;
+        let tenant = TenantView {
+            id: tenant_id.clone(),
+            name: state.name().map(ToString::to_string).unwrap_or_default(),
+            policy: state.policy().clone(),
+            created_at: state.created_at().unwrap_or_else(|| self.clock.now()),
+        };
+        Ok(CreatedTenant {
+            admin_key: IssuedKey {
+                key: view_key(&tenant_id, &minted.id, &state)?,
+                secret: minted.secret,
+            },
+            tenant,
+        })
+    }
+
+    /// Issues a key of `role` in the caller's tenant.
+    pub async fn issue_api_key(
+        &self,
+        caller: &KeyPrincipal,
+        role: Role,
+        label: &str,
+        ctx: &RequestContext,
+    ) -> Result<IssuedKey, ServiceError> {
+        let label = KeyLabel::parse(label).map_err(ServiceError::invalid)?;
+        let minted = self.auth.mint_key()?;
+        let command = TenantCommand::IssueApiKey {
+            key: NewApiKey {
+                id: minted.id.clone(),
+                role,
+                label,
+                hash: minted.hash,
+            },
+            at: self.clock.now(),
+        };
+        let state = self.run(caller, command, ctx).await?;
+        Ok(IssuedKey {
+            key: view_key(&caller.tenant_id, &minted.id, &state)?,
+            secret: minted.secret,
+        })
+    }
+
+    /// Revokes a key of the caller's tenant. A key of another tenant is simply not found.
+    pub async fn revoke_api_key(
+        &self,
+        caller: &KeyPrincipal,
+        key_id: &str,
+        ctx: &RequestContext,
+    ) -> Result<ApiKeyView, ServiceError> {
+        let key_id = ApiKeyId::parse(key_id)
+            .map_err(|_| ServiceError::NotFound(format!("API key {key_id} not found")))?;
+        let command = TenantCommand::RevokeApiKey {
+            key_id: key_id.clone(),
+            at: self.clock.now(),
+        };
+        let state = self.run(caller, command, ctx).await?;
+        view_key(&caller.tenant_id, &key_id, &state)
+    }
+
+    /// Changes the caller's tenant policy; all of `change` is applied or none of it.
+    pub async fn set_policy(
+        &self,
+        caller: &KeyPrincipal,
+        change: PolicyChange,
+        ctx: &RequestContext,
+    ) -> Result<Policy, ServiceError> {
+        let command = TenantCommand::SetPolicy {
+            change,
+            at: self.clock.now(),
+        };
+        let state = self.run(caller, command, ctx).await?;
+        Ok(state.policy().clone())
+    }
+
+    /// The tenant, from the read model.
+    pub async fn tenant(&self, id: &TenantId) -> Result<TenantView, ServiceError> {
+        self.directory
+            .tenant(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))
+    }
+
+    /// The tenant's keys, from the read model.
+    pub async fn api_keys(&self, id: &TenantId) -> Result<Vec<ApiKeyView>, ServiceError> {
+        Ok(self.directory.api_keys(id).await?)
+    }
+
+    async fn run(
+        &self,
+        caller: &KeyPrincipal,
+        command: TenantCommand,
+        ctx: &RequestContext,
+    ) -> Result<Tenant, ServiceError> {
+        let tenant = &caller.tenant_id;
+        let executed = self
+            .commands
+            .execute(
+                &tenant.tenant_aggregate_id(),
+                command,
+                ctx.metadata(tenant, &caller.actor()),
+            )
+            .await?;
+        Ok(executed.state)
+    }
+
+    fn mint_tenant_id(&self) -> Result<TenantId, ServiceError> {
+        let mut bytes = [0u8; 8];
+        self.entropy.fill(&mut bytes);
+        // "t" + 13 base32 characters: 64 random bits, always a valid tenant id.
+        TenantId::parse(&format!("t{}", base32_lower(&bytes)))
+            .map_err(|e| ServiceError::Internal(Box::new(e)))
+    }
+}

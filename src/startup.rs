@@ -1,0 +1,140 @@
+//! Builds the application from configuration: pool, migrations, event processor, services,
+//! router, listener. `main` and the test harness both go through [`Application::build`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use twofold_domain::tenant::Tenant;
+use twofold_graphql::{build_schema, router, ApiState};
+use twofold_infra::config::Secrets;
+use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
+use twofold_infra::processor::EventProcessor;
+use twofold_infra::projections::tenants::PgTenantDirectory;
+use twofold_infra::{event_store, pg, projections};
+use twofold_services::commands::Commands;
+use twofold_services::ports::{Clock, Entropy, SecretHasher, TenantDirectory};
+use twofold_services::tenants::TenantService;
+use twofold_services::Authenticator;
+
+/// The use-cases and the machinery behind them, wired to one database.
+#[derive(Clone)]
+pub struct Services {
+    /// The pool.
+    pub pool: PgPool,
+    /// Drives the projections.
+    pub processor: Arc<EventProcessor>,
+    /// Tenant use-cases.
+    pub tenants: TenantService,
+    /// Bearer authentication.
+    pub auth: Arc<Authenticator>,
+}
+
+impl Services {
+    /// Wires every use-case to PostgreSQL and the crypto adapters.
+    pub async fn wire(pool: PgPool, secrets: &Secrets) -> anyhow::Result<Self> {
+        let processor = Arc::new(
+            EventProcessor::new(pool.clone(), projections::all())
+                .await
+                .context("registering projections")?,
+        );
+        let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let hasher: Arc<dyn SecretHasher> = Arc::new(HmacHasher::new(secrets.hash_pepper.clone()));
+        let directory: Arc<dyn TenantDirectory> = Arc::new(PgTenantDirectory::new(pool.clone()));
+        let auth = Arc::new(Authenticator::new(
+            directory.clone(),
+            hasher,
+            entropy.clone(),
+            Some(secrets.operator_token.expose()),
+        ));
+        let commands = Commands::<Tenant>::new(
+            Arc::new(event_store::gateway::<Tenant>(&pool, ())),
+            processor.clone(),
+            entropy.clone(),
+        );
+        let tenants = TenantService::new(commands, directory, auth.clone(), clock, entropy);
+        Ok(Self {
+            pool,
+            processor,
+            tenants,
+            auth,
+        })
+    }
+}
+
+/// What [`Application::build`] needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Where to listen (port 0 picks a free one).
+    pub bind: SocketAddr,
+    /// Operator token, master key, pepper.
+    pub secrets: Secrets,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    services: Services,
+}
+
+impl Application {
+    /// Connects, migrates, wires, binds.
+    pub async fn build(config: AppConfig) -> anyhow::Result<Self> {
+        let pool = pg::connect(&config.database_url, config.max_connections)
+            .await
+            .context("connecting to PostgreSQL (check DATABASE_URL)")?;
+        pg::migrate(&pool).await.context("running migrations")?;
+        let services = Services::wire(pool, &config.secrets).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        Ok(Self {
+            listener,
+            address,
+            services,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The wired services (the zero-config bootstrap creates the demo tenant through them).
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `shutdown` completes, then stops the event processor after in-flight
+    /// requests have finished.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let processor = self.services.processor.clone().spawn(stop_rx);
+        let state = ApiState {
+            schema: build_schema(self.services.tenants.clone()),
+            auth: self.services.auth.clone(),
+            health: Arc::new(pg::PgHealth(self.services.pool.clone())),
+        };
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = processor.await;
+        self.services.pool.close().await;
+        served.context("serving HTTP")
+    }
+}
