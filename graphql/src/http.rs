@@ -204,16 +204,13 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
             )
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+    let request = match parse_request(&bytes) {
         Ok(r) => r,
-        Err(e) => {
+        Err(detail) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidInput,
-                &format!(
-                    "request body must be a JSON object with a \"query\" string ({})",
-                    e.classify_message()
-                ),
+                &format!("request body must be a JSON object with a \"query\" string ({detail})"),
             )
         }
     };
@@ -233,6 +230,17 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
     let request = request.data(Caller(principal)).data(context);
     let response = state.schema.execute(request).await;
     Json(finish(response, &request_id)).into_response()
+}
+
+/// A GraphQL-over-HTTP request: a JSON object whose `query` is a string. Anything else (an
+/// array, a missing query) is refused here rather than executed as an empty document.
+fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| e.classify_message())?;
+    if !value.get("query").is_some_and(serde_json::Value::is_string) {
+        return Err("no query".into());
+    }
+    serde_json::from_value(value).map_err(|e| e.classify_message())
 }
 
 /// Gives every error a code and keeps internals out of the response (logging them once here).

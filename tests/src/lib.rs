@@ -1,1 +1,302 @@
+//! The end-to-end test harness: the real service over HTTP against real PostgreSQL.
+//!
+//! One throwaway PostgreSQL cluster per test run (started from the installed binaries, stopped
+//! by a watchdog when the test process exits, however it exits), or the server behind
+//! `DATABASE_URL` when set. Every test gets its own database, created from a migrated template,
+//! so tests run in parallel without seeing each other. `TEST_LOG=1` shows the service's logs.
 
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, OnceCell};
+use twofold::startup::{AppConfig, Application};
+use twofold_infra::config::{Key32, OperatorToken, Secrets};
+use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
+
+/// The PostgreSQL server of this test run: an admin URL and a URL maker for databases.
+struct Server {
+    admin_url: String,
+    base: String,
+    _local: Option<LocalPostgres>,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let base = url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_owned())
+                .expect("DATABASE_URL must end in /<database>");
+            return Server {
+                admin_url: url,
+                base,
+                _local: None,
+            };
+        }
+        let dir = std::env::temp_dir().join(format!("twofold-test-pg-{}", std::process::id()));
+        let local = LocalPostgres::start(&dir, &LocalPgOptions { ephemeral: true })
+            .expect("starting the test PostgreSQL cluster");
+        local
+            .stop_when_process_exits(std::process::id())
+            .expect("arming the test cluster's watchdog");
+        let admin_url = local.url("postgres");
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .expect("cluster URL has a database");
+        Server {
+            admin_url,
+            base,
+            _local: Some(local),
+        }
+    })
+}
+
+/// Name of this process's migrated template database.
+fn template_name() -> String {
+    format!("twofold_template_{}", std::process::id())
+}
+
+static TEMPLATE: OnceCell<()> = OnceCell::const_new();
+static CREATE_LOCK: Mutex<()> = Mutex::const_new(());
+
+/// A connection pool on the server's maintenance database (not a test database).
+pub async fn admin_pool() -> PgPool {
+    let url = tokio::task::spawn_blocking(|| server().admin_url.clone())
+        .await
+        .expect("starting the test server");
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connecting to the test server")
+}
+
+/// A fresh, migrated, empty database; returns its URL.
+pub async fn fresh_database() -> String {
+    TEMPLATE
+        .get_or_init(|| async {
+            let admin = admin_pool().await;
+            let template = template_name();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {template}"))
+                .execute(&admin)
+                .await
+                .expect("dropping an old template");
+            sqlx::query(&format!("CREATE DATABASE {template}"))
+                .execute(&admin)
+                .await
+                .expect("creating the template database");
+            admin.close().await;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("{}/{template}", server().base))
+                .await
+                .expect("connecting to the template");
+            twofold_infra::pg::migrate(&pool)
+                .await
+                .expect("migrating the template");
+            pool.close().await;
+        })
+        .await;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    {
+        let _one_at_a_time = CREATE_LOCK.lock().await;
+        let admin = admin_pool().await;
+        sqlx::query(&format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            template_name()
+        ))
+        .execute(&admin)
+        .await
+        .expect("creating a test database from the template");
+        admin.close().await;
+    }
+    format!("{}/{name}", server().base)
+}
+
+/// Secrets for a test service: random master key and pepper, a known operator token.
+pub fn test_secrets() -> Secrets {
+    Secrets {
+        operator_token: OperatorToken::parse(&format!(
+            "tfo_test_{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .expect("valid test token"),
+        master_key: Key32::generate(),
+        hash_pepper: Key32::generate(),
+    }
+}
+
+/// A running service on its own database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The operator token.
+    pub operator_token: String,
+    /// A pool on the service's database, to inspect what it stored.
+    pub db: PgPool,
+    /// The database URL (to start a second instance on the same database).
+    pub database_url: String,
+    /// The secrets (a second instance must share them).
+    pub secrets: Secrets,
+    client: reqwest::Client,
+}
+
+/// Starts the service on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let database_url = fresh_database().await;
+    spawn_app_on(database_url, test_secrets()).await
+}
+
+/// Starts a service instance on an existing database (several instances may share one).
+pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        twofold::telemetry::init("info,sqlx=warn");
+    }
+    let app = Application::build(AppConfig {
+        database_url: database_url.clone(),
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        secrets: secrets.clone(),
+        max_connections: 10,
+    })
+    .await
+    .expect("building the application");
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let db = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&database_url)
+        .await
+        .expect("connecting to the test database");
+    TestApp {
+        address,
+        operator_token: secrets.operator_token.expose().to_owned(),
+        db,
+        database_url,
+        secrets,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// A GraphQL answer: the HTTP status and the JSON body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+impl Answer {
+    /// `data`, asserting there were no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of the first error, asserting there is one.
+    pub fn error_code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code, got {}", self.body))
+    }
+
+    /// The message of the first error.
+    pub fn error_message(&self) -> &str {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// POSTs a GraphQL query with `token` as bearer credential (none when `None`).
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Answer {
+        self.post_raw(
+            token,
+            serde_json::to_vec(&json!({ "query": query, "variables": variables }))
+                .expect("serializable"),
+        )
+        .await
+    }
+
+    /// POSTs a raw body to `/graphql`.
+    pub async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> Answer {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let body = res.json().await.expect("JSON body");
+        Answer { status, body }
+    }
+
+    /// GET on a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A raw request builder, for header-level tests.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.address))
+    }
+
+    /// Creates a tenant through the API; returns (tenant id, admin key).
+    pub async fn create_tenant(&self, name: &str) -> (String, String) {
+        let a = self
+            .gql(
+                Some(&self.operator_token),
+                "mutation($n: String!) { createTenant(name: $n) { tenant { id } adminKey { secret } } }",
+                json!({ "n": name }),
+            )
+            .await;
+        let d = &a.data()["createTenant"];
+        (
+            d["tenant"]["id"].as_str().expect("id").to_owned(),
+            d["adminKey"]["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// Issues a key with `role` using `admin`; returns (key id, secret).
+    pub async fn issue_key(&self, admin: &str, role: &str) -> (String, String) {
+        let a = self
+            .gql(
+                Some(admin),
+                "mutation($r: Role!) { issueApiKey(role: $r, label: \"test\") { key { id } secret } }",
+                json!({ "r": role }),
+            )
+            .await;
+        let d = &a.data()["issueApiKey"];
+        (
+            d["key"]["id"].as_str().expect("id").to_owned(),
+            d["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// How many events of `event_type` the tenant's stream holds.
+    pub async fn count_events(&self, tenant: &str, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = $2")
+            .bind(tenant)
+            .bind(event_type)
+            .fetch_one(&self.db)
+            .await
+            .expect("counting events")
+    }
+}

@@ -1,0 +1,64 @@
+use twofold_tests::spawn_app;
+
+#[tokio::test]
+async fn health_checks_the_database() {
+    let app = spawn_app().await;
+    let res = app.get("/health").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+
+    // With the database refusing connections the service says it is unavailable.
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let admin = twofold_tests::admin_pool().await;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let res = app.get("/health").await;
+    assert_eq!(res.status().as_u16(), 503);
+}
+
+#[tokio::test]
+async fn graphiql_is_served_on_get() {
+    let app = spawn_app().await;
+    let res = app.get("/graphql").await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("graphiql"));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_sane_ones_are_kept() {
+    let app = spawn_app().await;
+    let res = app
+        .post("/graphql")
+        .header("x-request-id", "client-req-42")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "client-req-42");
+    let res = app
+        .post("/graphql")
+        .header("x-request-id", "bad id with spaces")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(id, "bad id with spaces");
+    assert_eq!(id.len(), 36, "a minted UUID");
+}

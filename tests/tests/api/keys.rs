@@ -1,0 +1,174 @@
+//! Tenants and API keys: creation, listing, revocation.
+
+use serde_json::json;
+use twofold_tests::spawn_app;
+
+const TENANT: &str = "{ tenant { id name createdAt apiKeys { id role label revokedAt } } }";
+
+#[tokio::test]
+async fn operator_creates_a_tenant_whose_admin_key_works_at_once() {
+    let app = spawn_app().await;
+    let a = app
+        .gql(
+            Some(&app.operator_token),
+            "mutation { createTenant(name: \"  Acme Inc  \") { tenant { id name policy { enforceTwoFactor codeDigits } } adminKey { key { id role label revokedAt } secret } } }",
+            json!({}),
+        )
+        .await;
+    let created = &a.data()["createTenant"];
+    assert_eq!(created["tenant"]["name"], "Acme Inc");
+    assert_eq!(created["tenant"]["policy"]["enforceTwoFactor"], false);
+    assert_eq!(created["tenant"]["policy"]["codeDigits"], 6);
+    assert_eq!(created["adminKey"]["key"]["role"], "ADMIN");
+    let secret = created["adminKey"]["secret"].as_str().unwrap();
+    assert!(secret.starts_with("tfk_"));
+    assert!(secret.len() >= 60, "a long random secret");
+
+    let t = app.gql(Some(secret), TENANT, json!({})).await;
+    let tenant = &t.data()["tenant"];
+    assert_eq!(tenant["id"], created["tenant"]["id"]);
+    assert_eq!(tenant["apiKeys"].as_array().unwrap().len(), 1);
+    assert_eq!(tenant["apiKeys"][0]["id"], created["adminKey"]["key"]["id"]);
+}
+
+#[tokio::test]
+async fn key_secrets_are_stored_only_as_keyed_hashes() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    for secret in [&admin, &app_key] {
+        let secret_part = secret.rsplit('_').next().unwrap();
+        let found: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM events WHERE payload::text LIKE $1 OR metadata::text LIKE $1) \
+                  + (SELECT count(*) FROM api_keys WHERE key_hash LIKE $1 OR label LIKE $1)",
+        )
+        .bind(format!("%{secret_part}%"))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(found, 0, "a key secret was stored in clear");
+    }
+    let hashes: Vec<String> =
+        sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE tenant_id = $1")
+            .bind(&tenant)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(hashes.len(), 2);
+    assert!(hashes.iter().all(|h| h.len() == 64));
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_on_its_next_request() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let (key_id, app_key) = app.issue_key(&admin, "APP").await;
+    assert!(app
+        .gql(Some(&app_key), "{ tenant { id } }", json!({}))
+        .await
+        .body["errors"]
+        .is_null());
+
+    let a = app
+        .gql(
+            Some(&admin),
+            "mutation($k: ID!) { revokeApiKey(keyId: $k) { id revokedAt } }",
+            json!({ "k": key_id }),
+        )
+        .await;
+    assert!(a.data()["revokeApiKey"]["revokedAt"].is_string());
+
+    let refused = app
+        .gql(Some(&app_key), "{ tenant { id } }", json!({}))
+        .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.error_code(), "UNAUTHENTICATED");
+
+    // Revoking again is a harmless retry: same answer, no second event.
+    let again = app
+        .gql(
+            Some(&admin),
+            "mutation($k: ID!) { revokeApiKey(keyId: $k) { id revokedAt } }",
+            json!({ "k": key_id }),
+        )
+        .await;
+    assert_eq!(
+        again.data()["revokeApiKey"]["revokedAt"],
+        a.data()["revokeApiKey"]["revokedAt"]
+    );
+    assert_eq!(app.count_events(&tenant, "ApiKeyRevoked").await, 1);
+
+    let listed = app.gql(Some(&admin), TENANT, json!({})).await;
+    let keys = listed.data()["tenant"]["apiKeys"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let revoked = keys.iter().find(|k| k["id"] == key_id.as_str()).unwrap();
+    assert!(revoked["revokedAt"].is_string());
+}
+
+#[tokio::test]
+async fn the_last_admin_key_cannot_be_revoked_but_one_of_two_can() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let listed = app.gql(Some(&admin), TENANT, json!({})).await;
+    let admin_id = listed.data()["tenant"]["apiKeys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = "mutation($k: ID!) { revokeApiKey(keyId: $k) { id revokedAt } }";
+    let a = app
+        .gql(Some(&admin), revoke, json!({ "k": admin_id }))
+        .await;
+    assert_eq!(a.error_code(), "CONFLICT");
+    assert!(a.error_message().contains("last active ADMIN key"));
+    assert_eq!(app.count_events(&tenant, "ApiKeyRevoked").await, 0);
+
+    let (_, second_admin) = app.issue_key(&admin, "ADMIN").await;
+    let a = app
+        .gql(Some(&second_admin), revoke, json!({ "k": admin_id }))
+        .await;
+    assert!(a.data()["revokeApiKey"]["revokedAt"].is_string());
+    let refused = app.gql(Some(&admin), "{ tenant { id } }", json!({})).await;
+    assert_eq!(refused.error_code(), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn revoking_an_unknown_key_is_not_found() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    for k in ["nosuchkey123", "x"] {
+        let a = app
+            .gql(
+                Some(&admin),
+                "mutation($k: ID!) { revokeApiKey(keyId: $k) { id } }",
+                json!({ "k": k }),
+            )
+            .await;
+        assert_eq!(a.error_code(), "NOT_FOUND");
+    }
+}
+
+#[tokio::test]
+async fn tenant_names_are_validated() {
+    let app = spawn_app().await;
+    for (name, expect) in [
+        ("   ", "must not be empty"),
+        (&*"n".repeat(101), "at most 100"),
+    ] {
+        let a = app
+            .gql(
+                Some(&app.operator_token),
+                "mutation($n: String!) { createTenant(name: $n) { tenant { id } } }",
+                json!({ "n": name }),
+            )
+            .await;
+        assert_eq!(a.error_code(), "INVALID_INPUT");
+        assert!(a.error_message().contains(expect), "{}", a.error_message());
+    }
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(tenants, 0, "refused input changed nothing");
+}

@@ -1,0 +1,11 @@
+//! End-to-end API tests: one binary, a module per feature.
+
+mod bad_input;
+mod concurrency;
+mod event_store;
+mod health;
+mod isolation;
+mod keys;
+mod policy;
+mod processor;
+mod roles;
