@@ -37,6 +37,7 @@ fn server() -> &'static Server {
                 _local: None,
             };
         }
+        remove_stale_clusters();
         let dir = std::env::temp_dir().join(format!("twofold-test-pg-{}", std::process::id()));
         let local = LocalPostgres::start(&dir, &LocalPgOptions { ephemeral: true })
             .expect("starting the test PostgreSQL cluster");
@@ -54,6 +55,25 @@ fn server() -> &'static Server {
             _local: Some(local),
         }
     })
+}
+
+/// Removes the folders of earlier runs' clusters: their process is gone and their watchdog has
+/// stopped the server (no `postmaster.pid` left), so nothing uses them any more.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("twofold-test-pg-") else {
+            continue;
+        };
+        let owner_alive = std::path::Path::new("/proc").join(pid).exists();
+        let server_running = entry.path().join("data/postmaster.pid").exists();
+        if !owner_alive && !server_running {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Name of this process's migrated template database.
