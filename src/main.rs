@@ -62,23 +62,26 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let secrets = settings.secrets()?;
     let db = zero_config::database(&settings).await?;
+    let is_serve = matches!(cli.command, Command::Serve);
     let result = run(cli.command, &settings, secrets, &db).await;
     if let Some(local) = &db.local {
-        if matches!(result, Ok(true)) {
+        // `serve` owns the private cluster for its lifetime; other commands stop it only if
+        // they had to start it.
+        if is_serve || db.started_here {
             local.stop().context("stopping the private PostgreSQL")?;
             eprintln!("Stopped the private PostgreSQL.");
         }
     }
-    result.map(|_| ())
+    result
 }
 
-/// Runs a command; `Ok(true)` when the private PostgreSQL should be stopped afterwards.
+/// Runs one command.
 async fn run(
     command: Command,
     settings: &Settings,
     secrets: twofold_infra::config::Secrets,
     db: &zero_config::Database,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(AppConfig {
@@ -103,14 +106,13 @@ async fn run(
             } else {
                 tracing::info!(%url, "Twofold listening");
             }
-            app.run_until_stopped(shutdown_signal()).await?;
-            Ok(true)
+            app.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate => {
             let pool = pg::connect(&db.url, 2).await?;
             pg::migrate(&pool).await?;
             println!("Migrations applied.");
-            Ok(false)
+            Ok(())
         }
         Command::Tenant {
             command: TenantCommand::Create { name, id },
@@ -124,7 +126,7 @@ async fn run(
             println!("Tenant:    {} ({})", created.tenant.id, created.tenant.name);
             println!("Admin key: {}", created.admin_key.secret);
             println!("(The key is shown once; store it now.)");
-            Ok(false)
+            Ok(())
         }
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
@@ -132,7 +134,7 @@ async fn run(
             let services = connect(&db.url, &secrets).await?;
             let rebuilt = services.processor.rebuild(name.as_deref()).await?;
             println!("Rebuilt: {}", rebuilt.join(", "));
-            Ok(false)
+            Ok(())
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct Database {
     pub url: String,
     /// The private cluster (zero-config mode only).
     pub local: Option<LocalPostgres>,
+    /// Whether this process started the private cluster (rather than finding it running, e.g.
+    /// under a `serve` in another terminal): only then should it stop it when done.
+    pub started_here: bool,
 }
 
 /// `DATABASE_URL` when set; otherwise starts (or reuses) the private cluster in
@@ -33,9 +36,11 @@ pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
         return Ok(Database {
             url: url.clone(),
             local: None,
+            started_here: false,
         });
     }
     let dir = absolute(&settings.data_dir.join("pg"))?;
+    let was_running = dir.join("data/postmaster.pid").exists();
     let local =
         tokio::task::spawn_blocking(move || LocalPostgres::start(&dir, &LocalPgOptions::default()))
             .await
@@ -46,6 +51,7 @@ pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
     Ok(Database {
         url: local.url(DATABASE),
         local: Some(local),
+        started_here: !was_running,
     })
 }
 
@@ -71,9 +77,18 @@ pub struct DemoKeys {
 pub async fn demo_keys(services: &Services, data_dir: &Path) -> anyhow::Result<Option<DemoKeys>> {
     let path = data_dir.join("demo-keys.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(Some(
-            serde_json::from_str(&text).context("reading demo-keys.json")?,
-        ));
+        let keys: DemoKeys = serde_json::from_str(&text).context("reading demo-keys.json")?;
+        // Keys only work under the pepper they were hashed with: if the dev secrets changed,
+        // say so instead of printing keys that will be refused.
+        if services.auth.authenticate(&keys.admin).await.is_err() {
+            tracing::warn!(
+                "the keys in {} no longer authenticate (were the dev secrets replaced?); \
+                 delete the data folder to start afresh",
+                path.display()
+            );
+            return Ok(None);
+        }
+        return Ok(Some(keys));
     }
     let ctx = RequestContext::system("zero-config-bootstrap");
     let created = match services
@@ -147,9 +162,9 @@ pub fn banner(
             k.admin, k.app, k.auditor
         ));
     }
-    out.push_str(
-        "\n  Try: curl -s URL/graphql -H 'Authorization: Bearer <ADMIN key>' \
-         -H 'Content-Type: application/json' -d '{\"query\":\"{ tenant { id name policy { enforceTwoFactor } } }\"}'\n",
-    );
-    out.replace("URL", url)
+    out.push_str(&format!(
+        "\n  Try: curl -s {url}/graphql -H 'Authorization: Bearer <ADMIN key>' \
+         -H 'Content-Type: application/json' -d '{{\"query\":\"{{ tenant {{ id name policy {{ enforceTwoFactor }} }} }}\"}}'\n"
+    ));
+    out
 }

@@ -35,7 +35,7 @@ impl Guard for RoleGuard {
             Some(Principal::Key(key)) => Err(coded(
                 ErrorCode::Forbidden,
                 format!(
-                    "a {} key may not do this; allowed: {}",
+                    "keys with role {} may not do this; allowed: {}",
                     key.role.as_str(),
                     self.0
                         .iter()

@@ -17,7 +17,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use twofold_services::ports::HealthCheck;
 use twofold_services::{Authenticator, ErrorCode, Principal, RequestContext, ServiceError};
@@ -28,6 +27,9 @@ use crate::schema::TwofoldSchema;
 
 /// Largest accepted request body. GraphQL documents of this API are far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest a GraphQL request may run before it is answered with an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest credential considered; anything longer cannot be a key and is refused unread.
 const MAX_CREDENTIAL_CHARS: usize = 512;
@@ -69,10 +71,6 @@ pub fn router(state: ApiState) -> Router {
             )
         }))
         .layer(middleware::from_fn(request_id))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
 }
 
 /// Takes the caller's `x-request-id` when it is a sane token (≤ 64 of `[A-Za-z0-9._-]`),
@@ -228,8 +226,17 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
             .map(str::to_owned),
     };
     let request = request.data(Caller(principal)).data(context);
-    let response = state.schema.execute(request).await;
-    Json(finish(response, &request_id)).into_response()
+    match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
+        Ok(response) => Json(finish(response, &request_id)).into_response(),
+        Err(_) => {
+            tracing::error!("request timed out");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                &format!("the request took too long (request id {request_id})"),
+            )
+        }
+    }
 }
 
 /// A GraphQL-over-HTTP request: a JSON object whose `query` is a string. Anything else (an

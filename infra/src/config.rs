@@ -212,6 +212,17 @@ impl Settings {
                 })?,
             });
         }
+        if let (Some(operator_token), Some(master_key), Some(hash_pepper)) = (
+            self.operator_token.clone(),
+            self.master_key.clone(),
+            self.hash_pepper.clone(),
+        ) {
+            return Ok(Secrets {
+                operator_token,
+                master_key,
+                hash_pepper,
+            });
+        }
         let stored = DevSecrets::load_or_create(&self.data_dir)?;
         Ok(Secrets {
             operator_token: self.operator_token.clone().unwrap_or(stored.operator_token),

@@ -1,6 +1,6 @@
 //! Crypto adapters: keyed hashing (HMAC-SHA256 under the pepper), the OS CSPRNG, the wall clock.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -51,12 +51,13 @@ impl Entropy for OsEntropy {
     }
 }
 
-/// The wall clock.
+/// The wall clock, at microsecond precision: what PostgreSQL stores, so a time answered from
+/// a command's result and the same time read back from a view are the same string.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 

@@ -49,7 +49,7 @@ pub struct StoredEvent {
     pub tx_id: i64,
     /// Global insertion position.
     pub position: i64,
-    /// When it was committed (transaction time).
+    /// When its transaction started (`now()` at insert).
     pub recorded_at: DateTime<Utc>,
     /// The owning tenant.
     pub tenant_id: String,

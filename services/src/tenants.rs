@@ -165,7 +165,7 @@ impl TenantService {
         ctx: &RequestContext,
     ) -> Result<ApiKeyView, ServiceError> {
         let key_id = ApiKeyId::parse(key_id)
-            .map_err(|_| ServiceError::NotFound(format!("API key {key_id} not found")))?;
+            .map_err(|_| ServiceError::NotFound("API key not found".into()))?;
         let command = TenantCommand::RevokeApiKey {
             key_id: key_id.clone(),
             at: self.clock.now(),

@@ -10,8 +10,8 @@ use sqlx::PgPool;
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Opens a pool. Connections are checked lazily, so start-up fails fast with a clear error only
-/// when the first query (migrations, health) cannot connect.
+/// Opens a pool and its first connection, so an unreachable or misconfigured database stops
+/// start-up with a clear error instead of failing the first request.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()

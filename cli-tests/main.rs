@@ -1,0 +1,285 @@
+//! The `twofold` binary as a developer uses it: zero-config start, demo keys, Ctrl-C, restart,
+//! and start-up errors for bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_twofold");
+
+/// A `twofold` command with a clean environment: no database, no secrets.
+fn twofold(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "TWOFOLD_OPERATOR_TOKEN",
+        "TWOFOLD_MASTER_KEY",
+        "TWOFOLD_HASH_PEPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("TWOFOLD_DATA_DIR", data_dir)
+        .env("TWOFOLD_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("twofold-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What the zero-config banner told us.
+#[derive(Debug, PartialEq)]
+struct Banner {
+    url: String,
+    operator: String,
+    admin: String,
+    app: String,
+    auditor: String,
+}
+
+/// Starts `serve` and reads its banner (bounded wait).
+fn serve(data_dir: &Path) -> (Child, Banner) {
+    let mut child = twofold(data_dir)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let field = |line: &str, label: &str| -> Option<String> {
+        line.trim().strip_prefix(label).map(|rest| {
+            rest.trim()
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+    };
+    let (mut url, mut operator, mut admin, mut app) = (None, None, None, None);
+    let auditor = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the banner within two minutes");
+        if let Some(v) = field(&line, "GraphQL (POST, GraphiQL on GET):") {
+            url = Some(v.trim_end_matches("/graphql").to_owned());
+        }
+        if let Some(v) = field(&line, "Operator token:") {
+            operator = Some(v);
+        }
+        if let Some(v) = field(&line, "ADMIN") {
+            admin = Some(v);
+        }
+        if let Some(v) = field(&line, "APP") {
+            app = Some(v);
+        }
+        if let Some(v) = field(&line, "AUDITOR") {
+            break v;
+        }
+    };
+    let banner = Banner {
+        url: url.expect("url"),
+        operator: operator.expect("operator token"),
+        admin: admin.expect("admin key"),
+        app: app.expect("app key"),
+        auditor,
+    };
+    (child, banner)
+}
+
+fn interrupt_and_wait(mut child: Child) {
+    // SAFETY: sending SIGINT to our own child process, as Ctrl-C would.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "serve exited with {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("serve did not stop within 30 s of Ctrl-C");
+}
+
+async fn gql(url: &str, key: &str, query: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .bearer_auth(key)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn zero_config_serve_runs_stops_cleanly_and_restarts_on_the_same_data() {
+    let dir = temp_dir("serve");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (child, first) = serve(&dir);
+
+    let health: Value = reqwest::get(format!("{}/health", first.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    for key in [&first.admin, &first.app, &first.auditor] {
+        let a = gql(&first.url, key, "{ tenant { id name } }").await;
+        assert_eq!(a["data"]["tenant"]["id"], "demo", "{a}");
+    }
+    let roles = gql(&first.url, &first.admin, "{ tenant { apiKeys { role } } }").await;
+    assert_eq!(
+        roles["data"]["tenant"]["apiKeys"],
+        json!([{ "role": "ADMIN" }, { "role": "APP" }, { "role": "AUDITOR" }])
+    );
+    let set = gql(
+        &first.url,
+        &first.admin,
+        "mutation { setPolicy(input: { enforceTwoFactor: true }) { enforceTwoFactor } }",
+    )
+    .await;
+    assert_eq!(set["data"]["setPolicy"]["enforceTwoFactor"], true);
+
+    // Secrets and demo keys are kept private in the data folder.
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["dev-secrets.env", "demo-keys.json"] {
+        let mode = std::fs::metadata(dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is readable by others");
+    }
+
+    interrupt_and_wait(child);
+    assert!(
+        !dir.join("pg/data/postmaster.pid").exists(),
+        "Ctrl-C left the private PostgreSQL running"
+    );
+
+    // A second start finds the same cluster, secrets, keys and data.
+    let (child, second) = serve(&dir);
+    assert_eq!(
+        (
+            &second.operator,
+            &second.admin,
+            &second.app,
+            &second.auditor
+        ),
+        (&first.operator, &first.admin, &first.app, &first.auditor)
+    );
+    let policy = gql(
+        &second.url,
+        &second.admin,
+        "{ tenant { policy { enforceTwoFactor } } }",
+    )
+    .await;
+    assert_eq!(policy["data"]["tenant"]["policy"]["enforceTwoFactor"], true);
+    let tenants = gql(
+        &second.url,
+        &second.operator,
+        "mutation { createTenant(name: \"Second\") { tenant { id } } }",
+    )
+    .await;
+    assert!(tenants["data"]["createTenant"]["tenant"]["id"].is_string());
+    interrupt_and_wait(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_or_malformed_secrets_stop_start_up_with_a_clear_message() {
+    let dir = temp_dir("config");
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = twofold(&dir);
+        cmd.arg("serve")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    assert!(err.contains("TWOFOLD_OPERATOR_TOKEN is not set"), "{err}");
+    let token = "an-operator-token-of-at-least-32-characters";
+    let err = run(&[("TWOFOLD_OPERATOR_TOKEN", token)]);
+    assert!(err.contains("TWOFOLD_MASTER_KEY is not set"), "{err}");
+    let err = run(&[
+        ("TWOFOLD_OPERATOR_TOKEN", token),
+        ("TWOFOLD_MASTER_KEY", "0123-not-hex-secret-value"),
+    ]);
+    assert!(err.contains("TWOFOLD_MASTER_KEY is malformed"), "{err}");
+    assert!(
+        !err.contains("0123-not-hex-secret-value"),
+        "the value was echoed: {err}"
+    );
+    let err = run(&[("TWOFOLD_OPERATOR_TOKEN", "short")]);
+    assert!(err.contains("at least 32 characters"), "{err}");
+    // Everything valid but the database unreachable: named, not a panic.
+    let key = "ab".repeat(32);
+    let err = run(&[
+        ("TWOFOLD_OPERATOR_TOKEN", token),
+        ("TWOFOLD_MASTER_KEY", &key),
+        ("TWOFOLD_HASH_PEPPER", &key),
+    ]);
+    assert!(err.contains("connecting to PostgreSQL"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn admin_commands_work_in_zero_config_mode_and_leave_no_server_running() {
+    let dir = temp_dir("admin");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        let out = twofold(&dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !dir.join("pg/data/postmaster.pid").exists(),
+            "{args:?} left the private PostgreSQL running"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&["migrate"]).contains("Migrations applied"));
+    let created = run(&["tenant", "create", "Acme Corp", "--id", "acme"]);
+    assert!(created.contains("Tenant:    acme (Acme Corp)"), "{created}");
+    assert!(created.contains("Admin key: tfk_"), "{created}");
+    assert!(run(&["projections", "rebuild"]).contains("Rebuilt: tenants"));
+
+    // The same id twice is refused, without a panic.
+    let out = twofold(&dir)
+        .args(["tenant", "create", "Other", "--id", "acme"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!dir.join("pg/data/postmaster.pid").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
