@@ -64,8 +64,7 @@ fn serve(data_dir: &Path) -> (Child, Banner) {
     });
     let field = |line: &str, label: &str| -> Option<String> {
         line.trim().strip_prefix(label).map(|rest| {
-            rest.trim()
-                .split_whitespace()
+            rest.split_whitespace()
                 .next()
                 .unwrap_or_default()
                 .to_owned()
