@@ -9,15 +9,19 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twofold_domain::tenant::Tenant;
+use twofold_domain::user::{User, UserServices};
 use twofold_graphql::{build_schema, router, ApiState};
 use twofold_infra::config::Secrets;
+use twofold_infra::crypto::seal::PgSealer;
+use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::{event_store, pg, projections};
 use twofold_services::commands::Commands;
-use twofold_services::ports::{Clock, Entropy, SecretHasher, TenantDirectory};
+use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
+use twofold_services::users::{UserCrypto, UserService};
 use twofold_services::Authenticator;
 
 /// The use-cases and the machinery behind them, wired to one database.
@@ -29,6 +33,8 @@ pub struct Services {
     pub processor: Arc<EventProcessor>,
     /// Tenant use-cases.
     pub tenants: TenantService,
+    /// End-user 2FA use-cases.
+    pub users: UserService,
     /// Bearer authentication.
     pub auth: Arc<Authenticator>,
 }
@@ -47,20 +53,49 @@ impl Services {
         let directory: Arc<dyn TenantDirectory> = Arc::new(PgTenantDirectory::new(pool.clone()));
         let auth = Arc::new(Authenticator::new(
             directory.clone(),
-            hasher,
+            hasher.clone(),
             entropy.clone(),
             Some(secrets.operator_token.expose()),
         ));
         let commands = Commands::<Tenant>::new(
-            Arc::new(event_store::gateway::<Tenant>(&pool, ())),
+            Arc::new(event_store::PgStore::<Tenant>::new(&pool, (), "tenant-1")),
             processor.clone(),
             entropy.clone(),
         );
-        let tenants = TenantService::new(commands, directory, auth.clone(), clock, entropy);
+        let tenants = TenantService::new(
+            commands,
+            directory.clone(),
+            auth.clone(),
+            clock.clone(),
+            entropy.clone(),
+        );
+        let sealer: Arc<dyn Sealer> =
+            Arc::new(PgSealer::new(pool.clone(), secrets.master_key.clone()));
+        let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
+        let crypto: Arc<dyn UserServices> = Arc::new(UserCrypto::new(
+            sealer.clone(),
+            totp.clone(),
+            hasher.clone(),
+        ));
+        let user_commands = Commands::<User>::new(
+            Arc::new(event_store::PgStore::<User>::new(&pool, crypto, "user-1")),
+            processor.clone(),
+            entropy.clone(),
+        );
+        let users = UserService::new(
+            user_commands,
+            directory,
+            sealer,
+            totp,
+            hasher,
+            clock,
+            entropy,
+        );
         Ok(Self {
             pool,
             processor,
             tenants,
+            users,
             auth,
         })
     }
@@ -124,7 +159,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let processor = self.services.processor.clone().spawn(stop_rx);
         let state = ApiState {
-            schema: build_schema(self.services.tenants.clone()),
+            schema: build_schema(self.services.tenants.clone(), self.services.users.clone()),
             auth: self.services.auth.clone(),
             health: Arc::new(pg::PgHealth(self.services.pool.clone())),
         };

@@ -9,8 +9,10 @@ pub mod calling_codes;
 pub mod ids;
 pub mod policy;
 pub mod role;
+pub mod secrets;
 pub mod tenant;
 pub mod text;
+pub mod user;
 
 pub use ids::{ApiKeyId, TenantId, UserId};
 pub use policy::{Method, Policy, PolicyChange, PolicyError, TotpAlgorithm};

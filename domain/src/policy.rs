@@ -24,6 +24,24 @@ pub enum Method {
     RecoveryCode,
 }
 
+impl Method {
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Totp => "TOTP",
+            Method::Email => "EMAIL",
+            Method::Sms => "SMS",
+            Method::RecoveryCode => "RECOVERY_CODE",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// HMAC algorithm of TOTP codes. SHA1 is what every authenticator app supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

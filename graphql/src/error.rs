@@ -34,7 +34,16 @@ impl From<ApiError> for async_graphql::Error {
             }
             _ => async_graphql::Error::new(e.to_string()),
         };
-        with_code(error, code)
+        let error = with_code(error, code);
+        match e {
+            ServiceError::InvalidCode { remaining_attempts } => error
+                .extend_with(|_, ext| ext.set("remainingAttempts", i64::from(remaining_attempts))),
+            ServiceError::LockedOut {
+                retry_after_seconds,
+                ..
+            } => error.extend_with(|_, ext| ext.set("retryAfterSeconds", retry_after_seconds)),
+            _ => error,
+        }
     }
 }
 

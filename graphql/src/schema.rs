@@ -1,12 +1,22 @@
 //! The schema: queries and mutations of `shared/api.graphql` built so far.
 
 use async_graphql::{Context, EmptySubscription, Object, Schema, SchemaBuilder, ID};
+use twofold_domain::Role;
 use twofold_services::tenants::TenantService;
+use twofold_services::users::UserService;
 use twofold_services::RequestContext;
 
 use crate::error::ApiError;
 use crate::guard::{key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
-use crate::types::{ApiKey, CreatedTenant, IssuedApiKey, Policy, PolicyInput, RoleGql, Tenant};
+use crate::types::{
+    ApiKey, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput, RecoveryCodes, RoleGql,
+    Tenant, TotpEnrollment, UserTwoFactor, Verification,
+};
+
+/// The tenant's backend.
+const APP: &[Role] = &[Role::App];
+/// The tenant's backend and administrators.
+const APP_ADMIN: &[Role] = &[Role::App, Role::Admin];
 
 /// The executable schema.
 pub type TwofoldSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -14,11 +24,24 @@ pub type TwofoldSchema = Schema<Query, Mutation, EmptySubscription>;
 /// Queries.
 pub struct Query;
 
-/// Mutations.
-pub struct Mutation;
+/// Mutations: tenant administration and end-user 2FA.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(TenantMutation, UserMutation);
+
+/// Tenant administration mutations.
+#[derive(Default)]
+pub struct TenantMutation;
+
+/// End-user 2FA mutations.
+#[derive(Default)]
+pub struct UserMutation;
 
 fn tenants<'a>(ctx: &Context<'a>) -> &'a TenantService {
     ctx.data_unchecked::<TenantService>()
+}
+
+fn users<'a>(ctx: &Context<'a>) -> &'a UserService {
+    ctx.data_unchecked::<UserService>()
 }
 
 fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
@@ -38,10 +61,25 @@ impl Query {
                 .map_err(ApiError)?,
         ))
     }
+
+    /// APP, ADMIN. Null when the tenant has never seen this user.
+    #[graphql(guard = "RoleGuard(APP_ADMIN)")]
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<Option<UserTwoFactor>> {
+        let caller = key(ctx)?;
+        let status = users(ctx)
+            .status(&caller.tenant_id, &user_id)
+            .await
+            .map_err(ApiError)?;
+        Ok(status.map(UserTwoFactor))
+    }
 }
 
 #[Object]
-impl Mutation {
+impl TenantMutation {
     /// Operator token only. Returns the tenant and its first ADMIN key (secret shown once).
     #[graphql(guard = "OperatorGuard")]
     async fn create_tenant(
@@ -96,9 +134,129 @@ impl Mutation {
     }
 }
 
+#[Object]
+impl UserMutation {
+    /// ADMIN. Removes every factor, recovery code and trusted device of the user.
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn reset_two_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        reason: String,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .reset(key(ctx)?, &user_id, &reason, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// ADMIN. Ends a lockout early.
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn clear_lockout(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        reason: String,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .clear_lockout(key(ctx)?, &user_id, &reason, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Starts (or restarts) TOTP enrollment; the factor is active only after confirmation.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn start_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        account_label: Option<String>,
+    ) -> async_graphql::Result<TotpEnrollment> {
+        let enrollment = users(ctx)
+            .start_totp_enrollment(key(ctx)?, &user_id, account_label.as_deref(), request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(enrollment.into())
+    }
+
+    /// APP. Activates TOTP. Returns ten recovery codes, shown this once.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        code: String,
+    ) -> async_graphql::Result<RecoveryCodes> {
+        let codes = users(ctx)
+            .confirm_totp_enrollment(key(ctx)?, &user_id, &code, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(codes.into())
+    }
+
+    /// APP. Checks a second factor at sign-in. For EMAIL and SMS, challengeId is required.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn verify(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        code: String,
+        challenge_id: Option<ID>,
+        #[graphql(default_with = "Some(false)")] trust_device: Option<bool>,
+    ) -> async_graphql::Result<Verification> {
+        let _ = (challenge_id, trust_device);
+        let verified = users(ctx)
+            .verify(key(ctx)?, &user_id, method.into(), &code, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(verified.into())
+    }
+
+    /// APP. Needs a current TOTP, email/SMS (with challengeId) or recovery code. Old codes stop
+    /// working.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        code: String,
+        challenge_id: Option<ID>,
+    ) -> async_graphql::Result<RecoveryCodes> {
+        let _ = challenge_id;
+        let codes = users(ctx)
+            .regenerate_recovery_codes(key(ctx)?, &user_id, method.into(), &code, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(codes.into())
+    }
+
+    /// APP. Needs a current code or a recovery code. Refused with POLICY_VIOLATION while the
+    /// tenant enforces 2FA.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn disable_two_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        code: String,
+        challenge_id: Option<ID>,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let _ = challenge_id;
+        let status = users(ctx)
+            .disable(key(ctx)?, &user_id, method.into(), &code, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+}
+
 /// The schema with its limits but without services: enough to export the SDL.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .limit_depth(16)
         .limit_complexity(2_000)
         .limit_recursive_depth(32)
@@ -106,6 +264,6 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 }
 
 /// The schema with the services its resolvers use.
-pub fn build_schema(tenants: TenantService) -> TwofoldSchema {
-    schema_builder().data(tenants).finish()
+pub fn build_schema(tenants: TenantService, users: UserService) -> TwofoldSchema {
+    schema_builder().data(tenants).data(users).finish()
 }

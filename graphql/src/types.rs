@@ -193,3 +193,129 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
         }
     }
 }
+
+/// Delivery channels.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Channel")]
+pub enum ChannelGql {
+    /// Email.
+    Email,
+    /// SMS.
+    Sms,
+}
+
+/// A remembered device.
+#[derive(SimpleObject)]
+pub struct TrustedDevice {
+    id: ID,
+    label: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// One end user's 2FA status.
+pub struct UserTwoFactor(pub twofold_services::users::UserStatus);
+
+#[Object]
+impl UserTwoFactor {
+    async fn user_id(&self) -> ID {
+        ID(self.0.user_id.as_str().to_owned())
+    }
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    async fn methods(&self) -> Vec<MethodGql> {
+        self.0.methods.iter().map(|m| (*m).into()).collect()
+    }
+    async fn totp_pending(&self) -> bool {
+        self.0.totp_pending
+    }
+    /// Masked, e.g. j***@example.com
+    async fn email(&self) -> Option<String> {
+        None
+    }
+    async fn email_verified(&self) -> bool {
+        false
+    }
+    /// Masked, e.g. +995 *** ** 12 34
+    async fn phone(&self) -> Option<String> {
+        None
+    }
+    async fn phone_verified(&self) -> bool {
+        false
+    }
+    async fn preferred_channel(&self) -> Option<ChannelGql> {
+        None
+    }
+    async fn recovery_codes_remaining(&self) -> i32 {
+        i32::try_from(self.0.recovery_codes_remaining).unwrap_or(i32::MAX)
+    }
+    async fn locked_until(&self) -> Option<DateTime<Utc>> {
+        self.0.locked_until
+    }
+    async fn trusted_devices(&self) -> Vec<TrustedDevice> {
+        Vec::new()
+    }
+    async fn last_verified_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_verified_at
+    }
+}
+
+/// What an authenticator app needs, shown once.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// Base32, for manual entry.
+    secret: String,
+    otpauth_uri: String,
+    /// data:image/png;base64,...
+    qr_png: String,
+    qr_svg: String,
+    algorithm: String,
+    digits: i32,
+    period: i32,
+}
+
+impl From<twofold_services::users::TotpEnrollment> for TotpEnrollment {
+    fn from(e: twofold_services::users::TotpEnrollment) -> Self {
+        Self {
+            secret: e.provisioning.secret_base32,
+            otpauth_uri: e.provisioning.uri,
+            qr_png: e.provisioning.qr_png_data_uri,
+            qr_svg: e.provisioning.qr_svg,
+            algorithm: e.params.algorithm.as_str().to_owned(),
+            digits: i32::from(e.params.digits),
+            period: i32::try_from(e.params.period).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// Recovery codes, shown once.
+#[derive(SimpleObject)]
+pub struct RecoveryCodes {
+    codes: Vec<String>,
+}
+
+impl From<twofold_services::users::RecoveryCodes> for RecoveryCodes {
+    fn from(c: twofold_services::users::RecoveryCodes) -> Self {
+        Self { codes: c.0 }
+    }
+}
+
+/// A successful second-factor check.
+#[derive(SimpleObject)]
+pub struct Verification {
+    method: MethodGql,
+    /// Set when trustDevice was true: present it as signInRequirement(deviceToken:) later.
+    device_token: Option<String>,
+    recovery_codes_remaining: i32,
+}
+
+impl From<twofold_services::users::Verified> for Verification {
+    fn from(v: twofold_services::users::Verified) -> Self {
+        Self {
+            method: v.method.into(),
+            device_token: None,
+            recovery_codes_remaining: i32::try_from(v.recovery_codes_remaining).unwrap_or(i32::MAX),
+        }
+    }
+}

@@ -1,22 +1,170 @@
-//! The postgres-es event store, wired as a command gateway.
+//! The event store: postgres-es's repository for the `events` table, plus snapshots that work.
 //!
-//! We use the plain event store (`new_event_store`): cqrs-es 0.5's snapshot and aggregate stores
-//! apply each event twice to the stored snapshot (DESIGN.md section 2).
+//! cqrs-es 0.5's snapshot and aggregate stores apply each event twice to the stored snapshot
+//! (DESIGN.md section 2), so we keep our own `aggregate_snapshots` table: a load reads the
+//! snapshot and only the events after it; a command that had to replay many events writes a new
+//! snapshot after it commits. The snapshot is a cache, never a source of truth: it is written
+//! only with state that was just committed, never moves backwards, and is ignored when its
+//! `state_version` is not the running code's (the state's layout changed).
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::Aggregate;
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
-use twofold_services::commands::EsGateway;
+use twofold_services::commands::{CommandGateway, Executed};
 
-/// The event store type every aggregate uses.
-pub type PgEventStore<A> = PersistedEventStore<PostgresEventRepository, A>;
+/// Replaying this many events (or more) in one command triggers a new snapshot, so no load
+/// ever replays much more than this, whatever the stream's length.
+pub const SNAPSHOT_AFTER: usize = 50;
 
-/// A command gateway for aggregate `A` over the `events` table.
-pub fn gateway<A: Aggregate>(
-    pool: &PgPool,
+/// A command gateway for aggregate `A` over the `events` and `aggregate_snapshots` tables.
+pub struct PgStore<A: Aggregate> {
+    pool: PgPool,
+    repo: PostgresEventRepository,
     services: A::Services,
-) -> EsGateway<A, PgEventStore<A>> {
-    let repo = PostgresEventRepository::new(pool.clone());
-    EsGateway::new(PersistedEventStore::new_event_store(repo), services)
+    state_version: &'static str,
+}
+
+impl<A: Aggregate> PgStore<A> {
+    /// `state_version` names the layout of `A`'s serialized state; change it whenever that
+    /// layout changes meaning, and old snapshots are ignored.
+    pub fn new(pool: &PgPool, services: A::Services, state_version: &'static str) -> Self {
+        Self {
+            pool: pool.clone(),
+            repo: PostgresEventRepository::new(pool.clone()),
+            services,
+            state_version,
+        }
+    }
+
+    /// The aggregate's state and how many events had to be replayed to build it (the cost of
+    /// a load, which snapshots keep bounded).
+    pub async fn load_counted(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<(A, usize, usize), AggregateError<A::Error>> {
+        let snapshot: Option<(i64, serde_json::Value)> = sqlx::query_as(
+            "SELECT last_sequence, state FROM aggregate_snapshots \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(self.state_version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
+        let (mut state, mut sequence) = match snapshot {
+            Some((seq, json)) => match serde_json::from_value::<A>(json) {
+                Ok(state) => (state, usize::try_from(seq).unwrap_or(0)),
+                Err(e) => {
+                    tracing::warn!(aggregate_id, error = %e, "ignoring unreadable snapshot");
+                    (A::default(), 0)
+                }
+            },
+            None => (A::default(), 0),
+        };
+        let events = self
+            .repo
+            .get_last_events::<A>(aggregate_id, sequence)
+            .await?;
+        let replayed = events.len();
+        for event in events {
+            let payload: A::Event =
+                serde_json::from_value(event.payload).map_err(PersistenceError::from)?;
+            state.apply(payload);
+            sequence = event.sequence;
+        }
+        Ok((state, sequence, replayed))
+    }
+
+    async fn save_snapshot(&self, aggregate_id: &str, state: &A, sequence: usize) {
+        let result = async {
+            let json = serde_json::to_value(state)?;
+            sqlx::query(
+                "INSERT INTO aggregate_snapshots \
+                   (aggregate_type, aggregate_id, last_sequence, state_version, state) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+                   SET last_sequence = EXCLUDED.last_sequence, state = EXCLUDED.state, \
+                       state_version = EXCLUDED.state_version, updated_at = now() \
+                 WHERE aggregate_snapshots.last_sequence < EXCLUDED.last_sequence \
+                    OR aggregate_snapshots.state_version <> EXCLUDED.state_version",
+            )
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+            .bind(self.state_version)
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        }
+        .await;
+        if let Err(e) = result {
+            // A snapshot is only a cache: the command committed, so report success.
+            tracing::warn!(aggregate_id, error = %e, "could not write snapshot");
+        }
+    }
+}
+
+#[async_trait]
+impl<A> CommandGateway<A> for PgStore<A>
+where
+    A: Aggregate + Clone + 'static,
+    A::Command: Send + 'static,
+    A::Error: Send + Sync + 'static,
+    A::Services: Send + Sync,
+{
+    async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        Ok(self.load_counted(aggregate_id).await?.0)
+    }
+
+    async fn execute_once(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Executed<A>, AggregateError<A::Error>> {
+        let (mut state, sequence, replayed) = self.load_counted(aggregate_id).await?;
+        let sink = EventSink::default();
+        state
+            .handle(command, &self.services, &sink)
+            .await
+            .map_err(AggregateError::UserError)?;
+        let events = sink.collect().await;
+        if events.is_empty() {
+            return Ok(Executed {
+                state,
+                last_sequence: None,
+                events,
+            });
+        }
+        let metadata = serde_json::to_value(&metadata).map_err(PersistenceError::from)?;
+        let mut serialized = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            serialized.push(SerializedEvent::new(
+                aggregate_id.to_owned(),
+                sequence + i + 1,
+                A::TYPE.to_owned(),
+                event.event_type(),
+                event.event_version(),
+                serde_json::to_value(event).map_err(PersistenceError::from)?,
+                metadata.clone(),
+            ));
+        }
+        self.repo.persist::<A>(&serialized, None).await?;
+        let last = sequence + events.len();
+        if replayed + events.len() >= SNAPSHOT_AFTER {
+            self.save_snapshot(aggregate_id, &state, last).await;
+        }
+        Ok(Executed {
+            state,
+            last_sequence: Some(last),
+            events,
+        })
+    }
 }

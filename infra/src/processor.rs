@@ -92,6 +92,9 @@ pub enum ProjectionError {
 pub trait Projection: Send + Sync {
     /// Unique, stable name: the checkpoint's key and the `projections rebuild` argument.
     fn name(&self) -> &'static str;
+    /// Whether events of `aggregate_type` can change this projection: a command on another
+    /// aggregate type need not wait for it to read its own writes.
+    fn reads(&self, aggregate_type: &str) -> bool;
     /// Applies one event inside the batch's transaction. Must ignore events it does not use.
     async fn apply(
         &self,
@@ -387,6 +390,13 @@ impl ReadModelSync for EventProcessor {
         aggregate_id: &str,
         sequence: usize,
     ) -> Result<(), StoreError> {
+        if !self
+            .runners
+            .iter()
+            .any(|r| r.projection.reads(aggregate_type))
+        {
+            return Ok(());
+        }
         let target = sqlx::query(
             "SELECT tx_id::text AS tx, global_position FROM events \
              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
@@ -400,9 +410,17 @@ impl ReadModelSync for EventProcessor {
         let Some(target) = target else {
             return Ok(());
         };
+        let names: Vec<&'static str> = self
+            .runners
+            .iter()
+            .filter(|r| r.projection.reads(aggregate_type))
+            .map(|r| r.projection.name())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
         let tx: String = target.try_get("tx").map_err(StoreError::new)?;
         let position: i64 = target.try_get("global_position").map_err(StoreError::new)?;
-        let names = self.projection_names();
         let deadline = Instant::now() + self.settle_timeout;
         loop {
             self.catch_up().await.map_err(StoreError::new)?;

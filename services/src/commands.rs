@@ -1,7 +1,7 @@
 //! Running commands against event-sourced aggregates: load, decide, commit, with a bounded retry
 //! when another writer committed to the same aggregate first.
 //!
-//! We drive cqrs-es's `EventStore` ourselves instead of `CqrsFramework::execute` because we need
+//! We drive the event store ourselves instead of `CqrsFramework::execute` because we need
 //! the state after the command (to answer the caller without a read-model round trip), the
 //! committed sequence (to let the caller read its own writes), and no in-process queries (they
 //! lose updates on a crash; projections run on our event processor instead).
@@ -11,22 +11,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use cqrs_es::{Aggregate, AggregateError};
 
 use crate::ports::{Entropy, ReadModelSync};
 use crate::StoreError;
 
 /// The outcome of a committed command.
-#[derive(Debug, Clone)]
-pub struct Executed<A> {
+pub struct Executed<A: Aggregate> {
     /// The aggregate's state after the command.
     pub state: A,
     /// Sequence of the last event written, `None` when the command decided nothing new.
     pub last_sequence: Option<usize>,
+    /// The events the command recorded (a refused code is recorded, not an error, so callers
+    /// read the outcome from here).
+    pub events: Vec<A::Event>,
 }
 
-/// One attempt at a command on one aggregate, and plain loads.
+/// One attempt at a command on one aggregate, and plain loads. Implemented over PostgreSQL in
+/// `twofold-infra`.
 #[async_trait]
 pub trait CommandGateway<A: Aggregate>: Send + Sync {
     /// Loads the aggregate's current state.
@@ -38,62 +40,6 @@ pub trait CommandGateway<A: Aggregate>: Send + Sync {
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>>;
-}
-
-/// [`CommandGateway`] over any cqrs-es event store.
-pub struct EsGateway<A: Aggregate, ES> {
-    store: ES,
-    services: A::Services,
-}
-
-impl<A: Aggregate, ES: EventStore<A>> EsGateway<A, ES> {
-    /// Wraps an event store; `services` are what the aggregate's `handle` receives.
-    pub fn new(store: ES, services: A::Services) -> Self {
-        Self { store, services }
-    }
-}
-
-#[async_trait]
-impl<A, ES> CommandGateway<A> for EsGateway<A, ES>
-where
-    A: Aggregate + Clone + 'static,
-    A::Command: Send + 'static,
-    A::Error: Send + Sync + 'static,
-    ES: EventStore<A> + 'static,
-    ES::AC: Send,
-{
-    async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
-        let mut context = self.store.load_aggregate(aggregate_id).await?;
-        Ok(context.aggregate().clone())
-    }
-
-    async fn execute_once(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: HashMap<String, String>,
-    ) -> Result<Executed<A>, AggregateError<A::Error>> {
-        let mut context = self.store.load_aggregate(aggregate_id).await?;
-        let sink = EventSink::default();
-        context
-            .aggregate()
-            .handle(command, &self.services, &sink)
-            .await
-            .map_err(AggregateError::UserError)?;
-        let state = context.aggregate().clone();
-        let events = sink.collect().await;
-        if events.is_empty() {
-            return Ok(Executed {
-                state,
-                last_sequence: None,
-            });
-        }
-        let committed = self.store.commit(events, context, metadata).await?;
-        Ok(Executed {
-            state,
-            last_sequence: committed.last().map(|e| e.sequence),
-        })
-    }
 }
 
 /// Runs commands with bounded conflict retries and read-your-writes.

@@ -83,6 +83,20 @@ pub enum ServiceError {
     /// See [`ErrorCode::PolicyViolation`].
     #[error("{0}")]
     PolicyViolation(String),
+    /// See [`ErrorCode::InvalidCode`]: a wrong code, already recorded as a failure.
+    #[error("the code is not valid")]
+    InvalidCode {
+        /// Wrong codes left before the user is locked out.
+        remaining_attempts: u32,
+    },
+    /// See [`ErrorCode::LockedOut`].
+    #[error("{message}")]
+    LockedOut {
+        /// What to tell the caller.
+        message: String,
+        /// Seconds until the lockout ends.
+        retry_after_seconds: i64,
+    },
     /// See [`ErrorCode::Internal`].
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -98,6 +112,8 @@ impl ServiceError {
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::Conflict(_) => ErrorCode::Conflict,
             ServiceError::PolicyViolation(_) => ErrorCode::PolicyViolation,
+            ServiceError::InvalidCode { .. } => ErrorCode::InvalidCode,
+            ServiceError::LockedOut { .. } => ErrorCode::LockedOut,
             ServiceError::Internal(_) => ErrorCode::Internal,
         }
     }

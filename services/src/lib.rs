@@ -9,6 +9,7 @@ pub mod encoding;
 pub mod error;
 pub mod ports;
 pub mod tenants;
+pub mod users;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};
 pub use context::{Actor, RequestContext};

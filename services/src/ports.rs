@@ -89,3 +89,73 @@ pub trait HealthCheck: Send + Sync {
     /// `Ok` when healthy.
     async fn check(&self) -> Result<(), StoreError>;
 }
+
+/// Seals secrets and PII under the tenant's data key (AES-256-GCM), itself wrapped by the master
+/// key. `context` (e.g. `"{aggregate id}/totp"`) is bound into the seal as associated data, so a
+/// sealed value copied to another user or purpose does not open.
+#[async_trait]
+pub trait Sealer: Send + Sync {
+    /// Seals `plaintext`.
+    async fn seal(
+        &self,
+        tenant: &TenantId,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<twofold_domain::secrets::SealedSecret, StoreError>;
+    /// Opens a seal made by [`Sealer::seal`] with the same tenant and context.
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        context: &str,
+        sealed: &twofold_domain::secrets::SealedSecret,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError>;
+}
+
+/// What an authenticator app needs to enroll: shown once, never stored in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpProvisioning {
+    /// The secret in base32 (RFC 4648, no padding), for manual entry.
+    pub secret_base32: String,
+    /// `otpauth://totp/...` URI.
+    pub uri: String,
+    /// The URI as a QR code, `data:image/png;base64,...`.
+    pub qr_png_data_uri: String,
+    /// The URI as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+impl std::fmt::Debug for TotpProvisioning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpProvisioning(<redacted>)")
+    }
+}
+
+/// Why a TOTP could not be provisioned.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the TOTP enrollment: {0}")]
+pub struct TotpError(pub String);
+
+/// RFC 6238 TOTP: provisioning URIs and QR codes, and code checks.
+pub trait TotpEngine: Send + Sync {
+    /// The enrollment material for `secret` (raw bytes) with `issuer` (the tenant's name) and
+    /// `account` (the label the user sees in the app). Characters that would break the
+    /// `issuer:account` label (`:`) are replaced.
+    fn provision(
+        &self,
+        secret: &[u8],
+        params: &twofold_domain::secrets::TotpParams,
+        issuer: &str,
+        account: &str,
+    ) -> Result<TotpProvisioning, TotpError>;
+
+    /// The time step (unix time / period) within ±1 step of `unix_time` whose code equals
+    /// `code`, compared in constant time; `None` when no step matches or `code` is not
+    /// `params.digits` digits (spaces are ignored).
+    fn matching_step(
+        &self,
+        secret: &[u8],
+        params: &twofold_domain::secrets::TotpParams,
+        code: &str,
+        unix_time: u64,
+    ) -> Option<u64>;
+}

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, OnceCell};
+use tracing_subscriber::Layer;
 use twofold::startup::{AppConfig, Application};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
 use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
@@ -172,11 +173,64 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_on(database_url, test_secrets()).await
 }
 
+/// Everything the services of this test process logged, at debug level: tests scan it for
+/// secrets. (With `TEST_LOG` set it is also printed.)
+static LOGS: OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = self.0.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn install_log_capture() {
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let capture = Capture(buffer.clone());
+        let captured = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || capture.clone())
+            .with_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,hyper_util=info,h2=info,reqwest=info",
+            ));
+        let printed = std::env::var_os("TEST_LOG").map(|_| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        });
+        let _ = tracing_subscriber::registry()
+            .with(captured)
+            .with(printed)
+            .try_init();
+        buffer
+    });
+}
+
+/// The log lines captured so far in this test process.
+pub fn captured_logs() -> String {
+    LOGS.get()
+        .and_then(|b| {
+            b.lock()
+                .ok()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+        })
+        .unwrap_or_default()
+}
+
 /// Starts a service instance on an existing database (several instances may share one).
 pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        twofold::telemetry::init("info,sqlx=warn");
-    }
+    install_log_capture();
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -318,5 +372,19 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .expect("counting events")
+    }
+}
+
+impl TestApp {
+    /// How many events of `event_type` streams whose id is LIKE `pattern` hold.
+    pub async fn count_events_like(&self, pattern: &str, event_type: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_id LIKE $1 AND event_type = $2",
+        )
+        .bind(pattern)
+        .bind(event_type)
+        .fetch_one(&self.db)
+        .await
+        .expect("counting events")
     }
 }

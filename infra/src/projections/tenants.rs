@@ -21,6 +21,10 @@ impl Projection for TenantsProjection {
         "tenants"
     }
 
+    fn reads(&self, aggregate_type: &str) -> bool {
+        aggregate_type == Tenant::TYPE
+    }
+
     async fn apply(
         &self,
         db: &mut PgConnection,

@@ -9,3 +9,6 @@ mod keys;
 mod policy;
 mod processor;
 mod roles;
+mod secrets;
+mod snapshots;
+mod totp;

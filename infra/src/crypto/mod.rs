@@ -1,4 +1,12 @@
-//! Crypto adapters: keyed hashing (HMAC-SHA256 under the pepper), the OS CSPRNG, the wall clock.
+//! Crypto adapters: keyed hashing (HMAC-SHA256 under the pepper), the OS CSPRNG, the wall clock,
+//! sealing under per-tenant data keys ([`seal`]), RFC 6238 TOTP ([`totp`]) and QR codes ([`qr`]).
+
+pub mod qr;
+pub mod seal;
+pub mod totp;
+
+pub use seal::{PgSealer, SealError};
+pub use totp::RfcTotp;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};

@@ -1,0 +1,70 @@
+//! The user 2FA aggregate (`{tenant_id}/user/{user_id}`): one end user's factors, recovery codes,
+//! failure count and lockout. Every sign-in check is decided here, so replay protection and
+//! throttling hold across concurrent requests: two requests that decide on the same state race
+//! to append the same sequence number, and the loser re-decides on the winner's state.
+
+mod aggregate;
+#[cfg(test)]
+mod aggregate_tests;
+mod command;
+mod event;
+mod lockout;
+
+pub use aggregate::{RecoverySlot, TotpFactor, User, UserError};
+pub use command::{Proof, UserAction, UserCommand, UserRef};
+pub use event::UserEvent;
+pub use lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::secrets::{SealedSecret, TotpParams};
+use crate::tenant::KeyedHash;
+
+/// Number of recovery codes in a set (NIST SP 800-63B rev 4 look-up secrets).
+pub const RECOVERY_CODES: usize = 10;
+
+/// The part of the outside world the aggregate needs to decide: checking a code against a
+/// sealed secret and hashing a recovery code both need keys the domain must not hold.
+#[async_trait]
+pub trait UserServices: Send + Sync {
+    /// The time step within ±1 step of `at` whose TOTP code under `secret` equals `code`.
+    async fn totp_step(
+        &self,
+        user: &UserRef,
+        secret: &SealedSecret,
+        params: &TotpParams,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>, ServicesError>;
+
+    /// The keyed hash of a normalized recovery code of this user.
+    fn recovery_code_hash(&self, user: &UserRef, normalized_code: &str) -> KeyedHash;
+}
+
+/// A failure of the services (e.g. the data key could not be read). Never shown to callers.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("user services failed: {0}")]
+pub struct ServicesError(pub String);
+
+/// Recovery codes are typed by people from a printout: case, spaces and dashes do not matter.
+pub fn normalize_recovery_code(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_ignore_case_spaces_and_dashes() {
+        assert_eq!(
+            normalize_recovery_code("ABCD-efgh ijkl-MNOP"),
+            "abcdefghijklmnop"
+        );
+        assert_eq!(normalize_recovery_code(" a-b "), "ab");
+    }
+}
