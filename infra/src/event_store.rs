@@ -61,7 +61,7 @@ impl<A: Aggregate> PgStore<A> {
             Some((seq, json)) => match serde_json::from_value::<A>(json) {
                 Ok(state) => (state, usize::try_from(seq).unwrap_or(0)),
                 Err(e) => {
-                    tracing::warn!(aggregate_id, error = %e, "ignoring unreadable snapshot");
+                    tracing::warn!(aggregate = A::TYPE, error = %e, "ignoring unreadable snapshot");
                     (A::default(), 0)
                 }
             },
@@ -106,7 +106,7 @@ impl<A: Aggregate> PgStore<A> {
         .await;
         if let Err(e) = result {
             // A snapshot is only a cache: the command committed, so report success.
-            tracing::warn!(aggregate_id, error = %e, "could not write snapshot");
+            tracing::warn!(aggregate = A::TYPE, error = %e, "could not write snapshot");
         }
     }
 }

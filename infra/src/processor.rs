@@ -439,7 +439,7 @@ impl ReadModelSync for EventProcessor {
             }
             if Instant::now() >= deadline {
                 tracing::warn!(
-                    aggregate_id,
+                    aggregate_type,
                     sequence,
                     "read model still behind after the settle timeout; answering anyway"
                 );

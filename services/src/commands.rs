@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateError};
+use tracing::Instrument;
 
 use crate::ports::{Entropy, ReadModelSync};
 use crate::StoreError;
@@ -94,6 +95,27 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
+        // Tenant, request and actor identify the command; the aggregate id is left out because
+        // a user aggregate's id holds the tenant's id for its end user.
+        let field = |k: &str| metadata.get(k).map(String::as_str).unwrap_or_default();
+        let span = tracing::info_span!(
+            "command",
+            aggregate = A::TYPE,
+            tenant = field("tenant_id"),
+            request_id = field("request_id"),
+            actor = field("actor"),
+        );
+        self.execute_in_span(aggregate_id, command, metadata.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_in_span(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
         let mut attempt = 1;
         let executed = loop {
             match self
@@ -102,7 +124,7 @@ where
                 .await
             {
                 Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(aggregate_id, attempt, "conflict, retrying command");
+                    tracing::debug!(attempt, "conflict, retrying command");
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;
                 }
@@ -110,6 +132,11 @@ where
                 Ok(executed) => break executed,
             }
         };
+        tracing::debug!(
+            events = executed.events.len(),
+            attempts = attempt,
+            "command committed"
+        );
         if let Some(sequence) = executed.last_sequence {
             self.sync
                 .settle(A::TYPE, aggregate_id, sequence)
