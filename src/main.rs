@@ -2,10 +2,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use twofold::startup::{AppConfig, Application, Services};
+use twofold::startup::{AppConfig, Application, Delivery, Services};
 use twofold::{telemetry, zero_config};
 use twofold_infra::config::Settings;
+use twofold_infra::delivery::{DeliverySettings, Senders};
 use twofold_infra::pg;
+use twofold_services::delivery::RetryPolicy;
 use twofold_services::RequestContext;
 
 /// Event-sourced, multi-tenant two-factor authentication service.
@@ -61,9 +63,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
     let secrets = settings.secrets()?;
+    let delivery = delivery_from_env()?;
     let db = zero_config::database(&settings).await?;
     let is_serve = matches!(cli.command, Command::Serve);
-    let result = run(cli.command, &settings, secrets, &db).await;
+    let result = run(cli.command, &settings, secrets, &delivery, &db).await;
     if let Some(local) = &db.local {
         // `serve` owns the private cluster for its lifetime; other commands stop it only if
         // they had to start it.
@@ -80,6 +83,7 @@ async fn run(
     command: Command,
     settings: &Settings,
     secrets: twofold_infra::config::Secrets,
+    delivery: &Delivery,
     db: &zero_config::Database,
 ) -> anyhow::Result<()> {
     match command {
@@ -89,6 +93,7 @@ async fn run(
                 bind: settings.bind,
                 secrets: secrets.clone(),
                 max_connections: 20,
+                delivery: delivery.clone(),
             })
             .await?;
             let url = format!("http://{}", app.address());
@@ -117,7 +122,7 @@ async fn run(
         Command::Tenant {
             command: TenantCommand::Create { name, id },
         } => {
-            let services = connect(&db.url, &secrets).await?;
+            let services = connect(&db.url, &secrets, delivery).await?;
             let created = services
                 .tenants
                 .create_tenant(&name, id.as_deref(), &RequestContext::system("cli"))
@@ -131,7 +136,7 @@ async fn run(
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
         } => {
-            let services = connect(&db.url, &secrets).await?;
+            let services = connect(&db.url, &secrets, delivery).await?;
             let rebuilt = services.processor.rebuild(name.as_deref()).await?;
             println!("Rebuilt: {}", rebuilt.join(", "));
             Ok(())
@@ -139,10 +144,26 @@ async fn run(
     }
 }
 
-async fn connect(url: &str, secrets: &twofold_infra::config::Secrets) -> anyhow::Result<Services> {
+async fn connect(
+    url: &str,
+    secrets: &twofold_infra::config::Secrets,
+    delivery: &Delivery,
+) -> anyhow::Result<Services> {
     let pool = pg::connect(url, 4).await?;
     pg::migrate(&pool).await?;
-    Services::wire(pool, secrets).await
+    Services::wire(pool, secrets, delivery).await
+}
+
+/// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel
+/// with no provider configured.
+fn delivery_from_env() -> anyhow::Result<Delivery> {
+    let settings = DeliverySettings::from_lookup(|k| std::env::var(k).ok())?;
+    let senders = Senders::build(&settings)?;
+    Ok(Delivery {
+        email: senders.email,
+        sms: senders.sms,
+        retry: RetryPolicy::default(),
+    })
 }
 
 async fn shutdown_signal() {

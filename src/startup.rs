@@ -15,10 +15,13 @@ use twofold_infra::config::Secrets;
 use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
+use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::{event_store, pg, projections};
 use twofold_services::commands::Commands;
+use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
+use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{UserCrypto, UserService};
@@ -35,13 +38,19 @@ pub struct Services {
     pub tenants: TenantService,
     /// End-user 2FA use-cases.
     pub users: UserService,
+    /// Sends queued codes.
+    pub worker: DeliveryWorker,
     /// Bearer authentication.
     pub auth: Arc<Authenticator>,
 }
 
 impl Services {
     /// Wires every use-case to PostgreSQL and the crypto adapters.
-    pub async fn wire(pool: PgPool, secrets: &Secrets) -> anyhow::Result<Self> {
+    pub async fn wire(
+        pool: PgPool,
+        secrets: &Secrets,
+        delivery: &Delivery,
+    ) -> anyhow::Result<Self> {
         let processor = Arc::new(
             EventProcessor::new(pool.clone(), projections::all())
                 .await
@@ -90,14 +99,42 @@ impl Services {
             hasher,
             clock,
             entropy,
+            Arc::new(PgSendStats::new(pool.clone())),
+        );
+        let worker = DeliveryWorker::new(
+            users.clone(),
+            Arc::new(PgDeliveryQueue::new(pool.clone())),
+            delivery.email.clone(),
+            delivery.sms.clone(),
+            delivery.retry,
         );
         Ok(Self {
             pool,
             processor,
             tenants,
             users,
+            worker,
             auth,
         })
+    }
+}
+
+/// Where codes go and how failed sends are retried.
+#[derive(Clone)]
+pub struct Delivery {
+    /// The email channel.
+    pub email: Arc<dyn CodeSender>,
+    /// The SMS channel.
+    pub sms: Arc<dyn CodeSender>,
+    /// Retries of temporary failures.
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("retry", &self.retry)
+            .finish()
     }
 }
 
@@ -112,6 +149,8 @@ pub struct AppConfig {
     pub secrets: Secrets,
     /// Largest number of pooled connections.
     pub max_connections: u32,
+    /// Code delivery.
+    pub delivery: Delivery,
 }
 
 /// A built application, listening but not yet serving.
@@ -128,7 +167,7 @@ impl Application {
             .await
             .context("connecting to PostgreSQL (check DATABASE_URL)")?;
         pg::migrate(&pool).await.context("running migrations")?;
-        let services = Services::wire(pool, &config.secrets).await?;
+        let services = Services::wire(pool, &config.secrets, &config.delivery).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;
@@ -157,7 +196,12 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let processor = self.services.processor.clone().spawn(stop_rx);
+        let processor = self.services.processor.clone().spawn(stop_rx.clone());
+        let deliveries = spawn_delivery_worker(
+            self.services.worker.clone(),
+            self.services.processor.clone(),
+            stop_rx,
+        );
         let state = ApiState {
             schema: build_schema(self.services.tenants.clone(), self.services.users.clone()),
             auth: self.services.auth.clone(),
@@ -169,7 +213,35 @@ impl Application {
             .await;
         let _ = stop_tx.send(true);
         let _ = processor.await;
+        let _ = deliveries.await;
         self.services.pool.close().await;
         served.context("serving HTTP")
     }
+}
+
+/// Runs the delivery worker until `shutdown`: it works while jobs are due, then waits for the
+/// event processor to apply new events (a `CodeSent` queues a job) or for a short poll (a retry
+/// falls due).
+fn spawn_delivery_worker(
+    worker: DeliveryWorker,
+    processor: Arc<EventProcessor>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match worker.run_once().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = ?e, "delivery worker failed; will retry"),
+            }
+            tokio::select! {
+                _ = processor.progress().notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    })
 }

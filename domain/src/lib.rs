@@ -6,6 +6,8 @@
 //! decision here is a deterministic function of (state, command) and can be tested as such.
 
 pub mod calling_codes;
+pub mod channel;
+pub mod contact;
 pub mod ids;
 pub mod policy;
 pub mod role;

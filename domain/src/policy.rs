@@ -125,6 +125,13 @@ pub struct Policy {
     pub totp_digits: u8,
     /// HMAC algorithm of TOTP codes.
     pub totp_algorithm: TotpAlgorithm,
+    /// Most SMS codes the tenant may send per hour (a cap on SMS-pumping fraud).
+    #[serde(default = "default_sms_budget")]
+    pub sms_hourly_budget: u32,
+}
+
+fn default_sms_budget() -> u32 {
+    1_000
 }
 
 impl Default for Policy {
@@ -147,6 +154,7 @@ impl Default for Policy {
             code_ttl_seconds: 600,
             totp_digits: 6,
             totp_algorithm: TotpAlgorithm::Sha1,
+            sms_hourly_budget: default_sms_budget(),
         }
     }
 }
@@ -161,6 +169,8 @@ pub mod bounds {
     pub const CODE_DIGITS: (&str, i64, i64) = ("codeDigits", 6, 8);
     /// Email/SMS code lifetime, seconds.
     pub const CODE_TTL_SECONDS: (&str, i64, i64) = ("codeTtlSeconds", 60, 3600);
+    /// SMS codes per hour per tenant.
+    pub const SMS_HOURLY_BUDGET: (&str, i64, i64) = ("smsHourlyBudget", 0, 100_000);
     /// Most calling codes in an allow-list.
     pub const MAX_CALLING_CODES: usize = 50;
 }
@@ -189,6 +199,9 @@ pub struct PolicyChange {
     pub totp_digits: Option<i64>,
     /// See [`Policy::totp_algorithm`].
     pub totp_algorithm: Option<String>,
+    /// See [`Policy::sms_hourly_budget`].
+    #[serde(default)]
+    pub sms_hourly_budget: Option<i64>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -252,6 +265,9 @@ impl Policy {
                 return Err(PolicyError::TotpDigits(v));
             }
             next.totp_digits = narrow(v);
+        }
+        if let Some(v) = change.sms_hourly_budget {
+            next.sms_hourly_budget = narrow(in_range(bounds::SMS_HOURLY_BUDGET, v)?);
         }
         if let Some(name) = &change.totp_algorithm {
             next.totp_algorithm = match name.trim().to_ascii_uppercase().as_str() {

@@ -41,6 +41,10 @@ impl From<ApiError> for async_graphql::Error {
             ServiceError::LockedOut {
                 retry_after_seconds,
                 ..
+            }
+            | ServiceError::RateLimited {
+                retry_after_seconds,
+                ..
             } => error.extend_with(|_, ext| ext.set("retryAfterSeconds", retry_after_seconds)),
             _ => error,
         }

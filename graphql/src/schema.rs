@@ -9,8 +9,8 @@ use twofold_services::RequestContext;
 use crate::error::ApiError;
 use crate::guard::{key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
 use crate::types::{
-    ApiKey, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput, RecoveryCodes, RoleGql,
-    Tenant, TotpEnrollment, UserTwoFactor, Verification,
+    ApiKey, Challenge, ChannelGql, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput,
+    RecoveryCodes, RoleGql, Tenant, TotpEnrollment, UserTwoFactor, Verification,
 };
 
 /// The tenant's backend.
@@ -166,6 +166,91 @@ impl UserMutation {
         Ok(UserTwoFactor(status))
     }
 
+    /// APP. Registers an email address and sends it a verification code.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn add_email(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        email: String,
+    ) -> async_graphql::Result<Challenge> {
+        let c = users(ctx)
+            .add_email(key(ctx)?, &user_id, &email, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(c.into())
+    }
+
+    /// APP. Registers a phone number in international form (+<country code><number>) and sends
+    /// it a verification code by SMS.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn add_phone(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        phone: String,
+    ) -> async_graphql::Result<Challenge> {
+        let c = users(ctx)
+            .add_phone(key(ctx)?, &user_id, &phone, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(c.into())
+    }
+
+    /// APP. Confirms a channel with the code sent by addEmail/addPhone. Returns recovery codes
+    /// if this enabled 2FA for the user (null otherwise).
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn confirm_channel(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        challenge_id: ID,
+        code: String,
+    ) -> async_graphql::Result<Option<RecoveryCodes>> {
+        let codes = users(ctx)
+            .confirm_channel(key(ctx)?, &user_id, &challenge_id, &code, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(codes.map(Into::into))
+    }
+
+    /// APP.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn set_preferred_channel(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        channel: ChannelGql,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .set_preferred_channel(key(ctx)?, &user_id, channel.into(), request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Sends a sign-in code by the given channel, or the user's preferred one.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn send_code(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        channel: Option<ChannelGql>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Challenge> {
+        let c = users(ctx)
+            .send_code(
+                key(ctx)?,
+                &user_id,
+                channel.map(Into::into),
+                idempotency_key.as_deref(),
+                request(ctx),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(c.into())
+    }
+
     /// APP. Starts (or restarts) TOTP enrollment; the factor is active only after confirmation.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn start_totp_enrollment(
@@ -207,9 +292,16 @@ impl UserMutation {
         challenge_id: Option<ID>,
         #[graphql(default_with = "Some(false)")] trust_device: Option<bool>,
     ) -> async_graphql::Result<Verification> {
-        let _ = (challenge_id, trust_device);
+        let _ = trust_device;
         let verified = users(ctx)
-            .verify(key(ctx)?, &user_id, method.into(), &code, request(ctx))
+            .verify(
+                key(ctx)?,
+                &user_id,
+                method.into(),
+                &code,
+                challenge_id.as_ref().map(|c| c.as_str()),
+                request(ctx),
+            )
             .await
             .map_err(ApiError)?;
         Ok(verified.into())
@@ -226,9 +318,15 @@ impl UserMutation {
         code: String,
         challenge_id: Option<ID>,
     ) -> async_graphql::Result<RecoveryCodes> {
-        let _ = challenge_id;
         let codes = users(ctx)
-            .regenerate_recovery_codes(key(ctx)?, &user_id, method.into(), &code, request(ctx))
+            .regenerate_recovery_codes(
+                key(ctx)?,
+                &user_id,
+                method.into(),
+                &code,
+                challenge_id.as_ref().map(|c| c.as_str()),
+                request(ctx),
+            )
             .await
             .map_err(ApiError)?;
         Ok(codes.into())
@@ -245,9 +343,15 @@ impl UserMutation {
         code: String,
         challenge_id: Option<ID>,
     ) -> async_graphql::Result<UserTwoFactor> {
-        let _ = challenge_id;
         let status = users(ctx)
-            .disable(key(ctx)?, &user_id, method.into(), &code, request(ctx))
+            .disable(
+                key(ctx)?,
+                &user_id,
+                method.into(),
+                &code,
+                challenge_id.as_ref().map(|c| c.as_str()),
+                request(ctx),
+            )
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))

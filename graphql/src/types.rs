@@ -158,6 +158,10 @@ impl Policy {
     async fn totp_algorithm(&self) -> &'static str {
         self.0.totp_algorithm.as_str()
     }
+    /// Most SMS codes the tenant may send per hour (a cap on SMS-pumping fraud).
+    async fn sms_hourly_budget(&self) -> i32 {
+        i32::try_from(self.0.sms_hourly_budget).unwrap_or(i32::MAX)
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -173,6 +177,7 @@ pub struct PolicyInput {
     code_ttl_seconds: Option<i32>,
     totp_digits: Option<i32>,
     totp_algorithm: Option<String>,
+    sms_hourly_budget: Option<i32>,
 }
 
 impl From<PolicyInput> for twofold_domain::PolicyChange {
@@ -190,13 +195,14 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             code_ttl_seconds: i.code_ttl_seconds.map(i64::from),
             totp_digits: i.totp_digits.map(i64::from),
             totp_algorithm: i.totp_algorithm,
+            sms_hourly_budget: i.sms_hourly_budget.map(i64::from),
         }
     }
 }
 
 /// Delivery channels.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "Channel")]
+#[graphql(name = "Channel", remote = "twofold_domain::channel::Channel")]
 pub enum ChannelGql {
     /// Email.
     Email,
@@ -231,21 +237,21 @@ impl UserTwoFactor {
         self.0.totp_pending
     }
     /// Masked, e.g. j***@example.com
-    async fn email(&self) -> Option<String> {
-        None
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_ref().map(|(m, _)| m.as_str())
     }
     async fn email_verified(&self) -> bool {
-        false
+        self.0.email.as_ref().is_some_and(|(_, v)| *v)
     }
     /// Masked, e.g. +995 *** ** 12 34
-    async fn phone(&self) -> Option<String> {
-        None
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_ref().map(|(m, _)| m.as_str())
     }
     async fn phone_verified(&self) -> bool {
-        false
+        self.0.phone.as_ref().is_some_and(|(_, v)| *v)
     }
     async fn preferred_channel(&self) -> Option<ChannelGql> {
-        None
+        self.0.preferred_channel.map(Into::into)
     }
     async fn recovery_codes_remaining(&self) -> i32 {
         i32::try_from(self.0.recovery_codes_remaining).unwrap_or(i32::MAX)
@@ -316,6 +322,39 @@ impl From<twofold_services::users::Verified> for Verification {
             method: v.method.into(),
             device_token: None,
             recovery_codes_remaining: i32::try_from(v.recovery_codes_remaining).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// Why a code was sent.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Purpose", remote = "twofold_domain::channel::Purpose")]
+pub enum PurposeGql {
+    /// A second factor at sign-in.
+    SignIn,
+    /// Proving a new email address or phone number.
+    VerifyChannel,
+}
+
+/// A one-time code on its way.
+#[derive(SimpleObject)]
+pub struct Challenge {
+    id: ID,
+    channel: ChannelGql,
+    purpose: PurposeGql,
+    /// Masked destination
+    sent_to: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl From<twofold_services::users::ChallengeView> for Challenge {
+    fn from(c: twofold_services::users::ChallengeView) -> Self {
+        Self {
+            id: ID(c.id),
+            channel: c.channel.into(),
+            purpose: c.purpose.into(),
+            sent_to: c.sent_to,
+            expires_at: c.expires_at,
         }
     }
 }

@@ -114,10 +114,20 @@ fn violations(ours: &str, contract: &str) -> Vec<String> {
                 }
             }
             (Shape::Input(fields), Shape::Input(promised_fields)) => {
-                if fields != promised_fields {
-                    problems.push(format!(
-                        "input {name}: {fields:?}, contract says {promised_fields:?}"
-                    ));
+                // Every promised field keeps its type; an added field must be optional, or
+                // requests written against the contract would be refused.
+                for (field, promised) in promised_fields {
+                    if fields.get(field) != Some(promised) {
+                        problems.push(format!(
+                            "input {name}.{field}: {:?}, contract says {promised}",
+                            fields.get(field)
+                        ));
+                    }
+                }
+                for (field, ty) in fields {
+                    if !promised_fields.contains_key(field) && ty.ends_with('!') {
+                        problems.push(format!("input {name}.{field} is added as required ({ty})"));
+                    }
                 }
             }
             (Shape::Enum(values), Shape::Enum(promised_values)) => {

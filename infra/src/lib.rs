@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod crypto;
+pub mod delivery;
+pub mod delivery_queue;
 pub mod event_store;
 pub mod pg;
 pub mod processor;

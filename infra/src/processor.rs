@@ -92,8 +92,8 @@ pub enum ProjectionError {
 pub trait Projection: Send + Sync {
     /// Unique, stable name: the checkpoint's key and the `projections rebuild` argument.
     fn name(&self) -> &'static str;
-    /// Whether events of `aggregate_type` can change this projection: a command on another
-    /// aggregate type need not wait for it to read its own writes.
+    /// Whether a command on `aggregate_type` must wait for this projection before answering
+    /// (read-your-writes): true when the API reads this projection and such events change it.
     fn reads(&self, aggregate_type: &str) -> bool;
     /// Applies one event inside the batch's transaction. Must ignore events it does not use.
     async fn apply(
@@ -172,6 +172,11 @@ impl EventProcessor {
             settle_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(500),
         })
+    }
+
+    /// Signalled whenever a catch-up applied events (the delivery worker waits on it).
+    pub fn progress(&self) -> &Notify {
+        &self.progressed
     }
 
     /// The names of the registered projections.

@@ -10,6 +10,8 @@ use twofold_domain::{ApiKeyId, Role, TenantId};
 pub enum Actor {
     /// The service operator (operator token or the CLI).
     Operator,
+    /// The service itself (the delivery worker recording outcomes).
+    System,
     /// A tenant API key.
     Key {
         /// The key's id.
@@ -24,6 +26,7 @@ impl Actor {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Actor::Operator => serde_json::json!({ "operator": true }),
+            Actor::System => serde_json::json!({ "system": true }),
             Actor::Key { key_id, role } => {
                 serde_json::json!({ "keyId": key_id.as_str(), "role": role.as_str() })
             }

@@ -89,6 +89,17 @@ pub enum ServiceError {
         /// Wrong codes left before the user is locked out.
         remaining_attempts: u32,
     },
+    /// See [`ErrorCode::CodeExpired`].
+    #[error("{0}")]
+    CodeExpired(String),
+    /// See [`ErrorCode::RateLimited`].
+    #[error("{message}")]
+    RateLimited {
+        /// What to tell the caller.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after_seconds: i64,
+    },
     /// See [`ErrorCode::LockedOut`].
     #[error("{message}")]
     LockedOut {
@@ -114,6 +125,8 @@ impl ServiceError {
             ServiceError::PolicyViolation(_) => ErrorCode::PolicyViolation,
             ServiceError::InvalidCode { .. } => ErrorCode::InvalidCode,
             ServiceError::LockedOut { .. } => ErrorCode::LockedOut,
+            ServiceError::CodeExpired(_) => ErrorCode::CodeExpired,
+            ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
             ServiceError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod commands;
 pub mod context;
+pub mod delivery;
 pub mod encoding;
 pub mod error;
 pub mod ports;

@@ -159,3 +159,104 @@ pub trait TotpEngine: Send + Sync {
         unix_time: u64,
     ) -> Option<u64>;
 }
+
+/// A one-time code on its way to a user. Its `Debug` hides the code and the destination.
+pub struct OutgoingCode {
+    /// The challenge: the idempotency key at the provider, so a resend after a crash is
+    /// recognised as the same message.
+    pub challenge_id: String,
+    /// The tenant's display name, named in the message.
+    pub tenant_name: String,
+    /// Email or SMS.
+    pub channel: twofold_domain::channel::Channel,
+    /// Sign-in or channel verification (changes the wording).
+    pub purpose: twofold_domain::channel::Purpose,
+    /// The email address, or the phone number in E.164.
+    pub destination: zeroize::Zeroizing<String>,
+    /// The code.
+    pub code: zeroize::Zeroizing<String>,
+    /// How long the code stays valid, in minutes (said in the message).
+    pub valid_minutes: u32,
+}
+
+impl std::fmt::Debug for OutgoingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingCode")
+            .field("challenge_id", &self.challenge_id)
+            .field("channel", &self.channel)
+            .field("destination", &"<redacted>")
+            .field("code", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What the provider said when it accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeliveryReceipt {
+    /// The provider's message id (Twilio `sid`, SMTP queue id...), when it gives one.
+    pub provider_message_id: Option<String>,
+}
+
+/// Why a message was not accepted. Messages never contain the code or the destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying with backoff: timeouts, connection failures, 5xx, 429.
+    #[error("temporary delivery failure: {0}")]
+    Retryable(String),
+    /// Retrying will not help: 4xx, a refused address.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+}
+
+/// Sends one-time codes through one channel (SMTP, an SMS provider, the dev console).
+#[async_trait]
+pub trait CodeSender: Send + Sync {
+    /// Sends `message`; must be safe to call again with the same challenge id.
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError>;
+}
+
+/// How many SMS codes a tenant sent recently (for its hourly budget).
+#[async_trait]
+pub trait SendStats: Send + Sync {
+    /// SMS codes issued for `tenant` since `since`.
+    async fn sms_sent_since(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// A queued delivery: which challenge of which user, by which channel, how many tries so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    /// The challenge.
+    pub challenge_id: String,
+    /// Whose.
+    pub user: twofold_domain::user::UserRef,
+    /// Email or SMS.
+    pub channel: twofold_domain::channel::Channel,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// The queue of codes to deliver (fed from the event log, drained by the delivery worker).
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Claims the next due job for `lease` (another worker may take it after the lease ends).
+    async fn claim(&self, lease: std::time::Duration) -> Result<Option<DeliveryJob>, StoreError>;
+    /// The job is done (delivered, or given up for good).
+    async fn finish(
+        &self,
+        challenge_id: &str,
+        delivered: bool,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Try again after `delay`.
+    async fn retry_later(
+        &self,
+        challenge_id: &str,
+        attempts: u32,
+        delay: std::time::Duration,
+        error: &str,
+    ) -> Result<(), StoreError>;
+}

@@ -5,27 +5,48 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::contact::{EmailAddress, PhoneNumber};
 use twofold_domain::secrets::{SealedSecret, TotpParams};
 use twofold_domain::tenant::KeyedHash;
 use twofold_domain::user::{
     normalize_recovery_code, Proof, ServicesError, User, UserAction, UserCommand, UserError,
     UserEvent, UserRef, UserServices, FAILURES_PER_LOCKOUT, RECOVERY_CODES,
 };
+use twofold_domain::user::{Challenge, DeliveryOutcome, NewChallenge};
 use twofold_domain::{Method, Reason, TenantId, UserId};
 
 use crate::auth::KeyPrincipal;
 use crate::commands::Commands;
 use crate::encoding::base32_lower;
 use crate::ports::{
-    Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TenantView, TotpEngine, TotpProvisioning,
+    Clock, Entropy, Sealer, SecretHasher, SendStats, TenantDirectory, TenantView, TotpEngine,
+    TotpProvisioning,
 };
 use crate::{RequestContext, ServiceError};
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
+const CHALLENGE_CODE_PURPOSE: &str = "challenge-code";
 /// TOTP secrets are 160 bits (RFC 4226 §4 recommends it; what authenticator apps expect).
 const TOTP_SECRET_BYTES: usize = 20;
 /// Longest account label accepted.
 const MAX_LABEL_CHARS: usize = 100;
+
+/// The seal context of a user's email address or phone number.
+pub fn contact_context(user: &UserRef, channel: Channel) -> String {
+    format!(
+        "{}/{}",
+        user.aggregate_id(),
+        channel.as_str().to_ascii_lowercase()
+    )
+}
+
+fn challenge_view(state: &User, id: &str) -> Result<ChallengeView, ServiceError> {
+    state
+        .challenge(id)
+        .map(ChallengeView::from)
+        .ok_or_else(|| ServiceError::Internal("the new challenge is missing".into()))
+}
 
 /// The seal context of a user's TOTP secret: a sealed secret only opens for its own user.
 fn totp_context(user: &UserRef) -> String {
@@ -78,6 +99,43 @@ impl UserServices for UserCrypto {
         self.hasher
             .keyed_hash(RECOVERY_HASH_PURPOSE, message.as_bytes())
     }
+
+    fn challenge_code_matches(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+        digits: u8,
+        code: &str,
+    ) -> bool {
+        let expected = self.challenge_code(user, challenge_id, digits);
+        let given: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into()
+    }
+}
+
+impl UserCrypto {
+    /// The one-time code of a challenge: HMAC(pepper, purpose, user, challenge id) reduced to
+    /// `digits` decimal digits. Deriving it means no code is ever stored, in clear or sealed:
+    /// the delivery worker and the verifier compute the same value from the challenge id.
+    pub fn challenge_code(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+        digits: u8,
+    ) -> zeroize::Zeroizing<String> {
+        let message = format!("{}\0{challenge_id}", user.aggregate_id());
+        let hash = self
+            .hasher
+            .keyed_hash(CHALLENGE_CODE_PURPOSE, message.as_bytes());
+        // 64 bits of the MAC modulo 10^digits: bias below 10^-10.
+        let value = u64::from_str_radix(&hash.as_hex()[..16], 16).unwrap_or(0);
+        let digits = u32::from(digits.clamp(6, 8));
+        zeroize::Zeroizing::new(format!(
+            "{:0width$}",
+            value % 10u64.pow(digits),
+            width = digits as usize
+        ))
+    }
 }
 
 /// A user's 2FA status as the API shows it.
@@ -97,6 +155,12 @@ pub struct UserStatus {
     pub locked_until: Option<DateTime<Utc>>,
     /// Last successful verification.
     pub last_verified_at: Option<DateTime<Utc>>,
+    /// Registered email, masked, and whether it is verified.
+    pub email: Option<(String, bool)>,
+    /// Registered phone, masked, and whether it is verified.
+    pub phone: Option<(String, bool)>,
+    /// Default channel for sign-in codes.
+    pub preferred_channel: Option<Channel>,
 }
 
 impl UserStatus {
@@ -109,6 +173,13 @@ impl UserStatus {
             recovery_codes_remaining: user.recovery_codes_remaining(),
             locked_until: user.locked_until(now),
             last_verified_at: user.last_verified_at(),
+            email: user
+                .contact(Channel::Email)
+                .map(|f| (f.masked.clone(), f.verified)),
+            phone: user
+                .contact(Channel::Sms)
+                .map(|f| (f.masked.clone(), f.verified)),
+            preferred_channel: user.preferred_channel(),
         }
     }
 }
@@ -141,6 +212,33 @@ pub struct Verified {
     pub recovery_codes_remaining: u32,
 }
 
+/// A challenge as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChallengeView {
+    /// Id, to pass back with the code.
+    pub id: String,
+    /// Email or SMS.
+    pub channel: Channel,
+    /// Why it was sent.
+    pub purpose: Purpose,
+    /// Masked destination.
+    pub sent_to: String,
+    /// End of validity.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&Challenge> for ChallengeView {
+    fn from(c: &Challenge) -> Self {
+        Self {
+            id: c.id.clone(),
+            channel: c.channel,
+            purpose: c.purpose,
+            sent_to: c.sent_to.clone(),
+            expires_at: c.expires_at,
+        }
+    }
+}
+
 /// User 2FA use-cases.
 #[derive(Clone)]
 pub struct UserService {
@@ -151,6 +249,7 @@ pub struct UserService {
     hasher: Arc<dyn SecretHasher>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    stats: Arc<dyn SendStats>,
 }
 
 /// Maps the aggregate's refusals to API errors.
@@ -167,7 +266,19 @@ impl From<UserError> for ServiceError {
             }
             UserError::NoPendingEnrollment => ServiceError::Conflict(message),
             UserError::PolicyEnforced => ServiceError::PolicyViolation(message),
-            UserError::UnsupportedProof(_) => ServiceError::InvalidInput(message),
+            UserError::UnsupportedProof(_) | UserError::ChallengeRequired => {
+                ServiceError::InvalidInput(message)
+            }
+            UserError::ChallengeNotFound | UserError::NoPreferredChannel => {
+                ServiceError::NotFound(message)
+            }
+            UserError::CodeExpired(_) => ServiceError::CodeExpired(message),
+            UserError::RateLimited {
+                retry_after_seconds,
+            } => ServiceError::RateLimited {
+                message,
+                retry_after_seconds,
+            },
             UserError::BadRecoverySet | UserError::Services(_) => {
                 ServiceError::Internal(Box::new(e))
             }
@@ -222,15 +333,19 @@ fn parse_user(tenant: &TenantId, user_id: &str) -> Result<UserRef, ServiceError>
     })
 }
 
-fn proof(method: Method, code: &str) -> Result<Proof, ServiceError> {
+fn proof(method: Method, code: &str, challenge_id: Option<&str>) -> Result<Proof, ServiceError> {
     if code.chars().count() > 64 {
         return Err(ServiceError::InvalidInput("code is too long".into()));
     }
     Ok(Proof {
         method,
         code: code.to_owned(),
+        challenge_id: challenge_id.map(str::to_owned),
     })
 }
+
+/// Longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 impl UserService {
     /// Wires the use-cases to their ports.
@@ -243,6 +358,7 @@ impl UserService {
         hasher: Arc<dyn SecretHasher>,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
+        stats: Arc<dyn SendStats>,
     ) -> Self {
         Self {
             commands,
@@ -252,7 +368,23 @@ impl UserService {
             hasher,
             clock,
             entropy,
+            stats,
         }
+    }
+
+    /// Refuses an SMS when the tenant used up its hourly budget (SMS-pumping defence).
+    async fn check_sms_budget(&self, tenant: &TenantView) -> Result<(), ServiceError> {
+        let since = self.clock.now() - chrono::Duration::hours(1);
+        let sent = self.stats.sms_sent_since(&tenant.id, since).await?;
+        if sent >= u64::from(tenant.policy.sms_hourly_budget) {
+            return Err(ServiceError::RateLimited {
+                message: "the organisation's hourly SMS budget is used up: try again later or \
+                          use another method"
+                    .into(),
+                retry_after_seconds: 3600,
+            });
+        }
+        Ok(())
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<TenantView, ServiceError> {
@@ -315,10 +447,11 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<TotpEnrollment, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
-        let label = account_label
-            .unwrap_or(user.user.as_str())
-            .trim()
-            .to_owned();
+        // Without a label the app shows the user id, shortened to what a label may hold.
+        let label = match account_label {
+            Some(l) => l.trim().to_owned(),
+            None => user.user.as_str().chars().take(MAX_LABEL_CHARS).collect(),
+        };
         if label.is_empty()
             || label.chars().count() > MAX_LABEL_CHARS
             || label.chars().any(char::is_control)
@@ -380,7 +513,7 @@ impl UserService {
                 caller,
                 &user,
                 UserAction::ConfirmTotp {
-                    code: proof(Method::Totp, code)?.code,
+                    code: proof(Method::Totp, code, None)?.code,
                     recovery_codes: hashes,
                 },
                 ctx,
@@ -397,6 +530,7 @@ impl UserService {
         user_id: &str,
         method: Method,
         code: &str,
+        challenge_id: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<Verified, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
@@ -405,7 +539,7 @@ impl UserService {
                 caller,
                 &user,
                 UserAction::Verify {
-                    proof: proof(method, code)?,
+                    proof: proof(method, code, challenge_id)?,
                 },
                 ctx,
             )
@@ -424,6 +558,7 @@ impl UserService {
         user_id: &str,
         method: Method,
         code: &str,
+        challenge_id: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<RecoveryCodes, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
@@ -433,7 +568,7 @@ impl UserService {
                 caller,
                 &user,
                 UserAction::RegenerateRecoveryCodes {
-                    proof: proof(method, code)?,
+                    proof: proof(method, code, challenge_id)?,
                     recovery_codes: hashes,
                 },
                 ctx,
@@ -450,6 +585,7 @@ impl UserService {
         user_id: &str,
         method: Method,
         code: &str,
+        challenge_id: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
@@ -459,7 +595,7 @@ impl UserService {
                 caller,
                 &user,
                 UserAction::Disable {
-                    proof: proof(method, code)?,
+                    proof: proof(method, code, challenge_id)?,
                     policy_enforced: tenant.policy.enforce_two_factor,
                 },
                 ctx,
@@ -515,6 +651,297 @@ impl UserService {
             )
             .await?;
         Ok(UserStatus::of(&user.user, &state, at))
+    }
+
+    fn new_challenge(
+        &self,
+        policy: &twofold_domain::Policy,
+        idempotency_key: Option<&str>,
+    ) -> Result<NewChallenge, ServiceError> {
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
+                return Err(ServiceError::InvalidInput(format!(
+                    "idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+                )));
+            }
+        }
+        let mut id = [0u8; 16];
+        self.entropy.fill(&mut id);
+        Ok(NewChallenge {
+            id: base32_lower(&id),
+            digits: policy.code_digits,
+            expires_at: self.clock.now()
+                + chrono::Duration::seconds(i64::from(policy.code_ttl_seconds)),
+            idempotency_key: idempotency_key.map(str::to_owned),
+        })
+    }
+
+    fn require_method(policy: &twofold_domain::Policy, method: Method) -> Result<(), ServiceError> {
+        if policy.allows(method) {
+            Ok(())
+        } else {
+            Err(ServiceError::PolicyViolation(format!(
+                "the organisation's policy does not allow {method}"
+            )))
+        }
+    }
+
+    /// Registers an email address (sealed) and sends it a verification code.
+    pub async fn add_email(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        email: &str,
+        ctx: &RequestContext,
+    ) -> Result<ChallengeView, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let email = EmailAddress::parse(email).map_err(ServiceError::invalid)?;
+        let tenant = self.tenant(&caller.tenant_id).await?;
+        Self::require_method(&tenant.policy, Method::Email)?;
+        let challenge = self.new_challenge(&tenant.policy, None)?;
+        let id = challenge.id.clone();
+        let sealed = self
+            .sealer
+            .seal(
+                &user.tenant,
+                &contact_context(&user, Channel::Email),
+                email.as_str().as_bytes(),
+            )
+            .await?;
+        let (state, _, _) = self
+            .run(
+                caller,
+                &user,
+                UserAction::AddEmail {
+                    email: sealed,
+                    masked: email.masked(),
+                    challenge,
+                },
+                ctx,
+            )
+            .await?;
+        challenge_view(&state, &id)
+    }
+
+    /// Registers a phone number (E.164, sealed) and sends it a verification code by SMS.
+    pub async fn add_phone(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        phone: &str,
+        ctx: &RequestContext,
+    ) -> Result<ChallengeView, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let phone = PhoneNumber::parse(phone).map_err(ServiceError::invalid)?;
+        let tenant = self.tenant(&caller.tenant_id).await?;
+        Self::require_method(&tenant.policy, Method::Sms)?;
+        let allowed = &tenant.policy.allowed_calling_codes;
+        if !allowed.is_empty() && !allowed.contains(&phone.calling_code()) {
+            let list: Vec<String> = allowed.iter().map(|c| format!("+{c}")).collect();
+            return Err(ServiceError::InvalidInput(format!(
+                "phone numbers with country code +{} are not accepted here; allowed: {}",
+                phone.calling_code(),
+                list.join(", ")
+            )));
+        }
+        self.check_sms_budget(&tenant).await?;
+        let challenge = self.new_challenge(&tenant.policy, None)?;
+        let id = challenge.id.clone();
+        let sealed = self
+            .sealer
+            .seal(
+                &user.tenant,
+                &contact_context(&user, Channel::Sms),
+                phone.e164().as_bytes(),
+            )
+            .await?;
+        let (state, _, _) = self
+            .run(
+                caller,
+                &user,
+                UserAction::AddPhone {
+                    phone: sealed,
+                    calling_code: phone.calling_code().to_string(),
+                    region: phone.region().map(str::to_owned),
+                    masked: phone.masked(),
+                    challenge,
+                },
+                ctx,
+            )
+            .await?;
+        challenge_view(&state, &id)
+    }
+
+    /// Confirms a channel with its code; returns recovery codes if this enabled 2FA.
+    pub async fn confirm_channel(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        challenge_id: &str,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<RecoveryCodes>, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let (codes, hashes) = self.new_recovery_codes(&user);
+        let (_, events, at) = self
+            .run(
+                caller,
+                &user,
+                UserAction::ConfirmChannel {
+                    challenge_id: challenge_id.to_owned(),
+                    code: proof(Method::Email, code, None)?.code,
+                    recovery_codes: hashes,
+                },
+                ctx,
+            )
+            .await?;
+        outcome(&events, at)?;
+        let issued = events
+            .iter()
+            .any(|e| matches!(e, UserEvent::RecoveryCodesGenerated { .. }));
+        Ok(issued.then_some(codes))
+    }
+
+    /// Chooses the default channel for sign-in codes.
+    pub async fn set_preferred_channel(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        channel: Channel,
+        ctx: &RequestContext,
+    ) -> Result<UserStatus, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let (state, _, at) = self
+            .run(
+                caller,
+                &user,
+                UserAction::ChoosePreferredChannel { channel },
+                ctx,
+            )
+            .await?;
+        Ok(UserStatus::of(&user.user, &state, at))
+    }
+
+    /// Sends a sign-in code by `channel` (or the preferred one); a retry with the same
+    /// idempotency key, or a resend within 30 s, returns the open challenge without sending.
+    pub async fn send_code(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        channel: Option<Channel>,
+        idempotency_key: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<ChallengeView, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let tenant = self.tenant(&caller.tenant_id).await?;
+        if let Some(c) = channel {
+            Self::require_method(&tenant.policy, c.method())?;
+        }
+        let effective = match channel {
+            Some(c) => Some(c),
+            None => self
+                .commands
+                .load(&user.aggregate_id())
+                .await
+                .map_err(crate::error::from_aggregate_error)?
+                .preferred_channel(),
+        };
+        if effective == Some(Channel::Sms) {
+            self.check_sms_budget(&tenant).await?;
+        }
+        let challenge = self.new_challenge(&tenant.policy, idempotency_key)?;
+        let id = challenge.id.clone();
+        let (state, events, at) = self
+            .run(
+                caller,
+                &user,
+                UserAction::SendCode { channel, challenge },
+                ctx,
+            )
+            .await?;
+        if events.is_empty() {
+            let channel = channel
+                .or(state.preferred_channel())
+                .unwrap_or(Channel::Email);
+            let reused = state
+                .reusable_challenge(channel, Purpose::SignIn, idempotency_key, at)
+                .ok_or_else(|| ServiceError::Internal("no challenge to return".into()))?;
+            return Ok(reused.into());
+        }
+        challenge_view(&state, &id)
+    }
+
+    /// Records how the delivery of a challenge ended (the delivery worker).
+    pub async fn record_delivery(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), ServiceError> {
+        let at = self.clock.now();
+        let ctx = RequestContext::system(format!("delivery-{challenge_id}"));
+        self.commands
+            .execute(
+                &user.aggregate_id(),
+                UserCommand {
+                    user: user.clone(),
+                    at,
+                    action: UserAction::RecordDelivery {
+                        challenge_id: challenge_id.to_owned(),
+                        outcome,
+                    },
+                },
+                ctx.metadata(&user.tenant, &crate::Actor::System),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// What the delivery worker needs to send a challenge's code: the message, or `None` when
+    /// there is nothing to send any more (the challenge is gone, spent, expired or already
+    /// recorded as delivered).
+    pub(crate) async fn outgoing(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+    ) -> Result<Option<crate::ports::OutgoingCode>, ServiceError> {
+        let state = self
+            .commands
+            .load(&user.aggregate_id())
+            .await
+            .map_err(crate::error::from_aggregate_error)?;
+        let now = self.clock.now();
+        let Some(challenge) = state.challenge(challenge_id) else {
+            return Ok(None);
+        };
+        let done = challenge.used
+            || now >= challenge.expires_at
+            || challenge.delivery != twofold_domain::user::DeliveryState::Pending;
+        let Some(contact) = state.contact(challenge.channel).filter(|_| !done) else {
+            return Ok(None);
+        };
+        let destination = self
+            .sealer
+            .open(
+                &user.tenant,
+                &contact_context(user, challenge.channel),
+                &contact.sealed,
+            )
+            .await?;
+        let destination = String::from_utf8(destination.to_vec())
+            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
+        let tenant = self.tenant(&user.tenant).await?;
+        let crypto = UserCrypto::new(self.sealer.clone(), self.totp.clone(), self.hasher.clone());
+        let remaining = (challenge.expires_at - now).num_seconds().max(60);
+        Ok(Some(crate::ports::OutgoingCode {
+            challenge_id: challenge.id.clone(),
+            tenant_name: tenant.name,
+            channel: challenge.channel,
+            purpose: challenge.purpose,
+            destination: zeroize::Zeroizing::new(destination),
+            code: crypto.challenge_code(user, &challenge.id, challenge.digits),
+            valid_minutes: u32::try_from((remaining + 59) / 60).unwrap_or(10),
+        }))
     }
 
     /// The user's status; `None` when the tenant has never enrolled anything for them.

@@ -5,6 +5,8 @@
 //! `DATABASE_URL` when set. Every test gets its own database, created from a migrated template,
 //! so tests run in parallel without seeing each other. `TEST_LOG=1` shows the service's logs.
 
+pub mod fakes;
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
@@ -13,9 +15,11 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, OnceCell};
 use tracing_subscriber::Layer;
-use twofold::startup::{AppConfig, Application};
+use twofold::startup::{AppConfig, Application, Delivery};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
+use twofold_infra::delivery::{DeliverySettings, Senders};
 use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
+use twofold_services::delivery::RetryPolicy;
 
 /// The PostgreSQL server of this test run: an admin URL and a URL maker for databases.
 struct Server {
@@ -152,8 +156,35 @@ pub fn test_secrets() -> Secrets {
     }
 }
 
+/// How a test service is set up.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// HTTP statuses the fake SMS provider answers with, in order (then 201).
+    pub twilio_script: Vec<u16>,
+    /// Delivery attempts before giving up.
+    pub max_attempts: u32,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            twilio_script: Vec::new(),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Credentials of the fake SMS provider.
+pub const TWILIO_SID: &str = "ACtest0000000000000000000000000000";
+/// See [`TWILIO_SID`].
+pub const TWILIO_TOKEN: &str = "test-auth-token";
+
 /// A running service on its own database.
 pub struct TestApp {
+    /// The SMTP server the service sends mail to.
+    pub smtp: fakes::SmtpCapture,
+    /// The SMS provider the service sends texts to.
+    pub twilio: fakes::FakeTwilio,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
     /// The operator token.
@@ -169,8 +200,13 @@ pub struct TestApp {
 
 /// Starts the service on a fresh database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestOptions::default()).await
+}
+
+/// Starts the service on a fresh database with `options`.
+pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let database_url = fresh_database().await;
-    spawn_app_on(database_url, test_secrets()).await
+    spawn_instance(database_url, test_secrets(), options).await
 }
 
 /// Everything the services of this test process logged, at debug level: tests scan it for
@@ -230,12 +266,49 @@ pub fn captured_logs() -> String {
 
 /// Starts a service instance on an existing database (several instances may share one).
 pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
+    spawn_instance(database_url, secrets, TestOptions::default()).await
+}
+
+async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOptions) -> TestApp {
     install_log_capture();
+    let smtp = fakes::SmtpCapture::start();
+    let twilio = fakes::FakeTwilio::start_with_credentials(
+        TWILIO_SID,
+        TWILIO_TOKEN,
+        options.twilio_script.clone(),
+    );
+    let vars: std::collections::HashMap<&str, String> = [
+        ("TWOFOLD_SMTP_URL", smtp.url()),
+        (
+            "TWOFOLD_EMAIL_FROM",
+            "Twofold <no-reply@twofold.test>".to_owned(),
+        ),
+        ("TWOFOLD_SMS_PROVIDER", "twilio".to_owned()),
+        ("TWOFOLD_TWILIO_API_BASE", twilio.base_url()),
+        ("TWOFOLD_TWILIO_ACCOUNT_SID", TWILIO_SID.to_owned()),
+        ("TWOFOLD_TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+        ("TWOFOLD_TWILIO_FROM", "+15005550006".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let settings =
+        DeliverySettings::from_lookup(|k| vars.get(k).cloned()).expect("test delivery settings");
+    let senders = Senders::build(&settings).expect("test senders");
+    let delivery = Delivery {
+        email: senders.email,
+        sms: senders.sms,
+        retry: RetryPolicy {
+            max_attempts: options.max_attempts,
+            first_backoff: std::time::Duration::from_millis(20),
+            lease: std::time::Duration::from_secs(60),
+        },
+    };
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         secrets: secrets.clone(),
         max_connections: 10,
+        delivery,
     })
     .await
     .expect("building the application");
@@ -247,6 +320,8 @@ pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
         .await
         .expect("connecting to the test database");
     TestApp {
+        smtp,
+        twilio,
         address,
         operator_token: secrets.operator_token.expose().to_owned(),
         db,
@@ -376,6 +451,23 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Waits (bounded) until streams whose id is LIKE `pattern` hold `n` events of
+    /// `event_type`: what the delivery worker records happens after the request returns.
+    pub async fn wait_for_events(&self, pattern: &str, event_type: &str, n: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let found = self.count_events_like(pattern, event_type).await;
+            if found >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 20 s for {n} {event_type} events, found {found}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     /// How many events of `event_type` streams whose id is LIKE `pattern` hold.
     pub async fn count_events_like(&self, pattern: &str, event_type: &str) -> i64 {
         sqlx::query_scalar(

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 use super::{
-    normalize_recovery_code, Proof, ServicesError, UserAction, UserCommand, UserEvent, UserRef,
-    UserServices, RECOVERY_CODES,
+    normalize_recovery_code, DeliveryOutcome, NewChallenge, Proof, ServicesError, UserAction,
+    UserCommand, UserEvent, UserRef, UserServices, ATTEMPTS_PER_CHALLENGE, RECOVERY_CODES,
+    RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES,
 };
+use crate::channel::{Channel, Purpose};
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
 use crate::Method;
@@ -52,7 +54,80 @@ pub enum UserError {
     /// The services failed.
     #[error(transparent)]
     Services(#[from] ServicesError),
+    /// The challenge can no longer be answered (expired, used, or too many wrong codes).
+    #[error("{0}")]
+    CodeExpired(&'static str),
+    /// Too many codes sent to this destination recently.
+    #[error("too many codes were sent to this destination: try again in {retry_after_seconds} s")]
+    RateLimited {
+        /// Seconds until another code may be sent.
+        retry_after_seconds: i64,
+    },
+    /// No such challenge for this user (or it belongs to a replaced address or number).
+    #[error("no such challenge for this user")]
+    ChallengeNotFound,
+    /// EMAIL and SMS codes are answered with the challenge they were sent with.
+    #[error("challengeId is required for EMAIL and SMS codes")]
+    ChallengeRequired,
+    /// sendCode without a channel and without a preferred one.
+    #[error("the user has no preferred channel: pass a channel")]
+    NoPreferredChannel,
 }
+
+/// A registered email address or phone number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactFactor {
+    /// The sealed address or E.164 number.
+    pub sealed: SealedSecret,
+    /// Masked for display.
+    pub masked: String,
+    /// Proven with a code.
+    pub verified: bool,
+    /// When registered (challenges sent before belong to a replaced destination).
+    pub since: DateTime<Utc>,
+}
+
+/// Where a challenge's message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryState {
+    /// Not yet accepted by the provider.
+    Pending,
+    /// Accepted by the provider.
+    Delivered,
+    /// Given up.
+    Failed,
+}
+
+/// A one-time code sent by email or SMS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Id.
+    pub id: String,
+    /// Email or SMS.
+    pub channel: Channel,
+    /// Why.
+    pub purpose: Purpose,
+    /// Code length.
+    pub digits: u8,
+    /// End of validity.
+    pub expires_at: DateTime<Utc>,
+    /// When sent.
+    pub sent_at: DateTime<Utc>,
+    /// Masked destination.
+    pub sent_to: String,
+    /// Wrong codes so far.
+    pub attempts: u32,
+    /// Answered correctly (spent).
+    pub used: bool,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Delivery state.
+    pub delivery: DeliveryState,
+}
+
+/// Challenges kept in the state (older ones can no longer matter: they are long expired and
+/// outside the rate-limit window).
+const KEPT_CHALLENGES: usize = 32;
 
 /// An active (or pending) TOTP factor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +164,14 @@ pub struct User {
     locked_until: Option<DateTime<Utc>>,
     admin_lock: bool,
     last_verified_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    email: Option<ContactFactor>,
+    #[serde(default)]
+    phone: Option<ContactFactor>,
+    #[serde(default)]
+    preferred: Option<Channel>,
+    #[serde(default)]
+    challenges: Vec<Challenge>,
 }
 
 /// Result of checking a proof: the events to record either way.
@@ -116,7 +199,59 @@ impl User {
 
     /// Whether a second factor is active.
     pub fn enabled(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || self.verified(Channel::Email) || self.verified(Channel::Sms)
+    }
+
+    /// The registered address (Email) or number (Sms).
+    pub fn contact(&self, channel: Channel) -> Option<&ContactFactor> {
+        match channel {
+            Channel::Email => self.email.as_ref(),
+            Channel::Sms => self.phone.as_ref(),
+        }
+    }
+
+    fn verified(&self, channel: Channel) -> bool {
+        self.contact(channel).is_some_and(|f| f.verified)
+    }
+
+    /// The default channel for sign-in codes.
+    pub fn preferred_channel(&self) -> Option<Channel> {
+        self.preferred
+    }
+
+    /// A challenge by id.
+    pub fn challenge(&self, id: &str) -> Option<&Challenge> {
+        self.challenges.iter().find(|c| c.id == id)
+    }
+
+    /// The open challenge a new send request should get instead of a new code: the one with
+    /// the same idempotency key, or one sent by the same channel for the same purpose less than
+    /// [`RESEND_WINDOW_SECONDS`] ago.
+    pub fn reusable_challenge(
+        &self,
+        channel: Channel,
+        purpose: Purpose,
+        idempotency_key: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Option<&Challenge> {
+        let open =
+            |c: &&Challenge| !c.used && c.attempts < ATTEMPTS_PER_CHALLENGE && at < c.expires_at;
+        if let Some(key) = idempotency_key {
+            if let Some(c) = self
+                .challenges
+                .iter()
+                .rev()
+                .filter(open)
+                .find(|c| c.idempotency_key.as_deref() == Some(key))
+            {
+                return Some(c);
+            }
+        }
+        self.challenges.iter().rev().filter(open).find(|c| {
+            c.channel == channel
+                && c.purpose == purpose
+                && (at - c.sent_at).num_seconds() < RESEND_WINDOW_SECONDS
+        })
     }
 
     /// The methods the user can verify with now.
@@ -124,6 +259,12 @@ impl User {
         let mut methods = Vec::new();
         if self.totp.is_some() {
             methods.push(Method::Totp);
+        }
+        if self.verified(Channel::Email) {
+            methods.push(Method::Email);
+        }
+        if self.verified(Channel::Sms) {
+            methods.push(Method::Sms);
         }
         if self.enabled() && self.recovery_codes_remaining() > 0 {
             methods.push(Method::RecoveryCode);
@@ -167,9 +308,19 @@ impl User {
     }
 
     pub(super) fn failure(&self, method: Method, at: DateTime<Utc>) -> Vec<UserEvent> {
+        self.failure_on(method, None, at)
+    }
+
+    fn failure_on(
+        &self,
+        method: Method,
+        challenge_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Vec<UserEvent> {
         let n = self.consecutive_failures.saturating_add(1);
         let mut events = vec![UserEvent::VerificationFailed {
             method,
+            challenge_id,
             consecutive_failures: n,
             at,
         }];
@@ -227,6 +378,7 @@ impl User {
                         Some(step) => Checked::Passed(vec![UserEvent::CodeVerified {
                             method: Method::Totp,
                             totp_step: Some(step),
+                            challenge_id: None,
                             at,
                         }]),
                         None => Checked::Failed(self.failure(Method::Totp, at)),
@@ -254,8 +406,100 @@ impl User {
                     None => Checked::Failed(self.failure(Method::RecoveryCode, at)),
                 })
             }
-            other => Err(UserError::UnsupportedProof(other)),
+            Method::Email | Method::Sms => {
+                let channel = if proof.method == Method::Email {
+                    Channel::Email
+                } else {
+                    Channel::Sms
+                };
+                let factor = self
+                    .contact(channel)
+                    .filter(|f| f.verified)
+                    .ok_or(UserError::MethodNotEnrolled(proof.method))?;
+                let id = proof
+                    .challenge_id
+                    .as_deref()
+                    .ok_or(UserError::ChallengeRequired)?;
+                let challenge = self.answerable(id, Purpose::SignIn, at)?;
+                if challenge.channel != channel || challenge.sent_at < factor.since {
+                    return Err(UserError::ChallengeNotFound);
+                }
+                Ok(
+                    if services.challenge_code_matches(user, id, challenge.digits, &proof.code) {
+                        Checked::Passed(vec![UserEvent::CodeVerified {
+                            method: proof.method,
+                            totp_step: None,
+                            challenge_id: Some(id.to_owned()),
+                            at,
+                        }])
+                    } else {
+                        Checked::Failed(self.failure_on(proof.method, Some(id.to_owned()), at))
+                    },
+                )
+            }
         }
+    }
+
+    /// A challenge that may still be answered.
+    fn answerable(
+        &self,
+        id: &str,
+        purpose: Purpose,
+        at: DateTime<Utc>,
+    ) -> Result<&Challenge, UserError> {
+        let challenge = self
+            .challenge(id)
+            .filter(|c| c.purpose == purpose)
+            .ok_or(UserError::ChallengeNotFound)?;
+        if challenge.used {
+            return Err(UserError::CodeExpired(
+                "this code was already used: request a new one",
+            ));
+        }
+        if challenge.attempts >= ATTEMPTS_PER_CHALLENGE {
+            return Err(UserError::CodeExpired(
+                "too many wrong codes for this challenge: request a new one",
+            ));
+        }
+        if at >= challenge.expires_at {
+            return Err(UserError::CodeExpired(
+                "the code has expired: request a new one",
+            ));
+        }
+        Ok(challenge)
+    }
+
+    /// A `CodeSent` for a new challenge, unless the destination had too many codes recently.
+    fn issue(
+        &self,
+        channel: Channel,
+        purpose: Purpose,
+        challenge: NewChallenge,
+        sent_to: String,
+        at: DateTime<Utc>,
+    ) -> Result<UserEvent, UserError> {
+        let window = Duration::minutes(SEND_WINDOW_MINUTES);
+        let recent: Vec<&Challenge> = self
+            .challenges
+            .iter()
+            .filter(|c| c.channel == channel && at - c.sent_at < window)
+            .collect();
+        if recent.len() >= SENDS_PER_WINDOW {
+            let oldest = recent.iter().map(|c| c.sent_at).min().unwrap_or(at);
+            return Err(UserError::RateLimited {
+                retry_after_seconds: (oldest + window - at).num_seconds().max(1),
+            });
+        }
+        Ok(UserEvent::CodeSent {
+            challenge_id: challenge.id,
+            channel,
+            purpose,
+            digits: challenge.digits,
+            expires_at: challenge.expires_at,
+            sent_to,
+            idempotency_key: challenge.idempotency_key,
+            at,
+        })
     }
 
     async fn decide(
@@ -356,6 +600,151 @@ impl User {
                     Checked::Failed(events) => events,
                 })
             }
+            UserAction::AddEmail {
+                email,
+                masked,
+                challenge,
+            } => {
+                let sent = self.issue(
+                    Channel::Email,
+                    Purpose::VerifyChannel,
+                    challenge,
+                    masked.clone(),
+                    at,
+                )?;
+                Ok(vec![
+                    UserEvent::EmailFactorAdded { email, masked, at },
+                    sent,
+                ])
+            }
+            UserAction::AddPhone {
+                phone,
+                calling_code,
+                region,
+                masked,
+                challenge,
+            } => {
+                let sent = self.issue(
+                    Channel::Sms,
+                    Purpose::VerifyChannel,
+                    challenge,
+                    masked.clone(),
+                    at,
+                )?;
+                Ok(vec![
+                    UserEvent::PhoneFactorAdded {
+                        phone,
+                        calling_code,
+                        region,
+                        masked,
+                        at,
+                    },
+                    sent,
+                ])
+            }
+            UserAction::ConfirmChannel {
+                challenge_id,
+                code,
+                recovery_codes,
+            } => {
+                self.refuse_if_locked(at)?;
+                let challenge = self.answerable(&challenge_id, Purpose::VerifyChannel, at)?;
+                let channel = challenge.channel;
+                let current = self
+                    .contact(channel)
+                    .is_some_and(|f| challenge.sent_at >= f.since);
+                if !current {
+                    return Err(UserError::ChallengeNotFound);
+                }
+                if !services.challenge_code_matches(&user, &challenge_id, challenge.digits, &code) {
+                    return Ok(self.failure_on(channel.method(), Some(challenge_id), at));
+                }
+                let mut events = vec![UserEvent::ChannelVerified {
+                    channel,
+                    challenge_id,
+                    at,
+                }];
+                if !self.enabled() {
+                    if recovery_codes.len() != RECOVERY_CODES {
+                        return Err(UserError::BadRecoverySet);
+                    }
+                    events.push(UserEvent::RecoveryCodesGenerated {
+                        hashes: recovery_codes,
+                        at,
+                    });
+                }
+                if self.preferred.is_none() {
+                    events.push(UserEvent::PreferredChannelChosen { channel, at });
+                }
+                Ok(events)
+            }
+            UserAction::ChoosePreferredChannel { channel } => {
+                if !self.verified(channel) {
+                    return Err(UserError::MethodNotEnrolled(channel.method()));
+                }
+                if self.preferred == Some(channel) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::PreferredChannelChosen { channel, at }])
+            }
+            UserAction::SendCode { channel, challenge } => {
+                if !self.enabled() {
+                    return Err(UserError::NotEnrolled);
+                }
+                self.refuse_if_locked(at)?;
+                let channel = channel
+                    .or(self.preferred)
+                    .ok_or(UserError::NoPreferredChannel)?;
+                let factor = self
+                    .contact(channel)
+                    .filter(|f| f.verified)
+                    .ok_or(UserError::MethodNotEnrolled(channel.method()))?;
+                if self
+                    .reusable_challenge(
+                        channel,
+                        Purpose::SignIn,
+                        challenge.idempotency_key.as_deref(),
+                        at,
+                    )
+                    .is_some()
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![self.issue(
+                    channel,
+                    Purpose::SignIn,
+                    challenge,
+                    factor.masked.clone(),
+                    at,
+                )?])
+            }
+            UserAction::RecordDelivery {
+                challenge_id,
+                outcome,
+            } => {
+                let pending = self
+                    .challenge(&challenge_id)
+                    .is_some_and(|c| c.delivery == DeliveryState::Pending);
+                if !pending {
+                    // A repeat after a crash, or a challenge long gone: nothing new happened.
+                    return Ok(vec![]);
+                }
+                Ok(vec![match outcome {
+                    DeliveryOutcome::Delivered {
+                        provider_message_id,
+                    } => UserEvent::CodeDelivered {
+                        challenge_id,
+                        provider_message_id,
+                        at,
+                    },
+                    DeliveryOutcome::Failed { error, attempts } => UserEvent::CodeDeliveryFailed {
+                        challenge_id,
+                        error,
+                        attempts,
+                        at,
+                    },
+                }])
+            }
             UserAction::ClearLockout { by, reason } => {
                 if !self.exists() {
                     return Err(UserError::UnknownUser);
@@ -372,6 +761,10 @@ impl User {
                 Ok(vec![UserEvent::TwoFactorReset { by, reason, at }])
             }
         }
+    }
+
+    fn challenge_mut(&mut self, id: &str) -> Option<&mut Challenge> {
+        self.challenges.iter_mut().find(|c| c.id == id)
     }
 
     fn succeeded(&mut self, at: DateTime<Utc>) {
@@ -440,7 +833,15 @@ impl Aggregate for User {
                     .map(|hash| RecoverySlot { hash, used: false })
                     .collect();
             }
-            UserEvent::CodeVerified { totp_step, at, .. } => {
+            UserEvent::CodeVerified {
+                totp_step,
+                challenge_id,
+                at,
+                ..
+            } => {
+                if let Some(c) = challenge_id.and_then(|id| self.challenge_mut(&id)) {
+                    c.used = true;
+                }
                 if let Some(step) = totp_step {
                     self.last_totp_step = Some(self.last_totp_step.map_or(step, |l| l.max(step)));
                 }
@@ -457,8 +858,14 @@ impl Aggregate for User {
             }
             UserEvent::VerificationFailed {
                 consecutive_failures,
+                challenge_id,
                 ..
-            } => self.consecutive_failures = consecutive_failures,
+            } => {
+                self.consecutive_failures = consecutive_failures;
+                if let Some(c) = challenge_id.and_then(|id| self.challenge_mut(&id)) {
+                    c.attempts += 1;
+                }
+            }
             UserEvent::UserLockedOut {
                 until,
                 lockout,
@@ -479,7 +886,82 @@ impl Aggregate for User {
                 self.totp = None;
                 self.pending_totp = None;
                 self.recovery.clear();
+                self.email = None;
+                self.phone = None;
+                self.preferred = None;
+                self.challenges.clear();
             }
+            UserEvent::EmailFactorAdded { email, masked, at } => {
+                self.email = Some(ContactFactor {
+                    sealed: email,
+                    masked,
+                    verified: false,
+                    since: at,
+                });
+            }
+            UserEvent::PhoneFactorAdded {
+                phone, masked, at, ..
+            } => {
+                self.phone = Some(ContactFactor {
+                    sealed: phone,
+                    masked,
+                    verified: false,
+                    since: at,
+                });
+            }
+            UserEvent::CodeSent {
+                challenge_id,
+                channel,
+                purpose,
+                digits,
+                expires_at,
+                sent_to,
+                idempotency_key,
+                at,
+            } => {
+                self.challenges.push(Challenge {
+                    id: challenge_id,
+                    channel,
+                    purpose,
+                    digits,
+                    expires_at,
+                    sent_at: at,
+                    sent_to,
+                    attempts: 0,
+                    used: false,
+                    idempotency_key,
+                    delivery: DeliveryState::Pending,
+                });
+                let excess = self.challenges.len().saturating_sub(KEPT_CHALLENGES);
+                self.challenges.drain(..excess);
+            }
+            UserEvent::CodeDelivered { challenge_id, .. } => {
+                if let Some(c) = self.challenge_mut(&challenge_id) {
+                    c.delivery = DeliveryState::Delivered;
+                }
+            }
+            UserEvent::CodeDeliveryFailed { challenge_id, .. } => {
+                if let Some(c) = self.challenge_mut(&challenge_id) {
+                    c.delivery = DeliveryState::Failed;
+                }
+            }
+            UserEvent::ChannelVerified {
+                channel,
+                challenge_id,
+                at,
+            } => {
+                if let Some(f) = match channel {
+                    Channel::Email => self.email.as_mut(),
+                    Channel::Sms => self.phone.as_mut(),
+                } {
+                    f.verified = true;
+                }
+                if let Some(c) = self.challenge_mut(&challenge_id) {
+                    c.used = true;
+                }
+                self.succeeded(at);
+            }
+            UserEvent::PreferredChannelChosen { channel, .. } => self.preferred = Some(channel),
             UserEvent::TwoFactorReset { .. } => {
                 let first_seen_at = self.first_seen_at;
                 let last_totp_step = self.last_totp_step;
@@ -507,7 +989,14 @@ impl UserEvent {
             | UserEvent::UserLockedOut { at, .. }
             | UserEvent::LockoutCleared { at, .. }
             | UserEvent::TwoFactorDisabled { at, .. }
-            | UserEvent::TwoFactorReset { at, .. } => *at,
+            | UserEvent::TwoFactorReset { at, .. }
+            | UserEvent::EmailFactorAdded { at, .. }
+            | UserEvent::PhoneFactorAdded { at, .. }
+            | UserEvent::CodeSent { at, .. }
+            | UserEvent::CodeDelivered { at, .. }
+            | UserEvent::CodeDeliveryFailed { at, .. }
+            | UserEvent::ChannelVerified { at, .. }
+            | UserEvent::PreferredChannelChosen { at, .. } => *at,
         }
     }
 }

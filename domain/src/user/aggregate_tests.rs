@@ -33,6 +33,16 @@ impl UserServices for Codes {
     fn recovery_code_hash(&self, _user: &UserRef, normalized_code: &str) -> KeyedHash {
         KeyedHash::from_hex(format!("h-{normalized_code}"))
     }
+
+    fn challenge_code_matches(
+        &self,
+        _user: &UserRef,
+        challenge_id: &str,
+        _digits: u8,
+        code: &str,
+    ) -> bool {
+        code == format!("code-of-{challenge_id}")
+    }
 }
 
 fn tf() -> TestFramework<User> {
@@ -64,6 +74,7 @@ fn proof(method: Method, code: &str) -> Proof {
     Proof {
         method,
         code: code.into(),
+        challenge_id: None,
     }
 }
 
@@ -140,6 +151,7 @@ async fn a_wrong_confirmation_code_is_a_recorded_failure() {
         ))
         .await
         .then_expect_events(vec![UserEvent::VerificationFailed {
+            challenge_id: None,
             method: Method::Totp,
             consecutive_failures: 1,
             at: t0(),
@@ -185,6 +197,7 @@ async fn a_time_step_is_never_accepted_twice_or_out_of_order() {
             ))
             .await
             .then_expect_events(vec![UserEvent::VerificationFailed {
+                challenge_id: None,
                 method: Method::Totp,
                 consecutive_failures: 1,
                 at: t0(),
@@ -199,6 +212,7 @@ async fn a_time_step_is_never_accepted_twice_or_out_of_order() {
         ))
         .await
         .then_expect_events(vec![UserEvent::CodeVerified {
+            challenge_id: None,
             method: Method::Totp,
             totp_step: Some(101),
             at: t0(),
@@ -219,6 +233,7 @@ async fn the_tenth_failure_locks_for_five_minutes() {
         .await
         .then_expect_events(vec![
             UserEvent::VerificationFailed {
+                challenge_id: None,
                 method: Method::RecoveryCode,
                 consecutive_failures: 10,
                 at: t0(),
@@ -258,6 +273,7 @@ async fn while_locked_no_code_is_checked_not_even_a_valid_one() {
         ))
         .await
         .then_expect_events(vec![UserEvent::CodeVerified {
+            challenge_id: None,
             method: Method::Totp,
             totp_step: Some(200),
             at: t0() + Duration::minutes(6),
@@ -343,6 +359,7 @@ async fn a_recovery_code_works_once_in_any_order_and_any_case() {
         ))
         .await
         .then_expect_events(vec![UserEvent::VerificationFailed {
+            challenge_id: None,
             method: Method::RecoveryCode,
             consecutive_failures: 1,
             at: t0(),
@@ -362,6 +379,7 @@ async fn regenerating_needs_a_current_factor_and_replaces_every_code() {
         .await
         .then_expect_events(vec![
             UserEvent::CodeVerified {
+                challenge_id: None,
                 method: Method::Totp,
                 totp_step: Some(101),
                 at: t0(),
@@ -381,6 +399,7 @@ async fn regenerating_needs_a_current_factor_and_replaces_every_code() {
         ))
         .await
         .then_expect_events(vec![UserEvent::VerificationFailed {
+            challenge_id: None,
             method: Method::Totp,
             consecutive_failures: 1,
             at: t0(),
@@ -473,4 +492,323 @@ async fn a_services_failure_is_an_error_not_a_wrong_code() {
     .then_expect_error(UserError::Services(ServicesError(
         "data key unavailable".into(),
     )));
+}
+
+// ---- email and SMS channels, challenges ----
+
+use crate::channel::{Channel, Purpose};
+
+fn challenge(id: &str, at: DateTime<Utc>) -> NewChallenge {
+    NewChallenge {
+        id: id.into(),
+        digits: 6,
+        expires_at: at + Duration::minutes(10),
+        idempotency_key: None,
+    }
+}
+
+fn sent(id: &str, channel: Channel, purpose: Purpose, at: DateTime<Utc>) -> UserEvent {
+    UserEvent::CodeSent {
+        challenge_id: id.into(),
+        channel,
+        purpose,
+        digits: 6,
+        expires_at: at + Duration::minutes(10),
+        sent_to: "+995 *** ** 34 56".into(),
+        idempotency_key: None,
+        at,
+    }
+}
+
+/// A user whose phone is verified (and preferred), with recovery codes.
+fn phone_user() -> Vec<UserEvent> {
+    vec![
+        UserEvent::PhoneFactorAdded {
+            phone: SealedSecret::from_encoded("sealed-phone".into()),
+            calling_code: "995".into(),
+            region: Some("GE".into()),
+            masked: "+995 *** ** 34 56".into(),
+            at: t0(),
+        },
+        sent("c0", Channel::Sms, Purpose::VerifyChannel, t0()),
+        UserEvent::ChannelVerified {
+            channel: Channel::Sms,
+            challenge_id: "c0".into(),
+            at: t0(),
+        },
+        UserEvent::RecoveryCodesGenerated {
+            hashes: codes("r"),
+            at: t0(),
+        },
+        UserEvent::PreferredChannelChosen {
+            channel: Channel::Sms,
+            at: t0(),
+        },
+    ]
+}
+
+fn sms_proof(challenge: &str, code: &str) -> Proof {
+    Proof {
+        method: Method::Sms,
+        code: code.into(),
+        challenge_id: Some(challenge.into()),
+    }
+}
+
+#[tokio::test]
+async fn adding_a_phone_registers_it_unverified_and_sends_a_verification_code() {
+    tf().given_no_previous_events()
+        .when_async(cmd(
+            t0(),
+            UserAction::AddPhone {
+                phone: SealedSecret::from_encoded("sealed-phone".into()),
+                calling_code: "995".into(),
+                region: Some("GE".into()),
+                masked: "+995 *** ** 34 56".into(),
+                challenge: challenge("c0", t0()),
+            },
+        ))
+        .await
+        .then_expect_events(vec![
+            UserEvent::PhoneFactorAdded {
+                phone: SealedSecret::from_encoded("sealed-phone".into()),
+                calling_code: "995".into(),
+                region: Some("GE".into()),
+                masked: "+995 *** ** 34 56".into(),
+                at: t0(),
+            },
+            sent("c0", Channel::Sms, Purpose::VerifyChannel, t0()),
+        ]);
+}
+
+#[tokio::test]
+async fn confirming_the_first_channel_enables_2fa_with_recovery_codes() {
+    let given = phone_user()[..2].to_vec();
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ConfirmChannel {
+                challenge_id: "c0".into(),
+                code: "code-of-c0".into(),
+                recovery_codes: codes("r"),
+            },
+        ))
+        .await
+        .then_expect_events(phone_user()[2..].to_vec());
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_a_challenge() {
+    let mut given = phone_user()[..2].to_vec();
+    for i in 1..=5 {
+        given.push(UserEvent::VerificationFailed {
+            method: Method::Sms,
+            challenge_id: Some("c0".into()),
+            consecutive_failures: i,
+            at: t0(),
+        });
+    }
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ConfirmChannel {
+                challenge_id: "c0".into(),
+                code: "code-of-c0".into(),
+                recovery_codes: codes("r"),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::CodeExpired(
+            "too many wrong codes for this challenge: request a new one",
+        ));
+}
+
+#[tokio::test]
+async fn an_expired_or_used_code_is_refused() {
+    let mut given = phone_user();
+    given.push(sent("s1", Channel::Sms, Purpose::SignIn, t0()));
+    tf().given(given.clone())
+        .when_async(cmd(
+            t0() + Duration::minutes(10),
+            UserAction::Verify {
+                proof: sms_proof("s1", "code-of-s1"),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::CodeExpired(
+            "the code has expired: request a new one",
+        ));
+    given.push(UserEvent::CodeVerified {
+        method: Method::Sms,
+        totp_step: None,
+        challenge_id: Some("s1".into()),
+        at: t0(),
+    });
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::Verify {
+                proof: sms_proof("s1", "code-of-s1"),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::CodeExpired(
+            "this code was already used: request a new one",
+        ));
+}
+
+#[tokio::test]
+async fn a_sign_in_code_verifies_once_with_its_challenge() {
+    let mut given = phone_user();
+    given.push(sent("s1", Channel::Sms, Purpose::SignIn, t0()));
+    tf().given(given.clone())
+        .when_async(cmd(
+            t0(),
+            UserAction::Verify {
+                proof: sms_proof("s1", "code-of-s1"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::CodeVerified {
+            method: Method::Sms,
+            totp_step: None,
+            challenge_id: Some("s1".into()),
+            at: t0(),
+        }]);
+    // A verification challenge cannot be used to sign in, and the id is required.
+    tf().given(given.clone())
+        .when_async(cmd(
+            t0(),
+            UserAction::Verify {
+                proof: sms_proof("c0", "code-of-c0"),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::ChallengeNotFound);
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::Verify {
+                proof: Proof {
+                    method: Method::Sms,
+                    code: "code-of-s1".into(),
+                    challenge_id: None,
+                },
+            },
+        ))
+        .await
+        .then_expect_error(UserError::ChallengeRequired);
+}
+
+#[tokio::test]
+async fn a_resend_within_thirty_seconds_or_with_the_same_key_reuses_the_challenge() {
+    let mut given = phone_user();
+    given.push(sent("s1", Channel::Sms, Purpose::SignIn, t0()));
+    tf().given(given.clone())
+        .when_async(cmd(
+            t0() + Duration::seconds(29),
+            UserAction::SendCode {
+                channel: None,
+                challenge: challenge("s2", t0()),
+            },
+        ))
+        .await
+        .then_expect_events(vec![]);
+    let later = t0() + Duration::seconds(31);
+    tf().given(given)
+        .when_async(cmd(
+            later,
+            UserAction::SendCode {
+                channel: Some(Channel::Sms),
+                challenge: challenge("s2", later),
+            },
+        ))
+        .await
+        .then_expect_events(vec![sent("s2", Channel::Sms, Purpose::SignIn, later)]);
+}
+
+#[tokio::test]
+async fn at_most_five_codes_per_destination_in_ten_minutes() {
+    let mut given = phone_user(); // c0 was sent at t0
+    for i in 1..5 {
+        given.push(sent(
+            &format!("s{i}"),
+            Channel::Sms,
+            Purpose::SignIn,
+            t0() + Duration::minutes(i),
+        ));
+    }
+    let at = t0() + Duration::minutes(6);
+    tf().given(given)
+        .when_async(cmd(
+            at,
+            UserAction::SendCode {
+                channel: None,
+                challenge: challenge("s9", at),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::RateLimited {
+            retry_after_seconds: 4 * 60,
+        });
+}
+
+#[tokio::test]
+async fn sending_needs_a_verified_channel_and_a_choice() {
+    tf().given(phone_user())
+        .when_async(cmd(
+            t0(),
+            UserAction::SendCode {
+                channel: Some(Channel::Email),
+                challenge: challenge("s1", t0()),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::MethodNotEnrolled(Method::Email));
+    let mut totp_only = enrolled();
+    totp_only.truncate(3);
+    tf().given(totp_only)
+        .when_async(cmd(
+            t0(),
+            UserAction::SendCode {
+                channel: None,
+                challenge: challenge("s1", t0()),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::NoPreferredChannel);
+}
+
+#[tokio::test]
+async fn a_delivery_is_recorded_once() {
+    let mut given = phone_user();
+    given.push(sent("s1", Channel::Sms, Purpose::SignIn, t0()));
+    let record = || {
+        cmd(
+            t0(),
+            UserAction::RecordDelivery {
+                challenge_id: "s1".into(),
+                outcome: DeliveryOutcome::Delivered {
+                    provider_message_id: Some("SM1".into()),
+                },
+            },
+        )
+    };
+    tf().given(given.clone())
+        .when_async(record())
+        .await
+        .then_expect_events(vec![UserEvent::CodeDelivered {
+            challenge_id: "s1".into(),
+            provider_message_id: Some("SM1".into()),
+            at: t0(),
+        }]);
+    given.push(UserEvent::CodeDelivered {
+        challenge_id: "s1".into(),
+        provider_message_id: Some("SM1".into()),
+        at: t0(),
+    });
+    tf().given(given)
+        .when_async(record())
+        .await
+        .then_expect_events(vec![]);
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::channel::Channel;
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
 use crate::{ApiKeyId, Method, Reason, TenantId, UserId};
@@ -24,13 +25,45 @@ impl UserRef {
     }
 }
 
-/// A current factor presented to authorise a sensitive change.
+/// A current factor presented at sign-in or to authorise a sensitive change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
-    /// TOTP or RECOVERY_CODE (email/SMS later).
+    /// The method.
     pub method: Method,
     /// The code as typed.
     pub code: String,
+    /// For EMAIL and SMS: the challenge the code was sent with.
+    pub challenge_id: Option<String>,
+}
+
+/// A challenge the service is about to issue: its id and limits are decided before the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChallenge {
+    /// Random id (also the provider's idempotency key).
+    pub id: String,
+    /// Code length (tenant policy).
+    pub digits: u8,
+    /// End of validity (now + the tenant's code TTL).
+    pub expires_at: DateTime<Utc>,
+    /// The caller's idempotency key: a retried request gets the same challenge.
+    pub idempotency_key: Option<String>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Accepted by the provider.
+    Delivered {
+        /// The provider's message id.
+        provider_message_id: Option<String>,
+    },
+    /// Given up.
+    Failed {
+        /// Why (no code, no destination).
+        error: String,
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 /// A command on one user's 2FA account.
@@ -82,6 +115,56 @@ pub enum UserAction {
         proof: Proof,
         /// Whether the tenant's policy enforces 2FA right now.
         policy_enforced: bool,
+    },
+    /// Register an email address and send it a verification code.
+    AddEmail {
+        /// The address, sealed.
+        email: SealedSecret,
+        /// The address, masked.
+        masked: String,
+        /// The verification challenge.
+        challenge: NewChallenge,
+    },
+    /// Register a phone number and send it a verification code.
+    AddPhone {
+        /// The E.164 number, sealed.
+        phone: SealedSecret,
+        /// Its calling code.
+        calling_code: String,
+        /// Its region.
+        region: Option<String>,
+        /// The number, masked.
+        masked: String,
+        /// The verification challenge.
+        challenge: NewChallenge,
+    },
+    /// Prove a registered address or number with its code.
+    ConfirmChannel {
+        /// The challenge sent by AddEmail/AddPhone.
+        challenge_id: String,
+        /// The code.
+        code: String,
+        /// New recovery codes, issued if this enables 2FA.
+        recovery_codes: Vec<KeyedHash>,
+    },
+    /// Choose the default channel for sign-in codes.
+    ChoosePreferredChannel {
+        /// The channel (must be verified).
+        channel: Channel,
+    },
+    /// Send a sign-in code by `channel` (or the preferred one).
+    SendCode {
+        /// The channel; the preferred one when `None`.
+        channel: Option<Channel>,
+        /// The challenge to issue unless an existing one is reused.
+        challenge: NewChallenge,
+    },
+    /// Record how the delivery of a challenge ended (the delivery worker).
+    RecordDelivery {
+        /// The challenge.
+        challenge_id: String,
+        /// The outcome.
+        outcome: DeliveryOutcome,
     },
     /// End a lockout early (admin).
     ClearLockout {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::{Channel, Purpose};
 use crate::secrets::SealedSecret;
 use crate::tenant::KeyedHash;
 use crate::{ApiKeyId, Method, Reason, TotpAlgorithm};
@@ -48,6 +49,9 @@ pub enum UserEvent {
         method: Method,
         /// For TOTP, the accepted time step.
         totp_step: Option<u64>,
+        /// For EMAIL and SMS, the challenge whose code was used (now spent).
+        #[serde(default)]
+        challenge_id: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -64,6 +68,9 @@ pub enum UserEvent {
     VerificationFailed {
         /// Which method was tried.
         method: Method,
+        /// For EMAIL and SMS, the challenge tried (five wrong codes end it).
+        #[serde(default)]
+        challenge_id: Option<String>,
         /// Consecutive failures so far, across methods.
         consecutive_failures: u32,
         /// When.
@@ -86,6 +93,84 @@ pub enum UserEvent {
         by: ApiKeyId,
         /// Why.
         reason: Reason,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An email address was registered (unverified until its code is confirmed).
+    EmailFactorAdded {
+        /// The address, sealed.
+        email: SealedSecret,
+        /// The address masked for display (`j***@example.com`).
+        masked: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A phone number was registered (unverified until its code is confirmed).
+    PhoneFactorAdded {
+        /// The E.164 number, sealed.
+        phone: SealedSecret,
+        /// Its country calling code.
+        calling_code: String,
+        /// Its ISO region, when known.
+        region: Option<String>,
+        /// The number masked for display (`+995 *** ** 12 34`).
+        masked: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A one-time code was issued; the delivery worker sends it. The code itself is derived
+    /// from the challenge id under a server key and never recorded.
+    CodeSent {
+        /// The challenge.
+        challenge_id: String,
+        /// Email or SMS.
+        channel: Channel,
+        /// Sign-in or channel verification.
+        purpose: Purpose,
+        /// Code length.
+        digits: u8,
+        /// End of validity.
+        expires_at: DateTime<Utc>,
+        /// Masked destination.
+        sent_to: String,
+        /// The caller's idempotency key, if any.
+        idempotency_key: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The provider accepted the message.
+    CodeDelivered {
+        /// The challenge.
+        challenge_id: String,
+        /// The provider's message id.
+        provider_message_id: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The message could not be delivered (after retries, or refused outright).
+    CodeDeliveryFailed {
+        /// The challenge.
+        challenge_id: String,
+        /// The provider's error (never the code or destination).
+        error: String,
+        /// Attempts made.
+        attempts: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A registered email address or phone number was proven with its code.
+    ChannelVerified {
+        /// Which channel.
+        channel: Channel,
+        /// The challenge used.
+        challenge_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The user chose where sign-in codes go by default.
+    PreferredChannelChosen {
+        /// The channel.
+        channel: Channel,
         /// When.
         at: DateTime<Utc>,
     },
@@ -119,6 +204,13 @@ impl DomainEvent for UserEvent {
             UserEvent::UserLockedOut { .. } => "UserLockedOut",
             UserEvent::LockoutCleared { .. } => "LockoutCleared",
             UserEvent::TwoFactorDisabled { .. } => "TwoFactorDisabled",
+            UserEvent::EmailFactorAdded { .. } => "EmailFactorAdded",
+            UserEvent::PhoneFactorAdded { .. } => "PhoneFactorAdded",
+            UserEvent::CodeSent { .. } => "CodeSent",
+            UserEvent::CodeDelivered { .. } => "CodeDelivered",
+            UserEvent::CodeDeliveryFailed { .. } => "CodeDeliveryFailed",
+            UserEvent::ChannelVerified { .. } => "ChannelVerified",
+            UserEvent::PreferredChannelChosen { .. } => "PreferredChannelChosen",
             UserEvent::TwoFactorReset { .. } => "TwoFactorReset",
         }
         .to_owned()

@@ -10,8 +10,10 @@ mod command;
 mod event;
 mod lockout;
 
-pub use aggregate::{RecoverySlot, TotpFactor, User, UserError};
-pub use command::{Proof, UserAction, UserCommand, UserRef};
+pub use aggregate::{
+    Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, User, UserError,
+};
+pub use command::{DeliveryOutcome, NewChallenge, Proof, UserAction, UserCommand, UserRef};
 pub use event::UserEvent;
 pub use lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 
@@ -20,6 +22,18 @@ use chrono::{DateTime, Utc};
 
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
+
+/// Wrong codes that end a challenge (NIST SP 800-63B; Twilio Verify uses five too).
+pub const ATTEMPTS_PER_CHALLENGE: u32 = 5;
+
+/// A new challenge within this window returns the open one instead of sending again.
+pub const RESEND_WINDOW_SECONDS: i64 = 30;
+
+/// Codes sent to one destination per [`SEND_WINDOW_MINUTES`] at most (SMS pumping defence).
+pub const SENDS_PER_WINDOW: usize = 5;
+
+/// The window of [`SENDS_PER_WINDOW`].
+pub const SEND_WINDOW_MINUTES: i64 = 10;
 
 /// Number of recovery codes in a set (NIST SP 800-63B rev 4 look-up secrets).
 pub const RECOVERY_CODES: usize = 10;
@@ -40,6 +54,16 @@ pub trait UserServices: Send + Sync {
 
     /// The keyed hash of a normalized recovery code of this user.
     fn recovery_code_hash(&self, user: &UserRef, normalized_code: &str) -> KeyedHash;
+
+    /// Whether `code` is the one-time code of challenge `challenge_id` (derived from it under a
+    /// server key, so no code is ever stored), compared in constant time.
+    fn challenge_code_matches(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+        digits: u8,
+        code: &str,
+    ) -> bool;
 }
 
 /// A failure of the services (e.g. the data key could not be read). Never shown to callers.

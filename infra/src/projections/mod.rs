@@ -1,5 +1,6 @@
 //! Read models kept by the event processor.
 
+pub mod delivery_outbox;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -8,5 +9,8 @@ use crate::processor::Projection;
 
 /// Every projection the service runs, in the order the processor drives them.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(tenants::TenantsProjection)]
+    vec![
+        Arc::new(tenants::TenantsProjection),
+        Arc::new(delivery_outbox::DeliveryOutbox),
+    ]
 }

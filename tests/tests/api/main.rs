@@ -1,6 +1,7 @@
 //! End-to-end API tests: one binary, a module per feature.
 
 mod bad_input;
+mod channels;
 mod concurrency;
 mod event_store;
 mod health;

@@ -128,7 +128,13 @@ async fn two_processors_on_one_database_apply_each_event_once() {
         insert_registration(&mut conn, &format!("tenant-{i:02}")).await;
     }
     let (na, nb) = tokio::join!(catch_up_until(&a, &pool, 50), catch_up_until(&b, &pool, 50));
-    assert_eq!(na + nb, 50, "each event applied by exactly one instance");
+    // Each projection sees each event once, whichever instance applies it.
+    let per_event = projections::all().len() as u64;
+    assert_eq!(
+        na + nb,
+        50 * per_event,
+        "each event applied by exactly one instance"
+    );
     assert_eq!(tenants(&pool).await.len(), 50);
 }
 
@@ -182,7 +188,7 @@ async fn a_rebuild_equals_the_incremental_projection() {
         .await
         .unwrap();
     let rebuilt = processor.rebuild(None).await.unwrap();
-    assert_eq!(rebuilt, vec!["tenants"]);
+    assert!(rebuilt.contains(&"tenants"), "{rebuilt:?}");
     assert_eq!(snapshot(&app.db).await, incremental);
 
     // Keys keep working after the rebuild.

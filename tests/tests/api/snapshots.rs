@@ -69,6 +69,7 @@ async fn a_user_with_ten_thousand_sign_ins_loads_as_cheaply_as_a_new_one() {
             serde_json::to_value(UserEvent::CodeVerified {
                 method: Method::Totp,
                 totp_step: Some(step),
+                challenge_id: None,
                 at: chrono::Utc::now(),
             })
             .unwrap()

@@ -602,6 +602,15 @@ async fn roles_and_bad_input_on_user_operations() {
         )
         .await;
     assert_eq!(a.error_code(), "INVALID_INPUT");
+    // The longest user id enrolls without a label (the label is the id, shortened).
+    let a = app
+        .gql(
+            Some(&t.app),
+            START,
+            json!({ "u": "u".repeat(128), "l": null }),
+        )
+        .await;
+    assert!(a.data()["startTotpEnrollment"]["otpauthUri"].is_string());
     let a = app
         .gql(Some(&t.app), CONFIRM, json!({ "u": "ok", "c": "123456" }))
         .await;

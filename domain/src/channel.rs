@@ -1,0 +1,43 @@
+//! Delivery channels of one-time codes and what a code is for.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Method;
+
+/// How a one-time code reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Channel {
+    /// Email over SMTP.
+    Email,
+    /// SMS through the configured provider.
+    Sms,
+}
+
+impl Channel {
+    /// The verification method a code of this channel is.
+    pub fn method(self) -> Method {
+        match self {
+            Channel::Email => Method::Email,
+            Channel::Sms => Method::Sms,
+        }
+    }
+
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "EMAIL",
+            Channel::Sms => "SMS",
+        }
+    }
+}
+
+/// Why a code was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Purpose {
+    /// A second factor at sign-in.
+    SignIn,
+    /// Proving a newly added email address or phone number.
+    VerifyChannel,
+}

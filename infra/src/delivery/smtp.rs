@@ -1,0 +1,381 @@
+//! Email codes over SMTP with `lettre`.
+//!
+//! Each mail is `multipart/alternative` with a plain-text and an HTML part that name the tenant
+//! and say how many minutes the code is valid. Its `Message-ID` is derived from the challenge
+//! id (`<challenge-id@from-domain>`), so a resend of the same challenge after a crash is the
+//! same message to every mail system that deduplicates by Message-ID, and recognisable to a
+//! person. Text parts are 7bit when they can be, quoted-printable otherwise, so the code stays
+//! readable in the raw message.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use twofold_domain::channel::Purpose;
+use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
+
+use super::{display_name, minutes, BuildError, SmtpSettings};
+use crate::config::ConfigError;
+
+/// Sends email codes through one SMTP server.
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSender")
+            .field("from", &self.from.to_string())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SmtpSender {
+    /// A sender for the server of `settings.url` (`smtp://` plain or with `?tls=required` /
+    /// `?tls=opportunistic` STARTTLS, `smtps://` implicit TLS; credentials in the URL). Each SMTP
+    /// operation is bounded by `settings.timeout`, a whole send by three times that.
+    pub fn new(settings: &SmtpSettings) -> Result<Self, BuildError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
+            .map_err(|_| ConfigError::Malformed {
+                var: "TWOFOLD_SMTP_URL",
+                expected: "an SMTP URL such as smtp://127.0.0.1:2525",
+            })?
+            .timeout(Some(settings.timeout))
+            .build();
+        Ok(Self {
+            transport,
+            from: settings.from.clone(),
+            timeout: settings.timeout,
+        })
+    }
+
+    /// The mail for `message`, as it will be sent. Public so tests can inspect it without a
+    /// server.
+    pub fn compose(&self, message: &OutgoingCode) -> Result<Message, SendError> {
+        let to: Address = message.destination.trim().parse().map_err(|_| {
+            SendError::Permanent("the email address is not a valid address".to_owned())
+        })?;
+        let tenant = display_name(&message.tenant_name);
+        let subject = match message.purpose {
+            Purpose::SignIn => format!("Your {tenant} sign-in code"),
+            Purpose::VerifyChannel => format!("Your {tenant} verification code"),
+        };
+        let plain = plain_text(message, &tenant);
+        let html = html_text(message, &tenant);
+        let build_error = |_| SendError::Permanent("cannot build the email".to_owned());
+        Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, to))
+            .subject(subject)
+            .message_id(Some(message_id(
+                &message.challenge_id,
+                self.from.email.domain(),
+            )))
+            .header(AutoSubmitted)
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(readable_body(plain)),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(readable_body(html)),
+                    ),
+            )
+            .map_err(build_error)
+    }
+}
+
+#[async_trait]
+impl CodeSender for SmtpSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        let mail = self.compose(message)?;
+        let message_id = message_id(&message.challenge_id, self.from.email.domain());
+        let sent = tokio::time::timeout(self.timeout * 3, self.transport.send(mail))
+            .await
+            .map_err(|_| {
+                SendError::Retryable(format!(
+                    "the SMTP server did not finish within {} s",
+                    (self.timeout * 3).as_secs()
+                ))
+            })?;
+        match sent {
+            Ok(response) => Ok(DeliveryReceipt {
+                provider_message_id: Some(queue_id(response.message()).unwrap_or(message_id)),
+            }),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+/// Maps a `lettre` error to the port's classification. Never uses the server's reply text: it
+/// often quotes the recipient address.
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    if let Some(code) = e.status() {
+        if e.is_permanent() {
+            return SendError::Permanent(format!("the SMTP server refused the message ({code})"));
+        }
+        return SendError::Retryable(format!("the SMTP server deferred the message ({code})"));
+    }
+    if e.is_timeout() {
+        SendError::Retryable("the SMTP server did not answer in time".to_owned())
+    } else if e.is_tls() {
+        SendError::Retryable("TLS with the SMTP server failed".to_owned())
+    } else if e.is_client() {
+        SendError::Permanent("the SMTP client could not send this message".to_owned())
+    } else if e.is_response() {
+        SendError::Retryable("the SMTP server's reply could not be understood".to_owned())
+    } else {
+        SendError::Retryable("cannot connect to the SMTP server".to_owned())
+    }
+}
+
+/// The server's queue id from a `250` reply (`queued as ABC123`, `id=ABC123`), if it gave one
+/// in a recognisable form. Only the id is kept, never the rest of the reply.
+fn queue_id<'a>(lines: impl Iterator<Item = &'a str>) -> Option<String> {
+    let valid = |id: &str| {
+        (4..=100).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    for line in lines {
+        for marker in ["queued as ", "id=", "Queued as "] {
+            if let Some(rest) = line.split(marker).nth(1) {
+                let id: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != ',' && *c != ')')
+                    .collect();
+                if valid(&id) {
+                    return Some(id);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `<challenge-id@domain>`: the same for every send of one challenge.
+pub fn message_id(challenge_id: &str, domain: &str) -> String {
+    let left: String = challenge_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let left = left.trim_matches('.');
+    format!("<{left}@{domain}>")
+}
+
+/// 7bit when the text allows it, quoted-printable otherwise (never base64, so the code stays
+/// readable in the raw mail).
+fn readable_body(text: String) -> Body {
+    match Body::new_with_encoding(text, ContentTransferEncoding::SevenBit) {
+        Ok(body) => body,
+        Err(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
+                .unwrap_or_else(Body::new),
+            Err(e) => Body::new(e.into_bytes()),
+        },
+    }
+}
+
+fn plain_text(message: &OutgoingCode, tenant: &str) -> String {
+    let valid = minutes(message.valid_minutes);
+    let code = message.code.as_str();
+    let (intro, outro) = paragraphs(message.purpose, tenant, &valid);
+    // The code has a line of its own, so no transfer encoding ever breaks it.
+    format!("{}\n\n    {code}\n\n{}\n", wrap(&intro), wrap(&outro))
+}
+
+fn html_text(message: &OutgoingCode, tenant: &str) -> String {
+    let valid = minutes(message.valid_minutes);
+    let code = escape(message.code.as_str());
+    let (intro, outro) = paragraphs(message.purpose, tenant, &valid);
+    format!(
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"></head>\n\
+         <body style=\"font-family: sans-serif\">\n<p>\n{}\n</p>\n\
+         <p style=\"font-size: x-large; font-weight: bold\">\n{code}\n</p>\n\
+         <p>\n{}\n</p>\n</body>\n</html>\n",
+        wrap(&escape(&intro)),
+        wrap(&escape(&outro)),
+    )
+}
+
+/// The sentences before and after the code.
+fn paragraphs(purpose: Purpose, tenant: &str, valid: &str) -> (String, String) {
+    match purpose {
+        Purpose::SignIn => (
+            format!("Your {tenant} sign-in code is:"),
+            format!(
+                "It is valid for {valid} and can be used once. Never share this code: \
+                 {tenant} will never ask you for it. If you did not try to sign in to \
+                 {tenant}, someone may know your password: change it."
+            ),
+        ),
+        Purpose::VerifyChannel => (
+            format!("Your {tenant} verification code is:"),
+            format!(
+                "Enter it to confirm this email address. It is valid for {valid} and can be \
+                 used once. If you did not add this address to an account at {tenant}, \
+                 ignore this email."
+            ),
+        ),
+    }
+}
+
+/// Wraps text at 72 characters on spaces, so the part can be sent as 7bit when it is ASCII.
+fn wrap(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut line = 0;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = word.chars().count();
+        if line > 0 && line + 1 + len > 72 {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += len;
+    }
+    out
+}
+
+/// HTML-escapes text (the tenant's name is chosen by an operator, not by us).
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies to code mails.
+#[derive(Debug, Clone, Copy)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twofold_domain::channel::Channel;
+    use zeroize::Zeroizing;
+
+    fn sender() -> SmtpSender {
+        SmtpSender::new(&SmtpSettings {
+            url: Zeroizing::new("smtp://127.0.0.1:2525".into()),
+            from: "Twofold <no-reply@twofold.test>".parse().unwrap(),
+            timeout: Duration::from_secs(10),
+        })
+        .unwrap()
+    }
+
+    fn message(tenant: &str, to: &str) -> OutgoingCode {
+        OutgoingCode {
+            challenge_id: "3f2a9c1e-0b7d-4e5f-9a8b-1c2d3e4f5a6b".into(),
+            tenant_name: tenant.into(),
+            channel: Channel::Email,
+            purpose: Purpose::SignIn,
+            destination: Zeroizing::new(to.into()),
+            code: Zeroizing::new("042917".into()),
+            valid_minutes: 10,
+        }
+    }
+
+    #[test]
+    fn the_mail_is_multipart_with_a_stable_message_id() {
+        let mail = sender()
+            .compose(&message("Acme <Corp>", "amy@example.com"))
+            .unwrap();
+        let raw = String::from_utf8(mail.formatted()).unwrap();
+        assert!(
+            raw.contains("Subject: Your Acme <Corp> sign-in code"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("Message-ID: <3f2a9c1e-0b7d-4e5f-9a8b-1c2d3e4f5a6b@twofold.test>"),
+            "{raw}"
+        );
+        assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(raw.contains("Content-Transfer-Encoding: 7bit"), "{raw}");
+        assert!(raw.contains("Acme &lt;Corp&gt;"), "HTML is escaped: {raw}");
+        assert!(raw.contains("valid for 10 minutes"), "{raw}");
+        assert!(
+            raw.contains("\r\n    042917\r\n"),
+            "the code has a line of its own: {raw}"
+        );
+        assert!(raw.lines().all(|l| l.len() <= 78), "{raw}");
+        assert_eq!(raw.matches("042917").count(), 2, "plain and HTML: {raw}");
+    }
+
+    #[test]
+    fn non_ascii_names_stay_readable_as_quoted_printable() {
+        let mail = sender()
+            .compose(&message("თბილისი Bank", "amy@example.com"))
+            .unwrap();
+        let raw = String::from_utf8(mail.formatted()).unwrap();
+        assert!(raw.contains("quoted-printable"), "{raw}");
+        assert!(!raw.contains("base64"), "{raw}");
+        assert!(raw.contains("042917"), "{raw}");
+    }
+
+    #[test]
+    fn an_invalid_address_is_permanent_and_not_echoed() {
+        let e = sender()
+            .compose(&message("Acme", "not-an-address"))
+            .unwrap_err();
+        assert!(matches!(e, SendError::Permanent(_)), "{e}");
+        assert!(!e.to_string().contains("not-an-address"), "{e}");
+    }
+
+    #[test]
+    fn queue_ids_are_taken_from_the_reply_and_nothing_else() {
+        assert_eq!(
+            queue_id(["2.0.0 Ok: queued as 4F1A2B3C4D"].into_iter()),
+            Some("4F1A2B3C4D".to_owned())
+        );
+        assert_eq!(
+            queue_id(["OK id=1qX2yZ-0004aB-Cd"].into_iter()),
+            Some("1qX2yZ-0004aB-Cd".to_owned())
+        );
+        assert_eq!(queue_id(["OK <amy@example.com>"].into_iter()), None);
+        assert_eq!(message_id("a b<c>", "x.test"), "<a-b-c-@x.test>");
+    }
+}

@@ -1,0 +1,147 @@
+//! The `deliveries` queue in PostgreSQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{PgPool, Row};
+use twofold_domain::channel::Channel;
+use twofold_domain::user::UserRef;
+use twofold_domain::{TenantId, UserId};
+use twofold_services::ports::{DeliveryJob, DeliveryQueue};
+use twofold_services::StoreError;
+
+/// [`DeliveryQueue`] over the `deliveries` table.
+pub struct PgDeliveryQueue {
+    pool: PgPool,
+}
+
+impl PgDeliveryQueue {
+    /// Uses `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// A queue row that does not parse: the view is corrupt.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt deliveries row: {0}")]
+struct Corrupt(&'static str);
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl DeliveryQueue for PgDeliveryQueue {
+    async fn claim(&self, lease: Duration) -> Result<Option<DeliveryJob>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE deliveries SET lease_until = now() + $1 * interval '1 millisecond', \
+                    updated_at = now() \
+             WHERE challenge_id = ( \
+                 SELECT challenge_id FROM deliveries \
+                 WHERE status = 'pending' AND next_attempt_at <= now() \
+                   AND (lease_until IS NULL OR lease_until < now()) \
+                 ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING challenge_id, tenant_id, aggregate_id, channel, attempts",
+        )
+        .bind(millis(lease))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::new);
+        let tenant = TenantId::parse(&get("tenant_id")?)
+            .map_err(|_| StoreError::new(Corrupt("tenant_id")))?;
+        let aggregate_id = get("aggregate_id")?;
+        let user = aggregate_id
+            .split_once("/user/")
+            .and_then(|(_, u)| UserId::parse(u).ok())
+            .ok_or_else(|| StoreError::new(Corrupt("aggregate_id")))?;
+        let channel = match get("channel")?.as_str() {
+            "EMAIL" => Channel::Email,
+            "SMS" => Channel::Sms,
+            _ => return Err(StoreError::new(Corrupt("channel"))),
+        };
+        let attempts: i32 = row.try_get("attempts").map_err(StoreError::new)?;
+        Ok(Some(DeliveryJob {
+            challenge_id: get("challenge_id")?,
+            user: UserRef { tenant, user },
+            channel,
+            attempts: u32::try_from(attempts).unwrap_or(0),
+        }))
+    }
+
+    async fn finish(
+        &self,
+        challenge_id: &str,
+        delivered: bool,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $2, last_error = $3, lease_until = NULL, \
+                    attempts = attempts + 1, updated_at = now() \
+             WHERE challenge_id = $1",
+        )
+        .bind(challenge_id)
+        .bind(if delivered { "delivered" } else { "failed" })
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        challenge_id: &str,
+        attempts: u32,
+        delay: Duration,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET attempts = $2, last_error = $3, lease_until = NULL, \
+                    next_attempt_at = now() + $4 * interval '1 millisecond', updated_at = now() \
+             WHERE challenge_id = $1",
+        )
+        .bind(challenge_id)
+        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
+        .bind(error)
+        .bind(millis(delay))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(())
+    }
+}
+
+/// [`SendStats`] counted from the event log: `CodeSent` events of channel SMS.
+pub struct PgSendStats {
+    pool: PgPool,
+}
+
+impl PgSendStats {
+    /// Uses `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl twofold_services::ports::SendStats for PgSendStats {
+    async fn sms_sent_since(
+        &self,
+        tenant: &TenantId,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'CodeSent' \
+             AND recorded_at >= $2 AND payload->'CodeSent'->>'channel' = 'SMS'",
+        )
+        .bind(tenant.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
