@@ -159,10 +159,16 @@ async fn connect(
 fn delivery_from_env() -> anyhow::Result<Delivery> {
     let settings = DeliverySettings::from_lookup(|k| std::env::var(k).ok())?;
     let senders = Senders::build(&settings)?;
+    let run_worker = match std::env::var("TWOFOLD_DELIVERY_WORKER").ok().as_deref() {
+        None | Some("") | Some("on") => true,
+        Some("off") => false,
+        Some(_) => anyhow::bail!("TWOFOLD_DELIVERY_WORKER must be `on` or `off`"),
+    };
     Ok(Delivery {
         email: senders.email,
         sms: senders.sms,
         retry: RetryPolicy::default(),
+        run_worker,
     })
 }
 

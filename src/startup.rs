@@ -128,6 +128,9 @@ pub struct Delivery {
     pub sms: Arc<dyn CodeSender>,
     /// Retries of temporary failures.
     pub retry: RetryPolicy,
+    /// Whether this instance runs the delivery worker (API-only replicas may not; queued
+    /// codes wait for an instance that does).
+    pub run_worker: bool,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -158,6 +161,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     services: Services,
+    run_worker: bool,
 }
 
 impl Application {
@@ -176,6 +180,7 @@ impl Application {
             listener,
             address,
             services,
+            run_worker: config.delivery.run_worker,
         })
     }
 
@@ -197,11 +202,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let processor = self.services.processor.clone().spawn(stop_rx.clone());
-        let deliveries = spawn_delivery_worker(
-            self.services.worker.clone(),
-            self.services.processor.clone(),
-            stop_rx,
-        );
+        let deliveries = self.run_worker.then(|| {
+            spawn_delivery_worker(
+                self.services.worker.clone(),
+                self.services.processor.clone(),
+                stop_rx,
+            )
+        });
         let state = ApiState {
             schema: build_schema(self.services.tenants.clone(), self.services.users.clone()),
             auth: self.services.auth.clone(),
@@ -213,7 +220,9 @@ impl Application {
             .await;
         let _ = stop_tx.send(true);
         let _ = processor.await;
-        let _ = deliveries.await;
+        if let Some(deliveries) = deliveries {
+            let _ = deliveries.await;
+        }
         self.services.pool.close().await;
         served.context("serving HTTP")
     }

@@ -163,6 +163,8 @@ pub struct TestOptions {
     pub twilio_script: Vec<u16>,
     /// Delivery attempts before giving up.
     pub max_attempts: u32,
+    /// Whether this instance runs the delivery worker.
+    pub run_worker: bool,
 }
 
 impl Default for TestOptions {
@@ -170,6 +172,7 @@ impl Default for TestOptions {
         Self {
             twilio_script: Vec::new(),
             max_attempts: 3,
+            run_worker: true,
         }
     }
 }
@@ -269,6 +272,11 @@ pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
     spawn_instance(database_url, secrets, TestOptions::default()).await
 }
 
+/// Starts another instance on `app`'s database, with the same secrets and `options`.
+pub async fn spawn_instance_of(app: &TestApp, options: TestOptions) -> TestApp {
+    spawn_instance(app.database_url.clone(), app.secrets.clone(), options).await
+}
+
 async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOptions) -> TestApp {
     install_log_capture();
     let smtp = fakes::SmtpCapture::start();
@@ -302,6 +310,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
             first_backoff: std::time::Duration::from_millis(20),
             lease: std::time::Duration::from_secs(60),
         },
+        run_worker: options.run_worker,
     };
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use twofold_tests::fakes::extract_code;
-use twofold_tests::{spawn_app, spawn_app_with, Answer, TestApp, TestOptions};
+use twofold_tests::{spawn_app, spawn_app_with, spawn_instance_of, Answer, TestApp, TestOptions};
 
 const ADD_EMAIL: &str = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id channel purpose sentTo expiresAt } }";
 const ADD_PHONE: &str = "mutation($u: ID!, $p: String!) { addPhone(userId: $u, phone: $p) { id channel purpose sentTo expiresAt } }";
@@ -396,5 +396,89 @@ async fn a_provider_down_past_the_retry_limit_records_the_failure() {
     assert_eq!(
         app.twilio.requests().len() as u32,
         TestOptions::default().max_attempts
+    );
+}
+
+#[tokio::test]
+async fn a_code_committed_while_no_worker_runs_is_delivered_once_after_a_restart() {
+    // The first instance serves the API but dies (never runs its worker) after CodeSent commits.
+    let first = spawn_app_with(TestOptions {
+        run_worker: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let (_, key) = tenant(&first).await;
+    let c = gql(
+        &first,
+        &key,
+        ADD_PHONE,
+        json!({ "u": "gus", "p": "+995 555 12 34 59" }),
+    )
+    .await;
+    let id = c.data()["addPhone"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(first.count_events_like("%/user/gus", "CodeSent").await, 1);
+    assert!(first.twilio.requests().is_empty());
+
+    // The restarted service delivers it, once.
+    let second = spawn_instance_of(&first, TestOptions::default()).await;
+    second
+        .wait_for_events("%/user/gus", "CodeDelivered", 1)
+        .await;
+    let sent = second.twilio.delivered();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].idempotency_token.as_deref(), Some(id.as_str()));
+    let code = extract_code(&sent[0].body, 6).unwrap();
+    gql(
+        &second,
+        &key,
+        CONFIRM,
+        json!({ "u": "gus", "c": id, "k": code }),
+    )
+    .await
+    .data();
+    assert!(
+        first.twilio.requests().is_empty(),
+        "the dead instance sent nothing"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_deliver_every_code_exactly_once() {
+    let a = spawn_app().await;
+    let b = spawn_instance_of(&a, TestOptions::default()).await;
+    let (_, key) = tenant(&a).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        let c = gql(
+            instance,
+            &key,
+            ADD_EMAIL,
+            json!({ "u": format!("user{i}"), "e": format!("user{i}@example.com") }),
+        )
+        .await;
+        ids.push(c.data()["addEmail"]["id"].as_str().unwrap().to_owned());
+    }
+    a.wait_for_events("%/user/user%", "CodeDelivered", 12).await;
+    let mut delivered: Vec<String> = a
+        .smtp
+        .messages()
+        .into_iter()
+        .chain(b.smtp.messages())
+        .map(|m| m.header("Message-ID").unwrap_or_default())
+        .collect();
+    assert_eq!(delivered.len(), 12, "no code sent twice, none lost");
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), 12);
+    for id in &ids {
+        assert!(
+            delivered.iter().any(|m| m.contains(id.as_str())),
+            "{id} not delivered"
+        );
+    }
+    assert_eq!(
+        a.count_events_like("%/user/user%", "CodeDelivered").await,
+        12
     );
 }
