@@ -265,7 +265,9 @@ impl From<UserError> for ServiceError {
                 ServiceError::NotFound(message)
             }
             UserError::NoPendingEnrollment => ServiceError::Conflict(message),
-            UserError::PolicyEnforced => ServiceError::PolicyViolation(message),
+            UserError::PolicyEnforced | UserError::StepUpRequired => {
+                ServiceError::PolicyViolation(message)
+            }
             UserError::UnsupportedProof(_) | UserError::ChallengeRequired => {
                 ServiceError::InvalidInput(message)
             }

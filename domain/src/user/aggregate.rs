@@ -11,7 +11,7 @@ use super::lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOU
 use super::{
     normalize_recovery_code, DeliveryOutcome, NewChallenge, Proof, ServicesError, UserAction,
     UserCommand, UserEvent, UserRef, UserServices, ATTEMPTS_PER_CHALLENGE, RECOVERY_CODES,
-    RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES,
+    RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES, STEP_UP_MINUTES,
 };
 use crate::channel::{Channel, Purpose};
 use crate::secrets::{SealedSecret, TotpParams};
@@ -69,6 +69,12 @@ pub enum UserError {
     /// EMAIL and SMS codes are answered with the challenge they were sent with.
     #[error("challengeId is required for EMAIL and SMS codes")]
     ChallengeRequired,
+    /// Adding or replacing a factor on an enabled account needs a recent verification.
+    #[error(
+        "the user already has two-factor authentication: verify a current factor \
+         (verify) within {STEP_UP_MINUTES} minutes before adding or replacing one"
+    )]
+    StepUpRequired,
     /// sendCode without a channel and without a preferred one.
     #[error("the user has no preferred channel: pass a channel")]
     NoPreferredChannel,
@@ -295,6 +301,18 @@ impl User {
     /// Consecutive failures since the last success or admin action.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
+    }
+
+    /// On an enabled account, changing the factors needs a verification in the last
+    /// [`STEP_UP_MINUTES`].
+    fn require_step_up(&self, at: DateTime<Utc>) -> Result<(), UserError> {
+        let recent = self
+            .last_verified_at
+            .is_some_and(|v| at - v <= Duration::minutes(STEP_UP_MINUTES));
+        if self.enabled() && !recent {
+            return Err(UserError::StepUpRequired);
+        }
+        Ok(())
     }
 
     fn refuse_if_locked(&self, at: DateTime<Utc>) -> Result<(), UserError> {
@@ -530,6 +548,7 @@ impl User {
                     .as_ref()
                     .ok_or(UserError::NoPendingEnrollment)?;
                 self.refuse_if_locked(at)?;
+                self.require_step_up(at)?;
                 if recovery_codes.len() != RECOVERY_CODES {
                     return Err(UserError::BadRecoverySet);
                 }
@@ -648,6 +667,7 @@ impl User {
                 recovery_codes,
             } => {
                 self.refuse_if_locked(at)?;
+                self.require_step_up(at)?;
                 let challenge = self.answerable(&challenge_id, Purpose::VerifyChannel, at)?;
                 let channel = challenge.channel;
                 let current = self

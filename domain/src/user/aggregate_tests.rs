@@ -812,3 +812,52 @@ async fn a_delivery_is_recorded_once() {
         .await
         .then_expect_events(vec![]);
 }
+
+#[tokio::test]
+async fn replacing_a_factor_on_an_enabled_account_needs_a_recent_verification() {
+    let mut given = enrolled(); // last verified at t0
+    given.push(started());
+    let confirm = |at| {
+        cmd(
+            at,
+            UserAction::ConfirmTotp {
+                code: "step:500".into(),
+                recovery_codes: codes("n"),
+            },
+        )
+    };
+    tf().given(given.clone())
+        .when_async(confirm(t0() + Duration::minutes(11)))
+        .await
+        .then_expect_error(UserError::StepUpRequired);
+    let ok = tf()
+        .given(given)
+        .when_async(confirm(t0() + Duration::minutes(9)))
+        .await
+        .inspect_result()
+        .unwrap();
+    assert!(matches!(ok[0], UserEvent::TotpEnabled { step: 500, .. }));
+
+    // The same for a new phone on an account that has TOTP.
+    let mut given = enrolled();
+    let later = t0() + Duration::minutes(30);
+    given.push(UserEvent::PhoneFactorAdded {
+        phone: SealedSecret::from_encoded("p".into()),
+        calling_code: "995".into(),
+        region: None,
+        masked: "+995 *** ** 34 56".into(),
+        at: later,
+    });
+    given.push(sent("c9", Channel::Sms, Purpose::VerifyChannel, later));
+    tf().given(given)
+        .when_async(cmd(
+            later,
+            UserAction::ConfirmChannel {
+                challenge_id: "c9".into(),
+                code: "code-of-c9".into(),
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::StepUpRequired);
+}

@@ -35,6 +35,10 @@ pub const SENDS_PER_WINDOW: usize = 5;
 /// The window of [`SENDS_PER_WINDOW`].
 pub const SEND_WINDOW_MINUTES: i64 = 10;
 
+/// On an account that already has 2FA, a factor may be added or replaced only this soon after
+/// a successful verification (step-up), so a hijacked session cannot swap in its own factor.
+pub const STEP_UP_MINUTES: i64 = 10;
+
 /// Number of recovery codes in a set (NIST SP 800-63B rev 4 look-up secrets).
 pub const RECOVERY_CODES: usize = 10;
 
