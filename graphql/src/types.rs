@@ -265,6 +265,15 @@ impl UserTwoFactor {
     async fn last_verified_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_verified_at
     }
+    /// The latest one-time codes sent (newest first), with where their delivery stands.
+    async fn recent_challenges(&self) -> Vec<Challenge> {
+        self.0
+            .recent_challenges
+            .iter()
+            .cloned()
+            .map(Challenge::from)
+            .collect()
+    }
 }
 
 /// What an authenticator app needs, shown once.
@@ -345,6 +354,20 @@ pub struct Challenge {
     /// Masked destination
     sent_to: String,
     expires_at: DateTime<Utc>,
+    /// Where the message is: PENDING, DELIVERED or FAILED (delivery happens after the request).
+    delivery: DeliveryGql,
+}
+
+/// Delivery state of a one-time code.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Delivery", remote = "twofold_domain::user::DeliveryState")]
+pub enum DeliveryGql {
+    /// Not yet accepted by the provider.
+    Pending,
+    /// Accepted by the provider.
+    Delivered,
+    /// Given up after retries, or refused.
+    Failed,
 }
 
 impl From<twofold_services::users::ChallengeView> for Challenge {
@@ -355,6 +378,7 @@ impl From<twofold_services::users::ChallengeView> for Challenge {
             purpose: c.purpose.into(),
             sent_to: c.sent_to,
             expires_at: c.expires_at,
+            delivery: c.delivery.into(),
         }
     }
 }

@@ -161,6 +161,8 @@ pub struct UserStatus {
     pub phone: Option<(String, bool)>,
     /// Default channel for sign-in codes.
     pub preferred_channel: Option<Channel>,
+    /// The most recent challenges, newest first, with their delivery state.
+    pub recent_challenges: Vec<ChallengeView>,
 }
 
 impl UserStatus {
@@ -180,6 +182,13 @@ impl UserStatus {
                 .contact(Channel::Sms)
                 .map(|f| (f.masked.clone(), f.verified)),
             preferred_channel: user.preferred_channel(),
+            recent_challenges: user
+                .challenges()
+                .iter()
+                .rev()
+                .take(RECENT_CHALLENGES)
+                .map(ChallengeView::from)
+                .collect(),
         }
     }
 }
@@ -225,6 +234,8 @@ pub struct ChallengeView {
     pub sent_to: String,
     /// End of validity.
     pub expires_at: DateTime<Utc>,
+    /// Where the message is.
+    pub delivery: twofold_domain::user::DeliveryState,
 }
 
 impl From<&Challenge> for ChallengeView {
@@ -235,6 +246,7 @@ impl From<&Challenge> for ChallengeView {
             purpose: c.purpose,
             sent_to: c.sent_to.clone(),
             expires_at: c.expires_at,
+            delivery: c.delivery,
         }
     }
 }
@@ -345,6 +357,9 @@ fn proof(method: Method, code: &str, challenge_id: Option<&str>) -> Result<Proof
         challenge_id: challenge_id.map(str::to_owned),
     })
 }
+
+/// Challenges shown in a user's status.
+const RECENT_CHALLENGES: usize = 10;
 
 /// Longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 128;

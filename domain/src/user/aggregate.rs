@@ -225,6 +225,11 @@ impl User {
         self.preferred
     }
 
+    /// The challenges still kept, oldest first.
+    pub fn challenges(&self) -> &[Challenge] {
+        &self.challenges
+    }
+
     /// A challenge by id.
     pub fn challenge(&self, id: &str) -> Option<&Challenge> {
         self.challenges.iter().find(|c| c.id == id)

@@ -361,6 +361,17 @@ async fn a_provider_error_is_retried_and_the_code_delivered_once() {
             .await,
         0
     );
+    let s = gql(
+        &app,
+        &key,
+        "query { user(userId: \"ed\") { recentChallenges { id delivery } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        s.data()["user"]["recentChallenges"],
+        json!([{ "id": id, "delivery": "DELIVERED" }])
+    );
 }
 
 #[tokio::test]
@@ -396,6 +407,17 @@ async fn a_provider_down_past_the_retry_limit_records_the_failure() {
     assert_eq!(
         app.twilio.requests().len() as u32,
         TestOptions::default().max_attempts
+    );
+    let s = gql(
+        &app,
+        &key,
+        "query { user(userId: \"fay\") { recentChallenges { delivery } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        s.data()["user"]["recentChallenges"],
+        json!([{ "delivery": "FAILED" }])
     );
 }
 
@@ -480,5 +502,52 @@ async fn two_instances_on_one_database_deliver_every_code_exactly_once() {
     assert_eq!(
         a.count_events_like("%/user/user%", "CodeDelivered").await,
         12
+    );
+}
+
+#[tokio::test]
+async fn the_tenants_hourly_sms_budget_caps_sms_sends() {
+    let app = spawn_app().await;
+    let (admin, key) = tenant(&app).await;
+    let set = gql(
+        &app,
+        &admin,
+        "mutation { setPolicy(input: { smsHourlyBudget: 2 }) { smsHourlyBudget } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(set.data()["setPolicy"]["smsHourlyBudget"], 2);
+    for (user, phone) in [("h1", "+995 555 11 11 11"), ("h2", "+995 555 22 22 22")] {
+        gql(&app, &key, ADD_PHONE, json!({ "u": user, "p": phone }))
+            .await
+            .data();
+    }
+    let third = gql(
+        &app,
+        &key,
+        ADD_PHONE,
+        json!({ "u": "h3", "p": "+995 555 33 33 33" }),
+    )
+    .await;
+    assert_eq!(third.error_code(), "RATE_LIMITED");
+    assert!(third.error_message().contains("hourly SMS budget"));
+    assert!(
+        third.body["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    // Email is not SMS: it still works.
+    gql(
+        &app,
+        &key,
+        ADD_EMAIL,
+        json!({ "u": "h3", "e": "h3@example.com" }),
+    )
+    .await
+    .data();
+    assert_eq!(
+        app.count_events_like("%/user/h3", "PhoneFactorAdded").await,
+        0
     );
 }
