@@ -206,7 +206,7 @@ impl EventProcessor {
     async fn run_batch(&self, runner: &Runner) -> Result<usize, ProcessorError> {
         let _busy = runner.busy.lock().await;
         let mut tx = self.pool.begin().await?;
-        let (last_tx, last_position) = lock_checkpoint(&mut tx, runner.projection.name()).await?;
+        let (last_tx, last_position) = checkpoint(&mut tx, runner.projection.name(), true).await?;
         let n = apply_batch(&mut tx, runner, last_tx, last_position).await?;
         tx.commit().await?;
         Ok(n)
@@ -230,7 +230,7 @@ impl EventProcessor {
             let _busy = runner.busy.lock().await;
             let name = runner.projection.name();
             let mut tx = self.pool.begin().await?;
-            lock_checkpoint(&mut tx, name).await?;
+            checkpoint(&mut tx, name, true).await?;
             runner
                 .projection
                 .reset(&mut tx)
@@ -246,7 +246,7 @@ impl EventProcessor {
                 if n == 0 {
                     break;
                 }
-                (last_tx, last_position) = read_checkpoint(&mut tx, name).await?;
+                (last_tx, last_position) = checkpoint(&mut tx, name, false).await?;
             }
             sqlx::query(
                 "UPDATE projection_checkpoints SET last_tx = $2::text::xid8, last_position = $3, \
@@ -312,28 +312,18 @@ impl EventProcessor {
     }
 }
 
-async fn lock_checkpoint(
+/// The consumer's checkpoint; with `lock`, the row stays locked until `tx` ends, so batches of
+/// one consumer never overlap, in this instance or another.
+async fn checkpoint(
     tx: &mut Transaction<'_, Postgres>,
     name: &str,
+    lock: bool,
 ) -> Result<(i64, i64), ProcessorError> {
-    let row = sqlx::query(
+    let row = sqlx::query(&format!(
         "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
-         WHERE consumer = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((row.try_get("last_tx")?, row.try_get("last_position")?))
-}
-
-async fn read_checkpoint(
-    tx: &mut Transaction<'_, Postgres>,
-    name: &str,
-) -> Result<(i64, i64), ProcessorError> {
-    let row = sqlx::query(
-        "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
-         WHERE consumer = $1",
-    )
+         WHERE consumer = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
     .bind(name)
     .fetch_one(&mut **tx)
     .await?;
