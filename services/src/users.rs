@@ -524,6 +524,7 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<RecoveryCodes, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
+        self.allowed(&caller.tenant_id, Method::Totp).await?;
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
@@ -551,6 +552,7 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<Verified, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
+        self.allowed(&caller.tenant_id, method).await?;
         let (state, events, at) = self
             .run(
                 caller,
@@ -579,6 +581,7 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<RecoveryCodes, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
+        self.allowed(&caller.tenant_id, method).await?;
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
@@ -606,7 +609,7 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let tenant = self.allowed(&caller.tenant_id, method).await?;
         let (state, events, at) = self
             .run(
                 caller,
@@ -691,6 +694,13 @@ impl UserService {
                 + chrono::Duration::seconds(i64::from(policy.code_ttl_seconds)),
             idempotency_key: idempotency_key.map(str::to_owned),
         })
+    }
+
+    /// Refuses a method the tenant's policy does not allow (enrolling, sending or verifying).
+    async fn allowed(&self, tenant: &TenantId, method: Method) -> Result<TenantView, ServiceError> {
+        let tenant = self.tenant(tenant).await?;
+        Self::require_method(&tenant.policy, method)?;
+        Ok(tenant)
     }
 
     fn require_method(policy: &twofold_domain::Policy, method: Method) -> Result<(), ServiceError> {
@@ -863,6 +873,9 @@ impl UserService {
                 .map_err(crate::error::from_aggregate_error)?
                 .preferred_channel(),
         };
+        if let Some(c) = effective {
+            Self::require_method(&tenant.policy, c.method())?;
+        }
         if effective == Some(Channel::Sms) {
             self.check_sms_budget(&tenant).await?;
         }

@@ -618,3 +618,40 @@ async fn roles_and_bad_input_on_user_operations() {
     let a = verify(&app, &t.app, "ok", "CARRIER_PIGEON", "1").await;
     assert_eq!(a.error_code(), "INVALID_INPUT");
 }
+
+#[tokio::test]
+async fn a_method_the_policy_no_longer_allows_cannot_be_used() {
+    let app = spawn_app().await;
+    let t = tenant(&app, "Acme").await;
+    let (mut authenticator, codes) = enroll(&app, &t.app, "jo").await;
+    app.gql(
+        Some(&t.admin),
+        "mutation { setPolicy(input: { allowedMethods: [EMAIL, SMS] }) { allowedMethods } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let a = verify(&app, &t.app, "jo", "TOTP", &authenticator.peek_code()).await;
+    assert_eq!(a.error_code(), "POLICY_VIOLATION");
+    let a = verify(&app, &t.app, "jo", "RECOVERY_CODE", &codes[0]).await;
+    assert_eq!(a.error_code(), "POLICY_VIOLATION");
+    let a = app
+        .gql(Some(&t.app), START, json!({ "u": "kim", "l": null }))
+        .await;
+    assert_eq!(a.error_code(), "POLICY_VIOLATION");
+    // Nothing was checked or counted.
+    assert_eq!(
+        app.count_events_like("%/user/jo", "VerificationFailed")
+            .await,
+        0
+    );
+    app.gql(
+        Some(&t.admin),
+        "mutation { setPolicy(input: { allowedMethods: [TOTP, RECOVERY_CODE] }) { allowedMethods } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let a = verify(&app, &t.app, "jo", "TOTP", &authenticator.next_code()).await;
+    assert_eq!(a.data()["verify"]["method"], "TOTP");
+}
