@@ -60,6 +60,7 @@ enum ProjectionsCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("info,sqlx=warn,tower_http=info");
+    twofold::startup::install_crypto_provider();
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
     let secrets = settings.secrets()?;

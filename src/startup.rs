@@ -141,6 +141,13 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
+/// Chooses rustls's crypto provider for the whole process. Two are compiled in (ring through
+/// sqlx, aws-lc through lettre and reqwest); code that asks rustls for "the default" without
+/// naming one would otherwise panic. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// What [`Application::build`] needs.
 #[derive(Debug, Clone)]
 pub struct AppConfig {

@@ -430,7 +430,17 @@ impl UserService {
                 },
                 ctx.metadata(&user.tenant, &caller.actor()),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Seconds to wait are counted from the command's own time.
+                crate::commands::CommandError::Aggregate(cqrs_es::AggregateError::UserError(
+                    UserError::LockedOut {
+                        until,
+                        admin_required,
+                    },
+                )) => locked_out(until, admin_required, at),
+                other => other.into(),
+            })?;
         Ok((executed.state, executed.events, at))
     }
 
@@ -504,7 +514,6 @@ impl UserService {
             UserAction::StartTotpEnrollment {
                 secret: sealed,
                 params,
-                label,
             },
             ctx,
         )
@@ -864,15 +873,20 @@ impl UserService {
         if let Some(c) = channel {
             Self::require_method(&tenant.policy, c.method())?;
         }
-        let effective = match channel {
-            Some(c) => Some(c),
-            None => self
-                .commands
-                .load(&user.aggregate_id())
-                .await
-                .map_err(crate::error::from_aggregate_error)?
-                .preferred_channel(),
-        };
+        let current = self
+            .commands
+            .load(&user.aggregate_id())
+            .await
+            .map_err(crate::error::from_aggregate_error)?;
+        let effective = channel.or(current.preferred_channel());
+        if let Some(c) = effective {
+            // A retry or a resend gets the open challenge, whatever the budget says.
+            let now = self.clock.now();
+            if let Some(open) = current.reusable_challenge(c, Purpose::SignIn, idempotency_key, now)
+            {
+                return Ok(open.into());
+            }
+        }
         if let Some(c) = effective {
             Self::require_method(&tenant.policy, c.method())?;
         }
@@ -947,7 +961,11 @@ impl UserService {
         let done = challenge.used
             || now >= challenge.expires_at
             || challenge.delivery != twofold_domain::user::DeliveryState::Pending;
-        let Some(contact) = state.contact(challenge.channel).filter(|_| !done) else {
+        // A code sent to an address that was replaced since is not sent to the new one.
+        let Some(contact) = state
+            .contact(challenge.channel)
+            .filter(|c| !done && challenge.sent_at >= c.since)
+        else {
             return Ok(None);
         };
         let destination = self

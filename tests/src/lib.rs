@@ -279,6 +279,7 @@ pub async fn spawn_instance_of(app: &TestApp, options: TestOptions) -> TestApp {
 
 async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOptions) -> TestApp {
     install_log_capture();
+    twofold::startup::install_crypto_provider();
     let smtp = fakes::SmtpCapture::start();
     let twilio = fakes::FakeTwilio::start_with_credentials(
         TWILIO_SID,

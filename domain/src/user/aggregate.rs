@@ -142,8 +142,6 @@ pub struct TotpFactor {
     pub secret: SealedSecret,
     /// How codes are computed.
     pub params: TotpParams,
-    /// Account label in the app.
-    pub label: String,
     /// When started (pending) or enabled (active).
     pub since: DateTime<Utc>,
 }
@@ -253,7 +251,7 @@ impl User {
                 .iter()
                 .rev()
                 .filter(open)
-                .find(|c| c.idempotency_key.as_deref() == Some(key))
+                .find(|c| c.idempotency_key.as_deref() == Some(key) && c.channel == channel)
             {
                 return Some(c);
             }
@@ -532,18 +530,15 @@ impl User {
     ) -> Result<Vec<UserEvent>, UserError> {
         let UserCommand { user, at, action } = command;
         match action {
-            UserAction::StartTotpEnrollment {
-                secret,
-                params,
-                label,
-            } => Ok(vec![UserEvent::TotpEnrollmentStarted {
-                secret,
-                algorithm: params.algorithm,
-                digits: params.digits,
-                period: params.period,
-                label,
-                at,
-            }]),
+            UserAction::StartTotpEnrollment { secret, params } => {
+                Ok(vec![UserEvent::TotpEnrollmentStarted {
+                    secret,
+                    algorithm: params.algorithm,
+                    digits: params.digits,
+                    period: params.period,
+                    at,
+                }])
+            }
             UserAction::ConfirmTotp {
                 code,
                 recovery_codes,
@@ -629,6 +624,8 @@ impl User {
                 masked,
                 challenge,
             } => {
+                self.refuse_if_locked(at)?;
+                self.require_step_up(at)?;
                 let sent = self.issue(
                     Channel::Email,
                     Purpose::VerifyChannel,
@@ -648,6 +645,8 @@ impl User {
                 masked,
                 challenge,
             } => {
+                self.refuse_if_locked(at)?;
+                self.require_step_up(at)?;
                 let sent = self.issue(
                     Channel::Sms,
                     Purpose::VerifyChannel,
@@ -788,6 +787,20 @@ impl User {
         }
     }
 
+    /// A preferred channel whose address was replaced (and is not verified yet) gives way to
+    /// the other verified channel, if any.
+    fn repoint_preferred(&mut self) {
+        if let Some(p) = self.preferred {
+            if !self.verified(p) {
+                let other = match p {
+                    Channel::Email => Channel::Sms,
+                    Channel::Sms => Channel::Email,
+                };
+                self.preferred = self.verified(other).then_some(other);
+            }
+        }
+    }
+
     fn challenge_mut(&mut self, id: &str) -> Option<&mut Challenge> {
         self.challenges.iter_mut().find(|c| c.id == id)
     }
@@ -830,7 +843,6 @@ impl Aggregate for User {
                 algorithm,
                 digits,
                 period,
-                label,
                 at,
             } => {
                 self.pending_totp = Some(TotpFactor {
@@ -840,7 +852,6 @@ impl Aggregate for User {
                         digits,
                         period,
                     },
-                    label,
                     since: at,
                 });
             }
@@ -923,6 +934,7 @@ impl Aggregate for User {
                     verified: false,
                     since: at,
                 });
+                self.repoint_preferred();
             }
             UserEvent::PhoneFactorAdded {
                 phone, masked, at, ..
@@ -933,6 +945,7 @@ impl Aggregate for User {
                     verified: false,
                     since: at,
                 });
+                self.repoint_preferred();
             }
             UserEvent::CodeSent {
                 challenge_id,

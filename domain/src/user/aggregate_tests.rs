@@ -84,7 +84,6 @@ fn started() -> UserEvent {
         algorithm: TotpAlgorithm::Sha1,
         digits: 6,
         period: 30,
-        label: "alice".into(),
         at: t0(),
     }
 }
@@ -478,7 +477,6 @@ async fn a_services_failure_is_an_error_not_a_wrong_code() {
         algorithm: TotpAlgorithm::Sha1,
         digits: 6,
         period: 30,
-        label: "alice".into(),
         at: t0(),
     }])
     .when_async(cmd(
@@ -860,4 +858,41 @@ async fn replacing_a_factor_on_an_enabled_account_needs_a_recent_verification() 
         ))
         .await
         .then_expect_error(UserError::StepUpRequired);
+}
+
+#[tokio::test]
+async fn replacing_an_address_needs_a_step_up_and_moves_the_preference_off_it() {
+    let add = |at| {
+        cmd(
+            at,
+            UserAction::AddPhone {
+                phone: SealedSecret::from_encoded("attacker".into()),
+                calling_code: "995".into(),
+                region: None,
+                masked: "+995 *** ** 00 00".into(),
+                challenge: challenge("x1", at),
+            },
+        )
+    };
+    // Phone verified at t0; half an hour later nobody has verified anything.
+    tf().given(phone_user())
+        .when_async(add(t0() + Duration::minutes(30)))
+        .await
+        .then_expect_error(UserError::StepUpRequired);
+    // Right after a verification the user may replace it; the preferred channel no longer
+    // points at an unverified number.
+    let mut user = User::default();
+    let mut events = phone_user();
+    events.push(UserEvent::PhoneFactorAdded {
+        phone: SealedSecret::from_encoded("new".into()),
+        calling_code: "995".into(),
+        region: None,
+        masked: "+995 *** ** 00 00".into(),
+        at: t0(),
+    });
+    for e in events {
+        cqrs_es::Aggregate::apply(&mut user, e);
+    }
+    assert_eq!(user.preferred_channel(), None);
+    assert!(!user.enabled());
 }

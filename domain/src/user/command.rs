@@ -86,8 +86,6 @@ pub enum UserAction {
         secret: SealedSecret,
         /// Algorithm, digits, period (from the tenant policy).
         params: TotpParams,
-        /// The account label shown in the authenticator app.
-        label: String,
     },
     /// Confirm the pending TOTP with a code from the app; the new recovery codes are issued
     /// with it.

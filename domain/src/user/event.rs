@@ -24,8 +24,6 @@ pub enum UserEvent {
         digits: u8,
         /// Time step, seconds.
         period: u32,
-        /// Account label in the app.
-        label: String,
         /// When.
         at: DateTime<Utc>,
     },

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use twofold_tests::fakes::extract_code;
 use twofold_tests::{captured_logs, spawn_app};
 
-const START: &str = "mutation($u: ID!) { startTotpEnrollment(userId: $u) { secret otpauthUri } }";
+const START: &str = "mutation($u: ID!) { startTotpEnrollment(userId: $u, accountLabel: \"zed.label@example.com\") { secret otpauthUri } }";
 const CONFIRM: &str =
     "mutation($u: ID!, $c: String!) { confirmTotpEnrollment(userId: $u, code: $c) { codes } }";
 const VERIFY: &str = "mutation($u: ID!, $m: Method!, $c: String!) { verify(userId: $u, method: $m, code: $c) { method } }";
@@ -168,6 +168,7 @@ async fn a_full_scenario_leaves_no_secret_in_storage_or_logs() {
 
     let mut forbidden: Vec<String> = vec![
         "zed.secret".to_owned(),
+        "zed.label".to_owned(),
         "555987654".to_owned(),
         "555 98 76 54".to_owned(),
         secret.to_lowercase(),
