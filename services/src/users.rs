@@ -818,6 +818,15 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<Option<RecoveryCodes>, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
+        let state = self
+            .commands
+            .load(&user.aggregate_id())
+            .await
+            .map_err(crate::error::from_aggregate_error)?;
+        if let Some(challenge) = state.challenge(challenge_id) {
+            self.allowed(&caller.tenant_id, challenge.channel.method())
+                .await?;
+        }
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
@@ -847,6 +856,7 @@ impl UserService {
         ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
+        self.allowed(&caller.tenant_id, channel.method()).await?;
         let (state, _, at) = self
             .run(
                 caller,

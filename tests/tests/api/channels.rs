@@ -551,3 +551,39 @@ async fn the_tenants_hourly_sms_budget_caps_sms_sends() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_channel_the_policy_no_longer_allows_cannot_be_confirmed_or_preferred() {
+    let app = spawn_app().await;
+    let (admin, key) = tenant(&app).await;
+    let c = gql(
+        &app,
+        &key,
+        ADD_EMAIL,
+        json!({ "u": "ivo", "e": "ivo@example.com" }),
+    )
+    .await;
+    let id = c.data()["addEmail"]["id"].clone();
+    let code = mailed_code(&app, 1).await;
+    gql(&app, &admin, "mutation { setPolicy(input: { allowedMethods: [TOTP, SMS, RECOVERY_CODE] }) { allowedMethods } }", json!({})).await.data();
+    let a = gql(
+        &app,
+        &key,
+        CONFIRM,
+        json!({ "u": "ivo", "c": id, "k": code }),
+    )
+    .await;
+    assert_eq!(a.error_code(), "POLICY_VIOLATION");
+    let a = gql(
+        &app,
+        &key,
+        "mutation { setPreferredChannel(userId: \"ivo\", channel: EMAIL) { preferredChannel } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(a.error_code(), "POLICY_VIOLATION");
+    assert_eq!(
+        app.count_events_like("%/user/ivo", "ChannelVerified").await,
+        0
+    );
+}
