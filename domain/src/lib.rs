@@ -19,4 +19,4 @@ pub mod user;
 pub use ids::{ApiKeyId, TenantId, UserId};
 pub use policy::{Method, Policy, PolicyChange, PolicyError, TotpAlgorithm};
 pub use role::Role;
-pub use text::{KeyLabel, Reason, TenantName, TextError};
+pub use text::{DeviceLabel, KeyLabel, Reason, TenantName, TextError};

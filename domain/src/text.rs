@@ -90,6 +90,13 @@ text_newtype!(
     "reason",
     500
 );
+text_newtype!(
+    /// What the user calls a remembered device ("Work laptop"), so a list of trusted devices can
+    /// be told apart before revoking one.
+    DeviceLabel,
+    "deviceLabel",
+    64
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 use super::{
-    normalize_recovery_code, DeliveryOutcome, NewChallenge, Proof, ServicesError, UserAction,
-    UserCommand, UserEvent, UserRef, UserServices, ATTEMPTS_PER_CHALLENGE, RECOVERY_CODES,
+    normalize_recovery_code, DeliveryOutcome, DeviceRevocation, NewChallenge, NewTrustedDevice,
+    Proof, ServicesError, SignInAttempt, SignInDecision, SignInReason, UserAction, UserCommand,
+    UserEvent, UserRef, UserServices, ATTEMPTS_PER_CHALLENGE, MAX_TRUSTED_DEVICES, RECOVERY_CODES,
     RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES, STEP_UP_MINUTES,
 };
 use crate::channel::{Channel, Purpose};
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
-use crate::Method;
+use crate::{DeviceLabel, Method};
 
 /// Why a user command was refused outright (nothing recorded). A wrong code is not an error:
 /// it is recorded as `VerificationFailed` and reported from the events.
@@ -78,6 +79,34 @@ pub enum UserError {
     /// sendCode without a channel and without a preferred one.
     #[error("the user has no preferred channel: pass a channel")]
     NoPreferredChannel,
+    /// No such trusted device for this user (never trusted, expired or already revoked).
+    #[error("no such trusted device for this user")]
+    DeviceNotFound,
+}
+
+/// A device the user chose to remember: sign-ins presenting its token skip the second factor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustedDevice {
+    /// Public id.
+    pub id: String,
+    /// Keyed hash of its token.
+    pub token_hash: KeyedHash,
+    /// What the user calls it.
+    pub label: Option<DeviceLabel>,
+    /// When trusted.
+    pub created_at: DateTime<Utc>,
+    /// End of trust as granted (a later, shorter policy lifetime also ends it).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TrustedDevice {
+    /// Whether the device is still trusted at `at` under a policy lifetime of `policy_days`
+    /// (0 turns trusted devices off): tightening the policy applies to devices already trusted.
+    pub fn valid(&self, policy_days: u16, at: DateTime<Utc>) -> bool {
+        policy_days > 0
+            && at < self.expires_at
+            && at < self.created_at + Duration::days(i64::from(policy_days))
+    }
 }
 
 /// A registered email address or phone number.
@@ -176,6 +205,8 @@ pub struct User {
     preferred: Option<Channel>,
     #[serde(default)]
     challenges: Vec<Challenge>,
+    #[serde(default)]
+    trusted_devices: Vec<TrustedDevice>,
 }
 
 /// Result of checking a proof: the events to record either way.
@@ -299,6 +330,118 @@ impl User {
     /// Last successful verification.
     pub fn last_verified_at(&self) -> Option<DateTime<Utc>> {
         self.last_verified_at
+    }
+
+    /// Trusted devices whose trust has not ended by `at`, oldest first.
+    pub fn trusted_devices(&self, at: DateTime<Utc>) -> impl Iterator<Item = &TrustedDevice> {
+        self.trusted_devices.iter().filter(move |d| at < d.expires_at)
+    }
+
+    /// The answer to "does this sign-in need a second factor?", from the user's state and the
+    /// tenant's policy at `at`. The checks run in order of severity: a lockout wins over
+    /// everything (a locked account is locked, whatever the route), then the SSO bypass, then
+    /// enrollment; a trusted device only stands in for a factor the user actually has.
+    pub fn sign_in_decision(&self, attempt: &SignInAttempt, at: DateTime<Utc>) -> SignInDecision {
+        let policy = &attempt.policy;
+        let own: Vec<Method> = self
+            .methods()
+            .into_iter()
+            .filter(|m| policy.allowed_methods.contains(m))
+            .collect();
+        let device = attempt
+            .device_token_hash
+            .as_ref()
+            .map(|hash| self.device_matching(hash, policy.trusted_device_days, at));
+        let grace_ends_at = if self.enabled() {
+            None
+        } else {
+            policy.grace_ends_at(self.first_seen_at.unwrap_or(at))
+        };
+        let rejected = matches!(device, Some(None));
+        let decision = |required, reason, methods| SignInDecision {
+            required,
+            reason,
+            methods,
+            trusted_device: None,
+            device_token_rejected: rejected,
+            locked_until: None,
+            grace_ends_at,
+        };
+        if let Some(until) = self.locked_until(at) {
+            return SignInDecision {
+                locked_until: Some(until),
+                ..decision(true, SignInReason::LockedOut, vec![])
+            };
+        }
+        if attempt.sso_login && policy.sso_bypass {
+            return decision(false, SignInReason::SsoBypass, own);
+        }
+        if self.enabled() {
+            if let Some(Some(id)) = device {
+                return SignInDecision {
+                    trusted_device: Some(id),
+                    ..decision(false, SignInReason::TrustedDevice, own)
+                };
+            }
+            return decision(true, SignInReason::Enrolled, own);
+        }
+        match grace_ends_at {
+            None => decision(false, SignInReason::NotEnrolled, vec![]),
+            Some(end) if at < end => decision(false, SignInReason::GracePeriod, vec![]),
+            Some(_) => {
+                let enrollable = [Method::Totp, Method::Email, Method::Sms]
+                    .into_iter()
+                    .filter(|m| policy.allowed_methods.contains(m))
+                    .collect();
+                decision(true, SignInReason::EnrollmentRequired, enrollable)
+            }
+        }
+    }
+
+    /// The id of the trusted device whose token hashes to `hash`, if it is still valid. Every
+    /// device is compared, so timing does not tell which (if any) matched.
+    fn device_matching(&self, hash: &KeyedHash, policy_days: u16, at: DateTime<Utc>) -> Option<String> {
+        let mut matched = None;
+        for device in &self.trusted_devices {
+            if same_hash(&device.token_hash, hash) && device.valid(policy_days, at) {
+                matched = Some(device.id.clone());
+            }
+        }
+        matched
+    }
+
+    /// `DeviceTrustRevoked` for every device still trusted at `at`.
+    fn revoke_devices(&self, reason: DeviceRevocation, at: DateTime<Utc>) -> Vec<UserEvent> {
+        self.trusted_devices(at)
+            .map(|d| UserEvent::DeviceTrustRevoked {
+                device_id: d.id.clone(),
+                reason,
+                at,
+            })
+            .collect()
+    }
+
+    /// `DeviceTrusted` for a new device, after revoking the oldest if the user is at the limit.
+    fn trust(&self, device: NewTrustedDevice, at: DateTime<Utc>) -> Vec<UserEvent> {
+        let live: Vec<&TrustedDevice> = self.trusted_devices(at).collect();
+        let excess = (live.len() + 1).saturating_sub(MAX_TRUSTED_DEVICES);
+        let mut events: Vec<UserEvent> = live
+            .iter()
+            .take(excess)
+            .map(|d| UserEvent::DeviceTrustRevoked {
+                device_id: d.id.clone(),
+                reason: DeviceRevocation::LimitReached,
+                at,
+            })
+            .collect();
+        events.push(UserEvent::DeviceTrusted {
+            device_id: device.id,
+            token_hash: device.token_hash,
+            label: device.label,
+            expires_at: at + Duration::days(i64::from(device.lifetime_days.max(1))),
+            at,
+        });
+        events
     }
 
     /// Consecutive failures since the last success or admin action.
@@ -568,14 +711,44 @@ impl User {
                     },
                 )
             }
-            UserAction::Verify { proof } => {
+            UserAction::Verify { proof, trust } => {
                 if !self.enabled() {
                     return Err(UserError::NotEnrolled);
                 }
                 self.refuse_if_locked(at)?;
                 Ok(match self.check(services, &user, &proof, at).await? {
-                    Checked::Passed(events) | Checked::Failed(events) => events,
+                    Checked::Passed(mut events) => {
+                        if let Some(device) = trust {
+                            events.extend(self.trust(device, at));
+                        }
+                        events
+                    }
+                    Checked::Failed(events) => events,
                 })
+            }
+            UserAction::EvaluateSignIn { attempt } => {
+                let d = self.sign_in_decision(&attempt, at);
+                Ok(vec![UserEvent::SignInEvaluated {
+                    required: d.required,
+                    reason: d.reason,
+                    methods: d.methods,
+                    trusted_device: d.trusted_device,
+                    device_token_rejected: d.device_token_rejected,
+                    sso_login: attempt.sso_login,
+                    locked_until: d.locked_until,
+                    grace_ends_at: d.grace_ends_at,
+                    at,
+                }])
+            }
+            UserAction::RevokeTrustedDevice { device_id } => {
+                if !self.trusted_devices(at).any(|d| d.id == device_id) {
+                    return Err(UserError::DeviceNotFound);
+                }
+                Ok(vec![UserEvent::DeviceTrustRevoked {
+                    device_id,
+                    reason: DeviceRevocation::Revoked,
+                    at,
+                }])
             }
             UserAction::RegenerateRecoveryCodes {
                 proof,
@@ -594,6 +767,9 @@ impl User {
                             hashes: recovery_codes,
                             at,
                         });
+                        events.extend(
+                            self.revoke_devices(DeviceRevocation::RecoveryCodesRegenerated, at),
+                        );
                         events
                     }
                     Checked::Failed(events) => events,
@@ -613,6 +789,7 @@ impl User {
                 let method = proof.method;
                 Ok(match self.check(services, &user, &proof, at).await? {
                     Checked::Passed(mut events) => {
+                        events.extend(self.revoke_devices(DeviceRevocation::TwoFactorDisabled, at));
                         events.push(UserEvent::TwoFactorDisabled { method, at });
                         events
                     }
@@ -782,7 +959,9 @@ impl User {
                 if !self.exists() {
                     return Err(UserError::UnknownUser);
                 }
-                Ok(vec![UserEvent::TwoFactorReset { by, reason, at }])
+                let mut events = self.revoke_devices(DeviceRevocation::TwoFactorReset, at);
+                events.push(UserEvent::TwoFactorReset { by, reason, at });
+                Ok(events)
             }
         }
     }
@@ -919,6 +1098,7 @@ impl Aggregate for User {
                 self.admin_lock = false;
             }
             UserEvent::TwoFactorDisabled { .. } => {
+                self.trusted_devices.clear();
                 self.totp = None;
                 self.pending_totp = None;
                 self.recovery.clear();
@@ -1000,6 +1180,26 @@ impl Aggregate for User {
                 self.succeeded(at);
             }
             UserEvent::PreferredChannelChosen { channel, .. } => self.preferred = Some(channel),
+            UserEvent::DeviceTrusted {
+                device_id,
+                token_hash,
+                label,
+                expires_at,
+                at,
+            } => {
+                self.trusted_devices.retain(|d| at < d.expires_at);
+                self.trusted_devices.push(TrustedDevice {
+                    id: device_id,
+                    token_hash,
+                    label,
+                    created_at: at,
+                    expires_at,
+                });
+            }
+            UserEvent::DeviceTrustRevoked { device_id, .. } => {
+                self.trusted_devices.retain(|d| d.id != device_id);
+            }
+            UserEvent::SignInEvaluated { .. } => {}
             UserEvent::TwoFactorReset { .. } => {
                 let first_seen_at = self.first_seen_at;
                 let last_totp_step = self.last_totp_step;
@@ -1034,7 +1234,10 @@ impl UserEvent {
             | UserEvent::CodeDelivered { at, .. }
             | UserEvent::CodeDeliveryFailed { at, .. }
             | UserEvent::ChannelVerified { at, .. }
-            | UserEvent::PreferredChannelChosen { at, .. } => *at,
+            | UserEvent::PreferredChannelChosen { at, .. }
+            | UserEvent::DeviceTrusted { at, .. }
+            | UserEvent::DeviceTrustRevoked { at, .. }
+            | UserEvent::SignInEvaluated { at, .. } => *at,
         }
     }
 }

@@ -45,15 +45,15 @@ impl UserServices for Codes {
     }
 }
 
-fn tf() -> TestFramework<User> {
+pub(super) fn tf() -> TestFramework<User> {
     TestFramework::with(Arc::new(Codes) as Arc<dyn UserServices>)
 }
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
 }
 
-fn cmd(at: DateTime<Utc>, action: UserAction) -> UserCommand {
+pub(super) fn cmd(at: DateTime<Utc>, action: UserAction) -> UserCommand {
     UserCommand {
         user: UserRef {
             tenant: TenantId::parse("acme").unwrap(),
@@ -64,13 +64,13 @@ fn cmd(at: DateTime<Utc>, action: UserAction) -> UserCommand {
     }
 }
 
-fn codes(prefix: &str) -> Vec<KeyedHash> {
+pub(super) fn codes(prefix: &str) -> Vec<KeyedHash> {
     (0..10)
         .map(|i| KeyedHash::from_hex(format!("h-{prefix}{i}")))
         .collect()
 }
 
-fn proof(method: Method, code: &str) -> Proof {
+pub(super) fn proof(method: Method, code: &str) -> Proof {
     Proof {
         method,
         code: code.into(),
@@ -78,7 +78,7 @@ fn proof(method: Method, code: &str) -> Proof {
     }
 }
 
-fn started() -> UserEvent {
+pub(super) fn started() -> UserEvent {
     UserEvent::TotpEnrollmentStarted {
         secret: SealedSecret::from_encoded("sealed".into()),
         algorithm: TotpAlgorithm::Sha1,
@@ -89,7 +89,7 @@ fn started() -> UserEvent {
 }
 
 /// An enrolled user whose last accepted step is 100, with recovery codes r0..r9.
-fn enrolled() -> Vec<UserEvent> {
+pub(super) fn enrolled() -> Vec<UserEvent> {
     vec![
         started(),
         UserEvent::TotpEnabled {
@@ -103,7 +103,7 @@ fn enrolled() -> Vec<UserEvent> {
     ]
 }
 
-fn failures(n: u32, method: Method) -> Vec<UserEvent> {
+pub(super) fn failures(n: u32, method: Method) -> Vec<UserEvent> {
     let mut user = User::default();
     for e in enrolled() {
         cqrs_es::Aggregate::apply(&mut user, e);
@@ -178,6 +178,7 @@ async fn a_pending_enrollment_is_not_a_factor() {
             t0(),
             UserAction::Verify {
                 proof: proof(Method::Totp, "step:7"),
+                trust: None,
             },
         ))
         .await
@@ -192,6 +193,7 @@ async fn a_time_step_is_never_accepted_twice_or_out_of_order() {
                 t0(),
                 UserAction::Verify {
                     proof: proof(Method::Totp, used),
+                    trust: None,
                 },
             ))
             .await
@@ -207,6 +209,7 @@ async fn a_time_step_is_never_accepted_twice_or_out_of_order() {
             t0(),
             UserAction::Verify {
                 proof: proof(Method::Totp, "step:101"),
+                trust: None,
             },
         ))
         .await
@@ -227,6 +230,7 @@ async fn the_tenth_failure_locks_for_five_minutes() {
             t0(),
             UserAction::Verify {
                 proof: proof(Method::RecoveryCode, "wrong"),
+                trust: None,
             },
         ))
         .await
@@ -255,6 +259,7 @@ async fn while_locked_no_code_is_checked_not_even_a_valid_one() {
             t0() + Duration::minutes(4),
             UserAction::Verify {
                 proof: proof(Method::Totp, "step:200"),
+                trust: None,
             },
         ))
         .await
@@ -268,6 +273,7 @@ async fn while_locked_no_code_is_checked_not_even_a_valid_one() {
             t0() + Duration::minutes(6),
             UserAction::Verify {
                 proof: proof(Method::Totp, "step:200"),
+                trust: None,
             },
         ))
         .await
@@ -335,6 +341,7 @@ async fn a_recovery_code_works_once_in_any_order_and_any_case() {
             t0(),
             UserAction::Verify {
                 proof: proof(Method::RecoveryCode, "R-7"),
+                trust: None,
             },
         ))
         .await
@@ -354,6 +361,7 @@ async fn a_recovery_code_works_once_in_any_order_and_any_case() {
             t0(),
             UserAction::Verify {
                 proof: proof(Method::RecoveryCode, "r7"),
+                trust: None,
             },
         ))
         .await
@@ -630,6 +638,7 @@ async fn an_expired_or_used_code_is_refused() {
             t0() + Duration::minutes(10),
             UserAction::Verify {
                 proof: sms_proof("s1", "code-of-s1"),
+                trust: None,
             },
         ))
         .await
@@ -647,6 +656,7 @@ async fn an_expired_or_used_code_is_refused() {
             t0(),
             UserAction::Verify {
                 proof: sms_proof("s1", "code-of-s1"),
+                trust: None,
             },
         ))
         .await
@@ -664,6 +674,7 @@ async fn a_sign_in_code_verifies_once_with_its_challenge() {
             t0(),
             UserAction::Verify {
                 proof: sms_proof("s1", "code-of-s1"),
+                trust: None,
             },
         ))
         .await
@@ -679,6 +690,7 @@ async fn a_sign_in_code_verifies_once_with_its_challenge() {
             t0(),
             UserAction::Verify {
                 proof: sms_proof("c0", "code-of-c0"),
+                trust: None,
             },
         ))
         .await
@@ -692,6 +704,7 @@ async fn a_sign_in_code_verifies_once_with_its_challenge() {
                     code: "code-of-s1".into(),
                     challenge_id: None,
                 },
+                trust: None,
             },
         ))
         .await

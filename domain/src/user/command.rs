@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::channel::Channel;
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
-use crate::{ApiKeyId, Method, Reason, TenantId, UserId};
+use super::sign_in::SignInAttempt;
+use crate::{ApiKeyId, DeviceLabel, Method, Reason, TenantId, UserId};
 
 /// Which user (the aggregate does not know its own id; services need it to bind seals and
 /// hashes to the user).
@@ -47,6 +48,20 @@ pub struct NewChallenge {
     pub expires_at: DateTime<Utc>,
     /// The caller's idempotency key: a retried request gets the same challenge.
     pub idempotency_key: Option<String>,
+}
+
+/// A device to trust if the verification it comes with succeeds. The token itself was shown
+/// to no one yet; only its keyed hash enters the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTrustedDevice {
+    /// Random public id.
+    pub id: String,
+    /// Keyed hash of the random token.
+    pub token_hash: KeyedHash,
+    /// What the user calls the device.
+    pub label: Option<DeviceLabel>,
+    /// How long it stays trusted (the tenant's `trustedDeviceDays`, at least 1).
+    pub lifetime_days: u16,
 }
 
 /// How a delivery attempt ended.
@@ -99,6 +114,18 @@ pub enum UserAction {
     Verify {
         /// The factor used.
         proof: Proof,
+        /// A device to trust if the check passes.
+        trust: Option<NewTrustedDevice>,
+    },
+    /// Decide (and record) whether a sign-in needs a second factor.
+    EvaluateSignIn {
+        /// What the sign-in presents, and the policy.
+        attempt: SignInAttempt,
+    },
+    /// Stop trusting a device.
+    RevokeTrustedDevice {
+        /// Which device.
+        device_id: String,
     },
     /// Replace the recovery codes, proving a current factor.
     RegenerateRecoveryCodes {

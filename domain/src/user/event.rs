@@ -9,7 +9,24 @@ use serde::{Deserialize, Serialize};
 use crate::channel::{Channel, Purpose};
 use crate::secrets::SealedSecret;
 use crate::tenant::KeyedHash;
-use crate::{ApiKeyId, Method, Reason, TotpAlgorithm};
+use super::sign_in::SignInReason;
+use crate::{ApiKeyId, DeviceLabel, Method, Reason, TotpAlgorithm};
+
+/// Why a trusted device stopped being trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceRevocation {
+    /// The user (through the tenant's app) revoked it.
+    Revoked,
+    /// The user turned 2FA off.
+    TwoFactorDisabled,
+    /// An admin reset the user's 2FA.
+    TwoFactorReset,
+    /// New recovery codes were generated (a sign the old factors may be compromised).
+    RecoveryCodesRegenerated,
+    /// The user trusted more devices than are kept; the oldest went.
+    LimitReached,
+}
 
 /// Events of the user aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +196,56 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// "Remember this device": sign-ins presenting the device's token skip the second factor
+    /// until `expires_at`. Only the token's keyed hash is recorded.
+    DeviceTrusted {
+        /// Public id (listed in the user's status, used to revoke).
+        device_id: String,
+        /// Keyed hash of the token (removed from audit output).
+        token_hash: KeyedHash,
+        /// What the user calls the device.
+        #[serde(default)]
+        label: Option<DeviceLabel>,
+        /// End of trust (the tenant's `trustedDeviceDays` after `at`).
+        expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A trusted device is no longer trusted.
+    DeviceTrustRevoked {
+        /// Which device.
+        device_id: String,
+        /// Why.
+        reason: DeviceRevocation,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The tenant's app asked whether a sign-in needs a second factor; the answer and its
+    /// reason, so an auditor can see why any sign-in did or did not need 2FA.
+    SignInEvaluated {
+        /// A second factor (or enrollment) was required.
+        required: bool,
+        /// Why.
+        reason: SignInReason,
+        /// Methods offered.
+        methods: Vec<Method>,
+        /// The trusted device recognised, if any.
+        #[serde(default)]
+        trusted_device: Option<String>,
+        /// A device token was presented and refused (unknown, expired or revoked).
+        #[serde(default)]
+        device_token_rejected: bool,
+        /// The sign-in came through the tenant's SSO.
+        sso_login: bool,
+        /// End of the lockout, for LOCKED_OUT.
+        #[serde(default)]
+        locked_until: Option<DateTime<Utc>>,
+        /// End of the grace period, when enforced and not enrolled.
+        #[serde(default)]
+        grace_ends_at: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// An admin removed every factor, recovery code and trusted device.
     TwoFactorReset {
         /// The admin's key.
@@ -210,6 +277,9 @@ impl DomainEvent for UserEvent {
             UserEvent::ChannelVerified { .. } => "ChannelVerified",
             UserEvent::PreferredChannelChosen { .. } => "PreferredChannelChosen",
             UserEvent::TwoFactorReset { .. } => "TwoFactorReset",
+            UserEvent::DeviceTrusted { .. } => "DeviceTrusted",
+            UserEvent::DeviceTrustRevoked { .. } => "DeviceTrustRevoked",
+            UserEvent::SignInEvaluated { .. } => "SignInEvaluated",
         }
         .to_owned()
     }

@@ -7,14 +7,21 @@ mod aggregate;
 #[cfg(test)]
 mod aggregate_tests;
 mod command;
+#[cfg(test)]
+mod sign_in_tests;
 mod event;
 mod lockout;
+mod sign_in;
 
 pub use aggregate::{
-    Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, User, UserError,
+    Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,
+    UserError,
 };
-pub use command::{DeliveryOutcome, NewChallenge, Proof, UserAction, UserCommand, UserRef};
-pub use event::UserEvent;
+pub use command::{
+    DeliveryOutcome, NewChallenge, NewTrustedDevice, Proof, UserAction, UserCommand, UserRef,
+};
+pub use event::{DeviceRevocation, UserEvent};
+pub use sign_in::{SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
 pub use lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 
 use async_trait::async_trait;
@@ -38,6 +45,9 @@ pub const SEND_WINDOW_MINUTES: i64 = 10;
 /// On an account that already has 2FA, a factor may be added or replaced only this soon after
 /// a successful verification (step-up), so a hijacked session cannot swap in its own factor.
 pub const STEP_UP_MINUTES: i64 = 10;
+
+/// Trusted devices kept per user; trusting one more revokes the oldest.
+pub const MAX_TRUSTED_DEVICES: usize = 20;
 
 /// Number of recovery codes in a set (NIST SP 800-63B rev 4 look-up secrets).
 pub const RECOVERY_CODES: usize = 10;
