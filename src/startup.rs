@@ -17,9 +17,11 @@ use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
 use twofold_infra::processor::EventProcessor;
+use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::{event_store, pg, projections};
 use twofold_services::commands::Commands;
+use twofold_services::compliance::ComplianceService;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
 use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
@@ -38,6 +40,8 @@ pub struct Services {
     pub tenants: TenantService,
     /// End-user 2FA use-cases.
     pub users: UserService,
+    /// Compliance reports.
+    pub compliance: ComplianceService,
     /// Sends queued codes.
     pub worker: DeliveryWorker,
     /// Bearer authentication.
@@ -91,6 +95,11 @@ impl Services {
             processor.clone(),
             entropy.clone(),
         );
+        let compliance = ComplianceService::new(
+            Arc::new(PgComplianceReadModel::new(pool.clone())),
+            directory.clone(),
+            processor.clone(),
+        );
         let users = UserService::new(
             user_commands,
             directory,
@@ -113,6 +122,7 @@ impl Services {
             processor,
             tenants,
             users,
+            compliance,
             worker,
             auth,
         })
@@ -217,7 +227,11 @@ impl Application {
             )
         });
         let state = ApiState {
-            schema: build_schema(self.services.tenants.clone(), self.services.users.clone()),
+            schema: build_schema(
+                self.services.tenants.clone(),
+                self.services.users.clone(),
+                self.services.compliance.clone(),
+            ),
             auth: self.services.auth.clone(),
             health: Arc::new(pg::PgHealth(self.services.pool.clone())),
         };

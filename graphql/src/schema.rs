@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, EmptySubscription, Object, Schema, SchemaBuilder, ID};
 use twofold_domain::Role;
+use twofold_services::compliance::ComplianceService;
 use twofold_services::tenants::TenantService;
 use twofold_services::users::UserService;
 use twofold_services::RequestContext;
@@ -9,14 +10,17 @@ use twofold_services::RequestContext;
 use crate::error::ApiError;
 use crate::guard::{key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
 use crate::types::{
-    ApiKey, Challenge, ChannelGql, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput,
-    RecoveryCodes, RoleGql, Tenant, TotpEnrollment, UserTwoFactor, Verification,
+    ApiKey, Challenge, ChannelGql, ComplianceReport, CreatedTenant, IssuedApiKey, MethodGql,
+    Policy, PolicyInput, RecoveryCodes, RoleGql, SignInRequirement, Tenant, TotpEnrollment,
+    UserTwoFactor, Verification,
 };
 
 /// The tenant's backend.
 const APP: &[Role] = &[Role::App];
 /// The tenant's backend and administrators.
 const APP_ADMIN: &[Role] = &[Role::App, Role::Admin];
+/// Administrators and auditors.
+const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
 
 /// The executable schema.
 pub type TwofoldSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -75,6 +79,50 @@ impl Query {
             .await
             .map_err(ApiError)?;
         Ok(status.map(UserTwoFactor))
+    }
+
+    /// APP. Whether this sign-in needs a second factor, and which methods may satisfy it.
+    /// Every answer is recorded (`SignInEvaluated`) with its reason.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn sign_in_requirement(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        device_token: Option<String>,
+        #[graphql(default_with = "Some(false)")] sso_login: Option<bool>,
+    ) -> async_graphql::Result<SignInRequirement> {
+        let decision = users(ctx)
+            .sign_in_requirement(
+                key(ctx)?,
+                &user_id,
+                device_token.as_deref(),
+                sso_login.unwrap_or(false),
+                request(ctx),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(SignInRequirement(decision))
+    }
+
+    /// ADMIN, AUDITOR.
+    #[graphql(guard = "RoleGuard(ADMIN_AUDITOR)")]
+    async fn compliance(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<ComplianceReport> {
+        let caller = key(ctx)?;
+        let report = ctx
+            .data_unchecked::<ComplianceService>()
+            .report(
+                &caller.tenant_id,
+                i64::from(first.unwrap_or(50)),
+                after.as_deref(),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(ComplianceReport(report))
     }
 }
 
@@ -283,6 +331,7 @@ impl UserMutation {
 
     /// APP. Checks a second factor at sign-in. For EMAIL and SMS, challengeId is required.
     #[graphql(guard = "RoleGuard(APP)")]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn verify(
         &self,
         ctx: &Context<'_>,
@@ -291,8 +340,9 @@ impl UserMutation {
         code: String,
         challenge_id: Option<ID>,
         #[graphql(default_with = "Some(false)")] trust_device: Option<bool>,
+        #[graphql(desc = "With trustDevice: what the user calls the device (1 to 64 characters).")]
+        device_label: Option<String>,
     ) -> async_graphql::Result<Verification> {
-        let _ = trust_device;
         let verified = users(ctx)
             .verify(
                 key(ctx)?,
@@ -300,6 +350,8 @@ impl UserMutation {
                 method.into(),
                 &code,
                 challenge_id.as_ref().map(|c| c.as_str()),
+                trust_device.unwrap_or(false),
+                device_label.as_deref(),
                 request(ctx),
             )
             .await
@@ -356,6 +408,21 @@ impl UserMutation {
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))
     }
+
+    /// APP.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn revoke_trusted_device(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        device_id: ID,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .revoke_trusted_device(key(ctx)?, &user_id, &device_id, request(ctx))
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
 }
 
 /// The schema with its limits but without services: enough to export the SDL.
@@ -368,6 +435,14 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 }
 
 /// The schema with the services its resolvers use.
-pub fn build_schema(tenants: TenantService, users: UserService) -> TwofoldSchema {
-    schema_builder().data(tenants).data(users).finish()
+pub fn build_schema(
+    tenants: TenantService,
+    users: UserService,
+    compliance: ComplianceService,
+) -> TwofoldSchema {
+    schema_builder()
+        .data(tenants)
+        .data(users)
+        .data(compliance)
+        .finish()
 }

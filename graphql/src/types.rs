@@ -260,7 +260,16 @@ impl UserTwoFactor {
         self.0.locked_until
     }
     async fn trusted_devices(&self) -> Vec<TrustedDevice> {
-        Vec::new()
+        self.0
+            .trusted_devices
+            .iter()
+            .map(|d| TrustedDevice {
+                id: ID(d.id.clone()),
+                label: d.label.clone(),
+                created_at: d.created_at,
+                expires_at: d.expires_at,
+            })
+            .collect()
     }
     async fn last_verified_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_verified_at
@@ -329,7 +338,7 @@ impl From<twofold_services::users::Verified> for Verification {
     fn from(v: twofold_services::users::Verified) -> Self {
         Self {
             method: v.method.into(),
-            device_token: None,
+            device_token: v.device_token.map(|t| t.to_string()),
             recovery_codes_remaining: i32::try_from(v.recovery_codes_remaining).unwrap_or(i32::MAX),
         }
     }
@@ -380,5 +389,80 @@ impl From<twofold_services::users::ChallengeView> for Challenge {
             expires_at: c.expires_at,
             delivery: c.delivery.into(),
         }
+    }
+}
+
+/// Whether a sign-in needs a second factor, and why.
+pub struct SignInRequirement(pub twofold_domain::user::SignInDecision);
+
+#[Object]
+impl SignInRequirement {
+    async fn required(&self) -> bool {
+        self.0.required
+    }
+    async fn methods(&self) -> Vec<MethodGql> {
+        self.0.methods.iter().map(|m| (*m).into()).collect()
+    }
+    /// One of: NOT_ENROLLED, ENROLLED, POLICY_ENFORCED, GRACE_PERIOD, TRUSTED_DEVICE, SSO_BYPASS, LOCKED_OUT, ENROLLMENT_REQUIRED
+    async fn reason(&self) -> &'static str {
+        self.0.reason.as_str()
+    }
+    async fn locked_until(&self) -> Option<DateTime<Utc>> {
+        self.0.locked_until
+    }
+    /// When 2FA is enforced and the user has none: the end of their grace period.
+    async fn grace_ends_at(&self) -> Option<DateTime<Utc>> {
+        self.0.grace_ends_at
+    }
+    /// The trusted device that was recognised (its id, as in `UserTwoFactor.trustedDevices`).
+    async fn trusted_device_id(&self) -> Option<ID> {
+        self.0.trusted_device.clone().map(ID)
+    }
+}
+
+/// A user without 2FA.
+#[derive(SimpleObject)]
+pub struct NonCompliantUser {
+    user_id: ID,
+    first_seen_at: DateTime<Utc>,
+    grace_ends_at: Option<DateTime<Utc>>,
+}
+
+/// Who in the tenant has 2FA and who does not yet.
+pub struct ComplianceReport(pub twofold_services::compliance::ComplianceReport);
+
+#[Object]
+impl ComplianceReport {
+    async fn enforced(&self) -> bool {
+        self.0.enforced
+    }
+    /// When enforcement was last turned on (null while not enforced).
+    async fn enforced_since(&self) -> Option<DateTime<Utc>> {
+        self.0.enforced_since
+    }
+    async fn total_users(&self) -> i32 {
+        i32::try_from(self.0.total_users).unwrap_or(i32::MAX)
+    }
+    async fn enrolled_users(&self) -> i32 {
+        i32::try_from(self.0.enrolled_users).unwrap_or(i32::MAX)
+    }
+    /// Users without 2FA, soonest grace end first (all of them, with a null graceEndsAt, while
+    /// 2FA is not enforced).
+    async fn non_compliant(&self) -> Vec<NonCompliantUser> {
+        self.0
+            .non_compliant
+            .iter()
+            .map(|u| NonCompliantUser {
+                user_id: ID(u.user_id.as_str().to_owned()),
+                first_seen_at: u.first_seen_at,
+                grace_ends_at: u.grace_ends_at,
+            })
+            .collect()
+    }
+    async fn end_cursor(&self) -> Option<&str> {
+        self.0.end_cursor.as_deref()
+    }
+    async fn has_next_page(&self) -> bool {
+        self.0.has_next_page
     }
 }

@@ -104,7 +104,13 @@ fn violations(ours: &str, contract: &str) -> Vec<String> {
                                 problems
                                     .push(format!("{name}.{field}: {ty}, contract says {p_ty}"));
                             }
-                            if args != p_args {
+                            // Promised arguments keep their types; an added argument must be
+                            // optional, or calls written against the contract would be refused.
+                            let kept = p_args.iter().all(|(a, t)| args.get(a) == Some(t));
+                            let added_required = args
+                                .iter()
+                                .any(|(a, t)| !p_args.contains_key(a) && t.ends_with('!'));
+                            if !kept || added_required {
                                 problems.push(format!(
                                     "{name}.{field} arguments {args:?}, contract says {p_args:?}"
                                 ));
@@ -179,4 +185,12 @@ fn the_contract_check_catches_renames_and_type_changes() {
         violations(added, contract).is_empty(),
         "additions are allowed"
     );
+    let optional_arg =
+        "type Query { a: Int! } type Mutation { m(keyId: ID!, note: String): String }";
+    assert!(violations(optional_arg, contract).is_empty());
+    let required_arg =
+        "type Query { a: Int! } type Mutation { m(keyId: ID!, note: String!): String }";
+    assert_eq!(violations(required_arg, contract).len(), 1);
+    let dropped_arg = "type Query { a: Int! } type Mutation { m: String }";
+    assert_eq!(violations(dropped_arg, contract).len(), 1);
 }

@@ -445,4 +445,41 @@ impl ReadModelSync for EventProcessor {
                 tokio::time::timeout(Duration::from_millis(5), self.progressed.notified()).await;
         }
     }
+
+    async fn catch_up_all(&self) -> Result<(), StoreError> {
+        // Every transaction visible in this snapshot had committed before the call.
+        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+        let names = self.projection_names();
+        let deadline = Instant::now() + self.settle_timeout;
+        loop {
+            self.catch_up().await.map_err(StoreError::new)?;
+            let behind: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints c \
+                   JOIN LATERAL (SELECT 1 FROM events e \
+                     WHERE (e.tx_id, e.global_position) > (c.last_tx, c.last_position) \
+                       AND pg_visible_in_snapshot(e.tx_id, $2::pg_snapshot) LIMIT 1) pending \
+                   ON true \
+                 WHERE c.consumer = ANY($1))",
+            )
+            .bind(&names)
+            .bind(&snapshot)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+            if !behind {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "read models still behind after the settle timeout; answering anyway"
+                );
+                return Ok(());
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(5), self.progressed.notified()).await;
+        }
+    }
 }

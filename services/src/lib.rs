@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod compliance;
 pub mod context;
 pub mod delivery;
 pub mod encoding;

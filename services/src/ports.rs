@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use twofold_domain::tenant::KeyedHash;
-use twofold_domain::{ApiKeyId, Policy, Role, TenantId};
+use twofold_domain::{ApiKeyId, Policy, Role, TenantId, UserId};
 
 use crate::StoreError;
 
@@ -38,6 +38,9 @@ pub struct TenantView {
     pub policy: Policy,
     /// When registered.
     pub created_at: DateTime<Utc>,
+    /// When enforcement was last turned on (`None` while 2FA is not enforced): every user's
+    /// grace period starts then at the earliest.
+    pub enforced_since: Option<DateTime<Utc>>,
 }
 
 /// An API key as the read model shows it (never its secret).
@@ -81,6 +84,45 @@ pub trait ReadModelSync: Send + Sync {
         aggregate_id: &str,
         sequence: usize,
     ) -> Result<(), StoreError>;
+
+    /// Waits until every projection has seen every event committed before the call (bounded,
+    /// like [`ReadModelSync::settle`]): reads of views that commands do not settle (such as
+    /// compliance) still see what was written before them.
+    async fn catch_up_all(&self) -> Result<(), StoreError>;
+}
+
+/// How many users a tenant has and how many of them have 2FA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCounts {
+    /// Users the tenant has shown us.
+    pub total: u64,
+    /// Users with an active second factor.
+    pub enrolled: u64,
+}
+
+/// A user without an active second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotEnrolledUser {
+    /// The tenant's id for the user.
+    pub user_id: UserId,
+    /// When the tenant first showed us the user (their grace period starts then at the latest).
+    pub first_seen_at: DateTime<Utc>,
+}
+
+/// The compliance read model: users by enrollment, kept by the event processor so a report
+/// never scans events.
+#[async_trait]
+pub trait ComplianceReadModel: Send + Sync {
+    /// Totals for the tenant.
+    async fn counts(&self, tenant: &TenantId) -> Result<UserCounts, StoreError>;
+    /// Users without 2FA ordered by (first seen, id), after the given position, at most
+    /// `limit` of them.
+    async fn not_enrolled(
+        &self,
+        tenant: &TenantId,
+        after: Option<&(DateTime<Utc>, UserId)>,
+        limit: u32,
+    ) -> Result<Vec<NotEnrolledUser>, StoreError>;
 }
 
 /// Whether the service can do its work (the database answers). Behind `/health`.

@@ -121,6 +121,10 @@ impl TenantService {
             name: state.name().map(ToString::to_string).unwrap_or_default(),
             policy: state.policy().clone(),
             created_at: state.created_at().unwrap_or_else(|| self.clock.now()),
+            enforced_since: state
+                .policy()
+                .enforce_two_factor
+                .then(|| state.created_at().unwrap_or_else(|| self.clock.now())),
         };
         Ok(CreatedTenant {
             admin_key: IssuedKey {

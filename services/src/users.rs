@@ -13,8 +13,11 @@ use twofold_domain::user::{
     normalize_recovery_code, Proof, ServicesError, User, UserAction, UserCommand, UserError,
     UserEvent, UserRef, UserServices, FAILURES_PER_LOCKOUT, RECOVERY_CODES,
 };
-use twofold_domain::user::{Challenge, DeliveryOutcome, NewChallenge};
-use twofold_domain::{Method, Reason, TenantId, UserId};
+use twofold_domain::user::{
+    Challenge, DeliveryOutcome, NewChallenge, NewTrustedDevice, SignInAttempt, SignInDecision,
+    SignInPolicy, TrustedDevice,
+};
+use twofold_domain::{DeviceLabel, Method, Reason, TenantId, UserId};
 
 use crate::auth::KeyPrincipal;
 use crate::commands::Commands;
@@ -27,6 +30,12 @@ use crate::{RequestContext, ServiceError};
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
 const CHALLENGE_CODE_PURPOSE: &str = "challenge-code";
+const DEVICE_TOKEN_PURPOSE: &str = "trusted-device";
+/// Trusted-device tokens: a prefix secret scanners can match, then 256 random bits.
+const DEVICE_TOKEN_PREFIX: &str = "tfd_";
+const DEVICE_TOKEN_BYTES: usize = 32;
+/// Longest device token accepted (anything longer cannot be one of ours).
+const MAX_DEVICE_TOKEN_CHARS: usize = 128;
 /// TOTP secrets are 160 bits (RFC 4226 §4 recommends it; what authenticator apps expect).
 const TOTP_SECRET_BYTES: usize = 20;
 /// Longest account label accepted.
@@ -163,6 +172,32 @@ pub struct UserStatus {
     pub preferred_channel: Option<Channel>,
     /// The most recent challenges, newest first, with their delivery state.
     pub recent_challenges: Vec<ChallengeView>,
+    /// Devices still trusted, oldest first.
+    pub trusted_devices: Vec<TrustedDeviceView>,
+}
+
+/// A trusted device as the API shows it (never its token).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedDeviceView {
+    /// Id, to revoke it.
+    pub id: String,
+    /// What the user calls it.
+    pub label: Option<String>,
+    /// When trusted.
+    pub created_at: DateTime<Utc>,
+    /// End of trust.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&TrustedDevice> for TrustedDeviceView {
+    fn from(d: &TrustedDevice) -> Self {
+        Self {
+            id: d.id.clone(),
+            label: d.label.as_ref().map(ToString::to_string),
+            created_at: d.created_at,
+            expires_at: d.expires_at,
+        }
+    }
 }
 
 impl UserStatus {
@@ -188,6 +223,10 @@ impl UserStatus {
                 .rev()
                 .take(RECENT_CHALLENGES)
                 .map(ChallengeView::from)
+                .collect(),
+            trusted_devices: user
+                .trusted_devices(now)
+                .map(TrustedDeviceView::from)
                 .collect(),
         }
     }
@@ -219,6 +258,8 @@ pub struct Verified {
     pub method: Method,
     /// Recovery codes left.
     pub recovery_codes_remaining: u32,
+    /// The token of the device trusted with this verification (shown once).
+    pub device_token: Option<zeroize::Zeroizing<String>>,
 }
 
 /// A challenge as the API shows it.
@@ -283,9 +324,9 @@ impl From<UserError> for ServiceError {
             UserError::UnsupportedProof(_) | UserError::ChallengeRequired => {
                 ServiceError::InvalidInput(message)
             }
-            UserError::ChallengeNotFound | UserError::NoPreferredChannel => {
-                ServiceError::NotFound(message)
-            }
+            UserError::ChallengeNotFound
+            | UserError::NoPreferredChannel
+            | UserError::DeviceNotFound => ServiceError::NotFound(message),
             UserError::CodeExpired(_) => ServiceError::CodeExpired(message),
             UserError::RateLimited {
                 retry_after_seconds,
@@ -550,7 +591,9 @@ impl UserService {
         Ok(codes)
     }
 
-    /// Checks a second factor at sign-in.
+    /// Checks a second factor at sign-in; with `trust_device`, also remembers the device and
+    /// returns its token (shown this once).
+    #[allow(clippy::too_many_arguments)]
     pub async fn verify(
         &self,
         caller: &KeyPrincipal,
@@ -558,16 +601,40 @@ impl UserService {
         method: Method,
         code: &str,
         challenge_id: Option<&str>,
+        trust_device: bool,
+        device_label: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<Verified, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
-        self.allowed(&caller.tenant_id, method).await?;
+        let tenant = self.allowed(&caller.tenant_id, method).await?;
+        let label = device_label
+            .map(DeviceLabel::parse)
+            .transpose()
+            .map_err(ServiceError::invalid)?;
+        let (token, trust) = if trust_device {
+            let days = tenant.policy.trusted_device_days;
+            if days == 0 {
+                return Err(ServiceError::PolicyViolation(
+                    "the organisation's policy does not allow trusted devices".into(),
+                ));
+            }
+            let (token, device) = self.new_trusted_device(&user, label, days);
+            (Some(token), Some(device))
+        } else {
+            if label.is_some() {
+                return Err(ServiceError::InvalidInput(
+                    "deviceLabel is only used with trustDevice: true".into(),
+                ));
+            }
+            (None, None)
+        };
         let (state, events, at) = self
             .run(
                 caller,
                 &user,
                 UserAction::Verify {
                     proof: proof(method, code, challenge_id)?,
+                    trust,
                 },
                 ctx,
             )
@@ -576,7 +643,128 @@ impl UserService {
         Ok(Verified {
             method,
             recovery_codes_remaining: state.recovery_codes_remaining(),
+            device_token: token,
         })
+    }
+
+    /// The keyed hash of a trusted-device token, bound to its user: a token only ever works
+    /// for the user it was issued to.
+    fn device_token_hash(&self, user: &UserRef, token: &str) -> KeyedHash {
+        let message = format!("{}\0{token}", user.aggregate_id());
+        self.hasher
+            .keyed_hash(DEVICE_TOKEN_PURPOSE, message.as_bytes())
+    }
+
+    /// A fresh device id and token (256 random bits); only the token's keyed hash is kept.
+    fn new_trusted_device(
+        &self,
+        user: &UserRef,
+        label: Option<DeviceLabel>,
+        lifetime_days: u16,
+    ) -> (zeroize::Zeroizing<String>, NewTrustedDevice) {
+        let mut id = [0u8; 10];
+        self.entropy.fill(&mut id);
+        let mut secret = zeroize::Zeroizing::new([0u8; DEVICE_TOKEN_BYTES]);
+        self.entropy.fill(secret.as_mut());
+        let token = zeroize::Zeroizing::new(format!(
+            "{DEVICE_TOKEN_PREFIX}{}",
+            base32_lower(secret.as_ref())
+        ));
+        let device = NewTrustedDevice {
+            id: base32_lower(&id),
+            token_hash: self.device_token_hash(user, &token),
+            label,
+            lifetime_days,
+        };
+        (token, device)
+    }
+
+    /// Whether this sign-in needs a second factor, which methods may satisfy it, and why; the
+    /// decision is recorded (`SignInEvaluated`), and a user asked about for the first time is
+    /// first seen now (their grace period starts, if 2FA is enforced).
+    pub async fn sign_in_requirement(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        device_token: Option<&str>,
+        sso_login: bool,
+        ctx: &RequestContext,
+    ) -> Result<SignInDecision, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let device_token = device_token.filter(|t| !t.is_empty());
+        if device_token.is_some_and(|t| t.chars().count() > MAX_DEVICE_TOKEN_CHARS) {
+            return Err(ServiceError::InvalidInput(
+                "deviceToken is not a device token".into(),
+            ));
+        }
+        let tenant = self.tenant(&caller.tenant_id).await?;
+        let policy = &tenant.policy;
+        let attempt = SignInAttempt {
+            device_token_hash: device_token.map(|t| self.device_token_hash(&user, t)),
+            sso_login,
+            policy: SignInPolicy {
+                enforced_since: tenant.enforced_since.filter(|_| policy.enforce_two_factor),
+                grace_days: policy.enrollment_grace_period_days,
+                sso_bypass: policy.sso_bypasses_two_factor,
+                trusted_device_days: policy.trusted_device_days,
+                allowed_methods: policy.allowed_methods.clone(),
+            },
+        };
+        let (_, events, _) = self
+            .run(caller, &user, UserAction::EvaluateSignIn { attempt }, ctx)
+            .await?;
+        // The answer is the decision as recorded.
+        events
+            .into_iter()
+            .find_map(|e| match e {
+                UserEvent::SignInEvaluated {
+                    required,
+                    reason,
+                    methods,
+                    trusted_device,
+                    device_token_rejected,
+                    locked_until,
+                    grace_ends_at,
+                    ..
+                } => Some(SignInDecision {
+                    required,
+                    reason,
+                    methods,
+                    trusted_device,
+                    device_token_rejected,
+                    locked_until,
+                    grace_ends_at,
+                }),
+                _ => None,
+            })
+            .ok_or_else(|| ServiceError::Internal("the sign-in decision was not recorded".into()))
+    }
+
+    /// Stops trusting one of the user's devices.
+    pub async fn revoke_trusted_device(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        device_id: &str,
+        ctx: &RequestContext,
+    ) -> Result<UserStatus, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        if device_id.is_empty() || device_id.len() > 64 {
+            return Err(ServiceError::NotFound(
+                "no such trusted device for this user".into(),
+            ));
+        }
+        let (state, _, at) = self
+            .run(
+                caller,
+                &user,
+                UserAction::RevokeTrustedDevice {
+                    device_id: device_id.to_owned(),
+                },
+                ctx,
+            )
+            .await?;
+        Ok(UserStatus::of(&user.user, &state, at))
     }
 
     /// Replaces the recovery codes after checking a current factor.

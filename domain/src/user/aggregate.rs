@@ -334,7 +334,9 @@ impl User {
 
     /// Trusted devices whose trust has not ended by `at`, oldest first.
     pub fn trusted_devices(&self, at: DateTime<Utc>) -> impl Iterator<Item = &TrustedDevice> {
-        self.trusted_devices.iter().filter(move |d| at < d.expires_at)
+        self.trusted_devices
+            .iter()
+            .filter(move |d| at < d.expires_at)
     }
 
     /// The answer to "does this sign-in need a second factor?", from the user's state and the
@@ -400,7 +402,12 @@ impl User {
 
     /// The id of the trusted device whose token hashes to `hash`, if it is still valid. Every
     /// device is compared, so timing does not tell which (if any) matched.
-    fn device_matching(&self, hash: &KeyedHash, policy_days: u16, at: DateTime<Utc>) -> Option<String> {
+    fn device_matching(
+        &self,
+        hash: &KeyedHash,
+        policy_days: u16,
+        at: DateTime<Utc>,
+    ) -> Option<String> {
         let mut matched = None;
         for device in &self.trusted_devices {
             if same_hash(&device.token_hash, hash) && device.valid(policy_days, at) {

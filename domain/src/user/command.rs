@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sign_in::SignInAttempt;
 use crate::channel::Channel;
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
-use super::sign_in::SignInAttempt;
 use crate::{ApiKeyId, DeviceLabel, Method, Reason, TenantId, UserId};
 
 /// Which user (the aggregate does not know its own id; services need it to bind seals and

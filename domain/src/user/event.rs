@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use super::sign_in::SignInReason;
 use crate::channel::{Channel, Purpose};
 use crate::secrets::SealedSecret;
 use crate::tenant::KeyedHash;
-use super::sign_in::SignInReason;
 use crate::{ApiKeyId, DeviceLabel, Method, Reason, TotpAlgorithm};
 
 /// Why a trusted device stopped being trusted.

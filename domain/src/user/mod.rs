@@ -7,11 +7,11 @@ mod aggregate;
 #[cfg(test)]
 mod aggregate_tests;
 mod command;
-#[cfg(test)]
-mod sign_in_tests;
 mod event;
 mod lockout;
 mod sign_in;
+#[cfg(test)]
+mod sign_in_tests;
 
 pub use aggregate::{
     Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,
@@ -21,8 +21,8 @@ pub use command::{
     DeliveryOutcome, NewChallenge, NewTrustedDevice, Proof, UserAction, UserCommand, UserRef,
 };
 pub use event::{DeviceRevocation, UserEvent};
-pub use sign_in::{SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
 pub use lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
+pub use sign_in::{grace_ends_at, SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -77,9 +77,18 @@ impl SignInPolicy {
     /// turning enforcement on starts every known user's grace period; users first seen later
     /// start theirs when first seen.
     pub fn grace_ends_at(&self, first_seen: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.enforced_since
-            .map(|since| since.max(first_seen) + Duration::days(i64::from(self.grace_days)))
+        grace_ends_at(self.enforced_since, self.grace_days, first_seen)
     }
+}
+
+/// When the grace period of a user first seen at `first_seen` ends under enforcement since
+/// `enforced_since` (`None`: not enforced, no grace period): it starts at the later of the two.
+pub fn grace_ends_at(
+    enforced_since: Option<DateTime<Utc>>,
+    grace_days: u16,
+    first_seen: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    enforced_since.map(|since| since.max(first_seen) + Duration::days(i64::from(grace_days)))
 }
 
 /// What a sign-in presents.

@@ -1,5 +1,6 @@
 //! Read models kept by the event processor.
 
+pub mod compliance;
 pub mod delivery_outbox;
 pub mod tenants;
 
@@ -12,5 +13,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(tenants::TenantsProjection),
         Arc::new(delivery_outbox::DeliveryOutbox),
+        Arc::new(compliance::ComplianceProjection),
     ]
 }

@@ -42,14 +42,17 @@ impl Projection for TenantsProjection {
                 ..
             } => {
                 sqlx::query(
-                    "INSERT INTO tenants (tenant_id, name, policy, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) \
-                     ON CONFLICT (tenant_id) DO UPDATE SET name = $2, policy = $3, updated_at = $4",
+                    "INSERT INTO tenants \
+                       (tenant_id, name, policy, created_at, updated_at, enforced_since) \
+                     VALUES ($1, $2, $3, $4, $4, $5) \
+                     ON CONFLICT (tenant_id) DO UPDATE \
+                       SET name = $2, policy = $3, updated_at = $4, enforced_since = $5",
                 )
                 .bind(tenant)
                 .bind(name.as_str())
                 .bind(serde_json::to_value(&policy)?)
                 .bind(registered_at)
+                .bind(policy.enforce_two_factor.then_some(registered_at))
                 .execute(&mut *db)
                 .await?;
             }
@@ -83,13 +86,28 @@ impl Projection for TenantsProjection {
                 .execute(&mut *db)
                 .await?;
             }
-            TenantEvent::TwoFactorPolicySet { policy, set_at, .. } => {
-                sqlx::query("UPDATE tenants SET policy = $2, updated_at = $3 WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .bind(serde_json::to_value(&policy)?)
-                    .bind(set_at)
-                    .execute(&mut *db)
-                    .await?;
+            TenantEvent::TwoFactorPolicySet {
+                previous,
+                policy,
+                set_at,
+            } => {
+                // Enforcement turned on starts the grace periods; left on keeps their start;
+                // turned off clears it.
+                let enforced_since = match (previous.enforce_two_factor, policy.enforce_two_factor)
+                {
+                    (false, true) => "$3",
+                    (true, true) => "coalesce(enforced_since, $3)",
+                    (_, false) => "NULL",
+                };
+                sqlx::query(&format!(
+                    "UPDATE tenants SET policy = $2, updated_at = $3, \
+                     enforced_since = {enforced_since}::timestamptz WHERE tenant_id = $1"
+                ))
+                .bind(tenant)
+                .bind(serde_json::to_value(&policy)?)
+                .bind(set_at)
+                .execute(&mut *db)
+                .await?;
             }
         }
         Ok(())
@@ -143,11 +161,13 @@ const KEY_COLUMNS: &str = "tenant_id, key_id, role, label, created_at, revoked_a
 #[async_trait]
 impl TenantDirectory for PgTenantDirectory {
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantView>, StoreError> {
-        let row = sqlx::query("SELECT name, policy, created_at FROM tenants WHERE tenant_id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::new)?;
+        let row = sqlx::query(
+            "SELECT name, policy, created_at, enforced_since FROM tenants WHERE tenant_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
         let Some(row) = row else { return Ok(None) };
         let policy: serde_json::Value = row.try_get("policy").map_err(StoreError::new)?;
         Ok(Some(TenantView {
@@ -155,6 +175,7 @@ impl TenantDirectory for PgTenantDirectory {
             name: row.try_get("name").map_err(StoreError::new)?,
             policy: serde_json::from_value::<Policy>(policy).map_err(StoreError::new)?,
             created_at: row.try_get("created_at").map_err(StoreError::new)?,
+            enforced_since: row.try_get("enforced_since").map_err(StoreError::new)?,
         }))
     }
 

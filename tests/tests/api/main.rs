@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod channels;
+mod compliance;
 mod concurrency;
 mod event_store;
 mod health;
@@ -11,5 +12,7 @@ mod policy;
 mod processor;
 mod roles;
 mod secrets;
+mod sign_in;
 mod snapshots;
 mod totp;
+mod trusted_devices;

@@ -77,3 +77,84 @@ async fn without_credentials_every_operation_is_unauthenticated() {
         assert_eq!(a.error_code(), "UNAUTHENTICATED", "{query}");
     }
 }
+
+/// Every operation of the API with the roles allowed to call it. The test below fails when an
+/// operation is added without being listed here, so no guard is forgotten.
+const OPERATIONS: &[(&str, &str, &[&str])] = &[
+    ("tenant", "{ tenant { id } }", &["APP", "ADMIN", "AUDITOR"]),
+    ("user", "{ user(userId: \"u\") { enabled } }", &["APP", "ADMIN"]),
+    ("signInRequirement", "{ signInRequirement(userId: \"u\") { reason } }", &["APP"]),
+    ("compliance", "{ compliance { totalUsers } }", &["ADMIN", "AUDITOR"]),
+    ("createTenant", CREATE, &[]),
+    ("issueApiKey", ISSUE, &["ADMIN"]),
+    ("revokeApiKey", "mutation { revokeApiKey(keyId: \"nokey\") { id } }", &["ADMIN"]),
+    ("setPolicy", POLICY, &["ADMIN"]),
+    ("resetTwoFactor", "mutation { resetTwoFactor(userId: \"u\", reason: \"r\") { enabled } }", &["ADMIN"]),
+    ("clearLockout", "mutation { clearLockout(userId: \"u\", reason: \"r\") { enabled } }", &["ADMIN"]),
+    ("startTotpEnrollment", "mutation { startTotpEnrollment(userId: \"u\") { secret } }", &["APP"]),
+    ("confirmTotpEnrollment", "mutation { confirmTotpEnrollment(userId: \"u\", code: \"123456\") { codes } }", &["APP"]),
+    ("addEmail", "mutation { addEmail(userId: \"u\", email: \"u@example.com\") { id } }", &["APP"]),
+    ("addPhone", "mutation { addPhone(userId: \"u\", phone: \"+995555123456\") { id } }", &["APP"]),
+    ("confirmChannel", "mutation { confirmChannel(userId: \"u\", challengeId: \"c\", code: \"123456\") { codes } }", &["APP"]),
+    ("setPreferredChannel", "mutation { setPreferredChannel(userId: \"u\", channel: EMAIL) { enabled } }", &["APP"]),
+    ("sendCode", "mutation { sendCode(userId: \"u\") { id } }", &["APP"]),
+    ("verify", "mutation { verify(userId: \"u\", method: TOTP, code: \"123456\") { method } }", &["APP"]),
+    ("regenerateRecoveryCodes", "mutation { regenerateRecoveryCodes(userId: \"u\", method: TOTP, code: \"123456\") { codes } }", &["APP"]),
+    ("disableTwoFactor", "mutation { disableTwoFactor(userId: \"u\", method: TOTP, code: \"123456\") { enabled } }", &["APP"]),
+    ("revokeTrustedDevice", "mutation { revokeTrustedDevice(userId: \"u\", deviceId: \"d\") { enabled } }", &["APP"]),
+];
+
+#[tokio::test]
+async fn each_role_reaches_exactly_its_operations_and_an_auditor_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+
+    // The table covers every query and mutation the schema has.
+    let a = app
+        .gql(
+            Some(&admin),
+            "{ q: __type(name: \"Query\") { fields { name } } m: __type(name: \"Mutation\") { fields { name } } }",
+            json!({}),
+        )
+        .await;
+    let mut exposed: Vec<String> = ["q", "m"]
+        .iter()
+        .flat_map(|t| a.data()[t]["fields"].as_array().unwrap().clone())
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    exposed.sort();
+    let mut listed: Vec<String> = OPERATIONS.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    listed.sort();
+    assert_eq!(exposed, listed, "an operation is missing from OPERATIONS");
+
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    for (role, key) in [("APP", &app_key), ("ADMIN", &admin), ("AUDITOR", &auditor)] {
+        for (name, query, allowed) in OPERATIONS {
+            let before = events().await;
+            let a = app.gql(Some(key), query, json!({})).await;
+            let code = a.body["errors"][0]["extensions"]["code"].as_str();
+            if allowed.contains(&role) {
+                assert_ne!(
+                    code,
+                    Some("FORBIDDEN"),
+                    "{role} may call {name}: {}",
+                    a.body
+                );
+            } else {
+                assert_eq!(code, Some("FORBIDDEN"), "{role} must not call {name}");
+                assert_eq!(
+                    events().await,
+                    before,
+                    "{role} was refused {name} but it recorded"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ const VERIFY: &str = "mutation($u: ID!, $m: Method!, $c: String!) { verify(userI
 const STATUS: &str = "query($u: ID!) { user(userId: $u) { userId enabled methods totpPending recoveryCodesRemaining lockedUntil lastVerifiedAt email phone trustedDevices { id } } }";
 
 /// An authenticator app holding one enrolled secret.
-struct App {
+pub(crate) struct App {
     totp: totp_rs::Totp,
     last_step: Option<u64>,
 }
@@ -38,7 +38,7 @@ impl App {
 
     /// A code for a step the server has not accepted yet and will accept now (the current or
     /// the next step, so a step boundary passing mid-request cannot push it out of the window).
-    fn next_code(&mut self) -> String {
+    pub(crate) fn next_code(&mut self) -> String {
         let current = now() / self.totp.step();
         let step = self.last_step.map_or(current, |l| (l + 1).max(current));
         assert!(
@@ -57,18 +57,18 @@ impl App {
     }
 
     /// A code that is certainly wrong now.
-    fn wrong_code(&self) -> String {
+    pub(crate) fn wrong_code(&self) -> String {
         let current = now() / self.totp.step();
         self.code_at(current + 5)
     }
 }
 
-struct Tenant {
-    admin: String,
-    app: String,
+pub(crate) struct Tenant {
+    pub(crate) admin: String,
+    pub(crate) app: String,
 }
 
-async fn tenant(app: &TestApp, name: &str) -> Tenant {
+pub(crate) async fn tenant(app: &TestApp, name: &str) -> Tenant {
     let (_, admin) = app.create_tenant(name).await;
     let (_, app_key) = app.issue_key(&admin, "APP").await;
     Tenant {
@@ -85,7 +85,7 @@ async fn start(app: &TestApp, key: &str, user: &str) -> Value {
 }
 
 /// Enrolls `user` and returns its authenticator and recovery codes.
-async fn enroll(app: &TestApp, key: &str, user: &str) -> (App, Vec<String>) {
+pub(crate) async fn enroll(app: &TestApp, key: &str, user: &str) -> (App, Vec<String>) {
     let enrollment = start(app, key, user).await;
     let mut authenticator = App::from_uri(enrollment["otpauthUri"].as_str().unwrap());
     let code = authenticator.next_code();
@@ -101,7 +101,13 @@ async fn enroll(app: &TestApp, key: &str, user: &str) -> (App, Vec<String>) {
     (authenticator, codes)
 }
 
-async fn verify(app: &TestApp, key: &str, user: &str, method: &str, code: &str) -> Answer {
+pub(crate) async fn verify(
+    app: &TestApp,
+    key: &str,
+    user: &str,
+    method: &str,
+    code: &str,
+) -> Answer {
     app.gql(
         Some(key),
         VERIFY,
@@ -110,7 +116,7 @@ async fn verify(app: &TestApp, key: &str, user: &str, method: &str, code: &str) 
     .await
 }
 
-async fn status(app: &TestApp, key: &str, user: &str) -> Value {
+pub(crate) async fn status(app: &TestApp, key: &str, user: &str) -> Value {
     app.gql(Some(key), STATUS, json!({ "u": user }))
         .await
         .data()["user"]

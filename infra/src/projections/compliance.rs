@@ -1,0 +1,187 @@
+//! The `user_compliance` projection: one row per end user the tenant has shown us, with the
+//! factors that make them enrolled, and the read model `compliance` answers from. Every write
+//! is idempotent (an upsert or an assignment), so replaying an event yields the same row.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use sqlx::{PgConnection, PgPool, Row};
+use twofold_domain::channel::Channel;
+use twofold_domain::user::{User, UserEvent};
+use twofold_domain::{TenantId, UserId};
+use twofold_services::ports::{ComplianceReadModel, NotEnrolledUser, UserCounts};
+use twofold_services::StoreError;
+
+use crate::processor::{Projection, ProjectionError, StoredEvent};
+
+/// Keeps `user_compliance`.
+pub struct ComplianceProjection;
+
+/// The tenant's id for the user, from an aggregate id `{tenant}/user/{user}` (the user id may
+/// itself contain slashes).
+fn user_of(aggregate_id: &str) -> Option<&str> {
+    let mut parts = aggregate_id.splitn(3, '/');
+    let _tenant = parts.next()?;
+    (parts.next()? == "user").then_some(())?;
+    parts.next()
+}
+
+/// The factor columns an event sets, as SQL assignments.
+fn assignments(event: &UserEvent) -> Option<&'static str> {
+    Some(match event {
+        UserEvent::TotpEnabled { .. } => "totp = true",
+        UserEvent::EmailFactorAdded { .. } => "email_verified = false",
+        UserEvent::PhoneFactorAdded { .. } => "phone_verified = false",
+        UserEvent::ChannelVerified {
+            channel: Channel::Email,
+            ..
+        } => "email_verified = true",
+        UserEvent::ChannelVerified {
+            channel: Channel::Sms,
+            ..
+        } => "phone_verified = true",
+        UserEvent::TwoFactorDisabled { .. } | UserEvent::TwoFactorReset { .. } => {
+            "totp = false, email_verified = false, phone_verified = false"
+        }
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl Projection for ComplianceProjection {
+    fn name(&self) -> &'static str {
+        "user_compliance"
+    }
+
+    fn reads(&self, _aggregate_type: &str) -> bool {
+        // Sign-ins must not wait for it: `compliance` catches up itself before reading.
+        false
+    }
+
+    async fn apply(
+        &self,
+        db: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.aggregate_type != User::TYPE {
+            return Ok(());
+        }
+        let Some(user) = user_of(&event.aggregate_id) else {
+            return Ok(());
+        };
+        let event_data = serde_json::from_value::<UserEvent>(event.payload.clone())?;
+        let at = event_data.at();
+        sqlx::query(
+            "INSERT INTO user_compliance (tenant_id, user_id, first_seen_at, updated_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+        )
+        .bind(&event.tenant_id)
+        .bind(user)
+        .bind(at)
+        .execute(&mut *db)
+        .await?;
+        if let Some(set) = assignments(&event_data) {
+            sqlx::query(&format!(
+                "UPDATE user_compliance SET {set}, updated_at = $3 \
+                 WHERE tenant_id = $1 AND user_id = $2"
+            ))
+            .bind(&event.tenant_id)
+            .bind(user)
+            .bind(at)
+            .execute(&mut *db)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, db: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query("DELETE FROM user_compliance")
+            .execute(&mut *db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Reads the `user_compliance` projection.
+#[derive(Clone)]
+pub struct PgComplianceReadModel {
+    pool: PgPool,
+}
+
+impl PgComplianceReadModel {
+    /// Reads through `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// A stored user id that no longer parses means the view is corrupt: an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt user_compliance row")]
+struct CorruptRow;
+
+#[async_trait]
+impl ComplianceReadModel for PgComplianceReadModel {
+    async fn counts(&self, tenant: &TenantId) -> Result<UserCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE enrolled) AS enrolled \
+             FROM user_compliance WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        let get = |c: &str| {
+            row.try_get::<i64, _>(c)
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(StoreError::new)
+        };
+        Ok(UserCounts {
+            total: get("total")?,
+            enrolled: get("enrolled")?,
+        })
+    }
+
+    async fn not_enrolled(
+        &self,
+        tenant: &TenantId,
+        after: Option<&(DateTime<Utc>, UserId)>,
+        limit: u32,
+    ) -> Result<Vec<NotEnrolledUser>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, first_seen_at FROM user_compliance \
+             WHERE tenant_id = $1 AND NOT enrolled \
+               AND ($2::timestamptz IS NULL OR (first_seen_at, user_id) > ($2, $3)) \
+             ORDER BY first_seen_at, user_id LIMIT $4",
+        )
+        .bind(tenant.as_str())
+        .bind(after.map(|(at, _)| *at))
+        .bind(after.map(|(_, id)| id.as_str().to_owned()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("user_id").map_err(StoreError::new)?;
+                Ok(NotEnrolledUser {
+                    user_id: UserId::parse(&id).map_err(|_| StoreError::new(CorruptRow))?,
+                    first_seen_at: row.try_get("first_seen_at").map_err(StoreError::new)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_come_from_user_aggregates_only() {
+        assert_eq!(user_of("acme/user/alice"), Some("alice"));
+        assert_eq!(user_of("acme/user/a/b"), Some("a/b"));
+        assert_eq!(user_of("acme/tenant"), None);
+        assert_eq!(user_of("acme/other/x"), None);
+    }
+}
