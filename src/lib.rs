@@ -1,6 +1,7 @@
 //! The `twofold` binary's wiring: it builds the application from its parts and runs it. No
 //! business logic lives here.
 
+pub mod bench;
 pub mod startup;
 pub mod telemetry;
 pub mod zero_config;

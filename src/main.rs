@@ -34,6 +34,9 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Measure verify throughput and latency against PostgreSQL's commit rate, in one run, on
+    /// a private PostgreSQL (build with --release for meaningful figures).
+    Bench(twofold::bench::BenchOptions),
 }
 
 #[derive(Subcommand)]
@@ -62,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init("info,sqlx=warn,tower_http=info");
     twofold::startup::install_crypto_provider();
     let cli = Cli::parse();
+    if let Command::Bench(options) = cli.command {
+        // The benchmark brings its own database, service and configuration.
+        return twofold::bench::run(options).await;
+    }
     let settings = Settings::from_env()?;
     let secrets = settings.secrets()?;
     let delivery = delivery_from_env()?;
@@ -134,6 +141,8 @@ async fn run(
             println!("(The key is shown once; store it now.)");
             Ok(())
         }
+        // Handled in `main` before any configuration is read.
+        Command::Bench(_) => Err(anyhow::anyhow!("bench runs on its own database")),
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
         } => {

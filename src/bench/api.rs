@@ -1,0 +1,136 @@
+//! The load generator's GraphQL client, and enrollment the way a tenant's app and an
+//! authenticator app would do it: start TOTP enrollment, read the `otpauth://` URI, compute the
+//! current code, confirm.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use totp_rs::Totp;
+
+/// A GraphQL client of the service under test.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    graphql: String,
+}
+
+/// A GraphQL answer: its data, or the first error's code and message.
+pub enum Answer {
+    /// `data` of a successful call.
+    Data(Value),
+    /// `extensions.code` and message of the first error.
+    Error(String, String),
+}
+
+impl Api {
+    /// A client of the service at `base` (e.g. `http://127.0.0.1:8080`), with a connection pool
+    /// large enough for `concurrency` requests in flight.
+    pub fn new(base: &str, concurrency: usize) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency * 2)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            http,
+            graphql: format!("{base}/graphql"),
+        })
+    }
+
+    /// Runs one GraphQL operation with a bearer key.
+    pub async fn call(&self, key: &str, query: &str, variables: Value) -> anyhow::Result<Answer> {
+        let body: Value = self
+            .http
+            .post(&self.graphql)
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .context("sending a request to the service")?
+            .json()
+            .await
+            .context("reading the service's answer")?;
+        if let Some(e) = body["errors"].get(0) {
+            return Ok(Answer::Error(
+                e["extensions"]["code"].as_str().unwrap_or("?").to_owned(),
+                e["message"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        Ok(Answer::Data(body["data"].clone()))
+    }
+
+    /// Like [`Api::call`], but an error answer is an error.
+    pub async fn data(&self, key: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+        match self.call(key, query, variables).await? {
+            Answer::Data(d) => Ok(d),
+            Answer::Error(code, message) => Err(anyhow!("{code}: {message}")),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An enrolled user and their authenticator app.
+pub struct Enrolled {
+    /// The tenant's id for the user.
+    pub user: String,
+    /// The authenticator (secret and parameters from the `otpauth://` URI).
+    pub totp: Totp,
+    /// The time step of the code that confirmed the enrollment (already used).
+    pub confirmed_step: u64,
+}
+
+impl Enrolled {
+    /// The code for time step `step`.
+    pub fn code_at(&self, step: u64) -> String {
+        self.totp.generate(step * self.totp.step()).to_string()
+    }
+}
+
+const START: &str = "mutation($u: ID!) { startTotpEnrollment(userId: $u) { otpauthUri } }";
+const CONFIRM: &str =
+    "mutation($u: ID!, $c: String!) { confirmTotpEnrollment(userId: $u, code: $c) { codes } }";
+
+/// Enrolls `count` users named `{prefix}{i}` with TOTP, `concurrency` at a time.
+pub async fn enroll(
+    api: &Api,
+    key: &str,
+    prefix: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Arc<Enrolled>>> {
+    stream::iter(0..count)
+        .map(|i| async move {
+            let user = format!("{prefix}{i}");
+            let started = api.data(key, START, json!({ "u": user })).await?;
+            let uri = started["startTotpEnrollment"]["otpauthUri"]
+                .as_str()
+                .ok_or_else(|| anyhow!("no otpauthUri"))?;
+            let totp = Totp::from_url(uri).map_err(|e| anyhow!("bad otpauth URI: {e}"))?;
+            let step = unix_now() / totp.step();
+            let enrolled = Enrolled {
+                user,
+                totp,
+                confirmed_step: step,
+            };
+            api.data(
+                key,
+                CONFIRM,
+                json!({ "u": enrolled.user, "c": enrolled.code_at(step) }),
+            )
+            .await
+            .with_context(|| format!("confirming {}", enrolled.user))?;
+            Ok::<_, anyhow::Error>(Arc::new(enrolled))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}

@@ -1,0 +1,162 @@
+//! The email/SMS path: `sendCode` → event → outbox → worker → provider, measured against the
+//! local sinks. Setup (not timed) gives users a verified email address and phone number the
+//! way an app does (add, read the code from the message, confirm); the timed part sends one
+//! sign-in code by each channel to every such user and waits until all have arrived.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::json;
+
+use super::api::{Api, Enrolled};
+use super::sinks::{Inbox, SmsSink, SmtpSink};
+
+/// What the timed part measured.
+pub struct DeliveryResult {
+    /// Codes sent in the timed part (email + SMS).
+    pub codes: usize,
+    /// From the first `sendCode` to the last message arriving.
+    pub elapsed: Duration,
+    /// Challenges of the timed part that arrived more than once.
+    pub duplicates: usize,
+    /// Challenges of the timed part that never arrived.
+    pub missing: usize,
+}
+
+impl DeliveryResult {
+    /// Codes delivered per second.
+    pub fn rate(&self) -> f64 {
+        self.codes as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+const ADD_EMAIL: &str = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
+const ADD_PHONE: &str = "mutation($u: ID!, $p: String!) { addPhone(userId: $u, phone: $p) { id } }";
+const CONFIRM: &str = "mutation($u: ID!, $c: ID!, $k: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k) { codes } }";
+const SEND: &str = "mutation($u: ID!, $ch: Channel!) { sendCode(userId: $u, channel: $ch) { id } }";
+
+fn email_of(i: usize) -> String {
+    format!("bench{i}@example.com")
+}
+
+fn phone_of(i: usize) -> String {
+    format!("+99555{:07}", 5_000_000 + i)
+}
+
+async fn wait_for_code(inbox: &Inbox, to: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(code) = inbox.latest_code(to, 6) {
+            return Ok(code);
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("no code reached {to} within 60 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait_for(inbox: &Inbox, n: usize, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while inbox.len() < n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// Gives `users` a verified email and phone, then times one sign-in code per channel each.
+pub async fn run(
+    api: &Api,
+    key: &str,
+    users: &[Arc<Enrolled>],
+    smtp: &SmtpSink,
+    sms: &SmsSink,
+    concurrency: usize,
+) -> anyhow::Result<DeliveryResult> {
+    stream::iter(users.iter().enumerate())
+        .map(|(i, u)| async move {
+            let (email, phone) = (email_of(i), phone_of(i));
+            let c = api
+                .data(key, ADD_EMAIL, json!({ "u": u.user, "e": email }))
+                .await?;
+            let code = wait_for_code(&smtp.inbox, &email).await?;
+            api.data(
+                key,
+                CONFIRM,
+                json!({ "u": u.user, "c": c["addEmail"]["id"], "k": code }),
+            )
+            .await
+            .context("confirming an email")?;
+            let c = api
+                .data(key, ADD_PHONE, json!({ "u": u.user, "p": phone }))
+                .await?;
+            let code = wait_for_code(&sms.inbox, &phone).await?;
+            api.data(
+                key,
+                CONFIRM,
+                json!({ "u": u.user, "c": c["addPhone"]["id"], "k": code }),
+            )
+            .await
+            .context("confirming a phone")?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let (email_before, sms_before) = (smtp.inbox.len(), sms.inbox.len());
+    let started = Instant::now();
+    let requests = users
+        .iter()
+        .flat_map(|u| [(u.clone(), "EMAIL"), (u.clone(), "SMS")]);
+    let challenge_ids: Vec<String> = stream::iter(requests)
+        .map(|(u, channel)| async move {
+            let d = api
+                .data(key, SEND, json!({ "u": u.user, "ch": channel }))
+                .await?;
+            Ok::<_, anyhow::Error>(d["sendCode"]["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let n = users.len();
+    let all_email = wait_for(&smtp.inbox, email_before + n, Duration::from_secs(300)).await;
+    let all_sms = wait_for(&sms.inbox, sms_before + n, Duration::from_secs(300)).await;
+    let elapsed = started.elapsed();
+    // Give a duplicate (a second send of one challenge) a moment to show up before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let timed: Vec<_> = smtp.inbox.messages()[email_before..]
+        .iter()
+        .chain(sms.inbox.messages()[sms_before..].iter())
+        .cloned()
+        .collect();
+    let mut per_challenge = std::collections::HashMap::new();
+    for m in &timed {
+        // The SMS key is the challenge id; the email Message-ID contains it.
+        let id = challenge_ids
+            .iter()
+            .find(|id| m.key.contains(id.as_str()))
+            .cloned()
+            .unwrap_or_else(|| m.key.clone());
+        *per_challenge.entry(id).or_insert(0usize) += 1;
+    }
+    let duplicates = per_challenge.values().filter(|n| **n > 1).count();
+    let missing = challenge_ids
+        .iter()
+        .filter(|id| !per_challenge.contains_key(*id))
+        .count();
+    if !(all_email && all_sms) {
+        eprintln!("warning: not every code arrived within 300 s");
+    }
+    Ok(DeliveryResult {
+        codes: 2 * n,
+        elapsed,
+        duplicates,
+        missing,
+    })
+}

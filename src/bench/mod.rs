@@ -1,0 +1,317 @@
+//! `twofold bench`: how many sign-ins per second the service verifies, how fast, against the
+//! physical limit of the same machine measured in the same run (DESIGN.md section 6).
+//!
+//! One run: a private PostgreSQL (durable settings, as `serve` uses by default); the service as
+//! a child process (`twofold serve`); the limit (single-row INSERT commits/s at the same
+//! concurrency); enrollment; the verify load over HTTP; correctness checks from the event log;
+//! the email/SMS delivery path against local sinks; idle memory. The load generator runs in
+//! this process and shares the cores with the service and PostgreSQL; everyone's CPU time is
+//! reported.
+
+mod api;
+mod checks;
+mod delivery;
+mod limit;
+mod load;
+mod procfs;
+mod service;
+mod sinks;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use serde_json::json;
+use twofold_infra::crypto::OsEntropy;
+use twofold_infra::pg;
+use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
+use twofold_services::ports::Entropy;
+
+/// Options of `twofold bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchOptions {
+    /// Concurrent clients of the verify load and of the limit measurement.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds of verify load (and of the limit measurement).
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Share of verify requests with a wrong code (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.1)]
+    pub wrong_share: f64,
+    /// Users to enroll; by default estimated from the enrollment rate so that no valid code is
+    /// ever needed twice.
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Users whose email and SMS sign-in codes are timed through the delivery path.
+    #[arg(long, default_value_t = 200)]
+    pub delivery_users: usize,
+    /// A few seconds of everything, to check the benchmark works (CI); figures mean little.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    OsEntropy.fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Runs the benchmark and prints its report. Fails if a correctness check fails.
+pub async fn run(mut options: BenchOptions) -> anyhow::Result<()> {
+    if options.smoke {
+        options.seconds = options.seconds.min(3);
+        options.users = Some(options.users.unwrap_or(300));
+        options.delivery_users = options.delivery_users.min(10);
+    }
+    if !(0.0..=1.0).contains(&options.wrong_share) || options.concurrency == 0 {
+        return Err(anyhow!(
+            "--wrong-share must be within 0..1 and --concurrency above 0"
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("twofold-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("bench: starting a private PostgreSQL in {}", dir.display());
+    let pg_dir = dir.join("pg");
+    let local = tokio::task::spawn_blocking(move || {
+        LocalPostgres::start(&pg_dir, &LocalPgOptions { ephemeral: false })
+    })
+    .await??;
+    local.stop_when_process_exits(std::process::id())?;
+    let outcome = run_on(&options, &local, &dir).await;
+    let _ = tokio::task::spawn_blocking(move || local.stop()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn run_on(
+    options: &BenchOptions,
+    local: &LocalPostgres,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let database = "twofold_bench";
+    pg::ensure_database(&local.url("postgres"), database).await?;
+    let url = local.url(database);
+    let operator = random_hex(24);
+    let smtp = sinks::SmtpSink::start()?;
+    let sms = sinks::SmsSink::start()?;
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", url.clone()),
+        ("TWOFOLD_OPERATOR_TOKEN", operator.clone()),
+        ("TWOFOLD_MASTER_KEY", random_hex(32)),
+        ("TWOFOLD_HASH_PEPPER", random_hex(32)),
+        ("TWOFOLD_SMTP_URL", smtp.url()),
+        ("TWOFOLD_EMAIL_FROM", "Bench <bench@example.com>".to_owned()),
+        ("TWOFOLD_SMS_PROVIDER", "twilio".to_owned()),
+        ("TWOFOLD_TWILIO_API_BASE", sms.base_url()),
+        ("TWOFOLD_TWILIO_ACCOUNT_SID", "ACbench".to_owned()),
+        ("TWOFOLD_TWILIO_AUTH_TOKEN", "bench-token".to_owned()),
+        ("TWOFOLD_TWILIO_FROM", "+15005550006".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let exe = std::env::current_exe().context("finding the twofold executable")?;
+    let log = dir.join("service.log");
+    let service = service::ServiceProcess::start(&exe, &env, &log).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle_start = service.rss();
+
+    let api = api::Api::new(&service.base_url, options.concurrency)?;
+    let created = api
+        .data(
+            &operator,
+            "mutation { createTenant(name: \"Bench\") { tenant { id } adminKey { secret } } }",
+            json!({}),
+        )
+        .await?;
+    let tenant = created["createTenant"]["tenant"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let admin = created["createTenant"]["adminKey"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let issued = api
+        .data(
+            &admin,
+            "mutation { issueApiKey(role: APP, label: \"bench\") { secret } }",
+            json!({}),
+        )
+        .await?;
+    let key = issued["issueApiKey"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    api.data(
+        &admin,
+        "mutation { setPolicy(input: { smsHourlyBudget: 100000 }) { smsHourlyBudget } }",
+        json!({}),
+    )
+    .await?;
+    let pool = pg::connect(&url, 4).await?;
+    let duration = Duration::from_secs(options.seconds);
+
+    eprintln!(
+        "bench: measuring the limit (single-row INSERT commits, {} clients, {} s)",
+        options.concurrency, options.seconds
+    );
+    let limit = limit::measure(
+        &pool,
+        "127.0.0.1",
+        local.port(),
+        database,
+        options.concurrency,
+        duration,
+        dir,
+    )
+    .await?;
+
+    // Enrollment: a first batch tells how fast the service is, which sizes the rest.
+    let first_batch = options.users.unwrap_or(2000).min(2000);
+    let t = Instant::now();
+    let mut users = api::enroll(&api, &key, "u", first_batch, options.concurrency).await?;
+    let enroll_rate = first_batch as f64 / t.elapsed().as_secs_f64();
+    let wanted = options.users.unwrap_or_else(|| {
+        // An enrollment is two requests that cost about what a verify does. A user just
+        // enrolled has used the current step, so it gives one valid code (the next step) now
+        // and one more each time a 30 s step passes.
+        let verify_rate = enroll_rate * 2.0 * 1.5;
+        let valid = verify_rate * options.seconds as f64 * (1.0 - options.wrong_share);
+        let per_user = 1.0 + options.seconds as f64 / 30.0;
+        (valid / per_user * 1.5) as usize + options.concurrency
+    });
+    if wanted > users.len() {
+        eprintln!("bench: enrolling {wanted} users ({enroll_rate:.0} enrollments/s so far)");
+        let more = api::enroll(&api, &key, "v", wanted - users.len(), options.concurrency).await?;
+        users.extend(more);
+    }
+    let delivery_users: Vec<Arc<api::Enrolled>> =
+        users.iter().take(options.delivery_users).cloned().collect();
+
+    let since: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    let cpu = || {
+        (
+            service.cpu(),
+            procfs::cpu_of_named("postgres"),
+            procfs::cpu_of(std::process::id()).unwrap_or_default(),
+        )
+    };
+    let (svc0, pg0, gen0) = cpu();
+    eprintln!(
+        "bench: verify load, {} clients, {} s, {:.0}% wrong codes, {} users",
+        options.concurrency,
+        options.seconds,
+        options.wrong_share * 100.0,
+        users.len()
+    );
+    let mut result = load::run(
+        &api,
+        &key,
+        users,
+        options.concurrency,
+        duration,
+        options.wrong_share,
+    )
+    .await;
+    let (svc1, pg1, gen1) = cpu();
+    let checks_verify = checks::verify(&pool, &tenant, since, &result).await?;
+
+    eprintln!(
+        "bench: delivery path, {} users × email and SMS",
+        delivery_users.len()
+    );
+    let delivered = delivery::run(
+        &api,
+        &key,
+        &delivery_users,
+        &smtp,
+        &sms,
+        options.concurrency,
+    )
+    .await?;
+    let check_delivery = checks::delivery(&delivered);
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle_end = service.rss();
+    service.stop().await;
+
+    let wall = result.elapsed.as_secs_f64();
+    let rate = result.rate();
+    let (p50, p99) = (result.quantile_ms(0.5), result.quantile_ms(0.99));
+    let ratio = rate / limit.commits_per_second;
+    println!();
+    println!(
+        "Twofold bench — {} cores, {} clients, {} s, {:.0}% wrong codes{}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        options.concurrency,
+        options.seconds,
+        options.wrong_share * 100.0,
+        if options.smoke {
+            " (smoke run: figures are not meaningful)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  verify      {rate:.0} verifies/s, p50 {p50:.1} ms, p99 {p99:.1} ms ({} requests, {} valid, {} wrong)",
+        result.latencies_us.len(),
+        result.valid_sent,
+        result.wrong_sent
+    );
+    println!(
+        "  limit       {:.0} single-INSERT commits/s ({})",
+        limit.commits_per_second, limit.tool
+    );
+    println!("  ratio       {:.2} of the limit", ratio);
+    println!(
+        "  cpu         service {:.1} s, postgres {:.1} s, load generator {:.1} s over {:.1} s wall",
+        (svc1 - svc0).as_secs_f64(),
+        (pg1 - pg0).as_secs_f64(),
+        (gen1 - gen0).as_secs_f64(),
+        wall
+    );
+    println!("  enrollment  {enroll_rate:.0} users/s");
+    println!(
+        "  delivery    {:.0} codes/s sendCode → delivered ({} codes, email + SMS, {:.1} s)",
+        delivered.rate(),
+        delivered.codes,
+        delivered.elapsed.as_secs_f64()
+    );
+    println!(
+        "  memory      idle RSS {:.1} MiB at start, {:.1} MiB after the load",
+        rss_idle_start as f64 / MIB,
+        rss_idle_end as f64 / MIB
+    );
+    if result.starved > 0 {
+        println!("  note        the load ran out of unused (user, time step) pairs {} times: rerun with more --users", result.starved);
+    }
+    let mut failed = false;
+    for c in checks_verify.iter().chain(std::iter::once(&check_delivery)) {
+        println!(
+            "  check       {} {}: {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.what,
+            c.detail
+        );
+        failed |= !c.ok;
+    }
+    println!(
+        "SUMMARY verifies/s={rate:.0} p50_ms={p50:.1} p99_ms={p99:.1} limit_commits/s={:.0} ratio={ratio:.2} delivered_codes/s={:.0} idle_rss_mib={:.1}",
+        limit.commits_per_second, delivered.rate(), rss_idle_start as f64 / MIB
+    );
+    if failed {
+        return Err(anyhow!(
+            "a correctness check failed (see above; service log was in {})",
+            log.display()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The service under test, as a child process of the benchmark (`twofold serve` from the same
+//! executable), so its CPU time and memory are its own and the load generator competes with it
+//! for the cores as a real client would.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+
+use super::procfs;
+
+/// A running `twofold serve`.
+pub struct ServiceProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+}
+
+impl ServiceProcess {
+    /// Starts `exe serve` with `env` (every other `TWOFOLD_*` variable removed), logging to
+    /// `log`, and waits until `/health` answers.
+    pub async fn start(exe: &Path, env: &[(String, String)], log: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log_file = std::fs::File::create(log)?;
+        let mut command = tokio::process::Command::new(exe);
+        command.arg("serve");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TWOFOLD_") || k == "DATABASE_URL" {
+                command.env_remove(k);
+            }
+        }
+        command
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("TWOFOLD_BIND", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        let child = command.spawn().context("starting the service")?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the service exited at once"))?;
+        let service = Self {
+            child,
+            pid,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http
+                .get(format!("{}/health", service.base_url))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return Ok(service);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "the service did not become healthy within 60 s; see {}",
+                    log.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// CPU time used so far.
+    pub fn cpu(&self) -> Duration {
+        procfs::cpu_of(self.pid).unwrap_or_default()
+    }
+
+    /// Resident memory now, bytes.
+    pub fn rss(&self) -> u64 {
+        procfs::rss_of(self.pid).unwrap_or(0)
+    }
+
+    /// Stops the service.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
