@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twofold_domain::tenant::Tenant;
 use twofold_domain::user::{User, UserServices};
-use twofold_graphql::{build_schema, router, ApiState};
+use twofold_graphql::{build_schema, router, ApiServices, ApiState};
+use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
 use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
@@ -20,6 +21,7 @@ use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::{event_store, pg, projections};
+use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
@@ -42,6 +44,8 @@ pub struct Services {
     pub users: UserService,
     /// Compliance reports.
     pub compliance: ComplianceService,
+    /// The audit history.
+    pub audit: AuditService,
     /// Sends queued codes.
     pub worker: DeliveryWorker,
     /// Bearer authentication.
@@ -100,6 +104,12 @@ impl Services {
             directory.clone(),
             processor.clone(),
         );
+        let audit = AuditService::new(
+            Arc::new(PgAuditLog::new(pool.clone())),
+            processor.clone(),
+            hasher.clone(),
+            directory.clone(),
+        );
         let users = UserService::new(
             user_commands,
             directory,
@@ -123,6 +133,7 @@ impl Services {
             tenants,
             users,
             compliance,
+            audit,
             worker,
             auth,
         })
@@ -223,17 +234,29 @@ impl Application {
             spawn_delivery_worker(
                 self.services.worker.clone(),
                 self.services.processor.clone(),
-                stop_rx,
+                stop_rx.clone(),
             )
         });
+        // Live audit streams end as soon as shutdown starts: their WebSockets are upgraded
+        // connections, which the HTTP server's graceful shutdown does not wait for.
+        let (live_tx, live_rx) = watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = live_tx.send(true);
+        };
         let state = ApiState {
             schema: build_schema(
-                self.services.tenants.clone(),
-                self.services.users.clone(),
-                self.services.compliance.clone(),
+                ApiServices {
+                    tenants: self.services.tenants.clone(),
+                    users: self.services.users.clone(),
+                    compliance: self.services.compliance.clone(),
+                    audit: self.services.audit.clone(),
+                },
+                live_rx,
             ),
             auth: self.services.auth.clone(),
             health: Arc::new(pg::PgHealth(self.services.pool.clone())),
+            audit: self.services.audit.clone(),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)

@@ -1,4 +1,5 @@
-//! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql`, `GET /health`.
+//! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql` (and the live subscriptions
+//! when that GET is a WebSocket upgrade), `GET /audit/export`, `GET /health`.
 //!
 //! The GraphQL handler reads the body itself (instead of the async-graphql-axum extractor) so that
 //! every failure, even a malformed body or a bad `Authorization` header, is answered in the same
@@ -8,16 +9,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql::{Response as GqlResponse, ServerError, Value};
-use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, Request, State};
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::{Data, Response as GqlResponse, ServerError, Value};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
 use tower_http::trace::TraceLayer;
+use twofold_domain::Role;
+use twofold_services::audit::{AuditFilterInput, AuditService};
 use twofold_services::ports::HealthCheck;
 use twofold_services::{Authenticator, ErrorCode, Principal, RequestContext, ServiceError};
 
@@ -43,6 +49,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     /// Behind `/health`.
     pub health: Arc<dyn HealthCheck>,
+    /// Behind `/audit/export`.
+    pub audit: AuditService,
 }
 
 /// The request id of this request (set by the request-id middleware).
@@ -52,7 +60,8 @@ struct RequestId(String);
 /// The application router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql))
+        .route("/audit/export", get(audit_export))
         .route("/health", get(health))
         .with_state(state)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -96,8 +105,121 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     response
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+fn graphiql() -> Response {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .finish(),
+    )
+    .into_response()
+}
+
+/// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`, or the older `graphql-ws`)
+/// carries subscriptions; any other GET gets GraphiQL.
+async fn graphql_get(State(state): State<ApiState>, req: Request) -> Response {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return graphiql();
+    }
+    let (mut parts, _) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &state).await {
+        Ok(p) => p,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidInput,
+                "WebSocket subscriptions need the `graphql-transport-ws` subprotocol",
+            )
+        }
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // A key on the upgrade request itself (servers can send headers; browsers cannot, and put
+    // it in the `connection_init` payload instead).
+    let header_credential = match bearer(&parts.headers) {
+        Ok(c) => c.map(str::to_owned),
+        Err(message) => {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                message,
+            )
+        }
+    };
+    let context = request_context(&parts, &request_id);
+    let schema = state.schema.clone();
+    let auth = state.auth.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let credential = init_credential(&payload).or(header_credential);
+                    let principal = match credential {
+                        None => None,
+                        Some(c) if c.chars().count() > MAX_CREDENTIAL_CHARS => {
+                            return Err(async_graphql::Error::new("invalid or revoked credentials"))
+                        }
+                        Some(c) => match auth.authenticate(&c).await {
+                            Ok(p) => Some(p),
+                            Err(e @ ServiceError::Internal(_)) => {
+                                tracing::error!(error = ?e, "authentication failed internally");
+                                return Err(async_graphql::Error::new("internal error"));
+                            }
+                            Err(e) => return Err(async_graphql::Error::new(e.to_string())),
+                        },
+                    };
+                    let mut data = Data::default();
+                    data.insert(Caller(principal));
+                    data.insert(context);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+/// The key in a `connection_init` payload: `{ "Authorization": "Bearer <key>" }` (any case),
+/// or `{ "apiKey": "<key>" }`.
+fn init_credential(payload: &serde_json::Value) -> Option<String> {
+    let object = payload.as_object()?;
+    if let Some(key) = object.get("apiKey").and_then(serde_json::Value::as_str) {
+        return Some(key.trim().to_owned());
+    }
+    let (_, value) = object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?;
+    let (scheme, credential) = value.as_str()?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim().to_owned())
+        .filter(|c| !c.is_empty())
+}
+
+fn request_context(parts: &axum::http::request::Parts, request_id: &str) -> RequestContext {
+    RequestContext {
+        request_id: request_id.to_owned(),
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
@@ -145,39 +267,42 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
     Ok(Some(credential))
 }
 
-async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let request_id = parts
-        .extensions
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let span = tracing::Span::current();
-
-    let principal = match bearer(&parts.headers) {
+/// The caller of a plain HTTP request, recorded on the request span; a ready error response
+/// when the credentials are malformed, unknown or revoked.
+async fn authenticate(
+    state: &ApiState,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<Option<Principal>, Response> {
+    let principal = match bearer(headers) {
         Err(message) => {
-            return error_response(
+            return Err(error_response(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
                 message,
-            )
+            ))
         }
         Ok(None) => None,
         Ok(Some(credential)) => match state.auth.authenticate(credential).await {
             Ok(p) => Some(p),
             Err(e @ ServiceError::Internal(_)) => {
                 tracing::error!(error = ?e, "authentication failed internally");
-                return error_response(
+                return Err(error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ErrorCode::Internal,
                     &format!("internal error (request id {request_id})"),
-                );
+                ));
             }
             Err(e) => {
-                return error_response(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+                return Err(error_response(
+                    StatusCode::UNAUTHORIZED,
+                    e.code(),
+                    &e.to_string(),
+                ));
             }
         },
     };
+    let span = tracing::Span::current();
     match &principal {
         Some(Principal::Key(k)) => {
             span.record("tenant", k.tenant_id.as_str());
@@ -191,6 +316,155 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         }
         None => {}
     }
+    Ok(principal)
+}
+
+/// The HTTP status that goes with an error code, for the non-GraphQL endpoints.
+fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The export's query parameters: the `auditEvents` filter, plus the order.
+fn export_query(raw: &str) -> Result<(AuditFilterInput, bool), String> {
+    let mut filter = AuditFilterInput::default();
+    let mut oldest_first = true;
+    let time = |name: &str, value: &str| {
+        chrono::DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-12-01T00:00:00Z"))
+    };
+    for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+        match name.as_ref() {
+            "userId" => filter.user_id = Some(value.into_owned()),
+            "eventType" | "eventTypes" => filter
+                .event_types
+                .get_or_insert_with(Vec::new)
+                .extend(value.split(',').map(|t| t.trim().to_owned())),
+            "from" => filter.from = Some(time("from", &value)?),
+            "to" => filter.to = Some(time("to", &value)?),
+            "oldestFirst" => {
+                oldest_first = match value.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err("`oldestFirst` must be true or false".into()),
+                }
+            }
+            other => {
+                let shown: String = other.chars().take(32).collect();
+                return Err(format!(
+                    "unknown parameter `{shown}`; use userId, eventType, from, to, oldestFirst"
+                ));
+            }
+        }
+    }
+    Ok((filter, oldest_first))
+}
+
+/// `GET /audit/export`: the tenant's audit events as JSON Lines (one event per line, the same
+/// fields and masking as `auditEvents`), streamed in batches so memory stays constant. Oldest
+/// first unless `oldestFirst=false`. A failure mid-stream aborts the response, so a truncated
+/// export can never pass for a complete one.
+async fn audit_export(State(state): State<ApiState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let key = match authenticate(&state, &parts.headers, &request_id).await {
+        Ok(Some(Principal::Key(key))) => key,
+        Ok(Some(Principal::Operator)) => {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "the operator token may only call createTenant; use a tenant API key",
+            )
+        }
+        Ok(None) => {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                "authentication required: send `Authorization: Bearer <API key>`",
+            )
+        }
+        Err(response) => return response,
+    };
+    if !matches!(key.role, Role::Admin | Role::Auditor) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            &format!(
+                "keys with role {} may not do this; allowed: ADMIN, AUDITOR",
+                key.role.as_str()
+            ),
+        );
+    }
+    let (filter, oldest_first) = match export_query(parts.uri.query().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, &message)
+        }
+    };
+    let records = match state
+        .audit
+        .export(&key.tenant_id, filter, oldest_first)
+        .await
+    {
+        Ok(records) => records,
+        Err(e) => {
+            let code = e.code();
+            let message = if code == ErrorCode::Internal {
+                tracing::error!(error = ?e, "audit export failed");
+                format!("internal error (request id {request_id})")
+            } else {
+                e.to_string()
+            };
+            return error_response(status_for(code), code, &message);
+        }
+    };
+    let lines = records.map(|record| match record {
+        Ok(record) => {
+            let mut line = record.to_json().to_string();
+            line.push('\n');
+            Ok(Bytes::from(line))
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "audit export failed mid-stream; aborting it");
+            Err(std::io::Error::other("audit export failed"))
+        }
+    });
+    let filename = format!("attachment; filename=\"audit-{}.jsonl\"", key.tenant_id);
+    let mut response = Response::new(Body::from_stream(lines));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&filename) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let principal = match authenticate(&state, &parts.headers, &request_id).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
 
     let bytes = match to_bytes(Body::new(body), MAX_BODY_BYTES).await {
         Ok(b) => b,
@@ -213,18 +487,7 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         }
     };
 
-    let context = RequestContext {
-        request_id: request_id.clone(),
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    };
+    let context = request_context(&parts, &request_id);
     let request = request.data(Caller(principal)).data(context);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
         Ok(response) => Json(finish(response, &request_id)).into_response(),

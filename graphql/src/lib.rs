@@ -8,4 +8,4 @@ pub mod schema;
 pub mod types;
 
 pub use http::{router, ApiState};
-pub use schema::{build_schema, schema_builder, TwofoldSchema};
+pub use schema::{build_schema, schema_builder, ApiServices, TwofoldSchema};

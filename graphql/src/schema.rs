@@ -1,7 +1,10 @@
 //! The schema: queries and mutations of `shared/api.graphql` built so far.
 
-use async_graphql::{Context, EmptySubscription, Object, Schema, SchemaBuilder, ID};
+use async_graphql::{Context, Object, Schema, SchemaBuilder, Subscription as GqlSubscription, ID};
+use futures::stream::{BoxStream, StreamExt};
+use tokio::sync::watch;
 use twofold_domain::Role;
+use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::tenants::TenantService;
 use twofold_services::users::UserService;
@@ -10,9 +13,9 @@ use twofold_services::RequestContext;
 use crate::error::ApiError;
 use crate::guard::{key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
 use crate::types::{
-    ApiKey, Challenge, ChannelGql, ComplianceReport, CreatedTenant, IssuedApiKey, MethodGql,
-    Policy, PolicyInput, RecoveryCodes, RoleGql, SignInRequirement, Tenant, TotpEnrollment,
-    UserTwoFactor, Verification,
+    ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
+    ComplianceReport, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput, RecoveryCodes,
+    RoleGql, SignInRequirement, Tenant, TotpEnrollment, UserTwoFactor, Verification,
 };
 
 /// The tenant's backend.
@@ -23,7 +26,7 @@ const APP_ADMIN: &[Role] = &[Role::App, Role::Admin];
 const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
 
 /// The executable schema.
-pub type TwofoldSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type TwofoldSchema = Schema<Query, Mutation, Subscription>;
 
 /// Queries.
 pub struct Query;
@@ -31,6 +34,14 @@ pub struct Query;
 /// Mutations: tenant administration and end-user 2FA.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(TenantMutation, UserMutation);
+
+/// Subscriptions: the live audit stream.
+pub struct Subscription;
+
+/// Turns true when the service stops: live streams end, so open WebSockets do not hold up a
+/// graceful shutdown.
+#[derive(Clone)]
+pub struct Shutdown(pub watch::Receiver<bool>);
 
 /// Tenant administration mutations.
 #[derive(Default)]
@@ -123,6 +134,56 @@ impl Query {
             .await
             .map_err(ApiError)?;
         Ok(ComplianceReport(report))
+    }
+
+    /// AUDITOR, ADMIN. Commit-safe order (see AuditEvent.position), newest first unless
+    /// `oldestFirst`.
+    #[graphql(guard = "RoleGuard(ADMIN_AUDITOR)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterGql>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default_with = "Some(false)")] oldest_first: Option<bool>,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        let caller = key(ctx)?;
+        let page = ctx
+            .data_unchecked::<AuditService>()
+            .page(
+                &caller.tenant_id,
+                filter.unwrap_or_default().into(),
+                i64::from(first.unwrap_or(50)),
+                after.as_deref(),
+                oldest_first.unwrap_or(false),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(AuditEventConnection(page))
+    }
+}
+
+#[GqlSubscription]
+impl Subscription {
+    /// AUDITOR, ADMIN. New audit events of the key's tenant as they are recorded, in commit-safe
+    /// order, masked like `auditEvents`. The stream ends if the key is revoked.
+    #[graphql(guard = "RoleGuard(ADMIN_AUDITOR)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterGql>,
+    ) -> async_graphql::Result<BoxStream<'static, AuditEvent>> {
+        let caller = key(ctx)?;
+        let live = ctx
+            .data_unchecked::<AuditService>()
+            .live(caller, filter.unwrap_or_default().into())
+            .await
+            .map_err(ApiError)?;
+        let mut stop = ctx.data_unchecked::<Shutdown>().0.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        Ok(live.take_until(stopped).map(AuditEvent).boxed())
     }
 }
 
@@ -426,23 +487,34 @@ impl UserMutation {
 }
 
 /// The schema with its limits but without services: enough to export the SDL.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation::default(), Subscription)
         .limit_depth(16)
         .limit_complexity(2_000)
         .limit_recursive_depth(32)
         .limit_directives(16)
 }
 
-/// The schema with the services its resolvers use.
-pub fn build_schema(
-    tenants: TenantService,
-    users: UserService,
-    compliance: ComplianceService,
-) -> TwofoldSchema {
+/// The services the resolvers use.
+#[derive(Clone)]
+pub struct ApiServices {
+    /// Tenants, keys, policy.
+    pub tenants: TenantService,
+    /// End users' 2FA.
+    pub users: UserService,
+    /// Compliance reports.
+    pub compliance: ComplianceService,
+    /// The audit history.
+    pub audit: AuditService,
+}
+
+/// The schema with the services its resolvers use; `shutdown` ends live subscriptions.
+pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> TwofoldSchema {
     schema_builder()
-        .data(tenants)
-        .data(users)
-        .data(compliance)
+        .data(services.tenants)
+        .data(services.users)
+        .data(services.compliance)
+        .data(services.audit)
+        .data(Shutdown(shutdown))
         .finish()
 }

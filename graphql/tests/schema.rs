@@ -147,8 +147,8 @@ fn violations(ours: &str, contract: &str) -> Vec<String> {
             (a, b) => problems.push(format!("{name} is {a:?}, contract says {b:?}")),
         }
     }
-    for root in ["Query", "Mutation"] {
-        if !matches!(ours.get(root), Some(Shape::Object(_))) {
+    for root in ["Query", "Mutation", "Subscription"] {
+        if contract.contains_key(root) && !matches!(ours.get(root), Some(Shape::Object(_))) {
             problems.push(format!("{root} missing"));
         }
     }
@@ -193,4 +193,10 @@ fn the_contract_check_catches_renames_and_type_changes() {
     assert_eq!(violations(required_arg, contract).len(), 1);
     let dropped_arg = "type Query { a: Int! } type Mutation { m: String }";
     assert_eq!(violations(dropped_arg, contract).len(), 1);
+    let with_subscription = "type Query { a: Int! } type Mutation { m(keyId: ID!): String } \
+         type Subscription { s: Int! }";
+    assert_eq!(
+        violations(contract, with_subscription),
+        vec!["Subscription missing"]
+    );
 }

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Mutex, Notify};
-use twofold_services::ports::ReadModelSync;
+use twofold_services::ports::{CommitSignal, ReadModelSync};
 use twofold_services::StoreError;
 
 /// The NOTIFY channel the `events` insert trigger signals.
@@ -140,6 +140,8 @@ pub struct EventProcessor {
     runners: Vec<Runner>,
     wake: Notify,
     progressed: Notify,
+    /// Counts catch-ups that applied events, for readers that must not miss one.
+    applied: watch::Sender<u64>,
     settle_timeout: Duration,
     poll_interval: Duration,
 }
@@ -169,6 +171,7 @@ impl EventProcessor {
                 .collect(),
             wake: Notify::new(),
             progressed: Notify::new(),
+            applied: watch::Sender::new(0),
             settle_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(500),
         })
@@ -199,6 +202,7 @@ impl EventProcessor {
         }
         if total > 0 {
             self.progressed.notify_waiters();
+            self.applied.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(total)
     }
@@ -375,6 +379,12 @@ async fn apply_batch(
         .await?;
     }
     Ok(rows.len())
+}
+
+impl CommitSignal for EventProcessor {
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 //! storage, read models, time, randomness and hashing, so they can be wired to PostgreSQL in
 //! production and still read as plain business steps.
 
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod compliance;

@@ -125,6 +125,86 @@ pub trait ComplianceReadModel: Send + Sync {
     ) -> Result<Vec<NotEnrolledUser>, StoreError>;
 }
 
+/// A place in the event log's commit-safe order: the writing transaction, then the global
+/// position. Every event that commits later sorts after every event already readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPosition {
+    /// The writing transaction's id.
+    pub tx: i64,
+    /// The global insertion position.
+    pub position: i64,
+}
+
+/// Which of a tenant's events to read. The tenant is not part of it: it is always the caller's,
+/// passed separately, so no filter can reach another tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only this user's events (their aggregate).
+    pub user: Option<UserId>,
+    /// Only these event types (empty: all).
+    pub event_types: Vec<String>,
+    /// Recorded at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Which way a read goes through the commit-safe order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOrder {
+    /// Oldest first: events after the cursor.
+    OldestFirst,
+    /// Newest first: events before the cursor.
+    NewestFirst,
+}
+
+/// One event as stored, before masking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    /// Where it sits in commit-safe order.
+    pub at: LogPosition,
+    /// `user` or `tenant`.
+    pub aggregate_type: String,
+    /// `{tenant}/user/{userId}` or `{tenant}/tenant`.
+    pub aggregate_id: String,
+    /// e.g. `CodeSent`.
+    pub event_type: String,
+    /// The serialized domain event (may hold sealed secrets and hashes: never shown as is).
+    pub payload: serde_json::Value,
+    /// Request metadata (actor, request id, ...).
+    pub metadata: serde_json::Value,
+    /// When its transaction recorded it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The event log, read for auditors: only events whose transaction is below the commit horizon
+/// (every transaction that could still commit has a larger id), so a reader that has seen up
+/// to some position never misses an event that commits later at an earlier one.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// The commit horizon now: transactions below it have all ended.
+    async fn horizon(&self) -> Result<i64, StoreError>;
+    /// Up to `limit` of the tenant's events matching `filter`, strictly after (`OldestFirst`)
+    /// or before (`NewestFirst`) `cursor`, with transaction ids below `below` (the current
+    /// horizon when `None`).
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        filter: &LogFilter,
+        order: LogOrder,
+        cursor: Option<LogPosition>,
+        below: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
+}
+
+/// Tells waiting readers that new events may be readable (the event processor applied some):
+/// a counter that only goes up, so a reader busy while it changed still sees the change.
+pub trait CommitSignal: Send + Sync {
+    /// A receiver that is marked changed whenever new events were processed.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
 /// Whether the service can do its work (the database answers). Behind `/health`.
 #[async_trait]
 pub trait HealthCheck: Send + Sync {

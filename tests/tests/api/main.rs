@@ -1,5 +1,6 @@
 //! End-to-end API tests: one binary, a module per feature.
 
+mod audit;
 mod bad_input;
 mod channels;
 mod compliance;

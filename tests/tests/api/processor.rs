@@ -149,13 +149,19 @@ async fn snapshot(pool: &PgPool) -> Value {
             .fetch_all(pool)
             .await
             .unwrap();
-    let checkpoint: Value = sqlx::query_scalar(
-        "SELECT jsonb_build_array(last_tx::text, last_position) FROM projection_checkpoints WHERE consumer = 'tenants'",
+    let users: Vec<Value> =
+        sqlx::query_scalar("SELECT to_jsonb(u) FROM user_compliance u ORDER BY tenant_id, user_id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let checkpoints: Vec<Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_array(consumer, last_tx::text, last_position) FROM projection_checkpoints \
+         WHERE consumer IN ('tenants', 'user_compliance') ORDER BY consumer",
     )
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await
     .unwrap();
-    json!({ "tenants": tenants, "keys": keys, "checkpoint": checkpoint })
+    json!({ "tenants": tenants, "keys": keys, "users": users, "checkpoints": checkpoints })
 }
 
 #[tokio::test]
@@ -179,16 +185,39 @@ async fn a_rebuild_equals_the_incremental_projection() {
     .await
     .data();
     let (_, admin_b) = app.create_tenant("Beta").await;
-    app.issue_key(&admin_b, "APP").await;
+    let (_, app_b) = app.issue_key(&admin_b, "APP").await;
+    // Users: one enrolled, one only asked about, one enrolled and then reset.
+    crate::totp::enroll(&app, &app_b, "enrolled").await;
+    crate::totp::enroll(&app, &app_b, "reset").await;
+    app.gql(
+        Some(&admin_b),
+        "mutation { resetTwoFactor(userId: \"reset\", reason: \"lost phone\") { enabled } }",
+        json!({}),
+    )
+    .await
+    .data();
+    app.gql(
+        Some(&app_b),
+        "{ signInRequirement(userId: \"asked\") { reason } }",
+        json!({}),
+    )
+    .await
+    .data();
+    // What the incremental run has applied so far (the compliance report waits for that).
+    app.gql(Some(&admin_b), "{ compliance { totalUsers } }", json!({}))
+        .await
+        .data();
 
     let incremental = snapshot(&app.db).await;
     assert_eq!(incremental["keys"].as_array().unwrap().len(), 5);
+    assert_eq!(incremental["users"].as_array().unwrap().len(), 3);
 
     let processor = EventProcessor::new(app.db.clone(), projections::all())
         .await
         .unwrap();
     let rebuilt = processor.rebuild(None).await.unwrap();
     assert!(rebuilt.contains(&"tenants"), "{rebuilt:?}");
+    assert!(rebuilt.contains(&"user_compliance"), "{rebuilt:?}");
     assert_eq!(snapshot(&app.db).await, incremental);
 
     // Keys keep working after the rebuild.

@@ -85,6 +85,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("user", "{ user(userId: \"u\") { enabled } }", &["APP", "ADMIN"]),
     ("signInRequirement", "{ signInRequirement(userId: \"u\") { reason } }", &["APP"]),
     ("compliance", "{ compliance { totalUsers } }", &["ADMIN", "AUDITOR"]),
+    ("auditEvents", "{ auditEvents { hasNextPage } }", &["ADMIN", "AUDITOR"]),
     ("createTenant", CREATE, &[]),
     ("issueApiKey", ISSUE, &["ADMIN"]),
     ("revokeApiKey", "mutation { revokeApiKey(keyId: \"nokey\") { id } }", &["ADMIN"]),

@@ -1,0 +1,254 @@
+//! What an auditor may see of each event: an allow-list written as one exhaustive match per
+//! aggregate, so a new event or field shows nothing until someone decides what of it is safe.
+//! Sealed secrets (TOTP secrets, email addresses, phone numbers), keyed hashes (API keys,
+//! recovery codes, device tokens) and caller-chosen idempotency keys never appear; contact
+//! details appear only in their masked form.
+
+use serde_json::{json, Value};
+use twofold_domain::tenant::TenantEvent;
+use twofold_domain::user::UserEvent;
+
+/// Every event type the log can hold: the values `eventTypes` filters accept.
+pub const EVENT_TYPES: &[&str] = &[
+    // tenant
+    "TenantRegistered",
+    "ApiKeyIssued",
+    "ApiKeyRevoked",
+    "TwoFactorPolicySet",
+    // user
+    "TotpEnrollmentStarted",
+    "TotpEnabled",
+    "RecoveryCodesGenerated",
+    "CodeVerified",
+    "RecoveryCodeUsed",
+    "VerificationFailed",
+    "UserLockedOut",
+    "LockoutCleared",
+    "EmailFactorAdded",
+    "PhoneFactorAdded",
+    "CodeSent",
+    "CodeDelivered",
+    "CodeDeliveryFailed",
+    "ChannelVerified",
+    "PreferredChannelChosen",
+    "TwoFactorDisabled",
+    "DeviceTrusted",
+    "DeviceTrustRevoked",
+    "SignInEvaluated",
+    "TwoFactorReset",
+];
+
+/// The auditor's view of a stored event payload. A payload that does not parse as the event
+/// its aggregate records (which would be a bug, or an event from a newer version) shows as an
+/// empty object rather than as raw data: the allow-list fails closed.
+pub fn audit_data(aggregate_type: &str, payload: &Value) -> Value {
+    let shown = match aggregate_type {
+        "user" => serde_json::from_value::<UserEvent>(payload.clone())
+            .ok()
+            .map(|e| user(&e)),
+        "tenant" => serde_json::from_value::<TenantEvent>(payload.clone())
+            .ok()
+            .map(|e| tenant(&e)),
+        _ => None,
+    };
+    shown.unwrap_or_else(|| json!({}))
+}
+
+fn tenant(event: &TenantEvent) -> Value {
+    match event {
+        TenantEvent::TenantRegistered {
+            tenant_id,
+            name,
+            policy,
+            registered_at,
+        } => json!({
+            "tenantId": tenant_id.as_str(),
+            "name": name.as_str(),
+            "policy": policy,
+            "at": registered_at,
+        }),
+        TenantEvent::ApiKeyIssued {
+            key_id,
+            role,
+            label,
+            key_hash: _,
+            issued_at,
+        } => json!({
+            "keyId": key_id.as_str(),
+            "role": role.as_str(),
+            "label": label.as_str(),
+            "at": issued_at,
+        }),
+        TenantEvent::ApiKeyRevoked { key_id, revoked_at } => json!({
+            "keyId": key_id.as_str(),
+            "at": revoked_at,
+        }),
+        TenantEvent::TwoFactorPolicySet {
+            previous,
+            policy,
+            set_at,
+        } => json!({ "previous": previous, "policy": policy, "at": set_at }),
+    }
+}
+
+fn user(event: &UserEvent) -> Value {
+    match event {
+        UserEvent::TotpEnrollmentStarted {
+            secret: _,
+            algorithm,
+            digits,
+            period,
+            at,
+        } => json!({ "algorithm": algorithm, "digits": digits, "period": period, "at": at }),
+        UserEvent::TotpEnabled { step, at } => json!({ "step": step, "at": at }),
+        UserEvent::RecoveryCodesGenerated { hashes, at } => {
+            json!({ "count": hashes.len(), "at": at })
+        }
+        UserEvent::CodeVerified {
+            method,
+            totp_step,
+            challenge_id,
+            at,
+        } => json!({
+            "method": method,
+            "totpStep": totp_step,
+            "challengeId": challenge_id,
+            "at": at,
+        }),
+        UserEvent::RecoveryCodeUsed {
+            index,
+            remaining,
+            at,
+        } => json!({ "index": index, "remaining": remaining, "at": at }),
+        UserEvent::VerificationFailed {
+            method,
+            challenge_id,
+            consecutive_failures,
+            at,
+        } => json!({
+            "method": method,
+            "challengeId": challenge_id,
+            "consecutiveFailures": consecutive_failures,
+            "at": at,
+        }),
+        UserEvent::UserLockedOut {
+            until,
+            lockout,
+            admin_required,
+            at,
+        } => json!({
+            "until": until,
+            "lockout": lockout,
+            "adminRequired": admin_required,
+            "at": at,
+        }),
+        UserEvent::LockoutCleared { by, reason, at } => {
+            json!({ "by": by.as_str(), "reason": reason.as_str(), "at": at })
+        }
+        UserEvent::EmailFactorAdded {
+            email: _,
+            masked,
+            at,
+        } => json!({ "masked": masked, "at": at }),
+        UserEvent::PhoneFactorAdded {
+            phone: _,
+            calling_code,
+            region,
+            masked,
+            at,
+        } => json!({
+            "callingCode": calling_code,
+            "region": region,
+            "masked": masked,
+            "at": at,
+        }),
+        UserEvent::CodeSent {
+            challenge_id,
+            channel,
+            purpose,
+            digits,
+            expires_at,
+            sent_to,
+            idempotency_key: _,
+            at,
+        } => json!({
+            "challengeId": challenge_id,
+            "channel": channel,
+            "purpose": purpose,
+            "digits": digits,
+            "expiresAt": expires_at,
+            "sentTo": sent_to,
+            "at": at,
+        }),
+        UserEvent::CodeDelivered {
+            challenge_id,
+            provider_message_id,
+            at,
+        } => json!({
+            "challengeId": challenge_id,
+            "providerMessageId": provider_message_id,
+            "at": at,
+        }),
+        UserEvent::CodeDeliveryFailed {
+            challenge_id,
+            error,
+            attempts,
+            at,
+        } => json!({
+            "challengeId": challenge_id,
+            "error": error,
+            "attempts": attempts,
+            "at": at,
+        }),
+        UserEvent::ChannelVerified {
+            channel,
+            challenge_id,
+            at,
+        } => json!({ "channel": channel, "challengeId": challenge_id, "at": at }),
+        UserEvent::PreferredChannelChosen { channel, at } => {
+            json!({ "channel": channel, "at": at })
+        }
+        UserEvent::TwoFactorDisabled { method, at } => json!({ "method": method, "at": at }),
+        UserEvent::DeviceTrusted {
+            device_id,
+            token_hash: _,
+            label,
+            expires_at,
+            at,
+        } => json!({
+            "deviceId": device_id,
+            "label": label.as_ref().map(|l| l.as_str()),
+            "expiresAt": expires_at,
+            "at": at,
+        }),
+        UserEvent::DeviceTrustRevoked {
+            device_id,
+            reason,
+            at,
+        } => json!({ "deviceId": device_id, "reason": reason, "at": at }),
+        UserEvent::SignInEvaluated {
+            required,
+            reason,
+            methods,
+            trusted_device,
+            device_token_rejected,
+            sso_login,
+            locked_until,
+            grace_ends_at,
+            at,
+        } => json!({
+            "required": required,
+            "reason": reason,
+            "methods": methods,
+            "trustedDevice": trusted_device,
+            "deviceTokenRejected": device_token_rejected,
+            "ssoLogin": sso_login,
+            "lockedUntil": locked_until,
+            "graceEndsAt": grace_ends_at,
+            "at": at,
+        }),
+        UserEvent::TwoFactorReset { by, reason, at } => {
+            json!({ "by": by.as_str(), "reason": reason.as_str(), "at": at })
+        }
+    }
+}
