@@ -17,6 +17,7 @@ use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
+use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
@@ -67,7 +68,10 @@ impl Services {
         let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let hasher: Arc<dyn SecretHasher> = Arc::new(HmacHasher::new(secrets.hash_pepper.clone()));
-        let directory: Arc<dyn TenantDirectory> = Arc::new(PgTenantDirectory::new(pool.clone()));
+        let directory: Arc<dyn TenantDirectory> = Arc::new(CachedDirectory::new(
+            Arc::new(PgTenantDirectory::new(pool.clone())),
+            pool.clone(),
+        ));
         let auth = Arc::new(Authenticator::new(
             directory.clone(),
             hasher.clone(),

@@ -47,30 +47,52 @@ impl<A: Aggregate> PgStore<A> {
         &self,
         aggregate_id: &str,
     ) -> Result<(A, usize, usize), AggregateError<A::Error>> {
-        let snapshot: Option<(i64, serde_json::Value)> = sqlx::query_as(
-            "SELECT last_sequence, state FROM aggregate_snapshots \
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3",
+        // One round trip: the snapshot (kind 0), if any, then the events after it (kind 1).
+        let rows: Vec<(i32, i64, serde_json::Value)> = sqlx::query_as(
+            "WITH s AS (SELECT last_sequence, state FROM aggregate_snapshots \
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3) \
+             SELECT 0 AS kind, last_sequence AS sequence, state AS body FROM s \
+             UNION ALL \
+             SELECT 1, e.sequence, e.payload FROM events e \
+              WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
+                AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
+             ORDER BY 1, 2",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)
         .bind(self.state_version)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
-        let (mut state, mut sequence) = match snapshot {
-            Some((seq, json)) => match serde_json::from_value::<A>(json) {
+        let mut rows = rows.into_iter().peekable();
+        let (mut state, mut sequence) = match rows.next_if(|(kind, _, _)| *kind == 0) {
+            Some((_, seq, json)) => match serde_json::from_value::<A>(json) {
                 Ok(state) => (state, usize::try_from(seq).unwrap_or(0)),
                 Err(e) => {
                     tracing::warn!(aggregate = A::TYPE, error = %e, "ignoring unreadable snapshot");
-                    (A::default(), 0)
+                    return self.replay_all(aggregate_id).await;
                 }
             },
             None => (A::default(), 0),
         };
-        let events = self
-            .repo
-            .get_last_events::<A>(aggregate_id, sequence)
-            .await?;
+        let mut replayed = 0;
+        for (_, event_sequence, payload) in rows {
+            let payload: A::Event =
+                serde_json::from_value(payload).map_err(PersistenceError::from)?;
+            state.apply(payload);
+            sequence = usize::try_from(event_sequence).unwrap_or(0);
+            replayed += 1;
+        }
+        Ok((state, sequence, replayed))
+    }
+
+    /// The state from every event (when the snapshot cannot be read).
+    async fn replay_all(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<(A, usize, usize), AggregateError<A::Error>> {
+        let events = self.repo.get_last_events::<A>(aggregate_id, 0).await?;
+        let (mut state, mut sequence) = (A::default(), 0);
         let replayed = events.len();
         for event in events {
             let payload: A::Event =

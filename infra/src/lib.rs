@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod delivery;
 pub mod delivery_queue;
+pub mod directory_cache;
 pub mod event_store;
 pub mod pg;
 pub mod processor;

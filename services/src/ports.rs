@@ -69,6 +69,9 @@ pub trait TenantDirectory: Send + Sync {
     async fn api_keys(&self, id: &TenantId) -> Result<Vec<ApiKeyView>, StoreError>;
     /// The key with this keyed hash, in any tenant (how a bearer key is authenticated).
     async fn key_by_hash(&self, hash: &KeyedHash) -> Result<Option<ApiKeyView>, StoreError>;
+    /// Forgets anything cached about the tenant (after this instance changed it). Directories
+    /// without a cache have nothing to do.
+    fn invalidate(&self, _tenant: &TenantId) {}
 }
 
 /// Lets a request read its own writes: after a command commits, wait (bounded) until the

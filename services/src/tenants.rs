@@ -220,8 +220,11 @@ impl TenantService {
                 command,
                 ctx.metadata(tenant, &caller.actor()),
             )
-            .await?;
-        Ok(executed.state)
+            .await;
+        // Whatever happened, this instance reads the tenant and its keys afresh from now on
+        // (a revoked key stops working here before the response says it is revoked).
+        self.directory.invalidate(tenant);
+        Ok(executed?.state)
     }
 
     fn mint_tenant_id(&self) -> Result<TenantId, ServiceError> {

@@ -11,6 +11,7 @@
 mod api;
 mod checks;
 mod delivery;
+mod history;
 mod limit;
 mod load;
 mod procfs;
@@ -46,6 +47,13 @@ pub struct BenchOptions {
     /// Users whose email and SMS sign-in codes are timed through the delivery path.
     #[arg(long, default_value_t = 200)]
     pub delivery_users: usize,
+    /// Also measure verify cost against history length: users with 0, 1,000 and 10,000 past
+    /// sign-ins (the smoke run always does, with 0, 10 and 100).
+    #[arg(long)]
+    pub history: bool,
+    /// Users per history length in the history mode.
+    #[arg(long, default_value_t = 64)]
+    pub history_users: usize,
     /// A few seconds of everything, to check the benchmark works (CI); figures mean little.
     #[arg(long)]
     pub smoke: bool,
@@ -237,6 +245,32 @@ async fn run_on(
     .await?;
     let check_delivery = checks::delivery(&delivered);
 
+    let history = if options.history || options.smoke {
+        let levels: &[usize] = if options.smoke {
+            &[0, 10, 100]
+        } else {
+            &[0, 1_000, 10_000]
+        };
+        let users = if options.smoke {
+            options.history_users.min(8)
+        } else {
+            options.history_users
+        };
+        eprintln!("bench: history mode, {users} users per level, past sign-ins {levels:?}");
+        history::run(
+            &api,
+            &key,
+            &pool,
+            &tenant,
+            levels,
+            users,
+            options.concurrency.min(users).max(1),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_idle_end = service.rss();
     service.stop().await;
@@ -290,6 +324,21 @@ async fn run_on(
         rss_idle_start as f64 / MIB,
         rss_idle_end as f64 / MIB
     );
+    for level in &history {
+        println!(
+            "  history     {:>6} past sign-ins: {:.0} verifies/s, p50 {:.1} ms, p99 {:.1} ms ({} requests{})",
+            level.history,
+            level.rate,
+            level.p50,
+            level.p99,
+            level.requests,
+            if level.unexpected > 0 {
+                format!(", {} UNEXPECTED answers", level.unexpected)
+            } else {
+                String::new()
+            }
+        );
+    }
     if result.starved > 0 {
         println!("  note        the load ran out of unused (user, time step) pairs {} times: rerun with more --users", result.starved);
     }
@@ -307,6 +356,26 @@ async fn run_on(
         "SUMMARY verifies/s={rate:.0} p50_ms={p50:.1} p99_ms={p99:.1} limit_commits/s={:.0} ratio={ratio:.2} delivered_codes/s={:.0} idle_rss_mib={:.1}",
         limit.commits_per_second, delivered.rate(), rss_idle_start as f64 / MIB
     );
+    if !history.is_empty() {
+        println!(
+            "HISTORY {}",
+            history
+                .iter()
+                .map(|l| format!(
+                    "h{}_verifies/s={:.0} h{}_p50_ms={:.1}",
+                    l.history, l.rate, l.history, l.p50
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let unexpected: usize = history.iter().map(|l| l.unexpected).sum();
+    if unexpected > 0 {
+        println!(
+            "  check       FAIL history mode: {unexpected} answers were not what the code deserved"
+        );
+        failed = true;
+    }
     if failed {
         return Err(anyhow!(
             "a correctness check failed (see above; service log was in {})",

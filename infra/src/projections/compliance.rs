@@ -94,6 +94,64 @@ impl Projection for ComplianceProjection {
         Ok(())
     }
 
+    /// One statement records every user first seen in the batch (most events change nothing
+    /// else), then the few events that change factors are applied in order.
+    async fn apply_all(
+        &self,
+        db: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), (i64, ProjectionError)> {
+        let first = events.first().map_or(0, |e| e.position);
+        let mut seen = std::collections::HashSet::new();
+        let (mut tenants, mut users, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        let mut changes = Vec::new();
+        for event in events {
+            if event.aggregate_type != User::TYPE {
+                continue;
+            }
+            let Some(user) = user_of(&event.aggregate_id) else {
+                continue;
+            };
+            let data = serde_json::from_value::<UserEvent>(event.payload.clone())
+                .map_err(|e| (event.position, e.into()))?;
+            if seen.insert((event.tenant_id.as_str(), user)) {
+                tenants.push(event.tenant_id.as_str());
+                users.push(user);
+                times.push(data.at());
+            }
+            if let Some(set) = assignments(&data) {
+                changes.push((event, user, set, data.at()));
+            }
+        }
+        if !users.is_empty() {
+            sqlx::query(
+                "INSERT INTO user_compliance (tenant_id, user_id, first_seen_at, updated_at) \
+                 SELECT t, u, at, at FROM unnest($1::text[], $2::text[], $3::timestamptz[]) \
+                   AS s(t, u, at) \
+                 ON CONFLICT (tenant_id, user_id) DO NOTHING",
+            )
+            .bind(&tenants)
+            .bind(&users)
+            .bind(&times)
+            .execute(&mut *db)
+            .await
+            .map_err(|e| (first, e.into()))?;
+        }
+        for (event, user, set, at) in changes {
+            sqlx::query(&format!(
+                "UPDATE user_compliance SET {set}, updated_at = $3 \
+                 WHERE tenant_id = $1 AND user_id = $2"
+            ))
+            .bind(&event.tenant_id)
+            .bind(user)
+            .bind(at)
+            .execute(&mut *db)
+            .await
+            .map_err(|e| (event.position, e.into()))?;
+        }
+        Ok(())
+    }
+
     async fn reset(&self, db: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::query("DELETE FROM user_compliance")
             .execute(&mut *db)

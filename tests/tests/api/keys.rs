@@ -172,3 +172,65 @@ async fn tenant_names_are_validated() {
         .unwrap();
     assert_eq!(tenants, 0, "refused input changed nothing");
 }
+
+/// Polls `check` until it holds, for at most `limit`; returns how long it took.
+async fn within(
+    limit: std::time::Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_on_one_instance_is_refused_by_another_that_cached_it() {
+    let a = spawn_app().await;
+    let b = twofold_tests::spawn_instance_of(&a, twofold_tests::TestOptions::default()).await;
+    let (_, admin) = a.create_tenant("Acme").await;
+    let (key_id, app_key) = a.issue_key(&admin, "APP").await;
+    // B has authenticated the key (and read the policy), so it holds both in its cache.
+    let requirement = "{ signInRequirement(userId: \"u\") { reason } }";
+    assert_eq!(
+        b.gql(Some(&app_key), requirement, json!({})).await.data()["signInRequirement"]["reason"],
+        "NOT_ENROLLED"
+    );
+
+    // A policy change made on A reaches B's decisions...
+    a.gql(
+        Some(&admin),
+        "mutation { setPolicy(input: { enforceTwoFactor: true, enrollmentGracePeriodDays: 0 }) { enforceTwoFactor } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let took = within(std::time::Duration::from_secs(20), async || {
+        b.gql(Some(&app_key), requirement, json!({})).await.data()["signInRequirement"]["reason"]
+            == "ENROLLMENT_REQUIRED"
+    })
+    .await;
+    // ... through the change notification, well before the cache's time limit would.
+    assert!(took < twofold_infra::directory_cache::TTL, "took {took:?}");
+
+    // And so does a revocation.
+    a.gql(
+        Some(&admin),
+        "mutation($k: ID!) { revokeApiKey(keyId: $k) { id } }",
+        json!({ "k": key_id }),
+    )
+    .await
+    .data();
+    let took = within(std::time::Duration::from_secs(20), async || {
+        b.gql(Some(&app_key), "{ tenant { id } }", json!({}))
+            .await
+            .status
+            == 401
+    })
+    .await;
+    assert!(took < twofold_infra::directory_cache::TTL, "took {took:?}");
+}
