@@ -100,7 +100,7 @@ async fn run(
                 database_url: db.url.clone(),
                 bind: settings.bind,
                 secrets: secrets.clone(),
-                max_connections: 20,
+                max_connections: settings.db_pool_size,
                 delivery: delivery.clone(),
             })
             .await?;

@@ -261,6 +261,7 @@ impl Application {
             auth: self.services.auth.clone(),
             health: Arc::new(pg::PgHealth(self.services.pool.clone())),
             audit: self.services.audit.clone(),
+            queries: Arc::default(),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)

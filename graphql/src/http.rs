@@ -51,6 +51,56 @@ pub struct ApiState {
     pub health: Arc<dyn HealthCheck>,
     /// Behind `/audit/export`.
     pub audit: AuditService,
+    /// Documents already parsed.
+    pub queries: Arc<QueryCache>,
+}
+
+/// Parsed GraphQL documents by their text. A tenant's backend sends the same few documents
+/// over and over; parsing one costs more than the rest of a `verify`'s GraphQL work, so each
+/// is parsed once. The schema still validates every request and checks its depth and
+/// complexity; only successfully parsed documents are kept, small ones only, and the cache
+/// starts afresh when full, so no sequence of requests makes it grow without bound.
+#[derive(Default)]
+pub struct QueryCache {
+    documents: std::sync::Mutex<
+        std::collections::HashMap<String, async_graphql::parser::types::ExecutableDocument>,
+    >,
+}
+
+impl QueryCache {
+    /// Most documents kept.
+    pub const MAX_DOCUMENTS: usize = 256;
+    /// Longest document kept, in bytes.
+    pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024;
+
+    /// Gives `request` its parsed document, from the cache or parsed now (a document that does
+    /// not parse is left for the schema to report).
+    fn prepare(&self, request: &mut async_graphql::Request) {
+        if request.query.len() > Self::MAX_DOCUMENT_BYTES {
+            return;
+        }
+        let lock = || {
+            self.documents
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let cached = lock().get(&request.query).cloned();
+        let document = match cached {
+            Some(document) => document,
+            None => match async_graphql::parser::parse_query(&request.query) {
+                Ok(document) => {
+                    let mut documents = lock();
+                    if documents.len() >= Self::MAX_DOCUMENTS {
+                        documents.clear();
+                    }
+                    documents.insert(request.query.clone(), document.clone());
+                    document
+                }
+                Err(_) => return,
+            },
+        };
+        request.set_parsed_query(document);
+    }
 }
 
 /// The request id of this request (set by the request-id middleware).
@@ -476,7 +526,7 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
             )
         }
     };
-    let request = match parse_request(&bytes) {
+    let mut request = match parse_request(&bytes) {
         Ok(r) => r,
         Err(detail) => {
             return error_response(
@@ -487,6 +537,7 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         }
     };
 
+    state.queries.prepare(&mut request);
     let context = request_context(&parts, &request_id);
     let request = request.data(Caller(principal)).data(context);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {

@@ -7,5 +7,5 @@ pub mod http;
 pub mod schema;
 pub mod types;
 
-pub use http::{router, ApiState};
+pub use http::{router, ApiState, QueryCache};
 pub use schema::{build_schema, schema_builder, ApiServices, TwofoldSchema};

@@ -9,23 +9,22 @@
 //! consumer's checkpoint is that pair for its last event, updated in the same transaction as the
 //! consumer's own writes, so a crash either keeps both or neither.
 //!
-//! Several instances may run against one database: a batch starts by locking the consumer's
-//! checkpoint row (`FOR UPDATE`), so batches of one consumer never overlap, and a batch that
-//! waited for the lock starts from the checkpoint the previous one committed.
+//! One batch serves every projection, in one transaction: the events after the oldest
+//! checkpoint are read once, and each projection applies those after its own checkpoint.
+//! Several instances may run against one database: a batch starts by locking the checkpoint
+//! rows (`FOR UPDATE`, in name order), so batches never overlap, and a batch that waited for
+//! the locks starts from the checkpoints the previous one committed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Mutex, Notify};
 use twofold_services::ports::{CommitSignal, ReadModelSync};
 use twofold_services::StoreError;
-
-/// The NOTIFY channel the `events` insert trigger signals.
-pub const CHANNEL: &str = "twofold_events";
 
 /// Events per batch (and per consumer transaction).
 const BATCH: i64 = 500;
@@ -145,14 +144,14 @@ pub enum ProcessorError {
 
 struct Runner {
     projection: Arc<dyn Projection>,
-    /// One batch at a time per instance; the row lock orders instances.
-    busy: Mutex<()>,
 }
 
 /// Drives every projection from the event log.
 pub struct EventProcessor {
     pool: PgPool,
     runners: Vec<Runner>,
+    /// One batch (or rebuild) at a time per instance; the checkpoint row locks order instances.
+    busy: Mutex<()>,
     wake: Notify,
     progressed: Notify,
     /// Counts catch-ups that applied events, for readers that must not miss one.
@@ -177,18 +176,16 @@ impl EventProcessor {
         }
         Ok(Self {
             pool,
+            busy: Mutex::new(()),
             runners: projections
                 .into_iter()
-                .map(|projection| Runner {
-                    projection,
-                    busy: Mutex::new(()),
-                })
+                .map(|projection| Runner { projection })
                 .collect(),
             wake: Notify::new(),
             progressed: Notify::new(),
             applied: watch::Sender::new(0),
             settle_timeout: Duration::from_secs(5),
-            poll_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(100),
         })
     }
 
@@ -203,16 +200,14 @@ impl EventProcessor {
     }
 
     /// Processes everything currently below the commit horizon, for every projection.
-    /// Returns how many events were applied.
+    /// Returns how many (event, projection) applications were made.
     pub async fn catch_up(&self) -> Result<u64, ProcessorError> {
         let mut total = 0;
-        for runner in &self.runners {
-            loop {
-                let n = self.run_batch(runner).await?;
-                total += n as u64;
-                if (n as i64) < BATCH {
-                    break;
-                }
+        loop {
+            let (read, applied) = self.run_batch().await?;
+            total += applied;
+            if (read as i64) < BATCH {
+                break;
             }
         }
         if total > 0 {
@@ -222,20 +217,63 @@ impl EventProcessor {
         Ok(total)
     }
 
-    async fn run_batch(&self, runner: &Runner) -> Result<usize, ProcessorError> {
-        let _busy = runner.busy.lock().await;
+    /// One batch for every projection in one transaction: the checkpoints are locked (in name
+    /// order, so instances never deadlock), the events after the oldest of them are read once,
+    /// and each projection applies those after its own checkpoint. Returns the events read
+    /// and the applications made.
+    async fn run_batch(&self) -> Result<(usize, u64), ProcessorError> {
+        let _busy = self.busy.lock().await;
         let mut tx = self.pool.begin().await?;
         // A projection batch need not wait for its commit to reach the disk: a crash can only
-        // lose the newest batches together with their checkpoint (one transaction), and they
+        // lose the newest batches together with their checkpoints (one transaction), and they
         // are applied again from the log on restart. The events themselves are committed
         // durably by the commands that wrote them.
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        let (last_tx, last_position) = checkpoint(&mut tx, runner.projection.name(), true).await?;
-        let n = apply_batch(&mut tx, runner, last_tx, last_position).await?;
+        let names = self.projection_names();
+        let rows = sqlx::query(
+            "SELECT consumer, last_tx::text::bigint AS last_tx, last_position \
+             FROM projection_checkpoints WHERE consumer = ANY($1) ORDER BY consumer FOR UPDATE",
+        )
+        .bind(&names)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut checkpoints = std::collections::HashMap::new();
+        for row in &rows {
+            let consumer: String = row.try_get("consumer")?;
+            let at: (i64, i64) = (row.try_get("last_tx")?, row.try_get("last_position")?);
+            checkpoints.insert(consumer, at);
+        }
+        let oldest = checkpoints.values().min().copied().unwrap_or((0, 0));
+        let events = read_after(&mut tx, oldest).await?;
+        let mut applied = 0;
+        let mut moved: Vec<(&'static str, (i64, i64))> = Vec::new();
+        for runner in &self.runners {
+            let name = runner.projection.name();
+            let from = checkpoints.get(name).copied().unwrap_or((0, 0));
+            let start = events.partition_point(|e| (e.tx_id, e.position) <= from);
+            let mine = &events[start..];
+            let Some(last) = mine.last() else {
+                continue;
+            };
+            runner
+                .projection
+                .apply_all(&mut tx, mine)
+                .await
+                .map_err(|(position, source)| ProcessorError::Apply {
+                    projection: name,
+                    position,
+                    source,
+                })?;
+            applied += mine.len() as u64;
+            moved.push((name, (last.tx_id, last.position)));
+        }
+        for (name, (tx_id, position)) in &moved {
+            save_checkpoint(&mut tx, name, *tx_id, *position).await?;
+        }
         tx.commit().await?;
-        Ok(n)
+        Ok((events.len(), applied))
     }
 
     /// Rebuilds one projection (or all, with `None`) from position 0, in one transaction per
@@ -253,7 +291,7 @@ impl EventProcessor {
         }
         let mut rebuilt = Vec::new();
         for runner in selected {
-            let _busy = runner.busy.lock().await;
+            let _busy = self.busy.lock().await;
             let name = runner.projection.name();
             let mut tx = self.pool.begin().await?;
             checkpoint(&mut tx, name, true).await?;
@@ -290,14 +328,21 @@ impl EventProcessor {
         Ok(rebuilt)
     }
 
-    /// Runs the processor until `shutdown` turns true: woken by NOTIFY on new events, polling as
-    /// a fallback (a transaction that committed while an older one was still open becomes
-    /// readable only when that one ends, which sends no notification).
+    /// Asks for a batch soon: called after every command that committed events in this
+    /// instance. (Events from other instances are found by polling: a NOTIFY from the insert
+    /// would serialise every commit in the database behind PostgreSQL's notification lock.)
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the processor until `shutdown` turns true: woken by [`EventProcessor::nudge`] after
+    /// local commits, polling as a fallback (other instances' commits, and a transaction that
+    /// committed while an older one was still open, which becomes readable only when that one
+    /// ends).
     pub fn spawn(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let listener = tokio::spawn(self.clone().listen());
         tokio::spawn(async move {
             loop {
                 if let Err(e) = self.catch_up().await {
@@ -312,29 +357,7 @@ impl EventProcessor {
                     break;
                 }
             }
-            listener.abort();
         })
-    }
-
-    async fn listen(self: Arc<Self>) {
-        loop {
-            let mut listener = match PgListener::connect_with(&self.pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for new events; polling");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "cannot LISTEN for new events; polling");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            while listener.recv().await.is_ok() {
-                self.wake.notify_one();
-            }
-        }
     }
 }
 
@@ -356,14 +379,11 @@ async fn checkpoint(
     Ok((row.try_get("last_tx")?, row.try_get("last_position")?))
 }
 
-/// Applies the next batch after `(last_tx, last_position)` and moves the checkpoint, inside `tx`.
-async fn apply_batch(
+/// The next batch of events after `(last_tx, last_position)` below the commit horizon.
+async fn read_after(
     tx: &mut Transaction<'_, Postgres>,
-    runner: &Runner,
-    last_tx: i64,
-    last_position: i64,
-) -> Result<usize, ProcessorError> {
-    let name = runner.projection.name();
+    (last_tx, last_position): (i64, i64),
+) -> Result<Vec<StoredEvent>, ProcessorError> {
     let rows = sqlx::query(&format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -375,10 +395,40 @@ async fn apply_batch(
     .bind(BATCH)
     .fetch_all(&mut **tx)
     .await?;
-    let events = rows
+    Ok(rows
         .iter()
         .map(StoredEvent::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+async fn save_checkpoint(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+    tx_id: i64,
+    position: i64,
+) -> Result<(), ProcessorError> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET last_tx = $2::text::xid8, last_position = $3, \
+         updated_at = now() WHERE consumer = $1",
+    )
+    .bind(name)
+    .bind(tx_id.to_string())
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies the next batch after `(last_tx, last_position)` for one projection and moves its
+/// checkpoint, inside `tx` (the rebuild's loop).
+async fn apply_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    runner: &Runner,
+    last_tx: i64,
+    last_position: i64,
+) -> Result<usize, ProcessorError> {
+    let name = runner.projection.name();
+    let events = read_after(tx, (last_tx, last_position)).await?;
     runner
         .projection
         .apply_all(tx, &events)
@@ -388,18 +438,10 @@ async fn apply_batch(
             position,
             source,
         })?;
-    if let Some((tx_id, position)) = events.last().map(|e| (e.tx_id, e.position)) {
-        sqlx::query(
-            "UPDATE projection_checkpoints SET last_tx = $2::text::xid8, last_position = $3, \
-             updated_at = now() WHERE consumer = $1",
-        )
-        .bind(name)
-        .bind(tx_id.to_string())
-        .bind(position)
-        .execute(&mut **tx)
-        .await?;
+    if let Some(last) = events.last() {
+        save_checkpoint(tx, name, last.tx_id, last.position).await?;
     }
-    Ok(rows.len())
+    Ok(events.len())
 }
 
 impl CommitSignal for EventProcessor {
@@ -416,6 +458,8 @@ impl ReadModelSync for EventProcessor {
         aggregate_id: &str,
         sequence: usize,
     ) -> Result<(), StoreError> {
+        // The command just committed: whoever waits or not, the projections have work.
+        self.nudge();
         if !self
             .runners
             .iter()

@@ -54,6 +54,10 @@ pub struct BenchOptions {
     /// Users per history length in the history mode.
     #[arg(long, default_value_t = 64)]
     pub history_users: usize,
+    /// Print where PostgreSQL's time went during the verify load, statement by statement
+    /// (loads `pg_stat_statements`, which costs a little itself).
+    #[arg(long)]
+    pub statement_stats: bool,
     /// A few seconds of everything, to check the benchmark works (CI); figures mean little.
     #[arg(long)]
     pub smoke: bool,
@@ -84,7 +88,13 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<()> {
     eprintln!("bench: starting a private PostgreSQL in {}", dir.display());
     let pg_dir = dir.join("pg");
     let local = tokio::task::spawn_blocking(move || {
-        LocalPostgres::start(&pg_dir, &LocalPgOptions { ephemeral: false })
+        LocalPostgres::start(
+            &pg_dir,
+            &LocalPgOptions {
+                ephemeral: false,
+                statement_stats: options.statement_stats,
+            },
+        )
     })
     .await??;
     local.stop_when_process_exits(std::process::id())?;
@@ -218,6 +228,14 @@ async fn run_on(
         options.wrong_share * 100.0,
         users.len()
     );
+    if options.statement_stats {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await?;
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
+            .await?;
+    }
     let mut result = load::run(
         &api,
         &key,
@@ -228,6 +246,11 @@ async fn run_on(
     )
     .await;
     let (svc1, pg1, gen1) = cpu();
+    let statements = if options.statement_stats {
+        statement_stats(&pool).await?
+    } else {
+        Vec::new()
+    };
     let checks_verify = checks::verify(&pool, &tenant, since, &result).await?;
 
     eprintln!(
@@ -244,6 +267,9 @@ async fn run_on(
     )
     .await?;
     let check_delivery = checks::delivery(&delivered);
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle_end = service.rss();
 
     let history = if options.history || options.smoke {
         let levels: &[usize] = if options.smoke {
@@ -271,8 +297,12 @@ async fn run_on(
         Vec::new()
     };
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_idle_end = service.rss();
+    let rss_after_history = if history.is_empty() {
+        None
+    } else {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Some(service.rss())
+    };
     service.stop().await;
 
     let wall = result.elapsed.as_secs_f64();
@@ -324,6 +354,18 @@ async fn run_on(
         rss_idle_start as f64 / MIB,
         rss_idle_end as f64 / MIB
     );
+    if let Some(rss) = rss_after_history {
+        println!(
+            "  memory      idle RSS {:.1} MiB after the history mode (it replays 10,000-event streams)",
+            rss as f64 / MIB
+        );
+    }
+    if !statements.is_empty() {
+        println!("  postgres    statements during the verify load, by total execution time:");
+        for line in &statements {
+            println!("              {line}");
+        }
+    }
     for level in &history {
         println!(
             "  history     {:>6} past sign-ins: {:.0} verifies/s, p50 {:.1} ms, p99 {:.1} ms ({} requests{})",
@@ -383,4 +425,25 @@ async fn run_on(
         ));
     }
     Ok(())
+}
+
+/// The statements that took most of PostgreSQL's execution time since the reset, one line
+/// each: total ms, calls, mean µs, the statement (shortened).
+async fn statement_stats(pool: &sqlx::PgPool) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(f64, i64, String)> = sqlx::query_as(
+        "SELECT total_exec_time, calls, regexp_replace(query, '\\s+', ' ', 'g') \
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(total, calls, query)| {
+            let short: String = query.chars().take(110).collect();
+            format!(
+                "{total:>9.0} ms {calls:>8} calls {:>7.1} µs  {short}",
+                total * 1000.0 / calls.max(1) as f64
+            )
+        })
+        .collect())
 }

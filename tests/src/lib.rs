@@ -44,8 +44,14 @@ fn server() -> &'static Server {
         }
         remove_stale_clusters();
         let dir = std::env::temp_dir().join(format!("twofold-test-pg-{}", std::process::id()));
-        let local = LocalPostgres::start(&dir, &LocalPgOptions { ephemeral: true })
-            .expect("starting the test PostgreSQL cluster");
+        let local = LocalPostgres::start(
+            &dir,
+            &LocalPgOptions {
+                ephemeral: true,
+                statement_stats: false,
+            },
+        )
+        .expect("starting the test PostgreSQL cluster");
         local
             .stop_when_process_exits(std::process::id())
             .expect("arming the test cluster's watchdog");

@@ -481,7 +481,13 @@ mod tests {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
             let d = dir.clone();
             let pg = tokio::task::spawn_blocking(move || {
-                LocalPostgres::start(&d, &LocalPgOptions { ephemeral: true })
+                LocalPostgres::start(
+                    &d,
+                    &LocalPgOptions {
+                        ephemeral: true,
+                        statement_stats: false,
+                    },
+                )
             })
             .await
             .unwrap()

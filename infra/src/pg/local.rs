@@ -279,6 +279,9 @@ pub enum LocalPgError {
 pub struct LocalPgOptions {
     /// Trade durability for speed (fsync=off, synchronous_commit=off, full_page_writes=off): for tests only.
     pub ephemeral: bool,
+    /// Load `pg_stat_statements` (the benchmark's `--statement-stats`: where PostgreSQL's
+    /// time goes, statement by statement).
+    pub statement_stats: bool,
 }
 
 /// A private PostgreSQL server that this process started or found running on its folder.
@@ -622,6 +625,11 @@ impl LocalPostgres {
             );
             if options.ephemeral {
                 settings.push_str(EPHEMERAL_SETTINGS);
+            }
+            if options.statement_stats {
+                settings.push_str(
+                    " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
+                );
             }
             let mut cmd = self.run_as.command(&self.binaries.pg_ctl);
             cmd.arg("-D")
@@ -1173,7 +1181,10 @@ mod tests {
     }
 
     fn ephemeral() -> LocalPgOptions {
-        LocalPgOptions { ephemeral: true }
+        LocalPgOptions {
+            ephemeral: true,
+            statement_stats: false,
+        }
     }
 
     fn psql(args: &[&str]) -> Output {

@@ -123,3 +123,40 @@ async fn garbled_or_unknown_credentials_are_unauthenticated() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn a_document_seen_before_is_still_checked_against_the_limits_and_the_caller() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    // Nested deeper than the schema's recursion limit (32), however often it is sent: a
+    // parsed document is reused, the checks are not skipped.
+    let deep = format!(
+        "{{ {}tenant {{ id }}{} }}",
+        "... on Query { ".repeat(40),
+        " }".repeat(40)
+    );
+    for _ in 0..2 {
+        let a = app.gql(Some(&admin), &deep, json!({})).await;
+        assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+        assert!(a.error_message().contains("recurs"), "{}", a.body);
+    }
+    let shallow = format!(
+        "{{ {}tenant {{ id }}{} }}",
+        "... on Query { ".repeat(3),
+        " }".repeat(3)
+    );
+    assert!(app.gql(Some(&admin), &shallow, json!({})).await.data()["tenant"]["id"].is_string());
+    // The same document answers each caller by the caller's own rights.
+    let policy = "mutation { setPolicy(input: { codeDigits: 8 }) { codeDigits } }";
+    assert_eq!(
+        app.gql(Some(&admin), policy, json!({})).await.data()["setPolicy"]["codeDigits"],
+        8
+    );
+    assert_eq!(
+        app.gql(Some(&app_key), policy, json!({}))
+            .await
+            .error_code(),
+        "FORBIDDEN"
+    );
+}
