@@ -151,8 +151,8 @@ pub struct Settings {
     hash_pepper: Option<Key32>,
 }
 
-/// Connections per instance by default. On the 2-core benchmark machine 4, 8, 16 and 20 gave
-/// the same throughput within run-to-run noise; 8 leaves headroom for the event processor and
+/// Connections per instance by default. On the 2-core benchmark machine 4 to 20 gave the same
+/// throughput within run-to-run noise (decision 68); 8 leaves headroom for the event processor and
 /// the delivery worker next to the requests, and can be raised on bigger machines.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 

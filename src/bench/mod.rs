@@ -54,6 +54,9 @@ pub struct BenchOptions {
     /// Users per history length in the history mode.
     #[arg(long, default_value_t = 64)]
     pub history_users: usize,
+    /// The service's `TWOFOLD_DB_POOL_SIZE` (its default when not given).
+    #[arg(long)]
+    pub db_pool_size: Option<u32>,
     /// Print where PostgreSQL's time went during the verify load, statement by statement
     /// (loads `pg_stat_statements`, which costs a little itself).
     #[arg(long)]
@@ -130,6 +133,11 @@ async fn run_on(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(
+        options
+            .db_pool_size
+            .map(|n| ("TWOFOLD_DB_POOL_SIZE".to_owned(), n.to_string())),
+    )
     .collect();
     let exe = std::env::current_exe().context("finding the twofold executable")?;
     let log = dir.join("service.log");

@@ -19,7 +19,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .acquire_timeout(Duration::from_secs(5))
         // No `SELECT 1` round trip before every query: a broken connection fails its query
         // (one request answered with an internal error) and is then replaced. The ping cost
-        // one extra round trip per query, about as much as the query itself.
+        // one extra round trip per query, about as much as the query itself. (sqlx still
+        // checks a connection as it goes back to the pool, off the request's path.)
         .test_before_acquire(false)
         .connect_with(options)
         .await
