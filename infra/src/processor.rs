@@ -269,8 +269,22 @@ impl EventProcessor {
             applied += mine.len() as u64;
             moved.push((name, (last.tx_id, last.position)));
         }
-        for (name, (tx_id, position)) in &moved {
-            save_checkpoint(&mut tx, name, *tx_id, *position).await?;
+        if !moved.is_empty() {
+            // Every moved checkpoint in one statement.
+            let names: Vec<&str> = moved.iter().map(|(n, _)| *n).collect();
+            let txs: Vec<String> = moved.iter().map(|(_, (t, _))| t.to_string()).collect();
+            let positions: Vec<i64> = moved.iter().map(|(_, (_, p))| *p).collect();
+            sqlx::query(
+                "UPDATE projection_checkpoints c SET last_tx = m.tx::xid8, \
+                   last_position = m.position, updated_at = now() \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m(consumer, tx, position) \
+                 WHERE c.consumer = m.consumer",
+            )
+            .bind(&names)
+            .bind(&txs)
+            .bind(&positions)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok((events.len(), applied))
