@@ -326,15 +326,7 @@ impl EventProcessor {
                 }
                 (last_tx, last_position) = checkpoint(&mut tx, name, false).await?;
             }
-            sqlx::query(
-                "UPDATE projection_checkpoints SET last_tx = $2::text::xid8, last_position = $3, \
-                 updated_at = now() WHERE consumer = $1",
-            )
-            .bind(name)
-            .bind(last_tx.to_string())
-            .bind(last_position)
-            .execute(&mut *tx)
-            .await?;
+            save_checkpoint(&mut tx, name, last_tx, last_position).await?;
             tx.commit().await?;
             tracing::info!(projection = name, "projection rebuilt");
             rebuilt.push(name);

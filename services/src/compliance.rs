@@ -101,11 +101,7 @@ impl ComplianceService {
         first: i64,
         after: Option<&str>,
     ) -> Result<ComplianceReport, ServiceError> {
-        if !(1..=MAX_PAGE).contains(&first) {
-            return Err(ServiceError::InvalidInput(format!(
-                "first must be between 1 and {MAX_PAGE} (got {first})"
-            )));
-        }
+        let limit = crate::error::page_size(first, MAX_PAGE)?;
         let after = after.map(decode_cursor).transpose()?;
         // What was written before this request is in the report.
         self.sync.catch_up_all().await?;
@@ -117,7 +113,6 @@ impl ComplianceService {
         let policy = &view.policy;
         let enforced_since = view.enforced_since.filter(|_| policy.enforce_two_factor);
         let counts = self.read_model.counts(tenant).await?;
-        let limit = u32::try_from(first).unwrap_or(1);
         let mut users = self
             .read_model
             .not_enrolled(tenant, after.as_ref(), limit + 1)

@@ -173,6 +173,18 @@ where
     }
 }
 
+/// Checks a page size (`first`) against its bounds: the same rule and message for every
+/// paginated query.
+pub(crate) fn page_size(first: i64, max: i64) -> Result<u32, ServiceError> {
+    if (1..=max).contains(&first) {
+        Ok(u32::try_from(first).unwrap_or(1))
+    } else {
+        Err(ServiceError::InvalidInput(format!(
+            "first must be between 1 and {max} (got {first})"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,35 +63,9 @@ impl Projection for ComplianceProjection {
         db: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        if event.aggregate_type != User::TYPE {
-            return Ok(());
-        }
-        let Some(user) = user_of(&event.aggregate_id) else {
-            return Ok(());
-        };
-        let event_data = serde_json::from_value::<UserEvent>(event.payload.clone())?;
-        let at = event_data.at();
-        sqlx::query(
-            "INSERT INTO user_compliance (tenant_id, user_id, first_seen_at, updated_at) \
-             VALUES ($1, $2, $3, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING",
-        )
-        .bind(&event.tenant_id)
-        .bind(user)
-        .bind(at)
-        .execute(&mut *db)
-        .await?;
-        if let Some(set) = assignments(&event_data) {
-            sqlx::query(&format!(
-                "UPDATE user_compliance SET {set}, updated_at = $3 \
-                 WHERE tenant_id = $1 AND user_id = $2"
-            ))
-            .bind(&event.tenant_id)
-            .bind(user)
-            .bind(at)
-            .execute(&mut *db)
-            .await?;
-        }
-        Ok(())
+        self.apply_all(db, std::slice::from_ref(event))
+            .await
+            .map_err(|(_, e)| e)
     }
 
     /// One statement records every user first seen in the batch (most events change nothing

@@ -282,11 +282,7 @@ impl AuditService {
         after: Option<&str>,
         oldest_first: bool,
     ) -> Result<AuditPage, ServiceError> {
-        if !(1..=MAX_PAGE).contains(&first) {
-            return Err(ServiceError::InvalidInput(format!(
-                "first must be between 1 and {MAX_PAGE} (got {first})"
-            )));
-        }
+        let limit = crate::error::page_size(first, MAX_PAGE)?;
         let order = if oldest_first {
             LogOrder::OldestFirst
         } else {
@@ -296,7 +292,6 @@ impl AuditService {
         let cursor = after
             .map(|c| decode_cursor(self.hasher.as_ref(), tenant, order, c))
             .transpose()?;
-        let limit = u32::try_from(first).unwrap_or(1);
         let mut events = self
             .log
             .read(tenant, &filter, order, cursor, None, limit + 1)

@@ -8,9 +8,9 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use twofold_tests::fakes::extract_code;
 use twofold_tests::{spawn_app, TestApp};
 
+use crate::channels::{mailed_code, texted_code};
 use crate::totp::{enroll, tenant, verify};
 
 const EVENTS: &str = "query($f: AuditFilter, $n: Int, $a: String, $o: Boolean) { auditEvents(filter: $f, first: $n, after: $a, oldestFirst: $o) { nodes { position eventType userId occurredAt actor requestId data } endCursor hasNextPage } }";
@@ -44,19 +44,6 @@ fn types(events: &[Value]) -> Vec<&str> {
         .iter()
         .map(|e| e["eventType"].as_str().unwrap())
         .collect()
-}
-
-async fn texted_code(app: &TestApp, n: usize) -> String {
-    let sms = app.twilio.wait_for_delivered(n, WAIT).await;
-    extract_code(&sms[n - 1].body, 6).expect("a six-digit code in the SMS")
-}
-
-async fn mailed_code(app: &TestApp, n: usize) -> String {
-    let mails = app.smtp.wait_for(n, WAIT).await;
-    let text = mails[n - 1]
-        .text()
-        .unwrap_or_else(|| mails[n - 1].data.clone());
-    extract_code(&text, 6).expect("a six-digit code in the mail")
 }
 
 /// Everything secret the scenario handled, to look for in the audit output.

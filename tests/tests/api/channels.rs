@@ -27,7 +27,7 @@ async fn gql(app: &TestApp, key: &str, q: &str, v: Value) -> Answer {
 }
 
 /// The code of the `n`-th mail (1-based) the SMTP server received.
-async fn mailed_code(app: &TestApp, n: usize) -> String {
+pub(crate) async fn mailed_code(app: &TestApp, n: usize) -> String {
     let mails = app.smtp.wait_for(n, WAIT).await;
     let text = mails[n - 1]
         .text()
@@ -36,7 +36,7 @@ async fn mailed_code(app: &TestApp, n: usize) -> String {
 }
 
 /// The code of the `n`-th SMS the provider accepted.
-async fn texted_code(app: &TestApp, n: usize) -> String {
+pub(crate) async fn texted_code(app: &TestApp, n: usize) -> String {
     let sms = app.twilio.wait_for_delivered(n, WAIT).await;
     extract_code(&sms[n - 1].body, 6).expect("a six-digit code in the SMS")
 }
