@@ -512,7 +512,8 @@ impl AuditEvent {
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
     }
-    /// { keyId, role } or { operator: true }
+    /// { keyId, role } or { operator: true }; { system: true } for what the service records
+    /// itself (the delivery worker's CodeDelivered and CodeDeliveryFailed).
     async fn actor(&self) -> async_graphql::Json<serde_json::Value> {
         async_graphql::Json(self.0.actor.clone())
     }
