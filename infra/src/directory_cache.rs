@@ -48,9 +48,11 @@ impl Inner {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    // The generation moves under the entries' lock, and `remember` checks it under the same
+    // lock: a read that started before a drop can never be stored after it.
     fn drop_tenant(&self, tenant: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         entries.tenants.retain(|id, _| id.as_str() != tenant);
         entries
             .keys
@@ -58,8 +60,29 @@ impl Inner {
     }
 
     fn drop_all(&self) {
+        let mut entries = self.entries();
         self.generation.fetch_add(1, Ordering::SeqCst);
-        *self.entries() = Entries::default();
+        *entries = Entries::default();
+    }
+
+    /// Stores `value` under `key` in the map `pick` selects, unless anything was dropped since
+    /// `generation` was read (before the value was fetched).
+    fn remember<K: std::hash::Hash + Eq, V>(
+        &self,
+        generation: u64,
+        pick: impl FnOnce(&mut Entries) -> &mut HashMap<K, (V, Instant)>,
+        key: K,
+        value: V,
+    ) {
+        let mut entries = self.entries();
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let map = pick(&mut entries);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (value, Instant::now()));
     }
 }
 
@@ -148,16 +171,9 @@ impl TenantDirectory for CachedDirectory {
         }
         let generation = self.inner.generation.load(Ordering::SeqCst);
         let view = self.source.tenant(id).await?;
-        if let Some(view) = &view {
-            if listening && self.inner.generation.load(Ordering::SeqCst) == generation {
-                let mut entries = self.inner.entries();
-                if entries.tenants.len() >= MAX_ENTRIES {
-                    entries.tenants.clear();
-                }
-                entries
-                    .tenants
-                    .insert(id.clone(), (view.clone(), Instant::now()));
-            }
+        if let (true, Some(view)) = (listening, &view) {
+            self.inner
+                .remember(generation, |e| &mut e.tenants, id.clone(), view.clone());
         }
         Ok(view)
     }
@@ -175,21 +191,72 @@ impl TenantDirectory for CachedDirectory {
         }
         let generation = self.inner.generation.load(Ordering::SeqCst);
         let key = self.source.key_by_hash(hash).await?;
-        if let Some(key) = &key {
-            if listening && self.inner.generation.load(Ordering::SeqCst) == generation {
-                let mut entries = self.inner.entries();
-                if entries.keys.len() >= MAX_ENTRIES {
-                    entries.keys.clear();
-                }
-                entries
-                    .keys
-                    .insert(hash.as_hex().to_owned(), (key.clone(), Instant::now()));
-            }
+        if let (true, Some(key)) = (listening, &key) {
+            self.inner.remember(
+                generation,
+                |e| &mut e.keys,
+                hash.as_hex().to_owned(),
+                key.clone(),
+            );
         }
         Ok(key)
     }
 
     fn invalidate(&self, tenant: &TenantId) {
         self.inner.drop_tenant(tenant.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner() -> Inner {
+        Inner {
+            entries: Mutex::new(Entries::default()),
+            generation: AtomicU64::new(0),
+            listening: AtomicBool::new(true),
+        }
+    }
+
+    fn key(tenant: &str, id: &str) -> ApiKeyView {
+        ApiKeyView {
+            id: twofold_domain::ApiKeyId::parse(id).unwrap(),
+            tenant_id: TenantId::parse(tenant).unwrap(),
+            role: twofold_domain::Role::App,
+            label: "k".into(),
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_read_that_started_before_a_drop_is_not_stored() {
+        let cache = inner();
+        let before = cache.generation.load(Ordering::SeqCst);
+        // The key is revoked (and dropped) while its old state is being fetched ...
+        cache.drop_tenant("acme");
+        cache.remember(
+            before,
+            |e| &mut e.keys,
+            "h1".into(),
+            key("acme", "abcdefgh"),
+        );
+        // ... so the stale answer is not kept; a read that starts afterwards is.
+        assert!(cache.entries().keys.is_empty());
+        let after = cache.generation.load(Ordering::SeqCst);
+        cache.remember(after, |e| &mut e.keys, "h1".into(), key("acme", "abcdefgh"));
+        assert_eq!(cache.entries().keys.len(), 1);
+    }
+
+    #[test]
+    fn dropping_a_tenant_forgets_only_its_keys() {
+        let cache = inner();
+        let g = cache.generation.load(Ordering::SeqCst);
+        cache.remember(g, |e| &mut e.keys, "a".into(), key("acme", "abcdefgh"));
+        cache.remember(g, |e| &mut e.keys, "b".into(), key("globex", "ijklmnop"));
+        cache.drop_tenant("acme");
+        let keys: Vec<String> = cache.entries().keys.keys().cloned().collect();
+        assert_eq!(keys, ["b"]);
     }
 }

@@ -257,15 +257,7 @@ impl EventProcessor {
             let Some(last) = mine.last() else {
                 continue;
             };
-            runner
-                .projection
-                .apply_all(&mut tx, mine)
-                .await
-                .map_err(|(position, source)| ProcessorError::Apply {
-                    projection: name,
-                    position,
-                    source,
-                })?;
+            apply_events(&mut tx, runner, mine).await?;
             applied += mine.len() as u64;
             moved.push((name, (last.tx_id, last.position)));
         }
@@ -308,7 +300,7 @@ impl EventProcessor {
             let _busy = self.busy.lock().await;
             let name = runner.projection.name();
             let mut tx = self.pool.begin().await?;
-            checkpoint(&mut tx, name, true).await?;
+            lock_checkpoint(&mut tx, name).await?;
             runner
                 .projection
                 .reset(&mut tx)
@@ -318,15 +310,16 @@ impl EventProcessor {
                     position: 0,
                     source,
                 })?;
-            let (mut last_tx, mut last_position) = (0, 0);
+            let mut last = (0, 0);
             loop {
-                let n = apply_batch(&mut tx, runner, last_tx, last_position).await?;
-                if n == 0 {
+                let events = read_after(&mut tx, last).await?;
+                let Some(end) = events.last().map(|e| (e.tx_id, e.position)) else {
                     break;
-                }
-                (last_tx, last_position) = checkpoint(&mut tx, name, false).await?;
+                };
+                apply_events(&mut tx, runner, &events).await?;
+                last = end;
             }
-            save_checkpoint(&mut tx, name, last_tx, last_position).await?;
+            save_checkpoint(&mut tx, name, last.0, last.1).await?;
             tx.commit().await?;
             tracing::info!(projection = name, "projection rebuilt");
             rebuilt.push(name);
@@ -367,22 +360,17 @@ impl EventProcessor {
     }
 }
 
-/// The consumer's checkpoint; with `lock`, the row stays locked until `tx` ends, so batches of
-/// one consumer never overlap, in this instance or another.
-async fn checkpoint(
+/// Locks the consumer's checkpoint row until `tx` ends, so no batch of this instance or another
+/// touches the projection meanwhile.
+async fn lock_checkpoint(
     tx: &mut Transaction<'_, Postgres>,
     name: &str,
-    lock: bool,
-) -> Result<(i64, i64), ProcessorError> {
-    let row = sqlx::query(&format!(
-        "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
-         WHERE consumer = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    ))
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((row.try_get("last_tx")?, row.try_get("last_position")?))
+) -> Result<(), ProcessorError> {
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE")
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The next batch of events after `(last_tx, last_position)` below the commit horizon.
@@ -425,29 +413,21 @@ async fn save_checkpoint(
     Ok(())
 }
 
-/// Applies the next batch after `(last_tx, last_position)` for one projection and moves its
-/// checkpoint, inside `tx` (the rebuild's loop).
-async fn apply_batch(
+/// Applies `events` to one projection inside `tx`, naming the projection and event on failure.
+async fn apply_events(
     tx: &mut Transaction<'_, Postgres>,
     runner: &Runner,
-    last_tx: i64,
-    last_position: i64,
-) -> Result<usize, ProcessorError> {
-    let name = runner.projection.name();
-    let events = read_after(tx, (last_tx, last_position)).await?;
+    events: &[StoredEvent],
+) -> Result<(), ProcessorError> {
     runner
         .projection
-        .apply_all(tx, &events)
+        .apply_all(tx, events)
         .await
         .map_err(|(position, source)| ProcessorError::Apply {
-            projection: name,
+            projection: runner.projection.name(),
             position,
             source,
-        })?;
-    if let Some(last) = events.last() {
-        save_checkpoint(tx, name, last.tx_id, last.position).await?;
-    }
-    Ok(events.len())
+        })
 }
 
 impl CommitSignal for EventProcessor {

@@ -200,12 +200,26 @@ fn encode_cursor(
     let mut body = Vec::with_capacity(17);
     body.extend_from_slice(&at.tx.to_be_bytes());
     body.extend_from_slice(&at.position.to_be_bytes());
-    body.push(match order {
-        LogOrder::OldestFirst => 1,
-        LogOrder::NewestFirst => 0,
-    });
+    body.push(direction_byte(order));
     let mac = cursor_mac(hasher, tenant, &body);
     format!("{CURSOR_PREFIX}{}{}", hex_lower(&body), hex_lower(&mac))
+}
+
+/// The order the API's `oldestFirst` flag asks for.
+fn order_of(oldest_first: bool) -> LogOrder {
+    if oldest_first {
+        LogOrder::OldestFirst
+    } else {
+        LogOrder::NewestFirst
+    }
+}
+
+/// The cursor byte that binds a cursor to its order.
+fn direction_byte(order: LogOrder) -> u8 {
+    match order {
+        LogOrder::OldestFirst => 1,
+        LogOrder::NewestFirst => 0,
+    }
 }
 
 fn decode_cursor(
@@ -229,11 +243,7 @@ fn decode_cursor(
     if expected.len() != CURSOR_MAC_BYTES || !bool::from(expected.ct_eq(mac)) {
         return Err(invalid());
     }
-    let direction = match order {
-        LogOrder::OldestFirst => 1,
-        LogOrder::NewestFirst => 0,
-    };
-    if body[16] != direction {
+    if body[16] != direction_byte(order) {
         return Err(invalid());
     }
     let mut tx = [0u8; 8];
@@ -283,11 +293,7 @@ impl AuditService {
         oldest_first: bool,
     ) -> Result<AuditPage, ServiceError> {
         let limit = crate::error::page_size(first, MAX_PAGE)?;
-        let order = if oldest_first {
-            LogOrder::OldestFirst
-        } else {
-            LogOrder::NewestFirst
-        };
+        let order = order_of(oldest_first);
         let filter = filter.parse()?;
         let cursor = after
             .map(|c| decode_cursor(self.hasher.as_ref(), tenant, order, c))
@@ -320,11 +326,7 @@ impl AuditService {
         oldest_first: bool,
     ) -> Result<BoxStream<'static, Result<AuditRecord, ServiceError>>, ServiceError> {
         let filter = filter.parse()?;
-        let order = if oldest_first {
-            LogOrder::OldestFirst
-        } else {
-            LogOrder::NewestFirst
-        };
+        let order = order_of(oldest_first);
         let below = self.log.horizon().await?;
         let log = self.log.clone();
         let tenant = tenant.clone();
