@@ -5,7 +5,8 @@
 //! snapshot and only the events after it; a command that had to replay many events writes a new
 //! snapshot after it commits. The snapshot is a cache, never a source of truth: it is written
 //! only with state that was just committed, never moves backwards, and is ignored when its
-//! `state_version` is not the running code's (the state's layout changed).
+//! `state_version` is not the running code's (the state's layout changed). Events are written
+//! with group commit ([`crate::group_commit`]).
 
 use std::collections::HashMap;
 
@@ -17,6 +18,8 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use twofold_services::commands::{CommandGateway, Executed};
 
+use crate::group_commit::GroupCommit;
+
 /// Replaying this many events (or more) in one command triggers a new snapshot, so no load
 /// ever replays much more than this, whatever the stream's length.
 pub const SNAPSHOT_AFTER: usize = 50;
@@ -25,17 +28,19 @@ pub const SNAPSHOT_AFTER: usize = 50;
 pub struct PgStore<A: Aggregate> {
     pool: PgPool,
     repo: PostgresEventRepository,
+    writer: GroupCommit<A>,
     services: A::Services,
     state_version: &'static str,
 }
 
-impl<A: Aggregate> PgStore<A> {
+impl<A: Aggregate + 'static> PgStore<A> {
     /// `state_version` names the layout of `A`'s serialized state; change it whenever that
     /// layout changes meaning, and old snapshots are ignored.
     pub fn new(pool: &PgPool, services: A::Services, state_version: &'static str) -> Self {
         Self {
             pool: pool.clone(),
             repo: PostgresEventRepository::new(pool.clone()),
+            writer: GroupCommit::new(PostgresEventRepository::new(pool.clone())),
             services,
             state_version,
         }
@@ -178,7 +183,7 @@ where
                 metadata.clone(),
             ));
         }
-        self.repo.persist::<A>(&serialized, None).await?;
+        self.writer.append(serialized).await?;
         let last = sequence + events.len();
         if replayed + events.len() >= SNAPSHOT_AFTER {
             self.save_snapshot(aggregate_id, &state, last).await;

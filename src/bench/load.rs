@@ -234,3 +234,38 @@ pub async fn run(
     total.elapsed = started.elapsed();
     total
 }
+
+/// The API's floor on this machine: `concurrency` clients sending a GraphQL query that touches
+/// no database (`{ __typename }`, authenticated with the same key) for `duration`. No request
+/// over this API can go faster, so it bounds what any verify rate could be.
+pub async fn floor(api: &Api, key: &str, concurrency: usize, duration: Duration) -> LoadResult {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let api = api.clone();
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                let mut result = LoadResult::default();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match api.call(&key, "{ __typename }", json!({})).await {
+                        Ok(Answer::Data(_)) => {}
+                        Ok(Answer::Error(c, _)) => *result.wrong_other.entry(c).or_insert(0) += 1,
+                        Err(_) => result.transport_errors += 1,
+                    }
+                    result.latencies_us.push(t.elapsed().as_micros() as u64);
+                }
+                result
+            })
+        })
+        .collect();
+    let mut total = LoadResult::default();
+    for w in workers {
+        if let Ok(r) = w.await {
+            total.merge(r);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}

@@ -103,7 +103,15 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<()> {
     local.stop_when_process_exits(std::process::id())?;
     let outcome = run_on(&options, &local, &dir).await;
     let _ = tokio::task::spawn_blocking(move || local.stop()).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        // What went wrong is in the service's log (and PostgreSQL's): keep them.
+        eprintln!(
+            "bench: failed; the service log and the database are kept in {}",
+            dir.display()
+        );
+    }
     outcome
 }
 
@@ -114,7 +122,9 @@ async fn run_on(
 ) -> anyhow::Result<()> {
     let database = "twofold_bench";
     pg::ensure_database(&local.url("postgres"), database).await?;
-    let url = local.url(database);
+    // The service and the limit both reach PostgreSQL over its Unix-domain socket, as the
+    // zero-config service does: the same transport on both sides of the ratio.
+    let url = local.socket_url(database);
     let operator = random_hex(24);
     let smtp = sinks::SmtpSink::start()?;
     let sms = sinks::SmsSink::start()?;
@@ -187,7 +197,7 @@ async fn run_on(
     );
     let limit = limit::measure(
         &pool,
-        "127.0.0.1",
+        &local.socket_dir().to_string_lossy(),
         local.port(),
         database,
         options.concurrency,
@@ -260,6 +270,23 @@ async fn run_on(
         Vec::new()
     };
     let checks_verify = checks::verify(&pool, &tenant, since, &result).await?;
+
+    let floor_duration = duration.min(Duration::from_secs(5));
+    eprintln!(
+        "bench: API floor, {} clients, {} s of {{ __typename }}",
+        options.concurrency,
+        floor_duration.as_secs()
+    );
+    let svc_floor0 = service.cpu();
+    let mut floor = load::floor(&api, &key, options.concurrency, floor_duration).await;
+    let svc_floor = (service.cpu() - svc_floor0).as_secs_f64();
+    let floor_errors = floor.transport_errors + floor.wrong_other.values().sum::<u64>();
+    if floor_errors > 0 {
+        return Err(anyhow!(
+            "the API floor measurement failed: {floor_errors} requests were not answered ({:?})",
+            floor.wrong_other
+        ));
+    }
 
     eprintln!(
         "bench: delivery path, {} users × email and SMS",
@@ -343,12 +370,26 @@ async fn run_on(
         limit.commits_per_second, limit.tool
     );
     println!("  ratio       {:.2} of the limit", ratio);
+    let floor_rate = floor.rate();
+    println!(
+        "  api floor   {floor_rate:.0} requests/s of {{ __typename }} (no database), p50 {:.1} ms, p99 {:.1} ms, service CPU {:.0} µs/request: {:.2} of the limit",
+        floor.quantile_ms(0.5),
+        floor.quantile_ms(0.99),
+        svc_floor * 1e6 / floor.latencies_us.len().max(1) as f64,
+        floor_rate / limit.commits_per_second
+    );
     println!(
         "  cpu         service {:.1} s, postgres {:.1} s, load generator {:.1} s over {:.1} s wall",
         (svc1 - svc0).as_secs_f64(),
         (pg1 - pg0).as_secs_f64(),
         (gen1 - gen0).as_secs_f64(),
         wall
+    );
+    println!(
+        "  per verify  service {:.0} µs, postgres {:.0} µs, load generator {:.0} µs of CPU",
+        (svc1 - svc0).as_secs_f64() * 1e6 / result.latencies_us.len().max(1) as f64,
+        (pg1 - pg0).as_secs_f64() * 1e6 / result.latencies_us.len().max(1) as f64,
+        (gen1 - gen0).as_secs_f64() * 1e6 / result.latencies_us.len().max(1) as f64,
     );
     println!("  enrollment  {enroll_rate:.0} users/s");
     println!(
@@ -403,8 +444,8 @@ async fn run_on(
         failed |= !c.ok;
     }
     println!(
-        "SUMMARY verifies/s={rate:.0} p50_ms={p50:.1} p99_ms={p99:.1} limit_commits/s={:.0} ratio={ratio:.2} delivered_codes/s={:.0} idle_rss_mib={:.1}",
-        limit.commits_per_second, delivered.rate(), rss_idle_start as f64 / MIB
+        "SUMMARY verifies/s={rate:.0} p50_ms={p50:.1} p99_ms={p99:.1} limit_commits/s={:.0} ratio={ratio:.2} delivered_codes/s={:.0} idle_rss_mib={:.1} floor_requests/s={floor_rate:.0} floor_ratio={:.2}",
+        limit.commits_per_second, delivered.rate(), rss_idle_start as f64 / MIB, floor_rate / limit.commits_per_second
     );
     if !history.is_empty() {
         println!(

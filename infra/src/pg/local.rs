@@ -369,6 +369,22 @@ impl LocalPostgres {
         )
     }
 
+    /// Connection URL for a database on this cluster over its Unix-domain socket: the same
+    /// server as [`LocalPostgres::url`], without the TCP/IP stack on every round trip.
+    pub fn socket_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{DB_SUPERUSER}@localhost:{}/{}?host={}",
+            self.port,
+            percent_encode(database),
+            percent_encode(&self.socket_dir.to_string_lossy())
+        )
+    }
+
+    /// The directory holding the server's Unix-domain socket (`.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
     /// Stop the server (pg_ctl stop -m fast, waiting). Idempotent.
     pub fn stop(&self) -> Result<(), LocalPgError> {
         let _lock = lock_folder(&self.dir)?;

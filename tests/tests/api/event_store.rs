@@ -1,6 +1,11 @@
 //! The event store: what every event carries, and that history cannot be rewritten.
 
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
 use serde_json::{json, Value};
+use twofold_domain::user::{SignInReason, User, UserEvent};
+use twofold_infra::group_commit::GroupCommit;
 use twofold_tests::spawn_app;
 
 #[tokio::test]
@@ -86,4 +91,103 @@ async fn aggregate_ids_come_from_the_server_not_the_client() {
         .await
         .unwrap();
     assert_eq!(ids, vec![format!("{id}/tenant")]);
+}
+
+/// One `SignInEvaluated` event at `sequence` of user `user` of tenant `tenant`, as a command
+/// would hand it to the writer.
+fn sign_in_event(tenant: &str, user: &str, sequence: usize) -> SerializedEvent {
+    let payload = serde_json::to_value(UserEvent::SignInEvaluated {
+        required: false,
+        reason: SignInReason::NotEnrolled,
+        methods: vec![],
+        trusted_device: None,
+        device_token_rejected: false,
+        sso_login: false,
+        locked_until: None,
+        grace_ends_at: None,
+        at: chrono::Utc::now(),
+    })
+    .unwrap();
+    SerializedEvent::new(
+        format!("{tenant}/{user}"),
+        sequence,
+        User::TYPE.to_owned(),
+        "SignInEvaluated".to_owned(),
+        "1".to_owned(),
+        payload,
+        json!({ "tenant_id": tenant, "actor": "{\"operator\":true}" }),
+    )
+}
+
+/// The transaction ids that hold events of these users.
+async fn commits_of(app: &twofold_tests::TestApp, tenant: &str, users: &[String]) -> Vec<String> {
+    let ids: Vec<String> = users.iter().map(|u| format!("{tenant}/{u}")).collect();
+    sqlx::query_scalar(
+        "SELECT DISTINCT tx_id::text FROM events WHERE aggregate_type = 'user' \
+         AND aggregate_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+// Commands that hand their events over together share one transaction (group commit), and a
+// conflict in a shared batch still reaches only the command that conflicted.
+#[tokio::test]
+async fn commands_that_commit_together_share_one_transaction_and_conflicts_stay_exact() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(PostgresEventRepository::new(app.db.clone()));
+
+    // Ten commands on ten users, handed over before the committer runs: one transaction.
+    let users: Vec<String> = (0..10).map(|i| format!("gc-{i}")).collect();
+    let outcomes = futures::future::join_all(
+        users
+            .iter()
+            .map(|u| writer.append(vec![sign_in_event(&tenant, u, 1)])),
+    )
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(commits_of(&app, &tenant, &users).await.len(), 1);
+
+    // Three more, one of them a second sequence 2 for gc-0 racing the first: exactly that one
+    // is refused as a conflict, and the others are written.
+    let outcomes = futures::future::join_all(vec![
+        writer.append(vec![sign_in_event(&tenant, "gc-0", 2)]),
+        writer.append(vec![
+            sign_in_event(&tenant, "gc-1", 2),
+            sign_in_event(&tenant, "gc-1", 3),
+        ]),
+        writer.append(vec![sign_in_event(&tenant, "gc-0", 2)]),
+        writer.append(vec![sign_in_event(&tenant, "gc-2", 2)]),
+    ])
+    .await;
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    assert!(
+        matches!(outcomes[2], Err(PersistenceError::OptimisticLockError)),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(outcomes[3].is_ok(), "{:?}", outcomes[3]);
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, count(*) FROM events WHERE aggregate_type = 'user' \
+         AND aggregate_id LIKE $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(format!("{tenant}/gc-%"))
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let expected: Vec<(String, i64)> = (0..10)
+        .map(|i| {
+            let n = match i {
+                0 | 2 => 2,
+                1 => 3,
+                _ => 1,
+            };
+            (format!("{tenant}/gc-{i}"), n)
+        })
+        .collect();
+    assert_eq!(counts, expected);
 }
