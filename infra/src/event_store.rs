@@ -19,16 +19,22 @@ use sqlx::PgPool;
 use twofold_services::commands::{CommandGateway, Executed};
 
 use crate::group_commit::GroupCommit;
+use crate::pg::direct::DirectConnections;
 
 /// Replaying this many events (or more) in one command triggers a new snapshot, so no load
 /// ever replays much more than this, whatever the stream's length.
 pub const SNAPSHOT_AFTER: usize = 50;
+
+/// Connections each store keeps for its loads (besides the shared pool).
+pub const LOAD_CONNECTIONS: usize = 6;
 
 /// A command gateway for aggregate `A` over the `events` and `aggregate_snapshots` tables.
 pub struct PgStore<A: Aggregate> {
     pool: PgPool,
     repo: PostgresEventRepository,
     writer: GroupCommit<A>,
+    /// Connections for loads, without the pool's ping on release.
+    loads: DirectConnections,
     services: A::Services,
     state_version: &'static str,
 }
@@ -41,6 +47,7 @@ impl<A: Aggregate + 'static> PgStore<A> {
             pool: pool.clone(),
             repo: PostgresEventRepository::new(pool.clone()),
             writer: GroupCommit::new(PostgresEventRepository::new(pool.clone())),
+            loads: DirectConnections::new(pool, LOAD_CONNECTIONS),
             services,
             state_version,
         }
@@ -52,6 +59,11 @@ impl<A: Aggregate + 'static> PgStore<A> {
         &self,
         aggregate_id: &str,
     ) -> Result<(A, usize, usize), AggregateError<A::Error>> {
+        let mut lease = self
+            .loads
+            .acquire()
+            .await
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
         // One round trip: the snapshot (kind 0), if any, then the events after it (kind 1).
         let rows: Vec<(i32, i64, serde_json::Value)> = sqlx::query_as(
             "WITH s AS (SELECT last_sequence, state FROM aggregate_snapshots \
@@ -66,9 +78,10 @@ impl<A: Aggregate + 'static> PgStore<A> {
         .bind(A::TYPE)
         .bind(aggregate_id)
         .bind(self.state_version)
-        .fetch_all(&self.pool)
+        .fetch_all(lease.conn())
         .await
         .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
+        lease.finish();
         let mut rows = rows.into_iter().peekable();
         let (mut state, mut sequence) = match rows.next_if(|(kind, _, _)| *kind == 0) {
             Some((_, seq, json)) => match serde_json::from_value::<A>(json) {

@@ -1,5 +1,6 @@
 //! PostgreSQL: connection pool, migrations, and a private cluster for zero-config and tests.
 
+pub mod direct;
 pub mod local;
 
 use std::time::Duration;

@@ -6,6 +6,7 @@ use postgres_es::PostgresEventRepository;
 use serde_json::{json, Value};
 use twofold_domain::user::{SignInReason, User, UserEvent};
 use twofold_infra::group_commit::GroupCommit;
+use twofold_infra::pg::direct::DirectConnections;
 use twofold_tests::spawn_app;
 
 #[tokio::test]
@@ -190,4 +191,41 @@ async fn commands_that_commit_together_share_one_transaction_and_conflicts_stay_
         })
         .collect();
     assert_eq!(counts, expected);
+}
+
+// Load connections skip sqlx's ping on release, so they must never reuse a connection that a
+// dropped future left mid-query: such a connection is closed, a finished one is reused.
+#[tokio::test]
+async fn a_load_connection_left_mid_query_is_closed_not_reused() {
+    let app = spawn_app().await;
+    let conns = DirectConnections::new(&app.db, 1);
+    let mut lease = conns.acquire().await.unwrap();
+    let first = backend_pid(lease.conn()).await;
+    lease.finish();
+    let mut lease = conns.acquire().await.unwrap();
+    assert_eq!(
+        backend_pid(lease.conn()).await,
+        first,
+        "a finished connection is reused"
+    );
+
+    // Abandon a query midway, as a cancelled request does.
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        sqlx::query("SELECT pg_sleep(2)").execute(lease.conn()),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    drop(lease);
+    let mut lease = conns.acquire().await.unwrap();
+    let next = backend_pid(lease.conn()).await;
+    assert_ne!(next, first, "the abandoned connection was not reused");
+    lease.finish();
+}
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
 }
