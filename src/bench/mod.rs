@@ -61,6 +61,10 @@ pub struct BenchOptions {
     /// (loads `pg_stat_statements`, which costs a little itself).
     #[arg(long)]
     pub statement_stats: bool,
+    /// Reach PostgreSQL over TCP on 127.0.0.1 (service and limit alike) instead of its
+    /// Unix-domain socket, as a service on another host would.
+    #[arg(long)]
+    pub tcp: bool,
     /// A few seconds of everything, to check the benchmark works (CI); figures mean little.
     #[arg(long)]
     pub smoke: bool,
@@ -124,7 +128,16 @@ async fn run_on(
     pg::ensure_database(&local.url("postgres"), database).await?;
     // The service and the limit both reach PostgreSQL over its Unix-domain socket, as the
     // zero-config service does: the same transport on both sides of the ratio.
-    let url = local.socket_url(database);
+    let url = if options.tcp {
+        local.url(database)
+    } else {
+        local.socket_url(database)
+    };
+    let limit_host = if options.tcp {
+        "127.0.0.1".to_owned()
+    } else {
+        local.socket_dir().to_string_lossy().into_owned()
+    };
     let operator = random_hex(24);
     let smtp = sinks::SmtpSink::start()?;
     let sms = sinks::SmsSink::start()?;
@@ -197,7 +210,7 @@ async fn run_on(
     );
     let limit = limit::measure(
         &pool,
-        &local.socket_dir().to_string_lossy(),
+        &limit_host,
         local.port(),
         database,
         options.concurrency,
