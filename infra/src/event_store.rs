@@ -14,7 +14,10 @@ use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateError, DomainEvent};
+use futures::TryStreamExt;
 use postgres_es::PostgresEventRepository;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::PgPool;
 use twofold_services::commands::{CommandGateway, Executed};
 
@@ -64,8 +67,9 @@ impl<A: Aggregate + 'static> PgStore<A> {
             .acquire()
             .await
             .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
-        // One round trip: the snapshot (kind 0), if any, then the events after it (kind 1).
-        let rows: Vec<(i32, i64, serde_json::Value)> = sqlx::query_as(
+        // One round trip: the snapshot (kind 0), if any, then the events after it (kind 1),
+        // each decoded and applied as it arrives: a long stream never sits in memory whole.
+        let mut rows = sqlx::query_as::<_, (i32, i64, Json<Box<RawValue>>)>(
             "WITH s AS (SELECT last_sequence, state FROM aggregate_snapshots \
                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3) \
              SELECT 0 AS kind, last_sequence AS sequence, state AS body FROM s \
@@ -78,29 +82,35 @@ impl<A: Aggregate + 'static> PgStore<A> {
         .bind(A::TYPE)
         .bind(aggregate_id)
         .bind(self.state_version)
-        .fetch_all(lease.conn())
-        .await
-        .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
-        lease.finish();
-        let mut rows = rows.into_iter().peekable();
-        let (mut state, mut sequence) = match rows.next_if(|(kind, _, _)| *kind == 0) {
-            Some((_, seq, json)) => match serde_json::from_value::<A>(json) {
-                Ok(state) => (state, usize::try_from(seq).unwrap_or(0)),
-                Err(e) => {
-                    tracing::warn!(aggregate = A::TYPE, error = %e, "ignoring unreadable snapshot");
-                    return self.replay_all(aggregate_id).await;
+        .fetch(lease.conn());
+        let (mut state, mut sequence, mut replayed) = (A::default(), 0, 0);
+        while let Some((kind, row_sequence, Json(body))) = rows
+            .try_next()
+            .await
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?
+        {
+            // On an early return the lease is dropped unfinished: its connection, with rows
+            // still unread, is closed rather than reused.
+            if kind == 0 {
+                match serde_json::from_str::<A>(body.get()) {
+                    Ok(snapshot) => state = snapshot,
+                    Err(e) => {
+                        tracing::warn!(aggregate = A::TYPE, error = %e, "ignoring unreadable snapshot");
+                        drop(rows);
+                        drop(lease);
+                        return self.replay_all(aggregate_id).await;
+                    }
                 }
-            },
-            None => (A::default(), 0),
-        };
-        let mut replayed = 0;
-        for (_, event_sequence, payload) in rows {
-            let payload: A::Event =
-                serde_json::from_value(payload).map_err(PersistenceError::from)?;
-            state.apply(payload);
-            sequence = usize::try_from(event_sequence).unwrap_or(0);
-            replayed += 1;
+            } else {
+                let event: A::Event =
+                    serde_json::from_str(body.get()).map_err(PersistenceError::from)?;
+                state.apply(event);
+                replayed += 1;
+            }
+            sequence = usize::try_from(row_sequence).unwrap_or(0);
         }
+        drop(rows);
+        lease.finish();
         Ok((state, sequence, replayed))
     }
 
