@@ -164,67 +164,72 @@ pub async fn run(
         users,
         free: Mutex::new(free),
     });
-    let started = Instant::now();
-    let deadline = started + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|w| {
-            let api = api.clone();
-            let key = key.to_owned();
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1000_0001));
-                let mut result = LoadResult::default();
-                while Instant::now() < deadline {
-                    if rng.unit() < wrong_share {
-                        let index = (rng.next() % pool.users.len() as u64) as usize;
-                        let user = &pool.users[index];
-                        let code = wrong_code(user);
-                        let t = Instant::now();
-                        let answer = api
-                            .call(&key, VERIFY, json!({ "u": user.user, "c": code }))
-                            .await;
-                        result.wrong_sent += 1;
-                        match answer {
-                            Ok(Answer::Error(c, _)) if c == "INVALID_CODE" => {
-                                result.wrong_invalid += 1
-                            }
-                            Ok(Answer::Error(c, _)) => {
-                                *result.wrong_other.entry(c).or_insert(0) += 1
-                            }
-                            Ok(Answer::Data(_)) => {
-                                *result.wrong_other.entry("ACCEPTED".into()).or_insert(0) += 1
-                            }
-                            Err(_) => result.transport_errors += 1,
-                        }
-                        result.latencies_us.push(t.elapsed().as_micros() as u64);
-                        continue;
-                    }
-                    let Some((mut slot, step)) = pool.take() else {
-                        result.starved += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    };
-                    let user = &pool.users[slot.index];
-                    let code = user.code_at(step);
+    let deadline = Instant::now() + duration;
+    clients(concurrency, |w| {
+        let api = api.clone();
+        let key = key.to_owned();
+        let pool = pool.clone();
+        async move {
+            let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1000_0001));
+            let mut result = LoadResult::default();
+            while Instant::now() < deadline {
+                if rng.unit() < wrong_share {
+                    let index = (rng.next() % pool.users.len() as u64) as usize;
+                    let user = &pool.users[index];
+                    let code = wrong_code(user);
                     let t = Instant::now();
                     let answer = api
                         .call(&key, VERIFY, json!({ "u": user.user, "c": code }))
                         .await;
-                    result.latencies_us.push(t.elapsed().as_micros() as u64);
-                    result.valid_sent += 1;
+                    result.wrong_sent += 1;
                     match answer {
-                        Ok(Answer::Data(_)) => result.valid_accepted += 1,
-                        Ok(Answer::Error(c, _)) => *result.valid_refused.entry(c).or_insert(0) += 1,
+                        Ok(Answer::Error(c, _)) if c == "INVALID_CODE" => result.wrong_invalid += 1,
+                        Ok(Answer::Error(c, _)) => *result.wrong_other.entry(c).or_insert(0) += 1,
+                        Ok(Answer::Data(_)) => {
+                            *result.wrong_other.entry("ACCEPTED".into()).or_insert(0) += 1
+                        }
                         Err(_) => result.transport_errors += 1,
                     }
-                    // Used (or burnt): never sent again.
-                    slot.last_step = step;
-                    pool.give_back(slot);
+                    result.latencies_us.push(t.elapsed().as_micros() as u64);
+                    continue;
                 }
-                result
-            })
-        })
-        .collect();
+                let Some((mut slot, step)) = pool.take() else {
+                    result.starved += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let user = &pool.users[slot.index];
+                let code = user.code_at(step);
+                let t = Instant::now();
+                let answer = api
+                    .call(&key, VERIFY, json!({ "u": user.user, "c": code }))
+                    .await;
+                result.latencies_us.push(t.elapsed().as_micros() as u64);
+                result.valid_sent += 1;
+                match answer {
+                    Ok(Answer::Data(_)) => result.valid_accepted += 1,
+                    Ok(Answer::Error(c, _)) => *result.valid_refused.entry(c).or_insert(0) += 1,
+                    Err(_) => result.transport_errors += 1,
+                }
+                // Used (or burnt): never sent again.
+                slot.last_step = step;
+                pool.give_back(slot);
+            }
+            result
+        }
+    })
+    .await
+}
+
+/// Runs `concurrency` clients, each made by `client(index)`, until all are done; their results
+/// merged, with the wall time they took.
+async fn clients<F, Fut>(concurrency: usize, client: F) -> LoadResult
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = LoadResult> + Send + 'static,
+{
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency).map(|w| tokio::spawn(client(w))).collect();
     let mut total = LoadResult::default();
     for w in workers {
         if let Ok(r) = w.await {
@@ -239,33 +244,23 @@ pub async fn run(
 /// no database (`{ __typename }`, authenticated with the same key) for `duration`. No request
 /// over this API can go faster, so it bounds what any verify rate could be.
 pub async fn floor(api: &Api, key: &str, concurrency: usize, duration: Duration) -> LoadResult {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let api = api.clone();
-            let key = key.to_owned();
-            tokio::spawn(async move {
-                let mut result = LoadResult::default();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    match api.call(&key, "{ __typename }", json!({})).await {
-                        Ok(Answer::Data(_)) => {}
-                        Ok(Answer::Error(c, _)) => *result.wrong_other.entry(c).or_insert(0) += 1,
-                        Err(_) => result.transport_errors += 1,
-                    }
-                    result.latencies_us.push(t.elapsed().as_micros() as u64);
+    let deadline = Instant::now() + duration;
+    clients(concurrency, |_| {
+        let api = api.clone();
+        let key = key.to_owned();
+        async move {
+            let mut result = LoadResult::default();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match api.call(&key, "{ __typename }", json!({})).await {
+                    Ok(Answer::Data(_)) => {}
+                    Ok(Answer::Error(c, _)) => *result.wrong_other.entry(c).or_insert(0) += 1,
+                    Err(_) => result.transport_errors += 1,
                 }
-                result
-            })
-        })
-        .collect();
-    let mut total = LoadResult::default();
-    for w in workers {
-        if let Ok(r) = w.await {
-            total.merge(r);
+                result.latencies_us.push(t.elapsed().as_micros() as u64);
+            }
+            result
         }
-    }
-    total.elapsed = started.elapsed();
-    total
+    })
+    .await
 }
