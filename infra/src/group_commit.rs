@@ -13,8 +13,10 @@
 //! not at all; if a batch fails with an optimistic-concurrency conflict (two commands on one
 //! aggregate in the same batch, or another writer came first), every command of the batch is
 //! written again on its own, so only the one that really conflicted sees the conflict (and its
-//! caller re-decides on fresh state, as before). Other errors reach every command of the batch,
-//! which is what each would have seen alone.
+//! caller re-decides on fresh state, as before). Other errors (the database unreachable, a
+//! `COMMIT` that failed, whose outcome nobody can know) reach every command of the batch: they
+//! are not the doing of one command, and retrying after an uncertain `COMMIT` could report a
+//! committed command as refused.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
@@ -134,8 +136,8 @@ async fn commit_batch<A: Aggregate>(repo: &PostgresEventRepository, batch: Vec<P
             }
         }
         Err(e) => {
-            // Nothing of the batch was written, or (a failed COMMIT) nobody can know; either
-            // way each command reports what it would have alone.
+            // Nothing of the batch was written, or (a failed COMMIT) nobody can know: every
+            // command reports the error, as it would have alone.
             let message = e.to_string();
             for (_, done) in waiting {
                 let _ = done.send(Err(PersistenceError::ConnectionError(
