@@ -32,6 +32,14 @@ use twofold_services::tenants::TenantService;
 use twofold_services::users::{UserCrypto, UserService};
 use twofold_services::Authenticator;
 
+/// The layout version of the user aggregate's snapshots: change it whenever `User`'s
+/// serialized state changes, so old snapshots are ignored rather than misread. Public for the
+/// benchmark, which runs the load statement with it.
+pub const USER_STATE_VERSION: &str = "user-1";
+
+/// The layout version of the tenant aggregate's snapshots (see `USER_STATE_VERSION`).
+pub const TENANT_STATE_VERSION: &str = "tenant-1";
+
 /// The use-cases and the machinery behind them, wired to one database.
 #[derive(Clone)]
 pub struct Services {
@@ -79,7 +87,11 @@ impl Services {
             Some(secrets.operator_token.expose()),
         ));
         let commands = Commands::<Tenant>::new(
-            Arc::new(event_store::PgStore::<Tenant>::new(&pool, (), "tenant-1")),
+            Arc::new(event_store::PgStore::<Tenant>::new(
+                &pool,
+                (),
+                TENANT_STATE_VERSION,
+            )),
             processor.clone(),
             entropy.clone(),
         );
@@ -99,7 +111,11 @@ impl Services {
             hasher.clone(),
         ));
         let user_commands = Commands::<User>::new(
-            Arc::new(event_store::PgStore::<User>::new(&pool, crypto, "user-1")),
+            Arc::new(event_store::PgStore::<User>::new(
+                &pool,
+                crypto,
+                USER_STATE_VERSION,
+            )),
             processor.clone(),
             entropy.clone(),
         );

@@ -42,6 +42,19 @@ pub struct PgStore<A: Aggregate> {
     state_version: &'static str,
 }
 
+/// The statement every aggregate load runs: the snapshot (kind 0), if any, then the events
+/// after it (kind 1), in one round trip. `$1` is the aggregate type, `$2` its id, `$3` the
+/// state version. Public so that the benchmark can have PostgreSQL run the very statement a
+/// verify runs, without the service (its "ceiling").
+pub const LOAD_SQL: &str = "WITH s AS (SELECT last_sequence, state FROM aggregate_snapshots \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3) \
+     SELECT 0 AS kind, last_sequence AS sequence, state AS body FROM s \
+     UNION ALL \
+     SELECT 1, e.sequence, e.payload FROM events e \
+      WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
+        AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
+     ORDER BY 1, 2";
+
 impl<A: Aggregate + 'static> PgStore<A> {
     /// `state_version` names the layout of `A`'s serialized state; change it whenever that
     /// layout changes meaning, and old snapshots are ignored.
@@ -69,20 +82,11 @@ impl<A: Aggregate + 'static> PgStore<A> {
             .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
         // One round trip: the snapshot (kind 0), if any, then the events after it (kind 1),
         // each decoded and applied as it arrives: a long stream never sits in memory whole.
-        let mut rows = sqlx::query_as::<_, (i32, i64, Json<Box<RawValue>>)>(
-            "WITH s AS (SELECT last_sequence, state FROM aggregate_snapshots \
-                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3) \
-             SELECT 0 AS kind, last_sequence AS sequence, state AS body FROM s \
-             UNION ALL \
-             SELECT 1, e.sequence, e.payload FROM events e \
-              WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
-                AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
-             ORDER BY 1, 2",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(self.state_version)
-        .fetch(lease.conn());
+        let mut rows = sqlx::query_as::<_, (i32, i64, Json<Box<RawValue>>)>(LOAD_SQL)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(self.state_version)
+            .fetch(lease.conn());
         let (mut state, mut sequence, mut replayed) = (A::default(), 0, 0);
         while let Some((kind, row_sequence, Json(body))) = rows
             .try_next()

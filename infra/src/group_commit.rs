@@ -11,9 +11,12 @@
 //!
 //! Each command's answer is still exact. A batch is atomic, so its commands commit together or
 //! not at all; if a batch fails with an optimistic-concurrency conflict (two commands on one
-//! aggregate in the same batch, or another writer came first), every command of the batch is
-//! written again on its own, so only the one that really conflicted sees the conflict (and its
-//! caller re-decides on fresh state, as before). Other errors (the database unreachable, a
+//! aggregate in the same batch, or another writer came first), or with a deadlock PostgreSQL
+//! resolved by rolling it back, every command of the batch is written again on its own, so
+//! only the one that really conflicted sees the conflict (and its caller re-decides on fresh
+//! state, as before). A batch writes its events in key order (aggregate id, then sequence), so
+//! two transactions that write the same aggregates wait for each other in one direction only
+//! and do not deadlock in the first place. Other errors (the database unreachable, a
 //! `COMMIT` that failed, whose outcome nobody can know) reach every command of the batch: they
 //! are not the doing of one command, and retrying after an uncertain `COMMIT` could report a
 //! committed command as refused.
@@ -116,6 +119,8 @@ async fn commit_batch<A: Aggregate>(repo: &PostgresEventRepository, batch: Vec<P
         }
         return;
     }
+    let mut batch = batch;
+    in_lock_order(&mut batch);
     let mut all = Vec::with_capacity(batch.iter().map(|p| p.events.len()).sum());
     let mut waiting = Vec::with_capacity(batch.len());
     for Pending { events, done } in batch {
@@ -129,7 +134,7 @@ async fn commit_batch<A: Aggregate>(repo: &PostgresEventRepository, batch: Vec<P
                 let _ = done.send(Ok(()));
             }
         }
-        Err(PersistenceError::OptimisticLockError) => {
+        Err(e) if is_conflict(&e) => {
             // Nothing of the batch was written: find the command(s) that really conflict.
             for (range, done) in waiting {
                 let _ = done.send(repo.persist::<A>(&all[range], None).await);
@@ -145,5 +150,85 @@ async fn commit_batch<A: Aggregate>(repo: &PostgresEventRepository, batch: Vec<P
                 )));
             }
         }
+    }
+}
+
+/// Puts a batch's commands in the order of the keys they insert (aggregate id, then sequence).
+/// Two transactions that insert the same keys then wait for each other in one direction only:
+/// unordered, two batches (of this instance or of two) holding the same two aggregates in
+/// opposite orders each waited for a key the other had written, and PostgreSQL broke the
+/// deadlock by failing one batch after a second, with an error for every command in it.
+fn in_lock_order(batch: &mut [Pending]) {
+    batch.sort_by(|a, b| {
+        let key = |p: &Pending| {
+            p.events
+                .first()
+                .map(|e| (e.aggregate_id.clone(), e.sequence))
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+/// Whether a batch failed because of other writers, with nothing of it written: a duplicate
+/// sequence (the optimistic-concurrency conflict), or a deadlock or serialization failure that
+/// PostgreSQL resolved by rolling the batch back. Written again command by command, each then
+/// meets at most a plain conflict of its own.
+fn is_conflict(error: &PersistenceError) -> bool {
+    match error {
+        PersistenceError::OptimisticLockError => true,
+        PersistenceError::UnknownError(e) | PersistenceError::ConnectionError(e) => e
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(aggregate: &str, sequences: &[usize]) -> Pending {
+        let events = sequences
+            .iter()
+            .map(|&sequence| SerializedEvent {
+                aggregate_id: aggregate.to_owned(),
+                sequence,
+                aggregate_type: "user".to_owned(),
+                event_type: "E".to_owned(),
+                event_version: "1".to_owned(),
+                payload: serde_json::Value::Null,
+                metadata: serde_json::Value::Null,
+            })
+            .collect();
+        Pending {
+            events,
+            done: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_batch_inserts_its_keys_in_one_global_order() {
+        let mut batch = vec![
+            pending("t/user/b", &[4, 5]),
+            pending("t/user/a", &[9]),
+            pending("t/user/b", &[2]),
+            pending("t/user/a", &[3]),
+        ];
+        in_lock_order(&mut batch);
+        let keys: Vec<(String, usize)> = batch
+            .iter()
+            .flat_map(|p| {
+                p.events
+                    .iter()
+                    .map(|e| (e.aggregate_id.clone(), e.sequence))
+            })
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        // A command's events stay together and in their order.
+        assert_eq!(batch[3].events.len(), 2);
     }
 }

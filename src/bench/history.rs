@@ -1,7 +1,8 @@
 //! History mode: verify cost against how much history a user has. For each history length,
-//! fresh users are enrolled, given that many past sign-ins, and verified against; the rates
-//! should match within noise, because a load reads the user's snapshot and at most a few dozen
-//! events after it, however long the stream.
+//! fresh users are enrolled and given that many past sign-ins; then all lengths are verified
+//! against together, their requests interleaved. Their latencies, and so their rates, should
+//! match within noise, because a load reads the user's snapshot and at most a few dozen events
+//! after it, however long the stream.
 //!
 //! The past sign-ins are `SignInEvaluated` events, what the service records at every
 //! `signInRequirement`, appended to the users' streams in one statement per user (tens of
@@ -32,6 +33,31 @@ const REQUIREMENT: &str = "query($u: ID!) { signInRequirement(userId: $u) { reas
 /// Wrong codes in a row before a valid one resets the count (the lockout comes at ten).
 const WRONG_RUN: u32 = 8;
 
+/// Waits until every projection has processed every committed event: the service's event
+/// processor works through the added history in the background.
+async fn projections_caught_up(pool: &PgPool, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let behind: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM projection_checkpoints c \
+               WHERE EXISTS (SELECT 1 FROM events e \
+                 WHERE (e.tx_id, e.global_position) > (c.last_tx, c.last_position)))",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !behind {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "the projections had not caught up with the added history after {} s",
+                within.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// What one history length measured.
 #[derive(Debug)]
 pub struct Level {
@@ -39,7 +65,8 @@ pub struct Level {
     pub history: usize,
     /// Verify requests sent.
     pub requests: usize,
-    /// Requests per second.
+    /// Requests per second that the clients would sustain on this level alone: the
+    /// concurrency over the mean latency, the levels' requests being interleaved.
     pub rate: f64,
     /// Median latency, ms.
     pub p50: f64,
@@ -71,15 +98,13 @@ pub async fn run(
             .context("reading the long streams once")?;
         groups.push((history, enrolled));
     }
-    // The bulk inserts leave work behind (autovacuum of the grown table, a checkpoint) that
-    // would otherwise land on whichever level is measured next: do it now, before any.
+    // The bulk inserts leave work behind (the projections' catch-up on every added event,
+    // autovacuum of the grown table, a checkpoint) that would otherwise land on the
+    // measurement: let it finish now.
+    projections_caught_up(pool, Duration::from_secs(180)).await?;
     sqlx::query("VACUUM (ANALYZE) events").execute(pool).await?;
     sqlx::query("CHECKPOINT").execute(pool).await?;
-    let mut out = Vec::new();
-    for (history, enrolled) in groups {
-        out.push(measure(api, key, history, enrolled, concurrency).await);
-    }
-    Ok(out)
+    Ok(measure(api, key, groups, concurrency).await)
 }
 
 /// Appends `history` past sign-ins to each user's stream, as the service records them.
@@ -131,29 +156,40 @@ async fn add_history(
     Ok(())
 }
 
-/// Each worker takes its share of the users round-robin: runs of wrong codes, each ended by
-/// a valid code while a fresh time step is left, until its users are used up.
+/// All levels at once, so that they share the same conditions: each worker takes its share
+/// of every level's users and cycles through them interleaved (a user of the first level,
+/// one of the second, ...), sending runs of wrong codes, each ended by a valid code while a
+/// fresh time step is left, until its users are used up. Measured one after the other, the
+/// levels differed by up to a fifth, whichever ran first being the slowest (decision 80).
 async fn measure(
     api: &Api,
     key: &str,
-    history: usize,
-    users: Vec<Arc<Enrolled>>,
+    groups: Vec<(usize, Vec<Arc<Enrolled>>)>,
     concurrency: usize,
-) -> Level {
+) -> Vec<Level> {
     struct State {
+        level: usize,
         user: Arc<Enrolled>,
         last_step: u64,
         wrong_in_row: u32,
         done: bool,
     }
-    let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
-            let mine: Vec<State> = users
+            let shares: Vec<Vec<Arc<Enrolled>>> = groups
                 .iter()
-                .skip(w)
-                .step_by(concurrency)
-                .map(|u| State {
+                .map(|(_, users)| users.iter().skip(w).step_by(concurrency).cloned().collect())
+                .collect();
+            let longest = shares.iter().map(Vec::len).max().unwrap_or(0);
+            let mine: Vec<State> = (0..longest)
+                .flat_map(|i| {
+                    shares
+                        .iter()
+                        .enumerate()
+                        .filter_map(move |(level, share)| share.get(i).map(|u| (level, u)))
+                })
+                .map(|(level, u)| State {
+                    level,
                     last_step: u.confirmed_step,
                     user: u.clone(),
                     wrong_in_row: 0,
@@ -162,10 +198,11 @@ async fn measure(
                 .collect();
             let api = api.clone();
             let key = key.to_owned();
+            let levels = groups.len();
             tokio::spawn(async move {
                 let mut mine = mine;
-                let mut latencies = Vec::new();
-                let mut unexpected = 0;
+                let mut latencies = vec![Vec::new(); levels];
+                let mut unexpected = vec![0; levels];
                 while mine.iter().any(|s| !s.done) {
                     for s in mine.iter_mut().filter(|s| !s.done) {
                         let current = unix_now() / s.user.totp.step();
@@ -182,17 +219,17 @@ async fn measure(
                         let answer = api
                             .call(&key, VERIFY, json!({ "u": s.user.user, "c": code }))
                             .await;
-                        latencies.push(t.elapsed());
+                        latencies[s.level].push(t.elapsed());
                         let as_expected = match (&answer, valid) {
                             (Ok(Answer::Data(_)), true) => true,
                             (Ok(Answer::Error(c, _)), false) => c == "INVALID_CODE",
                             _ => false,
                         };
                         if !as_expected {
-                            unexpected += 1;
+                            unexpected[s.level] += 1;
                         }
                         if valid {
-                            s.last_step = next_valid;
+                            s.last_step = s.user.step_recorded_for(next_valid);
                             s.wrong_in_row = 0;
                         } else {
                             s.wrong_in_row += 1;
@@ -203,29 +240,45 @@ async fn measure(
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = Vec::new();
-    let mut unexpected = 0;
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); groups.len()];
+    let mut unexpected = vec![0; groups.len()];
     for w in workers {
         if let Ok((l, u)) = w.await {
-            latencies.extend(l);
-            unexpected += u;
+            for (level, l) in l.into_iter().enumerate() {
+                latencies[level].extend(l);
+                unexpected[level] += u[level];
+            }
         }
     }
-    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-    latencies.sort_unstable();
-    let quantile = |q: f64| {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
-        latencies[i].as_secs_f64() * 1000.0
-    };
-    Level {
-        history,
-        requests: latencies.len(),
-        rate: latencies.len() as f64 / elapsed,
-        p50: quantile(0.5),
-        p99: quantile(0.99),
-        unexpected,
-    }
+    groups
+        .iter()
+        .zip(latencies)
+        .zip(unexpected)
+        .map(|(((history, _), mut latencies), unexpected)| {
+            latencies.sort_unstable();
+            let quantile = |q: f64| {
+                if latencies.is_empty() {
+                    return 0.0;
+                }
+                let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+                latencies[i].as_secs_f64() * 1000.0
+            };
+            let mean = latencies.iter().map(Duration::as_secs_f64).sum::<f64>()
+                / latencies.len().max(1) as f64;
+            Level {
+                history: *history,
+                requests: latencies.len(),
+                // Little's law: what `concurrency` clients sending only this level's requests
+                // would sustain at these latencies.
+                rate: if mean > 0.0 {
+                    concurrency as f64 / mean
+                } else {
+                    0.0
+                },
+                p50: quantile(0.5),
+                p99: quantile(0.99),
+                unexpected,
+            }
+        })
+        .collect()
 }

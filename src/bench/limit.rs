@@ -78,40 +78,182 @@ async fn with_pgbench(
 ) -> anyhow::Result<Limit> {
     let script = work_dir.join("insert.sql");
     std::fs::write(&script, SCRIPT)?;
-    let output = tokio::process::Command::new(pgbench)
-        .args(["-n", "-M", "prepared", "-h", host, "-U", "postgres"])
-        .arg("-p")
-        .arg(port.to_string())
-        .arg("-c")
-        .arg(clients.to_string())
-        .arg("-j")
-        .arg(clients.clamp(1, 2).to_string())
-        .arg("-T")
-        .arg(duration.as_secs().max(1).to_string())
-        .arg("-f")
-        .arg(&script)
-        .arg(database)
-        .output()
-        .await
-        .context("running pgbench")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(anyhow!(
-            "pgbench failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let tps = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse::<f64>().ok())
-        .ok_or_else(|| anyhow!("no tps in pgbench's output: {stdout}"))?;
+    let target = Target {
+        pgbench,
+        host,
+        port,
+        database,
+    };
     Ok(Limit {
-        commits_per_second: tps,
+        commits_per_second: target.tps(&script, &[], clients, duration).await?,
         tool: "pgbench",
     })
+}
+
+/// Where and with what `pgbench` runs.
+struct Target<'a> {
+    pgbench: &'a Path,
+    host: &'a str,
+    port: u16,
+    database: &'a str,
+}
+
+impl Target<'_> {
+    /// Transactions per second of `script` (prepared statements, `-D` variables `vars`).
+    async fn tps(
+        &self,
+        script: &Path,
+        vars: &[(&str, &str)],
+        clients: usize,
+        duration: Duration,
+    ) -> anyhow::Result<f64> {
+        let mut command = tokio::process::Command::new(self.pgbench);
+        command
+            .args(["-n", "-M", "prepared", "-h", self.host, "-U", "postgres"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(clients.to_string())
+            .arg("-j")
+            .arg(clients.clamp(1, 2).to_string())
+            .arg("-T")
+            .arg(duration.as_secs().max(1).to_string());
+        for (name, value) in vars {
+            command.arg("-D").arg(format!("{name}={value}"));
+        }
+        let output = command
+            .arg("-f")
+            .arg(script)
+            .arg(self.database)
+            .output()
+            .await
+            .context("running pgbench")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(anyhow!(
+                "pgbench failed: {}{}",
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tps = "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("no tps in pgbench's output: {stdout}"))
+    }
+}
+
+/// What the ceiling's script reads and writes: the users it loads and a real event to write.
+pub struct CeilingInput<'a> {
+    /// The aggregate id of user `{base}{i}` for `i` in `0..users`.
+    pub base: &'a str,
+    /// How many users the script picks from.
+    pub users: usize,
+    /// The user aggregate's type and snapshot layout version, as the service loads them.
+    pub aggregate_type: &'a str,
+    /// See `aggregate_type`.
+    pub state_version: &'a str,
+}
+
+/// The ceiling: how many verifies per second PostgreSQL sustains when it runs only a verify's
+/// own statements, driven by `pgbench` with no HTTP, no GraphQL and no service in between.
+/// Per verify: the load statement the service runs (`LOAD_SQL`) for a random enrolled user,
+/// then postgres-es's INSERT of one event (a copy of a real `CodeVerified` row) into a copy of
+/// `events` with the same indexes. Each of the `clients` connections commits `clients` verifies
+/// at a time: with that many clients no group commit can share a commit among more. No design
+/// that reads a user's state and records an event per verify can beat it on this machine, so
+/// it tells how much of the gap to the limit is the service's and how much the work's.
+/// `None` when `pgbench` is not installed.
+#[allow(clippy::too_many_arguments)]
+pub async fn ceiling(
+    pool: &PgPool,
+    host: &str,
+    port: u16,
+    database: &str,
+    clients: usize,
+    duration: Duration,
+    work_dir: &Path,
+    input: &CeilingInput<'_>,
+) -> anyhow::Result<Option<f64>> {
+    let Some(pgbench) = find_pgbench() else {
+        return Ok(None);
+    };
+    let sample: (String, String, String) = sqlx::query_as(
+        "SELECT event_version, payload::text, metadata::text FROM events \
+         WHERE aggregate_type = $1 AND event_type = 'CodeVerified' \
+         ORDER BY global_position DESC LIMIT 1",
+    )
+    .bind(input.aggregate_type)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| anyhow!("the ceiling needs a CodeVerified event to copy, and there is none"))?;
+    for statement in [
+        "DROP TABLE IF EXISTS bench_ceiling",
+        "CREATE TABLE bench_ceiling (LIKE events INCLUDING DEFAULTS INCLUDING GENERATED \
+         INCLUDING CONSTRAINTS INCLUDING INDEXES)",
+        "CREATE SEQUENCE IF NOT EXISTS bench_ceiling_position",
+        "ALTER TABLE bench_ceiling ALTER COLUMN global_position \
+         SET DEFAULT nextval('bench_ceiling_position')",
+    ] {
+        sqlx::query(statement).execute(pool).await?;
+    }
+    let script = work_dir.join("ceiling.sql");
+    std::fs::write(&script, ceiling_script(input.users, clients))?;
+    let target = Target {
+        pgbench: &pgbench,
+        host,
+        port,
+        database,
+    };
+    let vars = [
+        ("atype", input.aggregate_type),
+        ("base", input.base),
+        ("sv", input.state_version),
+        ("ev", sample.0.as_str()),
+        ("payload", sample.1.as_str()),
+        ("meta", sample.2.as_str()),
+    ];
+    let result = target.tps(&script, &vars, clients, duration).await;
+    for statement in [
+        "DROP TABLE IF EXISTS bench_ceiling",
+        "DROP SEQUENCE IF EXISTS bench_ceiling_position",
+    ] {
+        sqlx::query(statement).execute(pool).await?;
+    }
+    Ok(Some(result? * clients as f64))
+}
+
+/// The ceiling's pgbench script: `group` loads, then one transaction with as many INSERTs
+/// (postgres-es writes one statement per event). Every value is a `-D` variable, sent as a
+/// bound parameter, so nothing in a payload is read as pgbench syntax.
+fn ceiling_script(users: usize, group: usize) -> String {
+    let mut script = String::new();
+    for i in 0..group {
+        script.push_str(&format!(
+            "\\set u{i} random(0, {})\n\\set s{i} random(1000000000, 9000000000000000000)\n",
+            users.max(1) - 1
+        ));
+    }
+    for i in 0..group {
+        let load = twofold_infra::event_store::LOAD_SQL
+            .replace("$1", ":atype")
+            .replace("$2", &format!("(:base::text || :u{i})"))
+            .replace("$3", ":sv");
+        script.push_str(&load);
+        script.push_str(";\n");
+    }
+    script.push_str("BEGIN;\n");
+    for i in 0..group {
+        script.push_str(&format!(
+            "INSERT INTO bench_ceiling (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES (:atype, (:base::text || :u{i}), :s{i}, \
+             'CodeVerified', :ev, :payload::jsonb, :meta::jsonb);\n"
+        ));
+    }
+    script.push_str("COMMIT;\n");
+    script
 }
 
 async fn with_own_client(
@@ -147,4 +289,43 @@ async fn with_own_client(
         commits_per_second: total as f64 / started.elapsed().as_secs_f64(),
         tool: "built-in client",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_script_runs_the_services_load_and_insert_for_each_verify_of_a_commit() {
+        let script = ceiling_script(500, 3);
+        // pgbench runs one statement per `;`: three loads, then one transaction of three inserts.
+        let statements: Vec<&str> = script
+            .split(";\n")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let loads = statements
+            .iter()
+            .filter(|s| s.contains("FROM aggregate_snapshots"))
+            .count();
+        let inserts = statements
+            .iter()
+            .filter(|s| s.starts_with("INSERT INTO bench_ceiling"))
+            .count();
+        assert_eq!((loads, inserts), (3, 3), "{script}");
+        let begin = statements.iter().position(|s| s.ends_with("BEGIN"));
+        let first_insert = statements
+            .iter()
+            .position(|s| s.starts_with("INSERT INTO bench_ceiling"));
+        assert!(
+            begin < first_insert,
+            "the inserts share one transaction: {script}"
+        );
+        assert_eq!(statements.last(), Some(&"COMMIT"));
+        // Users are drawn from the enrolled range, each verify its own.
+        assert!(script.contains("\\set u2 random(0, 499)"), "{script}");
+        assert!(script.contains("(:base::text || :u1)"), "{script}");
+        // Every placeholder of the service's statement became a pgbench variable.
+        assert!(!script.contains('$'), "{script}");
+    }
 }

@@ -211,8 +211,8 @@ pub async fn run(
                     Ok(Answer::Error(c, _)) => *result.valid_refused.entry(c).or_insert(0) += 1,
                     Err(_) => result.transport_errors += 1,
                 }
-                // Used (or burnt): never sent again.
-                slot.last_step = step;
+                // Used (or burnt): never sent again, nor a later step with the same code.
+                slot.last_step = user.step_recorded_for(step);
                 pool.give_back(slot);
             }
             result

@@ -284,7 +284,34 @@ async fn run_on(
     };
     let checks_verify = checks::verify(&pool, &tenant, since, &result).await?;
 
-    let floor_duration = duration.min(Duration::from_secs(5));
+    // The ceiling: the same PostgreSQL running only a verify's own statements (decision 77).
+    let side_duration = duration.min(Duration::from_secs(5));
+    eprintln!(
+        "bench: ceiling, pgbench running the verify's read and insert, {} clients, {} s",
+        options.concurrency,
+        side_duration.as_secs()
+    );
+    let first_user = twofold_domain::TenantId::parse(&tenant)
+        .and_then(|t| twofold_domain::UserId::parse("u0").map(|u| t.user_aggregate_id(&u)))
+        .map_err(|e| anyhow!("the bench's tenant or user id does not parse: {e}"))?;
+    let ceiling = limit::ceiling(
+        &pool,
+        &limit_host,
+        local.port(),
+        database,
+        options.concurrency,
+        side_duration,
+        dir,
+        &limit::CeilingInput {
+            base: first_user.strip_suffix('0').unwrap_or(&first_user),
+            users: first_batch,
+            aggregate_type: <twofold_domain::user::User as cqrs_es::Aggregate>::TYPE,
+            state_version: crate::startup::USER_STATE_VERSION,
+        },
+    )
+    .await?;
+
+    let floor_duration = side_duration;
     eprintln!(
         "bench: API floor, {} clients, {} s of {{ __typename }}",
         options.concurrency,
@@ -383,6 +410,15 @@ async fn run_on(
         limit.commits_per_second, limit.tool
     );
     println!("  ratio       {:.2} of the limit", ratio);
+    match ceiling {
+        Some(ceiling) => println!(
+            "  ceiling     {ceiling:.0} verifies/s with no service: PostgreSQL running each verify's load and INSERT (pgbench, {} per commit): {:.2} of the limit; Twofold reaches {:.2} of it",
+            options.concurrency,
+            ceiling / limit.commits_per_second,
+            rate / ceiling
+        ),
+        None => println!("  ceiling     not measured: pgbench is not installed"),
+    }
     let floor_rate = floor.rate();
     println!(
         "  api floor   {floor_rate:.0} requests/s of {{ __typename }} (no database), p50 {:.1} ms, p99 {:.1} ms, service CPU {:.0} µs/request: {:.2} of the limit",
@@ -460,6 +496,13 @@ async fn run_on(
         "SUMMARY verifies/s={rate:.0} p50_ms={p50:.1} p99_ms={p99:.1} limit_commits/s={:.0} ratio={ratio:.2} delivered_codes/s={:.0} idle_rss_mib={:.1} floor_requests/s={floor_rate:.0} floor_ratio={:.2}",
         limit.commits_per_second, delivered.rate(), rss_idle_start as f64 / MIB, floor_rate / limit.commits_per_second
     );
+    if let Some(ceiling) = ceiling {
+        println!(
+            "CEILING ceiling_verifies/s={ceiling:.0} ceiling_ratio={:.2} of_ceiling={:.2}",
+            ceiling / limit.commits_per_second,
+            rate / ceiling
+        );
+    }
     if !history.is_empty() {
         println!(
             "HISTORY {}",

@@ -193,6 +193,88 @@ async fn commands_that_commit_together_share_one_transaction_and_conflicts_stay_
     assert_eq!(counts, expected);
 }
 
+// Another writer holds one aggregate of a batch and then writes a second one: the batch must
+// not have written that second one first (opposite lock orders deadlock, and PostgreSQL then
+// fails a whole batch). Every command of the batch gets an exact conflict instead.
+#[tokio::test]
+async fn a_batch_and_another_writer_on_the_same_aggregates_end_in_conflicts_not_a_deadlock() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let insert = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                  event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let other_writer = |event: SerializedEvent| {
+        sqlx::query(insert)
+            .bind(event.aggregate_type)
+            .bind(event.aggregate_id)
+            .bind(event.sequence as i64)
+            .bind(event.event_type)
+            .bind(event.event_version)
+            .bind(event.payload)
+            .bind(event.metadata)
+    };
+
+    // The other writer (another instance, say) has written dl-a, not yet committed.
+    let mut other = app.db.begin().await.unwrap();
+    other_writer(sign_in_event(&tenant, "dl-a", 1))
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    // One batch with both aggregates, handed over as dl-b then dl-a; it waits for dl-a.
+    let writer: GroupCommit<User> = GroupCommit::new(PostgresEventRepository::new(app.db.clone()));
+    let batch = {
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            futures::future::join_all(vec![
+                writer.append(vec![sign_in_event(&tenant, "dl-b", 1)]),
+                writer.append(vec![sign_in_event(&tenant, "dl-a", 1)]),
+            ])
+            .await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    // Now the other writer writes dl-b too, and commits both.
+    other_writer(sign_in_event(&tenant, "dl-b", 1))
+        .execute(&mut *other)
+        .await
+        .expect("the batch had not written dl-b ahead of dl-a");
+    other.commit().await.unwrap();
+
+    let outcomes = batch.await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(PersistenceError::OptimisticLockError))),
+        "{outcomes:?}"
+    );
+    let written: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id IN ($1, $2)")
+            .bind(format!("{tenant}/dl-a"))
+            .bind(format!("{tenant}/dl-b"))
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(written, 2, "only the other writer's two events");
+}
+
 // Load connections skip sqlx's ping on release, so they must never reuse a connection that a
 // dropped future left mid-query: such a connection is closed, a finished one is reused.
 #[tokio::test]
