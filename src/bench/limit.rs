@@ -38,17 +38,39 @@ fn find_pgbench() -> Option<PathBuf> {
     })
 }
 
+/// The database both measurements run against, and a folder for their scripts.
+pub struct Database<'a> {
+    /// A pool on it, for set-up and the built-in client.
+    pub pool: &'a PgPool,
+    /// Where `pgbench` reaches it (user `postgres`): a host name or a socket folder.
+    pub host: &'a str,
+    /// Its port.
+    pub port: u16,
+    /// Its name.
+    pub name: &'a str,
+    /// Where the scripts are written.
+    pub work_dir: &'a Path,
+}
+
+impl Database<'_> {
+    fn target<'a>(&'a self, pgbench: &'a Path) -> Target<'a> {
+        Target {
+            pgbench,
+            host: self.host,
+            port: self.port,
+            database: self.name,
+        }
+    }
+}
+
 /// Measures the commit rate of one-row INSERT transactions with `clients` connections for
-/// `duration`, on the database behind `pool` (`host`, `port`, `database`, user `postgres`).
+/// `duration`.
 pub async fn measure(
-    pool: &PgPool,
-    host: &str,
-    port: u16,
-    database: &str,
+    db: &Database<'_>,
     clients: usize,
     duration: Duration,
-    work_dir: &Path,
 ) -> anyhow::Result<Limit> {
+    let pool = db.pool;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS bench_limit \
          (id bigserial PRIMARY KEY, v int NOT NULL, at timestamptz NOT NULL DEFAULT now())",
@@ -56,9 +78,7 @@ pub async fn measure(
     .execute(pool)
     .await?;
     let result = match find_pgbench() {
-        Some(pgbench) => {
-            with_pgbench(&pgbench, host, port, database, clients, duration, work_dir).await
-        }
+        Some(pgbench) => with_pgbench(&db.target(&pgbench), db.work_dir, clients, duration).await,
         None => with_own_client(pool, clients, duration).await,
     };
     sqlx::query("DROP TABLE IF EXISTS bench_limit")
@@ -68,22 +88,13 @@ pub async fn measure(
 }
 
 async fn with_pgbench(
-    pgbench: &Path,
-    host: &str,
-    port: u16,
-    database: &str,
+    target: &Target<'_>,
+    work_dir: &Path,
     clients: usize,
     duration: Duration,
-    work_dir: &Path,
 ) -> anyhow::Result<Limit> {
     let script = work_dir.join("insert.sql");
     std::fs::write(&script, SCRIPT)?;
-    let target = Target {
-        pgbench,
-        host,
-        port,
-        database,
-    };
     Ok(Limit {
         commits_per_second: target.tps(&script, &[], clients, duration).await?,
         tool: "pgbench",
@@ -162,24 +173,20 @@ pub struct CeilingInput<'a> {
 /// Per verify: the load statement the service runs (`LOAD_SQL`) for a random enrolled user,
 /// then postgres-es's INSERT of one event (a copy of a real `CodeVerified` row) into a copy of
 /// `events` with the same indexes. Each of the `clients` connections commits `clients` verifies
-/// at a time: with that many clients no group commit can share a commit among more. No design
-/// that reads a user's state and records an event per verify can beat it on this machine, so
-/// it tells how much of the gap to the limit is the service's and how much the work's.
+/// at a time: with that many clients no group commit can share a commit among more. No service
+/// that runs these two statements per verify can beat it on this machine, so it tells how much
+/// of the gap to the limit is the service's and how much its statements'.
 /// `None` when `pgbench` is not installed.
-#[allow(clippy::too_many_arguments)]
 pub async fn ceiling(
-    pool: &PgPool,
-    host: &str,
-    port: u16,
-    database: &str,
+    db: &Database<'_>,
     clients: usize,
     duration: Duration,
-    work_dir: &Path,
     input: &CeilingInput<'_>,
 ) -> anyhow::Result<Option<f64>> {
     let Some(pgbench) = find_pgbench() else {
         return Ok(None);
     };
+    let pool = db.pool;
     let sample: (String, String, String) = sqlx::query_as(
         "SELECT event_version, payload::text, metadata::text FROM events \
          WHERE aggregate_type = $1 AND event_type = 'CodeVerified' \
@@ -199,14 +206,9 @@ pub async fn ceiling(
     ] {
         sqlx::query(statement).execute(pool).await?;
     }
-    let script = work_dir.join("ceiling.sql");
+    let script = db.work_dir.join("ceiling.sql");
     std::fs::write(&script, ceiling_script(input.users, clients))?;
-    let target = Target {
-        pgbench: &pgbench,
-        host,
-        port,
-        database,
-    };
+    let target = db.target(&pgbench);
     let vars = [
         ("atype", input.aggregate_type),
         ("base", input.base),

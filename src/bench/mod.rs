@@ -208,16 +208,14 @@ async fn run_on(
         "bench: measuring the limit (single-row INSERT commits, {} clients, {} s)",
         options.concurrency, options.seconds
     );
-    let limit = limit::measure(
-        &pool,
-        &limit_host,
-        local.port(),
-        database,
-        options.concurrency,
-        duration,
-        dir,
-    )
-    .await?;
+    let db = limit::Database {
+        pool: &pool,
+        host: &limit_host,
+        port: local.port(),
+        name: database,
+        work_dir: dir,
+    };
+    let limit = limit::measure(&db, options.concurrency, duration).await?;
 
     // Enrollment: a first batch tells how fast the service is, which sizes the rest.
     let first_batch = options.users.unwrap_or(2000).min(2000);
@@ -295,13 +293,9 @@ async fn run_on(
         .and_then(|t| twofold_domain::UserId::parse("u0").map(|u| t.user_aggregate_id(&u)))
         .map_err(|e| anyhow!("the bench's tenant or user id does not parse: {e}"))?;
     let ceiling = limit::ceiling(
-        &pool,
-        &limit_host,
-        local.port(),
-        database,
+        &db,
         options.concurrency,
         side_duration,
-        dir,
         &limit::CeilingInput {
             base: first_user.strip_suffix('0').unwrap_or(&first_user),
             users: first_batch,
