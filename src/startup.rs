@@ -278,6 +278,7 @@ impl Application {
             health: Arc::new(pg::PgHealth(self.services.pool.clone())),
             audit: self.services.audit.clone(),
             queries: Arc::default(),
+            metrics: Arc::default(),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)

@@ -1,5 +1,5 @@
 //! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql` (and the live subscriptions
-//! when that GET is a WebSocket upgrade), `GET /audit/export`, `GET /health`.
+//! when that GET is a WebSocket upgrade), `GET /audit/export`, `GET /health`, `GET /metrics`.
 //!
 //! The GraphQL handler reads the body itself (instead of the async-graphql-axum extractor) so that
 //! every failure, even a malformed body or a bad `Authorization` header, is answered in the same
@@ -29,6 +29,7 @@ use twofold_services::{Authenticator, ErrorCode, Principal, RequestContext, Serv
 
 use crate::error::InternalCause;
 use crate::guard::Caller;
+use crate::metrics::{ErrorCodes, Metrics};
 use crate::schema::TwofoldSchema;
 
 /// Largest accepted request body. GraphQL documents of this API are far smaller.
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub audit: AuditService,
     /// Documents already parsed.
     pub queries: Arc<QueryCache>,
+    /// Behind `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Parsed GraphQL documents by their text. A tenant's backend sends the same few documents
@@ -113,7 +116,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql))
         .route("/audit/export", get(audit_export))
         .route("/health", get(health))
-        .with_state(state)
+        .route("/metrics", get(metrics))
+        .with_state(state.clone())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
                 .extensions()
@@ -129,7 +133,49 @@ pub fn router(state: ApiState) -> Router {
                 actor = tracing::field::Empty,
             )
         }))
+        .layer(middleware::from_fn_with_state(state, count))
         .layer(middleware::from_fn(request_id))
+}
+
+/// Counts every response for `/metrics`: its status, how long it took, its error codes.
+async fn count(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let codes = response
+        .extensions()
+        .get::<ErrorCodes>()
+        .map(|c| c.0.as_slice())
+        .unwrap_or_default();
+    state
+        .metrics
+        .record(response.status().as_u16(), started.elapsed(), codes);
+    response
+}
+
+/// `GET /metrics`, for the operator: the same token that creates tenants, since the figures
+/// span every tenant.
+async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match authenticate(&state, &headers, "").await {
+        Ok(Some(Principal::Operator)) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            state.metrics.render(),
+        )
+            .into_response(),
+        Ok(None) => error_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "metrics need the operator token (Authorization: Bearer ...)",
+        ),
+        Ok(Some(_)) => error_response(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "metrics are for the operator token, not a tenant's key",
+        ),
+        Err(response) => response,
+    }
 }
 
 /// Takes the caller's `x-request-id` when it is a sane token (≤ 64 of `[A-Za-z0-9._-]`),
@@ -292,7 +338,17 @@ fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Respons
         "data": null,
         "errors": [{ "message": message, "extensions": { "code": code.as_str() } }],
     });
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(body)).into_response();
+    response.extensions_mut().insert(ErrorCodes(vec![code]));
+    response
+}
+
+/// The code `finish` gave an error.
+fn code_of(error: &ServerError) -> Option<ErrorCode> {
+    let Some(Value::String(code)) = error.extensions.as_ref()?.get("code") else {
+        return None;
+    };
+    ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
 }
 
 /// `Authorization: Bearer <credential>`; `Ok(None)` when absent.
@@ -541,7 +597,13 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
     let context = request_context(&parts, &request_id);
     let request = request.data(Caller(principal)).data(context);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
-        Ok(response) => Json(finish(response, &request_id)).into_response(),
+        Ok(response) => {
+            let response = finish(response, &request_id);
+            let codes = ErrorCodes(response.errors.iter().filter_map(code_of).collect());
+            let mut response = Json(response).into_response();
+            response.extensions_mut().insert(codes);
+            response
+        }
         Err(_) => {
             tracing::error!("request timed out");
             error_response(

@@ -4,8 +4,10 @@
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod metrics;
 pub mod schema;
 pub mod types;
 
 pub use http::{router, ApiState, QueryCache};
+pub use metrics::Metrics;
 pub use schema::{build_schema, schema_builder, ApiServices, TwofoldSchema};

@@ -31,6 +31,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order the contract lists them.
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::InvalidInput,
+        ErrorCode::InvalidCode,
+        ErrorCode::CodeExpired,
+        ErrorCode::LockedOut,
+        ErrorCode::RateLimited,
+        ErrorCode::PolicyViolation,
+        ErrorCode::Conflict,
+        ErrorCode::NotFound,
+        ErrorCode::Internal,
+    ];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -9,6 +9,7 @@ mod event_store;
 mod health;
 mod isolation;
 mod keys;
+mod metrics;
 mod policy;
 mod processor;
 mod roles;
