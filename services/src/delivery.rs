@@ -15,7 +15,7 @@ use twofold_domain::user::DeliveryOutcome;
 
 use tracing::Instrument;
 
-use crate::ports::{CodeSender, DeliveryQueue, SendError};
+use crate::ports::{CodeSender, DeliveryJob, DeliveryQueue, SendError};
 use crate::users::UserService;
 use crate::ServiceError;
 
@@ -68,11 +68,15 @@ impl DeliveryWorker {
         }
     }
 
-    /// Handles one due job; `Ok(false)` when none was due.
-    pub async fn run_once(&self) -> Result<bool, ServiceError> {
-        let Some(job) = self.queue.claim(self.policy.lease).await? else {
-            return Ok(false);
-        };
+    /// Reserves the next due job for this worker for the lease, if one is due. Jobs under
+    /// another worker's lease are skipped, so several sends (of one instance or of many) can
+    /// run at once, each on its own job.
+    pub async fn claim(&self) -> Result<Option<DeliveryJob>, ServiceError> {
+        Ok(self.queue.claim(self.policy.lease).await?)
+    }
+
+    /// Sends a job [`DeliveryWorker::claim`] returned, and records the outcome.
+    pub async fn deliver_claimed(&self, job: DeliveryJob) -> Result<(), ServiceError> {
         let span = tracing::info_span!(
             "delivery",
             tenant = job.user.tenant.as_str(),
@@ -80,11 +84,10 @@ impl DeliveryWorker {
             channel = job.channel.as_str(),
             attempt = job.attempts + 1,
         );
-        self.deliver(job).instrument(span).await?;
-        Ok(true)
+        self.deliver(job).instrument(span).await
     }
 
-    async fn deliver(&self, job: crate::ports::DeliveryJob) -> Result<(), ServiceError> {
+    async fn deliver(&self, job: DeliveryJob) -> Result<(), ServiceError> {
         let Some(message) = self.users.outgoing(&job.user, &job.challenge_id).await? else {
             tracing::info!("nothing to send any more (spent, expired or already delivered)");
             self.queue

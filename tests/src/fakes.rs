@@ -475,6 +475,8 @@ struct TwilioState {
     token: String,
     script: VecDeque<u16>,
     requests: Vec<TwilioRequest>,
+    /// While set, each request waits here until the barrier's count of requests are waiting.
+    hold: Option<Arc<tokio::sync::Barrier>>,
 }
 
 /// An in-process Twilio Messages API: `POST /2010-04-01/Accounts/{sid}/Messages.json`. It
@@ -499,6 +501,7 @@ impl FakeTwilio {
             token: token.to_owned(),
             script: script.into(),
             requests: Vec::new(),
+            hold: None,
         }));
         let app = Router::new()
             .route(
@@ -515,6 +518,13 @@ impl FakeTwilio {
     /// `http://127.0.0.1:PORT`, for `TWOFOLD_TWILIO_API_BASE`.
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// From now on, answers nothing until `n` requests are waiting at once, then answers them
+    /// all (and so on, `n` at a time): a sender that sends one message at a time never gets
+    /// an answer.
+    pub fn answer_only_in_groups_of(&self, n: usize) {
+        lock(&self.state).hold = Some(Arc::new(tokio::sync::Barrier::new(n)));
     }
 
     /// Every request received so far, oldest first.
@@ -567,6 +577,10 @@ async fn twilio_messages(
             .unwrap_or_default()
     };
     let auth = basic_auth(&headers);
+    let hold = lock(&state).hold.clone();
+    if let Some(barrier) = hold {
+        barrier.wait().await;
+    }
     let mut state = lock(&state);
     let authorised = sid == state.sid
         && auth

@@ -587,3 +587,35 @@ async fn a_channel_the_policy_no_longer_allows_cannot_be_confirmed_or_preferred(
         0
     );
 }
+
+// Sends overlap: a provider that answers slowly does not hold back the codes queued behind the
+// first one. This provider answers only once four requests wait at the same moment, which a
+// worker sending one code at a time never reaches.
+#[tokio::test]
+async fn codes_are_sent_side_by_side_not_one_after_another() {
+    let app = spawn_app().await;
+    let (_, key) = tenant(&app).await;
+    app.twilio.answer_only_in_groups_of(4);
+    for i in 0..4 {
+        gql(
+            &app,
+            &key,
+            ADD_PHONE,
+            json!({ "u": format!("side-{i}"), "p": format!("+995 555 12 34 5{i}") }),
+        )
+        .await
+        .data();
+    }
+    let sms = app.twilio.wait_for_delivered(4, WAIT).await;
+    let mut to: Vec<&str> = sms.iter().map(|m| m.to.as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(
+        to,
+        [
+            "+995555123450",
+            "+995555123451",
+            "+995555123452",
+            "+995555123453"
+        ]
+    );
+}
