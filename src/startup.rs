@@ -322,7 +322,11 @@ fn spawn_delivery_worker(
                     Ok(slot) => slot,
                     Err(_) => break,
                 },
-                _ = shutdown.changed() => continue,
+                // A dropped sender means nobody can stop the worker any more: stop now.
+                changed = shutdown.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => break,
+                },
             };
             match worker.claim().await {
                 Ok(Some(job)) => {
