@@ -159,14 +159,12 @@ async fn commit_batch<A: Aggregate>(repo: &PostgresEventRepository, batch: Vec<P
 /// opposite orders each waited for a key the other had written, and PostgreSQL broke the
 /// deadlock by failing one batch after a second, with an error for every command in it.
 fn in_lock_order(batch: &mut [Pending]) {
-    batch.sort_by(|a, b| {
-        let key = |p: &Pending| {
-            p.events
-                .first()
-                .map(|e| (e.aggregate_id.clone(), e.sequence))
-        };
-        key(a).cmp(&key(b))
-    });
+    fn key(p: &Pending) -> Option<(&str, usize)> {
+        p.events
+            .first()
+            .map(|e| (e.aggregate_id.as_str(), e.sequence))
+    }
+    batch.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// Whether a batch failed because of other writers, with nothing of it written: a duplicate
