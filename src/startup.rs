@@ -20,7 +20,7 @@ use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
 use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
-use twofold_infra::projections::tenants::PgTenantDirectory;
+use twofold_infra::projections::tenants::{PgKeyRevocations, PgTenantDirectory};
 use twofold_infra::{event_store, pg, projections};
 use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
@@ -98,6 +98,7 @@ impl Services {
         let tenants = TenantService::new(
             commands,
             directory.clone(),
+            Arc::new(PgKeyRevocations::new(pool.clone())),
             auth.clone(),
             clock.clone(),
             entropy.clone(),

@@ -1,5 +1,6 @@
 //! The `tenants` projection (tenant rows and API keys by keyed hash) and the directory that reads
 //! it. Every write is idempotent, so replaying an event (a rebuild) yields the same rows.
+//! Revocations are also written straight away beside the projection ([`PgKeyRevocations`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,7 +8,7 @@ use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
 use twofold_domain::tenant::{KeyedHash, Tenant, TenantEvent};
 use twofold_domain::{ApiKeyId, Policy, Role, TenantId};
-use twofold_services::ports::{ApiKeyView, TenantDirectory, TenantView};
+use twofold_services::ports::{ApiKeyView, KeyRevocations, TenantDirectory, TenantView};
 use twofold_services::StoreError;
 
 use crate::processor::{Projection, ProjectionError, StoredEvent};
@@ -156,7 +157,13 @@ fn key_view(row: &sqlx::postgres::PgRow) -> Result<ApiKeyView, StoreError> {
     })
 }
 
-const KEY_COLUMNS: &str = "tenant_id, key_id, role, label, created_at, revoked_at";
+/// A key's columns, its revocation taken from `key_revocations` when the projection has not
+/// applied it yet (see [`PgKeyRevocations`]).
+const KEY_COLUMNS: &str = "k.tenant_id, k.key_id, k.role, k.label, k.created_at, \
+     coalesce(k.revoked_at, r.revoked_at) AS revoked_at";
+
+/// `api_keys` with the revocations recorded beside it.
+const KEYS: &str = "api_keys k LEFT JOIN key_revocations r USING (tenant_id, key_id)";
 
 #[async_trait]
 impl TenantDirectory for PgTenantDirectory {
@@ -181,7 +188,8 @@ impl TenantDirectory for PgTenantDirectory {
 
     async fn api_keys(&self, id: &TenantId) -> Result<Vec<ApiKeyView>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id"
+            "SELECT {KEY_COLUMNS} FROM {KEYS} WHERE k.tenant_id = $1 \
+             ORDER BY k.created_at, k.key_id"
         ))
         .bind(id.as_str())
         .fetch_all(&self.pool)
@@ -192,12 +200,46 @@ impl TenantDirectory for PgTenantDirectory {
 
     async fn key_by_hash(&self, hash: &KeyedHash) -> Result<Option<ApiKeyView>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+            "SELECT {KEY_COLUMNS} FROM {KEYS} WHERE k.key_hash = $1"
         ))
         .bind(hash.as_hex())
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::new)?;
         row.as_ref().map(key_view).transpose()
+    }
+}
+
+/// Writes [`KeyRevocations`] into `key_revocations`, outside the event processor.
+pub struct PgKeyRevocations {
+    pool: PgPool,
+}
+
+impl PgKeyRevocations {
+    /// Writes through `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl KeyRevocations for PgKeyRevocations {
+    async fn revoke(
+        &self,
+        tenant: &TenantId,
+        key: &ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO key_revocations (tenant_id, key_id, revoked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, key_id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(key.as_str())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(())
     }
 }

@@ -234,3 +234,81 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_that_cached_it() {
     .await;
     assert!(took < twofold_infra::directory_cache::TTL, "took {took:?}");
 }
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_everywhere_within_a_second_while_the_projections_are_stalled() {
+    let a = spawn_app().await;
+    let b = twofold_tests::spawn_instance_of(&a, twofold_tests::TestOptions::default()).await;
+    let (_, admin) = a.create_tenant("Acme").await;
+    let (key_id, app_key) = a.issue_key(&admin, "APP").await;
+    for instance in [&a, &b] {
+        let ok = instance
+            .gql(Some(&app_key), "{ tenant { id } }", json!({}))
+            .await;
+        assert!(ok.body["errors"].is_null(), "the key works before");
+    }
+
+    // Stall every projection: the processor applies a batch in one transaction, and its write
+    // to `api_keys` now waits for this lock until the transaction below ends.
+    let mut stall = app_db_transaction(&a).await;
+    sqlx::query("LOCK TABLE api_keys IN EXCLUSIVE MODE")
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+
+    let revoking = {
+        let admin = admin.clone();
+        let key_id = key_id.clone();
+        let address = a.address.clone();
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{address}/graphql"))
+                .bearer_auth(admin)
+                .json(&json!({
+                    "query": "mutation($k: ID!) { revokeApiKey(keyId: $k) { id revokedAt } }",
+                    "variables": { "k": key_id },
+                }))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    };
+    for instance in [&a, &b] {
+        within(std::time::Duration::from_secs(1), async || {
+            instance
+                .gql(Some(&app_key), "{ tenant { id } }", json!({}))
+                .await
+                .status
+                == 401
+        })
+        .await;
+    }
+
+    stall.rollback().await.unwrap();
+    let answer = revoking.await.unwrap();
+    assert!(
+        answer["data"]["revokeApiKey"]["revokedAt"].is_string(),
+        "{answer}"
+    );
+    // Once the projection catches up, the key list agrees.
+    let listed = a.gql(Some(&admin), TENANT, json!({})).await;
+    let keys = listed.data()["tenant"]["apiKeys"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let revoked = keys.iter().find(|k| k["id"] == key_id.as_str()).unwrap();
+    assert_eq!(
+        revoked["revokedAt"],
+        answer["data"]["revokeApiKey"]["revokedAt"]
+    );
+}
+
+/// A transaction on the app's database, held open by the caller.
+async fn app_db_transaction(
+    app: &twofold_tests::TestApp,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    app.db.begin().await.unwrap()
+}
