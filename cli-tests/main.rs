@@ -19,6 +19,9 @@ fn twofold(data_dir: &Path) -> Command {
         "TWOFOLD_OPERATOR_TOKEN",
         "TWOFOLD_MASTER_KEY",
         "TWOFOLD_HASH_PEPPER",
+        "TWOFOLD_DELIVERY",
+        "TWOFOLD_SMTP_URL",
+        "TWOFOLD_SMS_PROVIDER",
     ] {
         cmd.env_remove(var);
     }
@@ -235,12 +238,24 @@ fn missing_or_malformed_secrets_stop_start_up_with_a_clear_message() {
     );
     let err = run(&[("TWOFOLD_OPERATOR_TOKEN", "short")]);
     assert!(err.contains("at least 32 characters"), "{err}");
-    // Everything valid but the database unreachable: named, not a panic.
+    // With DATABASE_URL (production) and no providers, codes would be printed: refused.
     let key = "ab".repeat(32);
     let err = run(&[
         ("TWOFOLD_OPERATOR_TOKEN", token),
         ("TWOFOLD_MASTER_KEY", &key),
         ("TWOFOLD_HASH_PEPPER", &key),
+    ]);
+    assert!(
+        err.contains("no SMTP server or SMS provider configured while DATABASE_URL is set"),
+        "{err}"
+    );
+    // Everything valid (console delivery chosen on purpose) but the database unreachable:
+    // named, not a panic.
+    let err = run(&[
+        ("TWOFOLD_OPERATOR_TOKEN", token),
+        ("TWOFOLD_MASTER_KEY", &key),
+        ("TWOFOLD_HASH_PEPPER", &key),
+        ("TWOFOLD_DELIVERY", "console"),
     ]);
     assert!(err.contains("connecting to PostgreSQL"), "{err}");
     assert!(!err.contains("panicked"), "{err}");

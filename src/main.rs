@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::from_env()?;
     let secrets = settings.secrets()?;
-    let delivery = delivery_from_env()?;
+    let delivery = delivery_from_env(settings.database_url.is_some())?;
     let db = zero_config::database(&settings).await?;
     let is_serve = matches!(cli.command, Command::Serve);
     let result = run(cli.command, &settings, secrets, &delivery, &db).await;
@@ -166,8 +166,10 @@ async fn connect(
 
 /// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel
 /// with no provider configured.
-fn delivery_from_env() -> anyhow::Result<Delivery> {
+/// `production`: `DATABASE_URL` is set, so printing codes needs `TWOFOLD_DELIVERY=console`.
+fn delivery_from_env(production: bool) -> anyhow::Result<Delivery> {
     let settings = DeliverySettings::from_lookup(|k| std::env::var(k).ok())?;
+    settings.check_console_allowed(production, |k| std::env::var(k).ok())?;
     let senders = Senders::build(&settings)?;
     let run_worker = match std::env::var("TWOFOLD_DELIVERY_WORKER").ok().as_deref() {
         None | Some("") | Some("on") => true,

@@ -112,6 +112,16 @@ pub enum ConfigError {
         /// What it must hold.
         expected: &'static str,
     },
+    /// A production start (`DATABASE_URL` set) would print codes instead of sending them.
+    #[error(
+        "no {channels} configured while DATABASE_URL is set: codes would be printed to the \
+         console instead of sent. Configure TWOFOLD_SMTP_URL and TWOFOLD_SMS_PROVIDER, or set \
+         TWOFOLD_DELIVERY=console to print them on purpose (development only)"
+    )]
+    ConsoleDelivery {
+        /// What is missing, e.g. "SMTP server or SMS provider".
+        channels: &'static str,
+    },
     /// Reading or writing the zero-config secrets file failed.
     #[error("cannot use dev secrets file {path}: {source}")]
     DevSecrets {

@@ -314,8 +314,9 @@ pub struct OutgoingCode {
     pub destination: zeroize::Zeroizing<String>,
     /// The code.
     pub code: zeroize::Zeroizing<String>,
-    /// How long the code stays valid, in minutes (said in the message).
-    pub valid_minutes: u32,
+    /// How long the code stays valid from now, in seconds (said in the message, never
+    /// rounded up).
+    pub valid_seconds: u32,
 }
 
 impl std::fmt::Debug for OutgoingCode {

@@ -1178,7 +1178,7 @@ impl UserService {
             .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
         let crypto = UserCrypto::new(self.sealer.clone(), self.totp.clone(), self.hasher.clone());
-        let remaining = (challenge.expires_at - now).num_seconds().max(60);
+        let remaining = (challenge.expires_at - now).num_seconds().max(1);
         Ok(Some(crate::ports::OutgoingCode {
             challenge_id: challenge.id.clone(),
             tenant_name: tenant.name,
@@ -1186,7 +1186,7 @@ impl UserService {
             purpose: challenge.purpose,
             destination: zeroize::Zeroizing::new(destination),
             code: crypto.challenge_code(user, &challenge.id, challenge.digits),
-            valid_minutes: u32::try_from((remaining + 59) / 60).unwrap_or(10),
+            valid_seconds: u32::try_from(remaining).unwrap_or(u32::MAX),
         }))
     }
 

@@ -46,6 +46,8 @@ pub struct Database<'a> {
     pub host: &'a str,
     /// Its port.
     pub port: u16,
+    /// The password of user `postgres` (the private cluster asks every connection for it).
+    pub password: &'a str,
     /// Its name.
     pub name: &'a str,
     /// Where the scripts are written.
@@ -58,6 +60,7 @@ impl Database<'_> {
             pgbench,
             host: self.host,
             port: self.port,
+            password: self.password,
             database: self.name,
         }
     }
@@ -106,6 +109,7 @@ struct Target<'a> {
     pgbench: &'a Path,
     host: &'a str,
     port: u16,
+    password: &'a str,
     database: &'a str,
 }
 
@@ -120,6 +124,7 @@ impl Target<'_> {
     ) -> anyhow::Result<f64> {
         let mut command = tokio::process::Command::new(self.pgbench);
         command
+            .env("PGPASSWORD", self.password)
             .args(["-n", "-M", "prepared", "-h", self.host, "-U", "postgres"])
             .arg("-p")
             .arg(self.port.to_string())

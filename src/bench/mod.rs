@@ -212,6 +212,7 @@ async fn run_on(
         pool: &pool,
         host: &limit_host,
         port: local.port(),
+        password: local.password().expose(),
         name: database,
         work_dir: dir,
     };

@@ -27,7 +27,7 @@ fn code(channel: Channel, to: &str, code: &str) -> OutgoingCode {
         purpose: Purpose::SignIn,
         destination: Zeroizing::new(to.into()),
         code: Zeroizing::new(code.into()),
-        valid_minutes: 7,
+        valid_seconds: 420,
     }
 }
 

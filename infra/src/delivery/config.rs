@@ -8,6 +8,7 @@
 //! | `TWOFOLD_TWILIO_API_BASE` | default `https://api.twilio.com` |
 //! | `TWOFOLD_TWILIO_ACCOUNT_SID`, `TWOFOLD_TWILIO_AUTH_TOKEN`, `TWOFOLD_TWILIO_FROM` | required with `twilio` |
 //! | `TWOFOLD_SMS_WEBHOOK_URL`, `TWOFOLD_SMS_WEBHOOK_SECRET` | required with `webhook` |
+//! | `TWOFOLD_DELIVERY` | `console`: allows printing codes to the console although `DATABASE_URL` is set. Unset: with `DATABASE_URL`, start-up fails unless both channels have a provider |
 //!
 //! A missing or malformed variable is an error naming the variable and the form it must have;
 //! its value is never echoed (URLs carry passwords, tokens are secrets).
@@ -31,6 +32,7 @@ const TWILIO_TOKEN: &str = "TWOFOLD_TWILIO_AUTH_TOKEN";
 const TWILIO_FROM: &str = "TWOFOLD_TWILIO_FROM";
 const WEBHOOK_URL: &str = "TWOFOLD_SMS_WEBHOOK_URL";
 const WEBHOOK_SECRET: &str = "TWOFOLD_SMS_WEBHOOK_SECRET";
+const DELIVERY: &str = "TWOFOLD_DELIVERY";
 
 /// Twilio's production API, the default of `TWOFOLD_TWILIO_API_BASE`.
 pub const TWILIO_DEFAULT_API_BASE: &str = "https://api.twilio.com";
@@ -125,6 +127,38 @@ impl std::fmt::Debug for WebhookSettings {
 }
 
 impl DeliverySettings {
+    /// Refuses console delivery (codes printed, not sent) in production, that is with a
+    /// configured `DATABASE_URL`, unless `TWOFOLD_DELIVERY=console` asks for it: a production
+    /// service that forgot its SMTP or SMS settings would otherwise write every code into its
+    /// logs. Zero-config mode (no `DATABASE_URL`) is development and may print.
+    pub fn check_console_allowed(
+        &self,
+        production: bool,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let mode = get(DELIVERY).map(|v| v.trim().to_ascii_lowercase());
+        match mode.as_deref() {
+            None | Some("") => {}
+            Some("console") => return Ok(()),
+            Some(_) => {
+                return Err(ConfigError::Malformed {
+                    var: DELIVERY,
+                    expected: "`console`, or unset",
+                })
+            }
+        }
+        if !production {
+            return Ok(());
+        }
+        let channels = match (self.email.is_none(), matches!(self.sms, SmsSettings::Log)) {
+            (false, false) => return Ok(()),
+            (true, true) => "SMTP server or SMS provider",
+            (true, false) => "SMTP server",
+            (false, true) => "SMS provider",
+        };
+        Err(ConfigError::ConsoleDelivery { channels })
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -352,6 +386,42 @@ mod tests {
             v.push((k, val));
         }
         v
+    }
+
+    #[test]
+    fn console_delivery_needs_an_explicit_choice_in_production() {
+        let none = parse(&[]).unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        // Zero-config (no DATABASE_URL) prints; production refuses, naming what is missing.
+        none.check_console_allowed(false, env(&[])).unwrap();
+        let refused = none.check_console_allowed(true, env(&[])).unwrap_err();
+        assert!(
+            refused.to_string().contains("SMTP server or SMS provider"),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("TWOFOLD_DELIVERY=console"));
+        none.check_console_allowed(true, env(&[("TWOFOLD_DELIVERY", "console")]))
+            .unwrap();
+        assert!(none
+            .check_console_allowed(true, env(&[("TWOFOLD_DELIVERY", "yes")]))
+            .is_err());
+        // One channel configured is not enough.
+        let email_only = parse(&[
+            ("TWOFOLD_SMTP_URL", "smtps://u:p@mail.example:465"),
+            ("TWOFOLD_EMAIL_FROM", "no-reply@acme.example"),
+        ])
+        .unwrap();
+        let refused = email_only
+            .check_console_allowed(true, env(&[]))
+            .unwrap_err();
+        assert!(refused.to_string().contains("no SMS provider"), "{refused}");
     }
 
     #[test]

@@ -58,14 +58,14 @@ impl ConsoleSender {
              tenant:     {tenant}\n\
              purpose:    {purpose}\n\
              challenge:  {challenge}\n\
-             valid for:  {minutes} min\n\
+             valid for:  {seconds} s\n\
              code:       {code}\n\
              {rule}\n",
             channel = message.channel.as_str(),
             to = message.destination.as_str(),
             tenant = super::display_name(&message.tenant_name),
             challenge = message.challenge_id,
-            minutes = message.valid_minutes,
+            seconds = message.valid_seconds,
             code = message.code.as_str(),
         )
     }

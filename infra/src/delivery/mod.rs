@@ -165,12 +165,13 @@ fn display_name(tenant: &str) -> String {
     }
 }
 
-/// "1 minute", "10 minutes".
-fn minutes(n: u32) -> String {
-    if n == 1 {
-        "1 minute".to_owned()
-    } else {
-        format!("{n} minutes")
+/// How long a code lives, as the message says it: never more than it really has. Under two
+/// minutes in seconds ("90 seconds", not "2 minutes"), then in whole minutes rounded down.
+fn validity(seconds: u32) -> String {
+    match seconds {
+        1 => "1 second".to_owned(),
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s / 60),
     }
 }
 
@@ -185,7 +186,7 @@ pub fn sms_text(message: &OutgoingCode) -> String {
     format!(
         "{tenant} {what}: {}. Valid {}. Do not share it.",
         message.code.as_str(),
-        minutes(message.valid_minutes)
+        validity(message.valid_seconds)
     )
 }
 
@@ -250,7 +251,7 @@ mod tests {
             purpose,
             destination: Zeroizing::new("+995555123456".into()),
             code: Zeroizing::new("123456".into()),
-            valid_minutes: 10,
+            valid_seconds: 600,
         }
     }
 
@@ -263,11 +264,16 @@ mod tests {
         );
         let mut m = message(Purpose::VerifyChannel);
         m.tenant_name = "Acme".into();
-        m.valid_minutes = 1;
+        m.valid_seconds = 90;
         assert_eq!(
             sms_text(&m),
-            "Acme verification code: 123456. Valid 1 minute. Do not share it."
+            "Acme verification code: 123456. Valid 90 seconds. Do not share it."
         );
+        // Never more than the code really has left: 9 min 59 s is "9 minutes".
+        m.valid_seconds = 599;
+        assert!(sms_text(&m).contains("Valid 9 minutes."));
+        m.valid_seconds = 1;
+        assert!(sms_text(&m).contains("Valid 1 second."));
     }
 
     #[test]

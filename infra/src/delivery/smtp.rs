@@ -18,7 +18,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use twofold_domain::channel::Purpose;
 use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
 
-use super::{display_name, minutes, BuildError, SmtpSettings};
+use super::{display_name, validity, BuildError, SmtpSettings};
 use crate::config::ConfigError;
 
 /// Sends email codes through one SMTP server.
@@ -73,7 +73,7 @@ impl SmtpSender {
         Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, to))
-            .subject(subject)
+            .subject(literal_header_text(&subject))
             .message_id(Some(message_id(
                 &message.challenge_id,
                 self.from.email.domain(),
@@ -183,6 +183,37 @@ pub fn message_id(challenge_id: &str, domain: &str) -> String {
 
 /// 7bit when the text allows it, quoted-printable otherwise (never base64, so the code stays
 /// readable in the raw mail).
+/// Header text that every mail client shows exactly as given. lettre encodes only words that
+/// are not plain ASCII, so a tenant named `=?utf-8?b?UGF5UGFs?=` would reach the Subject raw and
+/// be shown decoded ("PayPal"). Text that holds `=?` is therefore sent wholly as RFC 2047
+/// encoded words of its own, which decode back to the literal characters.
+fn literal_header_text(text: &str) -> String {
+    use base64::Engine as _;
+    if !text.contains("=?") {
+        return text.to_owned();
+    }
+    // At most 45 bytes per word keeps each encoded word within RFC 2047's 75 characters.
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?utf-8?b?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn readable_body(text: String) -> Body {
     match Body::new_with_encoding(text, ContentTransferEncoding::SevenBit) {
         Ok(body) => body,
@@ -195,7 +226,7 @@ fn readable_body(text: String) -> Body {
 }
 
 fn plain_text(message: &OutgoingCode, tenant: &str) -> String {
-    let valid = minutes(message.valid_minutes);
+    let valid = validity(message.valid_seconds);
     let code = message.code.as_str();
     let (intro, outro) = paragraphs(message.purpose, tenant, &valid);
     // The code has a line of its own, so no transfer encoding ever breaks it.
@@ -203,7 +234,7 @@ fn plain_text(message: &OutgoingCode, tenant: &str) -> String {
 }
 
 fn html_text(message: &OutgoingCode, tenant: &str) -> String {
-    let valid = minutes(message.valid_minutes);
+    let valid = validity(message.valid_seconds);
     let code = escape(message.code.as_str());
     let (intro, outro) = paragraphs(message.purpose, tenant, &valid);
     format!(
@@ -314,7 +345,7 @@ mod tests {
             purpose: Purpose::SignIn,
             destination: Zeroizing::new(to.into()),
             code: Zeroizing::new("042917".into()),
-            valid_minutes: 10,
+            valid_seconds: 600,
         }
     }
 
@@ -354,6 +385,39 @@ mod tests {
         assert!(raw.contains("quoted-printable"), "{raw}");
         assert!(!raw.contains("base64"), "{raw}");
         assert!(raw.contains("042917"), "{raw}");
+    }
+
+    #[test]
+    fn a_name_holding_an_encoded_word_is_shown_as_given() {
+        use base64::Engine as _;
+        let name = "=?utf-8?b?UGF5UGFs?= Security";
+        let mail = sender().compose(&message(name, "amy@example.com")).unwrap();
+        let raw = String::from_utf8(mail.formatted()).unwrap();
+        let subject: String = raw
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("Subject:"))
+            .take_while(|l| l.starts_with("Subject:") || l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join("");
+        assert!(!subject.contains("UGF5UGFs?= "), "passed raw: {subject}");
+        // Decoding every encoded word, as a mail client does, gives the name back literally.
+        let decoded: String = subject
+            .trim_start_matches("Subject:")
+            .split_whitespace()
+            .map(|w| {
+                let b64 = w
+                    .strip_prefix("=?utf-8?b?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .expect("every word encoded");
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap(),
+                )
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(decoded, format!("Your {name} sign-in code"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::local_auth::{self, Password};
+
 /// System user that runs PostgreSQL when this process is root.
 const OS_USER: &str = "postgres";
 /// Database superuser created by initdb.
@@ -296,6 +298,7 @@ pub struct LocalPostgres {
     log_path: PathBuf,
     socket_dir: PathBuf,
     port: u16,
+    password: Password,
     binaries: Binaries,
     run_as: RunAs,
 }
@@ -314,6 +317,8 @@ impl LocalPostgres {
 
         // Serialise concurrent starts (threads or processes) on this folder.
         let _lock = lock_folder(&dir)?;
+        let (password, new_password) = local_auth::load_or_create(&dir)
+            .map_err(io_err("read or create the password file in", &dir))?;
 
         let data_dir = dir.join("data");
         let data_version = read_pg_version(&data_dir)?;
@@ -324,16 +329,23 @@ impl LocalPostgres {
             data_dir,
             dir,
             port: 0,
+            password,
             binaries,
             run_as,
         };
 
         if let Some(port) = pg.reusable_port()? {
             pg.port = port;
+            if new_password {
+                warn!(
+                    data_dir = %pg.data_dir.display(),
+                    "the running private PostgreSQL server was started by an older Twofold and \
+                     may still accept connections without a password until it is restarted"
+                );
+            }
             info!(
                 data_dir = %pg.data_dir.display(),
                 port,
-                url = %pg.url(DB_SUPERUSER),
                 "reusing the private PostgreSQL server already running on this folder"
             );
             return Ok(pg);
@@ -342,12 +354,14 @@ impl LocalPostgres {
         pg.prepare_files(!dir_existed)?;
         if data_version.is_none() {
             pg.init(options)?;
+        } else if new_password {
+            pg.set_password_offline()?;
         }
+        pg.write_hba()?;
         pg.port = pg.launch(options)?;
         info!(
             data_dir = %pg.data_dir.display(),
             port = pg.port,
-            url = %pg.url(DB_SUPERUSER),
             log = %pg.log_path.display(),
             ephemeral = options.ephemeral,
             "started a private PostgreSQL server"
@@ -360,10 +374,12 @@ impl LocalPostgres {
         self.port
     }
 
-    /// Connection URL for a database on this cluster, user `postgres`, e.g. postgres://postgres@127.0.0.1:PORT/DB
+    /// Connection URL for a database on this cluster, user `postgres` with its password, e.g.
+    /// postgres://postgres:PASSWORD@127.0.0.1:PORT/DB. Holds the password: never log it.
     pub fn url(&self, database: &str) -> String {
         format!(
-            "postgres://{DB_SUPERUSER}@127.0.0.1:{}/{}",
+            "postgres://{DB_SUPERUSER}:{}@127.0.0.1:{}/{}",
+            self.password.expose(),
             self.port,
             percent_encode(database)
         )
@@ -373,11 +389,17 @@ impl LocalPostgres {
     /// server as [`LocalPostgres::url`], without the TCP/IP stack on every round trip.
     pub fn socket_url(&self, database: &str) -> String {
         format!(
-            "postgres://{DB_SUPERUSER}@localhost:{}/{}?host={}",
+            "postgres://{DB_SUPERUSER}:{}@localhost:{}/{}?host={}",
+            self.password.expose(),
             self.port,
             percent_encode(database),
             percent_encode(&self.socket_dir.to_string_lossy())
         )
+    }
+
+    /// The superuser's password (for tools such as `pgbench`, through `PGPASSWORD`).
+    pub fn password(&self) -> &Password {
+        &self.password
     }
 
     /// The directory holding the server's Unix-domain socket (`.s.PGSQL.<port>`).
@@ -603,10 +625,16 @@ impl LocalPostgres {
                 data_dir: self.data_dir.clone(),
             });
         }
+        // initdb reads the password from a file the server's user can read: a copy in the
+        // socket folder, which only that user may enter, removed straight after.
+        let pwfile = self.socket_dir.join("initdb-password");
+        self.write_private(&pwfile, self.password.expose())?;
         let mut cmd = self.run_as.command(&self.binaries.initdb);
         cmd.arg("-D")
             .arg(&self.data_dir)
-            .arg("--auth=trust")
+            .arg("--auth=scram-sha-256")
+            .arg("--pwfile")
+            .arg(&pwfile)
             .arg(format!("--username={DB_SUPERUSER}"))
             .arg("--encoding=UTF8")
             // The same collation everywhere, whatever LANG says (and even if it names a locale
@@ -616,13 +644,80 @@ impl LocalPostgres {
         if options.ephemeral {
             cmd.arg("--no-sync");
         }
-        let out = run(cmd)?;
+        let out = run(cmd);
+        let _ = fs::remove_file(&pwfile);
+        let out = out?;
         if !out.status.success() {
             return Err(LocalPgError::InitFailed {
                 data_dir: self.data_dir.clone(),
                 status: out.status.to_string(),
                 output: combined_output(&out),
             });
+        }
+        Ok(())
+    }
+
+    /// Gives a cluster made before passwords (trust authentication) its password, in
+    /// single-user mode so that nothing can connect while it is still open.
+    fn set_password_offline(&self) -> Result<(), LocalPgError> {
+        info!(data_dir = %self.data_dir.display(), "giving the private PostgreSQL cluster a password");
+        let mut cmd = self.run_as.command(&self.binaries.postgres);
+        cmd.arg("--single")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg(DB_SUPERUSER)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command = describe(&cmd);
+        let mut child = cmd.spawn().map_err(|source| LocalPgError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            stdin
+                .write_all(local_auth::set_password_sql(DB_SUPERUSER, &self.password).as_bytes())
+                .map_err(|source| LocalPgError::Spawn {
+                    command: command.clone(),
+                    source,
+                })?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|source| LocalPgError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(LocalPgError::CommandFailed {
+                command,
+                status: out.status.to_string(),
+                output: combined_output(&out),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces `pg_hba.conf` with one that asks every connection for the password.
+    fn write_hba(&self) -> Result<(), LocalPgError> {
+        self.write_private(&self.data_dir.join("pg_hba.conf"), local_auth::HBA_CONF)
+    }
+
+    /// Writes `text` to `path`, mode 0600, owned by the server's user.
+    fn write_private(&self, path: &Path, text: &str) -> Result<(), LocalPgError> {
+        let _ = fs::remove_file(path);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err("create", path))?;
+        use std::io::Write as _;
+        file.write_all(text.as_bytes())
+            .map_err(io_err("write", path))?;
+        if let Some((uid, gid)) = self.run_as.owner() {
+            lchown(path, uid, gid)?;
         }
         Ok(())
     }
@@ -825,6 +920,7 @@ impl RunAs {
 struct Binaries {
     initdb: PathBuf,
     pg_ctl: PathBuf,
+    postgres: PathBuf,
 }
 
 impl Binaries {
@@ -870,6 +966,7 @@ impl Binaries {
             .all(|name| is_executable(&bin_dir.join(name)));
         complete.then(|| Self {
             pg_ctl: bin_dir.join("pg_ctl"),
+            postgres: bin_dir.join("postgres"),
             initdb,
         })
     }
@@ -1203,17 +1300,24 @@ mod tests {
         }
     }
 
-    fn psql(args: &[&str]) -> Output {
-        Command::new("psql")
+    /// psql, never prompting; with `password` in `PGPASSWORD` when given.
+    fn psql(password: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new("psql");
+        cmd.env_remove("PGPASSWORD")
             .args(["-X", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        if let Some(password) = password {
+            cmd.env("PGPASSWORD", password);
+        }
+        cmd.output().unwrap()
     }
 
     fn query(pg: &LocalPostgres, sql: &str) -> String {
         let port = pg.port().to_string();
-        let out = psql(&["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-c", sql]);
+        let out = psql(
+            Some(pg.password().expose()),
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-c", sql],
+        );
         assert!(
             out.status.success(),
             "psql failed: {}",
@@ -1259,17 +1363,44 @@ mod tests {
             format!("{}/run", fs::canonicalize(dir.path()).unwrap().display())
         );
         let port = first.port().to_string();
-        let out = psql(&[
+        let socket_args = [
             "-h", &socket, "-p", &port, "-U", "postgres", "-c", "select 2",
-        ]);
+        ];
+        let out = psql(Some(first.password().expose()), &socket_args);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
 
+        // Without the password, neither way in is open (it used to trust any local user).
+        let tcp_args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-c",
+            "select 3",
+        ];
+        for args in [&socket_args[..], &tcp_args[..]] {
+            let out = psql(None, args);
+            assert!(
+                !out.status.success(),
+                "connected without a password: {args:?}"
+            );
+            let out = psql(Some("wrong-password"), args);
+            assert!(
+                !out.status.success(),
+                "connected with a wrong password: {args:?}"
+            );
+        }
+        let password_file = fs::metadata(dir.path().join(local_auth::PASSWORD_FILE)).unwrap();
+        assert_eq!(password_file.permissions().mode() & 0o777, 0o600);
+
         // The URL works as given.
-        let out = psql(&[&first.url("postgres"), "-c", "select current_user"]);
+        let out = psql(None, &[&first.url("postgres"), "-c", "select current_user"]);
         assert!(
             out.status.success(),
             "{}",
@@ -1288,8 +1419,32 @@ mod tests {
         first.stop().unwrap();
         second.stop().unwrap();
 
+        // A cluster made before passwords (trust, no password file) gets one on its next start.
+        fs::write(
+            first.data_dir().join("pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        fs::remove_file(dir.path().join(local_auth::PASSWORD_FILE)).unwrap();
+
         // Restart on the existing data, this time durable.
         let third = LocalPostgres::start(dir.path(), &LocalPgOptions::default()).unwrap();
+        assert_ne!(third.password(), first.password());
+        let third_port = third.port().to_string();
+        let out = psql(
+            None,
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &third_port,
+                "-U",
+                "postgres",
+                "-c",
+                "select 4",
+            ],
+        );
+        assert!(!out.status.success(), "still trusting after an upgrade");
         assert_eq!(query(&third, "select 1"), "1");
         assert_eq!(query(&third, "show fsync"), "on");
         third.stop().unwrap();

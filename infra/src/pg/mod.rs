@@ -2,6 +2,7 @@
 
 pub mod direct;
 pub mod local;
+pub mod local_auth;
 
 use std::time::Duration;
 
