@@ -104,10 +104,14 @@ fn serve(data_dir: &Path) -> (Child, Banner) {
     (child, banner)
 }
 
-fn interrupt_and_wait(mut child: Child) {
-    // SAFETY: sending SIGINT to our own child process, as Ctrl-C would.
+fn interrupt_and_wait(child: Child) {
+    signal_and_wait(child, libc::SIGINT);
+}
+
+fn signal_and_wait(mut child: Child, signal: i32) {
+    // SAFETY: sending a signal to our own child process, as Ctrl-C or a supervisor would.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, signal);
     }
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -117,7 +121,7 @@ fn interrupt_and_wait(mut child: Child) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
-    panic!("serve did not stop within 30 s of Ctrl-C");
+    panic!("serve did not stop within 30 s of signal {signal}");
 }
 
 async fn gql(url: &str, key: &str, query: &str) -> Value {
@@ -205,6 +209,27 @@ async fn zero_config_serve_runs_stops_cleanly_and_restarts_on_the_same_data() {
     .await;
     assert!(tenants["data"]["createTenant"]["tenant"]["id"].is_string());
     interrupt_and_wait(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_after_a_crash_reuses_its_postgresql_and_still_stops_it_on_sigterm() {
+    let dir = temp_dir("crash");
+    let pid_file = dir.join("pg/data/postmaster.pid");
+    let (mut crashed, _) = serve(&dir);
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    assert!(
+        pid_file.exists(),
+        "the crash left the private PostgreSQL running"
+    );
+
+    let (child, _) = serve(&dir);
+    signal_and_wait(child, libc::SIGTERM);
+    assert!(
+        !pid_file.exists(),
+        "the private PostgreSQL was left running after SIGTERM"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

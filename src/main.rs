@@ -69,12 +69,16 @@ async fn main() -> anyhow::Result<()> {
         // The benchmark brings its own database, service and configuration.
         return twofold::bench::run(options).await;
     }
+    // Only `serve` waits for a signal; other commands keep the default (stop at once).
+    let signals = matches!(cli.command, Command::Serve)
+        .then(StopSignals::install)
+        .transpose()?;
     let settings = Settings::from_env()?;
     let secrets = settings.secrets()?;
     let delivery = delivery_from_env(settings.database_url.is_some())?;
     let db = zero_config::database(&settings).await?;
     let is_serve = matches!(cli.command, Command::Serve);
-    let result = run(cli.command, &settings, secrets, &delivery, &db).await;
+    let result = run(cli.command, &settings, secrets, &delivery, &db, signals).await;
     if let Some(local) = &db.local {
         // `serve` owns the private cluster for its lifetime; other commands stop it only if
         // they had to start it.
@@ -93,6 +97,7 @@ async fn run(
     secrets: twofold_infra::config::Secrets,
     delivery: &Delivery,
     db: &zero_config::Database,
+    signals: Option<StopSignals>,
 ) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
@@ -119,7 +124,13 @@ async fn run(
             } else {
                 tracing::info!(%url, "Twofold listening");
             }
-            app.run_until_stopped(shutdown_signal()).await
+            let stop = async move {
+                match signals {
+                    Some(signals) => signals.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            app.run_until_stopped(stop).await
         }
         Command::Migrate => {
             let pool = pg::connect(&db.url, 2).await?;
@@ -184,18 +195,29 @@ fn delivery_from_env(production: bool) -> anyhow::Result<Delivery> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM, caught from the first moment of `main`. Caught only once `serve` was
+/// listening, a signal during start-up (a supervisor stopping a service it just started)
+/// killed the process outright and left its private PostgreSQL running; caught early, it is
+/// kept until `serve` waits for it, and `serve` then stops at once, cleanly.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("catching SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
         }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    }
 }

@@ -124,6 +124,7 @@ impl Services {
             Arc::new(PgComplianceReadModel::new(pool.clone())),
             directory.clone(),
             processor.clone(),
+            sealer.clone(),
         );
         let audit = AuditService::new(
             Arc::new(PgAuditLog::new(pool.clone())),

@@ -18,6 +18,9 @@ pub enum ContactError {
     /// Not a valid number for its country.
     #[error("'phone' is not a valid phone number for its country")]
     InvalidPhone,
+    /// A number with an extension: SMS reaches the line, never the extension.
+    #[error("'phone' has an extension, which SMS cannot reach; give a mobile number without one")]
+    Extension,
     /// A number that cannot receive SMS (fixed line, premium rate, pager...).
     #[error("'phone' is a {0} number and cannot receive SMS codes; use a mobile number")]
     NotMobile(&'static str),
@@ -80,18 +83,45 @@ pub struct PhoneNumber {
     region: Option<String>,
 }
 
+/// Full-width digits (U+FF10 to U+FF19) and plus sign (U+FF0B) as their ASCII forms.
+fn as_typed(raw: &str) -> String {
+    raw.chars()
+        .map(|c| match c {
+            '\u{FF10}'..='\u{FF19}' => char::from(b'0' + (c as u32 - 0xFF10) as u8),
+            '\u{FF0B}' => '+',
+            other => other,
+        })
+        .collect()
+}
+
 impl PhoneNumber {
     /// Parses a number in international form (`+<country code><number>`), refusing numbers
     /// the metadata marks as unable to receive SMS.
+    ///
+    /// Numbers are read as people type them: full-width digits and plus sign (as Japanese and
+    /// Chinese input methods produce) count as ASCII ones, and the `00` international prefix as
+    /// `+`. A number with an extension is refused rather than silently cut short.
     pub fn parse(raw: &str) -> Result<Self, ContactError> {
-        let raw = raw.trim();
+        let typed = as_typed(raw.trim());
+        let raw = match typed.strip_prefix("00") {
+            Some(rest) => format!("+{rest}"),
+            None => typed,
+        };
         if !raw.starts_with('+') {
             return Err(ContactError::MissingCountryCode);
         }
         if raw.len() > 32 {
             return Err(ContactError::InvalidPhone);
         }
-        let number = phonenumber::parse(None, raw).map_err(|_| ContactError::InvalidPhone)?;
+        // The ways an extension is written: "ext. 12", "x 12", "#12", RFC 3966's ";ext=12".
+        let lower = raw.to_ascii_lowercase();
+        if lower.contains("ext") || lower.contains(['x', '#', ';']) {
+            return Err(ContactError::Extension);
+        }
+        let number = phonenumber::parse(None, &raw).map_err(|_| ContactError::InvalidPhone)?;
+        if number.extension().is_some() {
+            return Err(ContactError::Extension);
+        }
         if !number.is_valid() {
             return Err(ContactError::InvalidPhone);
         }
@@ -183,6 +213,25 @@ mod tests {
         assert_eq!(p.calling_code().value(), 995);
         assert_eq!(p.region(), Some("GE"));
         assert_eq!(p.masked(), "+995 *** ** 34 56");
+    }
+
+    #[test]
+    fn numbers_are_read_as_people_type_them() {
+        let e164 = |raw: &str| PhoneNumber::parse(raw).map(|p| p.e164().to_owned());
+        assert_eq!(e164("00995 555 12 34 56"), Ok("+995555123456".into()));
+        assert_eq!(
+            e164("\u{FF0B}\u{FF19}\u{FF19}\u{FF15} \u{FF15}\u{FF15}\u{FF15} 12 34 56"),
+            Ok("+995555123456".into())
+        );
+        for with_extension in [
+            "+995 555 12 34 56 ext. 12",
+            "+995555123456;ext=7",
+            "+1 415 555 2671 x 33",
+        ] {
+            let e = PhoneNumber::parse(with_extension).unwrap_err();
+            assert_eq!(e, ContactError::Extension, "{with_extension}");
+            assert!(e.to_string().contains("SMS cannot reach"));
+        }
     }
 
     #[test]

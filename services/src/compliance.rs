@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use twofold_domain::user::grace_ends_at;
 use twofold_domain::{TenantId, UserId};
 
-use crate::encoding::{from_hex, hex_lower};
-use crate::ports::{ComplianceReadModel, ReadModelSync, TenantDirectory};
+use twofold_domain::secrets::SealedSecret;
+
+use crate::ports::{ComplianceReadModel, ReadModelSync, Sealer, TenantDirectory};
 use crate::ServiceError;
 
 /// Largest page of non-compliant users.
@@ -50,27 +51,50 @@ pub struct ComplianceService {
     read_model: Arc<dyn ComplianceReadModel>,
     tenants: Arc<dyn TenantDirectory>,
     sync: Arc<dyn ReadModelSync>,
+    sealer: Arc<dyn Sealer>,
 }
 
-/// Cursor prefix: a version, so the format can change without misreading old cursors.
-const CURSOR_PREFIX: &str = "c1";
+/// Cursor prefix: a version, so the format can change without misreading old cursors (`c1`
+/// was readable hex holding the user id, accepted from any tenant).
+const CURSOR_PREFIX: &str = "c2";
+/// What a cursor's seal is bound to, beside the tenant.
+const CURSOR_CONTEXT: &str = "compliance-cursor";
 
-fn encode_cursor(user: &NonCompliantUser) -> String {
+/// The position after `user`, sealed under the tenant's data key: the user id inside is not
+/// readable, and another tenant's cursor (or an audit cursor) does not open.
+async fn encode_cursor(
+    sealer: &dyn Sealer,
+    tenant: &TenantId,
+    user: &NonCompliantUser,
+) -> Result<String, ServiceError> {
     let raw = format!(
         "{}\n{}",
         user.first_seen_at.timestamp_micros(),
         user.user_id.as_str()
     );
-    format!("{CURSOR_PREFIX}{}", hex_lower(raw.as_bytes()))
+    let sealed = sealer.seal(tenant, CURSOR_CONTEXT, raw.as_bytes()).await?;
+    Ok(format!("{CURSOR_PREFIX}{}", sealed.as_encoded()))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, UserId), ServiceError> {
+/// The position in a cursor of this tenant's report. A cursor that does not open is
+/// `INVALID_INPUT`, whatever the reason: this tenant's data key, which the report's own cursor
+/// was sealed with, is cached, so a failure here is a cursor from elsewhere.
+async fn decode_cursor(
+    sealer: &dyn Sealer,
+    tenant: &TenantId,
+    cursor: &str,
+) -> Result<(DateTime<Utc>, UserId), ServiceError> {
     let invalid = || ServiceError::InvalidInput("`after` is not a cursor of this report".into());
-    let bytes = cursor
+    let sealed = cursor
         .strip_prefix(CURSOR_PREFIX)
-        .and_then(from_hex)
+        .filter(|s| !s.is_empty() && s.len() <= 1024)
+        .map(|s| SealedSecret::from_encoded(s.to_owned()))
         .ok_or_else(invalid)?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let bytes = sealer
+        .open(tenant, CURSOR_CONTEXT, &sealed)
+        .await
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| invalid())?;
     let (micros, user) = text.split_once('\n').ok_or_else(invalid)?;
     let at = micros
         .parse::<i64>()
@@ -86,11 +110,13 @@ impl ComplianceService {
         read_model: Arc<dyn ComplianceReadModel>,
         tenants: Arc<dyn TenantDirectory>,
         sync: Arc<dyn ReadModelSync>,
+        sealer: Arc<dyn Sealer>,
     ) -> Self {
         Self {
             read_model,
             tenants,
             sync,
+            sealer,
         }
     }
 
@@ -102,7 +128,10 @@ impl ComplianceService {
         after: Option<&str>,
     ) -> Result<ComplianceReport, ServiceError> {
         let limit = crate::error::page_size(first, MAX_PAGE)?;
-        let after = after.map(decode_cursor).transpose()?;
+        let after = match after {
+            Some(cursor) => Some(decode_cursor(self.sealer.as_ref(), tenant, cursor).await?),
+            None => None,
+        };
         // What was written before this request is in the report.
         self.sync.catch_up_all().await?;
         let view = self
@@ -131,39 +160,18 @@ impl ComplianceService {
                 first_seen_at: u.first_seen_at,
             })
             .collect();
+        let end_cursor = match non_compliant.last() {
+            Some(last) => Some(encode_cursor(self.sealer.as_ref(), tenant, last).await?),
+            None => None,
+        };
         Ok(ComplianceReport {
             enforced: policy.enforce_two_factor,
             enforced_since,
             total_users: counts.total,
             enrolled_users: counts.enrolled,
-            end_cursor: non_compliant.last().map(encode_cursor),
+            end_cursor,
             non_compliant,
             has_next_page,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_invalid_input() {
-        let user = NonCompliantUser {
-            user_id: UserId::parse("a/b c").unwrap(),
-            first_seen_at: DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap(),
-            grace_ends_at: None,
-        };
-        let cursor = encode_cursor(&user);
-        assert_eq!(
-            decode_cursor(&cursor).unwrap(),
-            (user.first_seen_at, user.user_id)
-        );
-        for bad in ["", "c1", "c1zz", "x1616263", &cursor[..cursor.len() - 1]] {
-            assert!(
-                matches!(decode_cursor(bad), Err(ServiceError::InvalidInput(_))),
-                "{bad}"
-            );
-        }
     }
 }

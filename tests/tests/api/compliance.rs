@@ -156,3 +156,37 @@ async fn only_admins_and_auditors_read_it_and_bad_input_is_refused() {
         assert_eq!(a.error_code(), "INVALID_INPUT", "{first} {after}");
     }
 }
+
+#[tokio::test]
+async fn a_cursor_is_opaque_and_works_only_for_its_own_tenant() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    for user in ["alice@acme.example", "bob@acme.example"] {
+        requirement(&app, &t.app, user, None, false).await;
+    }
+    let first = report(&app, &t.admin, 1, None).await;
+    let cursor = first["endCursor"].as_str().unwrap().to_owned();
+    // Nothing of the user id can be read from it, in any usual encoding.
+    let id = "alice@acme.example";
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    use base64::Engine as _;
+    for shown in [
+        id.to_owned(),
+        hex,
+        base64::engine::general_purpose::STANDARD.encode(id),
+    ] {
+        assert!(!cursor.contains(&shown[..12]), "{cursor} shows {shown}");
+    }
+    // Its own tenant pages on with it.
+    let next = report(&app, &t.admin, 1, Some(&cursor)).await;
+    assert_eq!(next["nonCompliant"][0]["userId"], "bob@acme.example");
+
+    // Another tenant, with users of its own, is refused the cursor instead of paging with it.
+    let (_, other_admin) = app.create_tenant("Other").await;
+    let (_, other_app) = app.issue_key(&other_admin, "APP").await;
+    requirement(&app, &other_app, "carol", None, false).await;
+    let a = app
+        .gql(Some(&other_admin), REPORT, json!({ "f": 1, "a": cursor }))
+        .await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+}
