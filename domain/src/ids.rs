@@ -110,18 +110,21 @@ impl UserId {
     /// The longest user id accepted, in characters.
     pub const MAX_CHARS: usize = 128;
 
-    /// Parses a user id.
+    /// Parses a user id, exactly as given: no trimming and no Unicode normalisation, so two ids
+    /// are the same user only if they are the same characters. Spaces at either end are refused
+    /// rather than trimmed (` alice` and `alice` would otherwise be one user here and two in the
+    /// tenant's own database).
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let len = raw.chars().count();
         let ok = (1..=Self::MAX_CHARS).contains(&len)
             && !raw.chars().any(char::is_control)
-            && !raw.trim().is_empty();
+            && raw.trim() == raw;
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
             Err(IdError::Malformed {
                 what: "userId",
-                rule: "1 to 128 printable characters",
+                rule: "1 to 128 printable characters, without spaces at either end",
             })
         }
     }
@@ -161,6 +164,14 @@ mod tests {
         assert!(UserId::parse("a\nb").is_err());
         assert!(UserId::parse(&"u".repeat(129)).is_err());
         assert!(UserId::parse(&"u".repeat(128)).is_ok());
+        for padded in [" alice", "alice ", "\u{3000}alice"] {
+            assert!(UserId::parse(padded).is_err(), "{padded:?}");
+        }
+        // Compared as given: the composed and decomposed forms of "é" are two users.
+        assert_ne!(
+            UserId::parse("\u{e9}").unwrap(),
+            UserId::parse("e\u{301}").unwrap()
+        );
     }
 
     proptest! {

@@ -271,8 +271,15 @@ impl std::fmt::Debug for TotpProvisioning {
 
 /// Why a TOTP could not be provisioned.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the TOTP enrollment: {0}")]
-pub struct TotpError(pub String);
+pub enum TotpError {
+    /// The `otpauth://` URI (label and issuer, percent-encoded) does not fit in a QR code: the
+    /// caller's input is too long, not our fault.
+    #[error("the enrollment URI of {0} bytes does not fit in a QR code")]
+    TooLongForQr(usize),
+    /// Anything else.
+    #[error("cannot build the TOTP enrollment: {0}")]
+    Failed(String),
+}
 
 /// RFC 6238 TOTP: provisioning URIs and QR codes, and code checks.
 pub trait TotpEngine: Send + Sync {

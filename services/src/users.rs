@@ -24,7 +24,7 @@ use crate::commands::Commands;
 use crate::encoding::base32_lower;
 use crate::ports::{
     Clock, Entropy, Sealer, SecretHasher, SendStats, TenantDirectory, TenantView, TotpEngine,
-    TotpProvisioning,
+    TotpError, TotpProvisioning,
 };
 use crate::{RequestContext, ServiceError};
 
@@ -544,7 +544,14 @@ impl UserService {
         let provisioning = self
             .totp
             .provision(secret.as_ref(), &params, &tenant.name, &label)
-            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+            .map_err(|e| match e {
+                TotpError::TooLongForQr(_) => ServiceError::InvalidInput(
+                    "accountLabel is too long for a QR code together with the organisation's \
+                     name: use a shorter label (plain letters and digits take the least room)"
+                        .into(),
+                ),
+                e @ TotpError::Failed(_) => ServiceError::Internal(Box::new(e)),
+            })?;
         let sealed = self
             .sealer
             .seal(&user.tenant, &totp_context(&user), secret.as_ref())

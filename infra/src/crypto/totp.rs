@@ -76,15 +76,18 @@ impl TotpEngine for RfcTotp {
             .with_account_name(label_part(account, FALLBACK_ACCOUNT))
             .with_issuer(Some(label_part(issuer, FALLBACK_ISSUER)))
             .build()
-            .map_err(|e| TotpError(e.to_string()))?;
-        let mut uri = totp.to_url().map_err(|e| TotpError(e.to_string()))?;
+            .map_err(|e| TotpError::Failed(e.to_string()))?;
+        let mut uri = totp
+            .to_url()
+            .map_err(|e| TotpError::Failed(e.to_string()))?;
         ensure_param(&mut uri, "algorithm", params.algorithm.as_str());
         ensure_param(&mut uri, "digits", &params.digits.to_string());
         ensure_param(&mut uri, "period", &params.period.to_string());
-        let code = qr::encode(&uri).map_err(|e| TotpError(e.to_string()))?;
+        let code = qr::encode(&uri).map_err(|_| TotpError::TooLongForQr(uri.len()))?;
         Ok(TotpProvisioning {
             secret_base32: totp.secret().to_base32(),
-            qr_png_data_uri: qr::png_data_uri(&code).map_err(|e| TotpError(e.to_string()))?,
+            qr_png_data_uri: qr::png_data_uri(&code)
+                .map_err(|e| TotpError::Failed(e.to_string()))?,
             qr_svg: qr::svg_of(&code),
             uri,
         })

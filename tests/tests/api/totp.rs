@@ -661,3 +661,32 @@ async fn a_method_the_policy_no_longer_allows_cannot_be_used() {
     let a = verify(&app, &t.app, "jo", "TOTP", &authenticator.next_code()).await;
     assert_eq!(a.data()["verify"]["method"], "TOTP");
 }
+
+#[tokio::test]
+async fn a_label_too_long_for_a_qr_code_is_invalid_input_not_internal() {
+    let app = twofold_tests::spawn_app().await;
+    // Each emoji takes 12 characters of the percent-encoded URI: 100 in the organisation's name
+    // and 100 in the label do not fit in any QR code.
+    let (_, admin) = app.create_tenant(&"😀".repeat(100)).await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    let a = app
+        .gql(
+            Some(&key),
+            START,
+            serde_json::json!({ "u": "u1", "l": "😀".repeat(100) }),
+        )
+        .await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+    assert!(a.error_message().contains("too long for a QR code"));
+    assert!(
+        app.gql(
+            Some(&key),
+            "{ user(userId: \"u1\") { methods } }",
+            serde_json::json!({})
+        )
+        .await
+        .data()["user"]
+            .is_null(),
+        "nothing was recorded"
+    );
+}
