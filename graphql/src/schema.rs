@@ -12,6 +12,7 @@ use twofold_services::RequestContext;
 
 use crate::error::ApiError;
 use crate::guard::{key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
+use crate::proof_input::ProofInputGql;
 use crate::types::{
     ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
     ComplianceReport, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput, RecoveryCodes,
@@ -275,32 +276,39 @@ impl UserMutation {
         Ok(UserTwoFactor(status))
     }
 
-    /// APP. Registers an email address and sends it a verification code.
+    /// APP. Registers an email address and sends it a verification code. When the user already
+    /// has a factor, `proof` must prove one; a verified address keeps working until the new one
+    /// is confirmed.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn add_email(
         &self,
         ctx: &Context<'_>,
         user_id: ID,
         email: String,
+        proof: Option<ProofInputGql>,
     ) -> async_graphql::Result<Challenge> {
+        let proof = proof.map(Into::into);
         let c = users(ctx)
-            .add_email(key(ctx)?, &user_id, &email, request(ctx))
+            .add_email(key(ctx)?, &user_id, &email, proof.as_ref(), request(ctx))
             .await
             .map_err(ApiError)?;
         Ok(c.into())
     }
 
     /// APP. Registers a phone number in international form (+<country code><number>) and sends
-    /// it a verification code by SMS.
+    /// it a verification code by SMS. When the user already has a factor, `proof` must prove
+    /// one; a verified number keeps working until the new one is confirmed.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn add_phone(
         &self,
         ctx: &Context<'_>,
         user_id: ID,
         phone: String,
+        proof: Option<ProofInputGql>,
     ) -> async_graphql::Result<Challenge> {
+        let proof = proof.map(Into::into);
         let c = users(ctx)
-            .add_phone(key(ctx)?, &user_id, &phone, request(ctx))
+            .add_phone(key(ctx)?, &user_id, &phone, proof.as_ref(), request(ctx))
             .await
             .map_err(ApiError)?;
         Ok(c.into())
@@ -315,9 +323,18 @@ impl UserMutation {
         user_id: ID,
         challenge_id: ID,
         code: String,
+        proof: Option<ProofInputGql>,
     ) -> async_graphql::Result<Option<RecoveryCodes>> {
+        let proof = proof.map(Into::into);
         let codes = users(ctx)
-            .confirm_channel(key(ctx)?, &user_id, &challenge_id, &code, request(ctx))
+            .confirm_channel(
+                key(ctx)?,
+                &user_id,
+                &challenge_id,
+                &code,
+                proof.as_ref(),
+                request(ctx),
+            )
             .await
             .map_err(ApiError)?;
         Ok(codes.map(Into::into))
@@ -375,16 +392,20 @@ impl UserMutation {
         Ok(enrollment.into())
     }
 
-    /// APP. Activates TOTP. Returns ten recovery codes, shown this once.
+    /// APP. Activates TOTP. Returns ten recovery codes, shown this once, when TOTP is the user's
+    /// first factor; an empty list when it joins or replaces another factor (the codes the user
+    /// saved stay valid). When the user already has a factor, `proof` must prove one.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn confirm_totp_enrollment(
         &self,
         ctx: &Context<'_>,
         user_id: ID,
         code: String,
+        proof: Option<ProofInputGql>,
     ) -> async_graphql::Result<RecoveryCodes> {
+        let proof = proof.map(Into::into);
         let codes = users(ctx)
-            .confirm_totp_enrollment(key(ctx)?, &user_id, &code, request(ctx))
+            .confirm_totp_enrollment(key(ctx)?, &user_id, &code, proof.as_ref(), request(ctx))
             .await
             .map_err(ApiError)?;
         Ok(codes.into())
@@ -463,6 +484,30 @@ impl UserMutation {
                 method.into(),
                 &code,
                 challenge_id.as_ref().map(|c| c.as_str()),
+                request(ctx),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Removes one factor (TOTP, EMAIL or SMS) after checking `proof`, and revokes the
+    /// user's trusted devices. Removing the last factor turns 2FA off, which a policy that
+    /// enforces 2FA refuses (POLICY_VIOLATION).
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn remove_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        proof: ProofInputGql,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .remove_factor(
+                key(ctx)?,
+                &user_id,
+                method.into(),
+                &proof.into(),
                 request(ctx),
             )
             .await

@@ -245,6 +245,28 @@ pub struct TotpEnrollment {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecoveryCodes(pub Vec<String>);
 
+/// A current factor presented to authorise adding, replacing or removing one (`ProofInput`
+/// in the API). The code never appears in `Debug`.
+#[derive(Clone)]
+pub struct ProofInput {
+    /// The method.
+    pub method: Method,
+    /// The code as typed.
+    pub code: String,
+    /// For EMAIL and SMS: the sign-in challenge the code was sent with.
+    pub challenge_id: Option<String>,
+}
+
+impl std::fmt::Debug for ProofInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofInput")
+            .field("method", &self.method)
+            .field("code", &"<redacted>")
+            .field("challenge_id", &self.challenge_id)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for RecoveryCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RecoveryCodes(<{} redacted>)", self.0.len())
@@ -318,12 +340,12 @@ impl From<UserError> for ServiceError {
                 ServiceError::NotFound(message)
             }
             UserError::NoPendingEnrollment => ServiceError::Conflict(message),
-            UserError::PolicyEnforced | UserError::StepUpRequired => {
+            UserError::PolicyEnforced | UserError::ProofRequired => {
                 ServiceError::PolicyViolation(message)
             }
-            UserError::UnsupportedProof(_) | UserError::ChallengeRequired => {
-                ServiceError::InvalidInput(message)
-            }
+            UserError::UnsupportedProof(_)
+            | UserError::ChallengeRequired
+            | UserError::RecoveryCodesNotAFactor => ServiceError::InvalidInput(message),
             UserError::ChallengeNotFound
             | UserError::NoPreferredChannel
             | UserError::DeviceNotFound => ServiceError::NotFound(message),
@@ -573,15 +595,21 @@ impl UserService {
     }
 
     /// Confirms the pending TOTP with a code from the app; returns ten new recovery codes.
+    ///
+    /// New recovery codes come with the user's first factor only: adding TOTP beside another
+    /// factor, or replacing it, keeps the codes the user saved (and returns none). On an account
+    /// that has a factor, `change` must prove one.
     pub async fn confirm_totp_enrollment(
         &self,
         caller: &KeyPrincipal,
         user_id: &str,
         code: &str,
+        change: Option<&ProofInput>,
         ctx: &RequestContext,
     ) -> Result<RecoveryCodes, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
-        self.allowed(&caller.tenant_id, Method::Totp).await?;
+        let tenant = self.allowed(&caller.tenant_id, Method::Totp).await?;
+        let change = Self::change_proof(&tenant.policy, change)?;
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
@@ -589,13 +617,64 @@ impl UserService {
                 &user,
                 UserAction::ConfirmTotp {
                     code: proof(Method::Totp, code, None)?.code,
+                    proof: change,
                     recovery_codes: hashes,
                 },
                 ctx,
             )
             .await?;
         outcome(&events, at)?;
-        Ok(codes)
+        let issued = events
+            .iter()
+            .any(|e| matches!(e, UserEvent::RecoveryCodesGenerated { .. }));
+        Ok(if issued {
+            codes
+        } else {
+            RecoveryCodes(Vec::new())
+        })
+    }
+
+    /// The proof of a factor change, checked against the policy like any use of a method.
+    fn change_proof(
+        policy: &twofold_domain::Policy,
+        change: Option<&ProofInput>,
+    ) -> Result<Option<Proof>, ServiceError> {
+        change
+            .map(|p| {
+                Self::require_method(policy, p.method)?;
+                proof(p.method, &p.code, p.challenge_id.as_deref())
+            })
+            .transpose()
+    }
+
+    /// Removes one factor (TOTP, the email address or the phone number) after checking a
+    /// current one; the last one only while the policy does not enforce 2FA.
+    pub async fn remove_factor(
+        &self,
+        caller: &KeyPrincipal,
+        user_id: &str,
+        method: Method,
+        change: &ProofInput,
+        ctx: &RequestContext,
+    ) -> Result<UserStatus, ServiceError> {
+        let user = parse_user(&caller.tenant_id, user_id)?;
+        let tenant = self.tenant(&caller.tenant_id).await?;
+        let change = Self::change_proof(&tenant.policy, Some(change))?
+            .ok_or_else(|| ServiceError::InvalidInput("proof is required".into()))?;
+        let (state, events, at) = self
+            .run(
+                caller,
+                &user,
+                UserAction::RemoveFactor {
+                    method,
+                    proof: change,
+                    policy_enforced: tenant.policy.enforce_two_factor,
+                },
+                ctx,
+            )
+            .await?;
+        outcome(&events, at)?;
+        Ok(UserStatus::of(&user.user, &state, at))
     }
 
     /// Checks a second factor at sign-in; with `trust_device`, also remembers the device and
@@ -923,12 +1002,14 @@ impl UserService {
         caller: &KeyPrincipal,
         user_id: &str,
         email: &str,
+        change: Option<&ProofInput>,
         ctx: &RequestContext,
     ) -> Result<ChallengeView, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
         let email = EmailAddress::parse(email).map_err(ServiceError::invalid)?;
         let tenant = self.tenant(&caller.tenant_id).await?;
         Self::require_method(&tenant.policy, Method::Email)?;
+        let change = Self::change_proof(&tenant.policy, change)?;
         let challenge = self.new_challenge(&tenant.policy, None)?;
         let id = challenge.id.clone();
         let sealed = self
@@ -939,11 +1020,12 @@ impl UserService {
                 email.as_str().as_bytes(),
             )
             .await?;
-        let (state, _, _) = self
+        let (state, events, at) = self
             .run(
                 caller,
                 &user,
                 UserAction::AddEmail {
+                    proof: change,
                     email: sealed,
                     masked: email.masked(),
                     challenge,
@@ -951,6 +1033,7 @@ impl UserService {
                 ctx,
             )
             .await?;
+        outcome(&events, at)?;
         challenge_view(&state, &id)
     }
 
@@ -960,12 +1043,14 @@ impl UserService {
         caller: &KeyPrincipal,
         user_id: &str,
         phone: &str,
+        change: Option<&ProofInput>,
         ctx: &RequestContext,
     ) -> Result<ChallengeView, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
         let phone = PhoneNumber::parse(phone).map_err(ServiceError::invalid)?;
         let tenant = self.tenant(&caller.tenant_id).await?;
         Self::require_method(&tenant.policy, Method::Sms)?;
+        let change = Self::change_proof(&tenant.policy, change)?;
         let allowed = &tenant.policy.allowed_calling_codes;
         if !allowed.is_empty() && !allowed.contains(&phone.calling_code()) {
             let list: Vec<String> = allowed.iter().map(|c| format!("+{c}")).collect();
@@ -986,11 +1071,12 @@ impl UserService {
                 phone.e164().as_bytes(),
             )
             .await?;
-        let (state, _, _) = self
+        let (state, events, at) = self
             .run(
                 caller,
                 &user,
                 UserAction::AddPhone {
+                    proof: change,
                     phone: sealed,
                     calling_code: phone.calling_code().to_string(),
                     region: phone.region().map(str::to_owned),
@@ -1000,6 +1086,7 @@ impl UserService {
                 ctx,
             )
             .await?;
+        outcome(&events, at)?;
         challenge_view(&state, &id)
     }
 
@@ -1010,9 +1097,12 @@ impl UserService {
         user_id: &str,
         challenge_id: &str,
         code: &str,
+        change: Option<&ProofInput>,
         ctx: &RequestContext,
     ) -> Result<Option<RecoveryCodes>, ServiceError> {
         let user = parse_user(&caller.tenant_id, user_id)?;
+        let tenant = self.tenant(&caller.tenant_id).await?;
+        let change = Self::change_proof(&tenant.policy, change)?;
         let state = self
             .commands
             .load(&user.aggregate_id())
@@ -1031,6 +1121,7 @@ impl UserService {
                     challenge_id: challenge_id.to_owned(),
                     code: proof(Method::Email, code, None)?.code,
                     recovery_codes: hashes,
+                    proof: change,
                 },
                 ctx,
             )
@@ -1166,11 +1257,8 @@ impl UserService {
         let done = challenge.used
             || now >= challenge.expires_at
             || challenge.delivery != twofold_domain::user::DeliveryState::Pending;
-        // A code sent to an address that was replaced since is not sent to the new one.
-        let Some(contact) = state
-            .contact(challenge.channel)
-            .filter(|c| !done && challenge.sent_at >= c.since)
-        else {
+        // A code goes where it was meant to: never to an address that replaced it since.
+        let Some(contact) = state.destination_of(challenge).filter(|_| !done) else {
             return Ok(None);
         };
         let destination = self

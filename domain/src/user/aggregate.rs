@@ -7,12 +7,13 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
+use super::factors::{verification_target, Authorized};
 use super::lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 use super::{
     normalize_recovery_code, DeliveryOutcome, DeviceRevocation, NewChallenge, NewTrustedDevice,
     Proof, ServicesError, SignInAttempt, SignInDecision, SignInReason, UserAction, UserCommand,
     UserEvent, UserRef, UserServices, ATTEMPTS_PER_CHALLENGE, MAX_TRUSTED_DEVICES, RECOVERY_CODES,
-    RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES, STEP_UP_MINUTES,
+    RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES,
 };
 use crate::channel::{Channel, Purpose};
 use crate::secrets::{SealedSecret, TotpParams};
@@ -70,12 +71,20 @@ pub enum UserError {
     /// EMAIL and SMS codes are answered with the challenge they were sent with.
     #[error("challengeId is required for EMAIL and SMS codes")]
     ChallengeRequired,
-    /// Adding or replacing a factor on an enabled account needs a recent verification.
+    /// Adding, replacing or removing a factor on an enabled account needs a current factor in
+    /// the same call.
     #[error(
-        "the user already has two-factor authentication: verify a current factor \
-         (verify) within {STEP_UP_MINUTES} minutes before adding or replacing one"
+        "the user already has two-factor authentication: pass `proof` with a current factor \
+         (a TOTP code, a recovery code, or an email/SMS sign-in code with its challengeId) to \
+         add, replace or remove one"
     )]
-    StepUpRequired,
+    ProofRequired,
+    /// `removeFactor(method: RECOVERY_CODE)`.
+    #[error(
+        "recovery codes are not removed on their own: they go with the last factor, and \
+         regenerateRecoveryCodes replaces them"
+    )]
+    RecoveryCodesNotAFactor,
     /// sendCode without a channel and without a preferred one.
     #[error("the user has no preferred channel: pass a channel")]
     NoPreferredChannel,
@@ -201,6 +210,12 @@ pub struct User {
     email: Option<ContactFactor>,
     #[serde(default)]
     phone: Option<ContactFactor>,
+    /// An address waiting to replace the verified `email`, which works until it is confirmed.
+    #[serde(default)]
+    email_pending: Option<ContactFactor>,
+    /// A number waiting to replace the verified `phone`.
+    #[serde(default)]
+    phone_pending: Option<ContactFactor>,
     #[serde(default)]
     preferred: Option<Channel>,
     #[serde(default)]
@@ -210,7 +225,7 @@ pub struct User {
 }
 
 /// Result of checking a proof: the events to record either way.
-enum Checked {
+pub(super) enum Checked {
     Passed(Vec<UserEvent>),
     Failed(Vec<UserEvent>),
 }
@@ -249,6 +264,39 @@ impl User {
         self.contact(channel).is_some_and(|f| f.verified)
     }
 
+    pub(super) fn contact_verified(&self, channel: Channel) -> bool {
+        self.verified(channel)
+    }
+
+    pub(super) fn totp_enabled(&self) -> bool {
+        self.totp.is_some()
+    }
+
+    /// An address or number waiting to replace the verified one of `channel`.
+    pub fn pending_contact(&self, channel: Channel) -> Option<&ContactFactor> {
+        match channel {
+            Channel::Email => self.email_pending.as_ref(),
+            Channel::Sms => self.phone_pending.as_ref(),
+        }
+    }
+
+    /// Where the code of `challenge` goes: a sign-in code to the verified address, a
+    /// verification code to the address it verifies (a waiting replacement, or the current
+    /// unverified one). `None` when that destination was replaced since.
+    pub fn destination_of(&self, challenge: &Challenge) -> Option<&ContactFactor> {
+        match challenge.purpose {
+            Purpose::SignIn => self
+                .contact(challenge.channel)
+                .filter(|c| c.verified && challenge.sent_at >= c.since),
+            Purpose::VerifyChannel => verification_target(
+                self.contact(challenge.channel),
+                self.pending_contact(challenge.channel),
+                challenge.sent_at,
+            )
+            .map(|(c, _)| c),
+        }
+    }
+
     /// The default channel for sign-in codes.
     pub fn preferred_channel(&self) -> Option<Channel> {
         self.preferred
@@ -274,8 +322,14 @@ impl User {
         idempotency_key: Option<&str>,
         at: DateTime<Utc>,
     ) -> Option<&Challenge> {
-        let open =
-            |c: &&Challenge| !c.used && c.attempts < ATTEMPTS_PER_CHALLENGE && at < c.expires_at;
+        // Only a challenge whose code went to the current destination: after a replacement, a
+        // code still open at the old address must not stand in for a new one.
+        let open = |c: &&Challenge| {
+            !c.used
+                && c.attempts < ATTEMPTS_PER_CHALLENGE
+                && at < c.expires_at
+                && self.destination_of(c).is_some()
+        };
         if let Some(key) = idempotency_key {
             if let Some(c) = self
                 .challenges
@@ -418,7 +472,11 @@ impl User {
     }
 
     /// `DeviceTrustRevoked` for every device still trusted at `at`.
-    fn revoke_devices(&self, reason: DeviceRevocation, at: DateTime<Utc>) -> Vec<UserEvent> {
+    pub(super) fn revoke_devices(
+        &self,
+        reason: DeviceRevocation,
+        at: DateTime<Utc>,
+    ) -> Vec<UserEvent> {
         self.trusted_devices(at)
             .map(|d| UserEvent::DeviceTrustRevoked {
                 device_id: d.id.clone(),
@@ -456,19 +514,7 @@ impl User {
         self.consecutive_failures
     }
 
-    /// On an enabled account, changing the factors needs a verification in the last
-    /// [`STEP_UP_MINUTES`].
-    fn require_step_up(&self, at: DateTime<Utc>) -> Result<(), UserError> {
-        let recent = self
-            .last_verified_at
-            .is_some_and(|v| at - v <= Duration::minutes(STEP_UP_MINUTES));
-        if self.enabled() && !recent {
-            return Err(UserError::StepUpRequired);
-        }
-        Ok(())
-    }
-
-    fn refuse_if_locked(&self, at: DateTime<Utc>) -> Result<(), UserError> {
+    pub(super) fn refuse_if_locked(&self, at: DateTime<Utc>) -> Result<(), UserError> {
         match self.locked_until(at) {
             Some(until) => Err(UserError::LockedOut {
                 until,
@@ -528,7 +574,7 @@ impl User {
         Ok(step.filter(|s| self.last_totp_step.is_none_or(|last| *s > last)))
     }
 
-    async fn check(
+    pub(super) async fn check(
         &self,
         services: &dyn UserServices,
         user: &UserRef,
@@ -691,6 +737,7 @@ impl User {
             }
             UserAction::ConfirmTotp {
                 code,
+                proof,
                 recovery_codes,
             } => {
                 let pending = self
@@ -698,25 +745,33 @@ impl User {
                     .as_ref()
                     .ok_or(UserError::NoPendingEnrollment)?;
                 self.refuse_if_locked(at)?;
-                self.require_step_up(at)?;
                 if recovery_codes.len() != RECOVERY_CODES {
                     return Err(UserError::BadRecoverySet);
                 }
-                Ok(
-                    match self
-                        .totp_passes(services, &user, pending, &code, at)
-                        .await?
-                    {
-                        Some(step) => vec![
-                            UserEvent::TotpEnabled { step, at },
-                            UserEvent::RecoveryCodesGenerated {
-                                hashes: recovery_codes,
-                                at,
-                            },
-                        ],
-                        None => self.failure(Method::Totp, at),
-                    },
-                )
+                let mut events = match self
+                    .authorize_change(services, &user, proof.as_ref(), at)
+                    .await?
+                {
+                    Authorized::Proceed(events) => events,
+                    Authorized::Refused(events) => return Ok(events),
+                };
+                let Some(step) = self
+                    .totp_passes(services, &user, pending, &code, at)
+                    .await?
+                else {
+                    return Ok(self.failure(Method::Totp, at));
+                };
+                events.push(UserEvent::TotpEnabled { step, at });
+                if self.totp.is_some() {
+                    // A replaced authenticator: the recovery codes the user saved stay valid.
+                    events.extend(self.revoke_devices(DeviceRevocation::FactorReplaced, at));
+                } else if !self.enabled() {
+                    events.push(UserEvent::RecoveryCodesGenerated {
+                        hashes: recovery_codes,
+                        at,
+                    });
+                }
+                Ok(events)
             }
             UserAction::Verify { proof, trust } => {
                 if !self.enabled() {
@@ -804,12 +859,19 @@ impl User {
                 })
             }
             UserAction::AddEmail {
+                proof,
                 email,
                 masked,
                 challenge,
             } => {
                 self.refuse_if_locked(at)?;
-                self.require_step_up(at)?;
+                let mut events = match self
+                    .authorize_change(services, &user, proof.as_ref(), at)
+                    .await?
+                {
+                    Authorized::Proceed(events) => events,
+                    Authorized::Refused(events) => return Ok(events),
+                };
                 let sent = self.issue(
                     Channel::Email,
                     Purpose::VerifyChannel,
@@ -817,12 +879,17 @@ impl User {
                     masked.clone(),
                     at,
                 )?;
-                Ok(vec![
-                    UserEvent::EmailFactorAdded { email, masked, at },
-                    sent,
-                ])
+                events.push(UserEvent::EmailFactorAdded {
+                    email,
+                    masked,
+                    replacing: self.replaces_verified(Channel::Email),
+                    at,
+                });
+                events.push(sent);
+                Ok(events)
             }
             UserAction::AddPhone {
+                proof,
                 phone,
                 calling_code,
                 region,
@@ -830,7 +897,13 @@ impl User {
                 challenge,
             } => {
                 self.refuse_if_locked(at)?;
-                self.require_step_up(at)?;
+                let mut events = match self
+                    .authorize_change(services, &user, proof.as_ref(), at)
+                    .await?
+                {
+                    Authorized::Proceed(events) => events,
+                    Authorized::Refused(events) => return Ok(events),
+                };
                 let sent = self.issue(
                     Channel::Sms,
                     Purpose::VerifyChannel,
@@ -838,40 +911,51 @@ impl User {
                     masked.clone(),
                     at,
                 )?;
-                Ok(vec![
-                    UserEvent::PhoneFactorAdded {
-                        phone,
-                        calling_code,
-                        region,
-                        masked,
-                        at,
-                    },
-                    sent,
-                ])
+                events.push(UserEvent::PhoneFactorAdded {
+                    phone,
+                    calling_code,
+                    region,
+                    masked,
+                    replacing: self.replaces_verified(Channel::Sms),
+                    at,
+                });
+                events.push(sent);
+                Ok(events)
             }
             UserAction::ConfirmChannel {
                 challenge_id,
                 code,
                 recovery_codes,
+                proof,
             } => {
                 self.refuse_if_locked(at)?;
-                self.require_step_up(at)?;
                 let challenge = self.answerable(&challenge_id, Purpose::VerifyChannel, at)?;
                 let channel = challenge.channel;
-                let current = self
-                    .contact(channel)
-                    .is_some_and(|f| challenge.sent_at >= f.since);
-                if !current {
-                    return Err(UserError::ChallengeNotFound);
-                }
-                if !services.challenge_code_matches(&user, &challenge_id, challenge.digits, &code) {
+                let (_, replacing) = verification_target(
+                    self.contact(channel),
+                    self.pending_contact(channel),
+                    challenge.sent_at,
+                )
+                .ok_or(UserError::ChallengeNotFound)?;
+                let digits = challenge.digits;
+                let mut events = match self
+                    .authorize_change(services, &user, proof.as_ref(), at)
+                    .await?
+                {
+                    Authorized::Proceed(events) => events,
+                    Authorized::Refused(events) => return Ok(events),
+                };
+                if !services.challenge_code_matches(&user, &challenge_id, digits, &code) {
                     return Ok(self.failure_on(channel.method(), Some(challenge_id), at));
                 }
-                let mut events = vec![UserEvent::ChannelVerified {
+                events.push(UserEvent::ChannelVerified {
                     channel,
                     challenge_id,
                     at,
-                }];
+                });
+                if replacing {
+                    events.extend(self.revoke_devices(DeviceRevocation::FactorReplaced, at));
+                }
                 if !self.enabled() {
                     if recovery_codes.len() != RECOVERY_CODES {
                         return Err(UserError::BadRecoverySet);
@@ -885,6 +969,14 @@ impl User {
                     events.push(UserEvent::PreferredChannelChosen { channel, at });
                 }
                 Ok(events)
+            }
+            UserAction::RemoveFactor {
+                method,
+                proof,
+                policy_enforced,
+            } => {
+                self.decide_remove_factor(services, &user, method, &proof, policy_enforced, at)
+                    .await
             }
             UserAction::ChoosePreferredChannel { channel } => {
                 if !self.verified(channel) {
@@ -985,6 +1077,35 @@ impl User {
                 self.preferred = self.verified(other).then_some(other);
             }
         }
+    }
+
+    /// A new address or number: beside a verified one it waits (the verified one works until
+    /// this is confirmed), otherwise it takes the place of whatever was there.
+    fn contact_added(
+        &mut self,
+        channel: Channel,
+        sealed: SealedSecret,
+        masked: String,
+        replacing: bool,
+        at: DateTime<Utc>,
+    ) {
+        let added = ContactFactor {
+            sealed,
+            masked,
+            verified: false,
+            since: at,
+        };
+        let (current, pending) = match channel {
+            Channel::Email => (&mut self.email, &mut self.email_pending),
+            Channel::Sms => (&mut self.phone, &mut self.phone_pending),
+        };
+        if replacing {
+            *pending = Some(added);
+        } else {
+            *current = Some(added);
+            *pending = None;
+        }
+        self.repoint_preferred();
     }
 
     fn challenge_mut(&mut self, id: &str) -> Option<&mut Challenge> {
@@ -1111,27 +1232,40 @@ impl Aggregate for User {
                 self.recovery.clear();
                 self.email = None;
                 self.phone = None;
+                self.email_pending = None;
+                self.phone_pending = None;
                 self.preferred = None;
                 self.challenges.clear();
             }
-            UserEvent::EmailFactorAdded { email, masked, at } => {
-                self.email = Some(ContactFactor {
-                    sealed: email,
-                    masked,
-                    verified: false,
-                    since: at,
-                });
-                self.repoint_preferred();
-            }
+            UserEvent::EmailFactorAdded {
+                email,
+                masked,
+                replacing,
+                at,
+            } => self.contact_added(Channel::Email, email, masked, replacing, at),
             UserEvent::PhoneFactorAdded {
-                phone, masked, at, ..
-            } => {
-                self.phone = Some(ContactFactor {
-                    sealed: phone,
-                    masked,
-                    verified: false,
-                    since: at,
-                });
+                phone,
+                masked,
+                replacing,
+                at,
+                ..
+            } => self.contact_added(Channel::Sms, phone, masked, replacing, at),
+            UserEvent::FactorRemoved { method, .. } => {
+                match method {
+                    Method::Totp => {
+                        self.totp = None;
+                        self.pending_totp = None;
+                    }
+                    Method::Email => {
+                        self.email = None;
+                        self.email_pending = None;
+                    }
+                    Method::Sms => {
+                        self.phone = None;
+                        self.phone_pending = None;
+                    }
+                    Method::RecoveryCode => {}
+                }
                 self.repoint_preferred();
             }
             UserEvent::CodeSent {
@@ -1175,11 +1309,26 @@ impl Aggregate for User {
                 challenge_id,
                 at,
             } => {
-                if let Some(f) = match channel {
-                    Channel::Email => self.email.as_mut(),
-                    Channel::Sms => self.phone.as_mut(),
-                } {
-                    f.verified = true;
+                let sent_at = self.challenge(&challenge_id).map(|c| c.sent_at);
+                let (current, pending) = match channel {
+                    Channel::Email => (&mut self.email, &mut self.email_pending),
+                    Channel::Sms => (&mut self.phone, &mut self.phone_pending),
+                };
+                let replacement = pending
+                    .take_if(|p| sent_at.is_none_or(|sent| sent >= p.since))
+                    // From now on: codes sent to the old number before the swap stop working.
+                    .map(|p| ContactFactor {
+                        verified: true,
+                        since: at,
+                        ..p
+                    });
+                match replacement {
+                    Some(confirmed) => *current = Some(confirmed),
+                    None => {
+                        if let Some(f) = current.as_mut() {
+                            f.verified = true;
+                        }
+                    }
                 }
                 if let Some(c) = self.challenge_mut(&challenge_id) {
                     c.used = true;
@@ -1234,6 +1383,7 @@ impl UserEvent {
             | UserEvent::UserLockedOut { at, .. }
             | UserEvent::LockoutCleared { at, .. }
             | UserEvent::TwoFactorDisabled { at, .. }
+            | UserEvent::FactorRemoved { at, .. }
             | UserEvent::TwoFactorReset { at, .. }
             | UserEvent::EmailFactorAdded { at, .. }
             | UserEvent::PhoneFactorAdded { at, .. }

@@ -124,6 +124,7 @@ async fn confirming_enables_totp_with_recovery_codes() {
         .when_async(cmd(
             t0(),
             UserAction::ConfirmTotp {
+                proof: None,
                 code: "step:7".into(),
                 recovery_codes: codes("r"),
             },
@@ -144,6 +145,7 @@ async fn a_wrong_confirmation_code_is_a_recorded_failure() {
         .when_async(cmd(
             t0(),
             UserAction::ConfirmTotp {
+                proof: None,
                 code: "nope".into(),
                 recovery_codes: codes("r"),
             },
@@ -163,6 +165,7 @@ async fn nothing_to_confirm_without_an_enrollment() {
         .when_async(cmd(
             t0(),
             UserAction::ConfirmTotp {
+                proof: None,
                 code: "step:7".into(),
                 recovery_codes: codes("r"),
             },
@@ -490,6 +493,7 @@ async fn a_services_failure_is_an_error_not_a_wrong_code() {
     .when_async(cmd(
         t0(),
         UserAction::ConfirmTotp {
+            proof: None,
             code: "step:1".into(),
             recovery_codes: codes("r"),
         },
@@ -504,7 +508,7 @@ async fn a_services_failure_is_an_error_not_a_wrong_code() {
 
 use crate::channel::{Channel, Purpose};
 
-fn challenge(id: &str, at: DateTime<Utc>) -> NewChallenge {
+pub(super) fn challenge(id: &str, at: DateTime<Utc>) -> NewChallenge {
     NewChallenge {
         id: id.into(),
         digits: 6,
@@ -513,7 +517,7 @@ fn challenge(id: &str, at: DateTime<Utc>) -> NewChallenge {
     }
 }
 
-fn sent(id: &str, channel: Channel, purpose: Purpose, at: DateTime<Utc>) -> UserEvent {
+pub(super) fn sent(id: &str, channel: Channel, purpose: Purpose, at: DateTime<Utc>) -> UserEvent {
     UserEvent::CodeSent {
         challenge_id: id.into(),
         channel,
@@ -527,9 +531,10 @@ fn sent(id: &str, channel: Channel, purpose: Purpose, at: DateTime<Utc>) -> User
 }
 
 /// A user whose phone is verified (and preferred), with recovery codes.
-fn phone_user() -> Vec<UserEvent> {
+pub(super) fn phone_user() -> Vec<UserEvent> {
     vec![
         UserEvent::PhoneFactorAdded {
+            replacing: false,
             phone: SealedSecret::from_encoded("sealed-phone".into()),
             calling_code: "995".into(),
             region: Some("GE".into()),
@@ -567,6 +572,7 @@ async fn adding_a_phone_registers_it_unverified_and_sends_a_verification_code() 
         .when_async(cmd(
             t0(),
             UserAction::AddPhone {
+                proof: None,
                 phone: SealedSecret::from_encoded("sealed-phone".into()),
                 calling_code: "995".into(),
                 region: Some("GE".into()),
@@ -577,6 +583,7 @@ async fn adding_a_phone_registers_it_unverified_and_sends_a_verification_code() 
         .await
         .then_expect_events(vec![
             UserEvent::PhoneFactorAdded {
+                replacing: false,
                 phone: SealedSecret::from_encoded("sealed-phone".into()),
                 calling_code: "995".into(),
                 region: Some("GE".into()),
@@ -594,6 +601,7 @@ async fn confirming_the_first_channel_enables_2fa_with_recovery_codes() {
         .when_async(cmd(
             t0(),
             UserAction::ConfirmChannel {
+                proof: None,
                 challenge_id: "c0".into(),
                 code: "code-of-c0".into(),
                 recovery_codes: codes("r"),
@@ -618,6 +626,7 @@ async fn five_wrong_codes_end_a_challenge() {
         .when_async(cmd(
             t0(),
             UserAction::ConfirmChannel {
+                proof: None,
                 challenge_id: "c0".into(),
                 code: "code-of-c0".into(),
                 recovery_codes: codes("r"),
@@ -822,90 +831,4 @@ async fn a_delivery_is_recorded_once() {
         .when_async(record())
         .await
         .then_expect_events(vec![]);
-}
-
-#[tokio::test]
-async fn replacing_a_factor_on_an_enabled_account_needs_a_recent_verification() {
-    let mut given = enrolled(); // last verified at t0
-    given.push(started());
-    let confirm = |at| {
-        cmd(
-            at,
-            UserAction::ConfirmTotp {
-                code: "step:500".into(),
-                recovery_codes: codes("n"),
-            },
-        )
-    };
-    tf().given(given.clone())
-        .when_async(confirm(t0() + Duration::minutes(11)))
-        .await
-        .then_expect_error(UserError::StepUpRequired);
-    let ok = tf()
-        .given(given)
-        .when_async(confirm(t0() + Duration::minutes(9)))
-        .await
-        .inspect_result()
-        .unwrap();
-    assert!(matches!(ok[0], UserEvent::TotpEnabled { step: 500, .. }));
-
-    // The same for a new phone on an account that has TOTP.
-    let mut given = enrolled();
-    let later = t0() + Duration::minutes(30);
-    given.push(UserEvent::PhoneFactorAdded {
-        phone: SealedSecret::from_encoded("p".into()),
-        calling_code: "995".into(),
-        region: None,
-        masked: "+995 *** ** 34 56".into(),
-        at: later,
-    });
-    given.push(sent("c9", Channel::Sms, Purpose::VerifyChannel, later));
-    tf().given(given)
-        .when_async(cmd(
-            later,
-            UserAction::ConfirmChannel {
-                challenge_id: "c9".into(),
-                code: "code-of-c9".into(),
-                recovery_codes: codes("n"),
-            },
-        ))
-        .await
-        .then_expect_error(UserError::StepUpRequired);
-}
-
-#[tokio::test]
-async fn replacing_an_address_needs_a_step_up_and_moves_the_preference_off_it() {
-    let add = |at| {
-        cmd(
-            at,
-            UserAction::AddPhone {
-                phone: SealedSecret::from_encoded("attacker".into()),
-                calling_code: "995".into(),
-                region: None,
-                masked: "+995 *** ** 00 00".into(),
-                challenge: challenge("x1", at),
-            },
-        )
-    };
-    // Phone verified at t0; half an hour later nobody has verified anything.
-    tf().given(phone_user())
-        .when_async(add(t0() + Duration::minutes(30)))
-        .await
-        .then_expect_error(UserError::StepUpRequired);
-    // Right after a verification the user may replace it; the preferred channel no longer
-    // points at an unverified number.
-    let mut user = User::default();
-    let mut events = phone_user();
-    events.push(UserEvent::PhoneFactorAdded {
-        phone: SealedSecret::from_encoded("new".into()),
-        calling_code: "995".into(),
-        region: None,
-        masked: "+995 *** ** 00 00".into(),
-        at: t0(),
-    });
-    for e in events {
-        cqrs_es::Aggregate::apply(&mut user, e);
-    }
-    assert_eq!(user.preferred_channel(), None);
-    assert!(!user.enabled());
 }

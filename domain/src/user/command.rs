@@ -107,6 +107,8 @@ pub enum UserAction {
     ConfirmTotp {
         /// The code.
         code: String,
+        /// A current factor: required when the user already has one (replacing TOTP).
+        proof: Option<Proof>,
         /// Keyed hashes of the ten new recovery codes.
         recovery_codes: Vec<KeyedHash>,
     },
@@ -143,6 +145,8 @@ pub enum UserAction {
     },
     /// Register an email address and send it a verification code.
     AddEmail {
+        /// A current factor: required when the user already has one.
+        proof: Option<Proof>,
         /// The address, sealed.
         email: SealedSecret,
         /// The address, masked.
@@ -152,6 +156,8 @@ pub enum UserAction {
     },
     /// Register a phone number and send it a verification code.
     AddPhone {
+        /// A current factor: required when the user already has one.
+        proof: Option<Proof>,
         /// The E.164 number, sealed.
         phone: SealedSecret,
         /// Its calling code.
@@ -171,6 +177,17 @@ pub enum UserAction {
         code: String,
         /// New recovery codes, issued if this enables 2FA.
         recovery_codes: Vec<KeyedHash>,
+        /// A current factor: required when the user already has one.
+        proof: Option<Proof>,
+    },
+    /// Remove one factor (TOTP, the email address or the phone number), proving a current one.
+    RemoveFactor {
+        /// TOTP, EMAIL or SMS.
+        method: Method,
+        /// The current factor.
+        proof: Proof,
+        /// Whether the tenant's policy enforces 2FA right now.
+        policy_enforced: bool,
     },
     /// Choose the default channel for sign-in codes.
     ChoosePreferredChannel {

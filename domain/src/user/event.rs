@@ -26,6 +26,10 @@ pub enum DeviceRevocation {
     RecoveryCodesRegenerated,
     /// The user trusted more devices than are kept; the oldest went.
     LimitReached,
+    /// A factor was replaced (a new TOTP, address or number confirmed in its place).
+    FactorReplaced,
+    /// A factor was removed.
+    FactorRemoved,
 }
 
 /// Events of the user aggregate.
@@ -117,6 +121,10 @@ pub enum UserEvent {
         email: SealedSecret,
         /// The address masked for display (`j***@example.com`).
         masked: String,
+        /// The user's verified address keeps working until this one is confirmed. Events
+        /// recorded before this field existed replaced the address at once (`false`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replacing: bool,
         /// When.
         at: DateTime<Utc>,
     },
@@ -130,6 +138,10 @@ pub enum UserEvent {
         region: Option<String>,
         /// The number masked for display (`+995 *** ** 12 34`).
         masked: String,
+        /// The user's verified number keeps working until this one is confirmed (see
+        /// `EmailFactorAdded::replacing`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replacing: bool,
         /// When.
         at: DateTime<Utc>,
     },
@@ -192,6 +204,13 @@ pub enum UserEvent {
     /// The user turned 2FA off, proving a current factor.
     TwoFactorDisabled {
         /// The factor used as proof.
+        method: Method,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// One factor was removed (`removeFactor`); the others stay.
+    FactorRemoved {
+        /// TOTP, EMAIL or SMS.
         method: Method,
         /// When.
         at: DateTime<Utc>,
@@ -269,6 +288,7 @@ impl DomainEvent for UserEvent {
             UserEvent::UserLockedOut { .. } => "UserLockedOut",
             UserEvent::LockoutCleared { .. } => "LockoutCleared",
             UserEvent::TwoFactorDisabled { .. } => "TwoFactorDisabled",
+            UserEvent::FactorRemoved { .. } => "FactorRemoved",
             UserEvent::EmailFactorAdded { .. } => "EmailFactorAdded",
             UserEvent::PhoneFactorAdded { .. } => "PhoneFactorAdded",
             UserEvent::CodeSent { .. } => "CodeSent",

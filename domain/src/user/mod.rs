@@ -8,6 +8,9 @@ mod aggregate;
 mod aggregate_tests;
 mod command;
 mod event;
+mod factors;
+#[cfg(test)]
+mod factors_tests;
 mod lockout;
 mod sign_in;
 #[cfg(test)]
@@ -41,10 +44,6 @@ pub const SENDS_PER_WINDOW: usize = 5;
 
 /// The window of [`SENDS_PER_WINDOW`].
 pub const SEND_WINDOW_MINUTES: i64 = 10;
-
-/// On an account that already has 2FA, a factor may be added or replaced only this soon after
-/// a successful verification (step-up), so a hijacked session cannot swap in its own factor.
-pub const STEP_UP_MINUTES: i64 = 10;
 
 /// Trusted devices kept per user; trusting one more revokes the oldest.
 pub const MAX_TRUSTED_DEVICES: usize = 20;

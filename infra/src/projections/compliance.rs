@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
 use twofold_domain::channel::Channel;
 use twofold_domain::user::{User, UserEvent};
-use twofold_domain::{TenantId, UserId};
+use twofold_domain::{Method, TenantId, UserId};
 use twofold_services::ports::{ComplianceReadModel, NotEnrolledUser, UserCounts};
 use twofold_services::StoreError;
 
@@ -30,8 +30,19 @@ fn user_of(aggregate_id: &str) -> Option<&str> {
 fn assignments(event: &UserEvent) -> Option<&'static str> {
     Some(match event {
         UserEvent::TotpEnabled { .. } => "totp = true",
-        UserEvent::EmailFactorAdded { .. } => "email_verified = false",
-        UserEvent::PhoneFactorAdded { .. } => "phone_verified = false",
+        // A replacement waits beside the verified address, which keeps working meanwhile.
+        UserEvent::EmailFactorAdded {
+            replacing: false, ..
+        } => "email_verified = false",
+        UserEvent::PhoneFactorAdded {
+            replacing: false, ..
+        } => "phone_verified = false",
+        UserEvent::FactorRemoved { method, .. } => match method {
+            Method::Totp => "totp = false",
+            Method::Email => "email_verified = false",
+            Method::Sms => "phone_verified = false",
+            Method::RecoveryCode => return None,
+        },
         UserEvent::ChannelVerified {
             channel: Channel::Email,
             ..

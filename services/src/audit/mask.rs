@@ -32,6 +32,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "ChannelVerified",
     "PreferredChannelChosen",
     "TwoFactorDisabled",
+    "FactorRemoved",
     "DeviceTrusted",
     "DeviceTrustRevoked",
     "SignInEvaluated",
@@ -148,18 +149,21 @@ fn user(event: &UserEvent) -> Value {
         UserEvent::EmailFactorAdded {
             email: _,
             masked,
+            replacing,
             at,
-        } => json!({ "masked": masked, "at": at }),
+        } => json!({ "masked": masked, "replacing": replacing, "at": at }),
         UserEvent::PhoneFactorAdded {
             phone: _,
             calling_code,
             region,
             masked,
+            replacing,
             at,
         } => json!({
             "callingCode": calling_code,
             "region": region,
             "masked": masked,
+            "replacing": replacing,
             "at": at,
         }),
         UserEvent::CodeSent {
@@ -209,6 +213,7 @@ fn user(event: &UserEvent) -> Value {
             json!({ "channel": channel, "at": at })
         }
         UserEvent::TwoFactorDisabled { method, at } => json!({ "method": method, "at": at }),
+        UserEvent::FactorRemoved { method, at } => json!({ "method": method, "at": at }),
         UserEvent::DeviceTrusted {
             device_id,
             token_hash: _,

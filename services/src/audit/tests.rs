@@ -158,6 +158,7 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
         UserEvent::EmailFactorAdded {
             email: sealed(),
             masked: "j***@example.com".into(),
+            replacing: true,
             at,
         },
         UserEvent::PhoneFactorAdded {
@@ -165,6 +166,7 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             calling_code: "995".into(),
             region: Some("GE".into()),
             masked: "+995 *** ** 12 34".into(),
+            replacing: false,
             at,
         },
         UserEvent::CodeSent {
@@ -195,6 +197,10 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
         },
         UserEvent::PreferredChannelChosen {
             channel: Channel::Email,
+            at,
+        },
+        UserEvent::FactorRemoved {
+            method: Method::Sms,
             at,
         },
         UserEvent::TwoFactorDisabled {

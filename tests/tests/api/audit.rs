@@ -123,10 +123,11 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
     let v = verify(&app, &app_key, "sam", "TOTP", &authenticator.next_code()).await;
     assert_eq!(v.data()["verify"]["method"], "TOTP");
 
-    // A phone and an email, each confirmed with the code it received.
+    // A phone and an email, each confirmed with the code it received; each change proves a
+    // current factor (a recovery code).
     let phone = gql(
-        "mutation($u: ID!, $p: String!) { addPhone(userId: $u, phone: $p) { id } }",
-        json!({ "u": "sam", "p": "+995 555 12 34 56" }),
+        "mutation($u: ID!, $p: String!, $r: String!) { addPhone(userId: $u, phone: $p, proof: { method: RECOVERY_CODE, code: $r }) { id } }",
+        json!({ "u": "sam", "p": "+995 555 12 34 56", "r": codes[6] }),
     )
     .await;
     let challenge = phone.data()["addPhone"]["id"].clone();
@@ -134,14 +135,14 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
     secrets.add(code.clone());
     app.wait_for_events("%/user/sam", "CodeDelivered", 1).await;
     let c = gql(
-        "mutation($u: ID!, $c: ID!, $k: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k) { codes } }",
-        json!({ "u": "sam", "c": challenge, "k": code }),
+        "mutation($u: ID!, $c: ID!, $k: String!, $r: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k, proof: { method: RECOVERY_CODE, code: $r }) { codes } }",
+        json!({ "u": "sam", "c": challenge, "k": code, "r": codes[7] }),
     )
     .await;
     assert!(c.body["errors"].is_null(), "{}", c.body);
     let email = gql(
-        "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }",
-        json!({ "u": "sam", "e": "Sam.Sample@Example.com" }),
+        "mutation($u: ID!, $e: String!, $r: String!) { addEmail(userId: $u, email: $e, proof: { method: RECOVERY_CODE, code: $r }) { id } }",
+        json!({ "u": "sam", "e": "Sam.Sample@Example.com", "r": codes[8] }),
     )
     .await;
     let challenge = email.data()["addEmail"]["id"].clone();
@@ -149,8 +150,8 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
     secrets.add(code.clone());
     app.wait_for_events("%/user/sam", "CodeDelivered", 2).await;
     let c = gql(
-        "mutation($u: ID!, $c: ID!, $k: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k) { codes } }",
-        json!({ "u": "sam", "c": challenge, "k": code }),
+        "mutation($u: ID!, $c: ID!, $k: String!, $r: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k, proof: { method: RECOVERY_CODE, code: $r }) { codes } }",
+        json!({ "u": "sam", "c": challenge, "k": code, "r": codes[9] }),
     )
     .await;
     assert!(c.body["errors"].is_null(), "{}", c.body);
@@ -195,7 +196,8 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
         .await;
     assert!(clear.data()["clearLockout"]["lockedUntil"].is_null());
     let v = verify(&app, &app_key, "sam", "RECOVERY_CODE", &codes[0]).await;
-    assert_eq!(v.data()["verify"]["recoveryCodesRemaining"], 9);
+    // Four codes went as proofs of the factor changes above.
+    assert_eq!(v.data()["verify"]["recoveryCodesRemaining"], 5);
 
     // New recovery codes, an admin reset, a policy change.
     let regen = gql(
@@ -235,14 +237,18 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
         "TotpEnabled",
         "RecoveryCodesGenerated",
         "CodeVerified",
+        "RecoveryCodeUsed", // each factor change proves a current factor
         "PhoneFactorAdded",
         "CodeSent",
         "CodeDelivered",
+        "RecoveryCodeUsed",
         "ChannelVerified",
         "PreferredChannelChosen", // the first verified channel becomes the preferred one
+        "RecoveryCodeUsed",
         "EmailFactorAdded",
         "CodeSent",
         "CodeDelivered",
+        "RecoveryCodeUsed",
         "ChannelVerified",
         "CodeSent",
         "CodeDelivered",

@@ -6,6 +6,7 @@ mod channels;
 mod compliance;
 mod concurrency;
 mod event_store;
+mod factor_changes;
 mod health;
 mod isolation;
 mod keys;

@@ -103,6 +103,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("regenerateRecoveryCodes", "mutation { regenerateRecoveryCodes(userId: \"u\", method: TOTP, code: \"123456\") { codes } }", &["APP"]),
     ("disableTwoFactor", "mutation { disableTwoFactor(userId: \"u\", method: TOTP, code: \"123456\") { enabled } }", &["APP"]),
     ("revokeTrustedDevice", "mutation { revokeTrustedDevice(userId: \"u\", deviceId: \"d\") { enabled } }", &["APP"]),
+    ("removeFactor", "mutation { removeFactor(userId: \"u\", method: SMS, proof: { method: TOTP, code: \"123456\" }) { enabled } }", &["APP"]),
 ];
 
 #[tokio::test]

@@ -97,8 +97,8 @@ async fn a_full_scenario_leaves_no_secret_in_storage_or_logs() {
     let mail = app
         .gql(
             Some(&key),
-            "mutation { addEmail(userId: \"zed\", email: \"zed.secret@example.com\") { id } }",
-            json!({}),
+            "mutation($r: String!) { addEmail(userId: \"zed\", email: \"zed.secret@example.com\", proof: { method: RECOVERY_CODE, code: $r }) { id } }",
+            json!({ "r": second[0] }),
         )
         .await;
     let mail_id = mail.data()["addEmail"]["id"].clone();
@@ -109,16 +109,16 @@ async fn a_full_scenario_leaves_no_secret_in_storage_or_logs() {
     let mail_code = extract_code(&mails[0].text().unwrap_or_default(), 6).unwrap();
     app.gql(
         Some(&key),
-        "mutation($c: ID!, $k: String!) { confirmChannel(userId: \"zed\", challengeId: $c, code: $k) { codes } }",
-        json!({ "c": mail_id, "k": mail_code }),
+        "mutation($c: ID!, $k: String!, $r: String!) { confirmChannel(userId: \"zed\", challengeId: $c, code: $k, proof: { method: RECOVERY_CODE, code: $r }) { codes } }",
+        json!({ "c": mail_id, "k": mail_code, "r": second[1] }),
     )
     .await
     .data();
     let sms = app
         .gql(
             Some(&key),
-            "mutation { addPhone(userId: \"zed\", phone: \"+995 555 98 76 54\") { id } }",
-            json!({}),
+            "mutation($r: String!) { addPhone(userId: \"zed\", phone: \"+995 555 98 76 54\", proof: { method: RECOVERY_CODE, code: $r }) { id } }",
+            json!({ "r": second[2] }),
         )
         .await;
     let sms_id = sms.data()["addPhone"]["id"].clone();
@@ -129,8 +129,8 @@ async fn a_full_scenario_leaves_no_secret_in_storage_or_logs() {
     let sms_code = extract_code(&texts[0].body, 6).unwrap();
     app.gql(
         Some(&key),
-        "mutation($c: ID!, $k: String!) { confirmChannel(userId: \"zed\", challengeId: $c, code: $k) { codes } }",
-        json!({ "c": sms_id, "k": sms_code }),
+        "mutation($c: ID!, $k: String!, $r: String!) { confirmChannel(userId: \"zed\", challengeId: $c, code: $k, proof: { method: RECOVERY_CODE, code: $r }) { codes } }",
+        json!({ "c": sms_id, "k": sms_code, "r": second[3] }),
     )
     .await
     .data();
