@@ -8,12 +8,12 @@
 //! gate (nesting, fragments) as `POST /graphql`; queries and mutations have the HTTP time
 //! bound; and a socket whose key is revoked is closed (4403) within about a second.
 
+mod operation;
 mod protocol;
 mod registry;
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::Request as GqlRequest;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
 use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
 
@@ -31,14 +31,19 @@ pub use registry::{Websockets, WsLimits};
 
 use crate::guard::Caller;
 use crate::http::{
-    bearer, error_response, finish, request_context, ApiState, RequestId, MAX_CREDENTIAL_CHARS,
+    bearer, error_response, request_context, ApiState, RequestId, MAX_CREDENTIAL_CHARS,
 };
-use crate::schema::{Shutdown, TwofoldSchema};
+use crate::schema::Shutdown;
+use operation::{is_subscription, Operation};
 use protocol::{ClientMessage, Close, Protocol};
 use registry::SocketSlot;
 
 /// Longest wait for the client's close frame after the server has sent its own.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Longest a message may wait to be written: a client that stops reading would otherwise
+/// hold the socket's loop, and with it the key check and the timeouts, for ever.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A key as presented, kept to check it again; never shown.
 struct Credential(String);
@@ -162,7 +167,7 @@ impl Connection {
                             if too_big(e) {
                                 // The stream is unusable after this error: close without the
                                 // handshake.
-                                let _ = sink.send(close_frame(Close::TooBig)).await;
+                                let _ = timeout(SEND_TIMEOUT, sink.send(close_frame(Close::TooBig))).await;
                             }
                             break None;
                         }
@@ -172,7 +177,7 @@ impl Connection {
                     }
                     match self.handle(&bytes, &out, &mut running).await {
                         Ok(Some(reply)) => {
-                            if sink.send(Message::text(reply)).await.is_err() {
+                            if !sent(timeout(SEND_TIMEOUT, sink.send(Message::text(reply))).await) {
                                 break None;
                             }
                         }
@@ -181,7 +186,7 @@ impl Connection {
                     }
                 }
                 Some(message) = outgoing.recv() => {
-                    if sink.send(Message::text(message)).await.is_err() {
+                    if !sent(timeout(SEND_TIMEOUT, sink.send(Message::text(message))).await) {
                         break None;
                     }
                 }
@@ -210,12 +215,12 @@ impl Connection {
                 reason = close.reason(),
                 "closing WebSocket"
             );
-            let _ = sink.send(close_frame(close)).await;
+            let _ = timeout(SEND_TIMEOUT, sink.send(close_frame(close))).await;
         }
         if close_handshake {
             // Reading on until the client's own close frame (briefly) lets it read ours:
             // closing with its data unread would reset the connection instead.
-            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            let _ = timeout(CLOSE_HANDSHAKE, async {
                 while let Some(Ok(message)) = stream.next().await {
                     if matches!(message, Message::Close(_)) {
                         break;
@@ -224,7 +229,7 @@ impl Connection {
             })
             .await;
         }
-        let _ = sink.close().await;
+        let _ = timeout(SEND_TIMEOUT, sink.close()).await;
     }
 
     /// Acts on one message; a reply to send at once, or why the socket must close.
@@ -409,65 +414,9 @@ impl Connection {
     }
 }
 
-/// One operation of a socket, run on its own task.
-struct Operation {
-    schema: TwofoldSchema,
-    protocol: Protocol,
-    id: String,
-    request_id: String,
-    timeout: std::time::Duration,
-    out: mpsc::Sender<String>,
-}
-
-impl Operation {
-    /// Sends the operation's results, then `complete`. A query or mutation gets the HTTP
-    /// path's time bound; a subscription lasts until its stream ends.
-    async fn run(self, request: GqlRequest, subscription: bool) {
-        if subscription {
-            let mut results = self.schema.execute_stream(request);
-            while let Some(response) = results.next().await {
-                let response = finish(response, &self.request_id);
-                if self
-                    .out
-                    .send(self.protocol.next(&self.id, &response))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        } else {
-            match tokio::time::timeout(self.timeout, self.schema.execute(request)).await {
-                Ok(response) => {
-                    let response = finish(response, &self.request_id);
-                    let _ = self.out.send(self.protocol.next(&self.id, &response)).await;
-                }
-                Err(_) => {
-                    tracing::error!("WebSocket operation timed out");
-                    let message =
-                        format!("the request took too long (request id {})", self.request_id);
-                    let refusal = self.protocol.error(&self.id, ErrorCode::Internal, &message);
-                    let _ = self.out.send(refusal).await;
-                    return;
-                }
-            }
-        }
-        let _ = self.out.send(self.protocol.complete(&self.id)).await;
-    }
-}
-
-/// Whether the operation the request names is a subscription (a document that does not parse
-/// is not; executing it reports why).
-fn is_subscription(request: &mut GqlRequest) -> bool {
-    let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return false;
-    };
-    let operation = match &document.operations {
-        DocumentOperations::Single(operation) => Some(operation),
-        DocumentOperations::Multiple(operations) => name.as_deref().and_then(|n| operations.get(n)),
-    };
-    operation.is_some_and(|o| o.node.ty == OperationType::Subscription)
+/// Whether a send finished in time and succeeded.
+fn sent<E>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> bool {
+    matches!(result, Ok(Ok(())))
 }
 
 fn close_frame(close: Close) -> Message {

@@ -243,7 +243,7 @@ async fn silent_and_idle_sockets_are_closed_but_a_live_stream_is_not_idle() {
 async fn operations_over_a_websocket_have_the_http_path_s_time_depth_and_complexity_limits() {
     let app = spawn_app_with(TestOptions {
         websocket: WsLimits {
-            operation_timeout: Duration::ZERO,
+            operation_timeout: Duration::from_secs(1),
             ..WsLimits::default()
         },
         ..TestOptions::default()
@@ -251,7 +251,13 @@ async fn operations_over_a_websocket_have_the_http_path_s_time_depth_and_complex
     .await;
     let (_, admin) = app.create_tenant("Limits").await;
     let mut socket = connect_with_key(&app, &admin).await;
-    // The time bound: with none left, a query that reads the database is cut off.
+    // The time bound: a query stuck behind a lock on the events table is cut off.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let started = Instant::now();
     subscribe(
         &mut socket,
         "1",
@@ -261,6 +267,8 @@ async fn operations_over_a_websocket_have_the_http_path_s_time_depth_and_complex
     let answer = result_of(&mut socket, "1").await;
     assert_eq!(code(&answer), "INTERNAL", "{answer}");
     assert!(answer.to_string().contains("took too long"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    lock.rollback().await.unwrap();
 
     // Depth: the same refusal as over HTTP.
     let deep = format!(
