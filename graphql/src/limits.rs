@@ -60,9 +60,18 @@ pub fn check_document_nesting(document: &str) -> Result<(), Refusal> {
                 i += 2;
             }
             b'"' => {
+                // A string ends at its closing quote, or (invalid, but the parser stops there
+                // too) at the end of the line; brackets after that count again.
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n' | b'\r') {
+                    let escaped = bytes[i] == b'\\'
+                        && bytes
+                            .get(i + 1)
+                            .is_some_and(|b| !matches!(b, b'\n' | b'\r'));
+                    i += if escaped { 2 } else { 1 };
+                }
+                if i < bytes.len() && bytes[i] != b'"' {
+                    continue;
                 }
             }
             b'[' | b'{' | b'(' => {
@@ -227,7 +236,10 @@ mod tests {
         ] {
             assert!(check_document_nesting(&document).is_ok(), "{document}");
         }
-        // A string that ends lets the brackets after it count again.
+        // A string that ends, or a line that ends an unterminated string, lets the brackets
+        // after it count again.
+        assert!(check_document_nesting(&format!("{{ a(x: \"\n{deep}) }}")).is_err());
+        assert!(check_document_nesting(&format!("{{ a(x: \"\\\n{deep}) }}")).is_err());
         assert!(check_document_nesting(&format!("{{ a(x: \"\") {deep} }}")).is_err());
         assert!(check_document_nesting(&format!("\"\"\"a\"\"\"{deep}")).is_err());
     }
