@@ -10,8 +10,8 @@ use twofold_graphql::WsLimits;
 use twofold_tests::{spawn_app, spawn_app_with, TestApp, TestOptions};
 
 use crate::ws_support::{
-    close_code, code, connect, connect_with_key, next_message, open, result_of, send, subscribe,
-    WAIT,
+    close_code, code, connect, connect_with_key, next_message, open, open_with, result_of, send,
+    subscribe, WAIT,
 };
 
 const ISSUE_ADMIN: &str =
@@ -303,4 +303,49 @@ async fn operations_over_a_websocket_have_the_http_path_s_time_depth_and_complex
         answer["errors"][0]["message"],
         over_http.body["errors"][0]["message"]
     );
+}
+
+#[tokio::test]
+async fn the_older_graphql_ws_protocol_gets_the_same_rules() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Legacy").await;
+    let mut socket = open_with(&app, "graphql-ws").await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "apiKey": admin } }),
+    )
+    .await;
+    assert_eq!(
+        next_message(&mut socket, WAIT).await.unwrap()["type"],
+        "connection_ack"
+    );
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "start", "payload": { "query": "{ tenant { name } }" } }),
+    )
+    .await;
+    let data = next_message(&mut socket, WAIT).await.unwrap();
+    assert_eq!(data["type"], "data", "{data}");
+    assert_eq!(data["payload"]["data"]["tenant"]["name"], "Legacy");
+    assert_eq!(
+        next_message(&mut socket, WAIT).await.unwrap()["type"],
+        "complete"
+    );
+    let nested = format!(
+        "{{ __typename(x: {}{}) }}",
+        "[".repeat(2_000),
+        "]".repeat(2_000)
+    );
+    send(
+        &mut socket,
+        json!({ "id": "2", "type": "start", "payload": { "query": nested } }),
+    )
+    .await;
+    let refused = next_message(&mut socket, WAIT).await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"]["extensions"]["code"], "INVALID_INPUT");
+    // Without a key it is closed like the current protocol.
+    let mut keyless = open_with(&app, "graphql-ws").await;
+    send(&mut keyless, json!({ "type": "connection_init" })).await;
+    assert_eq!(close_code(&mut keyless, WAIT).await, Some(4401));
 }

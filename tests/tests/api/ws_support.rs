@@ -16,12 +16,16 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Opens a `graphql-transport-ws` socket (no `connection_init` sent yet).
 pub async fn open(app: &TestApp) -> Socket {
+    open_with(app, "graphql-transport-ws").await
+}
+
+/// Opens a socket offering `subprotocol`.
+pub async fn open_with(app: &TestApp, subprotocol: &str) -> Socket {
     let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", subprotocol.parse().unwrap());
     // The client's own limits are far above the server's: the server must do the refusing.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(64 << 20))
