@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twofold_domain::tenant::Tenant;
 use twofold_domain::user::{User, UserServices};
-use twofold_graphql::{build_schema, router, ApiServices, ApiState};
+use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
 use twofold_infra::crypto::seal::PgSealer;
@@ -212,6 +212,7 @@ pub struct Application {
     address: SocketAddr,
     services: Services,
     run_worker: bool,
+    websocket_limits: WsLimits,
 }
 
 impl Application {
@@ -231,7 +232,14 @@ impl Application {
             address,
             services,
             run_worker: config.delivery.run_worker,
+            websocket_limits: WsLimits::default(),
         })
+    }
+
+    /// Replaces the WebSocket limits (the defaults of [`WsLimits`] otherwise).
+    pub fn with_websocket_limits(mut self, limits: WsLimits) -> Self {
+        self.websocket_limits = limits;
+        self
     }
 
     /// The address actually bound.
@@ -281,6 +289,7 @@ impl Application {
             audit: self.services.audit.clone(),
             queries: Arc::default(),
             metrics: Arc::default(),
+            websockets: Arc::new(Websockets::new(self.websocket_limits)),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)

@@ -9,12 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql::{Data, Response as GqlResponse, ServerError, Value};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{Response as GqlResponse, ServerError, Value};
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -27,19 +25,22 @@ use twofold_services::audit::{AuditFilterInput, AuditService};
 use twofold_services::ports::HealthCheck;
 use twofold_services::{Authenticator, ErrorCode, Principal, RequestContext, ServiceError};
 
+pub use crate::admission::QueryCache;
 use crate::error::InternalCause;
 use crate::guard::Caller;
 use crate::metrics::{ErrorCodes, Metrics};
 use crate::schema::TwofoldSchema;
+use crate::websocket::Websockets;
 
 /// Largest accepted request body. GraphQL documents of this API are far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Longest a GraphQL request may run before it is answered with an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a GraphQL request may run before it is answered with an error (also over a
+/// WebSocket).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest credential considered; anything longer cannot be a key and is refused unread.
-const MAX_CREDENTIAL_CHARS: usize = 512;
+pub(crate) const MAX_CREDENTIAL_CHARS: usize = 512;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -56,59 +57,13 @@ pub struct ApiState {
     pub queries: Arc<QueryCache>,
     /// Behind `/metrics`.
     pub metrics: Arc<Metrics>,
-}
-
-/// Parsed GraphQL documents by their text. A tenant's backend sends the same few documents
-/// over and over; parsing one costs more than the rest of a `verify`'s GraphQL work, so each
-/// is parsed once. The schema still validates every request and checks its depth and
-/// complexity; only successfully parsed documents are kept, small ones only, and the cache
-/// starts afresh when full, so no sequence of requests makes it grow without bound.
-#[derive(Default)]
-pub struct QueryCache {
-    documents: std::sync::Mutex<
-        std::collections::HashMap<String, async_graphql::parser::types::ExecutableDocument>,
-    >,
-}
-
-impl QueryCache {
-    /// Most documents kept.
-    pub const MAX_DOCUMENTS: usize = 256;
-    /// Longest document kept, in bytes.
-    pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024;
-
-    /// Gives `request` its parsed document, from the cache or parsed now (a document that does
-    /// not parse is left for the schema to report).
-    fn prepare(&self, request: &mut async_graphql::Request) {
-        if request.query.len() > Self::MAX_DOCUMENT_BYTES {
-            return;
-        }
-        let lock = || {
-            self.documents
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        let cached = lock().get(&request.query).cloned();
-        let document = match cached {
-            Some(document) => document,
-            None => match async_graphql::parser::parse_query(&request.query) {
-                Ok(document) => {
-                    let mut documents = lock();
-                    if documents.len() >= Self::MAX_DOCUMENTS {
-                        documents.clear();
-                    }
-                    documents.insert(request.query.clone(), document.clone());
-                    document
-                }
-                Err(_) => return,
-            },
-        };
-        request.set_parsed_query(document);
-    }
+    /// The limits of the WebSocket path and its open sockets.
+    pub websockets: Arc<Websockets>,
 }
 
 /// The request id of this request (set by the request-id middleware).
 #[derive(Debug, Clone)]
-struct RequestId(String);
+pub(crate) struct RequestId(pub(crate) String);
 
 /// The application router.
 pub fn router(state: ApiState) -> Router {
@@ -222,88 +177,13 @@ async fn graphql_get(State(state): State<ApiState>, req: Request) -> Response {
     if !is_upgrade {
         return graphiql();
     }
-    let (mut parts, _) = req.into_parts();
-    let request_id = parts
-        .extensions
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &state).await {
-        Ok(p) => p,
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidInput,
-                "WebSocket subscriptions need the `graphql-transport-ws` subprotocol",
-            )
-        }
-    };
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
-    };
-    // A key on the upgrade request itself (servers can send headers; browsers cannot, and put
-    // it in the `connection_init` payload instead).
-    let header_credential = match bearer(&parts.headers) {
-        Ok(c) => c.map(str::to_owned),
-        Err(message) => {
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                message,
-            )
-        }
-    };
-    let context = request_context(&parts, &request_id);
-    let schema = state.schema.clone();
-    let auth = state.auth.clone();
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let credential = init_credential(&payload).or(header_credential);
-                    let principal = match credential {
-                        None => None,
-                        Some(c) if c.chars().count() > MAX_CREDENTIAL_CHARS => {
-                            return Err(async_graphql::Error::new("invalid or revoked credentials"))
-                        }
-                        Some(c) => match auth.authenticate(&c).await {
-                            Ok(p) => Some(p),
-                            Err(e @ ServiceError::Internal(_)) => {
-                                tracing::error!(error = ?e, "authentication failed internally");
-                                return Err(async_graphql::Error::new("internal error"));
-                            }
-                            Err(e) => return Err(async_graphql::Error::new(e.to_string())),
-                        },
-                    };
-                    let mut data = Data::default();
-                    data.insert(Caller(principal));
-                    data.insert(context);
-                    Ok(data)
-                })
-                .serve()
-        })
+    crate::websocket::upgrade(state, req).await
 }
 
-/// The key in a `connection_init` payload: `{ "Authorization": "Bearer <key>" }` (any case),
-/// or `{ "apiKey": "<key>" }`.
-fn init_credential(payload: &serde_json::Value) -> Option<String> {
-    let object = payload.as_object()?;
-    if let Some(key) = object.get("apiKey").and_then(serde_json::Value::as_str) {
-        return Some(key.trim().to_owned());
-    }
-    let (_, value) = object
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?;
-    let (scheme, credential) = value.as_str()?.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| credential.trim().to_owned())
-        .filter(|c| !c.is_empty())
-}
-
-fn request_context(parts: &axum::http::request::Parts, request_id: &str) -> RequestContext {
+pub(crate) fn request_context(
+    parts: &axum::http::request::Parts,
+    request_id: &str,
+) -> RequestContext {
     RequestContext {
         request_id: request_id.to_owned(),
         ip: parts
@@ -333,7 +213,7 @@ async fn health(State(state): State<ApiState>) -> Response {
 }
 
 /// A response holding one error, for failures before execution.
-fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body = serde_json::json!({
         "data": null,
         "errors": [{ "message": message, "extensions": { "code": code.as_str() } }],
@@ -352,7 +232,7 @@ fn code_of(error: &ServerError) -> Option<ErrorCode> {
 }
 
 /// `Authorization: Bearer <credential>`; `Ok(None)` when absent.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -593,7 +473,9 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         }
     };
 
-    state.queries.prepare(&mut request);
+    if let Err(refusal) = state.queries.admit(&mut request) {
+        return error_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, &refusal.0);
+    }
     let context = request_context(&parts, &request_id);
     let request = request.data(Caller(principal)).data(context);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
@@ -627,7 +509,7 @@ fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
 }
 
 /// Gives every error a code and keeps internals out of the response (logging them once here).
-fn finish(mut response: GqlResponse, request_id: &str) -> GqlResponse {
+pub(crate) fn finish(mut response: GqlResponse, request_id: &str) -> GqlResponse {
     for error in &mut response.errors {
         if let Some(cause) = error.source::<InternalCause>() {
             tracing::error!(cause = %cause.0, "internal error");

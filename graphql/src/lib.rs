@@ -1,14 +1,18 @@
 //! Twofold's GraphQL API: the schema of `shared/api.graphql` (as far as it is built), bearer-key
 //! authentication, role guards, the stable error codes, and the HTTP router around it.
 
+pub mod admission;
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod proof_input;
 pub mod schema;
 pub mod types;
+pub mod websocket;
 
 pub use http::{router, ApiState, QueryCache};
 pub use metrics::Metrics;
 pub use schema::{build_schema, schema_builder, ApiServices, TwofoldSchema};
+pub use websocket::{Websockets, WsLimits};

@@ -171,6 +171,8 @@ pub struct TestOptions {
     pub max_attempts: u32,
     /// Whether this instance runs the delivery worker.
     pub run_worker: bool,
+    /// The WebSocket limits.
+    pub websocket: twofold_graphql::WsLimits,
 }
 
 impl Default for TestOptions {
@@ -179,6 +181,7 @@ impl Default for TestOptions {
             twilio_script: Vec::new(),
             max_attempts: 3,
             run_worker: true,
+            websocket: twofold_graphql::WsLimits::default(),
         }
     }
 }
@@ -327,7 +330,8 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         delivery,
     })
     .await
-    .expect("building the application");
+    .expect("building the application")
+    .with_websocket_limits(options.websocket.clone());
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let db = PgPoolOptions::new()

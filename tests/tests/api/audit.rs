@@ -819,8 +819,8 @@ async fn the_live_stream_pushes_the_tenant_s_new_events_in_order_and_nothing_els
     let mut bad = connect(&app, json!({ "Authorization": "Bearer tfk_nope_nope" })).await;
     let closed = next_message(&mut bad, WAIT).await.unwrap();
     assert_eq!(closed["type"], "close", "{closed}");
-    // async-graphql closes a refused `connection_init` with 1002 and the reason.
-    assert_eq!(closed["code"], 1002);
+    // A refused `connection_init` closes with 4403 (Forbidden) and the reason.
+    assert_eq!(closed["code"], 4403);
     assert_eq!(closed["reason"], "invalid or revoked credentials");
 }
 

@@ -1,0 +1,445 @@
+//! GraphQL over a WebSocket (`GET /graphql` with `Upgrade: websocket`): the live audit stream,
+//! and any query or mutation a client sends the same way.
+//!
+//! The protocol loop is ours rather than async-graphql's, because the transport must enforce
+//! what the HTTP path enforces and async-graphql's loop offers no hook between a message and
+//! its parsing: each message is bounded in size; nothing is parsed before `connection_init`
+//! has given a valid key; every operation checks the key again and passes the same admission
+//! gate (nesting, fragments) as `POST /graphql`; queries and mutations have the HTTP time
+//! bound; and a socket whose key is revoked is closed (4403) within about a second.
+
+mod operation;
+mod protocol;
+mod registry;
+
+use std::collections::HashMap;
+
+use async_graphql::Request as GqlRequest;
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::Instrument;
+use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
+
+pub use registry::{Websockets, WsLimits};
+
+use crate::guard::Caller;
+use crate::http::{
+    bearer, error_response, request_context, ApiState, RequestId, MAX_CREDENTIAL_CHARS,
+};
+use crate::schema::Shutdown;
+use operation::{is_subscription, Operation};
+use protocol::{ClientMessage, Close, Protocol};
+use registry::SocketSlot;
+
+/// Longest wait for the client's close frame after the server has sent its own.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Longest a message may wait to be written: a client that stops reading would otherwise
+/// hold the socket's loop, and with it the key check and the timeouts, for ever.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A key as presented, kept to check it again; never shown.
+struct Credential(String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// Upgrades `GET /graphql` to a WebSocket speaking `graphql-transport-ws` (or the older
+/// `graphql-ws`). A key may come with the upgrade request's `Authorization` header (servers can
+/// send headers; browsers cannot, and put it in the `connection_init` payload instead).
+pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let protocol = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Protocol::choose);
+    let Some(protocol) = protocol else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
+            "WebSocket subscriptions need the `graphql-transport-ws` subprotocol",
+        );
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let header_credential = match bearer(&parts.headers) {
+        Ok(c) => c.map(|c| Credential(c.to_owned())),
+        Err(message) => {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                message,
+            )
+        }
+    };
+    let limits = &state.websockets.limits;
+    // The transport reads messages up to four times the limit, so one over the limit is read
+    // whole and refused with a close frame the client can see (1009); past that, the read
+    // itself fails and the connection is dropped. Either way nothing larger is parsed.
+    let transport_limit = limits.max_message_bytes.saturating_mul(4);
+    let mut upgrade = upgrade
+        .max_message_size(transport_limit)
+        .max_frame_size(transport_limit);
+    upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
+    let span = tracing::info_span!(
+        "websocket",
+        request_id = %request_id,
+        tenant = tracing::field::Empty,
+        actor = tracing::field::Empty,
+    );
+    let connection = Connection {
+        context: request_context(&parts, &request_id),
+        state,
+        protocol,
+        request_id,
+        header_credential,
+        key: None,
+        operations: HashMap::new(),
+        serial: 0,
+    };
+    upgrade.on_upgrade(move |socket| connection.serve(socket).instrument(span))
+}
+
+/// The key a socket was accepted with.
+struct Accepted {
+    credential: Credential,
+    _slot: SocketSlot,
+}
+
+/// One socket's state.
+struct Connection {
+    state: ApiState,
+    protocol: Protocol,
+    context: RequestContext,
+    request_id: String,
+    header_credential: Option<Credential>,
+    key: Option<Accepted>,
+    /// Operations in flight, by the client's id, with a serial number so that the end of an
+    /// operation is never mistaken for the end of a later one reusing its id.
+    operations: HashMap<String, (u64, AbortHandle)>,
+    serial: u64,
+}
+
+impl Connection {
+    async fn serve(mut self, socket: WebSocket) {
+        let limits = self.state.websockets.limits.clone();
+        let (mut sink, mut stream) = socket.split();
+        let (out, mut outgoing) = mpsc::channel::<String>(32);
+        let mut running: JoinSet<(String, u64)> = JoinSet::new();
+        let opened = Instant::now();
+        let mut last_activity = opened;
+        let mut recheck = tokio::time::interval(limits.recheck_interval);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.state.schema.data::<Shutdown>().map(|s| s.0.clone());
+        let close = loop {
+            let (deadline, timeout_close) = match self.key {
+                None => (opened + limits.init_timeout, Close::InitTimeout),
+                Some(_) => (last_activity + limits.idle_timeout, Close::Idle),
+            };
+            let may_time_out = self.key.is_none() || self.operations.is_empty();
+            tokio::select! {
+                incoming = stream.next() => {
+                    last_activity = Instant::now();
+                    let bytes = match incoming {
+                        Some(Ok(Message::Text(text))) => Bytes::from(text),
+                        Some(Ok(Message::Binary(bytes))) => bytes,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(_))) | None => break None,
+                        Some(Err(e)) => {
+                            if too_big(e) {
+                                // The stream is unusable after this error: close without the
+                                // handshake.
+                                let _ = timeout(SEND_TIMEOUT, sink.send(close_frame(Close::TooBig))).await;
+                            }
+                            break None;
+                        }
+                    };
+                    if bytes.len() > limits.max_message_bytes {
+                        break Some(Close::TooBig);
+                    }
+                    match self.handle(&bytes, &out, &mut running).await {
+                        Ok(Some(reply)) => {
+                            if !sent(timeout(SEND_TIMEOUT, sink.send(Message::text(reply))).await) {
+                                break None;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(close) => break Some(close),
+                    }
+                }
+                Some(message) = outgoing.recv() => {
+                    if !sent(timeout(SEND_TIMEOUT, sink.send(Message::text(message))).await) {
+                        break None;
+                    }
+                }
+                Some(ended) = running.join_next() => {
+                    if let Ok((id, serial)) = ended {
+                        if self.operations.get(&id).is_some_and(|(s, _)| *s == serial) {
+                            self.operations.remove(&id);
+                        }
+                    }
+                    last_activity = Instant::now();
+                }
+                _ = recheck.tick(), if self.key.is_some() => {
+                    if let Err(close) = self.recheck().await {
+                        break Some(close);
+                    }
+                }
+                () = sleep_until(deadline), if may_time_out => break Some(timeout_close),
+                () = stopping(&mut shutdown) => break Some(Close::GoingAway),
+            }
+        };
+        running.abort_all();
+        let close_handshake = close.is_some();
+        if let Some(close) = close {
+            tracing::info!(
+                code = close.code(),
+                reason = close.reason(),
+                "closing WebSocket"
+            );
+            let _ = timeout(SEND_TIMEOUT, sink.send(close_frame(close))).await;
+        }
+        if close_handshake {
+            // Reading on until the client's own close frame (briefly) lets it read ours:
+            // closing with its data unread would reset the connection instead.
+            let _ = timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        let _ = timeout(SEND_TIMEOUT, sink.close()).await;
+    }
+
+    /// Acts on one message; a reply to send at once, or why the socket must close.
+    async fn handle(
+        &mut self,
+        bytes: &[u8],
+        out: &mpsc::Sender<String>,
+        running: &mut JoinSet<(String, u64)>,
+    ) -> Result<Option<String>, Close> {
+        match protocol::parse(bytes).map_err(Close::Invalid)? {
+            ClientMessage::Init(payload) => self.accept(&payload).await.map(Some),
+            ClientMessage::Ping => Ok(Some(self.protocol.pong())),
+            ClientMessage::Pong => Ok(None),
+            ClientMessage::Terminate => Err(Close::Normal),
+            ClientMessage::Complete { id } => {
+                if let Some((_, operation)) = self.operations.remove(&id) {
+                    operation.abort();
+                }
+                Ok(None)
+            }
+            ClientMessage::Subscribe { id, payload } => self.start(id, payload, out, running).await,
+        }
+    }
+
+    /// `connection_init`: the socket runs nothing until a valid key is given here or on the
+    /// upgrade request. No key closes it with 4401, an invalid or revoked one with 4403.
+    async fn accept(&mut self, payload: &serde_json::Value) -> Result<String, Close> {
+        if self.key.is_some() {
+            return Err(Close::TooMany("too many initialisation requests"));
+        }
+        let credential = protocol::init_credential(payload)
+            .map(Credential)
+            .or(self.header_credential.take())
+            .ok_or(Close::Unauthorized(
+                "connection_init needs a key: {\"Authorization\": \"Bearer <API key>\"}",
+            ))?;
+        let principal = self.authenticate(&credential).await?;
+        let holder = match &principal {
+            Principal::Key(k) => format!("key:{}", k.key_id),
+            Principal::Operator => "operator".to_owned(),
+        };
+        let slot = self.state.websockets.open(holder).ok_or(Close::TooMany(
+            "too many sockets are open with this key on this instance",
+        ))?;
+        let span = tracing::Span::current();
+        match &principal {
+            Principal::Key(k) => {
+                span.record("tenant", k.tenant_id.as_str());
+                span.record(
+                    "actor",
+                    format!("{}:{}", k.role.as_str(), k.key_id).as_str(),
+                );
+            }
+            Principal::Operator => {
+                span.record("actor", "operator");
+            }
+        }
+        self.key = Some(Accepted {
+            credential,
+            _slot: slot,
+        });
+        Ok(self.protocol.ack())
+    }
+
+    /// The principal of `credential` now: 4403 when it is refused, 1011 when it cannot be
+    /// checked.
+    async fn authenticate(&self, credential: &Credential) -> Result<Principal, Close> {
+        if credential.0.chars().count() > MAX_CREDENTIAL_CHARS {
+            return Err(Close::Forbidden);
+        }
+        match self.state.auth.authenticate(&credential.0).await {
+            Ok(principal) => Ok(principal),
+            Err(e @ ServiceError::Internal(_)) => {
+                tracing::error!(error = ?e, "authentication failed internally");
+                Err(Close::Internal)
+            }
+            Err(_) => Err(Close::Forbidden),
+        }
+    }
+
+    /// The periodic check of the socket's key. A failure to check is not a refusal: the next
+    /// operation checks again, and fails closed.
+    async fn recheck(&mut self) -> Result<(), Close> {
+        let Some(accepted) = &self.key else {
+            return Ok(());
+        };
+        match self.authenticate(&accepted.credential).await {
+            Err(Close::Forbidden) => {
+                tracing::info!("the socket's key was revoked; closing it");
+                Err(Close::Forbidden)
+            }
+            Ok(_) | Err(_) => Ok(()),
+        }
+    }
+
+    /// `subscribe`: checks the key again and the request's limits, then runs it.
+    async fn start(
+        &mut self,
+        id: String,
+        payload: serde_json::Value,
+        out: &mpsc::Sender<String>,
+        running: &mut JoinSet<(String, u64)>,
+    ) -> Result<Option<String>, Close> {
+        let Some(accepted) = &self.key else {
+            return Err(Close::Unauthorized("subscribe before connection_ack"));
+        };
+        if self.operations.contains_key(&id) {
+            return Err(Close::DuplicateId);
+        }
+        let limits = &self.state.websockets.limits;
+        if self.operations.len() >= limits.max_operations_per_socket {
+            let message = format!(
+                "at most {} operations may run at once on one socket",
+                limits.max_operations_per_socket
+            );
+            let refusal = self.protocol.error(&id, ErrorCode::RateLimited, &message);
+            return Ok(Some(refusal));
+        }
+        let principal = match self.authenticate(&accepted.credential).await {
+            Ok(principal) => principal,
+            Err(Close::Internal) => {
+                let message = format!("internal error (request id {})", self.request_id);
+                let refusal = self.protocol.error(&id, ErrorCode::Internal, &message);
+                return Ok(Some(refusal));
+            }
+            Err(close) => return Err(close),
+        };
+        if !payload
+            .get("query")
+            .is_some_and(serde_json::Value::is_string)
+        {
+            let message = "the payload must be a JSON object with a \"query\" string";
+            return Ok(Some(self.protocol.error(
+                &id,
+                ErrorCode::InvalidInput,
+                message,
+            )));
+        }
+        let mut request: GqlRequest = match serde_json::from_value(payload) {
+            Ok(r) => r,
+            Err(_) => {
+                let message = "the payload must be a GraphQL request (query, variables, \
+                               operationName)";
+                return Ok(Some(self.protocol.error(
+                    &id,
+                    ErrorCode::InvalidInput,
+                    message,
+                )));
+            }
+        };
+        if let Err(refusal) = self.state.queries.admit(&mut request) {
+            return Ok(Some(self.protocol.error(
+                &id,
+                ErrorCode::InvalidInput,
+                &refusal.0,
+            )));
+        }
+        let subscription = is_subscription(&mut request);
+        let request = request
+            .data(Caller(Some(principal)))
+            .data(self.context.clone());
+        self.serial += 1;
+        let operation = Operation {
+            schema: self.state.schema.clone(),
+            protocol: self.protocol,
+            id: id.clone(),
+            request_id: self.request_id.clone(),
+            timeout: limits.operation_timeout,
+            out: out.clone(),
+        };
+        let serial = self.serial;
+        let key = id.clone();
+        let handle = running.spawn(
+            async move {
+                operation.run(request, subscription).await;
+                (id, serial)
+            }
+            .in_current_span(),
+        );
+        self.operations.insert(key, (serial, handle));
+        Ok(None)
+    }
+}
+
+/// Whether a send finished in time and succeeded.
+fn sent<E>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> bool {
+    matches!(result, Ok(Ok(())))
+}
+
+fn close_frame(close: Close) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close.code(),
+        reason: close.reason().into(),
+    }))
+}
+
+/// Whether a read failed because the message was larger than the limit.
+fn too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+/// Completes when the service starts stopping (never, without a shutdown signal).
+async fn stopping(shutdown: &mut Option<watch::Receiver<bool>>) {
+    if let Some(receiver) = shutdown {
+        if receiver.wait_for(|stopping| *stopping).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}

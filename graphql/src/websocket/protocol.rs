@@ -1,0 +1,244 @@
+//! The two GraphQL-over-WebSocket protocols: what a client may send, what the server answers,
+//! and the close codes (those `graphql-transport-ws` defines, used for both).
+
+use async_graphql::Response as GqlResponse;
+use serde_json::{json, Value};
+use twofold_services::ErrorCode;
+
+/// Longest operation id accepted (clients use counters or UUIDs).
+const MAX_ID_CHARS: usize = 128;
+
+/// The subprotocol of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// `graphql-transport-ws`, of the `graphql-ws` library.
+    TransportWs,
+    /// `graphql-ws`, the older subscriptions-transport-ws (Apollo) protocol.
+    LegacyWs,
+}
+
+impl Protocol {
+    /// The protocol to speak, from the client's `Sec-WebSocket-Protocol` offers (the current
+    /// one when both are offered).
+    pub(crate) fn choose(offered: &str) -> Option<Self> {
+        let offers: Vec<&str> = offered.split(',').map(str::trim).collect();
+        let has = |name: &str| offers.iter().any(|o| o.eq_ignore_ascii_case(name));
+        if has("graphql-transport-ws") {
+            Some(Self::TransportWs)
+        } else if has("graphql-ws") {
+            Some(Self::LegacyWs)
+        } else {
+            None
+        }
+    }
+
+    /// Its `Sec-WebSocket-Protocol` name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::TransportWs => "graphql-transport-ws",
+            Self::LegacyWs => "graphql-ws",
+        }
+    }
+
+    pub(crate) fn ack(self) -> String {
+        json!({ "type": "connection_ack" }).to_string()
+    }
+
+    pub(crate) fn pong(self) -> String {
+        json!({ "type": "pong" }).to_string()
+    }
+
+    /// One result of operation `id`.
+    pub(crate) fn next(self, id: &str, response: &GqlResponse) -> String {
+        let kind = match self {
+            Self::TransportWs => "next",
+            Self::LegacyWs => "data",
+        };
+        json!({ "id": id, "type": kind, "payload": response }).to_string()
+    }
+
+    /// Operation `id` has ended.
+    pub(crate) fn complete(self, id: &str) -> String {
+        json!({ "id": id, "type": "complete" }).to_string()
+    }
+
+    /// Operation `id` was refused before it ran; it is over (no `complete` follows).
+    pub(crate) fn error(self, id: &str, code: ErrorCode, message: &str) -> String {
+        let error = json!({ "message": message, "extensions": { "code": code.as_str() } });
+        let payload = match self {
+            Self::TransportWs => json!([error]),
+            Self::LegacyWs => error,
+        };
+        json!({ "id": id, "type": "error", "payload": payload }).to_string()
+    }
+}
+
+/// What a client sent.
+#[derive(Debug)]
+pub(crate) enum ClientMessage {
+    /// `connection_init` with its payload (`null` when absent).
+    Init(Value),
+    /// `subscribe` (`start`): an operation to run.
+    Subscribe {
+        id: String,
+        payload: Value,
+    },
+    /// `complete` (`stop`): the client no longer wants operation `id`.
+    Complete {
+        id: String,
+    },
+    Ping,
+    Pong,
+    /// `connection_terminate` (older protocol).
+    Terminate,
+}
+
+/// Reads one message; the error is the close reason. Only the envelope is read here: the
+/// operation's payload is left as JSON (whose nesting serde_json already bounds at 128).
+pub(crate) fn parse(bytes: &[u8]) -> Result<ClientMessage, &'static str> {
+    let Ok(Value::Object(mut message)) = serde_json::from_slice::<Value>(bytes) else {
+        return Err("invalid message received: not a JSON object");
+    };
+    let id = |message: &serde_json::Map<String, Value>| match message.get("id") {
+        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS => {
+            Ok(id.clone())
+        }
+        _ => Err("invalid message received: `id` must be a string of 1 to 128 characters"),
+    };
+    match message.get("type").and_then(Value::as_str) {
+        Some("connection_init") => Ok(ClientMessage::Init(
+            message.remove("payload").unwrap_or(Value::Null),
+        )),
+        Some("subscribe" | "start") => Ok(ClientMessage::Subscribe {
+            id: id(&message)?,
+            payload: message.remove("payload").unwrap_or(Value::Null),
+        }),
+        Some("complete" | "stop") => Ok(ClientMessage::Complete { id: id(&message)? }),
+        Some("ping") => Ok(ClientMessage::Ping),
+        Some("pong") => Ok(ClientMessage::Pong),
+        Some("connection_terminate") => Ok(ClientMessage::Terminate),
+        _ => Err("invalid message received: unknown `type`"),
+    }
+}
+
+/// The key in a `connection_init` payload: `{ "Authorization": "Bearer <key>" }` (any case),
+/// or `{ "apiKey": "<key>" }`.
+pub(crate) fn init_credential(payload: &Value) -> Option<String> {
+    let object = payload.as_object()?;
+    if let Some(key) = object.get("apiKey").and_then(Value::as_str) {
+        return Some(key.trim().to_owned()).filter(|k| !k.is_empty());
+    }
+    let (_, value) = object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?;
+    let (scheme, credential) = value.as_str()?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim().to_owned())
+        .filter(|c| !c.is_empty())
+}
+
+/// Why the server closes a socket: a close code and a reason for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Close {
+    /// The client ended the conversation.
+    Normal,
+    /// No message and no operation for the idle timeout.
+    Idle,
+    /// The service is stopping.
+    GoingAway,
+    /// A message larger than the limit (1009, "message too big").
+    TooBig,
+    /// The server could not check the key.
+    Internal,
+    /// A message that is not one of the protocol's.
+    Invalid(&'static str),
+    /// An operation before `connection_init` was accepted, or an init without a key.
+    Unauthorized(&'static str),
+    /// The key is unknown, malformed or revoked (also when revoked while the socket is open).
+    Forbidden,
+    /// No `connection_init` within the init timeout.
+    InitTimeout,
+    /// An operation id already in use on this socket.
+    DuplicateId,
+    /// A second `connection_init`, or more sockets than the key may hold.
+    TooMany(&'static str),
+}
+
+impl Close {
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Self::Normal | Self::Idle => 1000,
+            Self::GoingAway => 1001,
+            Self::TooBig => 1009,
+            Self::Internal => 1011,
+            Self::Invalid(_) => 4400,
+            Self::Unauthorized(_) => 4401,
+            Self::Forbidden => 4403,
+            Self::InitTimeout => 4408,
+            Self::DuplicateId => 4409,
+            Self::TooMany(_) => 4429,
+        }
+    }
+
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Normal => "bye",
+            Self::Idle => "idle for too long",
+            Self::GoingAway => "the service is stopping",
+            Self::TooBig => "message too big",
+            Self::Internal => "internal error",
+            Self::Invalid(why) | Self::Unauthorized(why) | Self::TooMany(why) => why,
+            Self::Forbidden => "invalid or revoked credentials",
+            Self::InitTimeout => "connection initialisation timeout",
+            Self::DuplicateId => "an operation with this id is already running",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_protocol_is_chosen_when_both_are_offered() {
+        assert_eq!(
+            Protocol::choose("graphql-ws, graphql-transport-ws"),
+            Some(Protocol::TransportWs)
+        );
+        assert_eq!(Protocol::choose("graphql-ws"), Some(Protocol::LegacyWs));
+        assert_eq!(Protocol::choose("mqtt"), None);
+    }
+
+    #[test]
+    fn messages_outside_the_protocol_are_refused() {
+        assert!(parse(b"[]").is_err());
+        assert!(parse(br#"{"type": "subscribe", "payload": {}}"#).is_err());
+        assert!(parse(br#"{"type": "subscribe", "id": 1, "payload": {}}"#).is_err());
+        assert!(parse(br#"{"type": "launch"}"#).is_err());
+        let long = format!(r#"{{"type": "complete", "id": "{}"}}"#, "x".repeat(129));
+        assert!(parse(long.as_bytes()).is_err());
+        assert!(matches!(
+            parse(br#"{"type": "start", "id": "1", "payload": {"query": "{ a }"}}"#),
+            Ok(ClientMessage::Subscribe { .. })
+        ));
+    }
+
+    #[test]
+    fn the_key_is_read_from_either_form_of_payload() {
+        assert_eq!(
+            init_credential(&json!({ "authorization": "Bearer  k1 " })).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            init_credential(&json!({ "apiKey": "k2" })).as_deref(),
+            Some("k2")
+        );
+        assert_eq!(init_credential(&json!({ "apiKey": " " })), None);
+        assert_eq!(
+            init_credential(&json!({ "Authorization": "Basic x" })),
+            None
+        );
+        assert_eq!(init_credential(&json!({})), None);
+    }
+}
