@@ -102,6 +102,7 @@ async fn run(
                 secrets: secrets.clone(),
                 max_connections: settings.db_pool_size,
                 delivery: delivery.clone(),
+                http: settings.http,
             })
             .await?;
             let url = format!("http://{}", app.address());

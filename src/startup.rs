@@ -18,6 +18,7 @@ use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
 use twofold_infra::directory_cache::CachedDirectory;
+use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
@@ -202,6 +203,8 @@ pub struct AppConfig {
     pub max_connections: u32,
     /// Code delivery.
     pub delivery: Delivery,
+    /// Slow-client timeouts and the connection cap.
+    pub http: HttpLimits,
 }
 
 /// A built application, listening but not yet serving.
@@ -210,6 +213,7 @@ pub struct Application {
     address: SocketAddr,
     services: Services,
     run_worker: bool,
+    http: HttpLimits,
 }
 
 impl Application {
@@ -229,6 +233,7 @@ impl Application {
             address,
             services,
             run_worker: config.delivery.run_worker,
+            http: config.http,
         })
     }
 
@@ -280,10 +285,7 @@ impl Application {
             queries: Arc::default(),
             metrics: Arc::default(),
         };
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = crate::server::serve(self.listener, router(state), self.http, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = processor.await;
         if let Some(deliveries) = deliveries {

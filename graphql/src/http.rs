@@ -574,11 +574,19 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
 
     let bytes = match to_bytes(Body::new(body), MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if is_length_limit(&e) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::InvalidInput,
                 &format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        // The server's body deadline passed, or the client hung up half-way.
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::InvalidInput,
+                "the request body was cut off or sent too slowly",
             )
         }
     };
@@ -613,6 +621,10 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
             )
         }
     }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
 }
 
 /// A GraphQL-over-HTTP request: a JSON object whose `query` is a string. Anything else (an

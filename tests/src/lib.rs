@@ -18,6 +18,7 @@ use tracing_subscriber::Layer;
 use twofold::startup::{AppConfig, Application, Delivery};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
 use twofold_infra::delivery::{DeliverySettings, Senders};
+pub use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
 use twofold_services::delivery::RetryPolicy;
 
@@ -171,6 +172,8 @@ pub struct TestOptions {
     pub max_attempts: u32,
     /// Whether this instance runs the delivery worker.
     pub run_worker: bool,
+    /// Slow-client timeouts and the connection cap (tests shorten them).
+    pub http: HttpLimits,
 }
 
 impl Default for TestOptions {
@@ -179,6 +182,7 @@ impl Default for TestOptions {
             twilio_script: Vec::new(),
             max_attempts: 3,
             run_worker: true,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -325,6 +329,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         secrets: secrets.clone(),
         max_connections: 10,
         delivery,
+        http: options.http,
     })
     .await
     .expect("building the application");

@@ -5,6 +5,7 @@ mod bad_input;
 mod channels;
 mod compliance;
 mod concurrency;
+mod connections;
 mod event_store;
 mod health;
 mod isolation;
