@@ -21,6 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use twofold_domain::Role;
 use twofold_services::audit::{AuditFilterInput, AuditService};
@@ -117,7 +118,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/audit/export", get(audit_export))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(crate::fallback::method_not_allowed)
+        .fallback(crate::fallback::not_found)
         .with_state(state.clone())
+        // Every answer is for one caller and one moment; a route that may be cached (GraphiQL's
+        // assets) sets its own header first.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
                 .extensions()
@@ -333,7 +342,7 @@ async fn health(State(state): State<ApiState>) -> Response {
 }
 
 /// A response holding one error, for failures before execution.
-fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body = serde_json::json!({
         "data": null,
         "errors": [{ "message": message, "extensions": { "code": code.as_str() } }],
@@ -446,7 +455,16 @@ fn export_query(raw: &str) -> Result<(AuditFilterInput, bool), String> {
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-12-01T00:00:00Z"))
     };
+    let mut seen = Vec::new();
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+        // A single-valued parameter given twice is ambiguous; taking either value would export
+        // something other than what one of them asked for.
+        if matches!(name.as_ref(), "userId" | "from" | "to" | "oldestFirst") {
+            if seen.contains(&name) {
+                return Err(format!("`{name}` is given more than once; give it once"));
+            }
+            seen.push(name.clone());
+        }
         match name.as_ref() {
             "userId" => filter.user_id = Some(value.into_owned()),
             "eventType" | "eventTypes" => filter

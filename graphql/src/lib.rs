@@ -2,10 +2,13 @@
 //! authentication, role guards, the stable error codes, and the HTTP router around it.
 
 pub mod error;
+pub mod fallback;
 pub mod guard;
 pub mod http;
+pub mod introspection;
 pub mod metrics;
 pub mod schema;
+pub mod syntax_error;
 pub mod types;
 
 pub use http::{router, ApiState, QueryCache};

@@ -8,6 +8,7 @@ mod concurrency;
 mod connections;
 mod event_store;
 mod health;
+mod http_surface;
 mod isolation;
 mod keys;
 mod metrics;
