@@ -103,6 +103,7 @@ async fn run(
                 max_connections: settings.db_pool_size,
                 delivery: delivery.clone(),
                 http: settings.http,
+                graphiql: settings.graphiql,
             })
             .await?;
             let url = format!("http://{}", app.address());

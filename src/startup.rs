@@ -205,6 +205,8 @@ pub struct AppConfig {
     pub delivery: Delivery,
     /// Slow-client timeouts and the connection cap.
     pub http: HttpLimits,
+    /// Whether `GET /graphql` serves GraphiQL.
+    pub graphiql: bool,
 }
 
 /// A built application, listening but not yet serving.
@@ -214,6 +216,7 @@ pub struct Application {
     services: Services,
     run_worker: bool,
     http: HttpLimits,
+    graphiql: bool,
 }
 
 impl Application {
@@ -234,6 +237,7 @@ impl Application {
             services,
             run_worker: config.delivery.run_worker,
             http: config.http,
+            graphiql: config.graphiql,
         })
     }
 
@@ -284,6 +288,7 @@ impl Application {
             audit: self.services.audit.clone(),
             queries: Arc::default(),
             metrics: Arc::default(),
+            graphiql: self.graphiql,
         };
         let served = crate::server::serve(self.listener, router(state), self.http, shutdown).await;
         let _ = stop_tx.send(true);

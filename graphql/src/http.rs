@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Response as GqlResponse, ServerError, Value};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::{to_bytes, Body, Bytes};
@@ -17,7 +17,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
@@ -57,6 +57,8 @@ pub struct ApiState {
     pub queries: Arc<QueryCache>,
     /// Behind `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Whether GraphiQL is served (`TWOFOLD_GRAPHIQL`).
+    pub graphiql: bool,
 }
 
 /// Parsed GraphQL documents by their text. A tenant's backend sends the same few documents
@@ -118,6 +120,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/audit/export", get(audit_export))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/graphiql/{version}/{file}", get(crate::graphiql::asset))
         .method_not_allowed_fallback(crate::fallback::method_not_allowed)
         .fallback(crate::fallback::not_found)
         .with_state(state.clone())
@@ -210,16 +213,6 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     response
 }
 
-fn graphiql() -> Response {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .finish(),
-    )
-    .into_response()
-}
-
 /// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`, or the older `graphql-ws`)
 /// carries subscriptions; any other GET gets GraphiQL.
 async fn graphql_get(State(state): State<ApiState>, req: Request) -> Response {
@@ -229,7 +222,7 @@ async fn graphql_get(State(state): State<ApiState>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
-        return graphiql();
+        return crate::graphiql::page(&state);
     }
     let (mut parts, _) = req.into_parts();
     let request_id = parts

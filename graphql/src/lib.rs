@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod fallback;
+pub mod graphiql;
 pub mod guard;
 pub mod http;
 pub mod introspection;

@@ -174,6 +174,8 @@ pub struct TestOptions {
     pub run_worker: bool,
     /// Slow-client timeouts and the connection cap (tests shorten them).
     pub http: HttpLimits,
+    /// Whether GraphiQL is served.
+    pub graphiql: bool,
 }
 
 impl Default for TestOptions {
@@ -183,6 +185,7 @@ impl Default for TestOptions {
             max_attempts: 3,
             run_worker: true,
             http: HttpLimits::default(),
+            graphiql: true,
         }
     }
 }
@@ -330,6 +333,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         max_connections: 10,
         delivery,
         http: options.http,
+        graphiql: options.graphiql,
     })
     .await
     .expect("building the application");

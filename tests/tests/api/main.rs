@@ -7,6 +7,7 @@ mod compliance;
 mod concurrency;
 mod connections;
 mod event_store;
+mod graphiql;
 mod health;
 mod http_surface;
 mod isolation;
