@@ -66,6 +66,10 @@ async fn half_open_connections_are_closed_and_never_lock_others_out() {
             .unwrap();
         half_open.push(stream);
     }
+    // And some that send nothing at all.
+    for _ in 0..20 {
+        half_open.push(connect(&app).await);
+    }
     // A normal client is served while they hang.
     let answer = app.gql(None, "{ __typename }", serde_json::json!({})).await;
     assert_eq!(answer.data()["__typename"], "Query");
