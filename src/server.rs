@@ -27,6 +27,9 @@ use twofold_infra::http_limits::HttpLimits;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Least time between two "connection cap reached" warnings.
+const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 /// File descriptors kept free for everything that is not a client connection: the database
 /// pool, the private cluster's socket, the delivery worker's provider connections, log files.
 /// The cap is at most half the process's limit.
@@ -85,10 +88,27 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = watch::channel(());
     let mut shutdown = pin!(shutdown);
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // At most one line per interval: under a flood, the log must not become the
+                // next exhausted resource.
+                if last_warning.is_none_or(|at| at.elapsed() >= CAP_WARNING_INTERVAL) {
+                    last_warning = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        max_connections = cap,
+                        "connection cap reached; new connections wait in the listen backlog"
+                    );
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => {
+                        slot.expect("the semaphore is never closed")
+                    }
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -99,10 +99,6 @@ async fn half_open_connections_are_closed_and_never_lock_others_out() {
         .map(|s| tokio::spawn(closed_by_server(s, Duration::from_secs(10))))
         .collect();
     waits.push(tokio::spawn(closed_by_server(
-        slow_body,
-        Duration::from_secs(10),
-    )));
-    waits.push(tokio::spawn(closed_by_server(
         idle,
         Duration::from_secs(10),
     )));
