@@ -2,6 +2,7 @@
 //! business logic lives here.
 
 pub mod bench;
+pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod zero_config;

@@ -107,6 +107,8 @@ async fn run(
                 secrets: secrets.clone(),
                 max_connections: settings.db_pool_size,
                 delivery: delivery.clone(),
+                http: settings.http,
+                graphiql: settings.graphiql,
             })
             .await?;
             let url = format!("http://{}", app.address());

@@ -18,6 +18,7 @@ use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
 use twofold_infra::directory_cache::CachedDirectory;
+use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::{PgKeyRevocations, PgTenantDirectory};
@@ -204,6 +205,10 @@ pub struct AppConfig {
     pub max_connections: u32,
     /// Code delivery.
     pub delivery: Delivery,
+    /// Slow-client timeouts and the connection cap.
+    pub http: HttpLimits,
+    /// Whether `GET /graphql` serves GraphiQL.
+    pub graphiql: bool,
 }
 
 /// A built application, listening but not yet serving.
@@ -213,6 +218,8 @@ pub struct Application {
     services: Services,
     run_worker: bool,
     websocket_limits: WsLimits,
+    http: HttpLimits,
+    graphiql: bool,
 }
 
 impl Application {
@@ -233,6 +240,8 @@ impl Application {
             services,
             run_worker: config.delivery.run_worker,
             websocket_limits: WsLimits::default(),
+            http: config.http,
+            graphiql: config.graphiql,
         })
     }
 
@@ -290,11 +299,9 @@ impl Application {
             queries: Arc::default(),
             metrics: Arc::default(),
             websockets: Arc::new(Websockets::new(self.websocket_limits)),
+            graphiql: self.graphiql,
         };
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = crate::server::serve(self.listener, router(state), self.http, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = processor.await;
         if let Some(deliveries) = deliveries {

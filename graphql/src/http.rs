@@ -9,16 +9,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Response as GqlResponse, ServerError, Value};
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use twofold_domain::Role;
 use twofold_services::audit::{AuditFilterInput, AuditService};
@@ -59,6 +59,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The limits of the WebSocket path and its open sockets.
     pub websockets: Arc<Websockets>,
+    /// Whether GraphiQL is served (`TWOFOLD_GRAPHIQL`).
+    pub graphiql: bool,
 }
 
 /// The request id of this request (set by the request-id middleware).
@@ -72,7 +74,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/audit/export", get(audit_export))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/graphiql/{version}/{file}", get(crate::graphiql::asset))
+        .method_not_allowed_fallback(crate::fallback::method_not_allowed)
+        .fallback(crate::fallback::not_found)
         .with_state(state.clone())
+        // Every answer is for one caller and one moment; a route that may be cached (GraphiQL's
+        // assets) sets its own header first.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
                 .extensions()
@@ -156,16 +167,6 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     response
 }
 
-fn graphiql() -> Response {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .finish(),
-    )
-    .into_response()
-}
-
 /// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`, or the older `graphql-ws`)
 /// carries subscriptions; any other GET gets GraphiQL.
 async fn graphql_get(State(state): State<ApiState>, req: Request) -> Response {
@@ -175,7 +176,7 @@ async fn graphql_get(State(state): State<ApiState>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
-        return graphiql();
+        return crate::graphiql::page(&state);
     }
     crate::websocket::upgrade(state, req).await
 }
@@ -326,7 +327,16 @@ fn export_query(raw: &str) -> Result<(AuditFilterInput, bool), String> {
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-12-01T00:00:00Z"))
     };
+    let mut seen = Vec::new();
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+        // A single-valued parameter given twice is ambiguous; taking either value would export
+        // something other than what one of them asked for.
+        if matches!(name.as_ref(), "userId" | "from" | "to" | "oldestFirst") {
+            if seen.contains(&name) {
+                return Err(format!("`{name}` is given more than once; give it once"));
+            }
+            seen.push(name.clone());
+        }
         match name.as_ref() {
             "userId" => filter.user_id = Some(value.into_owned()),
             "eventType" | "eventTypes" => filter
@@ -454,11 +464,19 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
 
     let bytes = match to_bytes(Body::new(body), MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if is_length_limit(&e) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::InvalidInput,
                 &format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        // The server's body deadline passed, or the client hung up half-way.
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::InvalidInput,
+                "the request body was cut off or sent too slowly",
             )
         }
     };
@@ -495,6 +513,10 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
             )
         }
     }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
 }
 
 /// A GraphQL-over-HTTP request: a JSON object whose `query` is a string. Anything else (an

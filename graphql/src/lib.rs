@@ -3,12 +3,16 @@
 
 pub mod admission;
 pub mod error;
+pub mod fallback;
+pub mod graphiql;
 pub mod guard;
 pub mod http;
+pub mod introspection;
 pub mod limits;
 pub mod metrics;
 pub mod proof_input;
 pub mod schema;
+pub mod syntax_error;
 pub mod types;
 pub mod websocket;
 

@@ -561,5 +561,7 @@ pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> T
         .data(services.compliance)
         .data(services.audit)
         .data(Shutdown(shutdown))
+        .extension(crate::syntax_error::OneLineSyntaxErrors)
+        .extension(crate::introspection::IntrospectionNeedsKey)
         .finish()
 }

@@ -9,6 +9,7 @@ pub mod delivery_queue;
 pub mod directory_cache;
 pub mod event_store;
 pub mod group_commit;
+pub mod http_limits;
 pub mod pg;
 pub mod processor;
 pub mod projections;

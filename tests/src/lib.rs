@@ -18,6 +18,7 @@ use tracing_subscriber::Layer;
 use twofold::startup::{AppConfig, Application, Delivery};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
 use twofold_infra::delivery::{DeliverySettings, Senders};
+pub use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
 use twofold_services::delivery::RetryPolicy;
 
@@ -173,6 +174,10 @@ pub struct TestOptions {
     pub run_worker: bool,
     /// The WebSocket limits.
     pub websocket: twofold_graphql::WsLimits,
+    /// Slow-client timeouts and the connection cap (tests shorten them).
+    pub http: HttpLimits,
+    /// Whether GraphiQL is served.
+    pub graphiql: bool,
 }
 
 impl Default for TestOptions {
@@ -182,6 +187,8 @@ impl Default for TestOptions {
             max_attempts: 3,
             run_worker: true,
             websocket: twofold_graphql::WsLimits::default(),
+            http: HttpLimits::default(),
+            graphiql: true,
         }
     }
 }
@@ -328,6 +335,8 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         secrets: secrets.clone(),
         max_connections: 10,
         delivery,
+        http: options.http,
+        graphiql: options.graphiql,
     })
     .await
     .expect("building the application")
