@@ -128,10 +128,18 @@ pub struct Policy {
     /// Most SMS codes the tenant may send per hour (a cap on SMS-pumping fraud).
     #[serde(default = "default_sms_budget")]
     pub sms_hourly_budget: u32,
+    /// Most email codes the tenant may send per hour (a cap on mail bombing through us).
+    #[serde(default = "default_email_budget")]
+    pub email_hourly_budget: u32,
 }
 
 fn default_sms_budget() -> u32 {
     1_000
+}
+
+/// Mail costs far less than SMS, but a flood of it still gets the sender's domain blocklisted.
+fn default_email_budget() -> u32 {
+    10_000
 }
 
 impl Default for Policy {
@@ -155,6 +163,7 @@ impl Default for Policy {
             totp_digits: 6,
             totp_algorithm: TotpAlgorithm::Sha1,
             sms_hourly_budget: default_sms_budget(),
+            email_hourly_budget: default_email_budget(),
         }
     }
 }
@@ -171,6 +180,8 @@ pub mod bounds {
     pub const CODE_TTL_SECONDS: (&str, i64, i64) = ("codeTtlSeconds", 60, 3600);
     /// SMS codes per hour per tenant.
     pub const SMS_HOURLY_BUDGET: (&str, i64, i64) = ("smsHourlyBudget", 0, 100_000);
+    /// Email codes per hour per tenant.
+    pub const EMAIL_HOURLY_BUDGET: (&str, i64, i64) = ("emailHourlyBudget", 0, 1_000_000);
     /// Most calling codes in an allow-list.
     pub const MAX_CALLING_CODES: usize = 50;
 }
@@ -202,6 +213,9 @@ pub struct PolicyChange {
     /// See [`Policy::sms_hourly_budget`].
     #[serde(default)]
     pub sms_hourly_budget: Option<i64>,
+    /// See [`Policy::email_hourly_budget`].
+    #[serde(default)]
+    pub email_hourly_budget: Option<i64>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -268,6 +282,9 @@ impl Policy {
         }
         if let Some(v) = change.sms_hourly_budget {
             next.sms_hourly_budget = narrow(in_range(bounds::SMS_HOURLY_BUDGET, v)?);
+        }
+        if let Some(v) = change.email_hourly_budget {
+            next.email_hourly_budget = narrow(in_range(bounds::EMAIL_HOURLY_BUDGET, v)?);
         }
         if let Some(name) = &change.totp_algorithm {
             next.totp_algorithm = match name.trim().to_ascii_uppercase().as_str() {

@@ -162,6 +162,10 @@ impl Policy {
     async fn sms_hourly_budget(&self) -> i32 {
         i32::try_from(self.0.sms_hourly_budget).unwrap_or(i32::MAX)
     }
+    /// Most email codes the tenant may send per hour (a cap on mail bombing).
+    async fn email_hourly_budget(&self) -> i32 {
+        i32::try_from(self.0.email_hourly_budget).unwrap_or(i32::MAX)
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -178,6 +182,7 @@ pub struct PolicyInput {
     totp_digits: Option<i32>,
     totp_algorithm: Option<String>,
     sms_hourly_budget: Option<i32>,
+    email_hourly_budget: Option<i32>,
 }
 
 impl From<PolicyInput> for twofold_domain::PolicyChange {
@@ -196,6 +201,7 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             totp_digits: i.totp_digits.map(i64::from),
             totp_algorithm: i.totp_algorithm,
             sms_hourly_budget: i.sms_hourly_budget.map(i64::from),
+            email_hourly_budget: i.email_hourly_budget.map(i64::from),
         }
     }
 }

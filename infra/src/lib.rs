@@ -12,3 +12,4 @@ pub mod group_commit;
 pub mod pg;
 pub mod processor;
 pub mod projections;
+pub mod send_limiter;

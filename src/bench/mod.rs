@@ -197,7 +197,7 @@ async fn run_on(
         .to_owned();
     api.data(
         &admin,
-        "mutation { setPolicy(input: { smsHourlyBudget: 100000 }) { smsHourlyBudget } }",
+        "mutation { setPolicy(input: { smsHourlyBudget: 100000, emailHourlyBudget: 1000000 }) { smsHourlyBudget } }",
         json!({}),
     )
     .await?;

@@ -14,6 +14,7 @@ mod policy;
 mod processor;
 mod roles;
 mod secrets;
+mod send_limits;
 mod sign_in;
 mod snapshots;
 mod totp;
