@@ -131,6 +131,10 @@ pub struct Policy {
     /// Most email codes the tenant may send per hour (a cap on mail bombing through us).
     #[serde(default = "default_email_budget")]
     pub email_hourly_budget: u32,
+    /// Requests per second each API key of the tenant may make (a token bucket holding two
+    /// seconds' worth); `None`: the service's default. The operator bounds it.
+    #[serde(default)]
+    pub requests_per_second_per_key: Option<u32>,
 }
 
 fn default_sms_budget() -> u32 {
@@ -164,6 +168,7 @@ impl Default for Policy {
             totp_algorithm: TotpAlgorithm::Sha1,
             sms_hourly_budget: default_sms_budget(),
             email_hourly_budget: default_email_budget(),
+            requests_per_second_per_key: None,
         }
     }
 }
@@ -182,6 +187,10 @@ pub mod bounds {
     pub const SMS_HOURLY_BUDGET: (&str, i64, i64) = ("smsHourlyBudget", 0, 100_000);
     /// Email codes per hour per tenant.
     pub const EMAIL_HOURLY_BUDGET: (&str, i64, i64) = ("emailHourlyBudget", 0, 1_000_000);
+    /// Requests per second per API key (0: back to the service's default). The operator's own
+    /// bounds, narrower, are checked by the API.
+    pub const REQUESTS_PER_SECOND_PER_KEY: (&str, i64, i64) =
+        ("requestsPerSecondPerKey", 0, 1_000_000);
     /// Most calling codes in an allow-list.
     pub const MAX_CALLING_CODES: usize = 50;
 }
@@ -216,6 +225,9 @@ pub struct PolicyChange {
     /// See [`Policy::email_hourly_budget`].
     #[serde(default)]
     pub email_hourly_budget: Option<i64>,
+    /// See [`Policy::requests_per_second_per_key`]; 0 returns to the service's default.
+    #[serde(default)]
+    pub requests_per_second_per_key: Option<i64>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -285,6 +297,10 @@ impl Policy {
         }
         if let Some(v) = change.email_hourly_budget {
             next.email_hourly_budget = narrow(in_range(bounds::EMAIL_HOURLY_BUDGET, v)?);
+        }
+        if let Some(v) = change.requests_per_second_per_key {
+            let v: u32 = narrow(in_range(bounds::REQUESTS_PER_SECOND_PER_KEY, v)?);
+            next.requests_per_second_per_key = (v > 0).then_some(v);
         }
         if let Some(name) = &change.totp_algorithm {
             next.totp_algorithm = match name.trim().to_ascii_uppercase().as_str() {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod rate_limit;
 pub mod schema;
 pub mod types;
 

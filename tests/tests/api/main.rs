@@ -12,6 +12,7 @@ mod keys;
 mod metrics;
 mod policy;
 mod processor;
+mod rate_limits;
 mod roles;
 mod secrets;
 mod send_limits;
