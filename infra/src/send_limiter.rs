@@ -9,15 +9,15 @@ use twofold_services::ports::{Reservation, SendCap, SendLimiter};
 use twofold_services::StoreError;
 
 /// The first key of the two-key advisory locks taken here, so they cannot meet anyone else's.
-const LOCK_CLASS: i32 = 0x7466_736c; // "tfsl"
+pub const LOCK_CLASS: i32 = 0x7466_736c; // "tfsl"
 
 /// Expired rows removed per reservation: more than a reservation inserts (three), so the table
 /// shrinks back to its live rows, and few enough to keep every reservation cheap.
 const PRUNE_BATCH: i64 = 100;
 
 /// The second lock key of a bucket (FNV-1a). Two buckets sharing a key only wait for each
-/// other; the count stays exact.
-fn lock_key(bucket: &str) -> i32 {
+/// other; the count stays exact. (Public so a test can hold a bucket's lock.)
+pub fn lock_key(bucket: &str) -> i32 {
     let hash = bucket.bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });

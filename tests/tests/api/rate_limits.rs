@@ -1,8 +1,9 @@
 //! Per-key request rates: a token bucket per API key, set per tenant by an ADMIN within the
 //! operator's bounds, answered with `RATE_LIMITED` and `retryAfterSeconds`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -148,4 +149,65 @@ async fn the_rate_holds_over_a_websocket_too() {
         .filter(|t| t.contains("RATE_LIMITED") && t.contains("retryAfterSeconds"))
         .count();
     assert!(refused >= 5, "{answered:#?}");
+}
+
+#[tokio::test]
+async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
+    use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
+    let app = spawn_app().await;
+    let (bursty, bursty_admin) = app.create_tenant("Bursty").await;
+    let (_, bursty_key) = app.issue_key(&bursty_admin, "APP").await;
+    let (_, quiet_admin) = app.create_tenant("Quiet").await;
+    let (_, quiet_key) = app.issue_key(&quiet_admin, "APP").await;
+    // Hold the lock of Bursty's email budget: each of its email codes then waits for it inside
+    // a transaction, holding a database connection, as slow statements under load would.
+    let mut lock = app.db.acquire().await.unwrap();
+    let bucket = format!("tenant/{bursty}/email");
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(LOCK_CLASS)
+        .bind(lock_key(&bucket))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
+    let burst = join_all((0..20).map(|i| {
+        app.gql(
+            Some(&bursty_key),
+            add_email,
+            json!({ "u": format!("b{i}"), "e": format!("b{i}@example.com") }),
+        )
+    }));
+    let quiet = async {
+        // Once the burst is in flight, Quiet signs a user in: it needs connections too.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let answer = app
+            .gql(
+                Some(&quiet_key),
+                "{ signInRequirement(userId: \"q\") { required } }",
+                json!({}),
+            )
+            .await;
+        let took = started.elapsed();
+        // Longer than the pool's acquire timeout (5 s): without a share per tenant, Quiet's
+        // request would have failed waiting for a connection.
+        tokio::time::sleep(Duration::from_secs(6).saturating_sub(took)).await;
+        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(lock_key(&bucket))
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        (answer, took)
+    };
+    let (burst, (answer, took)) = tokio::join!(burst, quiet);
+    answer.data();
+    assert!(took < Duration::from_secs(2), "Quiet waited {took:?}");
+    // Bursty's own requests either ran once the lock was released or were told to slow down.
+    for a in &burst {
+        if a.body.get("errors").is_some() {
+            assert_eq!(a.error_code(), "RATE_LIMITED", "{}", a.body);
+        }
+    }
+    assert!(burst.iter().any(|a| a.body.get("errors").is_none()));
 }
