@@ -101,6 +101,9 @@ async fn run(
 ) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            // Read again when the schema is built; refused here so a typo stops start-up.
+            twofold_graphql::rate_limit::RateLimitSettings::from_lookup(|k| std::env::var(k).ok())
+                .map_err(anyhow::Error::msg)?;
             let app = Application::build(AppConfig {
                 database_url: db.url.clone(),
                 bind: settings.bind,

@@ -16,12 +16,13 @@ use twofold_infra::config::Secrets;
 use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
-use twofold_infra::delivery_queue::{PgDeliveryQueue, PgSendStats};
+use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::{PgKeyRevocations, PgTenantDirectory};
+use twofold_infra::send_limiter::PgSendLimiter;
 use twofold_infra::{event_store, pg, projections};
 use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
@@ -141,7 +142,7 @@ impl Services {
             hasher,
             clock,
             entropy,
-            Arc::new(PgSendStats::new(pool.clone())),
+            Arc::new(PgSendLimiter::new(pool.clone())),
         );
         let worker = DeliveryWorker::new(
             users.clone(),

@@ -128,10 +128,22 @@ pub struct Policy {
     /// Most SMS codes the tenant may send per hour (a cap on SMS-pumping fraud).
     #[serde(default = "default_sms_budget")]
     pub sms_hourly_budget: u32,
+    /// Most email codes the tenant may send per hour (a cap on mail bombing through us).
+    #[serde(default = "default_email_budget")]
+    pub email_hourly_budget: u32,
+    /// Requests per second each API key of the tenant may make (a token bucket holding two
+    /// seconds' worth); `None`: the service's default. The operator bounds it.
+    #[serde(default)]
+    pub requests_per_second_per_key: Option<u32>,
 }
 
 fn default_sms_budget() -> u32 {
     1_000
+}
+
+/// Mail costs far less than SMS, but a flood of it still gets the sender's domain blocklisted.
+fn default_email_budget() -> u32 {
+    10_000
 }
 
 impl Default for Policy {
@@ -155,6 +167,8 @@ impl Default for Policy {
             totp_digits: 6,
             totp_algorithm: TotpAlgorithm::Sha1,
             sms_hourly_budget: default_sms_budget(),
+            email_hourly_budget: default_email_budget(),
+            requests_per_second_per_key: None,
         }
     }
 }
@@ -171,6 +185,12 @@ pub mod bounds {
     pub const CODE_TTL_SECONDS: (&str, i64, i64) = ("codeTtlSeconds", 60, 3600);
     /// SMS codes per hour per tenant.
     pub const SMS_HOURLY_BUDGET: (&str, i64, i64) = ("smsHourlyBudget", 0, 100_000);
+    /// Email codes per hour per tenant.
+    pub const EMAIL_HOURLY_BUDGET: (&str, i64, i64) = ("emailHourlyBudget", 0, 1_000_000);
+    /// Requests per second per API key (0: back to the service's default). The operator's own
+    /// bounds, narrower, are checked by the API.
+    pub const REQUESTS_PER_SECOND_PER_KEY: (&str, i64, i64) =
+        ("requestsPerSecondPerKey", 0, 1_000_000);
     /// Most calling codes in an allow-list.
     pub const MAX_CALLING_CODES: usize = 50;
 }
@@ -202,6 +222,12 @@ pub struct PolicyChange {
     /// See [`Policy::sms_hourly_budget`].
     #[serde(default)]
     pub sms_hourly_budget: Option<i64>,
+    /// See [`Policy::email_hourly_budget`].
+    #[serde(default)]
+    pub email_hourly_budget: Option<i64>,
+    /// See [`Policy::requests_per_second_per_key`]; 0 returns to the service's default.
+    #[serde(default)]
+    pub requests_per_second_per_key: Option<i64>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -268,6 +294,13 @@ impl Policy {
         }
         if let Some(v) = change.sms_hourly_budget {
             next.sms_hourly_budget = narrow(in_range(bounds::SMS_HOURLY_BUDGET, v)?);
+        }
+        if let Some(v) = change.email_hourly_budget {
+            next.email_hourly_budget = narrow(in_range(bounds::EMAIL_HOURLY_BUDGET, v)?);
+        }
+        if let Some(v) = change.requests_per_second_per_key {
+            let v: u32 = narrow(in_range(bounds::REQUESTS_PER_SECOND_PER_KEY, v)?);
+            next.requests_per_second_per_key = (v > 0).then_some(v);
         }
         if let Some(name) = &change.totp_algorithm {
             next.totp_algorithm = match name.trim().to_ascii_uppercase().as_str() {

@@ -11,6 +11,7 @@ pub mod introspection;
 pub mod limits;
 pub mod metrics;
 pub mod proof_input;
+pub mod rate_limit;
 pub mod schema;
 pub mod syntax_error;
 pub mod types;

@@ -236,6 +236,9 @@ impl TenantMutation {
         ctx: &Context<'_>,
         input: PolicyInput,
     ) -> async_graphql::Result<Policy> {
+        if let Some(limits) = ctx.data_opt::<std::sync::Arc<crate::rate_limit::RateLimits>>() {
+            limits.check_policy_rate(input.requests_per_second_per_key())?;
+        }
         let policy = tenants(ctx)
             .set_policy(key(ctx)?, input.into(), request(ctx))
             .await
@@ -555,7 +558,13 @@ pub struct ApiServices {
 
 /// The schema with the services its resolvers use; `shutdown` ends live subscriptions.
 pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> TwofoldSchema {
+    let limits = crate::rate_limit::RateLimits::new(
+        crate::rate_limit::RateLimitSettings::from_env(),
+        services.tenants.clone(),
+    );
     schema_builder()
+        .extension(crate::rate_limit::RateLimit)
+        .data(std::sync::Arc::new(limits))
         .data(services.tenants)
         .data(services.users)
         .data(services.compliance)

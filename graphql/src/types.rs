@@ -162,6 +162,17 @@ impl Policy {
     async fn sms_hourly_budget(&self) -> i32 {
         i32::try_from(self.0.sms_hourly_budget).unwrap_or(i32::MAX)
     }
+    /// Most email codes the tenant may send per hour (a cap on mail bombing).
+    async fn email_hourly_budget(&self) -> i32 {
+        i32::try_from(self.0.email_hourly_budget).unwrap_or(i32::MAX)
+    }
+    /// Requests per second each API key may make (bursts of twice that); null: the service's
+    /// default.
+    async fn requests_per_second_per_key(&self) -> Option<i32> {
+        self.0
+            .requests_per_second_per_key
+            .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -178,6 +189,16 @@ pub struct PolicyInput {
     totp_digits: Option<i32>,
     totp_algorithm: Option<String>,
     sms_hourly_budget: Option<i32>,
+    email_hourly_budget: Option<i32>,
+    /// Requests per second per API key, within the operator's bounds; 0: the service's default.
+    requests_per_second_per_key: Option<i32>,
+}
+
+impl PolicyInput {
+    /// The requested per-key rate, if any (checked against the operator's bounds).
+    pub fn requests_per_second_per_key(&self) -> Option<i32> {
+        self.requests_per_second_per_key
+    }
 }
 
 impl From<PolicyInput> for twofold_domain::PolicyChange {
@@ -196,6 +217,8 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             totp_digits: i.totp_digits.map(i64::from),
             totp_algorithm: i.totp_algorithm,
             sms_hourly_budget: i.sms_hourly_budget.map(i64::from),
+            email_hourly_budget: i.email_hourly_budget.map(i64::from),
+            requests_per_second_per_key: i.requests_per_second_per_key.map(i64::from),
         }
     }
 }

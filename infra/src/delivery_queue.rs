@@ -113,35 +113,3 @@ impl DeliveryQueue for PgDeliveryQueue {
         Ok(())
     }
 }
-
-/// [`SendStats`] counted from the event log: `CodeSent` events of channel SMS.
-pub struct PgSendStats {
-    pool: PgPool,
-}
-
-impl PgSendStats {
-    /// Uses `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-}
-
-#[async_trait]
-impl twofold_services::ports::SendStats for PgSendStats {
-    async fn sms_sent_since(
-        &self,
-        tenant: &TenantId,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'CodeSent' \
-             AND recorded_at >= $2 AND payload->'CodeSent'->>'channel' = 'SMS'",
-        )
-        .bind(tenant.as_str())
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(StoreError::new)?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-}

@@ -13,3 +13,4 @@ pub mod http_limits;
 pub mod pg;
 pub mod processor;
 pub mod projections;
+pub mod send_limiter;

@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod encoding;
 pub mod error;
 pub mod ports;
+mod send_limits;
 pub mod tenants;
 pub mod users;
 

@@ -362,15 +362,47 @@ pub trait CodeSender: Send + Sync {
     async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError>;
 }
 
-/// How many SMS codes a tenant sent recently (for its hourly budget).
+/// One limit a code's send must fit under: at most `limit` sends in `bucket` per `window`.
+/// A bucket names what is counted (a tenant's SMS, a destination's keyed hash...), never a
+/// secret or PII in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCap {
+    /// What is counted.
+    pub bucket: String,
+    /// Sends allowed per window.
+    pub limit: u32,
+    /// The sliding window.
+    pub window: chrono::Duration,
+}
+
+/// The answer to a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Every cap had room: one slot is taken in each.
+    Granted,
+    /// The cap at this index (of those passed) is full; nothing was taken.
+    Refused {
+        /// Index of the full cap.
+        cap: usize,
+        /// When its oldest counted send leaves the window.
+        retry_after_seconds: i64,
+    },
+}
+
+/// Counts sends against caps, exactly under concurrency and across instances: a send reserves
+/// its slots before its code is issued and gives them back if it is not.
 #[async_trait]
-pub trait SendStats: Send + Sync {
-    /// SMS codes issued for `tenant` since `since`.
-    async fn sms_sent_since(
+pub trait SendLimiter: Send + Sync {
+    /// Atomically: if every cap has room at `now`, takes one slot in each under `id` (the
+    /// challenge id) and answers `Granted`; otherwise takes nothing.
+    async fn reserve(
         &self,
-        tenant: &TenantId,
-        since: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+        id: &str,
+        caps: &[SendCap],
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError>;
+    /// Gives back the slots `id` took in `caps` (its code was not issued after all).
+    async fn release(&self, id: &str, caps: &[SendCap]) -> Result<(), StoreError>;
 }
 
 /// A queued delivery: which challenge of which user, by which channel, how many tries so far.

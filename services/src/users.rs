@@ -23,9 +23,10 @@ use crate::auth::KeyPrincipal;
 use crate::commands::Commands;
 use crate::encoding::base32_lower;
 use crate::ports::{
-    Clock, Entropy, Sealer, SecretHasher, SendStats, TenantDirectory, TenantView, TotpEngine,
+    Clock, Entropy, Sealer, SecretHasher, SendLimiter, TenantDirectory, TenantView, TotpEngine,
     TotpError, TotpProvisioning,
 };
+use crate::send_limits::{issued, SendLimits};
 use crate::{RequestContext, ServiceError};
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
@@ -324,7 +325,7 @@ pub struct UserService {
     hasher: Arc<dyn SecretHasher>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
-    stats: Arc<dyn SendStats>,
+    limits: SendLimits,
 }
 
 /// Maps the aggregate's refusals to API errors.
@@ -438,33 +439,43 @@ impl UserService {
         hasher: Arc<dyn SecretHasher>,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
-        stats: Arc<dyn SendStats>,
+        limiter: Arc<dyn SendLimiter>,
     ) -> Self {
         Self {
             commands,
             tenants,
             sealer,
             totp,
+            limits: SendLimits::new(limiter, hasher.clone()),
             hasher,
             clock,
             entropy,
-            stats,
         }
     }
 
-    /// Refuses an SMS when the tenant used up its hourly budget (SMS-pumping defence).
-    async fn check_sms_budget(&self, tenant: &TenantView) -> Result<(), ServiceError> {
-        let since = self.clock.now() - chrono::Duration::hours(1);
-        let sent = self.stats.sms_sent_since(&tenant.id, since).await?;
-        if sent >= u64::from(tenant.policy.sms_hourly_budget) {
-            return Err(ServiceError::RateLimited {
-                message: "the organisation's hourly SMS budget is used up: try again later or \
-                          use another method"
-                    .into(),
-                retry_after_seconds: 3600,
-            });
-        }
-        Ok(())
+    /// Runs `action`, which issues the code `challenge_id` to `destination`, under the send
+    /// caps: the slot is taken first (a full cap refuses with nothing recorded or sent) and
+    /// given back unless the code was issued.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_send(
+        &self,
+        caller: &KeyPrincipal,
+        user: &UserRef,
+        tenant: &TenantView,
+        channel: Channel,
+        destination: &str,
+        challenge_id: &str,
+        action: UserAction,
+        ctx: &RequestContext,
+    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+        let slot = self
+            .limits
+            .reserve(tenant, channel, destination, challenge_id, self.clock.now())
+            .await?;
+        let result = self.run(caller, user, action, ctx).await;
+        let sent = matches!(&result, Ok((_, events, _)) if issued(events, challenge_id));
+        self.limits.settle(slot, sent).await;
+        result
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<TenantView, ServiceError> {
@@ -1021,9 +1032,13 @@ impl UserService {
             )
             .await?;
         let (state, events, at) = self
-            .run(
+            .run_send(
                 caller,
                 &user,
+                &tenant,
+                Channel::Email,
+                email.as_str(),
+                &id,
                 UserAction::AddEmail {
                     proof: change,
                     email: sealed,
@@ -1060,7 +1075,6 @@ impl UserService {
                 list.join(", ")
             )));
         }
-        self.check_sms_budget(&tenant).await?;
         let challenge = self.new_challenge(&tenant.policy, None)?;
         let id = challenge.id.clone();
         let sealed = self
@@ -1072,9 +1086,13 @@ impl UserService {
             )
             .await?;
         let (state, events, at) = self
-            .run(
+            .run_send(
                 caller,
                 &user,
+                &tenant,
+                Channel::Sms,
+                phone.e164(),
+                &id,
                 UserAction::AddPhone {
                     proof: change,
                     phone: sealed,
@@ -1186,19 +1204,21 @@ impl UserService {
         if let Some(c) = effective {
             Self::require_method(&tenant.policy, c.method())?;
         }
-        if effective == Some(Channel::Sms) {
-            self.check_sms_budget(&tenant).await?;
-        }
         let challenge = self.new_challenge(&tenant.policy, idempotency_key)?;
         let id = challenge.id.clone();
-        let (state, events, at) = self
-            .run(
-                caller,
-                &user,
-                UserAction::SendCode { channel, challenge },
-                ctx,
-            )
-            .await?;
+        let action = UserAction::SendCode { channel, challenge };
+        // Without an address for the channel the aggregate refuses the send: nothing to count.
+        let destination = match effective {
+            Some(c) => self.destination(&user, &current, c).await?.map(|d| (c, d)),
+            None => None,
+        };
+        let (state, events, at) = match &destination {
+            Some((c, d)) => {
+                self.run_send(caller, &user, &tenant, *c, d, &id, action, ctx)
+                    .await?
+            }
+            None => self.run(caller, &user, action, ctx).await?,
+        };
         if events.is_empty() {
             let channel = channel
                 .or(state.preferred_channel())
@@ -1209,6 +1229,29 @@ impl UserService {
             return Ok(reused.into());
         }
         challenge_view(&state, &id)
+    }
+
+    /// The address or number registered for `channel`, opened from its seal.
+    async fn destination(
+        &self,
+        user: &UserRef,
+        state: &User,
+        channel: Channel,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, ServiceError> {
+        let Some(contact) = state.contact(channel) else {
+            return Ok(None);
+        };
+        let opened = self
+            .sealer
+            .open(
+                &user.tenant,
+                &contact_context(user, channel),
+                &contact.sealed,
+            )
+            .await?;
+        let text = std::str::from_utf8(&opened)
+            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
+        Ok(Some(zeroize::Zeroizing::new(text.to_owned())))
     }
 
     /// Records how the delivery of a challenge ended (the delivery worker).

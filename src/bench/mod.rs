@@ -153,6 +153,14 @@ async fn run_on(
         ("TWOFOLD_TWILIO_ACCOUNT_SID", "ACbench".to_owned()),
         ("TWOFOLD_TWILIO_AUTH_TOKEN", "bench-token".to_owned()),
         ("TWOFOLD_TWILIO_FROM", "+15005550006".to_owned()),
+        // One tenant and one key measure the service's ceiling: the operator lifts the per-key
+        // rate and gives the tenant all but one of the pool's connections.
+        ("TWOFOLD_RATE_LIMIT_MAX", "1000000".to_owned()),
+        ("TWOFOLD_RATE_LIMIT_DEFAULT", "1000000".to_owned()),
+        (
+            "TWOFOLD_TENANT_MAX_CONCURRENT_REQUESTS",
+            (options.db_pool_size.unwrap_or(8).max(2) - 1).to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -197,7 +205,7 @@ async fn run_on(
         .to_owned();
     api.data(
         &admin,
-        "mutation { setPolicy(input: { smsHourlyBudget: 100000 }) { smsHourlyBudget } }",
+        "mutation { setPolicy(input: { smsHourlyBudget: 100000, emailHourlyBudget: 1000000 }) { smsHourlyBudget } }",
         json!({}),
     )
     .await?;

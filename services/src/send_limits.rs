@@ -1,0 +1,193 @@
+//! Toll-fraud and mail-bombing caps on issued codes: the tenant's hourly SMS and email budgets,
+//! and per destination (whichever user it is registered to) at most
+//! [`SENDS_PER_WINDOW`] codes per [`SEND_WINDOW_MINUTES`] in the tenant and
+//! [`SERVICE_WIDE_SENDS_PER_WINDOW`] across all tenants. A send reserves its slots before the
+//! code is issued and gives them back if it is not, so the caps hold exactly under concurrency
+//! (see [`SendLimiter`]).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use twofold_domain::channel::Channel;
+use twofold_domain::user::{UserEvent, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES};
+
+use crate::ports::{Reservation, SecretHasher, SendCap, SendLimiter, TenantView};
+use crate::ServiceError;
+
+/// Codes one destination may receive per window across every tenant of the service.
+pub const SERVICE_WIDE_SENDS_PER_WINDOW: u32 = 10;
+
+/// Keys a destination's count within one tenant: the tenant is part of the hashed message, so
+/// these buckets cannot be linked across tenants.
+const TENANT_DESTINATION_PURPOSE: &str = "send-destination";
+/// Keys a destination's count across tenants. The same hash for every tenant is what makes a
+/// service-wide count possible; the trade-off is that whoever reads the table sees that one
+/// (unknown) destination got codes from several tenants within a window. The hash is keyed by
+/// the server's pepper (a phone number has too little entropy for a plain hash), and the rows
+/// name no tenant and are pruned once their window ends.
+const SERVICE_DESTINATION_PURPOSE: &str = "send-destination-service";
+
+/// A destination as counted: an E.164 number, or an email address trimmed and lowercased (the
+/// local part is case-insensitive at every provider that matters, and an attacker would use
+/// case to dodge the cap).
+fn normalized(channel: Channel, destination: &str) -> String {
+    match channel {
+        Channel::Email => destination.trim().to_lowercase(),
+        Channel::Sms => destination.trim().to_owned(),
+    }
+}
+
+fn channel_name(channel: Channel) -> String {
+    channel.as_str().to_ascii_lowercase()
+}
+
+/// Slots taken for one code; given back unless the code was issued.
+#[must_use = "a slot must be settled: kept if the code was issued, released otherwise"]
+pub(crate) struct Slot {
+    id: String,
+    caps: Vec<SendCap>,
+}
+
+/// Applies the caps through a [`SendLimiter`].
+#[derive(Clone)]
+pub(crate) struct SendLimits {
+    limiter: Arc<dyn SendLimiter>,
+    hasher: Arc<dyn SecretHasher>,
+}
+
+impl SendLimits {
+    pub(crate) fn new(limiter: Arc<dyn SendLimiter>, hasher: Arc<dyn SecretHasher>) -> Self {
+        Self { limiter, hasher }
+    }
+
+    /// The caps a code to `destination` by `channel` counts toward, in the order a refusal is
+    /// reported: the destination's caps first.
+    fn caps(&self, tenant: &TenantView, channel: Channel, destination: &str) -> Vec<SendCap> {
+        let channel_name = channel_name(channel);
+        let destination = zeroize::Zeroizing::new(normalized(channel, destination));
+        let in_tenant =
+            zeroize::Zeroizing::new(format!("{}\0{channel_name}\0{}", tenant.id, *destination));
+        let service_wide = zeroize::Zeroizing::new(format!("{channel_name}\0{}", *destination));
+        let window = Duration::minutes(SEND_WINDOW_MINUTES);
+        let budget = match channel {
+            Channel::Sms => tenant.policy.sms_hourly_budget,
+            Channel::Email => tenant.policy.email_hourly_budget,
+        };
+        vec![
+            SendCap {
+                bucket: format!(
+                    "dest/{}",
+                    self.hasher
+                        .keyed_hash(TENANT_DESTINATION_PURPOSE, in_tenant.as_bytes())
+                        .as_hex()
+                ),
+                limit: u32::try_from(SENDS_PER_WINDOW).unwrap_or(u32::MAX),
+                window,
+            },
+            SendCap {
+                bucket: format!(
+                    "dest-all/{}",
+                    self.hasher
+                        .keyed_hash(SERVICE_DESTINATION_PURPOSE, service_wide.as_bytes())
+                        .as_hex()
+                ),
+                limit: SERVICE_WIDE_SENDS_PER_WINDOW,
+                window,
+            },
+            SendCap {
+                bucket: format!("tenant/{}/{channel_name}", tenant.id),
+                limit: budget,
+                window: Duration::hours(1),
+            },
+        ]
+    }
+
+    /// Takes a slot for the code `challenge_id` to `destination`, or says which cap is full.
+    /// The refusal for a destination is the same whichever cap (tenant or service-wide) is
+    /// full, and names no one: it must not tell a caller that someone else, in this tenant or
+    /// another, uses that address.
+    #[tracing::instrument(skip_all, fields(channel = channel.as_str()))]
+    pub(crate) async fn reserve(
+        &self,
+        tenant: &TenantView,
+        channel: Channel,
+        destination: &str,
+        challenge_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Slot, ServiceError> {
+        let caps = self.caps(tenant, channel, destination);
+        match self.limiter.reserve(challenge_id, &caps, now).await? {
+            Reservation::Granted => Ok(Slot {
+                id: challenge_id.to_owned(),
+                caps,
+            }),
+            Reservation::Refused {
+                cap,
+                retry_after_seconds,
+            } => {
+                let what = match channel {
+                    Channel::Sms => "phone number",
+                    Channel::Email => "email address",
+                };
+                Err(if cap < 2 {
+                    tracing::info!("destination cap reached");
+                    ServiceError::RateLimited {
+                        message: format!(
+                            "too many codes were sent to this {what} recently: try again later \
+                             or use another method"
+                        ),
+                        // The whole window, not when the oldest send leaves it: that moment
+                        // could tell a caller about sends it did not make.
+                        retry_after_seconds: SEND_WINDOW_MINUTES * 60,
+                    }
+                } else {
+                    tracing::info!("tenant send budget used up");
+                    let kind = match channel {
+                        Channel::Sms => "SMS",
+                        Channel::Email => "email",
+                    };
+                    ServiceError::RateLimited {
+                        message: format!(
+                            "the organisation's hourly {kind} budget is used up: try again later \
+                             or use another method"
+                        ),
+                        retry_after_seconds: retry_after_seconds.max(1),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Keeps the slot when the code was issued, gives it back otherwise (the command failed, or
+    /// a concurrent retry got the open challenge instead).
+    pub(crate) async fn settle(&self, slot: Slot, issued: bool) {
+        if issued {
+            return;
+        }
+        if let Err(e) = self.limiter.release(&slot.id, &slot.caps).await {
+            // The slot stays counted until its window ends: the safe side for a cap.
+            tracing::warn!(error = %e, "could not give back a send slot");
+        }
+    }
+}
+
+/// Whether `events` issued the challenge `id`.
+pub(crate) fn issued(events: &[UserEvent], id: &str) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, UserEvent::CodeSent { challenge_id, .. } if challenge_id == id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_counted_whatever_their_case_and_spacing() {
+        assert_eq!(
+            normalized(Channel::Email, " Mail.Box@Example.COM "),
+            "mail.box@example.com"
+        );
+        assert_eq!(normalized(Channel::Sms, "+995555123456"), "+995555123456");
+    }
+}

@@ -1,0 +1,213 @@
+//! Per-key request rates: a token bucket per API key, set per tenant by an ADMIN within the
+//! operator's bounds, answered with `RATE_LIMITED` and `retryAfterSeconds`.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use twofold_tests::{spawn_app, Answer, TestApp};
+
+const SET_RATE: &str = "mutation($r: Int!) { setPolicy(input: { requestsPerSecondPerKey: $r }) { requestsPerSecondPerKey } }";
+const PING: &str = "{ tenant { id } }";
+
+fn limited(a: &Answer) -> bool {
+    a.body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+}
+
+/// Sends `n` requests as fast as possible; returns the refused ones.
+async fn burst(app: &TestApp, key: &str, n: usize) -> Vec<Answer> {
+    let mut refused = Vec::new();
+    for _ in 0..n {
+        let a = app.gql(Some(key), PING, json!({})).await;
+        if limited(&a) {
+            refused.push(a);
+        } else {
+            a.data();
+        }
+    }
+    refused
+}
+
+#[tokio::test]
+async fn a_key_over_its_tenants_rate_is_refused_with_retry_after_and_others_are_not() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    let (_, other_key) = app.issue_key(&admin, "APP").await;
+    let (_, neighbour) = app.create_tenant("Neighbour").await;
+    // The default rate takes a quick burst in its stride.
+    assert!(burst(&app, &app_key, 20).await.is_empty());
+
+    let set = app.gql(Some(&admin), SET_RATE, json!({ "r": 1 })).await;
+    assert_eq!(set.data()["setPolicy"]["requestsPerSecondPerKey"], 1);
+    // One a second, bursts of two: twelve requests in a row cannot all pass.
+    let refused = burst(&app, &app_key, 12).await;
+    assert!(refused.len() >= 8, "{} refused", refused.len());
+    let error = &refused[0].body["errors"][0];
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many requests"));
+    let wait = error["extensions"]["retryAfterSeconds"].as_i64().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    assert_eq!(
+        refused[0].body["data"],
+        serde_json::Value::Null,
+        "nothing ran"
+    );
+
+    // Another key of the tenant has its own bucket; another tenant is not affected at all.
+    assert!(burst(&app, &other_key, 2).await.is_empty());
+    assert!(burst(&app, &neighbour, 20).await.is_empty());
+
+    // After the wait, the key is served again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.gql(Some(&app_key), PING, json!({})).await.data();
+
+    // 0 returns to the service's default.
+    let reset = app.gql(Some(&admin), SET_RATE, json!({ "r": 0 })).await;
+    assert_eq!(
+        reset.data()["setPolicy"]["requestsPerSecondPerKey"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn an_admin_sets_the_rate_only_within_the_operators_bounds() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    for rate in [10_001, 1_000_000, -1] {
+        let a = app.gql(Some(&admin), SET_RATE, json!({ "r": rate })).await;
+        assert_eq!(a.error_code(), "INVALID_INPUT", "{rate}");
+    }
+    let a = app
+        .gql(Some(&admin), SET_RATE, json!({ "r": 10_001 }))
+        .await;
+    assert!(
+        a.error_message().contains("1 to 10000"),
+        "{}",
+        a.error_message()
+    );
+    let p = app
+        .gql(
+            Some(&admin),
+            "{ tenant { policy { requestsPerSecondPerKey } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        p.data()["tenant"]["policy"]["requestsPerSecondPerKey"],
+        serde_json::Value::Null,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_holds_over_a_websocket_too() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    app.gql(Some(&admin), SET_RATE, json!({ "r": 1 }))
+        .await
+        .data();
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init",
+                       "payload": { "Authorization": format!("Bearer {app_key}") } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    for i in 0..8 {
+        let op = json!({ "id": format!("q{i}"), "type": "subscribe",
+                         "payload": { "query": PING } });
+        socket.send(Message::text(op.to_string())).await.unwrap();
+    }
+    // Read until every operation has answered (its `next` or `error`).
+    let mut answered = std::collections::BTreeMap::new();
+    while answered.len() < 8 {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer within 10 s")
+            .expect("the socket stays open")
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        if v["type"] == "next" || v["type"] == "error" {
+            answered.insert(v["id"].as_str().unwrap().to_owned(), text.to_string());
+        }
+    }
+    let refused = answered
+        .values()
+        .filter(|t| t.contains("RATE_LIMITED") && t.contains("retryAfterSeconds"))
+        .count();
+    assert!(refused >= 5, "{answered:#?}");
+}
+
+#[tokio::test]
+async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
+    use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
+    let app = spawn_app().await;
+    let (bursty, bursty_admin) = app.create_tenant("Bursty").await;
+    let (_, bursty_key) = app.issue_key(&bursty_admin, "APP").await;
+    let (_, quiet_admin) = app.create_tenant("Quiet").await;
+    let (_, quiet_key) = app.issue_key(&quiet_admin, "APP").await;
+    // Hold the lock of Bursty's email budget: each of its email codes then waits for it inside
+    // a transaction, holding a database connection, as slow statements under load would.
+    let mut lock = app.db.acquire().await.unwrap();
+    let bucket = format!("tenant/{bursty}/email");
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(LOCK_CLASS)
+        .bind(lock_key(&bucket))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
+    let burst = join_all((0..20).map(|i| {
+        app.gql(
+            Some(&bursty_key),
+            add_email,
+            json!({ "u": format!("b{i}"), "e": format!("b{i}@example.com") }),
+        )
+    }));
+    let quiet = async {
+        // Once the burst is in flight, Quiet signs a user in: it needs connections too.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let answer = app
+            .gql(
+                Some(&quiet_key),
+                "{ signInRequirement(userId: \"q\") { required } }",
+                json!({}),
+            )
+            .await;
+        let took = started.elapsed();
+        // Longer than the pool's acquire timeout (5 s): without a share per tenant, Quiet's
+        // request would have failed waiting for a connection.
+        tokio::time::sleep(Duration::from_secs(6).saturating_sub(took)).await;
+        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(lock_key(&bucket))
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        (answer, took)
+    };
+    let (burst, (answer, took)) = tokio::join!(burst, quiet);
+    answer.data();
+    assert!(took < Duration::from_secs(2), "Quiet waited {took:?}");
+    // Bursty's own requests either ran once the lock was released or were told to slow down.
+    for a in &burst {
+        if a.body.get("errors").is_some() {
+            assert_eq!(a.error_code(), "RATE_LIMITED", "{}", a.body);
+        }
+    }
+    assert!(burst.iter().any(|a| a.body.get("errors").is_none()));
+}
