@@ -407,6 +407,15 @@ async fn paging_through_a_thousand_events_loses_and_repeats_nothing_while_new_on
     let (tenant_id, admin) = app.create_tenant("Acme").await;
     let (_, app_key) = app.issue_key(&admin, "APP").await;
     let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    // A thousand requests as fast as the test can send them: above the default rate per key.
+    let raised = app
+        .gql(
+            Some(&admin),
+            "mutation { setPolicy(input: { requestsPerSecondPerKey: 10000 }) { requestsPerSecondPerKey } }",
+            json!({}),
+        )
+        .await;
+    assert!(raised.body["errors"].is_null(), "{}", raised.body);
     sign_ins(&app, &app_key, "u", 1_000).await;
     settled(&app, &tenant_id).await;
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = $1")
