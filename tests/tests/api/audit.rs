@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use twofold_tests::{spawn_app, TestApp};
 
 use crate::channels::{mailed_code, texted_code};
 use crate::totp::{enroll, tenant, verify};
+use crate::ws_support::{connect, next_message, Socket};
 
 const EVENTS: &str = "query($f: AuditFilter, $n: Int, $a: String, $o: Boolean) { auditEvents(filter: $f, first: $n, after: $a, oldestFirst: $o) { nodes { position eventType userId occurredAt actor requestId data } endCursor hasNextPage } }";
 const WAIT: Duration = Duration::from_secs(20);
@@ -679,50 +679,6 @@ async fn the_export_streams_json_lines_for_auditors_and_admins_only() {
         assert_eq!(res.status().as_u16(), status, "{query}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], code, "{query}");
-    }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, init: Value) -> Socket {
-    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({ "type": "connection_init", "payload": init }).to_string(),
-        ))
-        .await
-        .unwrap();
-    socket
-}
-
-/// The next message, or `None` if none comes within `wait` (or the socket closes).
-async fn next_message(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(wait, socket.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                if v["type"] == "ping" || v["type"] == "pong" {
-                    continue;
-                }
-                return Some(v);
-            }
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Some(json!({
-                    "type": "close",
-                    "code": frame.as_ref().map(|f| u16::from(f.code)),
-                    "reason": frame.map(|f| f.reason.to_string()),
-                }))
-            }
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
     }
 }
 
