@@ -4,6 +4,7 @@
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod input_check;
 pub mod metrics;
 pub mod schema;
 pub mod types;

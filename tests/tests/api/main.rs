@@ -7,6 +7,8 @@ mod compliance;
 mod concurrency;
 mod event_store;
 mod health;
+mod input_check;
+mod input_fuzz;
 mod isolation;
 mod keys;
 mod metrics;
