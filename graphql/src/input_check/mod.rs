@@ -80,7 +80,7 @@ pub fn check_document(
         walk.selection_set(root, &operation.selection_set, 0)?;
         cost::check_operation(registry, document, operation, variables)?;
     }
-    for (_, fragment) in &document.fragments {
+    for fragment in document.fragments.values() {
         let on = registry
             .types
             .get(fragment.node.type_condition.node.on.node.as_str());

@@ -133,8 +133,8 @@ async fn invisible_and_control_characters_are_invalid_input_naming_the_argument(
     assert_eq!(a.data()["signInRequirement"]["required"], false);
 }
 
-// Every text argument has a maximum length, also those the domain did not bound (a 2,000
-// character code reached the verifier, and counted as a wrong code).
+// Every text argument has a maximum length, also those the domain did not bound (a challenge
+// id of any length reached the command), and the refusal names the argument.
 #[tokio::test]
 async fn every_text_argument_has_a_maximum_length() {
     let app = spawn_app().await;
@@ -151,6 +151,11 @@ async fn every_text_argument_has_a_maximum_length() {
             "query($u: ID!) { signInRequirement(userId: $u) { required } }",
             json!({ "u": "u".repeat(300) }),
             "userId",
+        ),
+        (
+            "mutation($c: ID!) { verify(userId: \"alice\", method: EMAIL, code: \"123456\", challengeId: $c) { method } }",
+            json!({ "c": "c".repeat(300) }),
+            "challengeId",
         ),
     ] {
         let a = app.gql(Some(&app_key), query, variables).await;
