@@ -447,6 +447,7 @@ fn export_query(raw: &str) -> Result<(AuditFilterInput, bool), String> {
             .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-12-01T00:00:00Z"))
     };
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+        crate::input_check::check_export_parameter(&name, &value)?;
         match name.as_ref() {
             "userId" => filter.user_id = Some(value.into_owned()),
             "eventType" | "eventTypes" => filter

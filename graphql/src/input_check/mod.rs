@@ -56,6 +56,28 @@ impl Extension for InputCheckExtension {
     }
 }
 
+/// The text rules for one query parameter of `GET /audit/export`, the one input that does not
+/// come through GraphQL. A name that is not itself plain short text is not repeated back.
+pub fn check_export_parameter(name: &str, value: &str) -> Result<(), String> {
+    let kind = if name == "userId" {
+        text::Kind::Id
+    } else {
+        text::Kind::Text
+    };
+    let shown = if name.len() <= 32 && text::check("name", name, text::Kind::Id).is_ok() {
+        name
+    } else {
+        "parameter"
+    };
+    if matches!(name, "eventType" | "eventTypes") {
+        // A comma-separated list: each name is one value.
+        return value
+            .split(',')
+            .try_for_each(|item| text::check(shown, item, kind));
+    }
+    text::check(shown, value, kind)
+}
+
 /// An `INVALID_INPUT` error at `pos`.
 pub(crate) fn invalid(message: String, pos: Pos) -> ServerError {
     coded(ErrorCode::InvalidInput, message).into_server_error(pos)

@@ -285,3 +285,33 @@ async fn a_document_asks_for_at_most_a_thousand_items() {
         .await;
     assert!(a.data()["b"].is_object());
 }
+
+// The export's query parameters are the one input outside GraphQL: the same text rules apply.
+#[tokio::test]
+async fn export_parameters_follow_the_same_text_rules() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    for query in [
+        "?userId=ad%E2%80%AEmin",
+        "?userId=%20alice",
+        "?eventType=CodeSent%00",
+    ] {
+        let res = reqwest::Client::new()
+            .get(format!("{}/audit/export{query}", app.address))
+            .header("authorization", format!("Bearer {admin}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{query}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{query}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("`userId`") || message.contains("`eventType`"),
+            "{query}: {message}"
+        );
+    }
+}
