@@ -315,3 +315,67 @@ async fn export_parameters_follow_the_same_text_rules() {
         );
     }
 }
+
+// The check is part of the schema, so a WebSocket subscription gets it exactly like HTTP.
+#[tokio::test]
+async fn a_subscription_over_a_websocket_is_checked_the_same_way() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({
+        "type": "connection_init",
+        "payload": { "Authorization": format!("Bearer {admin}") },
+    });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let subscription = json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": {
+            "query": "subscription($u: ID) { auditEvents(filter: { userId: $u }) { eventType } }",
+            "variables": { "u": "ad\u{202e}min" },
+        },
+    });
+    socket
+        .send(Message::text(subscription.to_string()))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let error = loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("an answer to the subscription")
+            .expect("the socket stays open")
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if message["type"] == "error" || message["type"] == "next" {
+            break message;
+        }
+    };
+    // async-graphql answers a refused subscription with one `next` holding the errors.
+    let errors = if error["type"] == "error" {
+        &error["payload"]
+    } else {
+        &error["payload"]["errors"]
+    };
+    assert_eq!(errors[0]["extensions"]["code"], "INVALID_INPUT", "{error}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`userId`"),
+        "{error}"
+    );
+}
