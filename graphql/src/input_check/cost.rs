@@ -24,6 +24,84 @@ pub const RECORDING_QUERIES: &[&str] = &["signInRequirement"];
 /// default page size where `first` is not given.
 pub const MAX_ITEMS: u64 = 1_000;
 
+/// Most fields a document may expand to, its fragments spread out: a plain document of the
+/// largest body (64 KiB) stays below it, while fragments that each spread the next one twice
+/// reach millions within a kilobyte (2^22 from 23 fragments took 10 s of a core).
+pub const MAX_EXPANDED_FIELDS: u64 = 10_000;
+
+/// Fragment spreads followed deeper than this are refused (async-graphql refuses more than 32
+/// anyway, but counts without memory, so it must not see them first).
+const MAX_SPREAD_DEPTH: usize = 40;
+
+/// Refuses a document whose fragments expand it beyond [`MAX_EXPANDED_FIELDS`], before
+/// async-graphql walks, validates or executes the expansion.
+pub fn check_expansion(document: &ExecutableDocument) -> ServerResult<()> {
+    let mut sizes = HashMap::new();
+    for (_, operation) in document.operations.iter() {
+        let set = &operation.node.selection_set;
+        let size = expanded(document, set, &mut sizes, 0).ok_or_else(|| {
+            invalid(
+                format!("selections and fragments may nest at most {MAX_SPREAD_DEPTH} levels deep"),
+                set.pos,
+            )
+        })?;
+        if size > MAX_EXPANDED_FIELDS {
+            return Err(invalid(
+                format!(
+                    "a document may expand to at most {MAX_EXPANDED_FIELDS} fields with its \
+                     fragments spread out; this one expands to {size}"
+                ),
+                set.pos,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The fields of `set` with its fragments spread out (each fragment counted once and reused),
+/// or `None` when spreads nest too deeply.
+fn expanded<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a Positioned<SelectionSet>,
+    sizes: &mut HashMap<&'a Name, u64>,
+    depth: usize,
+) -> Option<u64> {
+    if depth > MAX_SPREAD_DEPTH {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for selection in &set.node.items {
+        let here = match &selection.node {
+            Selection::Field(field) => 1u64.saturating_add(expanded(
+                document,
+                &field.node.selection_set,
+                sizes,
+                depth + 1,
+            )?),
+            Selection::InlineFragment(inline) => {
+                expanded(document, &inline.node.selection_set, sizes, depth + 1)?
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                match (sizes.get(name), document.fragments.get(name)) {
+                    (Some(size), _) => *size,
+                    (None, Some(fragment)) => {
+                        // A cycle counts as nothing here; validation refuses it.
+                        sizes.insert(name, 0);
+                        let size =
+                            expanded(document, &fragment.node.selection_set, sizes, depth + 1)?;
+                        sizes.insert(name, size);
+                        size
+                    }
+                    (None, None) => 0,
+                }
+            }
+        };
+        n = n.saturating_add(here);
+    }
+    Some(n)
+}
+
 /// Checks both limits for one operation.
 pub fn check_operation(
     registry: &Registry,
