@@ -29,9 +29,10 @@ pub const MAX_ITEMS: u64 = 1_000;
 /// reach millions within a kilobyte (2^22 from 23 fragments took 10 s of a core).
 pub const MAX_EXPANDED_FIELDS: u64 = 10_000;
 
-/// Fragment spreads followed deeper than this are refused (async-graphql refuses more than 32
-/// anyway, but counts without memory, so it must not see them first).
-const MAX_SPREAD_DEPTH: usize = 40;
+/// Selections and fragment spreads nested deeper than this are refused here (async-graphql
+/// refuses more than 32 with its own message, but walks spreads without memory, so it must not
+/// see a pathological chain first).
+const MAX_SPREAD_DEPTH: usize = 64;
 
 /// Refuses a document whose fragments expand it beyond [`MAX_EXPANDED_FIELDS`], before
 /// async-graphql walks, validates or executes the expansion.
