@@ -337,6 +337,7 @@ fn export_query(raw: &str) -> Result<(AuditFilterInput, bool), String> {
             }
             seen.push(name.clone());
         }
+        crate::input_check::check_export_parameter(&name, &value)?;
         match name.as_ref() {
             "userId" => filter.user_id = Some(value.into_owned()),
             "eventType" | "eventTypes" => filter

@@ -7,6 +7,7 @@ pub mod fallback;
 pub mod graphiql;
 pub mod guard;
 pub mod http;
+pub mod input_check;
 pub mod introspection;
 pub mod limits;
 pub mod metrics;

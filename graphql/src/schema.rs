@@ -64,6 +64,14 @@ fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
 }
 
+/// A page costs its size (what its resolver reads and returns), plus what each item selects
+/// once: `auditEvents(first: 500)` costs about 500 of the 2,000 a document may spend.
+fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    usize::try_from(first.unwrap_or(50))
+        .unwrap_or(0)
+        .saturating_add(child_complexity)
+}
+
 #[Object]
 impl Query {
     /// Any tenant key.
@@ -117,7 +125,10 @@ impl Query {
     }
 
     /// ADMIN, AUDITOR.
-    #[graphql(guard = "RoleGuard(ADMIN_AUDITOR)")]
+    #[graphql(
+        guard = "RoleGuard(ADMIN_AUDITOR)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
     async fn compliance(
         &self,
         ctx: &Context<'_>,
@@ -139,7 +150,10 @@ impl Query {
 
     /// AUDITOR, ADMIN. Commit-safe order (see AuditEvent.position), newest first unless
     /// `oldestFirst`.
-    #[graphql(guard = "RoleGuard(ADMIN_AUDITOR)")]
+    #[graphql(
+        guard = "RoleGuard(ADMIN_AUDITOR)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
@@ -541,6 +555,7 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         .limit_complexity(2_000)
         .limit_recursive_depth(32)
         .limit_directives(16)
+        .extension(crate::input_check::InputCheck)
 }
 
 /// The services the resolvers use.

@@ -62,7 +62,7 @@ impl<A: Aggregate + 'static> PgStore<A> {
         Self {
             pool: pool.clone(),
             repo: PostgresEventRepository::new(pool.clone()),
-            writer: GroupCommit::new(PostgresEventRepository::new(pool.clone())),
+            writer: GroupCommit::new(pool.clone()),
             loads: DirectConnections::new(pool, LOAD_CONNECTIONS),
             services,
             state_version,

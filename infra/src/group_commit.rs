@@ -1,25 +1,29 @@
 //! Group commit: the events of commands that finish deciding at about the same time are written
-//! in one transaction, still by postgres-es.
+//! in one transaction.
 //!
 //! Each command used to pay for its own `BEGIN` and `COMMIT` round trips and its own durable
 //! commit. Under load most of a command's database time was that, not its `INSERT`. Here a
 //! command hands its events to a committer and waits for the outcome; the committer writes
-//! everything that is waiting, in one `PostgresEventRepository::persist` call (one transaction),
-//! with at most [`IN_FLIGHT`] such transactions at once. A lone command is written at once, so
-//! group commit adds no waiting when there is nothing to share a commit with; when commits are
-//! busy, the commands that queue behind them share the next one.
+//! everything that is waiting in one transaction (postgres-es's own `INSERT`, one per event),
+//! with at most [`IN_FLIGHT`] such transactions at once. A lone command is written at once, by
+//! postgres-es, so group commit adds no waiting when there is nothing to share a commit with;
+//! when commits are busy, the commands that queue behind them share the next one.
 //!
-//! Each command's answer is still exact. A batch is atomic, so its commands commit together or
-//! not at all; if a batch fails with an optimistic-concurrency conflict (two commands on one
-//! aggregate in the same batch, or another writer came first), or with a deadlock PostgreSQL
-//! resolved by rolling it back, every command of the batch is written again on its own, so
-//! only the one that really conflicted sees the conflict (and its caller re-decides on fresh
-//! state, as before). A batch writes its events in key order (aggregate id, then sequence), so
-//! two transactions that write the same aggregates wait for each other in one direction only
-//! and do not deadlock in the first place. Other errors (the database unreachable, a
-//! `COMMIT` that failed, whose outcome nobody can know) reach every command of the batch: they
-//! are not the doing of one command, and retrying after an uncertain `COMMIT` could report a
-//! committed command as refused.
+//! Each command's answer is still exact, and one command never fails another (decision 100). A
+//! batch is atomic, so its commands commit together or not at all. When the database refuses
+//! one of the batch's `INSERT`s, for whatever reason (an optimistic-concurrency conflict: two
+//! commands on one aggregate in the same batch, or another writer came first; a value it cannot
+//! store, such as a NUL in a JSON string; a deadlock), nothing of the batch is written, certainly:
+//! the transaction is rolled back before it ever reaches `COMMIT`. Every command of the batch is
+//! then written again in a transaction of its own, so only the command at fault sees the error
+//! (a conflicting caller re-decides on fresh state, as before). The same holds for a `COMMIT`
+//! that PostgreSQL refused with a deadlock or serialization failure: it says it rolled back.
+//! A batch writes its events in key order (aggregate id, then sequence), so two transactions
+//! that write the same aggregates wait for each other in one direction only and do not deadlock
+//! in the first place. Other errors reach every command of the batch: a lost connection or an
+//! unreachable database is not the doing of one command, and a `COMMIT` that failed otherwise
+//! has an outcome nobody can know, so writing its commands again could report a committed
+//! command as refused, or write it twice.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
@@ -27,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// How many batch transactions may be open at once: while some wait for their commit to reach
@@ -47,17 +52,20 @@ struct Pending {
 
 /// Writes events of aggregate type `A` with group commit. Cheap to share: one per store.
 pub struct GroupCommit<A> {
-    repo: Arc<PostgresEventRepository>,
+    repo: Arc<Writer>,
     /// Started on the first append, so that building a store needs no running runtime.
     queue: OnceLock<mpsc::UnboundedSender<Pending>>,
     aggregate: PhantomData<fn() -> A>,
 }
 
 impl<A: Aggregate + 'static> GroupCommit<A> {
-    /// A committer writing through `repo`.
-    pub fn new(repo: PostgresEventRepository) -> Self {
+    /// A committer writing to the `events` table of `pool`.
+    pub fn new(pool: PgPool) -> Self {
         Self {
-            repo: Arc::new(repo),
+            repo: Arc::new(Writer {
+                single: PostgresEventRepository::new(pool.clone()),
+                pool,
+            }),
             queue: OnceLock::new(),
             aggregate: PhantomData,
         }
@@ -81,9 +89,7 @@ fn stopped() -> PersistenceError {
 
 /// The committer: takes whatever is queued (up to [`MAX_COMMANDS`]) whenever a transaction slot
 /// is free, and writes it in a task of its own.
-fn spawn_committer<A: Aggregate + 'static>(
-    repo: Arc<PostgresEventRepository>,
-) -> mpsc::UnboundedSender<Pending> {
+fn spawn_committer<A: Aggregate + 'static>(repo: Arc<Writer>) -> mpsc::UnboundedSender<Pending> {
     let (sender, mut queue) = mpsc::unbounded_channel::<Pending>();
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     tokio::spawn(async move {
@@ -111,46 +117,91 @@ fn spawn_committer<A: Aggregate + 'static>(
     sender
 }
 
-/// Writes a batch in one transaction, falling back to one transaction per command on conflict.
-async fn commit_batch<A: Aggregate>(repo: &PostgresEventRepository, batch: Vec<Pending>) {
+/// Where a committer writes: postgres-es for a command alone, our own transaction (with the
+/// same `INSERT`) for a batch, so that we know at which step a batch failed.
+struct Writer {
+    single: PostgresEventRepository,
+    pool: PgPool,
+}
+
+/// postgres-es's statement for one event.
+const INSERT_EVENT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// How a batch transaction failed.
+enum BatchFailure {
+    /// Nothing of the batch was written, and PostgreSQL said why: write each command alone.
+    RolledBack(sqlx::Error),
+    /// Not known to be any one command's doing, or not known to be rolled back.
+    Everyone(sqlx::Error),
+}
+
+/// Writes a batch in one transaction, falling back to one transaction per command when the
+/// database refused it before it could commit.
+async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     if batch.len() == 1 {
         for Pending { events, done } in batch {
-            let _ = done.send(repo.persist::<A>(&events, None).await);
+            let _ = done.send(repo.single.persist::<A>(&events, None).await);
         }
         return;
     }
     let mut batch = batch;
     in_lock_order(&mut batch);
-    let mut all = Vec::with_capacity(batch.iter().map(|p| p.events.len()).sum());
-    let mut waiting = Vec::with_capacity(batch.len());
-    for Pending { events, done } in batch {
-        let start = all.len();
-        all.extend(events);
-        waiting.push((start..all.len(), done));
-    }
-    match repo.persist::<A>(&all, None).await {
+    match write_batch::<A>(&repo.pool, &batch).await {
         Ok(()) => {
-            for (_, done) in waiting {
+            for Pending { done, .. } in batch {
                 let _ = done.send(Ok(()));
             }
         }
-        Err(e) if is_conflict(&e) => {
-            // Nothing of the batch was written: find the command(s) that really conflict.
-            for (range, done) in waiting {
-                let _ = done.send(repo.persist::<A>(&all[range], None).await);
+        Err(BatchFailure::RolledBack(e)) => {
+            tracing::debug!(error = %e, commands = batch.len(), "batch refused; writing its commands one by one");
+            for Pending { events, done } in batch {
+                let _ = done.send(repo.single.persist::<A>(&events, None).await);
             }
         }
-        Err(e) => {
-            // Nothing of the batch was written, or (a failed COMMIT) nobody can know: every
-            // command reports the error, as it would have alone.
+        Err(BatchFailure::Everyone(e)) => {
             let message = e.to_string();
-            for (_, done) in waiting {
+            for Pending { done, .. } in batch {
                 let _ = done.send(Err(PersistenceError::ConnectionError(
                     message.clone().into(),
                 )));
             }
         }
     }
+}
+
+/// One transaction with every event of the batch, in the batch's order.
+async fn write_batch<A: Aggregate>(pool: &PgPool, batch: &[Pending]) -> Result<(), BatchFailure> {
+    let mut tx = pool.begin().await.map_err(BatchFailure::Everyone)?;
+    for event in batch.iter().flat_map(|p| &p.events) {
+        let inserted = sqlx::query(INSERT_EVENT)
+            .bind(A::TYPE)
+            .bind(event.aggregate_id.as_str())
+            .bind(i64::try_from(event.sequence).unwrap_or(i64::MAX))
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(&event.payload)
+            .bind(&event.metadata)
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = inserted {
+            // A statement PostgreSQL answered with an error aborted the transaction, which is
+            // rolled back when `tx` drops: nothing was written. Without an answer (the
+            // connection was lost) the cause is not one command's.
+            return Err(if e.as_database_error().is_some() {
+                BatchFailure::RolledBack(e)
+            } else {
+                BatchFailure::Everyone(e)
+            });
+        }
+    }
+    tx.commit().await.map_err(|e| {
+        if is_rolled_back_conflict(&e) {
+            BatchFailure::RolledBack(e)
+        } else {
+            BatchFailure::Everyone(e)
+        }
+    })
 }
 
 /// Puts a batch's commands in the order of the keys they insert (aggregate id, then sequence).
@@ -167,20 +218,13 @@ fn in_lock_order(batch: &mut [Pending]) {
     batch.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
-/// Whether a batch failed because of other writers, with nothing of it written: a duplicate
-/// sequence (the optimistic-concurrency conflict), or a deadlock or serialization failure that
-/// PostgreSQL resolved by rolling the batch back. Written again command by command, each then
-/// meets at most a plain conflict of its own.
-fn is_conflict(error: &PersistenceError) -> bool {
-    match error {
-        PersistenceError::OptimisticLockError => true,
-        PersistenceError::UnknownError(e) | PersistenceError::ConnectionError(e) => e
-            .downcast_ref::<sqlx::Error>()
-            .and_then(sqlx::Error::as_database_error)
-            .and_then(|d| d.code())
-            .is_some_and(|code| code == "40P01" || code == "40001"),
-        _ => false,
-    }
+/// Whether PostgreSQL refused a `COMMIT` with a deadlock or serialization failure, which it
+/// resolves by rolling the transaction back: nothing of it was written.
+fn is_rolled_back_conflict(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 #[cfg(test)]

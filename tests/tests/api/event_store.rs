@@ -2,7 +2,6 @@
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use cqrs_es::Aggregate;
-use postgres_es::PostgresEventRepository;
 use serde_json::{json, Value};
 use twofold_domain::user::{SignInReason, User, UserEvent};
 use twofold_infra::group_commit::GroupCommit;
@@ -139,7 +138,7 @@ async fn commits_of(app: &twofold_tests::TestApp, tenant: &str, users: &[String]
 async fn commands_that_commit_together_share_one_transaction_and_conflicts_stay_exact() {
     let app = spawn_app().await;
     let (tenant, _) = app.create_tenant("Acme").await;
-    let writer: GroupCommit<User> = GroupCommit::new(PostgresEventRepository::new(app.db.clone()));
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
 
     // Ten commands on ten users, handed over before the committer runs: one transaction.
     let users: Vec<String> = (0..10).map(|i| format!("gc-{i}")).collect();
@@ -193,6 +192,47 @@ async fn commands_that_commit_together_share_one_transaction_and_conflicts_stay_
     assert_eq!(counts, expected);
 }
 
+// One command whose events the database refuses (a NUL in a JSON string: jsonb has no room for
+// it) shares a batch with other tenants' commands: only it fails, theirs are written.
+#[tokio::test]
+async fn a_command_the_database_refuses_fails_alone_not_its_batch() {
+    let app = spawn_app().await;
+    let (acme, _) = app.create_tenant("Acme").await;
+    let (globex, _) = app.create_tenant("Globex").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+
+    let mut poisoned = sign_in_event(&globex, "poison", 1);
+    poisoned.metadata["request_id"] = json!("req\u{0}uest");
+    // Handed over together, before the committer runs: one batch.
+    let outcomes = futures::future::join_all(vec![
+        writer.append(vec![sign_in_event(&acme, "np-a", 1)]),
+        writer.append(vec![poisoned]),
+        writer.append(vec![sign_in_event(&globex, "np-b", 1)]),
+        writer.append(vec![sign_in_event(&acme, "np-c", 1)]),
+    ])
+    .await;
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert!(
+        outcomes[1].is_err(),
+        "the poisoned command cannot be written"
+    );
+    assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+    assert!(outcomes[3].is_ok(), "{:?}", outcomes[3]);
+    let written: Vec<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events WHERE aggregate_type = 'user' ORDER BY 1",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let mut expected = vec![
+        format!("{acme}/np-a"),
+        format!("{acme}/np-c"),
+        format!("{globex}/np-b"),
+    ];
+    expected.sort();
+    assert_eq!(written, expected);
+}
+
 // Another writer holds one aggregate of a batch and then writes a second one: the batch must
 // not have written that second one first (opposite lock orders deadlock, and PostgreSQL then
 // fails a whole batch). Every command of the batch gets an exact conflict instead.
@@ -221,7 +261,7 @@ async fn a_batch_and_another_writer_on_the_same_aggregates_end_in_conflicts_not_
         .unwrap();
 
     // One batch with both aggregates, handed over as dl-b then dl-a; it waits for dl-a.
-    let writer: GroupCommit<User> = GroupCommit::new(PostgresEventRepository::new(app.db.clone()));
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
     let batch = {
         let tenant = tenant.clone();
         tokio::spawn(async move {

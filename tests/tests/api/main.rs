@@ -12,6 +12,8 @@ mod graphiql;
 mod health;
 mod hostile_documents;
 mod http_surface;
+mod input_check;
+mod input_fuzz;
 mod isolation;
 mod keys;
 mod metrics;
