@@ -8,18 +8,14 @@
 //! It is a schema extension hooked on parsing (`parse_query`), which every request of every
 //! transport passes, also when the HTTP layer hands over a document it parsed earlier: the
 //! hook sees the document after async-graphql's own recursion-depth check and before
-//! validation and execution. One check comes earlier, on `prepare_request`: the size of the
-//! document with its fragments spread out, which async-graphql's recursion-depth check itself
-//! walks in full.
+//! validation and execution.
 
 pub mod cost;
 pub mod text;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
     ExecutableDocument, OperationType, Selection, SelectionSet, VariableDefinition,
 };
@@ -47,21 +43,6 @@ struct InputCheckExtension;
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for InputCheckExtension {
-    /// Parses the document here (async-graphql then uses it as it is) to refuse one whose
-    /// fragments multiply it before async-graphql's own checks walk it in full. A document that
-    /// does not parse is left for async-graphql to report.
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: async_graphql::Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<async_graphql::Request> {
-        if let Ok(document) = request.parsed_query() {
-            cost::check_expansion(document)?;
-        }
-        next.run(ctx, request).await
-    }
-
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
