@@ -86,6 +86,9 @@ pub struct Enrolled {
     pub totp: Totp,
     /// The time step the server recorded for the code that confirmed the enrollment (used).
     pub confirmed_step: u64,
+    /// The recovery codes the enrollment returned (the delivery path proves factor changes
+    /// with them).
+    pub recovery_codes: Vec<String>,
 }
 
 impl Enrolled {
@@ -133,14 +136,19 @@ pub async fn enroll(
                 user,
                 totp,
                 confirmed_step: step,
+                recovery_codes: Vec::new(),
             };
-            api.data(
-                key,
-                CONFIRM,
-                json!({ "u": enrolled.user, "c": enrolled.code_at(step) }),
-            )
-            .await
-            .with_context(|| format!("confirming {}", enrolled.user))?;
+            let confirmed = api
+                .data(
+                    key,
+                    CONFIRM,
+                    json!({ "u": enrolled.user, "c": enrolled.code_at(step) }),
+                )
+                .await
+                .with_context(|| format!("confirming {}", enrolled.user))?;
+            enrolled.recovery_codes =
+                serde_json::from_value(confirmed["confirmTotpEnrollment"]["codes"].clone())
+                    .context("reading the recovery codes")?;
             enrolled.confirmed_step = enrolled.step_recorded_for(step);
             Ok::<_, anyhow::Error>(Arc::new(enrolled))
         })

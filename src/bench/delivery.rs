@@ -32,9 +32,10 @@ impl DeliveryResult {
     }
 }
 
-const ADD_EMAIL: &str = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
-const ADD_PHONE: &str = "mutation($u: ID!, $p: String!) { addPhone(userId: $u, phone: $p) { id } }";
-const CONFIRM: &str = "mutation($u: ID!, $c: ID!, $k: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k) { codes } }";
+// Each factor change on these TOTP users proves a current factor with a recovery code.
+const ADD_EMAIL: &str = "mutation($u: ID!, $e: String!, $r: String!) { addEmail(userId: $u, email: $e, proof: { method: RECOVERY_CODE, code: $r }) { id } }";
+const ADD_PHONE: &str = "mutation($u: ID!, $p: String!, $r: String!) { addPhone(userId: $u, phone: $p, proof: { method: RECOVERY_CODE, code: $r }) { id } }";
+const CONFIRM: &str = "mutation($u: ID!, $c: ID!, $k: String!, $r: String!) { confirmChannel(userId: $u, challengeId: $c, code: $k, proof: { method: RECOVERY_CODE, code: $r }) { codes } }";
 const SEND: &str = "mutation($u: ID!, $ch: Channel!) { sendCode(userId: $u, channel: $ch) { id } }";
 
 fn email_of(i: usize) -> String {
@@ -81,25 +82,39 @@ pub async fn run(
     stream::iter(users.iter().enumerate())
         .map(|(i, u)| async move {
             let (email, phone) = (email_of(i), phone_of(i));
+            let proof = |n: usize| {
+                u.recovery_codes
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("{} has fewer than 4 recovery codes", u.user))
+            };
             let c = api
-                .data(key, ADD_EMAIL, json!({ "u": u.user, "e": email }))
+                .data(
+                    key,
+                    ADD_EMAIL,
+                    json!({ "u": u.user, "e": email, "r": proof(0)? }),
+                )
                 .await?;
             let code = wait_for_code(&smtp.inbox, &email).await?;
             api.data(
                 key,
                 CONFIRM,
-                json!({ "u": u.user, "c": c["addEmail"]["id"], "k": code }),
+                json!({ "u": u.user, "c": c["addEmail"]["id"], "k": code, "r": proof(1)? }),
             )
             .await
             .context("confirming an email")?;
             let c = api
-                .data(key, ADD_PHONE, json!({ "u": u.user, "p": phone }))
+                .data(
+                    key,
+                    ADD_PHONE,
+                    json!({ "u": u.user, "p": phone, "r": proof(2)? }),
+                )
                 .await?;
             let code = wait_for_code(&sms.inbox, &phone).await?;
             api.data(
                 key,
                 CONFIRM,
-                json!({ "u": u.user, "c": c["addPhone"]["id"], "k": code }),
+                json!({ "u": u.user, "c": c["addPhone"]["id"], "k": code, "r": proof(3)? }),
             )
             .await
             .context("confirming a phone")?;

@@ -528,7 +528,7 @@ impl User {
         self.failure_on(method, None, at)
     }
 
-    fn failure_on(
+    pub(super) fn failure_on(
         &self,
         method: Method,
         challenge_id: Option<String>,
@@ -759,7 +759,7 @@ impl User {
                     .totp_passes(services, &user, pending, &code, at)
                     .await?
                 else {
-                    return Ok(self.failure(Method::Totp, at));
+                    return Ok(self.failed_after_proof(events, Method::Totp, None, at));
                 };
                 events.push(UserEvent::TotpEnabled { step, at });
                 if self.totp.is_some() {
@@ -946,7 +946,12 @@ impl User {
                     Authorized::Refused(events) => return Ok(events),
                 };
                 if !services.challenge_code_matches(&user, &challenge_id, digits, &code) {
-                    return Ok(self.failure_on(channel.method(), Some(challenge_id), at));
+                    return Ok(self.failed_after_proof(
+                        events,
+                        channel.method(),
+                        Some(challenge_id),
+                        at,
+                    ));
                 }
                 events.push(UserEvent::ChannelVerified {
                     channel,

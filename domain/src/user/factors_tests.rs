@@ -316,3 +316,43 @@ async fn remove_factor_removes_one_and_refuses_the_last_under_an_enforcing_polic
         .then_expect_error(UserError::MethodNotEnrolled(Method::Email));
     let _ = started();
 }
+
+#[tokio::test]
+async fn a_proof_stays_used_when_the_new_code_is_wrong() {
+    let mut given = enrolled();
+    given.push(UserEvent::TotpEnrollmentStarted {
+        secret: SealedSecret::from_encoded("new-secret".into()),
+        algorithm: crate::TotpAlgorithm::Sha1,
+        digits: 6,
+        period: 30,
+        at: t0(),
+    });
+    let events = tf()
+        .given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ConfirmTotp {
+                code: "wrong".into(),
+                proof: Some(proof(Method::Totp, "step:150")),
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .inspect_result()
+        .unwrap();
+    // The proof's step is used (it cannot be replayed), and the wrong code is the first
+    // failure after the success it reset the count with.
+    assert!(matches!(
+        events.as_slice(),
+        [
+            UserEvent::CodeVerified {
+                totp_step: Some(150),
+                ..
+            },
+            UserEvent::VerificationFailed {
+                consecutive_failures: 1,
+                ..
+            }
+        ]
+    ));
+}

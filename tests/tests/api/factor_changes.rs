@@ -216,3 +216,28 @@ async fn remove_factor_removes_one_revokes_devices_and_keeps_the_last_under_enfo
         .await;
     assert_eq!(refused.error_code(), "INVALID_INPUT");
 }
+
+#[tokio::test]
+async fn a_proof_is_used_up_even_when_the_new_code_is_wrong() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    let (mut authenticator, _) = enroll(&app, &t.app, "di").await;
+    ok(&app
+        .gql(
+            Some(&t.app),
+            "mutation { startTotpEnrollment(userId: \"di\") { secret } }",
+            json!({}),
+        )
+        .await);
+    let proof_code = authenticator.next_code();
+    let refused = app
+        .gql(
+            Some(&t.app),
+            "mutation($p: String!) { confirmTotpEnrollment(userId: \"di\", code: \"000000\", proof: { method: TOTP, code: $p }) { codes } }",
+            json!({ "p": proof_code }),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "INVALID_CODE", "{}", refused.body);
+    let replay = verify(&app, &t.app, "di", "TOTP", &proof_code).await;
+    assert_eq!(replay.error_code(), "INVALID_CODE", "{}", replay.body);
+}
