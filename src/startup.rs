@@ -21,7 +21,7 @@ use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
-use twofold_infra::projections::tenants::{PgKeyRevocations, PgTenantDirectory};
+use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::send_limiter::PgSendLimiter;
 use twofold_infra::{event_store, pg, projections};
 use twofold_services::audit::AuditService;
@@ -100,7 +100,6 @@ impl Services {
         let tenants = TenantService::new(
             commands,
             directory.clone(),
-            Arc::new(PgKeyRevocations::new(pool.clone())),
             auth.clone(),
             clock.clone(),
             entropy.clone(),

@@ -95,48 +95,22 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
-        let span = command_span::<A>(&metadata);
-        async {
-            let executed = self.commit_in_span(aggregate_id, command, metadata).await?;
-            self.settle(aggregate_id, &executed).await?;
-            Ok(executed)
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Executes `command` like [`Commands::execute`] but returns as soon as its events are
-    /// committed, before the projections have seen them. For a caller that must act on the
-    /// commit at once, whatever the projections are doing (a revoked key stops working even
-    /// while a projection is stalled), and then calls [`Commands::settle`].
-    pub async fn commit(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: HashMap<String, String>,
-    ) -> Result<Executed<A>, CommandError<A::Error>> {
-        let span = command_span::<A>(&metadata);
-        self.commit_in_span(aggregate_id, command, metadata)
+        // Tenant, request and actor identify the command; the aggregate id is left out because
+        // a user aggregate's id holds the tenant's id for its end user.
+        let field = |k: &str| metadata.get(k).map(String::as_str).unwrap_or_default();
+        let span = tracing::info_span!(
+            "command",
+            aggregate = A::TYPE,
+            tenant = field("tenant_id"),
+            request_id = field("request_id"),
+            actor = field("actor"),
+        );
+        self.execute_in_span(aggregate_id, command, metadata.clone())
             .instrument(span)
             .await
     }
 
-    /// Waits until the projections have applied what `executed` wrote (read-your-writes).
-    pub async fn settle(
-        &self,
-        aggregate_id: &str,
-        executed: &Executed<A>,
-    ) -> Result<(), CommandError<A::Error>> {
-        if let Some(sequence) = executed.last_sequence {
-            self.sync
-                .settle(A::TYPE, aggregate_id, sequence)
-                .await
-                .map_err(CommandError::Sync)?;
-        }
-        Ok(())
-    }
-
-    async fn commit_in_span(
+    async fn execute_in_span(
         &self,
         aggregate_id: &str,
         command: A::Command,
@@ -163,6 +137,12 @@ where
             attempts = attempt,
             "command committed"
         );
+        if let Some(sequence) = executed.last_sequence {
+            self.sync
+                .settle(A::TYPE, aggregate_id, sequence)
+                .await
+                .map_err(CommandError::Sync)?;
+        }
         Ok(executed)
     }
 
@@ -172,19 +152,6 @@ where
         let cap_ms = 2u64.saturating_pow(attempt.min(6));
         Duration::from_micros(u64::from(u16::from_le_bytes(b)) % (cap_ms * 1000) + 200)
     }
-}
-
-/// Tenant, request and actor identify the command; the aggregate id is left out because a user
-/// aggregate's id holds the tenant's id for its end user.
-fn command_span<A: Aggregate>(metadata: &HashMap<String, String>) -> tracing::Span {
-    let field = |k: &str| metadata.get(k).map(String::as_str).unwrap_or_default();
-    tracing::info_span!(
-        "command",
-        aggregate = A::TYPE,
-        tenant = field("tenant_id"),
-        request_id = field("request_id"),
-        actor = field("actor"),
-    )
 }
 
 /// Why a command failed: the aggregate refused or the store failed, or (after the commit)

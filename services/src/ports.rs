@@ -74,20 +74,6 @@ pub trait TenantDirectory: Send + Sync {
     fn invalidate(&self, _tenant: &TenantId) {}
 }
 
-/// Revocations of API keys, written as soon as the revocation event commits and read by every
-/// authentication, so a revoked key stops working on every instance without waiting for the
-/// event processor (which a stalled or failing projection could hold up indefinitely).
-#[async_trait]
-pub trait KeyRevocations: Send + Sync {
-    /// Records that `key` of `tenant` was revoked at `at` (again is harmless).
-    async fn revoke(
-        &self,
-        tenant: &TenantId,
-        key: &ApiKeyId,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-}
-
 /// Lets a request read its own writes: after a command commits, wait (bounded) until the
 /// projections have processed its last event.
 #[async_trait]

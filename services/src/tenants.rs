@@ -8,7 +8,7 @@ use twofold_domain::{ApiKeyId, KeyLabel, Policy, PolicyChange, Role, TenantId, T
 use crate::auth::{Authenticator, KeyPrincipal};
 use crate::commands::Commands;
 use crate::encoding::base32_lower;
-use crate::ports::{ApiKeyView, Clock, Entropy, KeyRevocations, TenantDirectory, TenantView};
+use crate::ports::{ApiKeyView, Clock, Entropy, TenantDirectory, TenantView};
 use crate::{Actor, RequestContext, ServiceError};
 
 /// A key as issued: its view plus the secret, which is never retrievable again.
@@ -43,7 +43,6 @@ pub struct CreatedTenant {
 pub struct TenantService {
     commands: Commands<Tenant>,
     directory: Arc<dyn TenantDirectory>,
-    revocations: Arc<dyn KeyRevocations>,
     auth: Arc<Authenticator>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
@@ -69,7 +68,6 @@ impl TenantService {
     pub fn new(
         commands: Commands<Tenant>,
         directory: Arc<dyn TenantDirectory>,
-        revocations: Arc<dyn KeyRevocations>,
         auth: Arc<Authenticator>,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
@@ -77,7 +75,6 @@ impl TenantService {
         Self {
             commands,
             directory,
-            revocations,
             auth,
             clock,
             entropy,
@@ -165,11 +162,6 @@ impl TenantService {
     }
 
     /// Revokes a key of the caller's tenant. A key of another tenant is simply not found.
-    ///
-    /// The key stops working on every instance as soon as the revocation is committed: it is
-    /// written to the revocation list before waiting for the projections, so a stalled event
-    /// processor cannot keep a revoked key alive. A retry after a failure between the two writes
-    /// finds the key already revoked in the aggregate and writes the list again.
     pub async fn revoke_api_key(
         &self,
         caller: &KeyPrincipal,
@@ -178,29 +170,12 @@ impl TenantService {
     ) -> Result<ApiKeyView, ServiceError> {
         let key_id = ApiKeyId::parse(key_id)
             .map_err(|_| ServiceError::NotFound("API key not found".into()))?;
-        let tenant = &caller.tenant_id;
         let command = TenantCommand::RevokeApiKey {
             key_id: key_id.clone(),
             at: self.clock.now(),
         };
-        let aggregate_id = tenant.tenant_aggregate_id();
-        let committed = self
-            .commands
-            .commit(
-                &aggregate_id,
-                command,
-                ctx.metadata(tenant, &caller.actor()),
-            )
-            .await;
-        self.directory.invalidate(tenant);
-        let executed = committed?;
-        let view = view_key(tenant, &key_id, &executed.state)?;
-        if let Some(at) = view.revoked_at {
-            self.revocations.revoke(tenant, &key_id, at).await?;
-            self.directory.invalidate(tenant);
-        }
-        self.commands.settle(&aggregate_id, &executed).await?;
-        Ok(view)
+        let state = self.run(caller, command, ctx).await?;
+        view_key(&caller.tenant_id, &key_id, &state)
     }
 
     /// Changes the caller's tenant policy; all of `change` is applied or none of it.

@@ -1,6 +1,7 @@
 //! The `tenants` projection (tenant rows and API keys by keyed hash) and the directory that reads
 //! it. Every write is idempotent, so replaying an event (a rebuild) yields the same rows.
-//! Revocations are also written straight away beside the projection ([`PgKeyRevocations`]).
+//! Revocations are also in `key_revocations`, written with the event itself (a trigger), so a
+//! stalled projection never keeps a revoked key alive.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
 use twofold_domain::tenant::{KeyedHash, Tenant, TenantEvent};
 use twofold_domain::{ApiKeyId, Policy, Role, TenantId};
-use twofold_services::ports::{ApiKeyView, KeyRevocations, TenantDirectory, TenantView};
+use twofold_services::ports::{ApiKeyView, TenantDirectory, TenantView};
 use twofold_services::StoreError;
 
 use crate::processor::{Projection, ProjectionError, StoredEvent};
@@ -158,7 +159,7 @@ fn key_view(row: &sqlx::postgres::PgRow) -> Result<ApiKeyView, StoreError> {
 }
 
 /// A key's columns, its revocation taken from `key_revocations` when the projection has not
-/// applied it yet (see [`PgKeyRevocations`]).
+/// applied it yet.
 const KEY_COLUMNS: &str = "k.tenant_id, k.key_id, k.role, k.label, k.created_at, \
      coalesce(k.revoked_at, r.revoked_at) AS revoked_at";
 
@@ -207,39 +208,5 @@ impl TenantDirectory for PgTenantDirectory {
         .await
         .map_err(StoreError::new)?;
         row.as_ref().map(key_view).transpose()
-    }
-}
-
-/// Writes [`KeyRevocations`] into `key_revocations`, outside the event processor.
-pub struct PgKeyRevocations {
-    pool: PgPool,
-}
-
-impl PgKeyRevocations {
-    /// Writes through `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-}
-
-#[async_trait]
-impl KeyRevocations for PgKeyRevocations {
-    async fn revoke(
-        &self,
-        tenant: &TenantId,
-        key: &ApiKeyId,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO key_revocations (tenant_id, key_id, revoked_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, key_id) DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(key.as_str())
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::new)?;
-        Ok(())
     }
 }
