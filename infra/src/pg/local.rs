@@ -317,8 +317,8 @@ impl LocalPostgres {
 
         // Serialise concurrent starts (threads or processes) on this folder.
         let _lock = lock_folder(&dir)?;
-        let (password, new_password) = local_auth::load_or_create(&dir)
-            .map_err(io_err("read or create the password file in", &dir))?;
+        let stored = local_auth::load(&dir).map_err(io_err("read the password file in", &dir))?;
+        let new_password = stored.is_none();
 
         let data_dir = dir.join("data");
         let data_version = read_pg_version(&data_dir)?;
@@ -329,7 +329,7 @@ impl LocalPostgres {
             data_dir,
             dir,
             port: 0,
-            password,
+            password: stored.unwrap_or_else(Password::generate),
             binaries,
             run_as,
         };
@@ -337,10 +337,12 @@ impl LocalPostgres {
         if let Some(port) = pg.reusable_port()? {
             pg.port = port;
             if new_password {
+                // Started by an older Twofold with trust authentication: the URL's password is
+                // ignored until the next start, which sets it while the server is stopped.
                 warn!(
                     data_dir = %pg.data_dir.display(),
                     "the running private PostgreSQL server was started by an older Twofold and \
-                     may still accept connections without a password until it is restarted"
+                     accepts connections without a password until it is restarted"
                 );
             }
             info!(
@@ -356,6 +358,10 @@ impl LocalPostgres {
             pg.init(options)?;
         } else if new_password {
             pg.set_password_offline()?;
+        }
+        if new_password {
+            local_auth::store(&pg.dir, &pg.password)
+                .map_err(io_err("write the password file in", &pg.dir))?;
         }
         pg.write_hba()?;
         pg.port = pg.launch(options)?;
@@ -1447,8 +1453,45 @@ mod tests {
         assert!(!out.status.success(), "still trusting after an upgrade");
         assert_eq!(query(&third, "select 1"), "1");
         assert_eq!(query(&third, "show fsync"), "on");
-        third.stop().unwrap();
-        assert!(!third.is_running().unwrap());
+
+        // An old server still running with trust when a new Twofold first meets it: reused as
+        // it is (it ignores the password), and given its password at the next start, not
+        // locked out by a password file naming one it never got.
+        fs::write(
+            third.data_dir().join("pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        let mut reload = third.run_as.command(&third.binaries.pg_ctl);
+        reload.arg("reload").arg("-D").arg(third.data_dir());
+        assert!(run(reload).unwrap().status.success());
+        fs::remove_file(dir.path().join(local_auth::PASSWORD_FILE)).unwrap();
+        let reused = LocalPostgres::start(dir.path(), &LocalPgOptions::default()).unwrap();
+        assert_eq!(reused.port(), third.port());
+        assert_eq!(query(&reused, "select 5"), "5");
+        reused.stop().unwrap();
+        let fourth = LocalPostgres::start(dir.path(), &LocalPgOptions::default()).unwrap();
+        assert_eq!(query(&fourth, "select 6"), "6");
+        let fourth_port = fourth.port().to_string();
+        let out = psql(
+            None,
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &fourth_port,
+                "-U",
+                "postgres",
+                "-c",
+                "select 7",
+            ],
+        );
+        assert!(
+            !out.status.success(),
+            "still trusting after the second start"
+        );
+        fourth.stop().unwrap();
+        assert!(!fourth.is_running().unwrap());
     }
 
     /// Kill the postmaster outright, as a crash would, and wait until it and its children are gone.

@@ -36,7 +36,7 @@ impl Password {
         &self.0
     }
 
-    fn generate() -> Self {
+    pub(super) fn generate() -> Self {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         Self(hex::encode(bytes))
@@ -49,41 +49,46 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// Reads the password kept in `dir`, or makes and keeps a new one (then `true`: the cluster, if
-/// it exists, does not know it yet).
-pub(super) fn load_or_create(dir: &Path) -> io::Result<(Password, bool)> {
+/// The password kept in `dir`, if there is one.
+pub(super) fn load(dir: &Path) -> io::Result<Option<Password>> {
     let path = dir.join(PASSWORD_FILE);
     match fs::read_to_string(&path) {
-        Ok(text) if is_password(text.trim()) => {
-            return Ok((Password(text.trim().to_owned()), false))
-        }
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is not a password this program wrote", path.display()),
-            ))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Ok(text) if is_password(text.trim()) => Ok(Some(Password(text.trim().to_owned()))),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a password this program wrote", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    let password = Password::generate();
+}
+
+/// Keeps `password` in `dir` (mode 0600), written whole or not at all. Called only once the
+/// cluster knows it: a file naming a password the cluster never got would lock Twofold out.
+pub(super) fn store(dir: &Path, password: &Password) -> io::Result<()> {
+    let temporary = dir.join(format!("{PASSWORD_FILE}.new"));
+    let _ = fs::remove_file(&temporary);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)?;
+        .open(&temporary)?;
     file.write_all(password.0.as_bytes())?;
     file.sync_all()?;
-    Ok((password, true))
+    fs::rename(&temporary, dir.join(PASSWORD_FILE))
 }
 
 fn is_password(text: &str) -> bool {
     text.len() >= 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The statement that sets the superuser's password (hex needs no quoting).
+/// The statements that set the superuser's password as a SCRAM verifier (an old cluster may
+/// default to md5, which `scram-sha-256` authentication cannot check). Hex needs no quoting.
 pub(super) fn set_password_sql(user: &str, password: &Password) -> String {
-    format!("ALTER ROLE \"{user}\" PASSWORD '{}';\n", password.0)
+    format!(
+        "SET password_encryption = 'scram-sha-256';\nALTER ROLE \"{user}\" PASSWORD '{}';\n",
+        password.0
+    )
 }
 
 #[cfg(test)]
@@ -91,24 +96,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_password_is_made_once_private_and_redacted() {
+    fn a_password_is_kept_private_and_redacted() {
         let dir = std::env::temp_dir().join(format!("twofold-pw-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let _ = fs::remove_file(dir.join(PASSWORD_FILE));
-        let (first, created) = load_or_create(&dir).unwrap();
-        assert!(created);
-        let (again, created) = load_or_create(&dir).unwrap();
-        assert!(!created);
-        assert_eq!(first, again);
+        assert_eq!(load(&dir).unwrap(), None);
+        let password = Password::generate();
+        store(&dir, &password).unwrap();
+        assert_eq!(load(&dir).unwrap(), Some(password.clone()));
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(dir.join(PASSWORD_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!format!("{first:?}").contains(first.expose()));
+        assert!(!format!("{password:?}").contains(password.expose()));
         fs::write(dir.join(PASSWORD_FILE), "not hex").unwrap();
-        assert!(load_or_create(&dir).is_err());
+        assert!(load(&dir).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
