@@ -196,6 +196,21 @@ impl RateLimits {
             .clamp(s.min_per_second, s.max_per_second)
     }
 
+    /// Whether `key` is still active, asked again when an operation had to wait for its
+    /// tenant's share: it was authenticated when the request arrived, and may have been revoked
+    /// during the wait (up to `queue_wait`).
+    async fn still_active(
+        &self,
+        key: &KeyPrincipal,
+    ) -> Result<bool, twofold_services::ServiceError> {
+        Ok(self
+            .tenants
+            .api_keys(&key.tenant_id)
+            .await?
+            .iter()
+            .any(|k| k.id == key.key_id && k.revoked_at.is_none()))
+    }
+
     /// Takes one token from the key's bucket, or says how many seconds until one is there.
     async fn take_token(&self, key: &KeyPrincipal) -> Result<(), u64> {
         let rate = self.rate_of(&key.tenant_id).await;
@@ -289,9 +304,25 @@ impl Extension for RateLimitExtension {
             return next.run(ctx, operation_name).await;
         };
         let share = limits.shares.of(&key.tenant_id);
+        // A permit free at once: the key was checked microseconds ago, when the request came.
+        if let Ok(_permit) = share.clone().try_acquire_owned() {
+            return next.run(ctx, operation_name).await;
+        }
         let permit = tokio::time::timeout(limits.settings.queue_wait, share.acquire_owned()).await;
         match permit {
-            Ok(Ok(_permit)) => next.run(ctx, operation_name).await,
+            Ok(Ok(_permit)) => match limits.still_active(key).await {
+                Ok(true) => next.run(ctx, operation_name).await,
+                Ok(false) => Response::from_errors(vec![coded(
+                    ErrorCode::Unauthenticated,
+                    "invalid or revoked credentials",
+                )
+                .into_server_error(async_graphql::Pos::default())]),
+                Err(e) => {
+                    tracing::error!(error = ?e, "checking the key again failed");
+                    Response::from_errors(vec![coded(ErrorCode::Internal, "internal error")
+                        .into_server_error(async_graphql::Pos::default())])
+                }
+            },
             _ => {
                 tracing::warn!(
                     tenant = key.tenant_id.as_str(),

@@ -211,3 +211,77 @@ async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
     }
     assert!(burst.iter().any(|a| a.body.get("errors").is_none()));
 }
+
+#[tokio::test]
+async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_nothing() {
+    use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
+    let a = spawn_app().await;
+    let b = twofold_tests::spawn_instance_of(&a, twofold_tests::TestOptions::default()).await;
+    let (tenant, first_admin) = a.create_tenant("Acme").await;
+    let (stolen_id, stolen) = a.issue_key(&first_admin, "ADMIN").await;
+    let (_, app_key) = a.issue_key(&first_admin, "APP").await;
+    // Fill the tenant's share on instance A with sends that wait on the email budget's lock.
+    let mut lock = a.db.acquire().await.unwrap();
+    let bucket = format!("tenant/{tenant}/email");
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(LOCK_CLASS)
+        .bind(lock_key(&bucket))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
+    let holders = join_all((0..6).map(|i| {
+        a.gql(
+            Some(&app_key),
+            add_email,
+            json!({ "u": format!("h{i}"), "e": format!("h{i}@example.com") }),
+        )
+    }));
+    let attack = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Authenticated now, then queued behind the share.
+        a.gql(
+            Some(&stolen),
+            "mutation { issueApiKey(role: ADMIN, label: \"mine\") { secret } }",
+            json!({}),
+        )
+        .await
+    };
+    let defence = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // The victim revokes the stolen key through another instance, whose share is free.
+        b.gql(
+            Some(&first_admin),
+            "mutation($k: ID!) { revokeApiKey(keyId: $k) { revokedAt } }",
+            json!({ "k": stolen_id }),
+        )
+        .await
+        .data();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while a.gql(Some(&stolen), PING, json!({})).await.status != 401 {
+            assert!(
+                Instant::now() < deadline,
+                "the revocation did not reach instance A"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(lock_key(&bucket))
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+    };
+    let (_, attacked, ()) = tokio::join!(holders, attack, defence);
+    assert_eq!(
+        attacked.error_code(),
+        "UNAUTHENTICATED",
+        "{}",
+        attacked.body
+    );
+    assert_eq!(
+        a.count_events(&tenant, "ApiKeyIssued").await,
+        3,
+        "no key was minted"
+    );
+}
