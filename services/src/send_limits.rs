@@ -30,9 +30,25 @@ const SERVICE_DESTINATION_PURPOSE: &str = "send-destination-service";
 /// A destination as counted: an E.164 number, or an email address trimmed and lowercased (the
 /// local part is case-insensitive at every provider that matters, and an attacker would use
 /// case to dodge the cap).
+/// The mailbox a destination reaches, for counting only (codes still go to the address as
+/// given). Case and spacing aside, the aliases every large provider delivers to one mailbox
+/// count as that mailbox: a `+tag` or quotes around the local part anywhere, and dots in
+/// Gmail's local parts. Without this, `victim+1@`, `victim+2@`... each had caps of their own.
 fn normalized(channel: Channel, destination: &str) -> String {
     match channel {
-        Channel::Email => destination.trim().to_lowercase(),
+        Channel::Email => {
+            let address = destination.trim().to_lowercase();
+            let Some((local, domain)) = address.rsplit_once('@') else {
+                return address;
+            };
+            let local = local.trim_matches('"');
+            let local = local.split_once('+').map_or(local, |(base, _)| base);
+            let (local, domain) = match domain {
+                "gmail.com" | "googlemail.com" => (local.replace('.', ""), "gmail.com"),
+                _ => (local.to_owned(), domain),
+            };
+            format!("{local}@{domain}")
+        }
         Channel::Sms => destination.trim().to_owned(),
     }
 }
@@ -189,5 +205,28 @@ mod tests {
             "mail.box@example.com"
         );
         assert_eq!(normalized(Channel::Sms, "+995555123456"), "+995555123456");
+        for alias in [
+            "victim+1@example.com",
+            "Victim+anything@EXAMPLE.com",
+            "\"victim\"@example.com",
+        ] {
+            assert_eq!(
+                normalized(Channel::Email, alias),
+                "victim@example.com",
+                "{alias}"
+            );
+        }
+        for alias in ["v.ic.tim@gmail.com", "victim+x@googlemail.com"] {
+            assert_eq!(
+                normalized(Channel::Email, alias),
+                "victim@gmail.com",
+                "{alias}"
+            );
+        }
+        // Dots matter elsewhere.
+        assert_eq!(
+            normalized(Channel::Email, "a.b@example.com"),
+            "a.b@example.com"
+        );
     }
 }

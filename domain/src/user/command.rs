@@ -26,8 +26,9 @@ impl UserRef {
     }
 }
 
-/// A current factor presented at sign-in or to authorise a sensitive change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A current factor presented at sign-in or to authorise a sensitive change. The code never
+/// appears in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Proof {
     /// The method.
     pub method: Method,
@@ -35,6 +36,16 @@ pub struct Proof {
     pub code: String,
     /// For EMAIL and SMS: the challenge the code was sent with.
     pub challenge_id: Option<String>,
+}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proof")
+            .field("method", &self.method)
+            .field("code", &"<redacted>")
+            .field("challenge_id", &self.challenge_id)
+            .finish()
+    }
 }
 
 /// A challenge the service is about to issue: its id and limits are decided before the command.

@@ -356,3 +356,10 @@ async fn a_proof_stays_used_when_the_new_code_is_wrong() {
         ]
     ));
 }
+
+#[test]
+fn a_proof_never_shows_its_code_in_debug() {
+    let shown = format!("{:?}", proof(Method::Totp, "271828"));
+    assert!(!shown.contains("271828"), "{shown}");
+    assert!(shown.contains("Totp"));
+}
