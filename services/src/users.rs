@@ -468,13 +468,36 @@ impl UserService {
         action: UserAction,
         ctx: &RequestContext,
     ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+        // A change that will be refused for want of proof takes no slot: a full cap must not
+        // answer first, telling a caller without any factor that someone else (in this tenant
+        // or another) had codes sent to this destination.
+        let unproven = matches!(
+            &action,
+            UserAction::AddEmail { proof: None, .. } | UserAction::AddPhone { proof: None, .. }
+        );
+        if unproven {
+            let state = self
+                .commands
+                .load(&user.aggregate_id())
+                .await
+                .map_err(crate::error::from_aggregate_error)?;
+            if state.enabled() {
+                return Err(UserError::ProofRequired.into());
+            }
+        }
         let slot = self
             .limits
             .reserve(tenant, channel, destination, challenge_id, self.clock.now())
             .await?;
         let result = self.run(caller, user, action, ctx).await;
-        let sent = matches!(&result, Ok((_, events, _)) if issued(events, challenge_id));
-        self.limits.settle(slot, sent).await;
+        // Kept when the code was issued, and when nobody can say whether it was (an internal
+        // error may come after the commit): counting a send too many is the safe side.
+        let keep = match &result {
+            Ok((_, events, _)) => issued(events, challenge_id),
+            Err(ServiceError::Internal(_)) => true,
+            Err(_) => false,
+        };
+        self.limits.settle(slot, keep).await;
         result
     }
 

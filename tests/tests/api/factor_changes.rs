@@ -241,3 +241,37 @@ async fn a_proof_is_used_up_even_when_the_new_code_is_wrong() {
     let replay = verify(&app, &t.app, "di", "TOTP", &proof_code).await;
     assert_eq!(replay.error_code(), "INVALID_CODE", "{}", replay.body);
 }
+
+#[tokio::test]
+async fn a_change_refused_for_want_of_proof_says_nothing_about_a_full_cap() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    // Five users register one number: its cap within the tenant is full.
+    for i in 0..5 {
+        ok(&app
+            .gql(
+                Some(&t.app),
+                ADD_PHONE,
+                json!({ "u": format!("s{i}"), "p": "+995 555 12 34 56" }),
+            )
+            .await);
+    }
+    let sixth = app
+        .gql(
+            Some(&t.app),
+            ADD_PHONE,
+            json!({ "u": "s5", "p": "+995 555 12 34 56" }),
+        )
+        .await;
+    assert_eq!(sixth.error_code(), "RATE_LIMITED");
+    // A user with a factor, asked to prove it, learns nothing about that number.
+    enroll(&app, &t.app, "probe").await;
+    let probe = app
+        .gql(
+            Some(&t.app),
+            ADD_PHONE,
+            json!({ "u": "probe", "p": "+995 555 12 34 56" }),
+        )
+        .await;
+    assert_eq!(probe.error_code(), "POLICY_VIOLATION", "{}", probe.body);
+}
