@@ -16,6 +16,18 @@ use super::{invalid, named_type, root_type};
 /// Most root fields of one operation that record events.
 pub const MAX_RECORDING_FIELDS: u64 = 5;
 
+/// Most root fields of one operation, whatever they do: query root fields run side by side,
+/// each with database work of its own (a `user` loads an aggregate), so a thousand aliases of
+/// one cheap field would take every pooled connection at once.
+pub const MAX_ROOT_FIELDS: u64 = 10;
+
+/// Which root fields a count takes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Roots {
+    Recording,
+    All,
+}
+
 /// Query fields that record events (`signInRequirement` records `SignInEvaluated`); every
 /// mutation field does.
 pub const RECORDING_QUERIES: &[&str] = &["signInRequirement"];
@@ -36,11 +48,20 @@ pub fn check_operation(
         document,
         operation,
         variables,
-        recording: HashMap::new(),
+        roots: HashMap::new(),
         items: HashMap::new(),
     };
     let pos = operation.selection_set.pos;
-    let recording = count.recording_fields(operation.ty, &operation.selection_set);
+    let all = count.root_fields(Roots::All, operation.ty, &operation.selection_set);
+    if all > MAX_ROOT_FIELDS {
+        return Err(invalid(
+            format!(
+                "a document may hold at most {MAX_ROOT_FIELDS} root fields (aliases included);                  this one holds {all}"
+            ),
+            pos,
+        ));
+    }
+    let recording = count.root_fields(Roots::Recording, operation.ty, &operation.selection_set);
     if recording > MAX_RECORDING_FIELDS {
         return Err(invalid(
             format!(
@@ -72,36 +93,46 @@ struct Count<'a> {
     document: &'a ExecutableDocument,
     operation: &'a OperationDefinition,
     variables: &'a Variables,
-    /// Per fragment; `None` while it is being counted (a cycle, which validation refuses).
-    recording: HashMap<&'a Name, Option<u64>>,
+    /// Per kind of count and fragment; `None` while it is being counted (a cycle, which
+    /// validation refuses).
+    roots: HashMap<(Roots, &'a Name), Option<u64>>,
     items: HashMap<&'a Name, Option<u64>>,
 }
 
 impl<'a> Count<'a> {
-    fn recording_fields(&mut self, ty: OperationType, set: &'a Positioned<SelectionSet>) -> u64 {
+    fn root_fields(
+        &mut self,
+        which: Roots,
+        ty: OperationType,
+        set: &'a Positioned<SelectionSet>,
+    ) -> u64 {
         let mut n: u64 = 0;
         for selection in &set.node.items {
             let here = match &selection.node {
                 Selection::Field(field) => {
                     let name = field.node.name.node.as_str();
-                    u64::from(match ty {
-                        OperationType::Mutation => name != "__typename",
-                        OperationType::Query => RECORDING_QUERIES.contains(&name),
-                        OperationType::Subscription => false,
+                    u64::from(match (which, ty) {
+                        (_, _) if name == "__typename" => false,
+                        (Roots::All, _) | (Roots::Recording, OperationType::Mutation) => true,
+                        (Roots::Recording, OperationType::Query) => {
+                            RECORDING_QUERIES.contains(&name)
+                        }
+                        (Roots::Recording, OperationType::Subscription) => false,
                     })
                 }
                 Selection::InlineFragment(inline) => {
-                    self.recording_fields(ty, &inline.node.selection_set)
+                    self.root_fields(which, ty, &inline.node.selection_set)
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = &spread.node.fragment_name.node;
-                    match self.recording.get(name) {
+                    match self.roots.get(&(which, name)) {
                         Some(known) => known.unwrap_or(0),
                         None => match self.document.fragments.get(name) {
                             Some(fragment) => {
-                                self.recording.insert(name, None);
-                                let found = self.recording_fields(ty, &fragment.node.selection_set);
-                                self.recording.insert(name, Some(found));
+                                self.roots.insert((which, name), None);
+                                let found =
+                                    self.root_fields(which, ty, &fragment.node.selection_set);
+                                self.roots.insert((which, name), Some(found));
                                 found
                             }
                             None => 0,

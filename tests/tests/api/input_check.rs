@@ -379,3 +379,31 @@ async fn a_subscription_over_a_websocket_is_checked_the_same_way() {
         "{error}"
     );
 }
+
+// Query root fields run side by side, each with its own database work: a thousand aliases of
+// `user` took every pooled connection at once. Ten is the most one document may hold.
+#[tokio::test]
+async fn a_document_holds_at_most_ten_root_fields() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    let users = |n: usize| {
+        let fields: Vec<String> = (0..n)
+            .map(|i| format!("u{i}: user(userId: \"user-{i}\") {{ userId }}"))
+            .collect();
+        format!("{{ {} }}", fields.join(" "))
+    };
+    let a = app.gql(Some(&app_key), &users(10), json!({})).await;
+    assert!(a.body["errors"].is_null(), "{}", a.body);
+    let a = app.gql(Some(&app_key), &users(11), json!({})).await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+    assert!(
+        a.error_message().contains("at most 10 root fields"),
+        "{}",
+        a.body
+    );
+    // Through a fragment, too.
+    let spread = "{ ...F ...F2 } fragment F on Query { a: tenant { id } b: tenant { id } c: tenant { id } d: tenant { id } e: tenant { id } f: tenant { id } } fragment F2 on Query { g: tenant { id } h: tenant { id } i: tenant { id } j: tenant { id } k: tenant { id } }";
+    let a = app.gql(Some(&app_key), spread, json!({})).await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+}
