@@ -124,6 +124,8 @@ pub async fn serve(
             Counted {
                 stream,
                 _slot: slot,
+                write_stall: limits.header_timeout,
+                stalled: None,
             },
             remote,
             router.clone(),
@@ -194,9 +196,46 @@ async fn serve_connection(
 
 /// A connection's socket and its slot under the cap. The slot goes with the socket, so a
 /// WebSocket (whose socket hyper hands over on upgrade) keeps counting until it closes.
+///
+/// Writes that make no progress for `write_stall` (the header timeout) fail the connection: a
+/// client that stops reading (a tiny receive window, a large response) would otherwise hold
+/// its slot, and the response in memory, for ever. hyper bounds reading, not writing.
 struct Counted {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    write_stall: Duration,
+    /// Since when a write has been waiting for the client, as a deadline.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Counted {
+    /// `written` as it is, after noting whether the client is keeping up: progress clears the
+    /// deadline, a wait starts it, and a wait past it is an error that ends the connection.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match written {
+            Poll::Ready(result) => {
+                self.stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let stall = self.write_stall;
+                let deadline = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -215,7 +254,9 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, written)
     }
 
     fn poll_write_vectored(
@@ -223,7 +264,9 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -231,7 +274,9 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
+        this.watch(cx, flushed)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -142,3 +142,44 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
         .expect("served once a slot is free");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_dropped() {
+    let app = spawn_app_with(short_limits(None)).await;
+    // The biggest response there is: GraphiQL's script, about a megabyte.
+    let page = app.get("/graphql").await.text().await.unwrap();
+    let script = page
+        .split('"')
+        .find(|part| part.starts_with("/graphiql/") && part.ends_with("graphiql.min.js"))
+        .expect("the page names its script")
+        .to_owned();
+    let full = app.get(&script).await.bytes().await.unwrap().len();
+    assert!(full > 500_000, "{full}");
+
+    // A client with a tiny receive window asks for it sixteen times in a row (more than the
+    // kernel's buffers take) and then reads nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(host(&app).parse().unwrap()).await.unwrap();
+    let requests = format!("GET {script} HTTP/1.1\r\nHost: twofold\r\n\r\n").repeat(16);
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    let full = full * 16;
+    // Four times the write stall (the 1 s header timeout) without reading a byte.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0;
+    let mut buf = [0u8; 16 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server kept the connection open");
+    assert!(
+        received < full,
+        "the server waited for the reader and sent all {received} bytes"
+    );
+}
