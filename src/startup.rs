@@ -300,6 +300,8 @@ impl Application {
             metrics: Arc::default(),
             websockets: Arc::new(Websockets::new(self.websocket_limits)),
             graphiql: self.graphiql,
+            anonymous: Arc::default(),
+            health_cache: Arc::default(),
         };
         let served = crate::server::serve(self.listener, router(state), self.http, shutdown).await;
         let _ = stop_tx.send(true);

@@ -26,6 +26,7 @@ use twofold_services::ports::HealthCheck;
 use twofold_services::{Authenticator, ErrorCode, Principal, RequestContext, ServiceError};
 
 pub use crate::admission::QueryCache;
+use crate::anonymous::AnonymousBudget;
 use crate::error::InternalCause;
 use crate::guard::Caller;
 use crate::metrics::{ErrorCodes, Metrics};
@@ -61,6 +62,19 @@ pub struct ApiState {
     pub websockets: Arc<Websockets>,
     /// Whether GraphiQL is served (`TWOFOLD_GRAPHIQL`).
     pub graphiql: bool,
+    /// The budget of requests without a valid key, per client address.
+    pub anonymous: Arc<AnonymousBudget>,
+    /// The last health answer, reused for a second.
+    pub health_cache: Arc<HealthCache>,
+}
+
+/// `/health` asks the database at most once a second, however often it is called: it needs no
+/// key, so it must not be a way to keep the pool busy.
+#[derive(Default)]
+pub struct HealthCache(std::sync::Mutex<Option<(std::time::Instant, bool)>>);
+
+impl HealthCache {
+    const FRESH: Duration = Duration::from_secs(1);
 }
 
 /// The request id of this request (set by the request-id middleware).
@@ -120,8 +134,9 @@ async fn count(State(state): State<ApiState>, req: Request, next: Next) -> Respo
 
 /// `GET /metrics`, for the operator: the same token that creates tenants, since the figures
 /// span every tenant.
-async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    match authenticate(&state, &headers, "").await {
+async fn metrics(State(state): State<ApiState>, req: Request) -> Response {
+    let ip = client_ip(req.extensions());
+    match authenticate(&state, req.headers(), ip, "").await {
         Ok(Some(Principal::Operator)) => (
             [
                 (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
@@ -200,17 +215,49 @@ pub(crate) fn request_context(
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
-    match state.health.check().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
-        Err(e) => {
-            tracing::error!(error = ?e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable" })),
-            )
-                .into_response()
+    let cached = {
+        let last = state
+            .health_cache
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        last.filter(|(at, _)| at.elapsed() < HealthCache::FRESH)
+            .map(|(_, ok)| ok)
+    };
+    let ok = match cached {
+        Some(ok) => ok,
+        None => {
+            let ok = match state.health.check().await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = ?e, "health check failed");
+                    false
+                }
+            };
+            *state
+                .health_cache
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), ok));
+            ok
         }
+    };
+    if ok {
+        Json(serde_json::json!({ "status": "ok" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable" })),
+        )
+            .into_response()
     }
+}
+
+/// The client's address, when the server recorded it.
+fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// A response holding one error, for failures before execution.
@@ -259,17 +306,36 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> 
 async fn authenticate(
     state: &ApiState,
     headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
     request_id: &str,
 ) -> Result<Option<Principal>, Response> {
+    if let Some(seconds) = state.anonymous.refused(ip) {
+        let mut response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            &format!(
+                "too many requests without a valid key from this address: try again in \
+                 {seconds} s"
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(response);
+    }
     let principal = match bearer(headers) {
         Err(message) => {
+            state.anonymous.spend(ip);
             return Err(error_response(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
                 message,
-            ))
+            ));
         }
-        Ok(None) => None,
+        Ok(None) => {
+            state.anonymous.spend(ip);
+            None
+        }
         Ok(Some(credential)) => match state.auth.authenticate(credential).await {
             Ok(p) => Some(p),
             Err(e @ ServiceError::Internal(_)) => {
@@ -281,6 +347,7 @@ async fn authenticate(
                 ));
             }
             Err(e) => {
+                state.anonymous.spend(ip);
                 return Err(error_response(
                     StatusCode::UNAUTHORIZED,
                     e.code(),
@@ -375,7 +442,8 @@ async fn audit_export(State(state): State<ApiState>, req: Request) -> Response {
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let key = match authenticate(&state, &parts.headers, &request_id).await {
+    let ip = client_ip(&parts.extensions);
+    let key = match authenticate(&state, &parts.headers, ip, &request_id).await {
         Ok(Some(Principal::Key(key))) => key,
         Ok(Some(Principal::Operator)) => {
             return error_response(
@@ -458,7 +526,8 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let principal = match authenticate(&state, &parts.headers, &request_id).await {
+    let ip = client_ip(&parts.extensions);
+    let principal = match authenticate(&state, &parts.headers, ip, &request_id).await {
         Ok(p) => p,
         Err(response) => return response,
     };

@@ -2,6 +2,7 @@
 //! authentication, role guards, the stable error codes, and the HTTP router around it.
 
 pub mod admission;
+pub mod anonymous;
 pub mod error;
 pub mod fallback;
 pub mod graphiql;

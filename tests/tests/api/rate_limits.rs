@@ -285,3 +285,54 @@ async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_not
         "no key was minted"
     );
 }
+
+/// A client whose requests come from `local` (an address of the loopback range).
+fn client_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(local.parse().unwrap()))
+        .build()
+        .unwrap()
+}
+
+async fn post_from(client: &reqwest::Client, app: &TestApp, key: Option<&str>) -> (u16, Value) {
+    let mut request = client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": PING }));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_address_flooding_without_a_valid_key_is_refused_before_any_look_up() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    for (address, credential) in [
+        ("127.0.0.2", None),
+        ("127.0.0.3", Some("tfk_aaaaaaaaaaaaaaaa_guessed")),
+    ] {
+        let client = client_from(address);
+        let mut refused = None;
+        for _ in 0..(twofold_graphql::anonymous::BURST * 2) {
+            let (status, body) = post_from(&client, &app, credential).await;
+            if status == 429 {
+                refused = Some(body);
+                break;
+            }
+        }
+        let body = refused.unwrap_or_else(|| panic!("{address} was never refused"));
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+            "{body}"
+        );
+        // While refused, even a valid key from that address waits: nothing is looked up.
+        let (status, _) = post_from(&client, &app, Some(&key)).await;
+        assert_eq!(status, 429);
+    }
+    // Another address, with its valid key, is served all along.
+    let (status, body) = post_from(&client_from("127.0.0.4"), &app, Some(&key)).await;
+    assert_eq!(status, 200, "{body}");
+}
