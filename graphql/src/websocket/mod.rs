@@ -114,6 +114,7 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         key: None,
         operations: HashMap::new(),
         serial: 0,
+        last_activity: Instant::now(),
     };
     upgrade.on_upgrade(move |socket| connection.serve(socket).instrument(span))
 }
@@ -136,6 +137,9 @@ struct Connection {
     /// operation is never mistaken for the end of a later one reusing its id.
     operations: HashMap<String, (u64, AbortHandle)>,
     serial: u64,
+    /// The last message that asked for work, or the end of an operation. Pings (of the
+    /// WebSocket or of the protocol) do not count: a socket that only pings is idle.
+    last_activity: Instant,
 }
 
 impl Connection {
@@ -145,19 +149,18 @@ impl Connection {
         let (out, mut outgoing) = mpsc::channel::<String>(32);
         let mut running: JoinSet<(String, u64)> = JoinSet::new();
         let opened = Instant::now();
-        let mut last_activity = opened;
+        self.last_activity = opened;
         let mut recheck = tokio::time::interval(limits.recheck_interval);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.state.schema.data::<Shutdown>().map(|s| s.0.clone());
         let close = loop {
             let (deadline, timeout_close) = match self.key {
                 None => (opened + limits.init_timeout, Close::InitTimeout),
-                Some(_) => (last_activity + limits.idle_timeout, Close::Idle),
+                Some(_) => (self.last_activity + limits.idle_timeout, Close::Idle),
             };
             let may_time_out = self.key.is_none() || self.operations.is_empty();
             tokio::select! {
                 incoming = stream.next() => {
-                    last_activity = Instant::now();
                     let bytes = match incoming {
                         Some(Ok(Message::Text(text))) => Bytes::from(text),
                         Some(Ok(Message::Binary(bytes))) => bytes,
@@ -196,7 +199,7 @@ impl Connection {
                             self.operations.remove(&id);
                         }
                     }
-                    last_activity = Instant::now();
+                    self.last_activity = Instant::now();
                 }
                 _ = recheck.tick(), if self.key.is_some() => {
                     if let Err(close) = self.recheck().await {
@@ -239,7 +242,11 @@ impl Connection {
         out: &mpsc::Sender<String>,
         running: &mut JoinSet<(String, u64)>,
     ) -> Result<Option<String>, Close> {
-        match protocol::parse(bytes).map_err(Close::Invalid)? {
+        let message = protocol::parse(bytes).map_err(Close::Invalid)?;
+        if !matches!(message, ClientMessage::Ping | ClientMessage::Pong) {
+            self.last_activity = Instant::now();
+        }
+        match message {
             ClientMessage::Init(payload) => self.accept(&payload).await.map(Some),
             ClientMessage::Ping => Ok(Some(self.protocol.pong())),
             ClientMessage::Pong => Ok(None),

@@ -224,6 +224,18 @@ async fn silent_and_idle_sockets_are_closed_but_a_live_stream_is_not_idle() {
     // Nothing in flight and nothing said: closed normally.
     let mut idle = connect_with_key(&app, &admin).await;
     assert_eq!(close_code(&mut idle, WAIT).await, Some(1000));
+    // Pings are not work: a socket that only pings is idle too.
+    let mut pinging = connect_with_key(&app, &admin).await;
+    let started = Instant::now();
+    let closed = loop {
+        assert!(started.elapsed() < WAIT, "a pinging socket never idled out");
+        send(&mut pinging, json!({ "type": "ping" })).await;
+        if let Some(m) = next_message(&mut pinging, Duration::from_millis(200)).await {
+            assert_eq!(m["type"], "close", "{m}");
+            break m["code"].clone();
+        }
+    };
+    assert_eq!(closed, 1000);
     // A socket holding a live stream stays open past the idle timeout.
     let mut live = connect_with_key(&app, &admin).await;
     subscribe(&mut live, "1", "subscription { auditEvents { eventType } }").await;
