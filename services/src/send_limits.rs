@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use twofold_domain::channel::Channel;
+use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::user::{UserEvent, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES};
 
 use crate::ports::{Reservation, SecretHasher, SendCap, SendLimiter, TenantView};
@@ -78,8 +78,23 @@ impl SendLimits {
 
     /// The caps a code to `destination` by `channel` counts toward, in the order a refusal is
     /// reported: the destination's caps first.
-    fn caps(&self, tenant: &TenantView, channel: Channel, destination: &str) -> Vec<SendCap> {
+    ///
+    /// Verification codes (to an address someone registered, proven by no one yet) and sign-in
+    /// codes (to the address its owner proved) count in buckets of their own: anyone can
+    /// register someone else's number and spend its verification caps, but that must not leave
+    /// the owner without sign-in codes.
+    fn caps(
+        &self,
+        tenant: &TenantView,
+        channel: Channel,
+        purpose: Purpose,
+        destination: &str,
+    ) -> Vec<SendCap> {
         let channel_name = channel_name(channel);
+        let kind = match purpose {
+            Purpose::SignIn => "",
+            Purpose::VerifyChannel => "-verify",
+        };
         let destination = zeroize::Zeroizing::new(normalized(channel, destination));
         let in_tenant =
             zeroize::Zeroizing::new(format!("{}\0{channel_name}\0{}", tenant.id, *destination));
@@ -92,7 +107,7 @@ impl SendLimits {
         vec![
             SendCap {
                 bucket: format!(
-                    "dest/{}",
+                    "dest{kind}/{}",
                     self.hasher
                         .keyed_hash(TENANT_DESTINATION_PURPOSE, in_tenant.as_bytes())
                         .as_hex()
@@ -102,7 +117,7 @@ impl SendLimits {
             },
             SendCap {
                 bucket: format!(
-                    "dest-all/{}",
+                    "dest-all{kind}/{}",
                     self.hasher
                         .keyed_hash(SERVICE_DESTINATION_PURPOSE, service_wide.as_bytes())
                         .as_hex()
@@ -127,11 +142,12 @@ impl SendLimits {
         &self,
         tenant: &TenantView,
         channel: Channel,
+        purpose: Purpose,
         destination: &str,
         challenge_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Slot, ServiceError> {
-        let caps = self.caps(tenant, channel, destination);
+        let caps = self.caps(tenant, channel, purpose, destination);
         match self.limiter.reserve(challenge_id, &caps, now).await? {
             Reservation::Granted => Ok(Slot {
                 id: challenge_id.to_owned(),

@@ -493,12 +493,17 @@ impl UserService {
             (caller.clone(), user.clone(), tenant.clone(), ctx.clone());
         let destination = zeroize::Zeroizing::new(destination.to_owned());
         let challenge_id = challenge_id.to_owned();
+        let purpose = match &action {
+            UserAction::SendCode { .. } => Purpose::SignIn,
+            _ => Purpose::VerifyChannel,
+        };
         let work = async move {
             let slot = service
                 .limits
                 .reserve(
                     &tenant,
                     channel,
+                    purpose,
                     &destination,
                     &challenge_id,
                     service.clock.now(),

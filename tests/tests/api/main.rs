@@ -22,6 +22,7 @@ mod processor;
 mod rate_limits;
 mod roles;
 mod secrets;
+mod send_buckets;
 mod send_limits;
 mod sign_in;
 mod snapshots;
