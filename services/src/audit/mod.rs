@@ -3,6 +3,10 @@
 //! cursors, as a one-pass export, and as a live stream of what is recorded next.
 
 pub mod mask;
+mod streams;
+
+use streams::{StreamSlot, StreamSlots};
+pub use streams::{MAX_EXPORTS_PER_TENANT, MAX_LIVE_PER_TENANT};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,6 +267,7 @@ pub struct AuditService {
     signal: Arc<dyn CommitSignal>,
     hasher: Arc<dyn SecretHasher>,
     tenants: Arc<dyn TenantDirectory>,
+    streams: StreamSlots,
 }
 
 impl AuditService {
@@ -278,6 +283,7 @@ impl AuditService {
             signal,
             hasher,
             tenants,
+            streams: StreamSlots::default(),
         }
     }
 
@@ -326,6 +332,7 @@ impl AuditService {
         oldest_first: bool,
     ) -> Result<BoxStream<'static, Result<AuditRecord, ServiceError>>, ServiceError> {
         let filter = filter.parse()?;
+        let slot = self.streams.export(tenant)?;
         let order = order_of(oldest_first);
         let below = self.log.horizon().await?;
         let log = self.log.clone();
@@ -333,11 +340,13 @@ impl AuditService {
         struct State {
             cursor: Option<LogPosition>,
             done: bool,
+            _slot: StreamSlot,
         }
         let batches = stream::unfold(
             State {
                 cursor: None,
                 done: false,
+                _slot: slot,
             },
             move |mut state| {
                 let log = log.clone();
@@ -378,6 +387,7 @@ impl AuditService {
         filter: AuditFilterInput,
     ) -> Result<BoxStream<'static, AuditRecord>, ServiceError> {
         let filter = filter.parse()?;
+        let slot = self.streams.live(&key.tenant_id)?;
         // Everything below the horizon now is history; everything else is news.
         let horizon = self.log.horizon().await?;
         let start = LogPosition {
@@ -390,6 +400,7 @@ impl AuditService {
             filter: LogFilter,
             cursor: LogPosition,
             signal: tokio::sync::watch::Receiver<u64>,
+            _slot: StreamSlot,
         }
         let state = State {
             service: self.clone(),
@@ -397,6 +408,7 @@ impl AuditService {
             filter,
             cursor: start,
             signal: self.signal.subscribe(),
+            _slot: slot,
         };
         let batches = stream::unfold(state, |mut state| async move {
             loop {

@@ -361,3 +361,80 @@ async fn the_older_graphql_ws_protocol_gets_the_same_rules() {
     send(&mut keyless, json!({ "type": "connection_init" })).await;
     assert_eq!(close_code(&mut keyless, WAIT).await, Some(4401));
 }
+
+#[tokio::test]
+async fn a_tenant_holds_a_bounded_number_of_live_audit_streams() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Streams").await;
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    let per_socket = 16;
+    let max = twofold_services::audit::MAX_LIVE_PER_TENANT;
+    let mut sockets = Vec::new();
+    for s in 0..max.div_ceil(per_socket) {
+        let key = if s % 2 == 0 { &admin } else { &auditor };
+        let mut socket = connect_with_key(&app, key).await;
+        for i in 0..per_socket.min(max - s * per_socket) {
+            subscribe(
+                &mut socket,
+                &format!("{s}-{i}"),
+                "subscription { auditEvents { eventType } }",
+            )
+            .await;
+        }
+        sockets.push(socket);
+    }
+    // Until every stream has pushed an event (so every one is running), record one more.
+    let mut seen = std::collections::HashSet::new();
+    let started = Instant::now();
+    while seen.len() < max {
+        assert!(
+            started.elapsed() < WAIT * 3,
+            "only {} streams ran",
+            seen.len()
+        );
+        app.gql(
+            Some(&app_key),
+            "{ signInRequirement(userId: \"warm\") { required } }",
+            json!({}),
+        )
+        .await
+        .data();
+        for socket in &mut sockets {
+            while let Some(m) = next_message(socket, Duration::from_millis(100)).await {
+                assert_eq!(m["type"], "next", "{m}");
+                seen.insert(m["id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    let mut one_more = connect_with_key(&app, &auditor).await;
+    subscribe(
+        &mut one_more,
+        "extra",
+        "subscription { auditEvents { eventType } }",
+    )
+    .await;
+    let answer = result_of(&mut one_more, "extra").await;
+    assert_eq!(code(&answer), "RATE_LIMITED", "{answer}");
+    // Closing a stream gives its place back.
+    drop(sockets.pop());
+    let started = Instant::now();
+    'retry: loop {
+        assert!(started.elapsed() < WAIT, "the place never came back");
+        let id = format!("again-{}", started.elapsed().as_millis());
+        subscribe(
+            &mut one_more,
+            &id,
+            "subscription { auditEvents { eventType } }",
+        )
+        .await;
+        loop {
+            match next_message(&mut one_more, Duration::from_millis(300)).await {
+                // Nothing refused it: the stream runs.
+                None => break 'retry,
+                Some(m) if m["id"] == id.as_str() => continue 'retry,
+                Some(_) => {}
+            }
+        }
+    }
+}
