@@ -47,6 +47,9 @@ impl Tenant {
     async fn policy(&self) -> Policy {
         Policy(self.0.policy.clone())
     }
+    /// The tenant's API keys, revoked ones included. Each read costs 200 toward a document's
+    /// complexity limit (2,000).
+    #[graphql(complexity = 200)]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>, ApiError> {
         let service = ctx.data_unchecked::<TenantService>();
         Ok(service

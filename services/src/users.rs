@@ -485,47 +485,31 @@ impl UserService {
                 return Err(UserError::ProofRequired.into());
             }
         }
-        // From the reservation to its settlement the work runs in a task of its own: a caller
-        // that goes away (a WebSocket `complete`, an HTTP client hanging up) would otherwise
-        // drop it in between, and its slot would stay counted with nothing sent.
-        let service = self.clone();
-        let (caller, user, tenant, ctx) =
-            (caller.clone(), user.clone(), tenant.clone(), ctx.clone());
-        let destination = zeroize::Zeroizing::new(destination.to_owned());
-        let challenge_id = challenge_id.to_owned();
         let purpose = match &action {
             UserAction::SendCode { .. } => Purpose::SignIn,
             _ => Purpose::VerifyChannel,
         };
-        let work = async move {
-            let slot = service
-                .limits
-                .reserve(
-                    &tenant,
-                    channel,
-                    purpose,
-                    &destination,
-                    &challenge_id,
-                    service.clock.now(),
-                )
-                .await?;
-            let result = service.run(&caller, &user, action, &ctx).await;
-            // Kept when the code was issued, and when nobody can say whether it was (an
-            // internal error may come after the commit): a send too many is the safe side.
-            let keep = match &result {
-                Ok((_, events, _)) => issued(events, &challenge_id),
-                Err(ServiceError::Internal(_)) => true,
-                Err(_) => false,
-            };
-            service.limits.settle(slot, keep).await;
-            result
+        let slot = self
+            .limits
+            .reserve(
+                tenant,
+                channel,
+                purpose,
+                destination,
+                challenge_id,
+                self.clock.now(),
+            )
+            .await?;
+        let result = self.run(caller, user, action, ctx).await;
+        // Kept when the code was issued, and when nobody can say whether it was (an internal
+        // error may come after the commit): a send too many is the safe side.
+        let keep = match &result {
+            Ok((_, events, _)) => issued(events, challenge_id),
+            Err(ServiceError::Internal(_)) => true,
+            Err(_) => false,
         };
-        tokio::spawn(tracing::Instrument::instrument(
-            work,
-            tracing::Span::current(),
-        ))
-        .await
-        .map_err(|e| ServiceError::Internal(Box::new(e)))?
+        self.limits.settle(slot, keep).await;
+        result
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<TenantView, ServiceError> {

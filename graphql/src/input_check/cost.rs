@@ -56,7 +56,8 @@ pub fn check_operation(
     if all > MAX_ROOT_FIELDS {
         return Err(invalid(
             format!(
-                "a document may hold at most {MAX_ROOT_FIELDS} root fields (aliases included);                  this one holds {all}"
+                "a document may hold at most {MAX_ROOT_FIELDS} root fields (aliases included); \
+                 this one holds {all}"
             ),
             pos,
         ));

@@ -407,3 +407,19 @@ async fn a_document_holds_at_most_ten_root_fields() {
     let a = app.gql(Some(&app_key), spread, json!({})).await;
     assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
 }
+
+// A field that reads the database, aliased under one root field: the root-field cap does not
+// see it, its cost does.
+#[tokio::test]
+async fn a_database_read_nested_under_many_aliases_is_refused() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let aliases = |n: usize| {
+        let fields: Vec<String> = (0..n).map(|i| format!("k{i}: apiKeys {{ id }}")).collect();
+        format!("{{ tenant {{ {} }} }}", fields.join(" "))
+    };
+    let a = app.gql(Some(&admin), &aliases(2), json!({})).await;
+    assert!(a.body["errors"].is_null(), "{}", a.body);
+    let a = app.gql(Some(&admin), &aliases(11), json!({})).await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+}
