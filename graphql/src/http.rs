@@ -526,12 +526,9 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let ip = client_ip(&parts.extensions);
-    let principal = match authenticate(&state, &parts.headers, ip, &request_id).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
-
+    // The body before the key: the key is checked when the request is whole, not when its
+    // header arrived, since a body may take up to the body timeout and a key revoked meanwhile
+    // must not run what follows.
     let bytes = match to_bytes(Body::new(body), MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) if is_length_limit(&e) => {
@@ -549,6 +546,11 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
                 "the request body was cut off or sent too slowly",
             )
         }
+    };
+    let ip = client_ip(&parts.extensions);
+    let principal = match authenticate(&state, &parts.headers, ip, &request_id).await {
+        Ok(p) => p,
+        Err(response) => return response,
     };
     let mut request = match parse_request(&bytes) {
         Ok(r) => r,

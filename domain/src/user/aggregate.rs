@@ -748,18 +748,21 @@ impl User {
                 if recovery_codes.len() != RECOVERY_CODES {
                     return Err(UserError::BadRecoverySet);
                 }
+                self.require_proof(proof.as_ref())?;
+                // The new code first: a typo must not cost the user the proof (a recovery
+                // code, a sign-in code); a proof never checked was never accepted either.
+                let Some(step) = self
+                    .totp_passes(services, &user, pending, &code, at)
+                    .await?
+                else {
+                    return Ok(self.failure(Method::Totp, at));
+                };
                 let mut events = match self
                     .authorize_change(services, &user, proof.as_ref(), at)
                     .await?
                 {
                     Authorized::Proceed(events) => events,
                     Authorized::Refused(events) => return Ok(events),
-                };
-                let Some(step) = self
-                    .totp_passes(services, &user, pending, &code, at)
-                    .await?
-                else {
-                    return Ok(self.failed_after_proof(events, Method::Totp, None, at));
                 };
                 events.push(UserEvent::TotpEnabled { step, at });
                 if self.totp.is_some() {
@@ -938,6 +941,11 @@ impl User {
                 )
                 .ok_or(UserError::ChallengeNotFound)?;
                 let digits = challenge.digits;
+                self.require_proof(proof.as_ref())?;
+                // The code first, as for TOTP: a typo costs an attempt, not the proof.
+                if !services.challenge_code_matches(&user, &challenge_id, digits, &code) {
+                    return Ok(self.failure_on(channel.method(), Some(challenge_id), at));
+                }
                 let mut events = match self
                     .authorize_change(services, &user, proof.as_ref(), at)
                     .await?
@@ -945,14 +953,6 @@ impl User {
                     Authorized::Proceed(events) => events,
                     Authorized::Refused(events) => return Ok(events),
                 };
-                if !services.challenge_code_matches(&user, &challenge_id, digits, &code) {
-                    return Ok(self.failed_after_proof(
-                        events,
-                        channel.method(),
-                        Some(challenge_id),
-                        at,
-                    ));
-                }
                 events.push(UserEvent::ChannelVerified {
                     channel,
                     challenge_id,

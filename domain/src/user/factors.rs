@@ -8,7 +8,6 @@
 //! sign-in was always inside that window.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
 
 use super::aggregate::{Checked, ContactFactor};
 use super::{DeviceRevocation, Proof, User, UserError, UserEvent, UserRef, UserServices};
@@ -43,23 +42,13 @@ impl User {
         })
     }
 
-    /// The events of a change whose proof passed but whose own code was wrong: the proof stays
-    /// used (a TOTP step, a recovery code, a sign-in challenge cannot be presented again), and
-    /// the failure is counted from the state after it.
-    pub(super) fn failed_after_proof(
-        &self,
-        proof: Vec<UserEvent>,
-        method: Method,
-        challenge_id: Option<String>,
-        at: DateTime<Utc>,
-    ) -> Vec<UserEvent> {
-        let mut after = self.clone();
-        for event in &proof {
-            after.apply(event.clone());
+    /// Refuses a change on an enabled account that brings no proof, before anything is
+    /// checked or recorded.
+    pub(super) fn require_proof(&self, proof: Option<&Proof>) -> Result<(), UserError> {
+        if self.enabled() && proof.is_none() {
+            return Err(UserError::ProofRequired);
         }
-        let mut events = proof;
-        events.extend(after.failure_on(method, challenge_id, at));
-        events
+        Ok(())
     }
 
     /// Whether a new address or number for `channel` waits beside a verified one (which keeps

@@ -312,3 +312,53 @@ async fn app_db_transaction(
 ) -> sqlx::Transaction<'static, sqlx::Postgres> {
     app.db.begin().await.unwrap()
 }
+
+#[tokio::test]
+async fn a_key_revoked_while_its_request_body_is_still_arriving_runs_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = spawn_app().await;
+    let b = twofold_tests::spawn_instance_of(&a, twofold_tests::TestOptions::default()).await;
+    let (tenant, first_admin) = a.create_tenant("Acme").await;
+    let (stolen_id, stolen) = a.issue_key(&first_admin, "ADMIN").await;
+    let body =
+        json!({ "query": "mutation { issueApiKey(role: ADMIN, label: \"mine\") { secret } }" })
+            .to_string();
+    // The header now (with the stolen key), the body later.
+    let mut stream = tokio::net::TcpStream::connect(a.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /graphql HTTP/1.1\r\nHost: twofold\r\nAuthorization: Bearer {stolen}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    b.gql(
+        Some(&first_admin),
+        "mutation($k: ID!) { revokeApiKey(keyId: $k) { revokedAt } }",
+        json!({ "k": stolen_id }),
+    )
+    .await
+    .data();
+    within(std::time::Duration::from_secs(2), async || {
+        a.gql(Some(&stolen), "{ tenant { id } }", json!({}))
+            .await
+            .status
+            == 401
+    })
+    .await;
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert_eq!(
+        a.count_events(&tenant, "ApiKeyIssued").await,
+        2,
+        "no key was minted"
+    );
+}
