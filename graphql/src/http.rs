@@ -310,6 +310,17 @@ async fn authenticate(
     request_id: &str,
 ) -> Result<Option<Principal>, Response> {
     if let Some(seconds) = state.anonymous.refused(ip) {
+        // Only look-ups are refused: a key this instance already holds as valid still gets in
+        // (behind a proxy every client shares one address, and a flood from one of them must
+        // not lock the tenants' backends out).
+        let known = bearer(headers)
+            .ok()
+            .flatten()
+            .and_then(|credential| state.auth.authenticate_cached(credential));
+        if let Some(principal) = known {
+            record_caller(&principal);
+            return Ok(Some(principal));
+        }
         let mut response = error_response(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,
@@ -356,21 +367,27 @@ async fn authenticate(
             }
         },
     };
+    if let Some(principal) = &principal {
+        record_caller(principal);
+    }
+    Ok(principal)
+}
+
+/// Records the caller on the request's span.
+fn record_caller(principal: &Principal) {
     let span = tracing::Span::current();
-    match &principal {
-        Some(Principal::Key(k)) => {
+    match principal {
+        Principal::Key(k) => {
             span.record("tenant", k.tenant_id.as_str());
             span.record(
                 "actor",
                 format!("{}:{}", k.role.as_str(), k.key_id).as_str(),
             );
         }
-        Some(Principal::Operator) => {
+        Principal::Operator => {
             span.record("actor", "operator");
         }
-        None => {}
     }
-    Ok(principal)
 }
 
 /// The HTTP status that goes with an error code, for the non-GraphQL endpoints.

@@ -114,21 +114,45 @@ impl Authenticator {
         })
     }
 
-    /// Checks a bearer credential. Unknown, malformed and revoked credentials get the same
-    /// answer, so a caller learns nothing about which keys exist.
-    pub async fn authenticate(&self, credential: &str) -> Result<Principal, ServiceError> {
-        if let Some(operator) = &self.operator {
+    /// Whether `credential` is the operator token (compared by keyed hash, in constant time).
+    fn is_operator(&self, credential: &str) -> bool {
+        self.operator.as_ref().is_some_and(|operator| {
             let presented = self
                 .hasher
                 .keyed_hash(OPERATOR_HASH_PURPOSE, credential.as_bytes());
-            if bool::from(
+            bool::from(
                 presented
                     .as_hex()
                     .as_bytes()
                     .ct_eq(operator.as_hex().as_bytes()),
-            ) {
-                return Ok(Principal::Operator);
-            }
+            )
+        })
+    }
+
+    /// The caller of `credential` if it can be told without a look-up: the operator token, or
+    /// a key this instance holds in its cache as valid. `None` says nothing about the key.
+    pub fn authenticate_cached(&self, credential: &str) -> Option<Principal> {
+        if self.is_operator(credential) {
+            return Some(Principal::Operator);
+        }
+        let (id, _secret) = credential.strip_prefix(KEY_PREFIX)?.split_once('_')?;
+        let id = ApiKeyId::parse(id).ok()?;
+        let hash = self
+            .hasher
+            .keyed_hash(KEY_HASH_PURPOSE, credential.as_bytes());
+        let key = self.directory.cached_key_by_hash(&hash)?;
+        (key.id == id && key.revoked_at.is_none()).then_some(Principal::Key(KeyPrincipal {
+            tenant_id: key.tenant_id,
+            key_id: key.id,
+            role: key.role,
+        }))
+    }
+
+    /// Checks a bearer credential. Unknown, malformed and revoked credentials get the same
+    /// answer, so a caller learns nothing about which keys exist.
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, ServiceError> {
+        if self.is_operator(credential) {
+            return Ok(Principal::Operator);
         }
         let Some(rest) = credential.strip_prefix(KEY_PREFIX) else {
             return Err(unauthenticated());

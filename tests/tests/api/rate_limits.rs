@@ -306,10 +306,14 @@ async fn post_from(client: &reqwest::Client, app: &TestApp, key: Option<&str>) -
 }
 
 #[tokio::test]
-async fn an_address_flooding_without_a_valid_key_is_refused_before_any_look_up() {
+async fn an_address_flooding_without_a_valid_key_gets_no_look_up_but_known_keys_are_served() {
     let app = spawn_app().await;
     let (_, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
+    let (_, unseen) = app.issue_key(&admin, "APP").await;
+    // This instance has seen `key` (it holds it in its cache), not `unseen`.
+    let (status, _) = post_from(&client_from("127.0.0.5"), &app, Some(&key)).await;
+    assert_eq!(status, 200);
     for (address, credential) in [
         ("127.0.0.2", None),
         ("127.0.0.3", Some("tfk_aaaaaaaaaaaaaaaa_guessed")),
@@ -328,9 +332,13 @@ async fn an_address_flooding_without_a_valid_key_is_refused_before_any_look_up()
             body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
             "{body}"
         );
-        // While refused, even a valid key from that address waits: nothing is looked up.
-        let (status, _) = post_from(&client, &app, Some(&key)).await;
+        // While refused, the address gets nothing looked up: a key this instance does not
+        // hold waits too. A key it holds as valid is served (behind a proxy, every backend
+        // shares the flooder's address).
+        let (status, _) = post_from(&client, &app, Some(&unseen)).await;
         assert_eq!(status, 429);
+        let (status, body) = post_from(&client, &app, Some(&key)).await;
+        assert_eq!(status, 200, "{body}");
     }
     // Another address, with its valid key, is served all along.
     let (status, body) = post_from(&client_from("127.0.0.4"), &app, Some(&key)).await;
