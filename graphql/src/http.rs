@@ -373,8 +373,8 @@ async fn authenticate(
     Ok(principal)
 }
 
-/// Records the caller on the request's span.
-fn record_caller(principal: &Principal) {
+/// Records the caller on the current span (the request's, or the WebSocket's).
+pub(crate) fn record_caller(principal: &Principal) {
     let span = tracing::Span::current();
     match principal {
         Principal::Key(k) => {

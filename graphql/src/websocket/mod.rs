@@ -281,19 +281,7 @@ impl Connection {
         let slot = self.state.websockets.open(holder).ok_or(Close::TooMany(
             "too many sockets are open with this key on this instance",
         ))?;
-        let span = tracing::Span::current();
-        match &principal {
-            Principal::Key(k) => {
-                span.record("tenant", k.tenant_id.as_str());
-                span.record(
-                    "actor",
-                    format!("{}:{}", k.role.as_str(), k.key_id).as_str(),
-                );
-            }
-            Principal::Operator => {
-                span.record("actor", "operator");
-            }
-        }
+        crate::http::record_caller(&principal);
         self.key = Some(Accepted {
             credential,
             _slot: slot,

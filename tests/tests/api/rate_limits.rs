@@ -151,32 +151,60 @@ async fn the_rate_holds_over_a_websocket_too() {
     assert!(refused >= 5, "{answered:#?}");
 }
 
+/// The lock of a tenant's email budget, held by the test: each email code of the tenant then
+/// waits for it inside a transaction, holding a database connection and a share of the
+/// tenant's operations, as slow statements under load would.
+struct EmailBudgetLock {
+    connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    key: i32,
+}
+
+impl EmailBudgetLock {
+    async fn hold(app: &TestApp, tenant: &str) -> Self {
+        use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
+        let mut connection = app.db.acquire().await.unwrap();
+        let key = lock_key(&format!("tenant/{tenant}/email"));
+        sqlx::query("SELECT pg_advisory_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(key)
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+        Self { connection, key }
+    }
+
+    async fn release(mut self) {
+        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(twofold_infra::send_limiter::LOCK_CLASS)
+            .bind(self.key)
+            .execute(&mut *self.connection)
+            .await
+            .unwrap();
+    }
+}
+
+/// `n` email codes of `key`'s tenant, sent at once.
+async fn email_codes(app: &TestApp, key: &str, prefix: &str, n: usize) -> Vec<Answer> {
+    let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
+    join_all((0..n).map(|i| {
+        app.gql(
+            Some(key),
+            add_email,
+            json!({ "u": format!("{prefix}{i}"), "e": format!("{prefix}{i}@example.com") }),
+        )
+    }))
+    .await
+}
+
 #[tokio::test]
 async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
-    use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
     let app = spawn_app().await;
     let (bursty, bursty_admin) = app.create_tenant("Bursty").await;
     let (_, bursty_key) = app.issue_key(&bursty_admin, "APP").await;
     let (_, quiet_admin) = app.create_tenant("Quiet").await;
     let (_, quiet_key) = app.issue_key(&quiet_admin, "APP").await;
-    // Hold the lock of Bursty's email budget: each of its email codes then waits for it inside
-    // a transaction, holding a database connection, as slow statements under load would.
-    let mut lock = app.db.acquire().await.unwrap();
-    let bucket = format!("tenant/{bursty}/email");
-    sqlx::query("SELECT pg_advisory_lock($1, $2)")
-        .bind(LOCK_CLASS)
-        .bind(lock_key(&bucket))
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-    let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
-    let burst = join_all((0..20).map(|i| {
-        app.gql(
-            Some(&bursty_key),
-            add_email,
-            json!({ "u": format!("b{i}"), "e": format!("b{i}@example.com") }),
-        )
-    }));
+    let lock = EmailBudgetLock::hold(&app, &bursty).await;
+    let burst = email_codes(&app, &bursty_key, "b", 20);
     let quiet = async {
         // Once the burst is in flight, Quiet signs a user in: it needs connections too.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -192,12 +220,7 @@ async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
         // Longer than the pool's acquire timeout (5 s): without a share per tenant, Quiet's
         // request would have failed waiting for a connection.
         tokio::time::sleep(Duration::from_secs(6).saturating_sub(took)).await;
-        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-            .bind(LOCK_CLASS)
-            .bind(lock_key(&bucket))
-            .execute(&mut *lock)
-            .await
-            .unwrap();
+        lock.release().await;
         (answer, took)
     };
     let (burst, (answer, took)) = tokio::join!(burst, quiet);
@@ -214,29 +237,14 @@ async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
 
 #[tokio::test]
 async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_nothing() {
-    use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
     let a = spawn_app().await;
     let b = twofold_tests::spawn_instance_of(&a, twofold_tests::TestOptions::default()).await;
     let (tenant, first_admin) = a.create_tenant("Acme").await;
     let (stolen_id, stolen) = a.issue_key(&first_admin, "ADMIN").await;
     let (_, app_key) = a.issue_key(&first_admin, "APP").await;
     // Fill the tenant's share on instance A with sends that wait on the email budget's lock.
-    let mut lock = a.db.acquire().await.unwrap();
-    let bucket = format!("tenant/{tenant}/email");
-    sqlx::query("SELECT pg_advisory_lock($1, $2)")
-        .bind(LOCK_CLASS)
-        .bind(lock_key(&bucket))
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-    let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
-    let holders = join_all((0..6).map(|i| {
-        a.gql(
-            Some(&app_key),
-            add_email,
-            json!({ "u": format!("h{i}"), "e": format!("h{i}@example.com") }),
-        )
-    }));
+    let lock = EmailBudgetLock::hold(&a, &tenant).await;
+    let holders = email_codes(&a, &app_key, "h", 6);
     let attack = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Authenticated now, then queued behind the share.
@@ -265,12 +273,7 @@ async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_not
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-            .bind(LOCK_CLASS)
-            .bind(lock_key(&bucket))
-            .execute(&mut *lock)
-            .await
-            .unwrap();
+        lock.release().await;
     };
     let (_, attacked, ()) = tokio::join!(holders, attack, defence);
     assert_eq!(
