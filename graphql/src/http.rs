@@ -68,13 +68,16 @@ pub struct ApiState {
     pub health_cache: Arc<HealthCache>,
 }
 
-/// `/health` asks the database at most once a second, however often it is called: it needs no
-/// key, so it must not be a way to keep the pool busy.
+/// `/health` asks the database at most once a second and never twice at once, however often
+/// it is called: it needs no key, so it must not be a way to keep the pool busy. Callers that
+/// come while a check runs wait for its answer.
 #[derive(Default)]
-pub struct HealthCache(std::sync::Mutex<Option<(std::time::Instant, bool)>>);
+pub struct HealthCache(tokio::sync::Mutex<Option<(std::time::Instant, bool)>>);
 
 impl HealthCache {
     const FRESH: Duration = Duration::from_secs(1);
+    /// A check that takes longer (the pool saturated) answers "unavailable".
+    const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 }
 
 /// The request id of this request (set by the request-id middleware).
@@ -215,33 +218,28 @@ pub(crate) fn request_context(
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
-    let cached = {
-        let last = state
-            .health_cache
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        last.filter(|(at, _)| at.elapsed() < HealthCache::FRESH)
-            .map(|(_, ok)| ok)
-    };
-    let ok = match cached {
-        Some(ok) => ok,
+    let mut last = state.health_cache.0.lock().await;
+    let ok = match last.filter(|(at, _)| at.elapsed() < HealthCache::FRESH) {
+        Some((_, ok)) => ok,
         None => {
-            let ok = match state.health.check().await {
-                Ok(()) => true,
-                Err(e) => {
+            let ok = match tokio::time::timeout(HealthCache::CHECK_TIMEOUT, state.health.check())
+                .await
+            {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
                     tracing::error!(error = ?e, "health check failed");
                     false
                 }
+                Err(_) => {
+                    tracing::error!("health check timed out");
+                    false
+                }
             };
-            *state
-                .health_cache
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), ok));
+            *last = Some((std::time::Instant::now(), ok));
             ok
         }
     };
+    drop(last);
     if ok {
         Json(serde_json::json!({ "status": "ok" })).into_response()
     } else {
