@@ -138,7 +138,7 @@ struct Connection {
     operations: HashMap<String, (u64, AbortHandle)>,
     serial: u64,
     /// The last message that asked for work, or the end of an operation. Pings (of the
-    /// WebSocket or of the protocol) do not count: a socket that only pings is idle.
+    /// WebSocket or of the protocol) and `complete`s for nothing do not count.
     last_activity: Instant,
 }
 
@@ -243,7 +243,14 @@ impl Connection {
         running: &mut JoinSet<(String, u64)>,
     ) -> Result<Option<String>, Close> {
         let message = protocol::parse(bytes).map_err(Close::Invalid)?;
-        if !matches!(message, ClientMessage::Ping | ClientMessage::Pong) {
+        // Only a message that asks for work keeps a socket from idling: pings, and `complete`s
+        // for operations that are not running, cost nothing to repeat for ever.
+        let asks_for_work = match &message {
+            ClientMessage::Init(_) | ClientMessage::Subscribe { .. } => true,
+            ClientMessage::Complete { id } => self.operations.contains_key(id),
+            ClientMessage::Ping | ClientMessage::Pong | ClientMessage::Terminate => false,
+        };
+        if asks_for_work {
             self.last_activity = Instant::now();
         }
         match message {

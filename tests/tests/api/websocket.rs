@@ -236,6 +236,25 @@ async fn silent_and_idle_sockets_are_closed_but_a_live_stream_is_not_idle() {
         }
     };
     assert_eq!(closed, 1000);
+    // Nor is completing operations that are not running.
+    let mut completing = connect_with_key(&app, &admin).await;
+    let started = Instant::now();
+    let closed = loop {
+        assert!(
+            started.elapsed() < WAIT,
+            "a socket completing nothing never idled out"
+        );
+        send(
+            &mut completing,
+            json!({ "id": "nothing", "type": "complete" }),
+        )
+        .await;
+        if let Some(m) = next_message(&mut completing, Duration::from_millis(200)).await {
+            assert_eq!(m["type"], "close", "{m}");
+            break m["code"].clone();
+        }
+    };
+    assert_eq!(closed, 1000);
     // A socket holding a live stream stays open past the idle timeout.
     let mut live = connect_with_key(&app, &admin).await;
     subscribe(&mut live, "1", "subscription { auditEvents { eventType } }").await;
