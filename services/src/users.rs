@@ -489,7 +489,13 @@ impl UserService {
             UserAction::SendCode { .. } => Purpose::SignIn,
             _ => Purpose::VerifyChannel,
         };
-        let slot = self
+        let proof = match &action {
+            UserAction::AddEmail { proof, .. } | UserAction::AddPhone { proof, .. } => {
+                proof.clone()
+            }
+            _ => None,
+        };
+        let slot = match self
             .limits
             .reserve(
                 tenant,
@@ -499,7 +505,22 @@ impl UserService {
                 challenge_id,
                 self.clock.now(),
             )
-            .await?;
+            .await
+        {
+            Ok(slot) => slot,
+            // A full cap answers only after the proof: a caller with a wrong proof, or locked
+            // out, must learn that and nothing about who else had codes sent here.
+            Err(full @ ServiceError::RateLimited { .. }) => {
+                if let Some(proof) = proof {
+                    let (_, events, at) = self
+                        .run(caller, user, UserAction::CheckProof { proof }, ctx)
+                        .await?;
+                    outcome(&events, at)?;
+                }
+                return Err(full);
+            }
+            Err(e) => return Err(e),
+        };
         let result = self.run(caller, user, action, ctx).await;
         // Kept when the code was issued, and when nobody can say whether it was (an internal
         // error may come after the commit): a send too many is the safe side.

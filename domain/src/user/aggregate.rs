@@ -975,6 +975,9 @@ impl User {
                 }
                 Ok(events)
             }
+            UserAction::CheckProof { proof } => {
+                self.decide_check_proof(services, &user, &proof, at).await
+            }
             UserAction::RemoveFactor {
                 method,
                 proof,

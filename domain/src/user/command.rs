@@ -191,6 +191,13 @@ pub enum UserAction {
         /// A current factor: required when the user already has one.
         proof: Option<Proof>,
     },
+    /// Check the proof of a change that will not happen (a send cap is full), so the answer
+    /// depends on the proof before the cap: a wrong proof is a recorded failure, a right one
+    /// records nothing (it authorised nothing, and stays usable).
+    CheckProof {
+        /// The current factor.
+        proof: Proof,
+    },
     /// Remove one factor (TOTP, the email address or the phone number), proving a current one.
     RemoveFactor {
         /// TOTP, EMAIL or SMS.

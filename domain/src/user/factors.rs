@@ -10,6 +10,8 @@
 use chrono::{DateTime, Utc};
 
 use super::aggregate::{Checked, ContactFactor};
+#[cfg(doc)]
+use super::UserAction;
 use super::{DeviceRevocation, Proof, User, UserError, UserEvent, UserRef, UserServices};
 use crate::channel::Channel;
 use crate::Method;
@@ -49,6 +51,24 @@ impl User {
             return Err(UserError::ProofRequired);
         }
         Ok(())
+    }
+
+    /// [`UserAction::CheckProof`]: the lockout, then the proof; only a failure is recorded.
+    pub(super) async fn decide_check_proof(
+        &self,
+        services: &dyn UserServices,
+        user: &UserRef,
+        proof: &Proof,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if !self.enabled() {
+            return Ok(vec![]);
+        }
+        self.refuse_if_locked(at)?;
+        Ok(match self.check(services, user, proof, at).await? {
+            Checked::Passed(_) => vec![],
+            Checked::Failed(events) => events,
+        })
     }
 
     /// Whether a new address or number for `channel` waits beside a verified one (which keeps

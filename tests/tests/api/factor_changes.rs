@@ -265,7 +265,7 @@ async fn a_change_refused_for_want_of_proof_says_nothing_about_a_full_cap() {
         .await;
     assert_eq!(sixth.error_code(), "RATE_LIMITED");
     // A user with a factor, asked to prove it, learns nothing about that number.
-    enroll(&app, &t.app, "probe").await;
+    let (_, codes) = enroll(&app, &t.app, "probe").await;
     let probe = app
         .gql(
             Some(&t.app),
@@ -274,4 +274,24 @@ async fn a_change_refused_for_want_of_proof_says_nothing_about_a_full_cap() {
         )
         .await;
     assert_eq!(probe.error_code(), "POLICY_VIOLATION", "{}", probe.body);
+    // Nor with a wrong proof: that is a wrong code, counted like one.
+    let wrong = app
+        .gql(
+            Some(&t.app),
+            ADD_PHONE,
+            json!({ "u": "probe", "p": "+995 555 12 34 56", "proof": recovery("AAAA-BBBB-CCCC") }),
+        )
+        .await;
+    assert_eq!(wrong.error_code(), "INVALID_CODE", "{}", wrong.body);
+    // With its own factor proven, the user may hear that the number had too many codes; the
+    // proof authorised nothing, so it stays usable.
+    let right = app
+        .gql(
+            Some(&t.app),
+            ADD_PHONE,
+            json!({ "u": "probe", "p": "+995 555 12 34 56", "proof": recovery(&codes[0]) }),
+        )
+        .await;
+    assert_eq!(right.error_code(), "RATE_LIMITED", "{}", right.body);
+    ok(&verify(&app, &t.app, "probe", "RECOVERY_CODE", &codes[0]).await);
 }
