@@ -110,7 +110,7 @@ async fn run(
                 secrets: secrets.clone(),
                 max_connections: settings.db_pool_size,
                 delivery: delivery.clone(),
-                http: settings.http,
+                http: settings.http.clone(),
                 graphiql: settings.graphiql,
             })
             .await?;

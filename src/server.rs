@@ -129,7 +129,7 @@ pub async fn serve(
             },
             remote,
             router.clone(),
-            limits,
+            limits.clone(),
             stop_rx.clone(),
             done_rx.clone(),
         ));

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twofold_domain::tenant::Tenant;
 use twofold_domain::user::{User, UserServices};
+use twofold_graphql::client_addr::TrustedProxies;
 use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
@@ -302,6 +303,7 @@ impl Application {
             graphiql: self.graphiql,
             anonymous: Arc::default(),
             health_cache: Arc::default(),
+            trusted_proxies: TrustedProxies::new(self.http.trusted_proxies.clone()),
         };
         let served = crate::server::serve(self.listener, router(state), self.http, shutdown).await;
         let _ = stop_tx.send(true);

@@ -13,6 +13,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::client_addr::budget_unit;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
@@ -46,7 +47,7 @@ impl Default for AnonymousBudget {
 impl AnonymousBudget {
     /// Seconds until `ip` may send again, when its budget is spent.
     pub fn refused(&self, ip: Option<IpAddr>) -> Option<u64> {
-        let ip = ip?;
+        let ip = budget_unit(ip?);
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = *blocked.get(&ip)?;
         let now = Instant::now();
@@ -60,7 +61,9 @@ impl AnonymousBudget {
     /// Spends one request without a valid key from `ip`; an empty bucket blocks the address
     /// until a token is back.
     pub fn spend(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
+        let Some(ip) = ip.map(budget_unit) else {
+            return;
+        };
         if self.limiter.len() > MAX_ADDRESSES {
             self.limiter.retain_recent();
         }

@@ -5,13 +5,12 @@
 //! every failure, even a malformed body or a bad `Authorization` header, is answered in the same
 //! GraphQL error shape with an `extensions.code`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Response as GqlResponse, ServerError, Value};
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +26,7 @@ use twofold_services::{Authenticator, ErrorCode, Principal, RequestContext, Serv
 
 pub use crate::admission::QueryCache;
 use crate::anonymous::AnonymousBudget;
+use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::error::InternalCause;
 use crate::guard::Caller;
 use crate::metrics::{ErrorCodes, Metrics};
@@ -66,6 +66,8 @@ pub struct ApiState {
     pub anonymous: Arc<AnonymousBudget>,
     /// The last health answer, reused for a second.
     pub health_cache: Arc<HealthCache>,
+    /// The proxies whose `X-Forwarded-For` is believed (`TWOFOLD_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// `/health` asks the database at most once a second and never twice at once, however often
@@ -95,6 +97,10 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(crate::fallback::method_not_allowed)
         .fallback(crate::fallback::not_found)
         .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::client_addr::resolve,
+        ))
         // Every answer is for one caller and one moment; a route that may be cached (GraphiQL's
         // assets) sets its own header first.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -205,10 +211,7 @@ pub(crate) fn request_context(
 ) -> RequestContext {
     RequestContext {
         request_id: request_id.to_owned(),
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        ip: client_ip(&parts.extensions).map(|ip| ip.to_string()),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)
@@ -251,11 +254,24 @@ async fn health(State(state): State<ApiState>) -> Response {
     }
 }
 
-/// The client's address, when the server recorded it.
-fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+/// The client's address (see `client_addr.rs`), when the server recorded the peer.
+pub(crate) fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<ClientAddr>().map(|c| c.0)
+}
+
+/// The answer to an address that spent its budget of requests without a valid key.
+pub(crate) fn rate_limited(seconds: u64) -> Response {
+    let mut response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        &format!(
+            "too many requests without a valid key from this address: try again in {seconds} s"
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 /// A response holding one error, for failures before execution.
@@ -268,6 +284,9 @@ pub(crate) fn error_response(status: StatusCode, code: ErrorCode, message: &str)
     response.extensions_mut().insert(ErrorCodes(vec![code]));
     response
 }
+
+/// Errors one answer lists at most.
+pub const MAX_ERRORS: usize = 50;
 
 /// The code `finish` gave an error.
 fn code_of(error: &ServerError) -> Option<ErrorCode> {
@@ -319,18 +338,7 @@ async fn authenticate(
             record_caller(&principal);
             return Ok(Some(principal));
         }
-        let mut response = error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            &format!(
-                "too many requests without a valid key from this address: try again in \
-                 {seconds} s"
-            ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(response);
+        return Err(rate_limited(seconds));
     }
     let principal = match bearer(headers) {
         Err(message) => {
@@ -619,6 +627,16 @@ fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
 
 /// Gives every error a code and keeps internals out of the response (logging them once here).
 pub(crate) fn finish(mut response: GqlResponse, request_id: &str) -> GqlResponse {
+    // Validation reports every unknown argument and field: a 64 KiB document of them made
+    // thousands of errors, an answer far larger than the question.
+    if response.errors.len() > MAX_ERRORS {
+        let more = response.errors.len() - MAX_ERRORS;
+        response.errors.truncate(MAX_ERRORS);
+        response.errors.push(ServerError::new(
+            format!("{more} more errors are not shown"),
+            None,
+        ));
+    }
     for error in &mut response.errors {
         if let Some(cause) = error.source::<InternalCause>() {
             tracing::error!(cause = %cause.0, "internal error");

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod anonymous;
+pub mod client_addr;
 pub mod error;
 pub mod fallback;
 pub mod graphiql;

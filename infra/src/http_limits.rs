@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::config::ConfigError;
 
 /// Bounds on slow, idle and numerous connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpLimits {
     /// `TWOFOLD_HTTP_HEADER_TIMEOUT_SECS`: longest wait for a request's complete header, counted
     /// from the first byte of a new connection and from the end of the previous response on a
@@ -19,6 +19,9 @@ pub struct HttpLimits {
     /// `None` for the default, derived from the file-descriptor limit at start-up. Either way
     /// the server keeps it well below that limit.
     pub max_connections: Option<usize>,
+    /// `TWOFOLD_TRUSTED_PROXIES`: the proxies (addresses or CIDR networks, comma-separated)
+    /// whose `X-Forwarded-For` names the client. Empty by default: the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl HttpLimits {
@@ -55,7 +58,12 @@ impl HttpLimits {
                     })
             })
             .transpose()?;
+        let trusted_proxies = set("TWOFOLD_TRUSTED_PROXIES")
+            .map(|v| parse_networks(&v))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
+            trusted_proxies,
             header_timeout: secs(
                 "TWOFOLD_HTTP_HEADER_TIMEOUT_SECS",
                 Self::DEFAULT_HEADER_TIMEOUT,
@@ -72,8 +80,26 @@ impl Default for HttpLimits {
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             body_timeout: Self::DEFAULT_BODY_TIMEOUT,
             max_connections: None,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// `10.0.0.0/8, 192.0.2.7, 2001:db8::/32`: a bare address is a network of one.
+fn parse_networks(list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| ConfigError::Malformed {
+                    var: "TWOFOLD_TRUSTED_PROXIES",
+                    expected: "addresses or networks such as 10.0.0.0/8, comma-separated",
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -100,7 +126,16 @@ mod tests {
         assert_eq!(l.header_timeout, Duration::from_secs(5));
         assert_eq!(l.body_timeout, Duration::from_secs(12));
         assert_eq!(l.max_connections, Some(2000));
+        let l = limits(&[(
+            "TWOFOLD_TRUSTED_PROXIES",
+            "10.0.0.7/8, 192.0.2.7,2001:db8::/32",
+        )])
+        .unwrap();
+        let nets: Vec<String> = l.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
         for (var, bad) in [
+            ("TWOFOLD_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TWOFOLD_TRUSTED_PROXIES", "proxy.internal"),
             ("TWOFOLD_HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("TWOFOLD_HTTP_HEADER_TIMEOUT_SECS", "forever"),
             ("TWOFOLD_HTTP_BODY_TIMEOUT_SECS", "601"),

@@ -31,7 +31,8 @@ pub use registry::{Websockets, WsLimits};
 
 use crate::guard::Caller;
 use crate::http::{
-    bearer, error_response, request_context, ApiState, RequestId, MAX_CREDENTIAL_CHARS,
+    bearer, client_ip, error_response, rate_limited, request_context, ApiState, RequestId,
+    MAX_CREDENTIAL_CHARS,
 };
 use crate::schema::Shutdown;
 use operation::{is_subscription, Operation};
@@ -80,14 +81,27 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
     };
+    let ip = client_ip(&parts.extensions);
+    // An address that spent its budget of requests without a valid key is refused here when
+    // its upgrade carries a key this instance does not hold as valid; one without a key may
+    // still give a valid one in `connection_init` (browsers cannot send headers), and is
+    // judged there.
+    if let Some(seconds) = state.anonymous.refused(ip) {
+        if let Ok(Some(credential)) = bearer(&parts.headers) {
+            if state.auth.authenticate_cached(credential).is_none() {
+                return rate_limited(seconds);
+            }
+        }
+    }
     let header_credential = match bearer(&parts.headers) {
         Ok(c) => c.map(|c| Credential(c.to_owned())),
         Err(message) => {
+            state.anonymous.spend(ip);
             return error_response(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
                 message,
-            )
+            );
         }
     };
     let limits = &state.websockets.limits;
@@ -110,6 +124,7 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         state,
         protocol,
         request_id,
+        ip,
         header_credential,
         key: None,
         operations: HashMap::new(),
@@ -131,6 +146,8 @@ struct Connection {
     protocol: Protocol,
     context: RequestContext,
     request_id: String,
+    /// The client's address, whose budget a refused `connection_init` spends.
+    ip: Option<std::net::IpAddr>,
     header_credential: Option<Credential>,
     key: Option<Accepted>,
     /// Operations in flight, by the client's id, with a serial number so that the end of an
@@ -211,6 +228,11 @@ impl Connection {
             }
         };
         running.abort_all();
+        if self.key.is_none() {
+            // A socket that never gave a valid key, whatever the reason (no key, a refused one,
+            // no `connection_init` at all), is a request without a valid key.
+            self.state.anonymous.spend(self.ip);
+        }
         let close_handshake = close.is_some();
         if let Some(close) = close {
             tracing::info!(
@@ -279,7 +301,19 @@ impl Connection {
             .or(self.header_credential.take())
             .ok_or(Close::Unauthorized(
                 "connection_init needs a key: {\"Authorization\": \"Bearer <API key>\"}",
-            ))?;
+            ));
+        // The same budget as HTTP requests without a valid key: an address that spent it gets
+        // nothing looked up, unless this instance already holds the key as valid.
+        if self.state.anonymous.refused(self.ip).is_some()
+            && !credential
+                .as_ref()
+                .is_ok_and(|c| self.state.auth.authenticate_cached(&c.0).is_some())
+        {
+            return Err(Close::TooMany(
+                "too many requests without a valid key from this address",
+            ));
+        }
+        let credential = credential?;
         let principal = self.authenticate(&credential).await?;
         let holder = match &principal {
             Principal::Key(k) => format!("key:{}", k.key_id),

@@ -49,6 +49,7 @@ fn short_limits(max_connections: Option<usize>) -> TestOptions {
             header_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
             max_connections,
+            ..HttpLimits::default()
         },
         ..TestOptions::default()
     }

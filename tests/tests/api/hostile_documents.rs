@@ -105,6 +105,22 @@ async fn fragments_that_multiply_are_refused_before_validation_walks_them() {
 }
 
 #[tokio::test]
+async fn a_flood_of_unknown_arguments_gets_a_bounded_answer() {
+    let app = spawn_app().await;
+    // 5,000 unknown arguments in 50 KB each made an error of their own.
+    let arguments: Vec<String> = (0..5_000).map(|i| format!("a{i}: 1")).collect();
+    let document = format!("{{ tenant({}) {{ id }} }}", arguments.join(", "));
+    let a = app.gql(None, &document, json!({})).await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+    let errors = a.body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), twofold_graphql::http::MAX_ERRORS + 1);
+    let last = &errors[twofold_graphql::http::MAX_ERRORS];
+    assert_eq!(last["message"], "4950 more errors are not shown", "{last}");
+    assert_eq!(last["extensions"]["code"], "INVALID_INPUT");
+    still_answers(&app).await;
+}
+
+#[tokio::test]
 async fn deeply_nested_variables_are_refused_with_a_coded_error() {
     let app = spawn_app().await;
     let query = "query($v: [Int]) { __typename }";

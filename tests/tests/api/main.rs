@@ -3,6 +3,7 @@
 mod audit;
 mod bad_input;
 mod channels;
+mod client_addresses;
 mod compliance;
 mod concurrency;
 mod connections;

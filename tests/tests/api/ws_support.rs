@@ -137,3 +137,27 @@ pub fn code(answer: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("expected a coded error, got {answer}"))
 }
+
+/// Opens a `graphql-transport-ws` socket from the local address `local` (a 127.0.0.0/8
+/// address); the HTTP status when the upgrade is refused.
+pub async fn open_from(app: &TestApp, local: &str) -> Result<Socket, u16> {
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let server: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let stream = tcp.connect(server).await.unwrap();
+    match tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+        .await
+    {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(e) => panic!("the upgrade failed: {e}"),
+    }
+}

@@ -1,0 +1,195 @@
+//! The client's address: the peer of the connection, or, when that peer is a proxy the operator
+//! trusts (`TWOFOLD_TRUSTED_PROXIES`), the address that proxy saw, from `X-Forwarded-For`.
+//!
+//! The address keys the budget of requests without a valid key (`anonymous.rs`) and is recorded
+//! with every event. Behind a load balancer the peer is always the balancer, so without this
+//! one flooding client spent every client's budget. `X-Forwarded-For` is read only from a trusted
+//! peer, and from the right: each trusted proxy appends the address it saw, so the first entry
+//! from the right that is not a trusted proxy is the client. Entries further left were written
+//! by the client itself and are never believed.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use ipnet::IpNet;
+
+use crate::http::ApiState;
+
+/// The address a request is attributed to, set once per request by [`resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The proxies whose `X-Forwarded-For` is believed; empty (the default) believes none.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Arc<[IpNet]>);
+
+impl TrustedProxies {
+    /// Trusts `networks`.
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        Self(networks.into())
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client behind `peer`, given the request's headers.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.contains(peer) {
+            return peer;
+        }
+        let mut hops = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(value) = value.to_str() else {
+                return peer;
+            };
+            hops.extend(value.split(','));
+        }
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            // A malformed entry (or an obfuscated one, `unknown`) ends the chain: what lies
+            // beyond it cannot be attributed, so the last address known is the client.
+            let Some(ip) = parse_hop(hop) else {
+                return client;
+            };
+            client = canonical(ip);
+            if !self.contains(client) {
+                return client;
+            }
+        }
+        client
+    }
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    hop.parse::<SocketAddr>().ok().map(|s| s.ip())
+}
+
+/// IPv4 addresses mapped into IPv6 (`::ffff:192.0.2.1`, what a dual-stack socket reports) are
+/// the IPv4 address: one client must not count as two.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The unit a budget is kept per: an IPv4 address, or an IPv6 /64. One IPv6 subscriber is
+/// routinely given a whole /64, so counting per address gave a single client 2^64 budgets.
+pub fn budget_unit(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// Middleware: records the request's [`ClientAddr`] for the handlers.
+pub(crate) async fn resolve(
+    State(state): State<ApiState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let client = state.trusted_proxies.client(peer, req.headers());
+        req.extensions_mut().insert(ClientAddr(client));
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn trusting(nets: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_claims() {
+        let none = TrustedProxies::default();
+        assert_eq!(
+            none.client(ip("203.0.113.9"), &headers(&["198.51.100.1"])),
+            ip("203.0.113.9")
+        );
+        let some = trusting(&["10.0.0.0/8"]);
+        assert_eq!(
+            some.client(ip("203.0.113.9"), &headers(&["198.51.100.1"])),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
+        let proxies = trusting(&["10.0.0.0/8", "192.168.1.1/32"]);
+        // The client forged a first entry; the proxies appended what they saw.
+        let h = headers(&["6.6.6.6, 198.51.100.7", "192.168.1.1"]);
+        assert_eq!(proxies.client(ip("10.1.2.3"), &h), ip("198.51.100.7"));
+        // No header: the proxy itself.
+        assert_eq!(
+            proxies.client(ip("10.1.2.3"), &HeaderMap::new()),
+            ip("10.1.2.3")
+        );
+        // A port, IPv6 in brackets, a mapped IPv4 address.
+        assert_eq!(
+            proxies.client(ip("10.1.2.3"), &headers(&["[2001:db8::5]:443"])),
+            ip("2001:db8::5")
+        );
+        assert_eq!(
+            proxies.client(ip("::ffff:10.1.2.3"), &headers(&["198.51.100.8:1234"])),
+            ip("198.51.100.8")
+        );
+    }
+
+    #[test]
+    fn a_malformed_hop_ends_the_chain_at_the_last_known_address() {
+        let proxies = trusting(&["10.0.0.0/8"]);
+        let h = headers(&["198.51.100.7, unknown, 10.0.0.2"]);
+        assert_eq!(proxies.client(ip("10.1.2.3"), &h), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn ipv6_budgets_are_kept_per_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(
+            budget_unit(ip("2001:db8:1:2:aaaa::1")),
+            budget_unit(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            budget_unit(ip("2001:db8:1:2::1")),
+            budget_unit(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(budget_unit(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_ne!(budget_unit(ip("192.0.2.1")), budget_unit(ip("192.0.2.2")));
+    }
+}
