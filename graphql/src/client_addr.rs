@@ -30,6 +30,18 @@ pub struct TrustedProxies(Arc<[IpNet]>);
 impl TrustedProxies {
     /// Trusts `networks`.
     pub fn new(networks: Vec<IpNet>) -> Self {
+        // Addresses are compared in their canonical form, so a network written as
+        // IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`) is its IPv4 network.
+        let networks = networks
+            .into_iter()
+            .map(|n| match n {
+                IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+                    Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).unwrap_or(n),
+                    None => n,
+                },
+                other => other,
+            })
+            .collect::<Vec<_>>();
         Self(networks.into())
     }
 
@@ -44,18 +56,18 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return peer;
         }
-        let mut hops = Vec::new();
+        // Read as bytes: the client writes the left part of the header, and one byte that is
+        // not text must not make the whole chain unreadable (every request would then count as
+        // the proxy's).
+        let mut hops: Vec<&[u8]> = Vec::new();
         for value in headers.get_all("x-forwarded-for") {
-            let Ok(value) = value.to_str() else {
-                return peer;
-            };
-            hops.extend(value.split(','));
+            hops.extend(value.as_bytes().split(|b| *b == b','));
         }
         let mut client = peer;
         for hop in hops.iter().rev() {
             // A malformed entry (or an obfuscated one, `unknown`) ends the chain: what lies
             // beyond it cannot be attributed, so the last address known is the client.
-            let Some(ip) = parse_hop(hop) else {
+            let Some(ip) = std::str::from_utf8(hop).ok().and_then(parse_hop) else {
                 return client;
             };
             client = canonical(ip);
@@ -177,6 +189,22 @@ mod tests {
         let proxies = trusting(&["10.0.0.0/8"]);
         let h = headers(&["198.51.100.7, unknown, 10.0.0.2"]);
         assert_eq!(proxies.client(ip("10.1.2.3"), &h), ip("10.0.0.2"));
+        // Bytes that are not text, written by the client on the left, spoil only their entry.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(proxies.client(ip("10.1.2.3"), &h), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn a_trusted_network_written_as_mapped_ipv6_matches_ipv4_peers() {
+        let proxies = trusting(&["::ffff:10.0.0.0/104"]);
+        assert_eq!(
+            proxies.client(ip("10.1.2.3"), &headers(&["198.51.100.7"])),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::error::InternalCause;
 use crate::guard::Caller;
 use crate::metrics::{ErrorCodes, Metrics};
+use crate::rate_limit::RateLimits;
 use crate::schema::TwofoldSchema;
 use crate::websocket::Websockets;
 
@@ -327,18 +328,16 @@ async fn authenticate(
     request_id: &str,
 ) -> Result<Option<Principal>, Response> {
     if let Some(seconds) = state.anonymous.refused(ip) {
-        // Only look-ups are refused: a key this instance already holds as valid still gets in
-        // (behind a proxy every client shares one address, and a flood from one of them must
-        // not lock the tenants' backends out).
+        // Only look-ups of keys not known here are refused: a key this instance has found
+        // valid still gets in (behind a proxy every client shares one address, and a flood from
+        // one of them must not lock the tenants' backends out).
         let known = bearer(headers)
             .ok()
             .flatten()
-            .and_then(|credential| state.auth.authenticate_cached(credential));
-        if let Some(principal) = known {
-            record_caller(&principal);
-            return Ok(Some(principal));
+            .is_some_and(|credential| state.auth.is_known(credential));
+        if !known {
+            return Err(rate_limited(seconds));
         }
-        return Err(rate_limited(seconds));
     }
     let principal = match bearer(headers) {
         Err(message) => {
@@ -356,6 +355,9 @@ async fn authenticate(
         Ok(Some(credential)) => match state.auth.authenticate(credential).await {
             Ok(p) => Some(p),
             Err(e @ ServiceError::Internal(_)) => {
+                // Spent too: a flood of guessed keys must not go unthrottled exactly when the
+                // pool is saturated.
+                state.anonymous.spend(ip);
                 tracing::error!(error = ?e, "authentication failed internally");
                 return Err(error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -586,19 +588,18 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         }
     };
 
+    if let Some(limits) = state.schema.data::<Arc<RateLimits>>() {
+        if let Err(refusal) = limits.charge(principal.as_ref()).await {
+            return graphql_response(GqlResponse::from_errors(vec![refusal]), &request_id);
+        }
+    }
     if let Err(refusal) = state.queries.admit(&mut request) {
         return error_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, &refusal.0);
     }
     let context = request_context(&parts, &request_id);
     let request = request.data(Caller(principal)).data(context);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
-        Ok(response) => {
-            let response = finish(response, &request_id);
-            let codes = ErrorCodes(response.errors.iter().filter_map(code_of).collect());
-            let mut response = Json(response).into_response();
-            response.extensions_mut().insert(codes);
-            response
-        }
+        Ok(response) => graphql_response(response, &request_id),
         Err(_) => {
             tracing::error!("request timed out");
             error_response(
@@ -608,6 +609,15 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
             )
         }
     }
+}
+
+/// A GraphQL answer as JSON, its error codes kept for `/metrics`.
+fn graphql_response(response: GqlResponse, request_id: &str) -> Response {
+    let response = finish(response, request_id);
+    let codes = ErrorCodes(response.errors.iter().filter_map(code_of).collect());
+    let mut response = Json(response).into_response();
+    response.extensions_mut().insert(codes);
+    response
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

@@ -1,10 +1,11 @@
 //! Per-key request rates and per-tenant shares of the instance, applied to every operation over
-//! HTTP and WebSocket alike (an async-graphql extension, so both transports pass through it).
+//! HTTP and WebSocket alike.
 //!
 //! - Each API key has a token bucket (`governor`): `requestsPerSecondPerKey` of its tenant's
 //!   policy, or the operator's default, refilled continuously, holding two seconds' worth. An
 //!   empty bucket answers `RATE_LIMITED` with `extensions.retryAfterSeconds` before the
-//!   document is even parsed. The operator bounds what an ADMIN may set.
+//!   document is even parsed: both transports call [`RateLimits::charge`] first. The operator
+//!   bounds what an ADMIN may set.
 //! - Each tenant may have at most `tenant_concurrency` operations executing at once on this
 //!   instance, below the database pool's size: a burst of one tenant queues behind its own
 //!   share (for at most `queue_wait`, then `RATE_LIMITED`) instead of taking every connection and
@@ -19,10 +20,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
-};
-use async_graphql::{Request, Response, ServerError, ServerResult};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
+use async_graphql::{Request, Response, ServerError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::Semaphore;
@@ -211,6 +210,23 @@ impl RateLimits {
             .any(|k| k.id == key.key_id && k.revoked_at.is_none()))
     }
 
+    /// Charges one request to the caller's key: `RATE_LIMITED` with `retryAfterSeconds` when
+    /// its bucket is empty. Called before the document is parsed (HTTP and WebSocket alike), so
+    /// a key over its rate gets no parsing done either. The operator has no bucket.
+    pub async fn charge(&self, caller: Option<&Principal>) -> Result<(), ServerError> {
+        let Some(Principal::Key(key)) = caller else {
+            return Ok(());
+        };
+        self.take_token(key).await.map_err(|seconds| {
+            tracing::info!(key = key.key_id.as_str(), "request rate limit reached");
+            rate_limited(
+                "this API key sent too many requests: slow down and try again after \
+                 retryAfterSeconds",
+                seconds.max(1),
+            )
+        })
+    }
+
     /// Takes one token from the key's bucket, or says how many seconds until one is there.
     async fn take_token(&self, key: &KeyPrincipal) -> Result<(), u64> {
         let rate = self.rate_of(&key.tenant_id).await;
@@ -271,28 +287,6 @@ struct RateLimitExtension;
 
 #[async_trait::async_trait]
 impl Extension for RateLimitExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let (Some(limits), Some(key)) = (
-            ctx.data_opt::<Arc<RateLimits>>(),
-            caller_key(ctx, Some(&request)),
-        ) {
-            if let Err(seconds) = limits.take_token(key).await {
-                tracing::info!(key = key.key_id.as_str(), "request rate limit reached");
-                return Err(rate_limited(
-                    "this API key sent too many requests: slow down and try again after \
-                     retryAfterSeconds",
-                    seconds.max(1),
-                ));
-            }
-        }
-        next.run(ctx, request).await
-    }
-
     async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,

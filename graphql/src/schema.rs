@@ -555,6 +555,9 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         .limit_complexity(2_000)
         .limit_recursive_depth(32)
         .limit_directives(16)
+        // "Did you mean ...?" would name fields and types to callers that introspection
+        // refuses (it needs a key).
+        .disable_suggestions()
         .extension(crate::input_check::InputCheck)
 }
 

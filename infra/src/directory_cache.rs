@@ -205,13 +205,6 @@ impl TenantDirectory for CachedDirectory {
     fn invalidate(&self, tenant: &TenantId) {
         self.inner.drop_tenant(tenant.as_str());
     }
-
-    fn cached_key_by_hash(&self, hash: &KeyedHash) -> Option<ApiKeyView> {
-        if !self.is_listening() {
-            return None;
-        }
-        fresh(self.inner.entries().keys.get(hash.as_hex()))
-    }
 }
 
 #[cfg(test)]

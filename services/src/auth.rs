@@ -4,7 +4,9 @@
 //! key, the id names the key in audit records, and the 256-bit secret is what makes it a key. Only
 //! the keyed hash of the whole key is stored, so a database dump yields no usable key.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 use twofold_domain::tenant::KeyedHash;
@@ -74,7 +76,15 @@ pub struct Authenticator {
     hasher: Arc<dyn SecretHasher>,
     entropy: Arc<dyn Entropy>,
     operator: Option<KeyedHash>,
+    /// Keyed hashes of keys found valid, and when last (see [`Authenticator::is_known`]).
+    known: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a key found valid stays known after its last use.
+pub const KNOWN_FOR: Duration = Duration::from_secs(3600);
+
+/// Keys remembered at most; beyond it (and once none has lapsed) new keys are not remembered.
+const MAX_KNOWN: usize = 100_000;
 
 fn unauthenticated() -> ServiceError {
     ServiceError::Unauthenticated("invalid or revoked credentials".into())
@@ -95,6 +105,7 @@ impl Authenticator {
             hasher,
             entropy,
             operator,
+            known: Mutex::default(),
         }
     }
 
@@ -129,23 +140,38 @@ impl Authenticator {
         })
     }
 
-    /// The caller of `credential` if it can be told without a look-up: the operator token, or
-    /// a key this instance holds in its cache as valid. `None` says nothing about the key.
-    pub fn authenticate_cached(&self, credential: &str) -> Option<Principal> {
+    /// Whether `credential` may be looked up even for an address that spent its budget of
+    /// requests without a valid key: the operator token, or a key this instance found valid
+    /// within [`KNOWN_FOR`]. A guessed key never is, so a flood of them gets no look-up; a
+    /// known key is still looked up, so its revocation holds.
+    ///
+    /// Not the directory's cache: its entries last seconds, and a flood that kept an address
+    /// refused for longer locked out every tenant behind that address.
+    pub fn is_known(&self, credential: &str) -> bool {
         if self.is_operator(credential) {
-            return Some(Principal::Operator);
+            return true;
         }
-        let (id, _secret) = credential.strip_prefix(KEY_PREFIX)?.split_once('_')?;
-        let id = ApiKeyId::parse(id).ok()?;
+        if !credential.starts_with(KEY_PREFIX) {
+            return false;
+        }
         let hash = self
             .hasher
             .keyed_hash(KEY_HASH_PURPOSE, credential.as_bytes());
-        let key = self.directory.cached_key_by_hash(&hash)?;
-        (key.id == id && key.revoked_at.is_none()).then_some(Principal::Key(KeyPrincipal {
-            tenant_id: key.tenant_id,
-            key_id: key.id,
-            role: key.role,
-        }))
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(hash.as_hex())
+            .is_some_and(|seen| seen.elapsed() < KNOWN_FOR)
+    }
+
+    fn remember(&self, hash: &KeyedHash) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= MAX_KNOWN && !known.contains_key(hash.as_hex()) {
+            known.retain(|_, seen| seen.elapsed() < KNOWN_FOR);
+            if known.len() >= MAX_KNOWN {
+                return;
+            }
+        }
+        known.insert(hash.as_hex().to_owned(), Instant::now());
     }
 
     /// Checks a bearer credential. Unknown, malformed and revoked credentials get the same
@@ -172,6 +198,7 @@ impl Authenticator {
         if key.id != id || key.revoked_at.is_some() {
             return Err(unauthenticated());
         }
+        self.remember(&hash);
         Ok(Principal::Key(KeyPrincipal {
             tenant_id: key.tenant_id,
             key_id: key.id,

@@ -72,11 +72,6 @@ pub trait TenantDirectory: Send + Sync {
     /// Forgets anything cached about the tenant (after this instance changed it). Directories
     /// without a cache have nothing to do.
     fn invalidate(&self, _tenant: &TenantId) {}
-    /// The key with this keyed hash if this instance holds it, fresh, in memory; never a
-    /// look-up. Directories without a cache know none.
-    fn cached_key_by_hash(&self, _hash: &KeyedHash) -> Option<ApiKeyView> {
-        None
-    }
 }
 
 /// Lets a request read its own writes: after a command commits, wait (bounded) until the

@@ -41,7 +41,9 @@ fn normalized(channel: Channel, destination: &str) -> String {
             let Some((local, domain)) = address.rsplit_once('@') else {
                 return address;
             };
-            let local = local.trim_matches('"');
+            // `"v\ictim"` is `victim` (RFC 5321 quoted pairs): quotes and backslashes go.
+            let local: String = local.chars().filter(|c| !matches!(c, '"' | '\\')).collect();
+            let local = local.as_str();
             let local = local.split_once('+').map_or(local, |(base, _)| base);
             let (local, domain) = match domain {
                 "gmail.com" | "googlemail.com" => (local.replace('.', ""), "gmail.com"),
@@ -225,6 +227,8 @@ mod tests {
             "victim+1@example.com",
             "Victim+anything@EXAMPLE.com",
             "\"victim\"@example.com",
+            "\"v\\ictim\"@example.com",
+            "\"vic\\tim+1\"@example.com",
         ] {
             assert_eq!(
                 normalized(Channel::Email, alias),

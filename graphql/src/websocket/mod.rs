@@ -29,13 +29,12 @@ use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
 
 pub use registry::{Websockets, WsLimits};
 
-use crate::guard::Caller;
 use crate::http::{
     bearer, client_ip, error_response, rate_limited, request_context, ApiState, RequestId,
     MAX_CREDENTIAL_CHARS,
 };
 use crate::schema::Shutdown;
-use operation::{is_subscription, Operation};
+use operation::Operation;
 use protocol::{ClientMessage, Close, Protocol};
 use registry::SocketSlot;
 
@@ -45,6 +44,9 @@ const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest a message may wait to be written: a client that stops reading would otherwise
 /// hold the socket's loop, and with it the key check and the timeouts, for ever.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Messages a socket may send before its key is accepted: `connection_init` and a few pings.
+const MAX_MESSAGES_BEFORE_INIT: u32 = 4;
 
 /// A key as presented, kept to check it again; never shown.
 struct Credential(String);
@@ -88,7 +90,7 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
     // judged there.
     if let Some(seconds) = state.anonymous.refused(ip) {
         if let Ok(Some(credential)) = bearer(&parts.headers) {
-            if state.auth.authenticate_cached(credential).is_none() {
+            if !state.auth.is_known(credential) {
                 return rate_limited(seconds);
             }
         }
@@ -129,6 +131,7 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         key: None,
         operations: HashMap::new(),
         serial: 0,
+        before_init: 0,
         last_activity: Instant::now(),
     };
     upgrade.on_upgrade(move |socket| connection.serve(socket).instrument(span))
@@ -154,6 +157,8 @@ struct Connection {
     /// operation is never mistaken for the end of a later one reusing its id.
     operations: HashMap<String, (u64, AbortHandle)>,
     serial: u64,
+    /// Messages received before a key was accepted.
+    before_init: u32,
     /// The last message that asked for work, or the end of an operation. Pings (of the
     /// WebSocket or of the protocol) and `complete`s for nothing do not count.
     last_activity: Instant,
@@ -265,6 +270,17 @@ impl Connection {
         running: &mut JoinSet<(String, u64)>,
     ) -> Result<Option<String>, Close> {
         let message = protocol::parse(bytes).map_err(Close::Invalid)?;
+        if self.key.is_none() {
+            // Before a valid key, only the handshake: anything else, or a stream of pings,
+            // is work done for a caller nobody has vouched for.
+            self.before_init += 1;
+            if self.before_init > MAX_MESSAGES_BEFORE_INIT {
+                return Err(Close::TooMany("too many messages before connection_init"));
+            }
+            if let ClientMessage::Complete { .. } = message {
+                return Err(Close::Unauthorized("connection_init first"));
+            }
+        }
         // Only a message that asks for work keeps a socket from idling: pings, and `complete`s
         // for operations that are not running, cost nothing to repeat for ever.
         let asks_for_work = match &message {
@@ -303,11 +319,11 @@ impl Connection {
                 "connection_init needs a key: {\"Authorization\": \"Bearer <API key>\"}",
             ));
         // The same budget as HTTP requests without a valid key: an address that spent it gets
-        // nothing looked up, unless this instance already holds the key as valid.
+        // nothing looked up, unless this instance has found the key valid before.
         if self.state.anonymous.refused(self.ip).is_some()
             && !credential
                 .as_ref()
-                .is_ok_and(|c| self.state.auth.authenticate_cached(&c.0).is_some())
+                .is_ok_and(|c| self.state.auth.is_known(&c.0))
         {
             return Err(Close::TooMany(
                 "too many requests without a valid key from this address",
@@ -404,7 +420,7 @@ impl Connection {
                 message,
             )));
         }
-        let mut request: GqlRequest = match serde_json::from_value(payload) {
+        let request: GqlRequest = match serde_json::from_value(payload) {
             Ok(r) => r,
             Err(_) => {
                 let message = "the payload must be a GraphQL request (query, variables, \
@@ -416,19 +432,13 @@ impl Connection {
                 )));
             }
         };
-        if let Err(refusal) = self.state.queries.admit(&mut request) {
-            return Ok(Some(self.protocol.error(
-                &id,
-                ErrorCode::InvalidInput,
-                &refusal.0,
-            )));
-        }
-        let subscription = is_subscription(&mut request);
-        let request = request
-            .data(Caller(Some(principal)))
-            .data(self.context.clone());
+        let request = request.data(self.context.clone());
         self.serial += 1;
+        // Charged, parsed and checked on the operation's own task: a key over its rate, or a
+        // large document, must not hold up the socket's loop (and with it the key recheck).
         let operation = Operation {
+            principal,
+            queries: self.state.queries.clone(),
             schema: self.state.schema.clone(),
             protocol: self.protocol,
             id: id.clone(),
@@ -440,7 +450,7 @@ impl Connection {
         let key = id.clone();
         let handle = running.spawn(
             async move {
-                operation.run(request, subscription).await;
+                operation.run(request).await;
                 (id, serial)
             }
             .in_current_span(),

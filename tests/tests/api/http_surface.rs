@@ -144,6 +144,10 @@ async fn introspection_needs_a_valid_key() {
     }
     let a = app.gql(None, "{ __typename }", json!({})).await;
     assert_eq!(a.data()["__typename"], "Query");
+    // Validation errors do not guess at names either: that would be introspection by typo.
+    let a = app.gql(None, "{ tenan { i } }", json!({})).await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+    assert!(!a.body.to_string().contains("tenant"), "{}", a.body);
 }
 
 #[tokio::test]

@@ -59,6 +59,12 @@ async fn a_key_over_its_tenants_rate_is_refused_with_retry_after_and_others_are_
         "nothing ran"
     );
 
+    // The bucket is charged before the document is read: a key over its rate gets no parsing
+    // done, so a document that parsing would refuse is answered RATE_LIMITED too.
+    let nested = format!("{{ __typename(x: {}1{}) }}", "[".repeat(65), "]".repeat(65));
+    let a = app.gql(Some(&app_key), &nested, json!({})).await;
+    assert_eq!(a.error_code(), "RATE_LIMITED", "{}", a.body);
+
     // Another key of the tenant has its own bucket; another tenant is not affected at all.
     assert!(burst(&app, &other_key, 2).await.is_empty());
     assert!(burst(&app, &neighbour, 20).await.is_empty());
@@ -173,6 +179,11 @@ impl EmailBudgetLock {
         Self { connection, key }
     }
 
+    /// Waits until `n` statements wait for this lock (the tenant's share is then in use).
+    async fn wait_for_waiters(&self, app: &TestApp, n: i64) {
+        wait_for_waiters(app, self.key, n).await;
+    }
+
     async fn release(mut self) {
         sqlx::query("SELECT pg_advisory_unlock($1, $2)")
             .bind(twofold_infra::send_limiter::LOCK_CLASS)
@@ -180,6 +191,27 @@ impl EmailBudgetLock {
             .execute(&mut *self.connection)
             .await
             .unwrap();
+    }
+}
+
+/// Waits until `n` statements wait for the email budget lock `key`.
+async fn wait_for_waiters(app: &TestApp, key: i32, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND classid = $1::oid AND objid = $2::oid",
+        )
+        .bind(twofold_infra::send_limiter::LOCK_CLASS)
+        .bind(key)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{waiting} of {n} sends wait");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -206,8 +238,8 @@ async fn one_tenants_burst_does_not_take_the_pool_from_another_tenant() {
     let lock = EmailBudgetLock::hold(&app, &bursty).await;
     let burst = email_codes(&app, &bursty_key, "b", 20);
     let quiet = async {
-        // Once the burst is in flight, Quiet signs a user in: it needs connections too.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Once the burst fills Bursty's share, Quiet signs a user in: it needs connections too.
+        lock.wait_for_waiters(&app, 6).await;
         let started = Instant::now();
         let answer = app
             .gql(
@@ -245,9 +277,10 @@ async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_not
     // Fill the tenant's share on instance A with sends that wait on the email budget's lock.
     let lock = EmailBudgetLock::hold(&a, &tenant).await;
     let holders = email_codes(&a, &app_key, "h", 6);
+    let lock_key = lock.key;
     let attack = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // Authenticated now, then queued behind the share.
+        wait_for_waiters(&a, lock_key, 6).await;
+        // Authenticated now, then queued behind the full share.
         a.gql(
             Some(&stolen),
             "mutation { issueApiKey(role: ADMIN, label: \"mine\") { secret } }",
@@ -256,7 +289,7 @@ async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_not
         .await
     };
     let defence = async {
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        wait_for_waiters(&a, lock_key, 6).await;
         // The victim revokes the stolen key through another instance, whose share is free.
         b.gql(
             Some(&first_admin),
@@ -346,4 +379,43 @@ async fn an_address_flooding_without_a_valid_key_gets_no_look_up_but_known_keys_
     // Another address, with its valid key, is served all along.
     let (status, body) = post_from(&client_from("127.0.0.4"), &app, Some(&key)).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_key_found_valid_is_served_from_a_refused_address_long_after_the_cache_forgot_it() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (key_id, key) = app.issue_key(&admin, "APP").await;
+    let client = client_from("127.0.0.10");
+    let (status, _) = post_from(&client, &app, Some(&key)).await;
+    assert_eq!(status, 200);
+    // A flood keeps the address refused for longer than the directory's cache keeps the key.
+    let until = Instant::now() + twofold_infra::directory_cache::TTL + Duration::from_millis(1_500);
+    let mut refused = 0;
+    while Instant::now() < until {
+        let (status, _) = post_from(&client, &app, None).await;
+        refused += usize::from(status == 429);
+    }
+    assert!(refused > 0, "the flood was never refused");
+    // Refused right now (a refusal lasts at least a second), and the key comes next.
+    while post_from(&client, &app, None).await.0 != 429 {}
+    let (status, body) = post_from(&client, &app, Some(&key)).await;
+    assert_eq!(status, 200, "{body}");
+    // Known is not trusted: the key is still looked up, so its revocation holds.
+    app.gql(
+        Some(&admin),
+        "mutation($k: ID!) { revokeApiKey(keyId: $k) { id } }",
+        json!({ "k": key_id }),
+    )
+    .await
+    .data();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = post_from(&client, &app, Some(&key)).await;
+        if status != 200 {
+            assert_eq!(status, 401, "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked key is still served");
+    }
 }

@@ -112,6 +112,15 @@ async fn a_socket_without_a_valid_key_is_closed_before_it_runs_anything() {
     .await;
     assert_eq!(close_code(&mut socket, WAIT).await, Some(4429));
     assert_eq!(app.count_events(&tenant, "ApiKeyIssued").await, 1);
+    // Before `connection_init`, a `complete` is refused, and pings do not go on for ever.
+    let mut socket = open(&app).await;
+    send(&mut socket, json!({ "type": "complete", "id": "1" })).await;
+    assert_eq!(close_code(&mut socket, WAIT).await, Some(4401));
+    let mut socket = open(&app).await;
+    for _ in 0..20 {
+        send(&mut socket, json!({ "type": "ping" })).await;
+    }
+    assert_eq!(close_code(&mut socket, WAIT).await, Some(4429));
 }
 
 #[tokio::test]
