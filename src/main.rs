@@ -8,7 +8,7 @@ use twofold_infra::config::Settings;
 use twofold_infra::delivery::{DeliverySettings, Senders};
 use twofold_infra::pg;
 use twofold_services::delivery::RetryPolicy;
-use twofold_services::RequestContext;
+use twofold_services::{BudgetCeilings, RequestContext};
 
 /// Event-sourced, multi-tenant two-factor authentication service.
 #[derive(Parser)]
@@ -197,6 +197,8 @@ fn delivery_from_env(production: bool) -> anyhow::Result<Delivery> {
         sms: senders.sms,
         retry: RetryPolicy::default(),
         run_worker,
+        ceilings: BudgetCeilings::from_lookup(|k| std::env::var(k).ok())
+            .map_err(anyhow::Error::msg)?,
     })
 }
 

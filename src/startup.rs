@@ -33,7 +33,7 @@ use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{UserCrypto, UserService};
-use twofold_services::Authenticator;
+use twofold_services::{Authenticator, BudgetCeilings};
 
 /// The layout version of the user aggregate's snapshots: change it whenever `User`'s
 /// serialized state changes, so old snapshots are ignored rather than misread. Public for the
@@ -104,7 +104,8 @@ impl Services {
             auth.clone(),
             clock.clone(),
             entropy.clone(),
-        );
+        )
+        .with_budget_ceilings(delivery.ceilings);
         let sealer: Arc<dyn Sealer> =
             Arc::new(PgSealer::new(pool.clone(), secrets.master_key.clone()));
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
@@ -143,7 +144,8 @@ impl Services {
             clock,
             entropy,
             Arc::new(PgSendLimiter::new(pool.clone())),
-        );
+        )
+        .with_budget_ceilings(delivery.ceilings);
         let worker = DeliveryWorker::new(
             users.clone(),
             Arc::new(PgDeliveryQueue::new(pool.clone())),
@@ -176,6 +178,8 @@ pub struct Delivery {
     /// Whether this instance runs the delivery worker (API-only replicas may not; queued
     /// codes wait for an instance that does).
     pub run_worker: bool,
+    /// The operator's ceilings on tenants' hourly budgets.
+    pub ceilings: BudgetCeilings,
 }
 
 impl std::fmt::Debug for Delivery {

@@ -12,6 +12,7 @@ pub mod encoding;
 pub mod error;
 pub mod ports;
 mod send_limits;
+pub use send_limits::BudgetCeilings;
 pub mod tenants;
 pub mod users;
 

@@ -9,10 +9,72 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::policy::bounds;
 use twofold_domain::user::{UserEvent, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES};
 
 use crate::ports::{Reservation, SecretHasher, SendCap, SendLimiter, TenantView};
 use crate::ServiceError;
+
+/// The operator's ceilings on what a tenant's ADMIN may set as hourly budgets
+/// (`TWOFOLD_MAX_SMS_HOURLY_BUDGET`, `TWOFOLD_MAX_EMAIL_HOURLY_BUDGET`). Codes go out on the
+/// operator's provider accounts, so a tenant (or a stolen ADMIN key) must not be able to raise
+/// its own toll-fraud budget without bound. A budget set before the ceiling was lowered counts
+/// as the ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetCeilings {
+    /// Most SMS codes per hour a tenant may set.
+    pub sms: u32,
+    /// Most email codes per hour a tenant may set.
+    pub email: u32,
+}
+
+impl Default for BudgetCeilings {
+    fn default() -> Self {
+        Self {
+            sms: 10_000,
+            email: 100_000,
+        }
+    }
+}
+
+impl BudgetCeilings {
+    /// From `TWOFOLD_MAX_SMS_HOURLY_BUDGET` and `TWOFOLD_MAX_EMAIL_HOURLY_BUDGET` read through
+    /// `get` (unset or blank: the default), each at most the policy's own bound.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let read = |var: &str, default: u32, bound: (&str, i64, i64)| match get(var)
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| i64::from(*n) <= bound.2)
+                .ok_or_else(|| format!("{var} must be a whole number from 0 to {}", bound.2)),
+        };
+        let defaults = Self::default();
+        Ok(Self {
+            sms: read(
+                "TWOFOLD_MAX_SMS_HOURLY_BUDGET",
+                defaults.sms,
+                bounds::SMS_HOURLY_BUDGET,
+            )?,
+            email: read(
+                "TWOFOLD_MAX_EMAIL_HOURLY_BUDGET",
+                defaults.email,
+                bounds::EMAIL_HOURLY_BUDGET,
+            )?,
+        })
+    }
+
+    /// The ceiling of `channel`'s budget.
+    pub fn of(&self, channel: Channel) -> u32 {
+        match channel {
+            Channel::Sms => self.sms,
+            Channel::Email => self.email,
+        }
+    }
+}
 
 /// Codes one destination may receive per window across every tenant of the service.
 pub const SERVICE_WIDE_SENDS_PER_WINDOW: u32 = 10;
@@ -71,11 +133,16 @@ pub(crate) struct Slot {
 pub(crate) struct SendLimits {
     limiter: Arc<dyn SendLimiter>,
     hasher: Arc<dyn SecretHasher>,
+    pub(crate) ceilings: BudgetCeilings,
 }
 
 impl SendLimits {
     pub(crate) fn new(limiter: Arc<dyn SendLimiter>, hasher: Arc<dyn SecretHasher>) -> Self {
-        Self { limiter, hasher }
+        Self {
+            limiter,
+            hasher,
+            ceilings: BudgetCeilings::default(),
+        }
     }
 
     /// The caps a code to `destination` by `channel` counts toward, in the order a refusal is
@@ -105,7 +172,8 @@ impl SendLimits {
         let budget = match channel {
             Channel::Sms => tenant.policy.sms_hourly_budget,
             Channel::Email => tenant.policy.email_hourly_budget,
-        };
+        }
+        .min(self.ceilings.of(channel));
         vec![
             SendCap {
                 bucket: format!(
@@ -215,6 +283,24 @@ pub(crate) fn issued(events: &[UserEvent], id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_ceilings_default_and_stay_within_the_policy_bounds() {
+        assert_eq!(
+            BudgetCeilings::from_lookup(|_| None).unwrap(),
+            BudgetCeilings::default()
+        );
+        let set = BudgetCeilings::from_lookup(|k| {
+            (k == "TWOFOLD_MAX_SMS_HOURLY_BUDGET").then(|| " 50 ".to_owned())
+        })
+        .unwrap();
+        assert_eq!((set.sms, set.email), (50, BudgetCeilings::default().email));
+        let e = BudgetCeilings::from_lookup(|k| {
+            (k == "TWOFOLD_MAX_EMAIL_HOURLY_BUDGET").then(|| "2000000".to_owned())
+        })
+        .unwrap_err();
+        assert!(e.contains("TWOFOLD_MAX_EMAIL_HOURLY_BUDGET"), "{e}");
+    }
 
     #[test]
     fn addresses_are_counted_whatever_their_case_and_spacing() {

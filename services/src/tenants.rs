@@ -9,6 +9,7 @@ use crate::auth::{Authenticator, KeyPrincipal};
 use crate::commands::Commands;
 use crate::encoding::base32_lower;
 use crate::ports::{ApiKeyView, Clock, Entropy, TenantDirectory, TenantView};
+use crate::send_limits::BudgetCeilings;
 use crate::{Actor, RequestContext, ServiceError};
 
 /// A key as issued: its view plus the secret, which is never retrievable again.
@@ -46,6 +47,7 @@ pub struct TenantService {
     auth: Arc<Authenticator>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    ceilings: BudgetCeilings,
 }
 
 fn view_key(tenant: &TenantId, id: &ApiKeyId, state: &Tenant) -> Result<ApiKeyView, ServiceError> {
@@ -78,7 +80,14 @@ impl TenantService {
             auth,
             clock,
             entropy,
+            ceilings: BudgetCeilings::default(),
         }
+    }
+
+    /// Refuses hourly budgets above the operator's ceilings.
+    pub fn with_budget_ceilings(mut self, ceilings: BudgetCeilings) -> Self {
+        self.ceilings = ceilings;
+        self
     }
 
     /// Creates a tenant with a server-minted id (or `requested_id`, for the zero-config `demo`
@@ -185,6 +194,24 @@ impl TenantService {
         change: PolicyChange,
         ctx: &RequestContext,
     ) -> Result<Policy, ServiceError> {
+        for (field, asked, ceiling) in [
+            (
+                "smsHourlyBudget",
+                change.sms_hourly_budget,
+                self.ceilings.sms,
+            ),
+            (
+                "emailHourlyBudget",
+                change.email_hourly_budget,
+                self.ceilings.email,
+            ),
+        ] {
+            if asked.is_some_and(|n| n > i64::from(ceiling)) {
+                return Err(ServiceError::InvalidInput(format!(
+                    "{field} may be at most {ceiling} (set by the operator)"
+                )));
+            }
+        }
         let command = TenantCommand::SetPolicy {
             change,
             at: self.clock.now(),

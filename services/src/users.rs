@@ -26,7 +26,7 @@ use crate::ports::{
     Clock, Entropy, Sealer, SecretHasher, SendLimiter, TenantDirectory, TenantView, TotpEngine,
     TotpError, TotpProvisioning,
 };
-use crate::send_limits::{issued, SendLimits};
+use crate::send_limits::{issued, BudgetCeilings, SendLimits};
 use crate::{RequestContext, ServiceError};
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
@@ -451,6 +451,12 @@ impl UserService {
             clock,
             entropy,
         }
+    }
+
+    /// Holds tenants' hourly budgets to the operator's ceilings.
+    pub fn with_budget_ceilings(mut self, ceilings: BudgetCeilings) -> Self {
+        self.limits.ceilings = ceilings;
+        self
     }
 
     /// Runs `action`, which issues the code `challenge_id` to `destination`, under the send

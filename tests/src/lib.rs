@@ -178,6 +178,8 @@ pub struct TestOptions {
     pub http: HttpLimits,
     /// Whether GraphiQL is served.
     pub graphiql: bool,
+    /// The operator's ceilings on tenants' hourly budgets.
+    pub ceilings: twofold_services::BudgetCeilings,
 }
 
 impl Default for TestOptions {
@@ -189,6 +191,7 @@ impl Default for TestOptions {
             websocket: twofold_graphql::WsLimits::default(),
             http: HttpLimits::default(),
             graphiql: true,
+            ceilings: twofold_services::BudgetCeilings::default(),
         }
     }
 }
@@ -328,6 +331,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
             lease: std::time::Duration::from_secs(60),
         },
         run_worker: options.run_worker,
+        ceilings: options.ceilings,
     };
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),

@@ -29,6 +29,7 @@ use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
 
 pub use registry::{Websockets, WsLimits};
 
+use crate::client_addr::budget_unit;
 use crate::http::{
     bearer, client_ip, error_response, rate_limited, request_context, ApiState, RequestId,
     MAX_CREDENTIAL_CHARS,
@@ -107,6 +108,23 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         }
     };
     let limits = &state.websockets.limits;
+    // A socket waiting for its key holds a connection for up to the init timeout: without a
+    // bound per address, one client could hold every connection of the instance.
+    let pending_counter = format!(
+        "pending:{}",
+        ip.map(budget_unit)
+            .map_or_else(String::new, |ip| ip.to_string())
+    );
+    let Some(pending) = state
+        .websockets
+        .open(&[(pending_counter, limits.max_pending_per_address)])
+    else {
+        return error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "too many sockets from this address are waiting for connection_init",
+        );
+    };
     // The transport reads messages up to four times the limit, so one over the limit is read
     // whole and refused with a close frame the client can see (1009); past that, the read
     // itself fails and the connection is dropped. Either way nothing larger is parsed.
@@ -128,6 +146,7 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         request_id,
         ip,
         header_credential,
+        pending: Some(pending),
         key: None,
         operations: HashMap::new(),
         serial: 0,
@@ -152,6 +171,8 @@ struct Connection {
     /// The client's address, whose budget a refused `connection_init` spends.
     ip: Option<std::net::IpAddr>,
     header_credential: Option<Credential>,
+    /// The socket's place among those of its address still waiting for a key.
+    pending: Option<SocketSlot>,
     key: Option<Accepted>,
     /// Operations in flight, by the client's id, with a serial number so that the end of an
     /// operation is never mistaken for the end of a later one reusing its id.
@@ -331,14 +352,22 @@ impl Connection {
         }
         let credential = credential?;
         let principal = self.authenticate(&credential).await?;
-        let holder = match &principal {
-            Principal::Key(k) => format!("key:{}", k.key_id),
-            Principal::Operator => "operator".to_owned(),
+        let limits = &self.state.websockets.limits;
+        let counters = match &principal {
+            Principal::Key(k) => vec![
+                (format!("key:{}", k.key_id), limits.max_sockets_per_key),
+                (
+                    format!("tenant:{}", k.tenant_id),
+                    limits.max_sockets_per_tenant,
+                ),
+            ],
+            Principal::Operator => vec![("operator".to_owned(), limits.max_sockets_per_key)],
         };
-        let slot = self.state.websockets.open(holder).ok_or(Close::TooMany(
-            "too many sockets are open with this key on this instance",
+        let slot = self.state.websockets.open(&counters).ok_or(Close::TooMany(
+            "too many sockets are open with this key or organisation on this instance",
         ))?;
         crate::http::record_caller(&principal);
+        self.pending = None;
         self.key = Some(Accepted {
             credential,
             _slot: slot,

@@ -1,4 +1,5 @@
-//! The limits of the WebSocket path and the count of open sockets per key.
+//! The limits of the WebSocket path and the count of open sockets per key, per tenant, and
+//! (before their key is accepted) per client address.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +17,13 @@ pub struct WsLimits {
     pub operation_timeout: Duration,
     /// Most sockets open at once per key (or for the operator token), per instance.
     pub max_sockets_per_key: usize,
+    /// Most sockets open at once per tenant, whatever its keys, per instance: sockets need no
+    /// reconnecting, so without it one tenant's keys (up to 100 of them) could hold every
+    /// connection of the instance.
+    pub max_sockets_per_tenant: usize,
+    /// Most sockets per client address (an IPv4 address or IPv6 /64) still waiting for their
+    /// key to be accepted.
+    pub max_pending_per_address: usize,
     /// Most operations in flight (subscriptions included) at once on one socket.
     pub max_operations_per_socket: usize,
     /// Longest wait for `connection_init` after the upgrade.
@@ -32,6 +40,8 @@ impl Default for WsLimits {
             max_message_bytes: MAX_BODY_BYTES,
             operation_timeout: REQUEST_TIMEOUT,
             max_sockets_per_key: 8,
+            max_sockets_per_tenant: 32,
+            max_pending_per_address: 16,
             max_operations_per_socket: 16,
             init_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -56,25 +66,30 @@ impl Websockets {
         }
     }
 
-    /// A place for one more socket of `key`, or `None` when it already has the most allowed.
-    pub(crate) fn open(self: &Arc<Self>, key: String) -> Option<SocketSlot> {
+    /// A place under each of `counters` (a name and its most), or `None` when one of them is
+    /// full. All or nothing: a refused socket takes no place anywhere.
+    pub(crate) fn open(self: &Arc<Self>, counters: &[(String, usize)]) -> Option<SocketSlot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(key.clone()).or_default();
-        if *count >= self.limits.max_sockets_per_key {
+        let full = counters
+            .iter()
+            .any(|(name, most)| open.get(name).copied().unwrap_or(0) >= *most);
+        if full {
             return None;
         }
-        *count += 1;
+        for (name, _) in counters {
+            *open.entry(name.clone()).or_default() += 1;
+        }
         Some(SocketSlot {
             sockets: self.clone(),
-            key,
+            counters: counters.iter().map(|(name, _)| name.clone()).collect(),
         })
     }
 }
 
-/// One open socket of a key; gives its place back when dropped.
+/// One open socket's places; given back when dropped.
 pub(crate) struct SocketSlot {
     sockets: Arc<Websockets>,
-    key: String,
+    counters: Vec<String>,
 }
 
 impl Drop for SocketSlot {
@@ -84,10 +99,12 @@ impl Drop for SocketSlot {
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.key);
+        for name in &self.counters {
+            if let Some(count) = open.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(name);
+                }
             }
         }
     }
@@ -98,16 +115,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_gets_at_most_its_sockets_and_a_closed_one_frees_its_place() {
-        let sockets = Arc::new(Websockets::new(WsLimits {
-            max_sockets_per_key: 2,
-            ..WsLimits::default()
-        }));
-        let a = sockets.open("a".into()).unwrap();
-        let _b = sockets.open("a".into()).unwrap();
-        assert!(sockets.open("a".into()).is_none());
-        assert!(sockets.open("other".into()).is_some());
+    fn a_socket_takes_a_place_under_every_counter_or_none() {
+        let sockets = Arc::new(Websockets::default());
+        let places = |key: &str| vec![(format!("key:{key}"), 2), ("tenant:t".to_owned(), 3)];
+        let a = sockets.open(&places("a")).unwrap();
+        let _b = sockets.open(&places("a")).unwrap();
+        assert!(sockets.open(&places("a")).is_none(), "the key is full");
+        let _c = sockets.open(&places("c")).unwrap();
+        assert!(sockets.open(&places("d")).is_none(), "the tenant is full");
+        // The refused attempts took nothing: freeing one place lets exactly one more in.
         drop(a);
-        assert!(sockets.open("a".into()).is_some());
+        assert!(sockets.open(&places("d")).is_some());
+        assert!(sockets.open(&[("tenant:other".to_owned(), 3)]).is_some());
     }
 }

@@ -468,6 +468,62 @@ async fn the_email_budget_is_part_of_the_policy_and_refuses_beyond_it() {
 }
 
 #[tokio::test]
+async fn the_operator_caps_what_a_tenant_may_set_as_its_budgets() {
+    let app = spawn_app().await;
+    let (admin, key) = tenant(&app, "Acme").await;
+    // A stolen ADMIN key cannot raise the toll-fraud budget on the operator's accounts.
+    let ceilings = twofold_services::BudgetCeilings::default();
+    for (field, ceiling) in [
+        ("smsHourlyBudget", ceilings.sms),
+        ("emailHourlyBudget", ceilings.email),
+    ] {
+        let refused = app
+            .gql(
+                Some(&admin),
+                &format!(
+                    "mutation {{ setPolicy(input: {{ {field}: {} }}) {{ {field} }} }}",
+                    ceiling + 1
+                ),
+                json!({}),
+            )
+            .await;
+        assert_eq!(refused.error_code(), "INVALID_INPUT", "{}", refused.body);
+        assert!(refused.error_message().contains(field), "{}", refused.body);
+        set_policy(&app, &admin, &format!("{field}: {ceiling}")).await;
+    }
+    set_policy(&app, &admin, "emailHourlyBudget: 3").await;
+    // An instance whose operator lowered the ceiling holds the budget set before to it.
+    let lowered = spawn_instance_of(
+        &app,
+        TestOptions {
+            ceilings: twofold_services::BudgetCeilings {
+                email: 1,
+                ..ceilings
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    lowered
+        .gql(
+            Some(&key),
+            ADD_EMAIL,
+            json!({ "u": "a", "e": "a@example.com" }),
+        )
+        .await
+        .data();
+    let second = lowered
+        .gql(
+            Some(&key),
+            ADD_EMAIL,
+            json!({ "u": "b", "e": "b@example.com" }),
+        )
+        .await;
+    assert_eq!(second.error_code(), "RATE_LIMITED", "{}", second.body);
+    assert!(second.error_message().contains("hourly email budget"));
+}
+
+#[tokio::test]
 async fn expired_reservations_are_pruned() {
     let app = spawn_app().await;
     let (_, key) = tenant(&app, "Acme").await;

@@ -10,8 +10,8 @@ use twofold_graphql::WsLimits;
 use twofold_tests::{spawn_app, spawn_app_with, TestApp, TestOptions};
 
 use crate::ws_support::{
-    close_code, code, connect, connect_with_key, next_message, open, open_with, result_of, send,
-    subscribe, WAIT,
+    close_code, code, connect, connect_with_key, next_message, open, open_from, open_with,
+    result_of, send, subscribe, WAIT,
 };
 
 const ISSUE_ADMIN: &str =
@@ -465,4 +465,45 @@ async fn a_tenant_holds_a_bounded_number_of_live_audit_streams() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_tenant_holds_a_bounded_number_of_sockets_and_an_address_of_waiting_ones() {
+    let app = spawn_app_with(TestOptions {
+        websocket: WsLimits {
+            max_sockets_per_tenant: 3,
+            max_pending_per_address: 4,
+            ..WsLimits::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let (_, admin) = app.create_tenant("Many sockets").await;
+    let (_, first) = app.issue_key(&admin, "APP").await;
+    let (_, second) = app.issue_key(&admin, "APP").await;
+    let (_, neighbour) = app.create_tenant("Neighbour").await;
+    // Three sockets of the tenant, over two keys; a fourth is refused whichever key it uses.
+    let _held = [
+        connect_with_key(&app, &first).await,
+        connect_with_key(&app, &first).await,
+        connect_with_key(&app, &second).await,
+    ];
+    let mut fourth = connect(&app, json!({ "Authorization": format!("Bearer {second}") })).await;
+    assert_eq!(close_code(&mut fourth, WAIT).await, Some(4429));
+    // Another tenant is not affected.
+    let _neighbours = connect_with_key(&app, &neighbour).await;
+
+    // Sockets that have not given a key yet: four from one address, then 429 at the upgrade.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        waiting.push(
+            open_from(&app, "127.0.0.12")
+                .await
+                .unwrap_or_else(|(s, body)| panic!("refused with {s}: {body}")),
+        );
+    }
+    let (status, body) = open_from(&app, "127.0.0.12").await.err().unwrap();
+    assert_eq!(status, 429);
+    assert!(body.contains("waiting for connection_init"), "{body}");
+    assert!(open_from(&app, "127.0.0.13").await.is_ok());
 }

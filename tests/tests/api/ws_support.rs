@@ -139,8 +139,8 @@ pub fn code(answer: &Value) -> &str {
 }
 
 /// Opens a `graphql-transport-ws` socket from the local address `local` (a 127.0.0.0/8
-/// address); the HTTP status when the upgrade is refused.
-pub async fn open_from(app: &TestApp, local: &str) -> Result<Socket, u16> {
+/// address); the HTTP status and body when the upgrade is refused.
+pub async fn open_from(app: &TestApp, local: &str) -> Result<Socket, (u16, String)> {
     let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
@@ -156,7 +156,8 @@ pub async fn open_from(app: &TestApp, local: &str) -> Result<Socket, u16> {
     {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Err(response.status().as_u16())
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+            Err((response.status().as_u16(), body.into_owned()))
         }
         Err(e) => panic!("the upgrade failed: {e}"),
     }
