@@ -530,6 +530,13 @@ async fn audit_export(State(state): State<ApiState>, req: Request) -> Response {
             Err(std::io::Error::other("audit export failed"))
         }
     });
+    let credential = bearer(&parts.headers)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
+    let revoked = crate::revocation::revocation_of(state.auth.clone(), credential);
+    let lines = crate::revocation::until_revoked(lines, revoked);
     let filename = format!("attachment; filename=\"audit-{}.jsonl\"", key.tenant_id);
     let mut response = Response::new(Body::from_stream(lines));
     let headers = response.headers_mut();

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proof_input;
 pub mod rate_limit;
+pub mod revocation;
 pub mod schema;
 pub mod syntax_error;
 pub mod types;
