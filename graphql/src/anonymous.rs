@@ -31,6 +31,7 @@ const MAX_ADDRESSES: usize = 100_000;
 pub struct AnonymousBudget {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    pruned: Mutex<Instant>,
 }
 
 impl Default for AnonymousBudget {
@@ -40,6 +41,7 @@ impl Default for AnonymousBudget {
         Self {
             limiter: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             blocked: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(Instant::now()),
         }
     }
 }
@@ -65,13 +67,20 @@ impl AnonymousBudget {
             return;
         };
         if self.limiter.len() > MAX_ADDRESSES {
-            self.limiter.retain_recent();
+            // A scan of every address: at most once a second, however many addresses flood.
+            let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if pruned.elapsed() >= Duration::from_secs(1) {
+                self.limiter.retain_recent();
+                *pruned = Instant::now();
+            }
         }
         if let Err(not_until) = self.limiter.check_key(&ip) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
             if blocked.len() > MAX_ADDRESSES {
-                blocked.clear();
+                // Lapsed blocks go; live ones (the flooders') stay.
+                let now = Instant::now();
+                blocked.retain(|_, until| *until > now);
             }
             blocked.insert(ip, Instant::now() + wait.max(Duration::from_secs(1)));
         }

@@ -46,6 +46,8 @@ pub fn until_revoked(
 /// refusal, and is tried again at the next tick.
 pub async fn revocation_of(auth: Arc<Authenticator>, credential: String) {
     let mut tick = tokio::time::interval(RECHECK);
+    // A reader that stalled gets one check when it reads again, not one per missed tick.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;

@@ -19,7 +19,11 @@ fn the_checked_in_sdl_matches_the_code() {
     let sdl = our_sdl();
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
         let old = std::fs::read_to_string(SDL_PATH).unwrap_or_default();
-        let problems = if old.is_empty() { Vec::new() } else { violations(&sdl, &old) };
+        let problems = if old.is_empty() {
+            Vec::new()
+        } else {
+            violations(&sdl, &old)
+        };
         assert!(
             problems.is_empty(),
             "not updating graphql/schema.graphql: the change breaks clients:\n{}",
@@ -239,5 +243,8 @@ fn the_breaking_change_check_catches_removals_renames_and_type_changes() {
     }
     let added = "type Query { a: Int! b: Int } type Mutation { m(keyId: ID!, note: String): String } \
                  input In { x: Int, y: Int } enum E { A B C } type T { t: Int } type New { n: Int }";
-    assert!(violations(added, before).is_empty(), "additions are allowed");
+    assert!(
+        violations(added, before).is_empty(),
+        "additions are allowed"
+    );
 }

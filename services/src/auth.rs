@@ -4,7 +4,7 @@
 //! key, the id names the key in audit records, and the 256-bit secret is what makes it a key. Only
 //! the keyed hash of the whole key is stored, so a database dump yields no usable key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,15 +76,54 @@ pub struct Authenticator {
     hasher: Arc<dyn SecretHasher>,
     entropy: Arc<dyn Entropy>,
     operator: Option<KeyedHash>,
-    /// Keyed hashes of keys found valid, and when last (see [`Authenticator::is_known`]).
-    known: Mutex<HashMap<String, Instant>>,
+    /// Keys found valid (see [`Authenticator::is_known`]).
+    known: Mutex<Known>,
 }
 
 /// How long a key found valid stays known after its last use.
 pub const KNOWN_FOR: Duration = Duration::from_secs(3600);
 
-/// Keys remembered at most; beyond it (and once none has lapsed) new keys are not remembered.
-const MAX_KNOWN: usize = 100_000;
+/// Keys remembered per tenant: a tenant holds at most 100 active keys, so more are keys it
+/// minted and revoked, and must not crowd other tenants' keys out.
+const KNOWN_PER_TENANT: usize = 200;
+
+/// Keyed hashes of keys found valid, when last, and per tenant in the order they were first
+/// remembered (the oldest goes when a tenant is at [`KNOWN_PER_TENANT`]).
+#[derive(Default)]
+struct Known {
+    /// Hash -> (last found valid, generation).
+    entries: HashMap<String, (Instant, u64)>,
+    /// Per tenant: (hash, generation) in the order remembered.
+    order: HashMap<TenantId, VecDeque<(String, u64)>>,
+    generation: u64,
+}
+
+impl Known {
+    fn remember(&mut self, tenant: &TenantId, hash: &str) {
+        if let Some((seen, _)) = self.entries.get_mut(hash) {
+            *seen = Instant::now();
+            return;
+        }
+        self.generation += 1;
+        let order = self.order.entry(tenant.clone()).or_default();
+        if order.len() >= KNOWN_PER_TENANT {
+            if let Some((oldest, generation)) = order.pop_front() {
+                // Only if that entry is the one queued (it may have been forgotten and
+                // remembered again since).
+                if self
+                    .entries
+                    .get(&oldest)
+                    .is_some_and(|(_, g)| *g == generation)
+                {
+                    self.entries.remove(&oldest);
+                }
+            }
+        }
+        order.push_back((hash.to_owned(), self.generation));
+        self.entries
+            .insert(hash.to_owned(), (Instant::now(), self.generation));
+    }
+}
 
 fn unauthenticated() -> ServiceError {
     ServiceError::Unauthenticated("invalid or revoked credentials".into())
@@ -159,19 +198,24 @@ impl Authenticator {
             .keyed_hash(KEY_HASH_PURPOSE, credential.as_bytes());
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
+            .entries
             .get(hash.as_hex())
-            .is_some_and(|seen| seen.elapsed() < KNOWN_FOR)
+            .is_some_and(|(seen, _)| seen.elapsed() < KNOWN_FOR)
     }
 
-    fn remember(&self, hash: &KeyedHash) {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= MAX_KNOWN && !known.contains_key(hash.as_hex()) {
-            known.retain(|_, seen| seen.elapsed() < KNOWN_FOR);
-            if known.len() >= MAX_KNOWN {
-                return;
-            }
-        }
-        known.insert(hash.as_hex().to_owned(), Instant::now());
+    fn remember(&self, tenant: &TenantId, hash: &KeyedHash) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remember(tenant, hash.as_hex());
+    }
+
+    fn forget(&self, hash: &KeyedHash) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .remove(hash.as_hex());
     }
 
     /// Checks a bearer credential. Unknown, malformed and revoked credentials get the same
@@ -190,19 +234,42 @@ impl Authenticator {
         let hash = self
             .hasher
             .keyed_hash(KEY_HASH_PURPOSE, credential.as_bytes());
-        let key = self
-            .directory
-            .key_by_hash(&hash)
-            .await?
-            .ok_or_else(unauthenticated)?;
-        if key.id != id || key.revoked_at.is_some() {
+        let key = self.directory.key_by_hash(&hash).await?;
+        let Some(key) = key.filter(|k| k.id == id && k.revoked_at.is_none()) else {
+            self.forget(&hash);
             return Err(unauthenticated());
-        }
-        self.remember(&hash);
+        };
+        self.remember(&key.tenant_id, &hash);
         Ok(Principal::Key(KeyPrincipal {
             tenant_id: key.tenant_id,
             key_id: key.id,
             role: key.role,
         }))
+    }
+}
+
+#[cfg(test)]
+mod known_tests {
+    use super::*;
+
+    #[test]
+    fn one_tenant_minting_keys_cannot_crowd_out_another_tenants_known_keys() {
+        let mut known = Known::default();
+        let quiet = TenantId::parse("quiet").unwrap();
+        let busy = TenantId::parse("busy").unwrap();
+        known.remember(&quiet, "quiet-key");
+        for i in 0..10 * KNOWN_PER_TENANT {
+            known.remember(&busy, &format!("busy-{i}"));
+        }
+        assert!(known.entries.contains_key("quiet-key"));
+        assert_eq!(known.entries.len(), KNOWN_PER_TENANT + 1);
+        // The busy tenant keeps its most recent keys.
+        assert!(known
+            .entries
+            .contains_key(&format!("busy-{}", 10 * KNOWN_PER_TENANT - 1)));
+        // A key forgotten and remembered again is not evicted by its stale queue entry.
+        known.entries.remove("busy-1999");
+        known.remember(&busy, "busy-1999");
+        assert!(known.entries.contains_key("busy-1999"));
     }
 }

@@ -115,10 +115,17 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         ip.map(budget_unit)
             .map_or_else(String::new, |ip| ip.to_string())
     );
-    let Some(pending) = state
-        .websockets
-        .open(&[(pending_counter, limits.max_pending_per_address)])
-    else {
+    // An upgrade carrying a key this instance knows as valid does not count: sockets that
+    // never give a key must not lock a tenant's backend behind the same address out.
+    let known_key = header_credential
+        .as_ref()
+        .is_some_and(|c| state.auth.is_known(&c.0));
+    let counters = if known_key {
+        Vec::new()
+    } else {
+        vec![(pending_counter, limits.max_pending_per_address)]
+    };
+    let Some(pending) = state.websockets.open(&counters) else {
         return error_response(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,

@@ -10,8 +10,8 @@ use twofold_graphql::WsLimits;
 use twofold_tests::{spawn_app, spawn_app_with, TestApp, TestOptions};
 
 use crate::ws_support::{
-    close_code, code, connect, connect_with_key, next_message, open, open_from, open_with,
-    result_of, send, subscribe, WAIT,
+    close_code, code, connect, connect_with_key, next_message, open, open_from, open_from_with,
+    open_with, result_of, send, subscribe, WAIT,
 };
 
 const ISSUE_ADMIN: &str =
@@ -506,4 +506,11 @@ async fn a_tenant_holds_a_bounded_number_of_sockets_and_an_address_of_waiting_on
     assert_eq!(status, 429);
     assert!(body.contains("waiting for connection_init"), "{body}");
     assert!(open_from(&app, "127.0.0.13").await.is_ok());
+    // A backend behind the same address, with a key this instance knows, still gets in.
+    assert!(
+        open_from_with(&app, "127.0.0.12", Some(&neighbour))
+            .await
+            .is_ok(),
+        "sockets that never give a key locked a known key out"
+    );
 }

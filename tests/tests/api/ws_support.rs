@@ -141,12 +141,26 @@ pub fn code(answer: &Value) -> &str {
 /// Opens a `graphql-transport-ws` socket from the local address `local` (a 127.0.0.0/8
 /// address); the HTTP status and body when the upgrade is refused.
 pub async fn open_from(app: &TestApp, local: &str) -> Result<Socket, (u16, String)> {
+    open_from_with(app, local, None).await
+}
+
+/// [`open_from`], with `key` in the upgrade's `Authorization` header when given.
+pub async fn open_from_with(
+    app: &TestApp,
+    local: &str,
+    key: Option<&str>,
+) -> Result<Socket, (u16, String)> {
     let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
+    if let Some(key) = key {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
     let server: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
     let tcp = tokio::net::TcpSocket::new_v4().unwrap();
     tcp.bind(format!("{local}:0").parse().unwrap()).unwrap();
