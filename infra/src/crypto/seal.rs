@@ -456,7 +456,7 @@ mod tests {
     /// The database part, on a private throwaway PostgreSQL cluster.
     mod pg {
         use super::*;
-        use crate::pg::local::{LocalPgOptions, LocalPostgres};
+        use twofold_pg_local::{LocalPgOptions, LocalPostgres};
 
         struct Cluster {
             pg: LocalPostgres,
