@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use twofold_domain::Role;
 use twofold_infra::config::{write_private, Settings};
 use twofold_infra::pg::ensure_database;
-use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
+use twofold_pg_local::{LocalPgOptions, LocalPostgres};
 use twofold_services::{KeyPrincipal, RequestContext, ServiceError};
 
 use crate::startup::Services;

@@ -26,7 +26,7 @@ use anyhow::{anyhow, Context};
 use serde_json::json;
 use twofold_infra::crypto::OsEntropy;
 use twofold_infra::pg;
-use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
+use twofold_pg_local::{LocalPgOptions, LocalPostgres};
 use twofold_services::ports::Entropy;
 
 /// Options of `twofold bench`.

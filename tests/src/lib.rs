@@ -19,7 +19,7 @@ use twofold::startup::{AppConfig, Application, Delivery};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
 use twofold_infra::delivery::{DeliverySettings, Senders};
 pub use twofold_infra::http_limits::HttpLimits;
-use twofold_infra::pg::local::{LocalPgOptions, LocalPostgres};
+use twofold_pg_local::{LocalPgOptions, LocalPostgres};
 use twofold_services::delivery::RetryPolicy;
 
 /// The PostgreSQL server of this test run: an admin URL and a URL maker for databases.

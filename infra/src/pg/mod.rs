@@ -1,8 +1,6 @@
-//! PostgreSQL: connection pool, migrations, and a private cluster for zero-config and tests.
+//! PostgreSQL: connection pool, migrations and health check.
 
 pub mod direct;
-pub mod local;
-pub mod local_auth;
 
 use std::time::Duration;
 

@@ -15,10 +15,10 @@ use std::path::Path;
 use rand::RngCore;
 
 /// The file beside `data/` that holds the password.
-pub(super) const PASSWORD_FILE: &str = "password";
+pub(crate) const PASSWORD_FILE: &str = "password";
 
 /// What `pg_hba.conf` says, whatever it said before: the password, on every way in.
-pub(super) const HBA_CONF: &str = "\
+pub(crate) const HBA_CONF: &str = "\
 # Written by Twofold at every start: every connection needs the password kept in the file
 # `password` beside this cluster's data folder.
 local all all scram-sha-256
@@ -36,7 +36,7 @@ impl Password {
         &self.0
     }
 
-    pub(super) fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         Self(hex::encode(bytes))
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Password {
 }
 
 /// The password kept in `dir`, if there is one.
-pub(super) fn load(dir: &Path) -> io::Result<Option<Password>> {
+pub(crate) fn load(dir: &Path) -> io::Result<Option<Password>> {
     let path = dir.join(PASSWORD_FILE);
     match fs::read_to_string(&path) {
         Ok(text) if is_password(text.trim()) => Ok(Some(Password(text.trim().to_owned()))),
@@ -65,7 +65,7 @@ pub(super) fn load(dir: &Path) -> io::Result<Option<Password>> {
 
 /// Keeps `password` in `dir` (mode 0600), written whole or not at all. Called only once the
 /// cluster knows it: a file naming a password the cluster never got would lock Twofold out.
-pub(super) fn store(dir: &Path, password: &Password) -> io::Result<()> {
+pub(crate) fn store(dir: &Path, password: &Password) -> io::Result<()> {
     let temporary = dir.join(format!("{PASSWORD_FILE}.new"));
     let _ = fs::remove_file(&temporary);
     let mut file = OpenOptions::new()
@@ -84,7 +84,7 @@ fn is_password(text: &str) -> bool {
 
 /// The statements that set the superuser's password as a SCRAM verifier (an old cluster may
 /// default to md5, which `scram-sha-256` authentication cannot check). Hex needs no quoting.
-pub(super) fn set_password_sql(user: &str, password: &Password) -> String {
+pub(crate) fn set_password_sql(user: &str, password: &Password) -> String {
     format!(
         "SET password_encryption = 'scram-sha-256';\nALTER ROLE \"{user}\" PASSWORD '{}';\n",
         password.0

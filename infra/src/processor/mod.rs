@@ -15,109 +15,19 @@
 //! rows (`FOR UPDATE`, in name order), so batches never overlap, and a batch that waited for
 //! the locks starts from the checkpoints the previous one committed.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod projection;
+mod settle;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Mutex, Notify};
-use twofold_services::ports::{CommitSignal, ReadModelSync};
-use twofold_services::StoreError;
+
+pub use projection::{Projection, ProjectionError, StoredEvent, EVENT_COLUMNS};
 
 /// Events per batch (and per consumer transaction).
 const BATCH: i64 = 500;
-
-/// An event as read from the log.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    /// e.g. `tenant`.
-    pub aggregate_type: String,
-    /// `{tenant_id}/...`.
-    pub aggregate_id: String,
-    /// Position in its aggregate's stream (1-based).
-    pub sequence: i64,
-    /// e.g. `ApiKeyIssued`.
-    pub event_type: String,
-    /// The serialized domain event.
-    pub payload: serde_json::Value,
-    /// Request metadata (actor, request id, ...).
-    pub metadata: serde_json::Value,
-    /// The writing transaction.
-    pub tx_id: i64,
-    /// Global insertion position.
-    pub position: i64,
-    /// When its transaction started (`now()` at insert).
-    pub recorded_at: DateTime<Utc>,
-    /// The owning tenant.
-    pub tenant_id: String,
-}
-
-impl StoredEvent {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
-            tx_id: row.try_get("tx")?,
-            position: row.try_get("global_position")?,
-            recorded_at: row.try_get("recorded_at")?,
-            tenant_id: row.try_get("tenant_id")?,
-        })
-    }
-}
-
-/// The columns of [`StoredEvent`], for queries that read events.
-pub const EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, payload, \
-     metadata, tx_id::text::bigint AS tx, global_position, recorded_at, tenant_id";
-
-/// Why a projection could not apply an event.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    /// The database refused.
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    /// The payload is not the event the projection expected.
-    #[error("cannot read event payload: {0}")]
-    Payload(#[from] serde_json::Error),
-}
-
-/// A read model kept from the event log.
-#[async_trait]
-pub trait Projection: Send + Sync {
-    /// Unique, stable name: the checkpoint's key and the `projections rebuild` argument.
-    fn name(&self) -> &'static str;
-    /// Whether a command on `aggregate_type` must wait for this projection before answering
-    /// (read-your-writes): true when the API reads this projection and such events change it.
-    fn reads(&self, aggregate_type: &str) -> bool;
-    /// Applies one event inside the batch's transaction. Must ignore events it does not use.
-    async fn apply(
-        &self,
-        db: &mut PgConnection,
-        event: &StoredEvent,
-    ) -> Result<(), ProjectionError>;
-    /// Applies a batch of events, in order, inside the batch's transaction. The default applies
-    /// them one at a time; a projection that can do better in fewer statements overrides it.
-    /// The error names the event that failed (or the first of the batch).
-    async fn apply_all(
-        &self,
-        db: &mut PgConnection,
-        events: &[StoredEvent],
-    ) -> Result<(), (i64, ProjectionError)> {
-        for event in events {
-            self.apply(db, event)
-                .await
-                .map_err(|e| (event.position, e))?;
-        }
-        Ok(())
-    }
-    /// Deletes everything the projection wrote, before a rebuild from position 0.
-    async fn reset(&self, db: &mut PgConnection) -> Result<(), ProjectionError>;
-}
 
 /// Why the processor stopped a batch. The batch's transaction is rolled back: nothing is half
 /// applied, and the next run starts from the same checkpoint.
@@ -444,119 +354,4 @@ async fn apply_events(
             position,
             source,
         })
-}
-
-impl CommitSignal for EventProcessor {
-    fn subscribe(&self) -> watch::Receiver<u64> {
-        self.applied.subscribe()
-    }
-}
-
-#[async_trait]
-impl ReadModelSync for EventProcessor {
-    async fn settle(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        sequence: usize,
-    ) -> Result<(), StoreError> {
-        // The command just committed: whoever waits or not, the projections have work.
-        self.nudge();
-        if !self
-            .runners
-            .iter()
-            .any(|r| r.projection.reads(aggregate_type))
-        {
-            return Ok(());
-        }
-        let target = sqlx::query(
-            "SELECT tx_id::text AS tx, global_position FROM events \
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::new)?;
-        let Some(target) = target else {
-            return Ok(());
-        };
-        let names: Vec<&'static str> = self
-            .runners
-            .iter()
-            .filter(|r| r.projection.reads(aggregate_type))
-            .map(|r| r.projection.name())
-            .collect();
-        if names.is_empty() {
-            return Ok(());
-        }
-        let tx: String = target.try_get("tx").map_err(StoreError::new)?;
-        let position: i64 = target.try_get("global_position").map_err(StoreError::new)?;
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            self.catch_up().await.map_err(StoreError::new)?;
-            let behind: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM projection_checkpoints WHERE consumer = ANY($1) \
-                 AND (last_tx, last_position) < ($2::xid8, $3)",
-            )
-            .bind(&names)
-            .bind(&tx)
-            .bind(position)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::new)?;
-            if behind == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    aggregate_type,
-                    sequence,
-                    "read model still behind after the settle timeout; answering anyway"
-                );
-                return Ok(());
-            }
-            // An older transaction is still open; wait for progress or a short tick.
-            let _ =
-                tokio::time::timeout(Duration::from_millis(5), self.progressed.notified()).await;
-        }
-    }
-
-    async fn catch_up_all(&self) -> Result<(), StoreError> {
-        // Every transaction visible in this snapshot had committed before the call.
-        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::new)?;
-        let names = self.projection_names();
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            self.catch_up().await.map_err(StoreError::new)?;
-            let behind: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints c \
-                   JOIN LATERAL (SELECT 1 FROM events e \
-                     WHERE (e.tx_id, e.global_position) > (c.last_tx, c.last_position) \
-                       AND pg_visible_in_snapshot(e.tx_id, $2::pg_snapshot) LIMIT 1) pending \
-                   ON true \
-                 WHERE c.consumer = ANY($1))",
-            )
-            .bind(&names)
-            .bind(&snapshot)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::new)?;
-            if !behind {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    "read models still behind after the settle timeout; answering anyway"
-                );
-                return Ok(());
-            }
-            let _ =
-                tokio::time::timeout(Duration::from_millis(5), self.progressed.notified()).await;
-        }
-    }
 }
