@@ -1,0 +1,203 @@
+//! The tenant, its keys and its policy.
+
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use twofold_services::ports::{ApiKeyView, TenantView};
+use twofold_services::tenants::{CreatedTenant as CreatedTenantData, IssuedKey, TenantService};
+
+use crate::error::ApiError;
+
+use super::{MethodGql, RoleGql};
+
+/// A tenant.
+pub struct Tenant(pub TenantView);
+
+#[Object]
+impl Tenant {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn policy(&self) -> Policy {
+        Policy(self.0.policy.clone())
+    }
+    /// The tenant's API keys, revoked ones included. Each read costs 200 toward a document's
+    /// complexity limit (2,000).
+    #[graphql(complexity = 200)]
+    async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>, ApiError> {
+        let service = ctx.data_unchecked::<TenantService>();
+        Ok(service
+            .api_keys(&self.0.id)
+            .await?
+            .into_iter()
+            .map(ApiKey)
+            .collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// An API key (never its secret).
+pub struct ApiKey(pub ApiKeyView);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn role(&self) -> RoleGql {
+        self.0.role.into()
+    }
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}
+
+/// A key with its secret, shown once.
+#[derive(SimpleObject)]
+pub struct IssuedApiKey {
+    key: ApiKey,
+    secret: String,
+}
+
+impl From<IssuedKey> for IssuedApiKey {
+    fn from(k: IssuedKey) -> Self {
+        Self {
+            key: ApiKey(k.key),
+            secret: k.secret,
+        }
+    }
+}
+
+/// A new tenant and its first ADMIN key.
+#[derive(SimpleObject)]
+pub struct CreatedTenant {
+    tenant: Tenant,
+    admin_key: IssuedApiKey,
+}
+
+impl From<CreatedTenantData> for CreatedTenant {
+    fn from(c: CreatedTenantData) -> Self {
+        Self {
+            tenant: Tenant(c.tenant),
+            admin_key: c.admin_key.into(),
+        }
+    }
+}
+
+/// The tenant's 2FA policy.
+pub struct Policy(pub twofold_domain::Policy);
+
+#[Object]
+impl Policy {
+    async fn enforce_two_factor(&self) -> bool {
+        self.0.enforce_two_factor
+    }
+    /// Users without 2FA may still sign in until this long after the policy was set (or they
+    /// were first seen).
+    async fn enrollment_grace_period_days(&self) -> i32 {
+        i32::from(self.0.enrollment_grace_period_days)
+    }
+    async fn allowed_methods(&self) -> Vec<MethodGql> {
+        self.0.allowed_methods.iter().map(|m| (*m).into()).collect()
+    }
+    /// Country calling codes phones may use, e.g. ["995"]. Empty means any.
+    async fn allowed_calling_codes(&self) -> Vec<String> {
+        self.0
+            .allowed_calling_codes
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+    /// Sign-ins through the tenant's SSO skip the second factor (seed: SSO replaces 2FA).
+    async fn sso_bypasses_two_factor(&self) -> bool {
+        self.0.sso_bypasses_two_factor
+    }
+    async fn trusted_device_days(&self) -> i32 {
+        i32::from(self.0.trusted_device_days)
+    }
+    async fn code_digits(&self) -> i32 {
+        i32::from(self.0.code_digits)
+    }
+    async fn code_ttl_seconds(&self) -> i32 {
+        i32::try_from(self.0.code_ttl_seconds).unwrap_or(i32::MAX)
+    }
+    async fn totp_digits(&self) -> i32 {
+        i32::from(self.0.totp_digits)
+    }
+    async fn totp_algorithm(&self) -> &'static str {
+        self.0.totp_algorithm.as_str()
+    }
+    /// Most SMS codes the tenant may send per hour (a cap on SMS-pumping fraud).
+    async fn sms_hourly_budget(&self) -> i32 {
+        i32::try_from(self.0.sms_hourly_budget).unwrap_or(i32::MAX)
+    }
+    /// Most email codes the tenant may send per hour (a cap on mail bombing).
+    async fn email_hourly_budget(&self) -> i32 {
+        i32::try_from(self.0.email_hourly_budget).unwrap_or(i32::MAX)
+    }
+    /// Requests per second each API key may make (bursts of twice that); null: the service's
+    /// default.
+    async fn requests_per_second_per_key(&self) -> Option<i32> {
+        self.0
+            .requests_per_second_per_key
+            .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+    }
+}
+
+/// A policy change; fields left null keep their current value.
+#[derive(InputObject, Debug, Default)]
+pub struct PolicyInput {
+    enforce_two_factor: Option<bool>,
+    enrollment_grace_period_days: Option<i32>,
+    allowed_methods: Option<Vec<MethodGql>>,
+    allowed_calling_codes: Option<Vec<String>>,
+    sso_bypasses_two_factor: Option<bool>,
+    trusted_device_days: Option<i32>,
+    code_digits: Option<i32>,
+    code_ttl_seconds: Option<i32>,
+    totp_digits: Option<i32>,
+    totp_algorithm: Option<String>,
+    sms_hourly_budget: Option<i32>,
+    email_hourly_budget: Option<i32>,
+    /// Requests per second per API key, within the operator's bounds; 0: the service's default.
+    requests_per_second_per_key: Option<i32>,
+}
+
+impl PolicyInput {
+    /// The requested per-key rate, if any (checked against the operator's bounds).
+    pub fn requests_per_second_per_key(&self) -> Option<i32> {
+        self.requests_per_second_per_key
+    }
+}
+
+impl From<PolicyInput> for twofold_domain::PolicyChange {
+    fn from(i: PolicyInput) -> Self {
+        Self {
+            enforce_two_factor: i.enforce_two_factor,
+            enrollment_grace_period_days: i.enrollment_grace_period_days.map(i64::from),
+            allowed_methods: i
+                .allowed_methods
+                .map(|ms| ms.into_iter().map(Into::into).collect()),
+            allowed_calling_codes: i.allowed_calling_codes,
+            sso_bypasses_two_factor: i.sso_bypasses_two_factor,
+            trusted_device_days: i.trusted_device_days.map(i64::from),
+            code_digits: i.code_digits.map(i64::from),
+            code_ttl_seconds: i.code_ttl_seconds.map(i64::from),
+            totp_digits: i.totp_digits.map(i64::from),
+            totp_algorithm: i.totp_algorithm,
+            sms_hourly_budget: i.sms_hourly_budget.map(i64::from),
+            email_hourly_budget: i.email_hourly_budget.map(i64::from),
+            requests_per_second_per_key: i.requests_per_second_per_key.map(i64::from),
+        }
+    }
+}
