@@ -28,7 +28,6 @@ pub use crate::admission::QueryCache;
 use crate::anonymous::AnonymousBudget;
 use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::error::InternalCause;
-use crate::guard::Caller;
 use crate::metrics::{ErrorCodes, Metrics};
 use crate::rate_limit::RateLimits;
 use crate::schema::TwofoldSchema;
@@ -604,7 +603,7 @@ async fn graphql(State(state): State<ApiState>, req: Request) -> Response {
         return error_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, &refusal.0);
     }
     let context = request_context(&parts, &request_id);
-    let request = request.data(Caller(principal)).data(context);
+    let request = crate::guard::attach(request, principal, context);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
         Ok(response) => graphql_response(response, &request_id),
         Err(_) => {

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Mutex, Notify};
-use twofold_services::ports::{CommitSignal, ReadModelSync};
+use twofold_services::ports::{CommitSignal, ProcessorProgress, ReadModelSync};
 use twofold_services::StoreError;
 
 /// Events per batch (and per consumer transaction).
@@ -191,11 +191,6 @@ impl EventProcessor {
             poll_interval: Duration::from_millis(100),
             min_gap: Duration::from_millis(10),
         })
-    }
-
-    /// Signalled whenever a catch-up applied events (the delivery worker waits on it).
-    pub fn progress(&self) -> &Notify {
-        &self.progressed
     }
 
     /// The names of the registered projections.
@@ -449,6 +444,13 @@ async fn apply_events(
 impl CommitSignal for EventProcessor {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
+    }
+}
+
+#[async_trait]
+impl ProcessorProgress for EventProcessor {
+    async fn progressed(&self) {
+        self.progressed.notified().await;
     }
 }
 

@@ -17,5 +17,5 @@ pub mod tenants;
 pub mod users;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};
-pub use context::{Actor, RequestContext};
+pub use context::{Actor, Call, RequestContext};
 pub use error::{ErrorCode, ServiceError, StoreError};

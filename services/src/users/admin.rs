@@ -4,29 +4,26 @@ use twofold_domain::user::UserAction;
 use twofold_domain::Reason;
 
 use super::{parse_user, UserService, UserStatus};
-use crate::auth::KeyPrincipal;
-use crate::{RequestContext, ServiceError};
+use crate::{Call, ServiceError};
 
 impl UserService {
     /// Removes every factor, recovery code and trusted device of the user (admin).
     pub async fn reset(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         reason: &str,
-        ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         let reason = Reason::parse(reason).map_err(ServiceError::invalid)?;
         let (state, _, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::Reset {
-                    by: caller.key_id.clone(),
+                    by: call.key.key_id.clone(),
                     reason,
                 },
-                ctx,
             )
             .await?;
         Ok(UserStatus::of(&user.user, &state, at))
@@ -35,22 +32,20 @@ impl UserService {
     /// Ends a lockout early (admin).
     pub async fn clear_lockout(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         reason: &str,
-        ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         let reason = Reason::parse(reason).map_err(ServiceError::invalid)?;
         let (state, _, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::ClearLockout {
-                    by: caller.key_id.clone(),
+                    by: call.key.key_id.clone(),
                     reason,
                 },
-                ctx,
             )
             .await?;
         Ok(UserStatus::of(&user.user, &state, at))

@@ -8,11 +8,11 @@ use twofold_domain::Method;
 
 use super::crypto::contact_context;
 use super::errors::outcome;
+use super::run::CodeSend;
 use super::views::challenge_view;
 use super::{parse_user, proof, ChallengeView, ProofInput, RecoveryCodes, UserService, UserStatus};
-use crate::auth::KeyPrincipal;
 use crate::encoding::base32_lower;
-use crate::{RequestContext, ServiceError};
+use crate::{Call, ServiceError};
 
 /// Longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -44,20 +44,20 @@ impl UserService {
     /// Registers an email address (sealed) and sends it a verification code.
     pub async fn add_email(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         email: &str,
         change: Option<&ProofInput>,
-        ctx: &RequestContext,
     ) -> Result<ChallengeView, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         let email = EmailAddress::parse(email).map_err(ServiceError::invalid)?;
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let tenant = self.tenant(call.tenant()).await?;
         Self::require_method(&tenant.policy, Method::Email)?;
         let change = Self::change_proof(&tenant.policy, change)?;
         let challenge = self.new_challenge(&tenant.policy, None)?;
         let id = challenge.id.clone();
         let sealed = self
+            .crypto
             .sealer
             .seal(
                 &user.tenant,
@@ -67,19 +67,20 @@ impl UserService {
             .await?;
         let (state, events, at) = self
             .run_send(
-                caller,
+                call,
                 &user,
-                &tenant,
-                Channel::Email,
-                email.as_str(),
-                &id,
+                CodeSend {
+                    tenant: &tenant,
+                    channel: Channel::Email,
+                    destination: email.as_str(),
+                    challenge_id: &id,
+                },
                 UserAction::AddEmail {
                     proof: change,
                     email: sealed,
                     masked: email.masked(),
                     challenge,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;
@@ -89,15 +90,14 @@ impl UserService {
     /// Registers a phone number (E.164, sealed) and sends it a verification code by SMS.
     pub async fn add_phone(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         phone: &str,
         change: Option<&ProofInput>,
-        ctx: &RequestContext,
     ) -> Result<ChallengeView, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         let phone = PhoneNumber::parse(phone).map_err(ServiceError::invalid)?;
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let tenant = self.tenant(call.tenant()).await?;
         Self::require_method(&tenant.policy, Method::Sms)?;
         let change = Self::change_proof(&tenant.policy, change)?;
         let allowed = &tenant.policy.allowed_calling_codes;
@@ -112,6 +112,7 @@ impl UserService {
         let challenge = self.new_challenge(&tenant.policy, None)?;
         let id = challenge.id.clone();
         let sealed = self
+            .crypto
             .sealer
             .seal(
                 &user.tenant,
@@ -121,12 +122,14 @@ impl UserService {
             .await?;
         let (state, events, at) = self
             .run_send(
-                caller,
+                call,
                 &user,
-                &tenant,
-                Channel::Sms,
-                phone.e164(),
-                &id,
+                CodeSend {
+                    tenant: &tenant,
+                    channel: Channel::Sms,
+                    destination: phone.e164(),
+                    challenge_id: &id,
+                },
                 UserAction::AddPhone {
                     proof: change,
                     phone: sealed,
@@ -135,7 +138,6 @@ impl UserService {
                     masked: phone.masked(),
                     challenge,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;
@@ -145,15 +147,14 @@ impl UserService {
     /// Confirms a channel with its code; returns recovery codes if this enabled 2FA.
     pub async fn confirm_channel(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         challenge_id: &str,
         code: &str,
         change: Option<&ProofInput>,
-        ctx: &RequestContext,
     ) -> Result<Option<RecoveryCodes>, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        let tenant = self.tenant(call.tenant()).await?;
         let change = Self::change_proof(&tenant.policy, change)?;
         let state = self
             .commands
@@ -161,13 +162,13 @@ impl UserService {
             .await
             .map_err(crate::error::from_aggregate_error)?;
         if let Some(challenge) = state.challenge(challenge_id) {
-            self.allowed(&caller.tenant_id, challenge.channel.method())
+            self.allowed(call.tenant(), challenge.channel.method())
                 .await?;
         }
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::ConfirmChannel {
                     challenge_id: challenge_id.to_owned(),
@@ -175,7 +176,6 @@ impl UserService {
                     recovery_codes: hashes,
                     proof: change,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;
@@ -188,20 +188,14 @@ impl UserService {
     /// Chooses the default channel for sign-in codes.
     pub async fn set_preferred_channel(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         channel: Channel,
-        ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        self.allowed(&caller.tenant_id, channel.method()).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        self.allowed(call.tenant(), channel.method()).await?;
         let (state, _, at) = self
-            .run(
-                caller,
-                &user,
-                UserAction::ChoosePreferredChannel { channel },
-                ctx,
-            )
+            .run(call, &user, UserAction::ChoosePreferredChannel { channel })
             .await?;
         Ok(UserStatus::of(&user.user, &state, at))
     }
@@ -210,14 +204,13 @@ impl UserService {
     /// idempotency key, or a resend within 30 s, returns the open challenge without sending.
     pub async fn send_code(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         channel: Option<Channel>,
         idempotency_key: Option<&str>,
-        ctx: &RequestContext,
     ) -> Result<ChallengeView, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        let tenant = self.tenant(call.tenant()).await?;
         if let Some(c) = channel {
             Self::require_method(&tenant.policy, c.method())?;
         }
@@ -248,10 +241,15 @@ impl UserService {
         };
         let (state, events, at) = match &destination {
             Some((c, d)) => {
-                self.run_send(caller, &user, &tenant, *c, d, &id, action, ctx)
-                    .await?
+                let send = CodeSend {
+                    tenant: &tenant,
+                    channel: *c,
+                    destination: d,
+                    challenge_id: &id,
+                };
+                self.run_send(call, &user, send, action).await?
             }
-            None => self.run(caller, &user, action, ctx).await?,
+            None => self.run(call, &user, action).await?,
         };
         if events.is_empty() {
             let channel = channel
@@ -276,6 +274,7 @@ impl UserService {
             return Ok(None);
         };
         let opened = self
+            .crypto
             .sealer
             .open(
                 &user.tenant,

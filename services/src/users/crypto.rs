@@ -14,7 +14,7 @@ use crate::ports::{Sealer, SecretHasher, TotpEngine};
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
 const CHALLENGE_CODE_PURPOSE: &str = "challenge-code";
-pub(super) const DEVICE_TOKEN_PURPOSE: &str = "trusted-device";
+const DEVICE_TOKEN_PURPOSE: &str = "trusted-device";
 
 /// The seal context of a user's email address or phone number.
 pub fn contact_context(user: &UserRef, channel: Channel) -> String {
@@ -31,10 +31,11 @@ pub(super) fn totp_context(user: &UserRef) -> String {
 }
 
 /// What the user aggregate needs from the outside: sealing, TOTP and keyed hashing.
+/// Built once: the command gateway hands it to the aggregate, and `UserService` uses the same.
 pub struct UserCrypto {
-    sealer: Arc<dyn Sealer>,
-    totp: Arc<dyn TotpEngine>,
-    hasher: Arc<dyn SecretHasher>,
+    pub(super) sealer: Arc<dyn Sealer>,
+    pub(super) totp: Arc<dyn TotpEngine>,
+    pub(super) hasher: Arc<dyn SecretHasher>,
 }
 
 impl UserCrypto {
@@ -112,5 +113,13 @@ impl UserCrypto {
             value % 10u64.pow(digits),
             width = digits as usize
         ))
+    }
+
+    /// The keyed hash of a trusted-device token, bound to its user: a token only ever works
+    /// for the user it was issued to.
+    pub fn device_token_hash(&self, user: &UserRef, token: &str) -> KeyedHash {
+        let message = format!("{}\0{token}", user.aggregate_id());
+        self.hasher
+            .keyed_hash(DEVICE_TOKEN_PURPOSE, message.as_bytes())
     }
 }

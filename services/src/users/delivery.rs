@@ -3,7 +3,7 @@
 use twofold_domain::user::{DeliveryOutcome, UserAction, UserCommand, UserRef};
 
 use super::crypto::contact_context;
-use super::{UserCrypto, UserService};
+use super::UserService;
 use crate::{RequestContext, ServiceError};
 
 impl UserService {
@@ -58,6 +58,7 @@ impl UserService {
             return Ok(None);
         };
         let destination = self
+            .crypto
             .sealer
             .open(
                 &user.tenant,
@@ -68,7 +69,6 @@ impl UserService {
         let destination = String::from_utf8(destination.to_vec())
             .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
-        let crypto = UserCrypto::new(self.sealer.clone(), self.totp.clone(), self.hasher.clone());
         let remaining = (challenge.expires_at - now).num_seconds().max(1);
         Ok(Some(crate::ports::OutgoingCode {
             challenge_id: challenge.id.clone(),
@@ -76,7 +76,9 @@ impl UserService {
             channel: challenge.channel,
             purpose: challenge.purpose,
             destination: zeroize::Zeroizing::new(destination),
-            code: crypto.challenge_code(user, &challenge.id, challenge.digits),
+            code: self
+                .crypto
+                .challenge_code(user, &challenge.id, challenge.digits),
             valid_seconds: u32::try_from(remaining).unwrap_or(u32::MAX),
         }))
     }

@@ -1,28 +1,17 @@
 //! Trusted devices: minting a device's token, and revoking a device.
 
-use twofold_domain::tenant::KeyedHash;
 use twofold_domain::user::{NewTrustedDevice, UserAction, UserRef};
 use twofold_domain::DeviceLabel;
 
-use super::crypto::DEVICE_TOKEN_PURPOSE;
 use super::{parse_user, UserService, UserStatus};
-use crate::auth::KeyPrincipal;
 use crate::encoding::base32_lower;
-use crate::{RequestContext, ServiceError};
+use crate::{Call, ServiceError};
 
 /// Trusted-device tokens: a prefix secret scanners can match, then 256 random bits.
 const DEVICE_TOKEN_PREFIX: &str = "tfd_";
 const DEVICE_TOKEN_BYTES: usize = 32;
 
 impl UserService {
-    /// The keyed hash of a trusted-device token, bound to its user: a token only ever works
-    /// for the user it was issued to.
-    pub(super) fn device_token_hash(&self, user: &UserRef, token: &str) -> KeyedHash {
-        let message = format!("{}\0{token}", user.aggregate_id());
-        self.hasher
-            .keyed_hash(DEVICE_TOKEN_PURPOSE, message.as_bytes())
-    }
-
     /// A fresh device id and token (256 random bits); only the token's keyed hash is kept.
     pub(super) fn new_trusted_device(
         &self,
@@ -40,7 +29,7 @@ impl UserService {
         ));
         let device = NewTrustedDevice {
             id: base32_lower(&id),
-            token_hash: self.device_token_hash(user, &token),
+            token_hash: self.crypto.device_token_hash(user, &token),
             label,
             lifetime_days,
         };
@@ -50,12 +39,11 @@ impl UserService {
     /// Stops trusting one of the user's devices.
     pub async fn revoke_trusted_device(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         device_id: &str,
-        ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         if device_id.is_empty() || device_id.len() > 64 {
             return Err(ServiceError::NotFound(
                 "no such trusted device for this user".into(),
@@ -63,12 +51,11 @@ impl UserService {
         }
         let (state, _, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::RevokeTrustedDevice {
                     device_id: device_id.to_owned(),
                 },
-                ctx,
             )
             .await?;
         Ok(UserStatus::of(&user.user, &state, at))

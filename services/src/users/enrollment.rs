@@ -7,9 +7,8 @@ use twofold_domain::Method;
 use super::crypto::totp_context;
 use super::errors::outcome;
 use super::{parse_user, proof, ProofInput, RecoveryCodes, TotpEnrollment, UserService};
-use crate::auth::KeyPrincipal;
 use crate::ports::TotpError;
-use crate::{RequestContext, ServiceError};
+use crate::{Call, ServiceError};
 
 /// TOTP secrets are 160 bits (RFC 4226 §4 recommends it; what authenticator apps expect).
 const TOTP_SECRET_BYTES: usize = 20;
@@ -20,12 +19,11 @@ impl UserService {
     /// Starts (or restarts) TOTP enrollment with a fresh 160-bit secret.
     pub async fn start_totp_enrollment(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         account_label: Option<&str>,
-        ctx: &RequestContext,
     ) -> Result<TotpEnrollment, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         // Without a label the app shows the user id, shortened to what a label may hold.
         let label = match account_label {
             Some(l) => l.trim().to_owned(),
@@ -39,7 +37,7 @@ impl UserService {
                 "accountLabel must be 1 to {MAX_LABEL_CHARS} printable characters"
             )));
         }
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let tenant = self.tenant(call.tenant()).await?;
         if !tenant.policy.allows(Method::Totp) {
             return Err(ServiceError::PolicyViolation(
                 "the organisation's policy does not allow authenticator apps (TOTP)".into(),
@@ -53,6 +51,7 @@ impl UserService {
         let mut secret = zeroize::Zeroizing::new([0u8; TOTP_SECRET_BYTES]);
         self.entropy.fill(secret.as_mut());
         let provisioning = self
+            .crypto
             .totp
             .provision(secret.as_ref(), &params, &tenant.name, &label)
             .map_err(|e| match e {
@@ -64,17 +63,17 @@ impl UserService {
                 e @ TotpError::Failed(_) => ServiceError::Internal(Box::new(e)),
             })?;
         let sealed = self
+            .crypto
             .sealer
             .seal(&user.tenant, &totp_context(&user), secret.as_ref())
             .await?;
         self.run(
-            caller,
+            call,
             &user,
             UserAction::StartTotpEnrollment {
                 secret: sealed,
                 params,
             },
-            ctx,
         )
         .await?;
         Ok(TotpEnrollment {
@@ -90,26 +89,24 @@ impl UserService {
     /// that has a factor, `change` must prove one.
     pub async fn confirm_totp_enrollment(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         code: &str,
         change: Option<&ProofInput>,
-        ctx: &RequestContext,
     ) -> Result<RecoveryCodes, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.allowed(&caller.tenant_id, Method::Totp).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        let tenant = self.allowed(call.tenant(), Method::Totp).await?;
         let change = Self::change_proof(&tenant.policy, change)?;
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::ConfirmTotp {
                     code: proof(Method::Totp, code, None)?.code,
                     proof: change,
                     recovery_codes: hashes,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;

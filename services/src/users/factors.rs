@@ -7,15 +7,13 @@ use twofold_domain::user::{normalize_recovery_code, Proof, UserAction, UserRef, 
 use twofold_domain::Method;
 
 use super::errors::outcome;
-use super::{parse_user, proof, ProofInput, RecoveryCodes, UserCrypto, UserService, UserStatus};
-use crate::auth::KeyPrincipal;
+use super::{parse_user, proof, ProofInput, RecoveryCodes, UserService, UserStatus};
 use crate::encoding::base32_lower;
-use crate::{RequestContext, ServiceError};
+use crate::{Call, ServiceError};
 
 impl UserService {
     /// Ten fresh recovery codes (80 bits each, `xxxx-xxxx-xxxx-xxxx`) and their keyed hashes.
     pub(super) fn new_recovery_codes(&self, user: &UserRef) -> (RecoveryCodes, Vec<KeyedHash>) {
-        let crypto = UserCrypto::new(self.sealer.clone(), self.totp.clone(), self.hasher.clone());
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         let mut hashes = Vec::with_capacity(RECOVERY_CODES);
         for _ in 0..RECOVERY_CODES {
@@ -28,7 +26,10 @@ impl UserService {
                 .map(|c| String::from_utf8_lossy(c).into_owned())
                 .collect::<Vec<_>>()
                 .join("-");
-            hashes.push(crypto.recovery_code_hash(user, &normalize_recovery_code(&grouped)));
+            hashes.push(
+                self.crypto
+                    .recovery_code_hash(user, &normalize_recovery_code(&grouped)),
+            );
             codes.push(grouped);
         }
         (RecoveryCodes(codes), hashes)
@@ -51,26 +52,24 @@ impl UserService {
     /// current one; the last one only while the policy does not enforce 2FA.
     pub async fn remove_factor(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         method: Method,
         change: &ProofInput,
-        ctx: &RequestContext,
     ) -> Result<UserStatus, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        let tenant = self.tenant(call.tenant()).await?;
         let change = Self::change_proof(&tenant.policy, Some(change))?
             .ok_or_else(|| ServiceError::InvalidInput("proof is required".into()))?;
         let (state, events, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::RemoveFactor {
                     method,
                     proof: change,
                     policy_enforced: tenant.policy.enforce_two_factor,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;
@@ -80,25 +79,21 @@ impl UserService {
     /// Replaces the recovery codes after checking a current factor.
     pub async fn regenerate_recovery_codes(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
-        method: Method,
-        code: &str,
-        challenge_id: Option<&str>,
-        ctx: &RequestContext,
+        factor: &ProofInput,
     ) -> Result<RecoveryCodes, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        self.allowed(&caller.tenant_id, method).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        self.allowed(call.tenant(), factor.method).await?;
         let (codes, hashes) = self.new_recovery_codes(&user);
         let (_, events, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::RegenerateRecoveryCodes {
-                    proof: proof(method, code, challenge_id)?,
+                    proof: proof(factor.method, &factor.code, factor.challenge_id.as_deref())?,
                     recovery_codes: hashes,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;
@@ -108,24 +103,20 @@ impl UserService {
     /// Turns 2FA off after checking a current factor, unless the tenant enforces it.
     pub async fn disable(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
-        method: Method,
-        code: &str,
-        challenge_id: Option<&str>,
-        ctx: &RequestContext,
+        factor: &ProofInput,
     ) -> Result<UserStatus, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.allowed(&caller.tenant_id, method).await?;
+        let user = parse_user(call.tenant(), user_id)?;
+        let tenant = self.allowed(call.tenant(), factor.method).await?;
         let (state, events, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::Disable {
-                    proof: proof(method, code, challenge_id)?,
+                    proof: proof(factor.method, &factor.code, factor.challenge_id.as_deref())?,
                     policy_enforced: tenant.policy.enforce_two_factor,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;

@@ -2,8 +2,9 @@
 
 use twofold_domain::Method;
 
-/// A current factor presented to authorise adding, replacing or removing one (`ProofInput`
-/// in the API). The code never appears in `Debug`.
+/// A current factor presented: at sign-in, to replace recovery codes or turn 2FA off, and to
+/// authorise adding, replacing or removing a factor (`ProofInput` in the API). The code never
+/// appears in `Debug`.
 #[derive(Clone)]
 pub struct ProofInput {
     /// The method.
@@ -22,4 +23,15 @@ impl std::fmt::Debug for ProofInput {
             .field("challenge_id", &self.challenge_id)
             .finish()
     }
+}
+
+/// A sign-in check: the factor presented, and whether to trust the device it came from.
+#[derive(Debug, Clone)]
+pub struct VerifyInput {
+    /// The factor.
+    pub factor: ProofInput,
+    /// Remember the device and return its token.
+    pub trust_device: bool,
+    /// With `trust_device`: what the user calls the device.
+    pub device_label: Option<String>,
 }

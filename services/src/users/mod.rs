@@ -11,9 +11,7 @@ use twofold_domain::user::{Proof, User, UserRef};
 use twofold_domain::{Method, TenantId, UserId};
 
 use crate::commands::Commands;
-use crate::ports::{
-    Clock, Entropy, Sealer, SecretHasher, SendLimiter, TenantDirectory, TenantView, TotpEngine,
-};
+use crate::ports::{Clock, Entropy, SendLimiter, TenantDirectory, TenantView};
 use crate::send_limits::{BudgetCeilings, SendLimits};
 use crate::ServiceError;
 
@@ -31,7 +29,7 @@ mod sign_in;
 mod views;
 
 pub use crypto::{contact_context, UserCrypto};
-pub use inputs::ProofInput;
+pub use inputs::{ProofInput, VerifyInput};
 pub use views::{
     ChallengeView, RecoveryCodes, TotpEnrollment, TrustedDeviceView, UserStatus, Verified,
 };
@@ -40,13 +38,27 @@ pub use views::{
 #[derive(Clone)]
 pub struct UserService {
     commands: Commands<User>,
+    crypto: Arc<UserCrypto>,
     tenants: Arc<dyn TenantDirectory>,
-    sealer: Arc<dyn Sealer>,
-    totp: Arc<dyn TotpEngine>,
-    hasher: Arc<dyn SecretHasher>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     limits: SendLimits,
+}
+
+/// What [`UserService`] is wired to.
+pub struct UserPorts {
+    /// Runs commands on user aggregates.
+    pub commands: Commands<User>,
+    /// The same `UserCrypto` the command gateway hands the aggregate.
+    pub crypto: Arc<UserCrypto>,
+    /// Tenants and their policies.
+    pub tenants: Arc<dyn TenantDirectory>,
+    /// Command times, expiries.
+    pub clock: Arc<dyn Clock>,
+    /// Secrets, ids, recovery codes, device tokens.
+    pub entropy: Arc<dyn Entropy>,
+    /// Counts sends against the send caps.
+    pub limiter: Arc<dyn SendLimiter>,
 }
 
 fn parse_user(tenant: &TenantId, user_id: &str) -> Result<UserRef, ServiceError> {
@@ -69,24 +81,20 @@ fn proof(method: Method, code: &str, challenge_id: Option<&str>) -> Result<Proof
 
 impl UserService {
     /// Wires the use-cases to their ports.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        commands: Commands<User>,
-        tenants: Arc<dyn TenantDirectory>,
-        sealer: Arc<dyn Sealer>,
-        totp: Arc<dyn TotpEngine>,
-        hasher: Arc<dyn SecretHasher>,
-        clock: Arc<dyn Clock>,
-        entropy: Arc<dyn Entropy>,
-        limiter: Arc<dyn SendLimiter>,
-    ) -> Self {
-        Self {
+    pub fn new(ports: UserPorts) -> Self {
+        let UserPorts {
             commands,
+            crypto,
             tenants,
-            sealer,
-            totp,
-            limits: SendLimits::new(limiter, hasher.clone()),
-            hasher,
+            clock,
+            entropy,
+            limiter,
+        } = ports;
+        Self {
+            limits: SendLimits::new(limiter, crypto.hasher.clone()),
+            commands,
+            crypto,
+            tenants,
             clock,
             entropy,
         }

@@ -7,27 +7,35 @@ use twofold_domain::user::{User, UserAction, UserCommand, UserError, UserEvent, 
 
 use super::errors::{locked_out, outcome};
 use super::UserService;
-use crate::auth::KeyPrincipal;
 use crate::ports::TenantView;
 use crate::send_limits::issued;
-use crate::{RequestContext, ServiceError};
+use crate::{Call, ServiceError};
+
+/// A code about to be issued: where it goes, under which tenant's caps.
+pub(super) struct CodeSend<'a> {
+    pub tenant: &'a TenantView,
+    pub channel: Channel,
+    pub destination: &'a str,
+    pub challenge_id: &'a str,
+}
 
 impl UserService {
-    /// Runs `action`, which issues the code `challenge_id` to `destination`, under the send
-    /// caps: the slot is taken first (a full cap refuses with nothing recorded or sent) and
-    /// given back unless the code was issued.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs `action`, which issues the code `send.challenge_id` to `send.destination`, under
+    /// the send caps: the slot is taken first (a full cap refuses with nothing recorded or sent)
+    /// and given back unless the code was issued.
     pub(super) async fn run_send(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user: &UserRef,
-        tenant: &TenantView,
-        channel: Channel,
-        destination: &str,
-        challenge_id: &str,
+        send: CodeSend<'_>,
         action: UserAction,
-        ctx: &RequestContext,
     ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+        let CodeSend {
+            tenant,
+            channel,
+            destination,
+            challenge_id,
+        } = send;
         // A change that will be refused for want of proof takes no slot: a full cap must not
         // answer first, telling a caller without any factor that someone else (in this tenant
         // or another) had codes sent to this destination.
@@ -73,7 +81,7 @@ impl UserService {
             Err(full @ ServiceError::RateLimited { .. }) => {
                 if let Some(proof) = proof {
                     let (_, events, at) = self
-                        .run(caller, user, UserAction::CheckProof { proof }, ctx)
+                        .run(call, user, UserAction::CheckProof { proof })
                         .await?;
                     outcome(&events, at)?;
                 }
@@ -81,7 +89,7 @@ impl UserService {
             }
             Err(e) => return Err(e),
         };
-        let result = self.run(caller, user, action, ctx).await;
+        let result = self.run(call, user, action).await;
         // Kept when the code was issued, and when nobody can say whether it was (an internal
         // error may come after the commit): a send too many is the safe side.
         let keep = match &result {
@@ -93,12 +101,12 @@ impl UserService {
         result
     }
 
+    /// Runs `action` on `user` at the clock's time, recorded with the call's metadata.
     pub(super) async fn run(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user: &UserRef,
         action: UserAction,
-        ctx: &RequestContext,
     ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
         let at = self.clock.now();
         let executed = self
@@ -110,7 +118,7 @@ impl UserService {
                     at,
                     action,
                 },
-                ctx.metadata(&user.tenant, &caller.actor()),
+                call.metadata(),
             )
             .await
             .map_err(|e| match e {

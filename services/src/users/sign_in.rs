@@ -1,12 +1,11 @@
 //! Signing in: whether a second factor is needed, and checking it.
 
 use twofold_domain::user::{SignInAttempt, SignInDecision, SignInPolicy, UserAction, UserEvent};
-use twofold_domain::{DeviceLabel, Method};
+use twofold_domain::DeviceLabel;
 
 use super::errors::outcome;
-use super::{parse_user, proof, UserService, Verified};
-use crate::auth::KeyPrincipal;
-use crate::{RequestContext, ServiceError};
+use super::{parse_user, proof, UserService, Verified, VerifyInput};
+use crate::{Call, ServiceError};
 
 /// Longest device token accepted (anything longer cannot be one of ours).
 const MAX_DEVICE_TOKEN_CHARS: usize = 128;
@@ -14,21 +13,22 @@ const MAX_DEVICE_TOKEN_CHARS: usize = 128;
 impl UserService {
     /// Checks a second factor at sign-in; with `trust_device`, also remembers the device and
     /// returns its token (shown this once).
-    #[allow(clippy::too_many_arguments)]
     pub async fn verify(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
-        method: Method,
-        code: &str,
-        challenge_id: Option<&str>,
-        trust_device: bool,
-        device_label: Option<&str>,
-        ctx: &RequestContext,
+        input: VerifyInput,
     ) -> Result<Verified, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
-        let tenant = self.allowed(&caller.tenant_id, method).await?;
+        let VerifyInput {
+            factor,
+            trust_device,
+            device_label,
+        } = input;
+        let method = factor.method;
+        let user = parse_user(call.tenant(), user_id)?;
+        let tenant = self.allowed(call.tenant(), method).await?;
         let label = device_label
+            .as_deref()
             .map(DeviceLabel::parse)
             .transpose()
             .map_err(ServiceError::invalid)?;
@@ -51,13 +51,12 @@ impl UserService {
         };
         let (state, events, at) = self
             .run(
-                caller,
+                call,
                 &user,
                 UserAction::Verify {
-                    proof: proof(method, code, challenge_id)?,
+                    proof: proof(method, &factor.code, factor.challenge_id.as_deref())?,
                     trust,
                 },
-                ctx,
             )
             .await?;
         outcome(&events, at)?;
@@ -73,23 +72,22 @@ impl UserService {
     /// first seen now (their grace period starts, if 2FA is enforced).
     pub async fn sign_in_requirement(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         user_id: &str,
         device_token: Option<&str>,
         sso_login: bool,
-        ctx: &RequestContext,
     ) -> Result<SignInDecision, ServiceError> {
-        let user = parse_user(&caller.tenant_id, user_id)?;
+        let user = parse_user(call.tenant(), user_id)?;
         let device_token = device_token.filter(|t| !t.is_empty());
         if device_token.is_some_and(|t| t.chars().count() > MAX_DEVICE_TOKEN_CHARS) {
             return Err(ServiceError::InvalidInput(
                 "deviceToken is not a device token".into(),
             ));
         }
-        let tenant = self.tenant(&caller.tenant_id).await?;
+        let tenant = self.tenant(call.tenant()).await?;
         let policy = &tenant.policy;
         let attempt = SignInAttempt {
-            device_token_hash: device_token.map(|t| self.device_token_hash(&user, t)),
+            device_token_hash: device_token.map(|t| self.crypto.device_token_hash(&user, t)),
             sso_login,
             policy: SignInPolicy {
                 enforced_since: tenant.enforced_since.filter(|_| policy.enforce_two_factor),
@@ -100,7 +98,7 @@ impl UserService {
             },
         };
         let (_, events, _) = self
-            .run(caller, &user, UserAction::EvaluateSignIn { attempt }, ctx)
+            .run(call, &user, UserAction::EvaluateSignIn { attempt })
             .await?;
         // The answer is the decision as recorded.
         events
