@@ -14,6 +14,8 @@ pub mod ports;
 mod send_limits;
 pub use send_limits::BudgetCeilings;
 pub mod tenants;
+#[cfg(test)]
+mod testing;
 pub mod users;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};

@@ -26,6 +26,8 @@ mod factors;
 mod inputs;
 mod run;
 mod sign_in;
+#[cfg(test)]
+mod tests;
 mod views;
 
 pub use crypto::{contact_context, UserCrypto};
