@@ -3,7 +3,8 @@
 //! trusted devices (`devices.rs`), factor changes and recovery codes (`factors.rs`), the admin's
 //! reset and lockout clearing (`admin.rs`), and the delivery worker's side (`delivery.rs`).
 //! Every command goes through `run.rs`; what the aggregate needs from the outside is in
-//! `crypto.rs`, what queries return in `views.rs`.
+//! `crypto.rs`, what callers pass in `inputs.rs`, what queries return in `views.rs`, and how
+//! refusals become API errors in `errors.rs`. `tests/` runs the flows without a database.
 
 use std::sync::Arc;
 
