@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use twofold::startup::{AppConfig, Application, Delivery, Services};
+use twofold::startup::{AppConfig, Application, Delivery, Wiring};
 use twofold::{telemetry, zero_config};
 use twofold_infra::config::Settings;
 use twofold_infra::delivery::{DeliverySettings, Senders};
@@ -116,7 +116,7 @@ async fn run(
             .await?;
             let url = format!("http://{}", app.address());
             if settings.zero_config() {
-                let keys = zero_config::demo_keys(app.services(), &settings.data_dir).await?;
+                let keys = zero_config::demo_keys(app.wiring(), &settings.data_dir).await?;
                 println!(
                     "{}",
                     zero_config::banner(
@@ -146,8 +146,8 @@ async fn run(
         Command::Tenant {
             command: TenantCommand::Create { name, id },
         } => {
-            let services = connect(&db.url, &secrets, delivery).await?;
-            let created = services
+            let wiring = connect(&db.url, &secrets, delivery).await?;
+            let created = wiring
                 .tenants
                 .create_tenant(&name, id.as_deref(), &RequestContext::system("cli"))
                 .await
@@ -162,8 +162,8 @@ async fn run(
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
         } => {
-            let services = connect(&db.url, &secrets, delivery).await?;
-            let rebuilt = services.processor.rebuild(name.as_deref()).await?;
+            let wiring = connect(&db.url, &secrets, delivery).await?;
+            let rebuilt = wiring.processor.rebuild(name.as_deref()).await?;
             println!("Rebuilt: {}", rebuilt.join(", "));
             Ok(())
         }
@@ -174,10 +174,10 @@ async fn connect(
     url: &str,
     secrets: &twofold_infra::config::Secrets,
     delivery: &Delivery,
-) -> anyhow::Result<Services> {
+) -> anyhow::Result<Wiring> {
     let pool = pg::connect(url, 4).await?;
     pg::migrate(&pool).await?;
-    Services::wire(pool, secrets, delivery).await
+    Wiring::new(pool, secrets, delivery).await
 }
 
 /// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel

@@ -1,4 +1,4 @@
-//! Builds the application from configuration: pool, migrations, event processor, services,
+//! Builds the application from configuration: pool, migrations, event processor, use-cases,
 //! router, listener. `main` and the test harness both go through [`Application::build`].
 
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twofold_domain::tenant::Tenant;
-use twofold_domain::user::{User, UserServices};
+use twofold_domain::user::User;
 use twofold_graphql::client_addr::TrustedProxies;
 use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
 use twofold_infra::audit_log::PgAuditLog;
@@ -32,7 +32,7 @@ use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
 use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
-use twofold_services::users::{UserCrypto, UserService};
+use twofold_services::users::{UserCrypto, UserPorts, UserService};
 use twofold_services::{Authenticator, BudgetCeilings};
 
 /// The layout version of the user aggregate's snapshots: change it whenever `User`'s
@@ -45,7 +45,7 @@ pub const TENANT_STATE_VERSION: &str = "tenant-1";
 
 /// The use-cases and the machinery behind them, wired to one database.
 #[derive(Clone)]
-pub struct Services {
+pub struct Wiring {
     /// The pool.
     pub pool: PgPool,
     /// Drives the projections.
@@ -64,13 +64,9 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
 }
 
-impl Services {
+impl Wiring {
     /// Wires every use-case to PostgreSQL and the crypto adapters.
-    pub async fn wire(
-        pool: PgPool,
-        secrets: &Secrets,
-        delivery: &Delivery,
-    ) -> anyhow::Result<Self> {
+    pub async fn new(pool: PgPool, secrets: &Secrets, delivery: &Delivery) -> anyhow::Result<Self> {
         let processor = Arc::new(
             EventProcessor::new(pool.clone(), projections::all())
                 .await
@@ -109,15 +105,11 @@ impl Services {
         let sealer: Arc<dyn Sealer> =
             Arc::new(PgSealer::new(pool.clone(), secrets.master_key.clone()));
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
-        let crypto: Arc<dyn UserServices> = Arc::new(UserCrypto::new(
-            sealer.clone(),
-            totp.clone(),
-            hasher.clone(),
-        ));
+        let crypto = Arc::new(UserCrypto::new(sealer.clone(), totp, hasher.clone()));
         let user_commands = Commands::<User>::new(
             Arc::new(event_store::PgStore::<User>::new(
                 &pool,
-                crypto,
+                crypto.clone(),
                 USER_STATE_VERSION,
             )),
             processor.clone(),
@@ -135,16 +127,14 @@ impl Services {
             hasher.clone(),
             directory.clone(),
         );
-        let users = UserService::new(
-            user_commands,
-            directory,
-            sealer,
-            totp,
-            hasher,
+        let users = UserService::new(UserPorts {
+            commands: user_commands,
+            crypto,
+            tenants: directory,
             clock,
             entropy,
-            Arc::new(PgSendLimiter::new(pool.clone())),
-        )
+            limiter: Arc::new(PgSendLimiter::new(pool.clone())),
+        })
         .with_budget_ceilings(delivery.ceilings);
         let worker = DeliveryWorker::new(
             users.clone(),
@@ -220,7 +210,7 @@ pub struct AppConfig {
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
-    services: Services,
+    wiring: Wiring,
     run_worker: bool,
     websocket_limits: WsLimits,
     http: HttpLimits,
@@ -234,7 +224,7 @@ impl Application {
             .await
             .context("connecting to PostgreSQL (check DATABASE_URL)")?;
         pg::migrate(&pool).await.context("running migrations")?;
-        let services = Services::wire(pool, &config.secrets, &config.delivery).await?;
+        let wiring = Wiring::new(pool, &config.secrets, &config.delivery).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;
@@ -242,7 +232,7 @@ impl Application {
         Ok(Self {
             listener,
             address,
-            services,
+            wiring,
             run_worker: config.delivery.run_worker,
             websocket_limits: WsLimits::default(),
             http: config.http,
@@ -261,9 +251,9 @@ impl Application {
         self.address
     }
 
-    /// The wired services (the zero-config bootstrap creates the demo tenant through them).
-    pub fn services(&self) -> &Services {
-        &self.services
+    /// The wired use-cases (the zero-config bootstrap creates the demo tenant through them).
+    pub fn wiring(&self) -> &Wiring {
+        &self.wiring
     }
 
     /// Serves until `shutdown` completes, then stops the event processor after in-flight
@@ -273,13 +263,10 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let processor = self.services.processor.clone().spawn(stop_rx.clone());
+        let processor = self.wiring.processor.clone().spawn(stop_rx.clone());
         let deliveries = self.run_worker.then(|| {
-            spawn_delivery_worker(
-                self.services.worker.clone(),
-                self.services.processor.clone(),
-                stop_rx.clone(),
-            )
+            let worker = self.wiring.worker.clone();
+            worker.spawn(self.wiring.processor.clone(), stop_rx.clone())
         });
         // Live audit streams end as soon as shutdown starts: their WebSockets are upgraded
         // connections, which the HTTP server's graceful shutdown does not wait for.
@@ -291,16 +278,16 @@ impl Application {
         let state = ApiState {
             schema: build_schema(
                 ApiServices {
-                    tenants: self.services.tenants.clone(),
-                    users: self.services.users.clone(),
-                    compliance: self.services.compliance.clone(),
-                    audit: self.services.audit.clone(),
+                    tenants: self.wiring.tenants.clone(),
+                    users: self.wiring.users.clone(),
+                    compliance: self.wiring.compliance.clone(),
+                    audit: self.wiring.audit.clone(),
                 },
                 live_rx,
             ),
-            auth: self.services.auth.clone(),
-            health: Arc::new(pg::PgHealth(self.services.pool.clone())),
-            audit: self.services.audit.clone(),
+            auth: self.wiring.auth.clone(),
+            health: Arc::new(pg::PgHealth(self.wiring.pool.clone())),
+            audit: self.wiring.audit.clone(),
             queries: Arc::default(),
             metrics: Arc::default(),
             websockets: Arc::new(Websockets::new(self.websocket_limits)),
@@ -315,66 +302,7 @@ impl Application {
         if let Some(deliveries) = deliveries {
             let _ = deliveries.await;
         }
-        self.services.pool.close().await;
+        self.wiring.pool.close().await;
         served.context("serving HTTP")
     }
-}
-
-/// Sends in flight at once per instance. A send mostly waits for the provider (an SMTP
-/// exchange, an HTTPS request), so sends overlap instead of queueing behind each other: one at a
-/// time, a burst of sign-ins waited for every earlier code (about 40 codes a second against
-/// local sinks). Each send holds its own job's lease, so no code is sent twice for this.
-pub const DELIVERY_CONCURRENCY: usize = 8;
-
-/// Runs the delivery worker until `shutdown`: it claims due jobs while it has a free slot
-/// (up to [`DELIVERY_CONCURRENCY`] sends at once), then waits for the event processor to apply
-/// new events (a `CodeSent` queues a job) or for a short poll (a retry falls due). On
-/// shutdown it lets the sends in flight finish.
-fn spawn_delivery_worker(
-    worker: DeliveryWorker,
-    processor: Arc<EventProcessor>,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let slots = Arc::new(tokio::sync::Semaphore::new(DELIVERY_CONCURRENCY));
-        let mut sends = tokio::task::JoinSet::new();
-        loop {
-            while sends.try_join_next().is_some() {}
-            if *shutdown.borrow() {
-                break;
-            }
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => break,
-                },
-                // A dropped sender means nobody can stop the worker any more: stop now.
-                changed = shutdown.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => break,
-                },
-            };
-            match worker.claim().await {
-                Ok(Some(job)) => {
-                    let worker = worker.clone();
-                    sends.spawn(async move {
-                        if let Err(e) = worker.deliver_claimed(job).await {
-                            tracing::error!(error = ?e, "delivery failed; the job will be retried");
-                        }
-                        drop(slot);
-                    });
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = ?e, "delivery worker failed; will retry"),
-            }
-            drop(slot);
-            tokio::select! {
-                _ = processor.progress().notified() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-        while sends.join_next().await.is_some() {}
-    })
 }

@@ -9,9 +9,9 @@ use twofold_domain::Role;
 use twofold_infra::config::{write_private, Settings};
 use twofold_infra::pg::ensure_database;
 use twofold_pg_local::{LocalPgOptions, LocalPostgres};
-use twofold_services::{KeyPrincipal, RequestContext, ServiceError};
+use twofold_services::{Call, KeyPrincipal, RequestContext, ServiceError};
 
-use crate::startup::Services;
+use crate::startup::Wiring;
 
 /// The database name the service uses on its private cluster.
 const DATABASE: &str = "twofold";
@@ -76,13 +76,13 @@ pub struct DemoKeys {
 }
 
 /// Creates the `demo` tenant and its keys on first start; later starts read the saved keys.
-pub async fn demo_keys(services: &Services, data_dir: &Path) -> anyhow::Result<Option<DemoKeys>> {
+pub async fn demo_keys(wiring: &Wiring, data_dir: &Path) -> anyhow::Result<Option<DemoKeys>> {
     let path = data_dir.join("demo-keys.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let keys: DemoKeys = serde_json::from_str(&text).context("reading demo-keys.json")?;
         // Keys only work under the pepper they were hashed with: if the dev secrets changed,
         // say so instead of printing keys that will be refused.
-        if services.auth.authenticate(&keys.admin).await.is_err() {
+        if wiring.auth.authenticate(&keys.admin).await.is_err() {
             tracing::warn!(
                 "the keys in {} no longer authenticate (were the dev secrets replaced?); \
                  delete the data folder to start afresh",
@@ -93,7 +93,7 @@ pub async fn demo_keys(services: &Services, data_dir: &Path) -> anyhow::Result<O
         return Ok(Some(keys));
     }
     let ctx = RequestContext::system("zero-config-bootstrap");
-    let created = match services
+    let created = match wiring
         .tenants
         .create_tenant("Demo", Some(DEMO_TENANT), &ctx)
         .await
@@ -113,14 +113,15 @@ pub async fn demo_keys(services: &Services, data_dir: &Path) -> anyhow::Result<O
         key_id: created.admin_key.key.id.clone(),
         role: Role::Admin,
     };
-    let app = services
+    let admin = Call::new(admin, ctx);
+    let app = wiring
         .tenants
-        .issue_api_key(&admin, Role::App, "demo app key", &ctx)
+        .issue_api_key(&admin, Role::App, "demo app key")
         .await
         .context("issuing the demo APP key")?;
-    let auditor = services
+    let auditor = wiring
         .tenants
-        .issue_api_key(&admin, Role::Auditor, "demo auditor key", &ctx)
+        .issue_api_key(&admin, Role::Auditor, "demo auditor key")
         .await
         .context("issuing the demo AUDITOR key")?;
     let keys = DemoKeys {

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Guard, Result};
 use twofold_domain::Role;
-use twofold_services::{ErrorCode, KeyPrincipal, Principal};
+use twofold_services::{Call, ErrorCode, KeyPrincipal, Principal, RequestContext};
 
 use crate::error::coded;
 
@@ -67,6 +67,25 @@ pub fn key<'a>(ctx: &Context<'a>) -> Result<&'a KeyPrincipal> {
         Some(Principal::Key(key)) => Ok(key),
         _ => Err(unauthenticated()),
     }
+}
+
+/// The calling key's [`Call`], for resolvers behind a [`RoleGuard`].
+pub fn call<'a>(ctx: &Context<'a>) -> Result<&'a Call> {
+    ctx.data_opt::<Call>().ok_or_else(unauthenticated)
+}
+
+/// Gives a GraphQL request its caller and metadata: the [`Caller`] the guards check and, for a
+/// tenant key, the [`Call`] the use-cases take, built here once.
+pub fn attach(
+    request: async_graphql::Request,
+    principal: Option<Principal>,
+    context: RequestContext,
+) -> async_graphql::Request {
+    let request = match &principal {
+        Some(Principal::Key(key)) => request.data(Call::new(key.clone(), context.clone())),
+        _ => request,
+    };
+    request.data(Caller(principal)).data(context)
 }
 
 /// Every tenant role.

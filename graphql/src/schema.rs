@@ -7,11 +7,11 @@ use twofold_domain::Role;
 use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::tenants::TenantService;
-use twofold_services::users::UserService;
+use twofold_services::users::{ProofInput, UserService, VerifyInput};
 use twofold_services::RequestContext;
 
 use crate::error::ApiError;
-use crate::guard::{key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
+use crate::guard::{call, key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
 use crate::proof_input::ProofInputGql;
 use crate::types::{
     ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
@@ -64,6 +64,15 @@ fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
 }
 
+/// The factor a caller presents as `method`, `code` and `challengeId` arguments.
+fn factor(method: MethodGql, code: String, challenge_id: Option<ID>) -> ProofInput {
+    ProofInput {
+        method: method.into(),
+        code,
+        challenge_id: challenge_id.map(|c| c.0),
+    }
+}
+
 /// A page costs its size (what its resolver reads and returns), plus what each item selects
 /// once: `auditEvents(first: 500)` costs about 500 of the 2,000 a document may spend.
 fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
@@ -113,11 +122,10 @@ impl Query {
     ) -> async_graphql::Result<SignInRequirement> {
         let decision = users(ctx)
             .sign_in_requirement(
-                key(ctx)?,
+                call(ctx)?,
                 &user_id,
                 device_token.as_deref(),
                 sso_login.unwrap_or(false),
-                request(ctx),
             )
             .await
             .map_err(ApiError)?;
@@ -227,7 +235,7 @@ impl TenantMutation {
         label: String,
     ) -> async_graphql::Result<IssuedApiKey> {
         let issued = tenants(ctx)
-            .issue_api_key(key(ctx)?, role.into(), &label, request(ctx))
+            .issue_api_key(call(ctx)?, role.into(), &label)
             .await
             .map_err(ApiError)?;
         Ok(issued.into())
@@ -237,7 +245,7 @@ impl TenantMutation {
     #[graphql(guard = "RoleGuard(ADMIN)")]
     async fn revoke_api_key(&self, ctx: &Context<'_>, key_id: ID) -> async_graphql::Result<ApiKey> {
         let view = tenants(ctx)
-            .revoke_api_key(key(ctx)?, &key_id, request(ctx))
+            .revoke_api_key(call(ctx)?, &key_id)
             .await
             .map_err(ApiError)?;
         Ok(ApiKey(view))
@@ -254,7 +262,7 @@ impl TenantMutation {
             limits.check_policy_rate(input.requests_per_second_per_key())?;
         }
         let policy = tenants(ctx)
-            .set_policy(key(ctx)?, input.into(), request(ctx))
+            .set_policy(call(ctx)?, input.into())
             .await
             .map_err(ApiError)?;
         Ok(Policy(policy))
@@ -272,7 +280,7 @@ impl UserMutation {
         reason: String,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .reset(key(ctx)?, &user_id, &reason, request(ctx))
+            .reset(call(ctx)?, &user_id, &reason)
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))
@@ -287,7 +295,7 @@ impl UserMutation {
         reason: String,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .clear_lockout(key(ctx)?, &user_id, &reason, request(ctx))
+            .clear_lockout(call(ctx)?, &user_id, &reason)
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))
@@ -306,7 +314,7 @@ impl UserMutation {
     ) -> async_graphql::Result<Challenge> {
         let proof = proof.map(Into::into);
         let c = users(ctx)
-            .add_email(key(ctx)?, &user_id, &email, proof.as_ref(), request(ctx))
+            .add_email(call(ctx)?, &user_id, &email, proof.as_ref())
             .await
             .map_err(ApiError)?;
         Ok(c.into())
@@ -325,7 +333,7 @@ impl UserMutation {
     ) -> async_graphql::Result<Challenge> {
         let proof = proof.map(Into::into);
         let c = users(ctx)
-            .add_phone(key(ctx)?, &user_id, &phone, proof.as_ref(), request(ctx))
+            .add_phone(call(ctx)?, &user_id, &phone, proof.as_ref())
             .await
             .map_err(ApiError)?;
         Ok(c.into())
@@ -344,14 +352,7 @@ impl UserMutation {
     ) -> async_graphql::Result<Option<RecoveryCodes>> {
         let proof = proof.map(Into::into);
         let codes = users(ctx)
-            .confirm_channel(
-                key(ctx)?,
-                &user_id,
-                &challenge_id,
-                &code,
-                proof.as_ref(),
-                request(ctx),
-            )
+            .confirm_channel(call(ctx)?, &user_id, &challenge_id, &code, proof.as_ref())
             .await
             .map_err(ApiError)?;
         Ok(codes.map(Into::into))
@@ -366,7 +367,7 @@ impl UserMutation {
         channel: ChannelGql,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .set_preferred_channel(key(ctx)?, &user_id, channel.into(), request(ctx))
+            .set_preferred_channel(call(ctx)?, &user_id, channel.into())
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))
@@ -383,11 +384,10 @@ impl UserMutation {
     ) -> async_graphql::Result<Challenge> {
         let c = users(ctx)
             .send_code(
-                key(ctx)?,
+                call(ctx)?,
                 &user_id,
                 channel.map(Into::into),
                 idempotency_key.as_deref(),
-                request(ctx),
             )
             .await
             .map_err(ApiError)?;
@@ -403,7 +403,7 @@ impl UserMutation {
         account_label: Option<String>,
     ) -> async_graphql::Result<TotpEnrollment> {
         let enrollment = users(ctx)
-            .start_totp_enrollment(key(ctx)?, &user_id, account_label.as_deref(), request(ctx))
+            .start_totp_enrollment(call(ctx)?, &user_id, account_label.as_deref())
             .await
             .map_err(ApiError)?;
         Ok(enrollment.into())
@@ -422,7 +422,7 @@ impl UserMutation {
     ) -> async_graphql::Result<RecoveryCodes> {
         let proof = proof.map(Into::into);
         let codes = users(ctx)
-            .confirm_totp_enrollment(key(ctx)?, &user_id, &code, proof.as_ref(), request(ctx))
+            .confirm_totp_enrollment(call(ctx)?, &user_id, &code, proof.as_ref())
             .await
             .map_err(ApiError)?;
         Ok(codes.into())
@@ -444,14 +444,13 @@ impl UserMutation {
     ) -> async_graphql::Result<Verification> {
         let verified = users(ctx)
             .verify(
-                key(ctx)?,
+                call(ctx)?,
                 &user_id,
-                method.into(),
-                &code,
-                challenge_id.as_ref().map(|c| c.as_str()),
-                trust_device.unwrap_or(false),
-                device_label.as_deref(),
-                request(ctx),
+                VerifyInput {
+                    factor: factor(method, code, challenge_id),
+                    trust_device: trust_device.unwrap_or(false),
+                    device_label,
+                },
             )
             .await
             .map_err(ApiError)?;
@@ -470,14 +469,7 @@ impl UserMutation {
         challenge_id: Option<ID>,
     ) -> async_graphql::Result<RecoveryCodes> {
         let codes = users(ctx)
-            .regenerate_recovery_codes(
-                key(ctx)?,
-                &user_id,
-                method.into(),
-                &code,
-                challenge_id.as_ref().map(|c| c.as_str()),
-                request(ctx),
-            )
+            .regenerate_recovery_codes(call(ctx)?, &user_id, &factor(method, code, challenge_id))
             .await
             .map_err(ApiError)?;
         Ok(codes.into())
@@ -495,14 +487,7 @@ impl UserMutation {
         challenge_id: Option<ID>,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .disable(
-                key(ctx)?,
-                &user_id,
-                method.into(),
-                &code,
-                challenge_id.as_ref().map(|c| c.as_str()),
-                request(ctx),
-            )
+            .disable(call(ctx)?, &user_id, &factor(method, code, challenge_id))
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))
@@ -520,13 +505,7 @@ impl UserMutation {
         proof: ProofInputGql,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .remove_factor(
-                key(ctx)?,
-                &user_id,
-                method.into(),
-                &proof.into(),
-                request(ctx),
-            )
+            .remove_factor(call(ctx)?, &user_id, method.into(), &proof.into())
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))
@@ -541,7 +520,7 @@ impl UserMutation {
         device_id: ID,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .revoke_trusted_device(key(ctx)?, &user_id, &device_id, request(ctx))
+            .revoke_trusted_device(call(ctx)?, &user_id, &device_id)
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use twofold_domain::{ApiKeyId, Role, TenantId};
 
+use crate::auth::KeyPrincipal;
+
 /// Who performs a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -75,6 +77,34 @@ impl RequestContext {
             ("ip".to_owned(), self.ip.clone().unwrap_or_default()),
             ("user_agent".to_owned(), ua),
         ])
+    }
+}
+
+/// A tenant key's call of a use-case: the key (its tenant, id and role) and the request it came
+/// with. Built once per request, after authentication, and passed whole to the use-cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The authenticated key: its tenant is the only one the call can see.
+    pub key: KeyPrincipal,
+    /// Where the call came from.
+    pub request: RequestContext,
+}
+
+impl Call {
+    /// The call of `key`, made through `request`.
+    pub fn new(key: KeyPrincipal, request: RequestContext) -> Self {
+        Self { key, request }
+    }
+
+    /// The caller's tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.key.tenant_id
+    }
+
+    /// The metadata of the events this call records, in the caller's tenant.
+    pub fn metadata(&self) -> HashMap<String, String> {
+        self.request
+            .metadata(&self.key.tenant_id, &self.key.actor())
     }
 }
 

@@ -14,8 +14,10 @@ pub mod ports;
 mod send_limits;
 pub use send_limits::BudgetCeilings;
 pub mod tenants;
+#[cfg(test)]
+mod testing;
 pub mod users;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};
-pub use context::{Actor, RequestContext};
+pub use context::{Actor, Call, RequestContext};
 pub use error::{ErrorCode, ServiceError, StoreError};

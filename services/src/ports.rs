@@ -208,6 +208,15 @@ pub trait CommitSignal: Send + Sync {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
+/// Wakes the delivery worker when the event processor applied new events (a `CodeSent` queues a
+/// delivery). Unlike [`CommitSignal`], only what happens after the wait starts counts: the worker
+/// claims again at its next poll anyway.
+#[async_trait]
+pub trait ProcessorProgress: Send + Sync {
+    /// Returns the next time the processor applies events.
+    async fn progressed(&self);
+}
+
 /// Whether the service can do its work (the database answers). Behind `/health`.
 #[async_trait]
 pub trait HealthCheck: Send + Sync {

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use twofold_domain::tenant::{NewApiKey, Tenant, TenantCommand};
 use twofold_domain::{ApiKeyId, KeyLabel, Policy, PolicyChange, Role, TenantId, TenantName};
 
-use crate::auth::{Authenticator, KeyPrincipal};
+use crate::auth::Authenticator;
 use crate::commands::Commands;
 use crate::encoding::base32_lower;
 use crate::ports::{ApiKeyView, Clock, Entropy, TenantDirectory, TenantView};
 use crate::send_limits::BudgetCeilings;
-use crate::{Actor, RequestContext, ServiceError};
+use crate::{Actor, Call, RequestContext, ServiceError};
 
 /// A key as issued: its view plus the secret, which is never retrievable again.
 #[derive(Clone)]
@@ -147,10 +147,9 @@ impl TenantService {
     /// Issues a key of `role` in the caller's tenant.
     pub async fn issue_api_key(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         role: Role,
         label: &str,
-        ctx: &RequestContext,
     ) -> Result<IssuedKey, ServiceError> {
         let label = KeyLabel::parse(label).map_err(ServiceError::invalid)?;
         let minted = self.auth.mint_key()?;
@@ -163,9 +162,9 @@ impl TenantService {
             },
             at: self.clock.now(),
         };
-        let state = self.run(caller, command, ctx).await?;
+        let state = self.run(call, command).await?;
         Ok(IssuedKey {
-            key: view_key(&caller.tenant_id, &minted.id, &state)?,
+            key: view_key(call.tenant(), &minted.id, &state)?,
             secret: minted.secret,
         })
     }
@@ -173,9 +172,8 @@ impl TenantService {
     /// Revokes a key of the caller's tenant. A key of another tenant is simply not found.
     pub async fn revoke_api_key(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         key_id: &str,
-        ctx: &RequestContext,
     ) -> Result<ApiKeyView, ServiceError> {
         let key_id = ApiKeyId::parse(key_id)
             .map_err(|_| ServiceError::NotFound("API key not found".into()))?;
@@ -183,16 +181,15 @@ impl TenantService {
             key_id: key_id.clone(),
             at: self.clock.now(),
         };
-        let state = self.run(caller, command, ctx).await?;
-        view_key(&caller.tenant_id, &key_id, &state)
+        let state = self.run(call, command).await?;
+        view_key(call.tenant(), &key_id, &state)
     }
 
     /// Changes the caller's tenant policy; all of `change` is applied or none of it.
     pub async fn set_policy(
         &self,
-        caller: &KeyPrincipal,
+        call: &Call,
         change: PolicyChange,
-        ctx: &RequestContext,
     ) -> Result<Policy, ServiceError> {
         for (field, asked, ceiling) in [
             (
@@ -216,7 +213,7 @@ impl TenantService {
             change,
             at: self.clock.now(),
         };
-        let state = self.run(caller, command, ctx).await?;
+        let state = self.run(call, command).await?;
         Ok(state.policy().clone())
     }
 
@@ -233,20 +230,11 @@ impl TenantService {
         Ok(self.directory.api_keys(id).await?)
     }
 
-    async fn run(
-        &self,
-        caller: &KeyPrincipal,
-        command: TenantCommand,
-        ctx: &RequestContext,
-    ) -> Result<Tenant, ServiceError> {
-        let tenant = &caller.tenant_id;
+    async fn run(&self, call: &Call, command: TenantCommand) -> Result<Tenant, ServiceError> {
+        let tenant = call.tenant();
         let executed = self
             .commands
-            .execute(
-                &tenant.tenant_aggregate_id(),
-                command,
-                ctx.metadata(tenant, &caller.actor()),
-            )
+            .execute(&tenant.tenant_aggregate_id(), command, call.metadata())
             .await;
         // Whatever happened, this instance reads the tenant and its keys afresh from now on
         // (a revoked key stops working here before the response says it is revoked).

@@ -18,7 +18,6 @@ use super::error::error_response;
 use super::extract::{AuthenticatedBody, RequestId};
 use super::{ApiState, REQUEST_TIMEOUT};
 use crate::error::InternalCause;
-use crate::guard::Caller;
 use crate::metrics::ErrorCodes;
 use crate::rate_limit::RateLimits;
 
@@ -74,7 +73,7 @@ async fn graphql(
     if let Err(refusal) = state.queries.admit(&mut request) {
         return error_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, &refusal.0);
     }
-    let request = request.data(Caller(principal)).data(metadata);
+    let request = crate::guard::attach(request, principal, metadata);
     match tokio::time::timeout(REQUEST_TIMEOUT, state.schema.execute(request)).await {
         Ok(response) => graphql_response(response, &request_id),
         Err(_) => {

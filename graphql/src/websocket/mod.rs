@@ -30,6 +30,7 @@ use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
 pub use registry::{Websockets, WsLimits};
 
 use crate::client_addr::budget_unit;
+use crate::guard::attach;
 use crate::http::{
     bearer, client_ip, error_response, rate_limited, request_context, ApiState, RequestId,
     MAX_CREDENTIAL_CHARS,
@@ -468,7 +469,7 @@ impl Connection {
                 )));
             }
         };
-        let request = request.data(self.context.clone());
+        let request = attach(request, Some(principal.clone()), self.context.clone());
         self.serial += 1;
         // Charged, parsed and checked on the operation's own task: a key over its rate, or a
         // large document, must not hold up the socket's loop (and with it the key recheck).

@@ -11,7 +11,6 @@ use twofold_services::{ErrorCode, Principal};
 
 use super::protocol::Protocol;
 use crate::admission::QueryCache;
-use crate::guard::Caller;
 use crate::http::finish;
 use crate::rate_limit::RateLimits;
 use crate::schema::TwofoldSchema;
@@ -49,7 +48,6 @@ impl Operation {
             return;
         }
         let subscription = is_subscription(&mut request);
-        let request = request.data(Caller(Some(self.principal.clone())));
         if subscription {
             let mut results = self.schema.execute_stream(request);
             while let Some(response) = results.next().await {

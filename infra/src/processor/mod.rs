@@ -103,11 +103,6 @@ impl EventProcessor {
         })
     }
 
-    /// Signalled whenever a catch-up applied events (the delivery worker waits on it).
-    pub fn progress(&self) -> &Notify {
-        &self.progressed
-    }
-
     /// The names of the registered projections.
     pub fn projection_names(&self) -> Vec<&'static str> {
         self.runners.iter().map(|r| r.projection.name()).collect()

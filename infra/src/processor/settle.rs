@@ -6,10 +6,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::Row;
 use tokio::sync::watch;
-use twofold_services::ports::{CommitSignal, ReadModelSync};
+use twofold_services::ports::{CommitSignal, ProcessorProgress, ReadModelSync};
 use twofold_services::StoreError;
 
 use super::EventProcessor;
+
+#[async_trait]
+impl ProcessorProgress for EventProcessor {
+    async fn progressed(&self) {
+        self.progressed.notified().await;
+    }
+}
 
 impl CommitSignal for EventProcessor {
     fn subscribe(&self) -> watch::Receiver<u64> {

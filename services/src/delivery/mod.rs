@@ -19,6 +19,9 @@ use crate::ports::{CodeSender, DeliveryJob, DeliveryQueue, SendError};
 use crate::users::UserService;
 use crate::ServiceError;
 
+mod spawn;
+pub use spawn::DELIVERY_CONCURRENCY;
+
 /// Retry policy of the worker.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

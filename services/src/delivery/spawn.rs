@@ -1,0 +1,75 @@
+//! The worker's loop: several sends at once, each on its own claimed job, woken by the event
+//! processor or a short poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::DeliveryWorker;
+use crate::ports::ProcessorProgress;
+
+/// Sends in flight at once per instance. A send mostly waits for the provider (an SMTP
+/// exchange, an HTTPS request), so sends overlap instead of queueing behind each other: one at a
+/// time, a burst of sign-ins waited for every earlier code. Each send holds its own job's lease,
+/// so no code is sent twice for this.
+pub const DELIVERY_CONCURRENCY: usize = 8;
+
+/// How long the worker waits for the processor before claiming again (a retry falls due).
+const POLL: Duration = Duration::from_millis(200);
+
+impl DeliveryWorker {
+    /// Runs the worker until `shutdown`: it claims due jobs while it has a free slot (up to
+    /// [`DELIVERY_CONCURRENCY`] sends at once), then waits for the event processor to apply new
+    /// events (a `CodeSent` queues a job) or for a short poll (a retry falls due). On shutdown it
+    /// lets the sends in flight finish.
+    pub fn spawn(
+        self,
+        progress: Arc<dyn ProcessorProgress>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(DELIVERY_CONCURRENCY));
+            let mut sends = JoinSet::new();
+            loop {
+                while sends.try_join_next().is_some() {}
+                if *shutdown.borrow() {
+                    break;
+                }
+                let slot = tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    // A dropped sender means nobody can stop the worker any more: stop now.
+                    changed = shutdown.changed() => match changed {
+                        Ok(()) => continue,
+                        Err(_) => break,
+                    },
+                };
+                match self.claim().await {
+                    Ok(Some(job)) => {
+                        let worker = self.clone();
+                        sends.spawn(async move {
+                            if let Err(e) = worker.deliver_claimed(job).await {
+                                tracing::error!(error = ?e, "delivery failed; the job will be retried");
+                            }
+                            drop(slot);
+                        });
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = ?e, "delivery worker failed; will retry"),
+                }
+                drop(slot);
+                tokio::select! {
+                    _ = progress.progressed() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            while sends.join_next().await.is_some() {}
+        })
+    }
+}

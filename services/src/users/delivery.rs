@@ -1,0 +1,85 @@
+//! The delivery worker's side of a user: what to send for a challenge, and how it went.
+
+use twofold_domain::user::{DeliveryOutcome, UserAction, UserCommand, UserRef};
+
+use super::crypto::contact_context;
+use super::UserService;
+use crate::{RequestContext, ServiceError};
+
+impl UserService {
+    /// Records how the delivery of a challenge ended (the delivery worker).
+    pub async fn record_delivery(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), ServiceError> {
+        let at = self.clock.now();
+        let ctx = RequestContext::system(format!("delivery-{challenge_id}"));
+        self.commands
+            .execute(
+                &user.aggregate_id(),
+                UserCommand {
+                    user: user.clone(),
+                    at,
+                    action: UserAction::RecordDelivery {
+                        challenge_id: challenge_id.to_owned(),
+                        outcome,
+                    },
+                },
+                ctx.metadata(&user.tenant, &crate::Actor::System),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// What the delivery worker needs to send a challenge's code: the message, or `None` when
+    /// there is nothing to send any more (the challenge is gone, spent, expired or already
+    /// recorded as delivered).
+    pub(crate) async fn outgoing(
+        &self,
+        user: &UserRef,
+        challenge_id: &str,
+    ) -> Result<Option<crate::ports::OutgoingCode>, ServiceError> {
+        let state = self
+            .commands
+            .load(&user.aggregate_id())
+            .await
+            .map_err(crate::error::from_aggregate_error)?;
+        let now = self.clock.now();
+        let Some(challenge) = state.challenge(challenge_id) else {
+            return Ok(None);
+        };
+        let done = challenge.used
+            || now >= challenge.expires_at
+            || challenge.delivery != twofold_domain::user::DeliveryState::Pending;
+        // A code goes where it was meant to: never to an address that replaced it since.
+        let Some(contact) = state.destination_of(challenge).filter(|_| !done) else {
+            return Ok(None);
+        };
+        let destination = self
+            .crypto
+            .sealer
+            .open(
+                &user.tenant,
+                &contact_context(user, challenge.channel),
+                &contact.sealed,
+            )
+            .await?;
+        let destination = String::from_utf8(destination.to_vec())
+            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
+        let tenant = self.tenant(&user.tenant).await?;
+        let remaining = (challenge.expires_at - now).num_seconds().max(1);
+        Ok(Some(crate::ports::OutgoingCode {
+            challenge_id: challenge.id.clone(),
+            tenant_name: tenant.name,
+            channel: challenge.channel,
+            purpose: challenge.purpose,
+            destination: zeroize::Zeroizing::new(destination),
+            code: self
+                .crypto
+                .challenge_code(user, &challenge.id, challenge.digits),
+            valid_seconds: u32::try_from(remaining).unwrap_or(u32::MAX),
+        }))
+    }
+}

@@ -1,0 +1,136 @@
+//! Running a user command: at the clock's time, with the request's metadata, and (for a command
+//! that issues a code) under the send caps.
+
+use chrono::{DateTime, Utc};
+use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::user::{User, UserAction, UserCommand, UserError, UserEvent, UserRef};
+
+use super::errors::{locked_out, outcome};
+use super::UserService;
+use crate::ports::TenantView;
+use crate::send_limits::issued;
+use crate::{Call, ServiceError};
+
+/// A code about to be issued: where it goes, under which tenant's caps.
+pub(super) struct CodeSend<'a> {
+    pub tenant: &'a TenantView,
+    pub channel: Channel,
+    pub destination: &'a str,
+    pub challenge_id: &'a str,
+}
+
+impl UserService {
+    /// Runs `action`, which issues the code `send.challenge_id` to `send.destination`, under
+    /// the send caps: the slot is taken first (a full cap refuses with nothing recorded or sent)
+    /// and given back unless the code was issued.
+    pub(super) async fn run_send(
+        &self,
+        call: &Call,
+        user: &UserRef,
+        send: CodeSend<'_>,
+        action: UserAction,
+    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+        let CodeSend {
+            tenant,
+            channel,
+            destination,
+            challenge_id,
+        } = send;
+        // A change that will be refused for want of proof takes no slot: a full cap must not
+        // answer first, telling a caller without any factor that someone else (in this tenant
+        // or another) had codes sent to this destination.
+        let unproven = matches!(
+            &action,
+            UserAction::AddEmail { proof: None, .. } | UserAction::AddPhone { proof: None, .. }
+        );
+        if unproven {
+            let state = self
+                .commands
+                .load(&user.aggregate_id())
+                .await
+                .map_err(crate::error::from_aggregate_error)?;
+            if state.enabled() {
+                return Err(UserError::ProofRequired.into());
+            }
+        }
+        let purpose = match &action {
+            UserAction::SendCode { .. } => Purpose::SignIn,
+            _ => Purpose::VerifyChannel,
+        };
+        let proof = match &action {
+            UserAction::AddEmail { proof, .. } | UserAction::AddPhone { proof, .. } => {
+                proof.clone()
+            }
+            _ => None,
+        };
+        let slot = match self
+            .limits
+            .reserve(
+                tenant,
+                channel,
+                purpose,
+                destination,
+                challenge_id,
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(slot) => slot,
+            // A full cap answers only after the proof: a caller with a wrong proof, or locked
+            // out, must learn that and nothing about who else had codes sent here.
+            Err(full @ ServiceError::RateLimited { .. }) => {
+                if let Some(proof) = proof {
+                    let (_, events, at) = self
+                        .run(call, user, UserAction::CheckProof { proof })
+                        .await?;
+                    outcome(&events, at)?;
+                }
+                return Err(full);
+            }
+            Err(e) => return Err(e),
+        };
+        let result = self.run(call, user, action).await;
+        // Kept when the code was issued, and when nobody can say whether it was (an internal
+        // error may come after the commit): a send too many is the safe side.
+        let keep = match &result {
+            Ok((_, events, _)) => issued(events, challenge_id),
+            Err(ServiceError::Internal(_)) => true,
+            Err(_) => false,
+        };
+        self.limits.settle(slot, keep).await;
+        result
+    }
+
+    /// Runs `action` on `user` at the clock's time, recorded with the call's metadata.
+    pub(super) async fn run(
+        &self,
+        call: &Call,
+        user: &UserRef,
+        action: UserAction,
+    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+        let at = self.clock.now();
+        let executed = self
+            .commands
+            .execute(
+                &user.aggregate_id(),
+                UserCommand {
+                    user: user.clone(),
+                    at,
+                    action,
+                },
+                call.metadata(),
+            )
+            .await
+            .map_err(|e| match e {
+                // Seconds to wait are counted from the command's own time.
+                crate::commands::CommandError::Aggregate(cqrs_es::AggregateError::UserError(
+                    UserError::LockedOut {
+                        until,
+                        admin_required,
+                    },
+                )) => locked_out(until, admin_required, at),
+                other => other.into(),
+            })?;
+        Ok((executed.state, executed.events, at))
+    }
+}

@@ -1,0 +1,150 @@
+use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::user::{DeliveryState, UserEvent};
+use twofold_domain::Method;
+
+use super::{check, remaining_attempts};
+use crate::testing::{app, Harness};
+use crate::users::ProofInput;
+use crate::ServiceError;
+
+/// Registers and confirms bob's email address, his first factor; returns the recovery codes.
+async fn confirmed_email(h: &Harness) -> Vec<String> {
+    let challenge = h
+        .users
+        .add_email(&app(), "bob", "Bob@Example.com", None)
+        .await
+        .unwrap();
+    let code = h.code_sent("bob", &challenge.id).await;
+    h.users
+        .confirm_channel(&app(), "bob", &challenge.id, &code, None)
+        .await
+        .unwrap()
+        .expect("the first factor comes with recovery codes")
+        .0
+}
+
+fn email_code(code: &str, challenge_id: &str) -> ProofInput {
+    ProofInput {
+        method: Method::Email,
+        code: code.to_owned(),
+        challenge_id: Some(challenge_id.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn an_address_confirmed_with_its_code_becomes_a_factor() {
+    let h = Harness::new();
+    let challenge = h
+        .users
+        .add_email(&app(), "bob", "Bob@Example.com", None)
+        .await
+        .unwrap();
+    assert_eq!(challenge.channel, Channel::Email);
+    assert_eq!(challenge.purpose, Purpose::VerifyChannel);
+    assert_eq!(challenge.delivery, DeliveryState::Pending);
+    assert_ne!(challenge.sent_to, "Bob@Example.com", "shown masked");
+
+    let code = h.code_sent("bob", &challenge.id).await;
+    let codes = h
+        .users
+        .confirm_channel(&app(), "bob", &challenge.id, &code, None)
+        .await
+        .unwrap();
+
+    assert_eq!(codes.map(|c| c.0.len()), Some(10));
+    let status = h
+        .users
+        .status(app().tenant(), "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.enabled);
+    assert_eq!(status.email.map(|(_, verified)| verified), Some(true));
+}
+
+#[tokio::test]
+async fn a_sign_in_code_sent_by_email_verifies_once() {
+    let h = Harness::new();
+    confirmed_email(&h).await;
+
+    let challenge = h
+        .users
+        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .await
+        .unwrap();
+    assert_eq!(challenge.purpose, Purpose::SignIn);
+    let code = h.code_sent("bob", &challenge.id).await;
+    let verified = h
+        .users
+        .verify(&app(), "bob", check(email_code(&code, &challenge.id)))
+        .await
+        .unwrap();
+    assert_eq!(verified.method, Method::Email);
+
+    let again = h
+        .users
+        .verify(&app(), "bob", check(email_code(&code, &challenge.id)))
+        .await;
+    assert!(
+        matches!(again, Err(ServiceError::CodeExpired(_))),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_emailed_code_counts_and_the_right_one_still_works() {
+    let h = Harness::new();
+    confirmed_email(&h).await;
+    let challenge = h
+        .users
+        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .await
+        .unwrap();
+    let code = h.code_sent("bob", &challenge.id).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+
+    let refused = h
+        .users
+        .verify(&app(), "bob", check(email_code(wrong, &challenge.id)))
+        .await;
+    assert_eq!(remaining_attempts(refused), 9);
+
+    h.users
+        .verify(&app(), "bob", check(email_code(&code, &challenge.id)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn asking_again_within_seconds_returns_the_open_challenge_without_a_second_send() {
+    let h = Harness::new();
+    confirmed_email(&h).await;
+    let first = h
+        .users
+        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .await
+        .unwrap();
+
+    let second = h
+        .users
+        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .await
+        .unwrap();
+
+    assert_eq!(second.id, first.id);
+    let sign_in_codes = h
+        .events("bob")
+        .await
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                UserEvent::CodeSent {
+                    purpose: Purpose::SignIn,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(sign_in_codes, 1);
+}

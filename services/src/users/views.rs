@@ -1,0 +1,165 @@
+//! What the user queries and use-cases return.
+
+use chrono::{DateTime, Utc};
+use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::secrets::TotpParams;
+use twofold_domain::user::{Challenge, TrustedDevice, User};
+use twofold_domain::{Method, UserId};
+
+use crate::ports::TotpProvisioning;
+use crate::ServiceError;
+
+/// A user's 2FA status as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserStatus {
+    /// The tenant's id for the user.
+    pub user_id: UserId,
+    /// A second factor is active.
+    pub enabled: bool,
+    /// Methods usable now.
+    pub methods: Vec<Method>,
+    /// A TOTP enrollment awaits confirmation.
+    pub totp_pending: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_remaining: u32,
+    /// End of the lockout in force.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Last successful verification.
+    pub last_verified_at: Option<DateTime<Utc>>,
+    /// Registered email, masked, and whether it is verified.
+    pub email: Option<(String, bool)>,
+    /// Registered phone, masked, and whether it is verified.
+    pub phone: Option<(String, bool)>,
+    /// Default channel for sign-in codes.
+    pub preferred_channel: Option<Channel>,
+    /// The most recent challenges, newest first, with their delivery state.
+    pub recent_challenges: Vec<ChallengeView>,
+    /// Devices still trusted, oldest first.
+    pub trusted_devices: Vec<TrustedDeviceView>,
+}
+
+/// A trusted device as the API shows it (never its token).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedDeviceView {
+    /// Id, to revoke it.
+    pub id: String,
+    /// What the user calls it.
+    pub label: Option<String>,
+    /// When trusted.
+    pub created_at: DateTime<Utc>,
+    /// End of trust.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&TrustedDevice> for TrustedDeviceView {
+    fn from(d: &TrustedDevice) -> Self {
+        Self {
+            id: d.id.clone(),
+            label: d.label.as_ref().map(ToString::to_string),
+            created_at: d.created_at,
+            expires_at: d.expires_at,
+        }
+    }
+}
+
+impl UserStatus {
+    pub(super) fn of(user_id: &UserId, user: &User, now: DateTime<Utc>) -> Self {
+        Self {
+            user_id: user_id.clone(),
+            enabled: user.enabled(),
+            methods: user.methods(),
+            totp_pending: user.totp_pending(),
+            recovery_codes_remaining: user.recovery_codes_remaining(),
+            locked_until: user.locked_until(now),
+            last_verified_at: user.last_verified_at(),
+            email: user
+                .contact(Channel::Email)
+                .map(|f| (f.masked.clone(), f.verified)),
+            phone: user
+                .contact(Channel::Sms)
+                .map(|f| (f.masked.clone(), f.verified)),
+            preferred_channel: user.preferred_channel(),
+            recent_challenges: user
+                .challenges()
+                .iter()
+                .rev()
+                .take(RECENT_CHALLENGES)
+                .map(ChallengeView::from)
+                .collect(),
+            trusted_devices: user
+                .trusted_devices(now)
+                .map(TrustedDeviceView::from)
+                .collect(),
+        }
+    }
+}
+
+/// A started TOTP enrollment: what the app needs, shown once.
+#[derive(Debug, Clone)]
+pub struct TotpEnrollment {
+    /// Secret, URI and QR codes.
+    pub provisioning: TotpProvisioning,
+    /// The parameters the codes use.
+    pub params: TotpParams,
+}
+
+/// New recovery codes, shown once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCodes(pub Vec<String>);
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecoveryCodes(<{} redacted>)", self.0.len())
+    }
+}
+
+/// The result of a successful verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The method that succeeded.
+    pub method: Method,
+    /// Recovery codes left.
+    pub recovery_codes_remaining: u32,
+    /// The token of the device trusted with this verification (shown once).
+    pub device_token: Option<zeroize::Zeroizing<String>>,
+}
+
+/// A challenge as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChallengeView {
+    /// Id, to pass back with the code.
+    pub id: String,
+    /// Email or SMS.
+    pub channel: Channel,
+    /// Why it was sent.
+    pub purpose: Purpose,
+    /// Masked destination.
+    pub sent_to: String,
+    /// End of validity.
+    pub expires_at: DateTime<Utc>,
+    /// Where the message is.
+    pub delivery: twofold_domain::user::DeliveryState,
+}
+
+impl From<&Challenge> for ChallengeView {
+    fn from(c: &Challenge) -> Self {
+        Self {
+            id: c.id.clone(),
+            channel: c.channel,
+            purpose: c.purpose,
+            sent_to: c.sent_to.clone(),
+            expires_at: c.expires_at,
+            delivery: c.delivery,
+        }
+    }
+}
+
+/// Challenges shown in a user's status.
+const RECENT_CHALLENGES: usize = 10;
+
+pub(super) fn challenge_view(state: &User, id: &str) -> Result<ChallengeView, ServiceError> {
+    state
+        .challenge(id)
+        .map(ChallengeView::from)
+        .ok_or_else(|| ServiceError::Internal("the new challenge is missing".into()))
+}
