@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twofold_domain::tenant::Tenant;
-use twofold_domain::user::{User, UserServices};
+use twofold_domain::user::{CodeChecker, User};
 use twofold_graphql::client_addr::TrustedProxies;
 use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
 use twofold_infra::audit_log::PgAuditLog;
@@ -108,7 +108,7 @@ impl Services {
         let sealer: Arc<dyn Sealer> =
             Arc::new(PgSealer::new(pool.clone(), secrets.master_key.clone()));
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
-        let crypto: Arc<dyn UserServices> = Arc::new(UserCrypto::new(
+        let crypto: Arc<dyn CodeChecker> = Arc::new(UserCrypto::new(
             sealer.clone(),
             totp.clone(),
             hasher.clone(),

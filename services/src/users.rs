@@ -10,8 +10,8 @@ use twofold_domain::contact::{EmailAddress, PhoneNumber};
 use twofold_domain::secrets::{SealedSecret, TotpParams};
 use twofold_domain::tenant::KeyedHash;
 use twofold_domain::user::{
-    normalize_recovery_code, Proof, ServicesError, User, UserAction, UserCommand, UserError,
-    UserEvent, UserRef, UserServices, FAILURES_PER_LOCKOUT, RECOVERY_CODES,
+    normalize_recovery_code, CodeChecker, Lockout, Proof, ServicesError, User, UserAction,
+    UserCommand, UserError, UserEvent, UserRef, FAILURES_PER_LOCKOUT, RECOVERY_CODES,
 };
 use twofold_domain::user::{
     Challenge, DeliveryOutcome, NewChallenge, NewTrustedDevice, SignInAttempt, SignInDecision,
@@ -86,7 +86,7 @@ impl UserCrypto {
 }
 
 #[async_trait]
-impl UserServices for UserCrypto {
+impl CodeChecker for UserCrypto {
     async fn totp_step(
         &self,
         user: &UserRef,
@@ -333,10 +333,7 @@ impl From<UserError> for ServiceError {
     fn from(e: UserError) -> Self {
         let message = e.to_string();
         match e {
-            UserError::LockedOut {
-                until,
-                admin_required,
-            } => locked_out(until, admin_required, Utc::now()),
+            UserError::LockedOut(lockout) => lockout.into(),
             UserError::NotEnrolled | UserError::MethodNotEnrolled(_) | UserError::UnknownUser => {
                 ServiceError::NotFound(message)
             }
@@ -364,22 +361,6 @@ impl From<UserError> for ServiceError {
     }
 }
 
-fn locked_out(until: DateTime<Utc>, admin_required: bool, now: DateTime<Utc>) -> ServiceError {
-    let message = if admin_required {
-        "too many failed attempts: the account is locked until an administrator unlocks it"
-            .to_owned()
-    } else {
-        format!(
-            "too many failed attempts: try again after {}",
-            until.to_rfc3339()
-        )
-    };
-    ServiceError::LockedOut {
-        message,
-        retry_after_seconds: (until - now).num_seconds().max(1),
-    }
-}
-
 /// A verification's outcome, read from the events it recorded.
 fn outcome(events: &[UserEvent], now: DateTime<Utc>) -> Result<(), ServiceError> {
     for event in events.iter().rev() {
@@ -388,7 +369,7 @@ fn outcome(events: &[UserEvent], now: DateTime<Utc>) -> Result<(), ServiceError>
                 until,
                 admin_required,
                 ..
-            } => return Err(locked_out(*until, *admin_required, now)),
+            } => return Err(Lockout::new(*until, *admin_required, now).into()),
             UserEvent::VerificationFailed {
                 consecutive_failures,
                 ..
@@ -559,17 +540,7 @@ impl UserService {
                 },
                 ctx.metadata(&user.tenant, &caller.actor()),
             )
-            .await
-            .map_err(|e| match e {
-                // Seconds to wait are counted from the command's own time.
-                crate::commands::CommandError::Aggregate(cqrs_es::AggregateError::UserError(
-                    UserError::LockedOut {
-                        until,
-                        admin_required,
-                    },
-                )) => locked_out(until, admin_required, at),
-                other => other.into(),
-            })?;
+            .await?;
         Ok((executed.state, executed.events, at))
     }
 

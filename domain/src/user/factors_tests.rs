@@ -2,11 +2,8 @@
 //! the old factor working until confirmed, trusted devices revoked, `removeFactor`.
 
 use chrono::Duration;
-use cqrs_es::Aggregate;
 
-use super::aggregate_tests::{
-    challenge, cmd, codes, enrolled, phone_user, proof, sent, started, t0, tf,
-};
+use super::fixtures::*;
 use super::*;
 use crate::channel::{Channel, Purpose};
 use crate::secrets::SealedSecret;
@@ -24,24 +21,6 @@ fn add_phone(proof: Option<Proof>, id: &str, at: chrono::DateTime<chrono::Utc>) 
             challenge: challenge(id, at),
         },
     )
-}
-
-fn state(events: Vec<UserEvent>) -> User {
-    let mut user = User::default();
-    for e in events {
-        user.apply(e);
-    }
-    user
-}
-
-fn trusted(id: &str) -> UserEvent {
-    UserEvent::DeviceTrusted {
-        device_id: id.into(),
-        token_hash: crate::tenant::KeyedHash::from_hex(format!("d-{id}")),
-        label: None,
-        expires_at: t0() + Duration::days(30),
-        at: t0(),
-    }
 }
 
 #[tokio::test]
@@ -154,7 +133,7 @@ async fn a_totp_code_used_as_proof_is_a_used_time_step() {
 #[tokio::test]
 async fn a_replaced_number_keeps_working_until_its_replacement_is_confirmed() {
     let mut events = phone_user();
-    events.push(trusted("d1"));
+    events.push(trusted("d1", t0(), 30));
     events.push(UserEvent::RecoveryCodeUsed {
         index: 3,
         remaining: 9,
@@ -239,7 +218,7 @@ async fn an_old_replacing_event_still_replaces_at_once() {
 async fn remove_factor_removes_one_and_refuses_the_last_under_an_enforcing_policy() {
     let mut given = enrolled();
     given.extend(phone_user());
-    given.push(trusted("d1"));
+    given.push(trusted("d1", t0(), 30));
     let remove = |method, enforced| {
         cmd(
             t0() + Duration::minutes(1),
@@ -357,4 +336,78 @@ fn a_proof_never_shows_its_code_in_debug() {
     let shown = format!("{:?}", proof(Method::Totp, "271828"));
     assert!(!shown.contains("271828"), "{shown}");
     assert!(shown.contains("Totp"));
+}
+
+#[tokio::test]
+async fn regenerating_needs_a_current_factor_and_replaces_every_code() {
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::RegenerateRecoveryCodes {
+                proof: proof(Method::Totp, "step:101"),
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![
+            UserEvent::CodeVerified {
+                challenge_id: None,
+                method: Method::Totp,
+                totp_step: Some(101),
+                at: t0(),
+            },
+            UserEvent::RecoveryCodesGenerated {
+                hashes: codes("n"),
+                at: t0(),
+            },
+        ]);
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::RegenerateRecoveryCodes {
+                proof: proof(Method::Totp, "step:50"),
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::VerificationFailed {
+            challenge_id: None,
+            method: Method::Totp,
+            consecutive_failures: 1,
+            at: t0(),
+        }]);
+}
+
+#[tokio::test]
+async fn disabling_is_refused_while_the_policy_enforces_2fa() {
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::Disable {
+                proof: proof(Method::Totp, "step:101"),
+                policy_enforced: true,
+            },
+        ))
+        .await
+        .then_expect_error(UserError::PolicyEnforced);
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::Disable {
+                proof: proof(Method::RecoveryCode, "r1"),
+                policy_enforced: false,
+            },
+        ))
+        .await
+        .then_expect_events(vec![
+            UserEvent::RecoveryCodeUsed {
+                index: 1,
+                remaining: 9,
+                at: t0(),
+            },
+            UserEvent::TwoFactorDisabled {
+                method: Method::RecoveryCode,
+                at: t0(),
+            },
+        ]);
 }
