@@ -1,5 +1,7 @@
 //! An admin clearing a lockout or resetting 2FA.
 
+use chrono::Duration;
+
 use super::fixtures::*;
 use super::*;
 use crate::{ApiKeyId, Method, Reason};
@@ -55,4 +57,43 @@ async fn a_reset_needs_a_known_user_and_clears_everything() {
     assert_eq!(user.recovery_codes_remaining(), 0);
     assert_eq!(user.locked_until(t0()), None);
     assert!(user.exists());
+}
+
+#[test]
+fn a_cleared_lockout_starts_the_count_and_the_backoff_again() {
+    let mut events = enrolled();
+    events.extend(failures(20, Method::Totp));
+    events.push(UserEvent::LockoutCleared {
+        by: ApiKeyId::parse("admin0001").unwrap(),
+        reason: Reason::parse("called support").unwrap(),
+        at: t0(),
+    });
+    let user = state(events);
+    assert_eq!(user.consecutive_failures(), 0);
+    assert_eq!(user.locked_until(t0()), None);
+    let mut failing = user.clone();
+    let mut lockouts = vec![];
+    for _ in 0..10 {
+        for e in failing.failure(Method::Totp, t0()) {
+            if let UserEvent::UserLockedOut { lockout, until, .. } = &e {
+                lockouts.push((*lockout, *until));
+            }
+            cqrs_es::Aggregate::apply(&mut failing, e);
+        }
+    }
+    assert_eq!(lockouts, [(1, t0() + Duration::minutes(5))]);
+}
+
+#[tokio::test]
+async fn nothing_to_clear_records_nothing() {
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::ClearLockout {
+                by: ApiKeyId::parse("admin0001").unwrap(),
+                reason: Reason::parse("called support").unwrap(),
+            },
+        ))
+        .await
+        .then_expect_events(vec![]);
 }

@@ -212,3 +212,62 @@ async fn a_device_is_revoked_once_and_unknown_ones_are_not_found() {
         .await
         .then_expect_error(UserError::DeviceNotFound);
 }
+
+fn device(lifetime_days: i64) -> TrustedDevice {
+    TrustedDevice {
+        id: "d1".into(),
+        token_hash: KeyedHash::from_hex("token-d1".into()),
+        label: None,
+        created_at: t0(),
+        expires_at: t0() + Duration::days(lifetime_days),
+    }
+}
+
+#[test]
+fn trust_ends_at_the_instant_its_lifetime_or_the_policy_ends_it() {
+    let just_before = Duration::seconds(1);
+    // Its own lifetime, under a longer policy.
+    let short = device(10);
+    assert!(short.valid(30, t0() + Duration::days(10) - just_before));
+    assert!(!short.valid(30, t0() + Duration::days(10)));
+    // A policy shortened since.
+    let long = device(30);
+    assert!(long.valid(1, t0() + Duration::days(1) - just_before));
+    assert!(!long.valid(1, t0() + Duration::days(1)));
+}
+
+#[test]
+fn trusted_devices_off_means_off_even_for_a_clock_behind_the_trust() {
+    // Another instance whose clock is a second behind the one that trusted the device.
+    assert!(!device(30).valid(0, t0() - Duration::seconds(1)));
+}
+
+#[test]
+fn a_device_is_listed_until_its_trust_expires() {
+    let user = state(with_devices());
+    let listed = |at| {
+        user.trusted_devices(at)
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(t0()), ["d1", "d2"]);
+    assert_eq!(
+        listed(t0() + Duration::days(30) - Duration::seconds(1)),
+        ["d1", "d2"]
+    );
+    assert!(listed(t0() + Duration::days(30)).is_empty());
+}
+
+#[test]
+fn trusting_a_device_forgets_the_expired_ones() {
+    let mut events = with_devices(); // "gone" expired ten days ago
+    events.push(trusted("d3", t0(), 30));
+    let user = state(events);
+    let kept: Vec<&str> = user.trusted_devices.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(kept, ["d1", "d2", "d3"]);
+    // One that expires at the very moment of the new trust is expired too.
+    let mut events = enrolled();
+    events.push(trusted("d1", t0() - Duration::days(30), 30));
+    events.push(trusted("d2", t0(), 30));
+    assert_eq!(state(events).trusted_devices.len(), 1);
+}

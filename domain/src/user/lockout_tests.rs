@@ -110,3 +110,63 @@ fn repeated_lockouts_back_off_and_the_hundredth_failure_needs_an_admin() {
     }
     assert!(user.locked_until(t0() + Duration::days(3650)).is_some());
 }
+
+#[test]
+fn the_wait_counts_from_the_command_and_is_never_zero() {
+    let until = t0() + Duration::minutes(5);
+    let at = |d: Duration| Lockout::new(until, false, until - d).retry_after_seconds;
+    assert_eq!(at(Duration::minutes(5)), 300);
+    assert_eq!(at(Duration::milliseconds(1500)), 1);
+    assert_eq!(at(Duration::zero()), 1, "a client never retries at once");
+}
+
+#[test]
+fn the_caller_is_told_when_to_retry_or_that_an_admin_must_unlock() {
+    let until = t0() + Duration::minutes(5);
+    assert_eq!(
+        UserError::LockedOut(Lockout::new(until, false, t0())).to_string(),
+        "too many failed attempts: try again after 2026-11-23T12:05:00+00:00"
+    );
+    assert_eq!(
+        UserError::LockedOut(Lockout::new(until, true, t0())).to_string(),
+        "too many failed attempts: the account is locked until an administrator unlocks it"
+    );
+}
+
+#[test]
+fn an_admin_lock_has_no_end_of_its_own() {
+    let events = failures(100, Method::Totp);
+    let Some(UserEvent::UserLockedOut {
+        until,
+        admin_required,
+        at,
+        ..
+    }) = events.last()
+    else {
+        panic!("the 100th failure locks");
+    };
+    assert!(admin_required);
+    assert_eq!(*until, *at + Duration::days(365 * 100));
+}
+
+#[test]
+fn a_passing_code_ends_the_count_and_the_lockout() {
+    let mut events = enrolled();
+    events.extend(failures(10, Method::Totp));
+    let locked = state(events.clone());
+    assert_eq!(locked.consecutive_failures(), 10);
+    assert_eq!(locked.locked_until(t0()), Some(t0() + Duration::minutes(5)));
+    let after = t0() + Duration::minutes(6);
+    events.push(UserEvent::RecoveryCodeUsed {
+        index: 0,
+        remaining: 9,
+        at: after,
+    });
+    let user = state(events);
+    assert_eq!(user.consecutive_failures(), 0);
+    assert_eq!(user.locked_until(after), None);
+    assert_eq!(user.last_verified_at(), Some(after));
+    // The next ten failures are a first lockout again, not a second.
+    let next = user.failure_on(Method::Totp, None, after);
+    assert_eq!(next.len(), 1);
+}

@@ -33,6 +33,8 @@ mod lockout_tests;
 #[cfg(test)]
 mod sign_in_tests;
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod totp_tests;
 #[cfg(test)]
 mod verify_tests;

@@ -163,3 +163,23 @@ async fn a_sign_in_code_verifies_once_with_its_challenge() {
         .await
         .then_expect_error(UserError::ChallengeRequired);
 }
+
+#[tokio::test]
+async fn a_recovery_code_with_two_characters_swapped_is_wrong() {
+    // "r0" is a saved code; "0r" differs from it in two places that cancel out byte for byte.
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::Verify {
+                proof: proof(Method::RecoveryCode, "0r"),
+                trust: None,
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::VerificationFailed {
+            challenge_id: None,
+            method: Method::RecoveryCode,
+            consecutive_failures: 1,
+            at: t0(),
+        }]);
+}
