@@ -97,3 +97,52 @@ async fn nothing_to_clear_records_nothing() {
         .await
         .then_expect_events(vec![]);
 }
+
+#[tokio::test]
+async fn failures_short_of_a_lockout_are_cleared_too() {
+    let mut given = enrolled();
+    given.extend(failures(5, Method::Totp));
+    let by = ApiKeyId::parse("admin0001").unwrap();
+    let reason = Reason::parse("called support").unwrap();
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ClearLockout {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::LockoutCleared {
+            by,
+            reason,
+            at: t0(),
+        }]);
+}
+
+#[tokio::test]
+async fn time_steps_used_before_a_reset_stay_used() {
+    let mut given = enrolled(); // step 100 used
+    given.push(UserEvent::TwoFactorReset {
+        by: ApiKeyId::parse("admin0001").unwrap(),
+        reason: Reason::parse("lost phone").unwrap(),
+        at: t0(),
+    });
+    given.push(started());
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ConfirmTotp {
+                code: "step:100".into(),
+                proof: None,
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::VerificationFailed {
+            method: Method::Totp,
+            challenge_id: None,
+            consecutive_failures: 1,
+            at: t0(),
+        }]);
+}

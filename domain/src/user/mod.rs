@@ -31,6 +31,8 @@ mod fixtures;
 #[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]
+mod proof_tests;
+#[cfg(test)]
 mod sign_in_tests;
 #[cfg(test)]
 mod state_tests;

@@ -229,3 +229,21 @@ async fn every_evaluation_is_recorded_with_its_reason() {
             at: t0(),
         }]);
 }
+
+#[test]
+fn reason_names_are_the_api_and_event_names() {
+    for (reason, name) in [
+        (SignInReason::NotEnrolled, "NOT_ENROLLED"),
+        (SignInReason::Enrolled, "ENROLLED"),
+        (SignInReason::PolicyEnforced, "POLICY_ENFORCED"),
+        (SignInReason::GracePeriod, "GRACE_PERIOD"),
+        (SignInReason::TrustedDevice, "TRUSTED_DEVICE"),
+        (SignInReason::SsoBypass, "SSO_BYPASS"),
+        (SignInReason::LockedOut, "LOCKED_OUT"),
+        (SignInReason::EnrollmentRequired, "ENROLLMENT_REQUIRED"),
+    ] {
+        assert_eq!(reason.as_str(), name);
+        assert_eq!(reason.to_string(), name);
+        assert_eq!(serde_json::to_value(reason).unwrap(), name);
+    }
+}

@@ -85,3 +85,14 @@ fn an_event_is_stored_under_the_name_its_payload_is_tagged_with() {
         assert_eq!(event.event_version(), "1");
     }
 }
+
+#[test]
+fn a_users_events_are_stored_in_a_stream_inside_its_tenant() {
+    let command = cmd(
+        t0(),
+        UserAction::CheckProof {
+            proof: proof(Method::Totp, "step:1"),
+        },
+    );
+    assert_eq!(command.user.aggregate_id(), "acme/user/alice");
+}

@@ -5,6 +5,7 @@ use chrono::Duration;
 use super::fixtures::*;
 use super::*;
 use crate::channel::{Channel, Purpose};
+use crate::secrets::SealedSecret;
 use crate::Method;
 
 #[tokio::test]
@@ -181,5 +182,50 @@ async fn a_recovery_code_with_two_characters_swapped_is_wrong() {
             method: Method::RecoveryCode,
             consecutive_failures: 1,
             at: t0(),
+        }]);
+}
+
+#[tokio::test]
+async fn a_sign_in_code_answers_only_for_the_channel_it_was_sent_by() {
+    let mut given = phone_user();
+    given.push(UserEvent::EmailFactorAdded {
+        replacing: false,
+        email: SealedSecret::from_encoded("sealed-email".into()),
+        masked: "j***@example.com".into(),
+        at: t0(),
+    });
+    given.push(sent("e0", Channel::Email, Purpose::VerifyChannel, t0()));
+    given.push(UserEvent::ChannelVerified {
+        channel: Channel::Email,
+        challenge_id: "e0".into(),
+        at: t0(),
+    });
+    let later = t0() + Duration::minutes(1);
+    given.push(sent("e1", Channel::Email, Purpose::SignIn, later));
+    let verify = |method| {
+        cmd(
+            later,
+            UserAction::Verify {
+                proof: Proof {
+                    method,
+                    code: "code-of-e1".into(),
+                    challenge_id: Some("e1".into()),
+                },
+                trust: None,
+            },
+        )
+    };
+    tf().given(given.clone())
+        .when_async(verify(Method::Sms))
+        .await
+        .then_expect_error(UserError::ChallengeNotFound);
+    tf().given(given)
+        .when_async(verify(Method::Email))
+        .await
+        .then_expect_events(vec![UserEvent::CodeVerified {
+            method: Method::Email,
+            totp_step: None,
+            challenge_id: Some("e1".into()),
+            at: later,
         }]);
 }
