@@ -42,11 +42,13 @@ impl CallingCode {
             input: raw.chars().take(16).collect(),
         };
         let digits = raw.trim().strip_prefix('+').unwrap_or(raw.trim());
-        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only (`u16::from_str` alone would take a second `+`), without a leading zero
+        // (`0995` is a typo, not 995). Empty and overlong input fail to parse or to be assigned.
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
             return Err(err());
         }
         let code: u16 = digits.parse().map_err(|_| err())?;
-        if digits.starts_with('0') || ASSIGNED.binary_search(&code).is_err() {
+        if ASSIGNED.binary_search(&code).is_err() {
             return Err(err());
         }
         Ok(Self(code))
@@ -83,7 +85,8 @@ mod tests {
     #[test]
     fn refuses_unassigned_padded_and_non_geographic_codes() {
         for bad in [
-            "9950", "999", "0995", "", "+", "abc", "800", "882", "28", "-1",
+            "9950", "999", "0995", "", "+", "abc", "800", "882", "28", "-1", "++1", "+ 1", "00001",
+            "99999999",
         ] {
             assert!(CallingCode::parse(bad).is_err(), "{bad} accepted");
         }

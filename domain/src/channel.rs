@@ -41,3 +41,20 @@ pub enum Purpose {
     /// Proving a newly added email address or phone number.
     VerifyChannel,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_the_api_and_event_names() {
+        for (channel, name, method) in [
+            (Channel::Email, "EMAIL", Method::Email),
+            (Channel::Sms, "SMS", Method::Sms),
+        ] {
+            assert_eq!(channel.as_str(), name);
+            assert_eq!(serde_json::to_value(channel).unwrap(), name);
+            assert_eq!(channel.method(), method);
+        }
+    }
+}

@@ -207,6 +207,37 @@ mod tests {
     }
 
     #[test]
+    fn domains_may_have_hyphens_and_nothing_else_but_letters_and_digits() {
+        assert_eq!(
+            EmailAddress::parse("j@mail-1.example.com")
+                .unwrap()
+                .as_str(),
+            "j@mail-1.example.com"
+        );
+        for bad in ["j@mail_1.example.com", "j@exa mple.com", "j@example-.com"] {
+            assert_eq!(
+                EmailAddress::parse(bad),
+                Err(ContactError::InvalidEmail),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_number_may_be_typed_with_spaces_up_to_32_characters() {
+        let spaced = |spaces: usize| format!("+995{}555123456", " ".repeat(spaces));
+        assert_eq!(spaced(19).len(), 32);
+        assert_eq!(
+            PhoneNumber::parse(&spaced(19)).map(|p| p.e164().to_owned()),
+            Ok("+995555123456".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse(&spaced(20)),
+            Err(ContactError::InvalidPhone)
+        );
+    }
+
+    #[test]
     fn georgian_mobile_numbers_are_accepted_in_e164() {
         let p = PhoneNumber::parse("+995 555 12 34 56").unwrap();
         assert_eq!(p.e164(), "+995555123456");
@@ -227,6 +258,8 @@ mod tests {
             "+995 555 12 34 56 ext. 12",
             "+995555123456;ext=7",
             "+1 415 555 2671 x 33",
+            "+995555123456#12",
+            "+995555123456;12",
         ] {
             let e = PhoneNumber::parse(with_extension).unwrap_err();
             assert_eq!(e, ContactError::Extension, "{with_extension}");
@@ -253,11 +286,15 @@ mod tests {
             PhoneNumber::parse("+995 32 212 34 56"),
             Err(ContactError::NotMobile("fixed-line"))
         );
-        // UK freephone.
-        assert!(matches!(
+        // UK freephone and premium rate: the message names the kind.
+        assert_eq!(
             PhoneNumber::parse("+44 800 123 4567"),
-            Err(ContactError::NotMobile(_))
-        ));
+            Err(ContactError::NotMobile("toll-free"))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+44 909 876 5432"),
+            Err(ContactError::NotMobile("premium-rate"))
+        );
     }
 
     proptest! {

@@ -150,6 +150,27 @@ mod tests {
     }
 
     #[test]
+    fn tenant_ids_are_lowercase_letters_digits_and_hyphens() {
+        for good in ["acme-2", "42", "a-b-c"] {
+            let t = TenantId::parse(good).unwrap();
+            assert_eq!(t.as_str(), good);
+            assert_eq!(t.to_string(), good);
+        }
+        assert!(TenantId::parse(&"a".repeat(63)).is_ok());
+        assert!(TenantId::parse(&"a".repeat(64)).is_err());
+        assert!(TenantId::parse("acme_2").is_err());
+    }
+
+    #[test]
+    fn key_ids_are_eight_to_thirty_two_lowercase_letters_or_digits() {
+        let k = ApiKeyId::parse("admin0001").unwrap();
+        assert_eq!(k.to_string(), "admin0001", "how audit records name the key");
+        for bad in ["admin01", "ADMIN0001", "admin-0001", &"k".repeat(33)] {
+            assert!(ApiKeyId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn aggregate_ids_start_with_the_tenant() {
         let t = TenantId::parse("acme").unwrap();
         let u = UserId::parse("alice/../bob").unwrap();

@@ -2,6 +2,7 @@
 
 use cqrs_es::AggregateError;
 use twofold_domain::tenant::TenantError;
+use twofold_domain::user::Lockout;
 
 /// The stable error codes of the public API (`extensions.code`). Clients switch on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +156,16 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         ServiceError::Internal(Box::new(e))
+    }
+}
+
+/// The domain words the lockout and counts the wait; this only carries it.
+impl From<Lockout> for ServiceError {
+    fn from(lockout: Lockout) -> Self {
+        ServiceError::LockedOut {
+            message: lockout.to_string(),
+            retry_after_seconds: lockout.retry_after_seconds,
+        }
     }
 }
 

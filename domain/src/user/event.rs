@@ -308,3 +308,32 @@ impl DomainEvent for UserEvent {
         "1".to_owned()
     }
 }
+
+impl UserEvent {
+    /// When the event happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            UserEvent::TotpEnrollmentStarted { at, .. }
+            | UserEvent::TotpEnabled { at, .. }
+            | UserEvent::RecoveryCodesGenerated { at, .. }
+            | UserEvent::CodeVerified { at, .. }
+            | UserEvent::RecoveryCodeUsed { at, .. }
+            | UserEvent::VerificationFailed { at, .. }
+            | UserEvent::UserLockedOut { at, .. }
+            | UserEvent::LockoutCleared { at, .. }
+            | UserEvent::TwoFactorDisabled { at, .. }
+            | UserEvent::FactorRemoved { at, .. }
+            | UserEvent::TwoFactorReset { at, .. }
+            | UserEvent::EmailFactorAdded { at, .. }
+            | UserEvent::PhoneFactorAdded { at, .. }
+            | UserEvent::CodeSent { at, .. }
+            | UserEvent::CodeDelivered { at, .. }
+            | UserEvent::CodeDeliveryFailed { at, .. }
+            | UserEvent::ChannelVerified { at, .. }
+            | UserEvent::PreferredChannelChosen { at, .. }
+            | UserEvent::DeviceTrusted { at, .. }
+            | UserEvent::DeviceTrustRevoked { at, .. }
+            | UserEvent::SignInEvaluated { at, .. } => *at,
+        }
+    }
+}

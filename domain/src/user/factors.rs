@@ -9,11 +9,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::aggregate::{Checked, ContactFactor};
+use super::aggregate::Context;
+use super::verify::Checked;
 #[cfg(doc)]
 use super::UserAction;
-use super::{DeviceRevocation, Proof, User, UserError, UserEvent, UserRef, UserServices};
+use super::{ContactFactor, DeviceRevocation, Proof, User, UserError, UserEvent, RECOVERY_CODES};
 use crate::channel::Channel;
+use crate::tenant::KeyedHash;
 use crate::Method;
 
 /// What checking the proof of a change decided.
@@ -29,16 +31,14 @@ impl User {
     /// first factor is what enrollment proves); one with a factor must prove it now.
     pub(super) async fn authorize_change(
         &self,
-        services: &dyn UserServices,
-        user: &UserRef,
+        cx: &Context<'_>,
         proof: Option<&Proof>,
-        at: DateTime<Utc>,
     ) -> Result<Authorized, UserError> {
         if !self.enabled() {
             return Ok(Authorized::Proceed(vec![]));
         }
         let proof = proof.ok_or(UserError::ProofRequired)?;
-        Ok(match self.check(services, user, proof, at).await? {
+        Ok(match self.check(cx, proof).await? {
             Checked::Passed(events) => Authorized::Proceed(events),
             Checked::Failed(events) => Authorized::Refused(events),
         })
@@ -56,17 +56,72 @@ impl User {
     /// [`UserAction::CheckProof`]: the lockout, then the proof; only a failure is recorded.
     pub(super) async fn decide_check_proof(
         &self,
-        services: &dyn UserServices,
-        user: &UserRef,
+        cx: &Context<'_>,
         proof: &Proof,
-        at: DateTime<Utc>,
     ) -> Result<Vec<UserEvent>, UserError> {
         if !self.enabled() {
             return Ok(vec![]);
         }
-        self.refuse_if_locked(at)?;
-        Ok(match self.check(services, user, proof, at).await? {
+        self.refuse_if_locked(cx.at)?;
+        Ok(match self.check(cx, proof).await? {
             Checked::Passed(_) => vec![],
+            Checked::Failed(events) => events,
+        })
+    }
+
+    /// `regenerateRecoveryCodes`: a current factor replaces every code, and the devices trusted
+    /// under the old set go with it.
+    pub(super) async fn decide_regenerate_recovery_codes(
+        &self,
+        cx: &Context<'_>,
+        proof: &Proof,
+        recovery_codes: Vec<KeyedHash>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if !self.enabled() {
+            return Err(UserError::NotEnrolled);
+        }
+        self.refuse_if_locked(cx.at)?;
+        if recovery_codes.len() != RECOVERY_CODES {
+            return Err(UserError::BadRecoverySet);
+        }
+        Ok(match self.check(cx, proof).await? {
+            Checked::Passed(mut events) => {
+                events.push(UserEvent::RecoveryCodesGenerated {
+                    hashes: recovery_codes,
+                    at: cx.at,
+                });
+                events
+                    .extend(self.revoke_devices(DeviceRevocation::RecoveryCodesRegenerated, cx.at));
+                events
+            }
+            Checked::Failed(events) => events,
+        })
+    }
+
+    /// `disableTwoFactor`: every factor goes, with a current one as proof, unless the tenant
+    /// enforces 2FA.
+    pub(super) async fn decide_disable(
+        &self,
+        cx: &Context<'_>,
+        proof: &Proof,
+        policy_enforced: bool,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if !self.enabled() {
+            return Err(UserError::NotEnrolled);
+        }
+        if policy_enforced {
+            return Err(UserError::PolicyEnforced);
+        }
+        self.refuse_if_locked(cx.at)?;
+        Ok(match self.check(cx, proof).await? {
+            Checked::Passed(mut events) => {
+                events.extend(self.revoke_devices(DeviceRevocation::TwoFactorDisabled, cx.at));
+                events.push(UserEvent::TwoFactorDisabled {
+                    method: proof.method,
+                    at: cx.at,
+                });
+                events
+            }
             Checked::Failed(events) => events,
         })
     }
@@ -81,18 +136,17 @@ impl User {
     /// whole of 2FA with it (as `disableTwoFactor` would), which an enforcing policy forbids.
     pub(super) async fn decide_remove_factor(
         &self,
-        services: &dyn UserServices,
-        user: &UserRef,
+        cx: &Context<'_>,
         method: Method,
         proof: &Proof,
         policy_enforced: bool,
-        at: DateTime<Utc>,
     ) -> Result<Vec<UserEvent>, UserError> {
+        let at = cx.at;
         if !self.enabled() {
             return Err(UserError::NotEnrolled);
         }
         let has = match method {
-            Method::Totp => self.totp_enabled(),
+            Method::Totp => self.totp.is_some(),
             Method::Email => self.contact(Channel::Email).is_some(),
             Method::Sms => self.contact(Channel::Sms).is_some(),
             Method::RecoveryCode => return Err(UserError::RecoveryCodesNotAFactor),
@@ -105,7 +159,7 @@ impl User {
             return Err(UserError::PolicyEnforced);
         }
         self.refuse_if_locked(at)?;
-        let mut events = match self.check(services, user, proof, at).await? {
+        let mut events = match self.check(cx, proof).await? {
             Checked::Passed(events) => events,
             Checked::Failed(events) => return Ok(events),
         };
@@ -123,9 +177,9 @@ impl User {
     /// Active factors other than `method` (recovery codes are not a factor of their own).
     fn methods_other_than(&self, method: Method) -> usize {
         [
-            (Method::Totp, self.totp_enabled()),
-            (Method::Email, self.contact_verified(Channel::Email)),
-            (Method::Sms, self.contact_verified(Channel::Sms)),
+            (Method::Totp, self.totp.is_some()),
+            (Method::Email, self.verified(Channel::Email)),
+            (Method::Sms, self.verified(Channel::Sms)),
         ]
         .into_iter()
         .filter(|(m, active)| *active && *m != method)

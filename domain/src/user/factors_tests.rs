@@ -1,160 +1,18 @@
-//! Changing factors on an account that has 2FA: proof in the same call, replacements that keep
-//! the old factor working until confirmed, trusted devices revoked, `removeFactor`.
+//! Changing factors on an account that has 2FA: replacements that keep the old factor working
+//! until confirmed, trusted devices revoked, `removeFactor`, new recovery codes, disabling.
 
 use chrono::Duration;
-use cqrs_es::Aggregate;
 
-use super::aggregate_tests::{
-    challenge, cmd, codes, enrolled, phone_user, proof, sent, started, t0, tf,
-};
+use super::fixtures::*;
 use super::*;
 use crate::channel::{Channel, Purpose};
 use crate::secrets::SealedSecret;
 use crate::Method;
 
-fn add_phone(proof: Option<Proof>, id: &str, at: chrono::DateTime<chrono::Utc>) -> UserCommand {
-    cmd(
-        at,
-        UserAction::AddPhone {
-            proof,
-            phone: SealedSecret::from_encoded("new-phone".into()),
-            calling_code: "995".into(),
-            region: None,
-            masked: "+995 *** ** 00 00".into(),
-            challenge: challenge(id, at),
-        },
-    )
-}
-
-fn state(events: Vec<UserEvent>) -> User {
-    let mut user = User::default();
-    for e in events {
-        user.apply(e);
-    }
-    user
-}
-
-fn trusted(id: &str) -> UserEvent {
-    UserEvent::DeviceTrusted {
-        device_id: id.into(),
-        token_hash: crate::tenant::KeyedHash::from_hex(format!("d-{id}")),
-        label: None,
-        expires_at: t0() + Duration::days(30),
-        at: t0(),
-    }
-}
-
-#[tokio::test]
-async fn adding_a_factor_to_an_enabled_account_needs_proof_in_the_same_call() {
-    let later = t0() + Duration::minutes(1);
-    // Right after a sign-in makes no difference any more: no proof, no change.
-    tf().given(phone_user())
-        .when_async(add_phone(None, "x1", later))
-        .await
-        .then_expect_error(UserError::ProofRequired);
-
-    // A wrong proof is a recorded failure, counted toward the lockout, and nothing else.
-    let events = tf()
-        .given(phone_user())
-        .when_async(add_phone(
-            Some(proof(Method::RecoveryCode, "wrong")),
-            "x1",
-            later,
-        ))
-        .await
-        .inspect_result()
-        .unwrap();
-    assert!(matches!(
-        events.as_slice(),
-        [UserEvent::VerificationFailed {
-            method: Method::RecoveryCode,
-            consecutive_failures: 1,
-            ..
-        }]
-    ));
-
-    // The right proof is used up with the change.
-    let events = tf()
-        .given(phone_user())
-        .when_async(add_phone(
-            Some(proof(Method::RecoveryCode, "r3")),
-            "x1",
-            later,
-        ))
-        .await
-        .inspect_result()
-        .unwrap();
-    assert!(matches!(
-        events[0],
-        UserEvent::RecoveryCodeUsed { index: 3, .. }
-    ));
-    assert!(matches!(
-        events[1],
-        UserEvent::PhoneFactorAdded {
-            replacing: true,
-            ..
-        }
-    ));
-}
-
-#[tokio::test]
-async fn a_totp_code_used_as_proof_is_a_used_time_step() {
-    let mut given = enrolled();
-    given.push(UserEvent::TotpEnrollmentStarted {
-        secret: SealedSecret::from_encoded("new-secret".into()),
-        algorithm: crate::TotpAlgorithm::Sha1,
-        digits: 6,
-        period: 30,
-        at: t0(),
-    });
-    let confirm = |proof_code: &str| {
-        cmd(
-            t0(),
-            UserAction::ConfirmTotp {
-                code: "step:200".into(),
-                proof: Some(proof(Method::Totp, proof_code)),
-                recovery_codes: codes("n"),
-            },
-        )
-    };
-    // Step 100 was accepted at enrollment: as proof it is a replay, so a failure.
-    let events = tf()
-        .given(given.clone())
-        .when_async(confirm("step:100"))
-        .await
-        .inspect_result()
-        .unwrap();
-    assert!(matches!(
-        events.as_slice(),
-        [UserEvent::VerificationFailed { .. }]
-    ));
-    let events = tf()
-        .given(given)
-        .when_async(confirm("step:150"))
-        .await
-        .inspect_result()
-        .unwrap();
-    assert!(matches!(
-        events[0],
-        UserEvent::CodeVerified {
-            totp_step: Some(150),
-            ..
-        }
-    ));
-    assert!(matches!(
-        events[1],
-        UserEvent::TotpEnabled { step: 200, .. }
-    ));
-    // Replacing TOTP keeps the recovery codes the user saved.
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, UserEvent::RecoveryCodesGenerated { .. })));
-}
-
 #[tokio::test]
 async fn a_replaced_number_keeps_working_until_its_replacement_is_confirmed() {
     let mut events = phone_user();
-    events.push(trusted("d1"));
+    events.push(trusted("d1", t0(), 30));
     events.push(UserEvent::RecoveryCodeUsed {
         index: 3,
         remaining: 9,
@@ -239,7 +97,7 @@ async fn an_old_replacing_event_still_replaces_at_once() {
 async fn remove_factor_removes_one_and_refuses_the_last_under_an_enforcing_policy() {
     let mut given = enrolled();
     given.extend(phone_user());
-    given.push(trusted("d1"));
+    given.push(trusted("d1", t0(), 30));
     let remove = |method, enforced| {
         cmd(
             t0() + Duration::minutes(1),
@@ -318,43 +176,144 @@ async fn remove_factor_removes_one_and_refuses_the_last_under_an_enforcing_polic
 }
 
 #[tokio::test]
-async fn a_wrong_new_code_is_a_failure_and_leaves_the_proof_unchecked() {
-    let mut given = enrolled();
-    given.push(UserEvent::TotpEnrollmentStarted {
-        secret: SealedSecret::from_encoded("new-secret".into()),
-        algorithm: crate::TotpAlgorithm::Sha1,
-        digits: 6,
-        period: 30,
-        at: t0(),
-    });
-    let events = tf()
-        .given(given)
+async fn regenerating_needs_a_current_factor_and_replaces_every_code() {
+    tf().given(enrolled())
         .when_async(cmd(
             t0(),
-            UserAction::ConfirmTotp {
-                code: "wrong".into(),
-                proof: Some(proof(Method::RecoveryCode, "r3")),
+            UserAction::RegenerateRecoveryCodes {
+                proof: proof(Method::Totp, "step:101"),
                 recovery_codes: codes("n"),
             },
         ))
         .await
-        .inspect_result()
-        .unwrap();
-    // A typo costs an attempt toward the lockout, not the recovery code the user proved with:
-    // the proof was never checked, so it was never accepted (nothing to replay either).
-    assert!(matches!(
-        events.as_slice(),
-        [UserEvent::VerificationFailed {
+        .then_expect_events(vec![
+            UserEvent::CodeVerified {
+                challenge_id: None,
+                method: Method::Totp,
+                totp_step: Some(101),
+                at: t0(),
+            },
+            UserEvent::RecoveryCodesGenerated {
+                hashes: codes("n"),
+                at: t0(),
+            },
+        ]);
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::RegenerateRecoveryCodes {
+                proof: proof(Method::Totp, "step:50"),
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::VerificationFailed {
+            challenge_id: None,
             method: Method::Totp,
             consecutive_failures: 1,
-            ..
-        }]
-    ));
+            at: t0(),
+        }]);
 }
 
-#[test]
-fn a_proof_never_shows_its_code_in_debug() {
-    let shown = format!("{:?}", proof(Method::Totp, "271828"));
-    assert!(!shown.contains("271828"), "{shown}");
-    assert!(shown.contains("Totp"));
+#[tokio::test]
+async fn disabling_is_refused_while_the_policy_enforces_2fa() {
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::Disable {
+                proof: proof(Method::Totp, "step:101"),
+                policy_enforced: true,
+            },
+        ))
+        .await
+        .then_expect_error(UserError::PolicyEnforced);
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::Disable {
+                proof: proof(Method::RecoveryCode, "r1"),
+                policy_enforced: false,
+            },
+        ))
+        .await
+        .then_expect_events(vec![
+            UserEvent::RecoveryCodeUsed {
+                index: 1,
+                remaining: 9,
+                at: t0(),
+            },
+            UserEvent::TwoFactorDisabled {
+                method: Method::RecoveryCode,
+                at: t0(),
+            },
+        ]);
+}
+
+#[tokio::test]
+async fn codes_sent_to_the_old_number_stop_working_when_the_new_one_is_confirmed() {
+    let mut events = phone_user();
+    let added = t0() + Duration::minutes(1);
+    events.push(UserEvent::PhoneFactorAdded {
+        phone: SealedSecret::from_encoded("new-phone".into()),
+        calling_code: "995".into(),
+        region: None,
+        masked: "+995 *** ** 00 00".into(),
+        replacing: true,
+        at: added,
+    });
+    events.push(sent("x1", Channel::Sms, Purpose::VerifyChannel, added));
+    // While the new number waits, a sign-in code still goes to the old one.
+    let sign_in = added + Duration::minutes(1);
+    events.push(sent("s1", Channel::Sms, Purpose::SignIn, sign_in));
+    let confirmed = sign_in + Duration::minutes(1);
+    events.push(UserEvent::ChannelVerified {
+        channel: Channel::Sms,
+        challenge_id: "x1".into(),
+        at: confirmed,
+    });
+    tf().given(events)
+        .when_async(cmd(
+            confirmed,
+            UserAction::Verify {
+                proof: sms_proof("s1", "code-of-s1"),
+                trust: None,
+            },
+        ))
+        .await
+        .then_expect_error(UserError::ChallengeNotFound);
+}
+
+#[tokio::test]
+async fn a_code_sent_to_a_number_replaced_since_cannot_confirm_the_newer_one() {
+    let mut events = phone_user();
+    for (i, number) in ["first-new", "second-new"].into_iter().enumerate() {
+        let at = t0() + Duration::minutes(i as i64 + 1);
+        events.push(UserEvent::PhoneFactorAdded {
+            phone: SealedSecret::from_encoded(number.into()),
+            calling_code: "995".into(),
+            region: None,
+            masked: "+995 *** ** 00 00".into(),
+            replacing: true,
+            at,
+        });
+        events.push(sent(
+            &format!("x{i}"),
+            Channel::Sms,
+            Purpose::VerifyChannel,
+            at,
+        ));
+    }
+    // x0 went to "first-new", which "second-new" replaced before anything was confirmed.
+    tf().given(events)
+        .when_async(cmd(
+            t0() + Duration::minutes(3),
+            UserAction::ConfirmChannel {
+                challenge_id: "x0".into(),
+                code: "code-of-x0".into(),
+                recovery_codes: codes("n"),
+                proof: Some(proof(Method::RecoveryCode, "r1")),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::ChallengeNotFound);
 }

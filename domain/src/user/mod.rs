@@ -3,29 +3,54 @@
 //! throttling hold across concurrent requests: two requests that decide on the same state race
 //! to append the same sequence number, and the loser re-decides on the winner's state.
 
+mod admin;
 mod aggregate;
-#[cfg(test)]
-mod aggregate_tests;
+mod apply;
+mod channels;
 mod command;
+mod devices;
+mod error;
 mod event;
 mod factors;
-#[cfg(test)]
-mod factors_tests;
 mod lockout;
 mod sign_in;
+mod state;
+mod totp;
+mod verify;
+
+#[cfg(test)]
+mod admin_tests;
+#[cfg(test)]
+mod channels_tests;
+#[cfg(test)]
+mod devices_tests;
+#[cfg(test)]
+mod factors_tests;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod lockout_tests;
+#[cfg(test)]
+mod proof_tests;
 #[cfg(test)]
 mod sign_in_tests;
+#[cfg(test)]
+mod state_tests;
+#[cfg(test)]
+mod totp_tests;
+#[cfg(test)]
+mod verify_tests;
 
-pub use aggregate::{
-    Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,
-    UserError,
-};
 pub use command::{
     DeliveryOutcome, NewChallenge, NewTrustedDevice, Proof, UserAction, UserCommand, UserRef,
 };
+pub use error::UserError;
 pub use event::{DeviceRevocation, UserEvent};
-pub use lockout::{lockout_duration, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
+pub use lockout::{lockout_duration, Lockout, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 pub use sign_in::{grace_ends_at, SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
+pub use state::{
+    Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -51,10 +76,10 @@ pub const MAX_TRUSTED_DEVICES: usize = 20;
 /// Number of recovery codes in a set (NIST SP 800-63B rev 4 look-up secrets).
 pub const RECOVERY_CODES: usize = 10;
 
-/// The part of the outside world the aggregate needs to decide: checking a code against a
-/// sealed secret and hashing a recovery code both need keys the domain must not hold.
+/// What the aggregate calls back into to check codes (its cqrs-es `Services`): checking a code
+/// against a sealed secret and hashing a recovery code both need keys the domain must not hold.
 #[async_trait]
-pub trait UserServices: Send + Sync {
+pub trait CodeChecker: Send + Sync {
     /// The time step within ±1 step of `at` whose TOTP code under `secret` equals `code`.
     async fn totp_step(
         &self,

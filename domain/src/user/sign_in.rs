@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{User, UserEvent};
 use crate::tenant::KeyedHash;
 use crate::Method;
 
@@ -120,4 +121,87 @@ pub struct SignInDecision {
     pub locked_until: Option<DateTime<Utc>>,
     /// End of the grace period, when 2FA is enforced and the user has none.
     pub grace_ends_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// The answer to "does this sign-in need a second factor?", from the user's state and the
+    /// tenant's policy at `at`. The checks run in order of severity: a lockout wins over
+    /// everything (a locked account is locked, whatever the route), then the SSO bypass, then
+    /// enrollment; a trusted device only stands in for a factor the user actually has.
+    pub fn sign_in_decision(&self, attempt: &SignInAttempt, at: DateTime<Utc>) -> SignInDecision {
+        let policy = &attempt.policy;
+        let own: Vec<Method> = self
+            .methods()
+            .into_iter()
+            .filter(|m| policy.allowed_methods.contains(m))
+            .collect();
+        let device = attempt
+            .device_token_hash
+            .as_ref()
+            .map(|hash| self.device_matching(hash, policy.trusted_device_days, at));
+        let grace_ends_at = if self.enabled() {
+            None
+        } else {
+            policy.grace_ends_at(self.first_seen_at.unwrap_or(at))
+        };
+        let rejected = matches!(device, Some(None));
+        let decision = |required, reason, methods| SignInDecision {
+            required,
+            reason,
+            methods,
+            trusted_device: None,
+            device_token_rejected: rejected,
+            locked_until: None,
+            grace_ends_at,
+        };
+        if let Some(until) = self.locked_until(at) {
+            return SignInDecision {
+                locked_until: Some(until),
+                ..decision(true, SignInReason::LockedOut, vec![])
+            };
+        }
+        if attempt.sso_login && policy.sso_bypass {
+            return decision(false, SignInReason::SsoBypass, own);
+        }
+        if self.enabled() {
+            if let Some(Some(id)) = device {
+                return SignInDecision {
+                    trusted_device: Some(id),
+                    ..decision(false, SignInReason::TrustedDevice, own)
+                };
+            }
+            return decision(true, SignInReason::Enrolled, own);
+        }
+        match grace_ends_at {
+            None => decision(false, SignInReason::NotEnrolled, vec![]),
+            Some(end) if at < end => decision(false, SignInReason::GracePeriod, vec![]),
+            Some(_) => {
+                let enrollable = [Method::Totp, Method::Email, Method::Sms]
+                    .into_iter()
+                    .filter(|m| policy.allowed_methods.contains(m))
+                    .collect();
+                decision(true, SignInReason::EnrollmentRequired, enrollable)
+            }
+        }
+    }
+
+    /// `evaluateSignIn`: the decision, recorded whatever it is.
+    pub(super) fn decide_evaluate_sign_in(
+        &self,
+        attempt: &SignInAttempt,
+        at: DateTime<Utc>,
+    ) -> Vec<UserEvent> {
+        let d = self.sign_in_decision(attempt, at);
+        vec![UserEvent::SignInEvaluated {
+            required: d.required,
+            reason: d.reason,
+            methods: d.methods,
+            trusted_device: d.trusted_device,
+            device_token_rejected: d.device_token_rejected,
+            sso_login: attempt.sso_login,
+            locked_until: d.locked_until,
+            grace_ends_at: d.grace_ends_at,
+            at,
+        }]
+    }
 }

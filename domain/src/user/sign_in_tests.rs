@@ -1,14 +1,13 @@
-//! Given/when/then tests of the sign-in decision and trusted devices (helpers from
-//! `aggregate_tests`: an enrolled user has TOTP with last step 100 and recovery codes r0..r9).
+//! The sign-in decision: what a sign-in needs, and why.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::aggregate_tests::{cmd, codes, enrolled, failures, proof, t0, tf};
+use super::fixtures::*;
 use super::*;
 use crate::tenant::KeyedHash;
-use crate::{ApiKeyId, DeviceLabel, Method, Reason};
+use crate::Method;
 
 fn all_methods() -> BTreeSet<Method> {
     [
@@ -39,14 +38,6 @@ fn attempt(policy: SignInPolicy) -> SignInAttempt {
     }
 }
 
-fn state(events: Vec<UserEvent>) -> User {
-    let mut user = User::default();
-    for e in events {
-        cqrs_es::Aggregate::apply(&mut user, e);
-    }
-    user
-}
-
 /// A user first seen at `at` (asked about once, never enrolled).
 fn seen(at: DateTime<Utc>) -> Vec<UserEvent> {
     vec![UserEvent::SignInEvaluated {
@@ -60,16 +51,6 @@ fn seen(at: DateTime<Utc>) -> Vec<UserEvent> {
         grace_ends_at: None,
         at,
     }]
-}
-
-fn trusted(id: &str, at: DateTime<Utc>, days: i64) -> UserEvent {
-    UserEvent::DeviceTrusted {
-        device_id: id.into(),
-        token_hash: KeyedHash::from_hex(format!("token-{id}")),
-        label: None,
-        expires_at: at + Duration::days(days),
-        at,
-    }
 }
 
 fn with_token(id: &str, policy: SignInPolicy) -> SignInAttempt {
@@ -224,212 +205,6 @@ fn a_trusted_device_never_stands_in_for_a_missing_factor() {
     assert_eq!(d.reason, SignInReason::NotEnrolled);
 }
 
-fn trust(id: &str) -> NewTrustedDevice {
-    NewTrustedDevice {
-        id: id.into(),
-        token_hash: KeyedHash::from_hex(format!("token-{id}")),
-        label: Some(DeviceLabel::parse("Work laptop").unwrap()),
-        lifetime_days: 30,
-    }
-}
-
-#[tokio::test]
-async fn a_passing_verification_trusts_the_device_and_a_failing_one_does_not() {
-    tf().given(enrolled())
-        .when_async(cmd(
-            t0(),
-            UserAction::Verify {
-                proof: proof(Method::Totp, "step:101"),
-                trust: Some(trust("d1")),
-            },
-        ))
-        .await
-        .then_expect_events(vec![
-            UserEvent::CodeVerified {
-                method: Method::Totp,
-                totp_step: Some(101),
-                challenge_id: None,
-                at: t0(),
-            },
-            UserEvent::DeviceTrusted {
-                device_id: "d1".into(),
-                token_hash: KeyedHash::from_hex("token-d1".into()),
-                label: Some(DeviceLabel::parse("Work laptop").unwrap()),
-                expires_at: t0() + Duration::days(30),
-                at: t0(),
-            },
-        ]);
-    tf().given(enrolled())
-        .when_async(cmd(
-            t0(),
-            UserAction::Verify {
-                proof: proof(Method::Totp, "step:100"),
-                trust: Some(trust("d1")),
-            },
-        ))
-        .await
-        .then_expect_events(vec![UserEvent::VerificationFailed {
-            method: Method::Totp,
-            challenge_id: None,
-            consecutive_failures: 1,
-            at: t0(),
-        }]);
-}
-
-#[tokio::test]
-async fn trusting_past_the_limit_revokes_the_oldest() {
-    let mut events = enrolled();
-    for i in 0..MAX_TRUSTED_DEVICES {
-        events.push(trusted(&format!("old{i}"), t0(), 30));
-    }
-    let at = t0() + Duration::minutes(1);
-    let result = tf()
-        .given(events)
-        .when_async(cmd(
-            at,
-            UserAction::Verify {
-                proof: proof(Method::Totp, "step:101"),
-                trust: Some(trust("new")),
-            },
-        ))
-        .await;
-    let events = result.inspect_result().unwrap();
-    assert_eq!(
-        events[1],
-        UserEvent::DeviceTrustRevoked {
-            device_id: "old0".into(),
-            reason: DeviceRevocation::LimitReached,
-            at,
-        }
-    );
-    assert!(matches!(&events[2], UserEvent::DeviceTrusted { device_id, .. } if device_id == "new"));
-}
-
-fn with_devices() -> Vec<UserEvent> {
-    let mut events = enrolled();
-    events.push(trusted("d1", t0(), 30));
-    events.push(trusted("gone", t0() - Duration::days(40), 30));
-    events.push(trusted("d2", t0(), 30));
-    events
-}
-
-fn revoked(id: &str, reason: DeviceRevocation) -> UserEvent {
-    UserEvent::DeviceTrustRevoked {
-        device_id: id.into(),
-        reason,
-        at: t0(),
-    }
-}
-
-#[tokio::test]
-async fn new_recovery_codes_revoke_every_trusted_device() {
-    tf().given(with_devices())
-        .when_async(cmd(
-            t0(),
-            UserAction::RegenerateRecoveryCodes {
-                proof: proof(Method::Totp, "step:101"),
-                recovery_codes: codes("n"),
-            },
-        ))
-        .await
-        .then_expect_events(vec![
-            UserEvent::CodeVerified {
-                method: Method::Totp,
-                totp_step: Some(101),
-                challenge_id: None,
-                at: t0(),
-            },
-            UserEvent::RecoveryCodesGenerated {
-                hashes: codes("n"),
-                at: t0(),
-            },
-            revoked("d1", DeviceRevocation::RecoveryCodesRegenerated),
-            revoked("d2", DeviceRevocation::RecoveryCodesRegenerated),
-        ]);
-}
-
-#[tokio::test]
-async fn disabling_and_resetting_revoke_every_trusted_device() {
-    tf().given(with_devices())
-        .when_async(cmd(
-            t0(),
-            UserAction::Disable {
-                proof: proof(Method::Totp, "step:101"),
-                policy_enforced: false,
-            },
-        ))
-        .await
-        .then_expect_events(vec![
-            UserEvent::CodeVerified {
-                method: Method::Totp,
-                totp_step: Some(101),
-                challenge_id: None,
-                at: t0(),
-            },
-            revoked("d1", DeviceRevocation::TwoFactorDisabled),
-            revoked("d2", DeviceRevocation::TwoFactorDisabled),
-            UserEvent::TwoFactorDisabled {
-                method: Method::Totp,
-                at: t0(),
-            },
-        ]);
-    let by = ApiKeyId::parse("admin0001").unwrap();
-    let reason = Reason::parse("lost phone").unwrap();
-    tf().given(with_devices())
-        .when_async(cmd(
-            t0(),
-            UserAction::Reset {
-                by: by.clone(),
-                reason: reason.clone(),
-            },
-        ))
-        .await
-        .then_expect_events(vec![
-            revoked("d1", DeviceRevocation::TwoFactorReset),
-            revoked("d2", DeviceRevocation::TwoFactorReset),
-            UserEvent::TwoFactorReset {
-                by,
-                reason,
-                at: t0(),
-            },
-        ]);
-}
-
-#[tokio::test]
-async fn a_device_is_revoked_once_and_unknown_ones_are_not_found() {
-    tf().given(with_devices())
-        .when_async(cmd(
-            t0(),
-            UserAction::RevokeTrustedDevice {
-                device_id: "d1".into(),
-            },
-        ))
-        .await
-        .then_expect_events(vec![revoked("d1", DeviceRevocation::Revoked)]);
-    for id in ["nope", "gone"] {
-        tf().given(with_devices())
-            .when_async(cmd(
-                t0(),
-                UserAction::RevokeTrustedDevice {
-                    device_id: id.into(),
-                },
-            ))
-            .await
-            .then_expect_error(UserError::DeviceNotFound);
-    }
-    let mut events = with_devices();
-    events.push(revoked("d1", DeviceRevocation::Revoked));
-    tf().given(events)
-        .when_async(cmd(
-            t0(),
-            UserAction::RevokeTrustedDevice {
-                device_id: "d1".into(),
-            },
-        ))
-        .await
-        .then_expect_error(UserError::DeviceNotFound);
-}
-
 #[tokio::test]
 async fn every_evaluation_is_recorded_with_its_reason() {
     let mut p = policy();
@@ -453,4 +228,22 @@ async fn every_evaluation_is_recorded_with_its_reason() {
             grace_ends_at: Some(t0() + Duration::days(7)),
             at: t0(),
         }]);
+}
+
+#[test]
+fn reason_names_are_the_api_and_event_names() {
+    for (reason, name) in [
+        (SignInReason::NotEnrolled, "NOT_ENROLLED"),
+        (SignInReason::Enrolled, "ENROLLED"),
+        (SignInReason::PolicyEnforced, "POLICY_ENFORCED"),
+        (SignInReason::GracePeriod, "GRACE_PERIOD"),
+        (SignInReason::TrustedDevice, "TRUSTED_DEVICE"),
+        (SignInReason::SsoBypass, "SSO_BYPASS"),
+        (SignInReason::LockedOut, "LOCKED_OUT"),
+        (SignInReason::EnrollmentRequired, "ENROLLMENT_REQUIRED"),
+    ] {
+        assert_eq!(reason.as_str(), name);
+        assert_eq!(reason.to_string(), name);
+        assert_eq!(serde_json::to_value(reason).unwrap(), name);
+    }
 }

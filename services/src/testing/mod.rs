@@ -8,7 +8,7 @@ mod ports;
 use std::sync::Arc;
 
 use chrono::Duration;
-use twofold_domain::user::{User, UserEvent, UserRef, UserServices};
+use twofold_domain::user::{User, UserEvent, UserRef, CodeChecker};
 use twofold_domain::{ApiKeyId, Policy, Role, TenantId, UserId};
 
 use crate::commands::Commands;
@@ -47,7 +47,7 @@ impl Harness {
             Arc::new(FakeHasher),
         ));
         let gateway = Arc::new(MemGateway::<User>::new(
-            crypto.clone() as Arc<dyn UserServices>
+            crypto.clone() as Arc<dyn CodeChecker>
         ));
         let users = UserService::new(UserPorts {
             commands: Commands::new(gateway.clone(), Arc::new(NoReadModel), entropy.clone()),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use twofold_domain::channel::Channel;
 use twofold_domain::secrets::{SealedSecret, TotpParams};
 use twofold_domain::tenant::KeyedHash;
-use twofold_domain::user::{ServicesError, UserRef, UserServices};
+use twofold_domain::user::{ServicesError, UserRef, CodeChecker};
 
 use crate::ports::{Sealer, SecretHasher, TotpEngine};
 
@@ -54,7 +54,7 @@ impl UserCrypto {
 }
 
 #[async_trait]
-impl UserServices for UserCrypto {
+impl CodeChecker for UserCrypto {
     async fn totp_step(
         &self,
         user: &UserRef,

@@ -1,7 +1,7 @@
 //! How the user aggregate's refusals and recorded failures become API errors.
 
 use chrono::{DateTime, Utc};
-use twofold_domain::user::{UserError, UserEvent, FAILURES_PER_LOCKOUT};
+use twofold_domain::user::{Lockout, UserError, UserEvent, FAILURES_PER_LOCKOUT};
 
 use crate::ServiceError;
 
@@ -10,10 +10,7 @@ impl From<UserError> for ServiceError {
     fn from(e: UserError) -> Self {
         let message = e.to_string();
         match e {
-            UserError::LockedOut {
-                until,
-                admin_required,
-            } => locked_out(until, admin_required, Utc::now()),
+            UserError::LockedOut(lockout) => lockout.into(),
             UserError::NotEnrolled | UserError::MethodNotEnrolled(_) | UserError::UnknownUser => {
                 ServiceError::NotFound(message)
             }
@@ -41,26 +38,6 @@ impl From<UserError> for ServiceError {
     }
 }
 
-pub(super) fn locked_out(
-    until: DateTime<Utc>,
-    admin_required: bool,
-    now: DateTime<Utc>,
-) -> ServiceError {
-    let message = if admin_required {
-        "too many failed attempts: the account is locked until an administrator unlocks it"
-            .to_owned()
-    } else {
-        format!(
-            "too many failed attempts: try again after {}",
-            until.to_rfc3339()
-        )
-    };
-    ServiceError::LockedOut {
-        message,
-        retry_after_seconds: (until - now).num_seconds().max(1),
-    }
-}
-
 /// A verification's outcome, read from the events it recorded.
 pub(super) fn outcome(events: &[UserEvent], now: DateTime<Utc>) -> Result<(), ServiceError> {
     for event in events.iter().rev() {
@@ -69,7 +46,7 @@ pub(super) fn outcome(events: &[UserEvent], now: DateTime<Utc>) -> Result<(), Se
                 until,
                 admin_required,
                 ..
-            } => return Err(locked_out(*until, *admin_required, now)),
+            } => return Err(Lockout::new(*until, *admin_required, now).into()),
             UserEvent::VerificationFailed {
                 consecutive_failures,
                 ..

@@ -2,7 +2,7 @@
 //! codes.
 
 use twofold_domain::tenant::KeyedHash;
-use twofold_domain::user::UserServices;
+use twofold_domain::user::CodeChecker;
 use twofold_domain::user::{normalize_recovery_code, Proof, UserAction, UserRef, RECOVERY_CODES};
 use twofold_domain::Method;
 

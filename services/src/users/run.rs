@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::user::{User, UserAction, UserCommand, UserError, UserEvent, UserRef};
 
-use super::errors::{locked_out, outcome};
+use super::errors::outcome;
 use super::UserService;
 use crate::ports::TenantView;
 use crate::send_limits::issued;
@@ -120,17 +120,7 @@ impl UserService {
                 },
                 call.metadata(),
             )
-            .await
-            .map_err(|e| match e {
-                // Seconds to wait are counted from the command's own time.
-                crate::commands::CommandError::Aggregate(cqrs_es::AggregateError::UserError(
-                    UserError::LockedOut {
-                        until,
-                        admin_required,
-                    },
-                )) => locked_out(until, admin_required, at),
-                other => other.into(),
-            })?;
+            .await?;
         Ok((executed.state, executed.events, at))
     }
 }

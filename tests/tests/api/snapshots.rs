@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use twofold_domain::user::{User, UserEvent, UserServices};
+use twofold_domain::user::{CodeChecker, User, UserEvent};
 use twofold_domain::Method;
 use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
@@ -13,7 +13,7 @@ use twofold_services::users::UserCrypto;
 use twofold_tests::{spawn_app, TestApp};
 
 fn store(app: &TestApp, version: &'static str) -> PgStore<User> {
-    let crypto: Arc<dyn UserServices> = Arc::new(UserCrypto::new(
+    let crypto: Arc<dyn CodeChecker> = Arc::new(UserCrypto::new(
         Arc::new(PgSealer::new(
             app.db.clone(),
             app.secrets.master_key.clone(),

@@ -1,0 +1,148 @@
+//! An admin clearing a lockout or resetting 2FA.
+
+use chrono::Duration;
+
+use super::fixtures::*;
+use super::*;
+use crate::{ApiKeyId, Method, Reason};
+
+#[tokio::test]
+async fn an_admin_clears_a_lockout() {
+    let mut given = enrolled();
+    given.extend(failures(10, Method::Totp));
+    let by = ApiKeyId::parse("admin0001").unwrap();
+    let reason = Reason::parse("called support").unwrap();
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ClearLockout {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::LockoutCleared {
+            by,
+            reason,
+            at: t0(),
+        }]);
+}
+
+#[tokio::test]
+async fn a_reset_needs_a_known_user_and_clears_everything() {
+    let by = ApiKeyId::parse("admin0001").unwrap();
+    let reason = Reason::parse("lost phone").unwrap();
+    tf().given_no_previous_events()
+        .when_async(cmd(
+            t0(),
+            UserAction::Reset {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+        ))
+        .await
+        .then_expect_error(UserError::UnknownUser);
+    let mut user = User::default();
+    let mut events = enrolled();
+    events.extend(failures(10, Method::Totp));
+    events.push(UserEvent::TwoFactorReset {
+        by,
+        reason,
+        at: t0(),
+    });
+    for e in events {
+        cqrs_es::Aggregate::apply(&mut user, e);
+    }
+    assert!(!user.enabled());
+    assert_eq!(user.recovery_codes_remaining(), 0);
+    assert_eq!(user.locked_until(t0()), None);
+    assert!(user.exists());
+}
+
+#[test]
+fn a_cleared_lockout_starts_the_count_and_the_backoff_again() {
+    let mut events = enrolled();
+    events.extend(failures(20, Method::Totp));
+    events.push(UserEvent::LockoutCleared {
+        by: ApiKeyId::parse("admin0001").unwrap(),
+        reason: Reason::parse("called support").unwrap(),
+        at: t0(),
+    });
+    let user = state(events);
+    assert_eq!(user.consecutive_failures(), 0);
+    assert_eq!(user.locked_until(t0()), None);
+    let mut failing = user.clone();
+    let mut lockouts = vec![];
+    for _ in 0..10 {
+        for e in failing.failure(Method::Totp, t0()) {
+            if let UserEvent::UserLockedOut { lockout, until, .. } = &e {
+                lockouts.push((*lockout, *until));
+            }
+            cqrs_es::Aggregate::apply(&mut failing, e);
+        }
+    }
+    assert_eq!(lockouts, [(1, t0() + Duration::minutes(5))]);
+}
+
+#[tokio::test]
+async fn nothing_to_clear_records_nothing() {
+    tf().given(enrolled())
+        .when_async(cmd(
+            t0(),
+            UserAction::ClearLockout {
+                by: ApiKeyId::parse("admin0001").unwrap(),
+                reason: Reason::parse("called support").unwrap(),
+            },
+        ))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn failures_short_of_a_lockout_are_cleared_too() {
+    let mut given = enrolled();
+    given.extend(failures(5, Method::Totp));
+    let by = ApiKeyId::parse("admin0001").unwrap();
+    let reason = Reason::parse("called support").unwrap();
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ClearLockout {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::LockoutCleared {
+            by,
+            reason,
+            at: t0(),
+        }]);
+}
+
+#[tokio::test]
+async fn time_steps_used_before_a_reset_stay_used() {
+    let mut given = enrolled(); // step 100 used
+    given.push(UserEvent::TwoFactorReset {
+        by: ApiKeyId::parse("admin0001").unwrap(),
+        reason: Reason::parse("lost phone").unwrap(),
+        at: t0(),
+    });
+    given.push(started());
+    tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ConfirmTotp {
+                code: "step:100".into(),
+                proof: None,
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::VerificationFailed {
+            method: Method::Totp,
+            challenge_id: None,
+            consecutive_failures: 1,
+            at: t0(),
+        }]);
+}
