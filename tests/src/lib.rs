@@ -5,22 +5,26 @@
 //! `DATABASE_URL` when set. Every test gets its own database, created from a migrated template,
 //! so tests run in parallel without seeing each other. `TEST_LOG=1` shows the service's logs.
 
+mod client;
 pub mod fakes;
+mod logs;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, OnceCell};
-use tracing_subscriber::Layer;
 use twofold::startup::{AppConfig, Application, Delivery};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
 use twofold_infra::delivery::{DeliverySettings, Senders};
 pub use twofold_infra::http_limits::HttpLimits;
 use twofold_pg_local::{LocalPgOptions, LocalPostgres};
 use twofold_services::delivery::RetryPolicy;
+
+pub use client::Answer;
+pub use logs::captured_logs;
+use logs::install_log_capture;
 
 /// The PostgreSQL server of this test run: an admin URL and a URL maker for databases.
 struct Server {
@@ -231,61 +235,6 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     spawn_instance(database_url, test_secrets(), options).await
 }
 
-/// Everything the services of this test process logged, at debug level: tests scan it for
-/// secrets. (With `TEST_LOG` set it is also printed.)
-static LOGS: OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = OnceLock::new();
-
-#[derive(Clone)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = self.0.lock() {
-            logs.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn install_log_capture() {
-    LOGS.get_or_init(|| {
-        use tracing_subscriber::layer::SubscriberExt;
-        use tracing_subscriber::util::SubscriberInitExt;
-        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let capture = Capture(buffer.clone());
-        let captured = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(move || capture.clone())
-            .with_filter(tracing_subscriber::EnvFilter::new(
-                "debug,hyper=info,hyper_util=info,h2=info,reqwest=info",
-            ));
-        let printed = std::env::var_os("TEST_LOG").map(|_| {
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
-        });
-        let _ = tracing_subscriber::registry()
-            .with(captured)
-            .with(printed)
-            .try_init();
-        buffer
-    });
-}
-
-/// The log lines captured so far in this test process.
-pub fn captured_logs() -> String {
-    LOGS.get()
-        .and_then(|b| {
-            b.lock()
-                .ok()
-                .map(|l| String::from_utf8_lossy(&l).into_owned())
-        })
-        .unwrap_or_default()
-}
-
 /// Starts a service instance on an existing database (several instances may share one).
 pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
     spawn_instance(database_url, secrets, TestOptions::default()).await
@@ -364,114 +313,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
     }
 }
 
-/// A GraphQL answer: the HTTP status and the JSON body.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// The body.
-    pub body: Value,
-}
-
-impl Answer {
-    /// `data`, asserting there were no errors.
-    pub fn data(&self) -> &Value {
-        assert!(
-            self.body.get("errors").is_none(),
-            "unexpected errors: {}",
-            self.body
-        );
-        &self.body["data"]
-    }
-
-    /// The `extensions.code` of the first error, asserting there is one.
-    pub fn error_code(&self) -> &str {
-        self.body["errors"][0]["extensions"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("expected an error with a code, got {}", self.body))
-    }
-
-    /// The message of the first error.
-    pub fn error_message(&self) -> &str {
-        self.body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or_default()
-    }
-}
-
 impl TestApp {
-    /// POSTs a GraphQL query with `token` as bearer credential (none when `None`).
-    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Answer {
-        self.post_raw(
-            token,
-            serde_json::to_vec(&json!({ "query": query, "variables": variables }))
-                .expect("serializable"),
-        )
-        .await
-    }
-
-    /// POSTs a raw body to `/graphql`.
-    pub async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> Answer {
-        let mut req = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let res = req.send().await.expect("request sent");
-        let status = res.status().as_u16();
-        let body = res.json().await.expect("JSON body");
-        Answer { status, body }
-    }
-
-    /// GET on a path.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    /// A raw request builder, for header-level tests.
-    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.post(format!("{}{path}", self.address))
-    }
-
-    /// Creates a tenant through the API; returns (tenant id, admin key).
-    pub async fn create_tenant(&self, name: &str) -> (String, String) {
-        let a = self
-            .gql(
-                Some(&self.operator_token),
-                "mutation($n: String!) { createTenant(name: $n) { tenant { id } adminKey { secret } } }",
-                json!({ "n": name }),
-            )
-            .await;
-        let d = &a.data()["createTenant"];
-        (
-            d["tenant"]["id"].as_str().expect("id").to_owned(),
-            d["adminKey"]["secret"].as_str().expect("secret").to_owned(),
-        )
-    }
-
-    /// Issues a key with `role` using `admin`; returns (key id, secret).
-    pub async fn issue_key(&self, admin: &str, role: &str) -> (String, String) {
-        let a = self
-            .gql(
-                Some(admin),
-                "mutation($r: Role!) { issueApiKey(role: $r, label: \"test\") { key { id } secret } }",
-                json!({ "r": role }),
-            )
-            .await;
-        let d = &a.data()["issueApiKey"];
-        (
-            d["key"]["id"].as_str().expect("id").to_owned(),
-            d["secret"].as_str().expect("secret").to_owned(),
-        )
-    }
-
     /// How many events of `event_type` the tenant's stream holds.
     pub async fn count_events(&self, tenant: &str, event_type: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = $2")
@@ -481,9 +323,7 @@ impl TestApp {
             .await
             .expect("counting events")
     }
-}
 
-impl TestApp {
     /// Waits (bounded) until streams whose id is LIKE `pattern` hold `n` events of
     /// `event_type`: what the delivery worker records happens after the request returns.
     pub async fn wait_for_events(&self, pattern: &str, event_type: &str, n: i64) {

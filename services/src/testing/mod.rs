@@ -8,7 +8,7 @@ mod ports;
 use std::sync::Arc;
 
 use chrono::Duration;
-use twofold_domain::user::{User, UserEvent, UserRef, CodeChecker};
+use twofold_domain::user::{CodeChecker, User, UserEvent, UserRef};
 use twofold_domain::{ApiKeyId, Policy, Role, TenantId, UserId};
 
 use crate::commands::Commands;

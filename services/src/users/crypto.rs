@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use twofold_domain::channel::Channel;
 use twofold_domain::secrets::{SealedSecret, TotpParams};
 use twofold_domain::tenant::KeyedHash;
-use twofold_domain::user::{ServicesError, UserRef, CodeChecker};
+use twofold_domain::user::{CodeChecker, ServicesError, UserRef};
 
 use crate::ports::{Sealer, SecretHasher, TotpEngine};
 
