@@ -10,9 +10,9 @@ async fn event_count(app: &twofold_tests::TestApp) -> i64 {
         "SELECT count(*) FROM events \
          WHERE event_type NOT IN ('CodeDelivered', 'CodeDeliveryFailed')",
     )
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
 }
 
 // Invisible or control characters, and user ids padded with white space, are refused with a

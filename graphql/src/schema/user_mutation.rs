@@ -1,0 +1,261 @@
+//! Mutations of a user's 2FA.
+
+use super::*;
+
+#[Object]
+impl UserMutation {
+    /// ADMIN. Removes every factor, recovery code and trusted device of the user.
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn reset_two_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        reason: String,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .reset(call(ctx)?, &user_id, &reason)
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// ADMIN. Ends a lockout early.
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn clear_lockout(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        reason: String,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .clear_lockout(call(ctx)?, &user_id, &reason)
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Registers an email address and sends it a verification code. When the user already
+    /// has a factor, `proof` must prove one; a verified address keeps working until the new one
+    /// is confirmed.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn add_email(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        email: String,
+        proof: Option<ProofInputGql>,
+    ) -> async_graphql::Result<Challenge> {
+        let proof = proof.map(Into::into);
+        let c = users(ctx)
+            .add_email(call(ctx)?, &user_id, &email, proof.as_ref())
+            .await
+            .map_err(ApiError)?;
+        Ok(c.into())
+    }
+
+    /// APP. Registers a phone number in international form (+<country code><number>) and sends
+    /// it a verification code by SMS. When the user already has a factor, `proof` must prove
+    /// one; a verified number keeps working until the new one is confirmed.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn add_phone(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        phone: String,
+        proof: Option<ProofInputGql>,
+    ) -> async_graphql::Result<Challenge> {
+        let proof = proof.map(Into::into);
+        let c = users(ctx)
+            .add_phone(call(ctx)?, &user_id, &phone, proof.as_ref())
+            .await
+            .map_err(ApiError)?;
+        Ok(c.into())
+    }
+
+    /// APP. Confirms a channel with the code sent by addEmail/addPhone. Returns recovery codes
+    /// if this enabled 2FA for the user (null otherwise).
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn confirm_channel(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        challenge_id: ID,
+        code: String,
+        proof: Option<ProofInputGql>,
+    ) -> async_graphql::Result<Option<RecoveryCodes>> {
+        let proof = proof.map(Into::into);
+        let codes = users(ctx)
+            .confirm_channel(call(ctx)?, &user_id, &challenge_id, &code, proof.as_ref())
+            .await
+            .map_err(ApiError)?;
+        Ok(codes.map(Into::into))
+    }
+
+    /// APP.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn set_preferred_channel(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        channel: ChannelGql,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .set_preferred_channel(call(ctx)?, &user_id, channel.into())
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Sends a sign-in code by the given channel, or the user's preferred one.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn send_code(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        channel: Option<ChannelGql>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Challenge> {
+        let c = users(ctx)
+            .send_code(
+                call(ctx)?,
+                &user_id,
+                channel.map(Into::into),
+                idempotency_key.as_deref(),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(c.into())
+    }
+
+    /// APP. Starts (or restarts) TOTP enrollment; the factor is active only after confirmation.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn start_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        account_label: Option<String>,
+    ) -> async_graphql::Result<TotpEnrollment> {
+        let enrollment = users(ctx)
+            .start_totp_enrollment(call(ctx)?, &user_id, account_label.as_deref())
+            .await
+            .map_err(ApiError)?;
+        Ok(enrollment.into())
+    }
+
+    /// APP. Activates TOTP. Returns ten recovery codes, shown this once, when TOTP is the user's
+    /// first factor; an empty list when it joins or replaces another factor (the codes the user
+    /// saved stay valid). When the user already has a factor, `proof` must prove one.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        code: String,
+        proof: Option<ProofInputGql>,
+    ) -> async_graphql::Result<RecoveryCodes> {
+        let proof = proof.map(Into::into);
+        let codes = users(ctx)
+            .confirm_totp_enrollment(call(ctx)?, &user_id, &code, proof.as_ref())
+            .await
+            .map_err(ApiError)?;
+        Ok(codes.into())
+    }
+
+    /// APP. Checks a second factor at sign-in. For EMAIL and SMS, challengeId is required.
+    #[graphql(guard = "RoleGuard(APP)")]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
+    async fn verify(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        code: String,
+        challenge_id: Option<ID>,
+        #[graphql(default_with = "Some(false)")] trust_device: Option<bool>,
+        #[graphql(desc = "With trustDevice: what the user calls the device (1 to 64 characters).")]
+        device_label: Option<String>,
+    ) -> async_graphql::Result<Verification> {
+        let verified = users(ctx)
+            .verify(
+                call(ctx)?,
+                &user_id,
+                VerifyInput {
+                    factor: factor(method, code, challenge_id),
+                    trust_device: trust_device.unwrap_or(false),
+                    device_label,
+                },
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok(verified.into())
+    }
+
+    /// APP. Needs a current TOTP, email/SMS (with challengeId) or recovery code. Old codes stop
+    /// working.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        code: String,
+        challenge_id: Option<ID>,
+    ) -> async_graphql::Result<RecoveryCodes> {
+        let codes = users(ctx)
+            .regenerate_recovery_codes(call(ctx)?, &user_id, &factor(method, code, challenge_id))
+            .await
+            .map_err(ApiError)?;
+        Ok(codes.into())
+    }
+
+    /// APP. Needs a current code or a recovery code. Refused with POLICY_VIOLATION while the
+    /// tenant enforces 2FA.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn disable_two_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        code: String,
+        challenge_id: Option<ID>,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .disable(call(ctx)?, &user_id, &factor(method, code, challenge_id))
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Removes one factor (TOTP, EMAIL or SMS) after checking `proof`, and revokes the
+    /// user's trusted devices. Removing the last factor turns 2FA off, which a policy that
+    /// enforces 2FA refuses (POLICY_VIOLATION).
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn remove_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        method: MethodGql,
+        proof: ProofInputGql,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .remove_factor(call(ctx)?, &user_id, method.into(), &proof.into())
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn revoke_trusted_device(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        device_id: ID,
+    ) -> async_graphql::Result<UserTwoFactor> {
+        let status = users(ctx)
+            .revoke_trusted_device(call(ctx)?, &user_id, &device_id)
+            .await
+            .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+}
