@@ -46,7 +46,6 @@ pub const TENANT_STATE_VERSION: &str = "tenant-1";
 /// The use-cases and the machinery behind them, wired to one database.
 #[derive(Clone)]
 pub struct Wiring {
-    /// The pool.
     pub pool: PgPool,
     /// Drives the projections.
     pub processor: Arc<EventProcessor>,

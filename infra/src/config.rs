@@ -99,7 +99,6 @@ pub enum ConfigError {
     /// A required variable is not set.
     #[error("{var} is not set: {expected}")]
     Missing {
-        /// The variable.
         var: &'static str,
         /// What it must hold.
         expected: &'static str,
@@ -107,7 +106,6 @@ pub enum ConfigError {
     /// A variable is set but not of the right form (its value is never echoed).
     #[error("{var} is malformed: expected {expected}")]
     Malformed {
-        /// The variable.
         var: &'static str,
         /// What it must hold.
         expected: &'static str,

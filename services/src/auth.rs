@@ -26,7 +26,6 @@ const OPERATOR_HASH_PURPOSE: &str = "operator-token";
 pub struct KeyPrincipal {
     /// The key's tenant: the only tenant this request can see.
     pub tenant_id: TenantId,
-    /// The key's id.
     pub key_id: ApiKeyId,
     /// The key's role.
     pub role: Role,

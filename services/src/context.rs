@@ -15,12 +15,7 @@ pub enum Actor {
     /// The service itself (the delivery worker recording outcomes).
     System,
     /// A tenant API key.
-    Key {
-        /// The key's id.
-        key_id: ApiKeyId,
-        /// Its role.
-        role: Role,
-    },
+    Key { key_id: ApiKeyId, role: Role },
 }
 
 impl Actor {

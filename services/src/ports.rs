@@ -9,7 +9,6 @@ use crate::StoreError;
 
 /// The current time. A port so tests and the domain never read the wall clock themselves.
 pub trait Clock: Send + Sync {
-    /// Now.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -30,7 +29,6 @@ pub trait SecretHasher: Send + Sync {
 /// A tenant as the read model shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantView {
-    /// Id.
     pub id: TenantId,
     /// Display name.
     pub name: String,
@@ -50,9 +48,7 @@ pub struct ApiKeyView {
     pub id: ApiKeyId,
     /// Owning tenant.
     pub tenant_id: TenantId,
-    /// Role.
     pub role: Role,
-    /// Label.
     pub label: String,
     /// When issued.
     pub created_at: DateTime<Utc>,
@@ -314,7 +310,6 @@ pub struct OutgoingCode {
     pub purpose: twofold_domain::channel::Purpose,
     /// The email address, or the phone number in E.164.
     pub destination: zeroize::Zeroizing<String>,
-    /// The code.
     pub code: zeroize::Zeroizing<String>,
     /// How long the code stays valid from now, in seconds (said in the message, never
     /// rounded up).
@@ -403,7 +398,6 @@ pub trait SendLimiter: Send + Sync {
 /// A queued delivery: which challenge of which user, by which channel, how many tries so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryJob {
-    /// The challenge.
     pub challenge_id: String,
     /// Whose.
     pub user: twofold_domain::user::UserRef,

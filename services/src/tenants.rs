@@ -33,7 +33,6 @@ impl std::fmt::Debug for IssuedKey {
 /// A new tenant with its first ADMIN key.
 #[derive(Debug, Clone)]
 pub struct CreatedTenant {
-    /// The tenant.
     pub tenant: TenantView,
     /// Its first ADMIN key.
     pub admin_key: IssuedKey,

@@ -44,11 +44,9 @@ pub struct Database<'a> {
     pub pool: &'a PgPool,
     /// Where `pgbench` reaches it (user `postgres`): a host name or a socket folder.
     pub host: &'a str,
-    /// Its port.
     pub port: u16,
     /// The password of user `postgres` (the private cluster asks every connection for it).
     pub password: &'a str,
-    /// Its name.
     pub name: &'a str,
     /// Where the scripts are written.
     pub work_dir: &'a Path,

@@ -10,7 +10,6 @@ use crate::TestApp;
 pub struct Answer {
     /// HTTP status.
     pub status: u16,
-    /// The body.
     pub body: Value,
 }
 

@@ -213,7 +213,6 @@ pub struct TestApp {
     pub twilio: fakes::FakeTwilio,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
-    /// The operator token.
     pub operator_token: String,
     /// A pool on the service's database, to inspect what it stored.
     pub db: PgPool,

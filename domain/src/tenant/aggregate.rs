@@ -43,9 +43,7 @@ pub enum TenantError {
 /// A key as the tenant remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyState {
-    /// Role.
     pub role: Role,
-    /// Label.
     pub label: KeyLabel,
     /// Keyed hash of the key.
     pub hash: KeyedHash,

@@ -36,7 +36,6 @@ pub enum TenantCommand {
     },
     /// Issue another key.
     IssueApiKey {
-        /// The key.
         key: NewApiKey,
         /// When.
         at: DateTime<Utc>,

@@ -13,7 +13,6 @@ use crate::{ApiKeyId, KeyLabel, Policy, Role, TenantId, TenantName};
 pub enum TenantEvent {
     /// The tenant exists, with the default policy.
     TenantRegistered {
-        /// Its id.
         tenant_id: TenantId,
         /// Its display name.
         name: TenantName,
@@ -26,9 +25,7 @@ pub enum TenantEvent {
     ApiKeyIssued {
         /// Public id.
         key_id: ApiKeyId,
-        /// Role.
         role: Role,
-        /// Label.
         label: KeyLabel,
         /// Keyed hash of the whole key (removed from audit output).
         key_hash: KeyedHash,

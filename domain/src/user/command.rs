@@ -13,7 +13,6 @@ use crate::{ApiKeyId, DeviceLabel, Method, Reason, TenantId, UserId};
 /// hashes to the user).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRef {
-    /// The tenant.
     pub tenant: TenantId,
     /// The tenant's id for the user.
     pub user: UserId,
@@ -30,7 +29,6 @@ impl UserRef {
 /// appears in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proof {
-    /// The method.
     pub method: Method,
     /// The code as typed.
     pub code: String,
@@ -79,10 +77,7 @@ pub struct NewTrustedDevice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// Accepted by the provider.
-    Delivered {
-        /// The provider's message id.
-        provider_message_id: Option<String>,
-    },
+    Delivered { provider_message_id: Option<String> },
     /// Given up.
     Failed {
         /// Why (no code, no destination).
@@ -116,7 +111,6 @@ pub enum UserAction {
     /// Confirm the pending TOTP with a code from the app; the new recovery codes are issued
     /// with it.
     ConfirmTotp {
-        /// The code.
         code: String,
         /// A current factor: required when the user already has one (replacing TOTP).
         proof: Option<Proof>,
@@ -171,9 +165,7 @@ pub enum UserAction {
         proof: Option<Proof>,
         /// The E.164 number, sealed.
         phone: SealedSecret,
-        /// Its calling code.
         calling_code: String,
-        /// Its region.
         region: Option<String>,
         /// The number, masked.
         masked: String,
@@ -184,7 +176,6 @@ pub enum UserAction {
     ConfirmChannel {
         /// The challenge sent by AddEmail/AddPhone.
         challenge_id: String,
-        /// The code.
         code: String,
         /// New recovery codes, issued if this enables 2FA.
         recovery_codes: Vec<KeyedHash>,
@@ -221,9 +212,7 @@ pub enum UserAction {
     },
     /// Record how the delivery of a challenge ended (the delivery worker).
     RecordDelivery {
-        /// The challenge.
         challenge_id: String,
-        /// The outcome.
         outcome: DeliveryOutcome,
     },
     /// End a lockout early (admin).

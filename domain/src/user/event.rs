@@ -148,7 +148,6 @@ pub enum UserEvent {
     /// A one-time code was issued; the delivery worker sends it. The code itself is derived
     /// from the challenge id under a server key and never recorded.
     CodeSent {
-        /// The challenge.
         challenge_id: String,
         /// Email or SMS.
         channel: Channel,
@@ -167,16 +166,13 @@ pub enum UserEvent {
     },
     /// The provider accepted the message.
     CodeDelivered {
-        /// The challenge.
         challenge_id: String,
-        /// The provider's message id.
         provider_message_id: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
     /// The message could not be delivered (after retries, or refused outright).
     CodeDeliveryFailed {
-        /// The challenge.
         challenge_id: String,
         /// The provider's error (never the code or destination).
         error: String,
@@ -196,7 +192,6 @@ pub enum UserEvent {
     },
     /// The user chose where sign-in codes go by default.
     PreferredChannelChosen {
-        /// The channel.
         channel: Channel,
         /// When.
         at: DateTime<Utc>,

@@ -51,7 +51,6 @@ pub enum DeliveryState {
 /// A one-time code sent by email or SMS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Challenge {
-    /// Id.
     pub id: String,
     /// Email or SMS.
     pub channel: Channel,

@@ -8,6 +8,7 @@
 //! gate (nesting, fragments) as `POST /graphql`; queries and mutations have the HTTP time
 //! bound; and a socket whose key is revoked is closed (4403) within about a second.
 
+mod key;
 mod operation;
 mod protocol;
 mod registry;
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
-use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
+use twofold_services::{ErrorCode, RequestContext};
 
 pub use registry::{Websockets, WsLimits};
 
@@ -33,9 +34,9 @@ use crate::client_addr::budget_unit;
 use crate::guard::attach;
 use crate::http::{
     bearer, client_ip, error_response, rate_limited, request_context, ApiState, RequestId,
-    MAX_CREDENTIAL_CHARS,
 };
 use crate::schema::Shutdown;
+use key::{Accepted, Credential};
 use operation::Operation;
 use protocol::{ClientMessage, Close, Protocol};
 use registry::SocketSlot;
@@ -49,15 +50,6 @@ const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Messages a socket may send before its key is accepted: `connection_init` and a few pings.
 const MAX_MESSAGES_BEFORE_INIT: u32 = 4;
-
-/// A key as presented, kept to check it again; never shown.
-struct Credential(String);
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credential(<redacted>)")
-    }
-}
 
 /// Upgrades `GET /graphql` to a WebSocket speaking `graphql-transport-ws` (or the older
 /// `graphql-ws`). A key may come with the upgrade request's `Authorization` header (servers can
@@ -162,12 +154,6 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         last_activity: Instant::now(),
     };
     upgrade.on_upgrade(move |socket| connection.serve(socket).instrument(span))
-}
-
-/// The key a socket was accepted with.
-struct Accepted {
-    credential: Credential,
-    _slot: SocketSlot,
 }
 
 /// One socket's state.
@@ -332,85 +318,6 @@ impl Connection {
                 Ok(None)
             }
             ClientMessage::Subscribe { id, payload } => self.start(id, payload, out, running).await,
-        }
-    }
-
-    /// `connection_init`: the socket runs nothing until a valid key is given here or on the
-    /// upgrade request. No key closes it with 4401, an invalid or revoked one with 4403.
-    async fn accept(&mut self, payload: &serde_json::Value) -> Result<String, Close> {
-        if self.key.is_some() {
-            return Err(Close::TooMany("too many initialisation requests"));
-        }
-        let credential = protocol::init_credential(payload)
-            .map(Credential)
-            .or(self.header_credential.take())
-            .ok_or(Close::Unauthorized(
-                "connection_init needs a key: {\"Authorization\": \"Bearer <API key>\"}",
-            ));
-        // The same budget as HTTP requests without a valid key: an address that spent it gets
-        // nothing looked up, unless this instance has found the key valid before.
-        if self.state.anonymous.refused(self.ip).is_some()
-            && !credential
-                .as_ref()
-                .is_ok_and(|c| self.state.auth.is_known(&c.0))
-        {
-            return Err(Close::TooMany(
-                "too many requests without a valid key from this address",
-            ));
-        }
-        let credential = credential?;
-        let principal = self.authenticate(&credential).await?;
-        let limits = &self.state.websockets.limits;
-        let counters = match &principal {
-            Principal::Key(k) => vec![
-                (format!("key:{}", k.key_id), limits.max_sockets_per_key),
-                (
-                    format!("tenant:{}", k.tenant_id),
-                    limits.max_sockets_per_tenant,
-                ),
-            ],
-            Principal::Operator => vec![("operator".to_owned(), limits.max_sockets_per_key)],
-        };
-        let slot = self.state.websockets.open(&counters).ok_or(Close::TooMany(
-            "too many sockets are open with this key or organisation on this instance",
-        ))?;
-        crate::http::record_caller(&principal);
-        self.pending = None;
-        self.key = Some(Accepted {
-            credential,
-            _slot: slot,
-        });
-        Ok(self.protocol.ack())
-    }
-
-    /// The principal of `credential` now: 4403 when it is refused, 1011 when it cannot be
-    /// checked.
-    async fn authenticate(&self, credential: &Credential) -> Result<Principal, Close> {
-        if credential.0.chars().count() > MAX_CREDENTIAL_CHARS {
-            return Err(Close::Forbidden);
-        }
-        match self.state.auth.authenticate(&credential.0).await {
-            Ok(principal) => Ok(principal),
-            Err(e @ ServiceError::Internal(_)) => {
-                tracing::error!(error = ?e, "authentication failed internally");
-                Err(Close::Internal)
-            }
-            Err(_) => Err(Close::Forbidden),
-        }
-    }
-
-    /// The periodic check of the socket's key. A failure to check is not a refusal: the next
-    /// operation checks again, and fails closed.
-    async fn recheck(&mut self) -> Result<(), Close> {
-        let Some(accepted) = &self.key else {
-            return Ok(());
-        };
-        match self.authenticate(&accepted.credential).await {
-            Err(Close::Forbidden) => {
-                tracing::info!("the socket's key was revoked; closing it");
-                Err(Close::Forbidden)
-            }
-            Ok(_) | Err(_) => Ok(()),
         }
     }
 

@@ -62,7 +62,6 @@ pub struct Lease<'a> {
 }
 
 impl Lease<'_> {
-    /// The connection.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.conn
     }

@@ -198,7 +198,6 @@ impl LocalPostgres {
         Ok(())
     }
 
-    /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

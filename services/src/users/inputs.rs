@@ -7,7 +7,6 @@ use twofold_domain::Method;
 /// appears in `Debug`.
 #[derive(Clone)]
 pub struct ProofInput {
-    /// The method.
     pub method: Method,
     /// The code as typed.
     pub code: String,
@@ -28,7 +27,6 @@ impl std::fmt::Debug for ProofInput {
 /// A sign-in check: the factor presented, and whether to trust the device it came from.
 #[derive(Debug, Clone)]
 pub struct VerifyInput {
-    /// The factor.
     pub factor: ProofInput,
     /// Remember the device and return its token.
     pub trust_device: bool,
