@@ -113,9 +113,9 @@ impl PhoneNumber {
         if raw.len() > 32 {
             return Err(ContactError::InvalidPhone);
         }
-        // The ways an extension is written: "ext. 12", "x 12", "#12", RFC 3966's ";ext=12".
-        let lower = raw.to_ascii_lowercase();
-        if lower.contains("ext") || lower.contains(['x', '#', ';']) {
+        // The ways an extension is written: "ext. 12", "x 12", "#12", RFC 3966's ";ext=12". Each
+        // holds one of these characters; a bare ";" is refused too, as `phonenumber` would drop it.
+        if raw.to_ascii_lowercase().contains(['x', '#', ';']) {
             return Err(ContactError::Extension);
         }
         let number = phonenumber::parse(None, &raw).map_err(|_| ContactError::InvalidPhone)?;
@@ -260,6 +260,7 @@ mod tests {
             "+1 415 555 2671 x 33",
             "+995555123456#12",
             "+995555123456;12",
+            "+995555123456;",
         ] {
             let e = PhoneNumber::parse(with_extension).unwrap_err();
             assert_eq!(e, ContactError::Extension, "{with_extension}");
