@@ -244,12 +244,16 @@ impl UserMutation {
     ) -> async_graphql::Result<UserTwoFactor> {
         let service = users(ctx);
         let status = match credential_id {
-            None => service
-                .remove_factor(call(ctx)?, &user_id, method.into(), &proof.into())
-                .await,
-            Some(id) if method == MethodGql::WebAuthn => service
-                .remove_webauthn_credential(call(ctx)?, &user_id, &id, &proof.into())
-                .await,
+            None => {
+                service
+                    .remove_factor(call(ctx)?, &user_id, method.into(), &proof.into())
+                    .await
+            }
+            Some(id) if method == MethodGql::WebAuthn => {
+                service
+                    .remove_webauthn_credential(call(ctx)?, &user_id, &id, &proof.into())
+                    .await
+            }
             Some(_) => Err(ServiceError::InvalidInput(
                 "credentialId is only used with method: WEBAUTHN".into(),
             )),

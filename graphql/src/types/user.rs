@@ -81,11 +81,7 @@ impl UserTwoFactor {
     }
     /// Registered passkeys and security keys, oldest first.
     async fn web_authn_credentials(&self) -> Vec<super::WebAuthnCredential> {
-        self.0
-            .webauthn_credentials
-            .iter()
-            .map(Into::into)
-            .collect()
+        self.0.webauthn_credentials.iter().map(Into::into).collect()
     }
     /// The latest one-time codes sent (newest first), with where their delivery stands.
     async fn recent_challenges(&self) -> Vec<Challenge> {

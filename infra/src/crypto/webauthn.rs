@@ -6,7 +6,7 @@
 //! required); `PREFERRED` its security-key ceremonies (verification preferred, attestation
 //! `none`), whose options lose the library's `securityKey` hint so browsers offer passkeys and
 //! security keys alike. The ceremony state crosses instances inside the sealed events, which is
-//! what the `danger-allow-state-serialisation` feature permits (decision 72).
+//! what the `danger-allow-state-serialisation` feature permits (decision 109).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -145,13 +145,18 @@ impl WebAuthnEngine for RsWebAuthn {
         let handle = Uuid::from_bytes(user.handle);
         let exclude = exclude
             .iter()
-            .map(|id| URL_SAFE_NO_PAD.decode(id).map(Into::into))
+            .map(|id| URL_SAFE_NO_PAD.decode(id))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| failed("credential id", e))?;
         let (ccr, state) = match rp.user_verification {
             UserVerification::Required => {
                 let (ccr, s) = webauthn
-                    .start_passkey_registration(handle, &user.name, &user.display_name, Some(exclude))
+                    .start_passkey_registration(
+                        handle,
+                        &user.name,
+                        &user.display_name,
+                        Some(exclude),
+                    )
                     .map_err(|e| failed("registration", e))?;
                 (ccr, State::PasskeyRegistration(s))
             }

@@ -155,9 +155,9 @@ impl Projection for ComplianceProjection {
                 query = query.bind(credential);
             }
             query
-            .execute(&mut *db)
-            .await
-            .map_err(|e| (event.position, e.into()))?;
+                .execute(&mut *db)
+                .await
+                .map_err(|e| (event.position, e.into()))?;
         }
         Ok(())
     }

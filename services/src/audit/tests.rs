@@ -362,9 +362,18 @@ fn webauthn_credential_ids_are_shortened_and_keys_and_challenges_hidden() {
     assert_eq!(registered["credentialId"], "cred1");
     assert_eq!(registered["label"], "YubiKey");
     assert!(registered.get("credential").is_none());
-    for t in ["WebAuthnRegistrationStarted", "WebAuthnAuthenticationStarted"] {
+    for t in [
+        "WebAuthnRegistrationStarted",
+        "WebAuthnAuthenticationStarted",
+    ] {
         assert!(shown(t).get("state").is_none(), "{t}");
     }
     let regressed = shown("WebAuthnCounterRegressed");
-    assert_eq!((regressed["stored"].as_u64(), regressed["presented"].as_u64()), (Some(4), Some(2)));
+    assert_eq!(
+        (
+            regressed["stored"].as_u64(),
+            regressed["presented"].as_u64()
+        ),
+        (Some(4), Some(2))
+    );
 }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use twofold_domain::channel::Channel;
 use twofold_domain::secrets::{SealedSecret, TotpParams};
 use twofold_domain::tenant::KeyedHash;
-use twofold_domain::webauthn::RelyingParty;
 use twofold_domain::user::{Assertion, CodeChecker, RegisteredCredential, ServicesError, UserRef};
+use twofold_domain::webauthn::RelyingParty;
 
 use crate::ports::{Sealer, SecretHasher, TotpEngine};
 use crate::webauthn_port::WebAuthnEngine;
@@ -241,7 +241,8 @@ impl UserCrypto {
             state: state.to_owned(),
         };
         let json = zeroize::Zeroizing::new(
-            serde_json::to_vec(&ceremony).map_err(|e| crate::ServiceError::Internal(Box::new(e)))?,
+            serde_json::to_vec(&ceremony)
+                .map_err(|e| crate::ServiceError::Internal(Box::new(e)))?,
         );
         Ok(self
             .sealer

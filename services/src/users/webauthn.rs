@@ -17,8 +17,9 @@ use crate::ports::TenantView;
 use crate::webauthn_port::{Ceremony, CeremonyUser, EngineError};
 use crate::{Call, ServiceError};
 
-/// Longest browser answer accepted (a credential with a large attestation is a few KiB).
-pub(super) const MAX_WEBAUTHN_JSON_BYTES: usize = 64 * 1024;
+/// Longest browser answer accepted (a credential with an RSA key and every `toJSON()` field is a
+/// few KiB; the GraphQL layer holds `credential` and `code` to the same bound).
+pub(super) const MAX_WEBAUTHN_JSON_BYTES: usize = 32 * 1024;
 /// Longest display name, in characters.
 const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
