@@ -358,3 +358,34 @@ async fn auditors_see_webauthn_events_without_keys_or_challenges() {
         "full credential id shown"
     );
 }
+
+#[tokio::test]
+async fn a_passkey_sign_in_may_trust_the_device() {
+    let (app, t) = app_and_tenant().await;
+    let mut soft = SoftKey::new();
+    enrolled(&app, &t.key, "alice", &mut soft).await;
+    let (id, options) = start_sign_in(&app, &t.key, "alice").await;
+    let assertion = soft.sign(&options, &Context::at(ORIGIN));
+    let a = app
+        .gql(
+            Some(&t.key),
+            "mutation($c: ID, $code: String!) { verify(userId: \"alice\", method: WEBAUTHN, challengeId: $c, code: $code, trustDevice: true, deviceLabel: \"Laptop\") { method deviceToken } }",
+            json!({ "c": id, "code": assertion }),
+        )
+        .await;
+    let token = a.data()["verify"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decision = app
+        .gql(
+            Some(&t.key),
+            "query($d: String) { signInRequirement(userId: \"alice\", deviceToken: $d) { required reason } }",
+            json!({ "d": token }),
+        )
+        .await;
+    assert_eq!(
+        decision.data()["signInRequirement"],
+        json!({ "required": false, "reason": "TRUSTED_DEVICE" })
+    );
+}

@@ -4,6 +4,7 @@
 
 mod authenticator;
 mod ceremonies;
+mod library_authenticator;
 mod refusals;
 
 use serde_json::{json, Value};
