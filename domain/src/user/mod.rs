@@ -43,6 +43,10 @@ mod totp_tests;
 #[cfg(test)]
 mod verify_tests;
 #[cfg(test)]
+mod webauthn_fixtures;
+#[cfg(test)]
+mod webauthn_sign_in_tests;
+#[cfg(test)]
 mod webauthn_tests;
 
 pub use command::{
