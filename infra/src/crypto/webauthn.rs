@@ -275,3 +275,90 @@ impl WebAuthnEngine for RsWebAuthn {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp(user_verification: UserVerification) -> RelyingParty {
+        RelyingParty {
+            rp_id: "example.com".into(),
+            rp_name: "Acme".into(),
+            origins: vec!["https://login.example.com".into()],
+            user_verification,
+        }
+    }
+
+    fn user() -> CeremonyUser {
+        CeremonyUser {
+            handle: [7; 16],
+            name: "alice".into(),
+            display_name: "Alice".into(),
+        }
+    }
+
+    #[test]
+    fn one_webauthn_per_relying_party_value() {
+        let engine = RsWebAuthn::new();
+        let a = engine
+            .relying_party(&rp(UserVerification::Preferred))
+            .unwrap();
+        let b = engine
+            .relying_party(&rp(UserVerification::Preferred))
+            .unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let mut moved = rp(UserVerification::Preferred);
+        moved.origins.push("https://www.example.com".into());
+        let c = engine.relying_party(&moved).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.get_allowed_origins().len(), 2);
+    }
+
+    #[test]
+    fn options_name_the_relying_party_and_user_without_an_authenticator_hint() {
+        let engine = RsWebAuthn::new();
+        for (uv, expected) in [
+            (UserVerification::Preferred, "preferred"),
+            (UserVerification::Required, "required"),
+        ] {
+            let ceremony = engine
+                .start_registration(&rp(uv), &user(), &["AAEC".into()])
+                .unwrap();
+            let o: Value = serde_json::from_str(&ceremony.options).unwrap();
+            assert_eq!(o["rp"]["id"], "example.com");
+            assert_eq!(o["user"]["id"], URL_SAFE_NO_PAD.encode([7u8; 16]));
+            assert_eq!(o["excludeCredentials"][0]["id"], "AAEC");
+            assert_eq!(o["authenticatorSelection"]["userVerification"], expected);
+            assert_eq!(o["attestation"], "none");
+            assert!(o.get("hints").is_none(), "{o}");
+            // The challenge is in the state, which is never shown: it parses back.
+            assert!(matches!(
+                parse_state(&ceremony.state).unwrap(),
+                State::PasskeyRegistration(_) | State::SecurityKeyRegistration(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_malformed_answer_is_a_refusal_and_a_wrong_state_an_error() {
+        let engine = RsWebAuthn::new();
+        let rp = rp(UserVerification::Preferred);
+        let ceremony = engine.start_registration(&rp, &user(), &[]).unwrap();
+        assert!(engine
+            .finish_registration(&rp, &ceremony.state, "{\"not\": \"a credential\"}")
+            .unwrap()
+            .is_none());
+        assert!(engine
+            .finish_authentication(&rp, &ceremony.state, "{}")
+            .unwrap()
+            .is_none());
+        let assertion = r#"{"id":"AA","rawId":"AA","type":"public-key","response":{"authenticatorData":"AA","clientDataJSON":"AA","signature":"AA"}}"#;
+        assert!(engine
+            .finish_authentication(&rp, &ceremony.state, assertion)
+            .is_err());
+        assert!(engine
+            .finish_registration(&rp, "not json", "{}")
+            .unwrap()
+            .is_none());
+    }
+}
