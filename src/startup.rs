@@ -16,6 +16,7 @@ use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
 use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
+use twofold_infra::crypto::RsWebAuthn;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
@@ -104,7 +105,10 @@ impl Wiring {
         let sealer: Arc<dyn Sealer> =
             Arc::new(PgSealer::new(pool.clone(), secrets.master_key.clone()));
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
-        let crypto = Arc::new(UserCrypto::new(sealer.clone(), totp, hasher.clone()));
+        let crypto = Arc::new(
+            UserCrypto::new(sealer.clone(), totp, hasher.clone())
+                .with_webauthn(Arc::new(RsWebAuthn::new())),
+        );
         let user_commands = Commands::<User>::new(
             Arc::new(event_store::PgStore::<User>::new(
                 &pool,

@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod tenant;
 pub mod text;
 pub mod user;
+pub mod webauthn;
 
 pub use ids::{ApiKeyId, TenantId, UserId};
 pub use policy::{Method, Policy, PolicyChange, PolicyError, TotpAlgorithm};

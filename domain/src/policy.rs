@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::calling_codes::{CallingCode, CallingCodeError};
+use crate::webauthn::{RelyingParty, RelyingPartyChange};
 
 /// A way to satisfy the second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -22,6 +23,9 @@ pub enum Method {
     Sms,
     /// Single-use recovery code.
     RecoveryCode,
+    /// A passkey or security key (WebAuthn), with the tenant's relying party.
+    #[serde(rename = "WEBAUTHN")]
+    WebAuthn,
 }
 
 impl Method {
@@ -32,6 +36,7 @@ impl Method {
             Method::Email => "EMAIL",
             Method::Sms => "SMS",
             Method::RecoveryCode => "RECOVERY_CODE",
+            Method::WebAuthn => "WEBAUTHN",
         }
     }
 }
@@ -88,11 +93,17 @@ pub enum PolicyError {
     #[error("totpAlgorithm must be one of SHA1, SHA256, SHA512 (got '{0}')")]
     TotpAlgorithm(String),
     /// No method that can stand alone as a second factor.
-    #[error("allowedMethods must include at least one of TOTP, EMAIL or SMS")]
+    #[error("allowedMethods must include at least one of TOTP, EMAIL, SMS or WEBAUTHN")]
     NoPrimaryMethod,
     /// A calling code that is not assigned.
     #[error("allowedCallingCodes: {0}")]
     CallingCode(#[from] CallingCodeError),
+    /// A relying party that is not valid; the message names the field.
+    #[error("{0}")]
+    WebAuthn(String),
+    /// WEBAUTHN allowed without a relying party to run its ceremonies.
+    #[error("allowedMethods may include WEBAUTHN only with webAuthn (rpId, rpName, origins) set")]
+    WebAuthnNotConfigured,
     /// Too many calling codes to be a deliberate allow-list.
     #[error("allowedCallingCodes may list at most {max} codes")]
     TooManyCallingCodes {
@@ -135,6 +146,9 @@ pub struct Policy {
     /// seconds' worth); `None`: the service's default. The operator bounds it.
     #[serde(default)]
     pub requests_per_second_per_key: Option<u32>,
+    /// The relying party of passkeys and security keys; `None` until the admin sets one.
+    #[serde(default)]
+    pub web_authn: Option<RelyingParty>,
 }
 
 fn default_sms_budget() -> u32 {
@@ -169,6 +183,7 @@ impl Default for Policy {
             sms_hourly_budget: default_sms_budget(),
             email_hourly_budget: default_email_budget(),
             requests_per_second_per_key: None,
+            web_authn: None,
         }
     }
 }
@@ -228,6 +243,9 @@ pub struct PolicyChange {
     /// See [`Policy::requests_per_second_per_key`]; 0 returns to the service's default.
     #[serde(default)]
     pub requests_per_second_per_key: Option<i64>,
+    /// See [`Policy::web_authn`].
+    #[serde(default)]
+    pub web_authn: Option<RelyingPartyChange>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -255,10 +273,12 @@ impl Policy {
         }
         if let Some(methods) = &change.allowed_methods {
             let set: BTreeSet<Method> = methods.iter().copied().collect();
-            if !set
-                .iter()
-                .any(|m| matches!(m, Method::Totp | Method::Email | Method::Sms))
-            {
+            if !set.iter().any(|m| {
+                matches!(
+                    m,
+                    Method::Totp | Method::Email | Method::Sms | Method::WebAuthn
+                )
+            }) {
                 return Err(PolicyError::NoPrimaryMethod);
             }
             next.allowed_methods = set;
@@ -309,6 +329,12 @@ impl Policy {
                 "SHA512" | "SHA-512" => TotpAlgorithm::Sha512,
                 _ => return Err(PolicyError::TotpAlgorithm(name.chars().take(16).collect())),
             };
+        }
+        if let Some(rp) = &change.web_authn {
+            next.web_authn = Some(RelyingParty::parse(rp)?);
+        }
+        if next.allows(Method::WebAuthn) && next.web_authn.is_none() {
+            return Err(PolicyError::WebAuthnNotConfigured);
         }
         Ok(next)
     }

@@ -17,6 +17,7 @@ pub mod tenants;
 #[cfg(test)]
 mod testing;
 pub mod users;
+pub mod webauthn_port;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};
 pub use context::{Actor, Call, RequestContext};

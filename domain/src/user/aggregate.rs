@@ -8,6 +8,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 
 use super::channels::NewContact;
+use super::webauthn::FinishRegistration;
 use super::{CodeChecker, User, UserAction, UserCommand, UserError, UserEvent, UserRef};
 use crate::channel::Channel;
 
@@ -165,6 +166,37 @@ impl User {
                 challenge_id,
                 outcome,
             } => Ok(self.decide_record_delivery(challenge_id, outcome, at)),
+            UserAction::StartWebAuthnRegistration { proof, challenge } => {
+                self.decide_start_webauthn_registration(&cx, proof.as_ref(), challenge)
+                    .await
+            }
+            UserAction::FinishWebAuthnRegistration {
+                challenge_id,
+                credential,
+                credential_id,
+                label,
+                recovery_codes,
+            } => {
+                let finish = FinishRegistration {
+                    challenge_id,
+                    credential,
+                    credential_id,
+                    label,
+                    recovery_codes,
+                };
+                self.decide_finish_webauthn_registration(&cx, finish).await
+            }
+            UserAction::StartWebAuthnAuthentication { challenge } => {
+                self.decide_start_webauthn_authentication(&cx, challenge)
+            }
+            UserAction::RemoveWebAuthnCredential {
+                credential_id,
+                proof,
+                policy_enforced,
+            } => {
+                self.decide_remove_webauthn_credential(&cx, &credential_id, &proof, policy_enforced)
+                    .await
+            }
             UserAction::ClearLockout { by, reason } => self.decide_clear_lockout(by, reason, at),
             UserAction::Reset { by, reason } => self.decide_reset(by, reason, at),
         }

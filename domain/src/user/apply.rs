@@ -40,6 +40,12 @@ impl User {
             | UserEvent::TwoFactorDisabled { .. }
             | UserEvent::TwoFactorReset { .. } => self.apply_removal(event),
             UserEvent::SignInEvaluated { .. } => {}
+            UserEvent::WebAuthnRegistrationStarted { .. }
+            | UserEvent::WebAuthnCredentialRegistered { .. }
+            | UserEvent::WebAuthnAuthenticationStarted { .. }
+            | UserEvent::WebAuthnCredentialUsed { .. }
+            | UserEvent::WebAuthnCounterRegressed { .. }
+            | UserEvent::WebAuthnCredentialRemoved { .. } => self.apply_webauthn(event),
         }
     }
 
@@ -91,8 +97,11 @@ impl User {
                 at,
                 ..
             } => {
-                if let Some(c) = challenge_id.and_then(|id| self.challenge_mut(&id)) {
-                    c.used = true;
+                if let Some(id) = challenge_id {
+                    self.webauthn_challenge_spent(&id);
+                    if let Some(c) = self.challenge_mut(&id) {
+                        c.used = true;
+                    }
                 }
                 if let Some(step) = totp_step {
                     self.step_used(step);
@@ -109,13 +118,20 @@ impl User {
                 self.succeeded(at);
             }
             UserEvent::VerificationFailed {
+                method,
                 consecutive_failures,
                 challenge_id,
                 ..
             } => {
                 self.consecutive_failures = consecutive_failures;
-                if let Some(c) = challenge_id.and_then(|id| self.challenge_mut(&id)) {
-                    c.attempts += 1;
+                if let Some(id) = challenge_id {
+                    // A WebAuthn ceremony answers once: a wrong assertion spends it.
+                    if method == Method::WebAuthn {
+                        self.webauthn_challenge_spent(&id);
+                    }
+                    if let Some(c) = self.challenge_mut(&id) {
+                        c.attempts += 1;
+                    }
                 }
             }
             UserEvent::UserLockedOut {
@@ -264,6 +280,7 @@ impl User {
                         self.phone = None;
                         self.phone_pending = None;
                     }
+                    Method::WebAuthn => self.webauthn = Default::default(),
                     Method::RecoveryCode => {}
                 }
                 self.repoint_preferred();
@@ -279,6 +296,7 @@ impl User {
                 self.phone_pending = None;
                 self.preferred = None;
                 self.challenges.clear();
+                self.webauthn = Default::default();
             }
             UserEvent::TwoFactorReset { .. } => {
                 *self = User {
@@ -353,7 +371,7 @@ impl User {
     }
 
     /// A success ends the failure count and any lockout.
-    fn succeeded(&mut self, at: DateTime<Utc>) {
+    pub(super) fn succeeded(&mut self, at: DateTime<Utc>) {
         self.unlock();
         self.last_verified_at = Some(at);
     }

@@ -59,6 +59,18 @@ pub struct NewChallenge {
     pub idempotency_key: Option<String>,
 }
 
+/// A WebAuthn ceremony the service is about to start: its id, end and the library's state are
+/// decided (and the state sealed) before the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebAuthnChallenge {
+    /// Random id (`WebAuthnChallenge.challengeId`).
+    pub id: String,
+    /// End of validity.
+    pub expires_at: DateTime<Utc>,
+    /// The ceremony state, sealed.
+    pub state: SealedSecret,
+}
+
 /// A device to trust if the verification it comes with succeeds. The token itself was shown
 /// to no one yet; only its keyed hash enters the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +226,40 @@ pub enum UserAction {
     RecordDelivery {
         challenge_id: String,
         outcome: DeliveryOutcome,
+    },
+    /// Start registering a passkey or security key.
+    StartWebAuthnRegistration {
+        /// A current factor: required when the user already has one.
+        proof: Option<Proof>,
+        /// The ceremony.
+        challenge: NewWebAuthnChallenge,
+    },
+    /// Check the browser's new credential against the registration ceremony and keep it.
+    FinishWebAuthnRegistration {
+        /// The registration ceremony.
+        challenge_id: String,
+        /// The browser's `PublicKeyCredential` as JSON.
+        credential: String,
+        /// Our id for the new credential (random).
+        credential_id: String,
+        /// What the user calls it.
+        label: Option<DeviceLabel>,
+        /// New recovery codes, issued if this is the account's first factor.
+        recovery_codes: Vec<KeyedHash>,
+    },
+    /// Start a sign-in ceremony; the assertion comes back through `Verify`.
+    StartWebAuthnAuthentication {
+        /// The ceremony.
+        challenge: NewWebAuthnChallenge,
+    },
+    /// Remove one passkey or security key, proving a current factor.
+    RemoveWebAuthnCredential {
+        /// Our id for it.
+        credential_id: String,
+        /// The current factor.
+        proof: Proof,
+        /// Whether the tenant's policy enforces 2FA right now.
+        policy_enforced: bool,
     },
     /// End a lockout early (admin).
     ClearLockout {

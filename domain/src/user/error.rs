@@ -1,6 +1,6 @@
 //! Why a user command is refused outright.
 
-use super::{Lockout, ServicesError, RECOVERY_CODES};
+use super::{Lockout, ServicesError, MAX_WEBAUTHN_CREDENTIALS, RECOVERY_CODES};
 use crate::Method;
 
 /// Why a user command was refused outright (nothing recorded). A wrong code is not an error:
@@ -47,7 +47,7 @@ pub enum UserError {
     #[error("no such challenge for this user")]
     ChallengeNotFound,
     /// EMAIL and SMS codes are answered with the challenge they were sent with.
-    #[error("challengeId is required for EMAIL and SMS codes")]
+    #[error("challengeId is required for EMAIL, SMS and WEBAUTHN")]
     ChallengeRequired,
     /// Adding, replacing or removing a factor on an enabled account needs a current factor in
     /// the same call.
@@ -66,6 +66,21 @@ pub enum UserError {
     /// sendCode without a channel and without a preferred one.
     #[error("the user has no preferred channel: pass a channel")]
     NoPreferredChannel,
+    /// Registering one more passkey or security key than a user may have.
+    #[error("a user may register at most {MAX_WEBAUTHN_CREDENTIALS} passkeys or security keys: remove one first")]
+    TooManyCredentials,
+    /// No such passkey or security key for this user.
+    #[error("no such passkey or security key for this user")]
+    CredentialNotFound,
+    /// The browser's new credential did not verify against the registration ceremony.
+    #[error(
+        "the credential does not answer this registration (wrong challenge, origin or rpId, or \
+         malformed): start a new registration"
+    )]
+    CredentialRefused,
+    /// The authenticator is already registered for this user.
+    #[error("this authenticator is already registered for this user")]
+    CredentialAlreadyRegistered,
     /// No such trusted device for this user (never trusted, expired or already revoked).
     #[error("no such trusted device for this user")]
     DeviceNotFound,

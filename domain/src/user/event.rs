@@ -260,6 +260,74 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A passkey or security key registration began; the browser answers within `expires_at`.
+    WebAuthnRegistrationStarted {
+        challenge_id: String,
+        /// The WebAuthn library's ceremony state, sealed (never shown to auditors).
+        state: SealedSecret,
+        /// End of validity.
+        expires_at: DateTime<Utc>,
+        /// Started on an account with a factor, with its proof.
+        proven: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A passkey or security key was verified and is now a factor.
+    WebAuthnCredentialRegistered {
+        /// Our id for it.
+        credential_id: String,
+        /// The authenticator's credential id (base64url; shortened for auditors).
+        credential_ref: String,
+        /// What the user calls it.
+        label: Option<DeviceLabel>,
+        /// The credential with its public key, sealed (never shown to auditors).
+        credential: SealedSecret,
+        /// The signature counter at registration.
+        counter: u32,
+        /// The registration ceremony (now spent).
+        challenge_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A sign-in ceremony began; the browser answers within `expires_at`.
+    WebAuthnAuthenticationStarted {
+        challenge_id: String,
+        /// The WebAuthn library's ceremony state, sealed.
+        state: SealedSecret,
+        /// End of validity.
+        expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A credential signed a sign-in or a proof (recorded beside `CodeVerified`).
+    WebAuthnCredentialUsed {
+        credential_id: String,
+        /// The signature counter the authenticator presented (now the stored one).
+        counter: u32,
+        /// The ceremony answered.
+        challenge_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A signature counter did not go up: the credential may have been cloned. The assertion
+    /// was refused (a `VerificationFailed` follows).
+    WebAuthnCounterRegressed {
+        credential_id: String,
+        /// The counter stored.
+        stored: u32,
+        /// The counter presented.
+        presented: u32,
+        /// The ceremony answered (now spent).
+        challenge_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// One passkey or security key was removed (`removeFactor` with its id).
+    WebAuthnCredentialRemoved {
+        credential_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// An admin removed every factor, recovery code and trusted device.
     TwoFactorReset {
         /// The admin's key.
@@ -295,6 +363,12 @@ impl DomainEvent for UserEvent {
             UserEvent::DeviceTrusted { .. } => "DeviceTrusted",
             UserEvent::DeviceTrustRevoked { .. } => "DeviceTrustRevoked",
             UserEvent::SignInEvaluated { .. } => "SignInEvaluated",
+            UserEvent::WebAuthnRegistrationStarted { .. } => "WebAuthnRegistrationStarted",
+            UserEvent::WebAuthnCredentialRegistered { .. } => "WebAuthnCredentialRegistered",
+            UserEvent::WebAuthnAuthenticationStarted { .. } => "WebAuthnAuthenticationStarted",
+            UserEvent::WebAuthnCredentialUsed { .. } => "WebAuthnCredentialUsed",
+            UserEvent::WebAuthnCounterRegressed { .. } => "WebAuthnCounterRegressed",
+            UserEvent::WebAuthnCredentialRemoved { .. } => "WebAuthnCredentialRemoved",
         }
         .to_owned()
     }
@@ -328,7 +402,13 @@ impl UserEvent {
             | UserEvent::PreferredChannelChosen { at, .. }
             | UserEvent::DeviceTrusted { at, .. }
             | UserEvent::DeviceTrustRevoked { at, .. }
-            | UserEvent::SignInEvaluated { at, .. } => *at,
+            | UserEvent::SignInEvaluated { at, .. }
+            | UserEvent::WebAuthnRegistrationStarted { at, .. }
+            | UserEvent::WebAuthnCredentialRegistered { at, .. }
+            | UserEvent::WebAuthnAuthenticationStarted { at, .. }
+            | UserEvent::WebAuthnCredentialUsed { at, .. }
+            | UserEvent::WebAuthnCounterRegressed { at, .. }
+            | UserEvent::WebAuthnCredentialRemoved { at, .. } => *at,
         }
     }
 }

@@ -149,6 +149,7 @@ impl User {
             Method::Totp => self.totp.is_some(),
             Method::Email => self.contact(Channel::Email).is_some(),
             Method::Sms => self.contact(Channel::Sms).is_some(),
+            Method::WebAuthn => !self.webauthn.credentials.is_empty(),
             Method::RecoveryCode => return Err(UserError::RecoveryCodesNotAFactor),
         };
         if !has {
@@ -175,11 +176,12 @@ impl User {
     }
 
     /// Active factors other than `method` (recovery codes are not a factor of their own).
-    fn methods_other_than(&self, method: Method) -> usize {
+    pub(super) fn methods_other_than(&self, method: Method) -> usize {
         [
             (Method::Totp, self.totp.is_some()),
             (Method::Email, self.verified(Channel::Email)),
             (Method::Sms, self.verified(Channel::Sms)),
+            (Method::WebAuthn, !self.webauthn.credentials.is_empty()),
         ]
         .into_iter()
         .filter(|(m, active)| *active && *m != method)

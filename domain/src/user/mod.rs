@@ -17,6 +17,8 @@ mod sign_in;
 mod state;
 mod totp;
 mod verify;
+mod webauthn;
+mod webauthn_state;
 
 #[cfg(test)]
 mod admin_tests;
@@ -40,9 +42,16 @@ mod state_tests;
 mod totp_tests;
 #[cfg(test)]
 mod verify_tests;
+#[cfg(test)]
+mod webauthn_fixtures;
+#[cfg(test)]
+mod webauthn_sign_in_tests;
+#[cfg(test)]
+mod webauthn_tests;
 
 pub use command::{
-    DeliveryOutcome, NewChallenge, NewTrustedDevice, Proof, UserAction, UserCommand, UserRef,
+    DeliveryOutcome, NewChallenge, NewTrustedDevice, NewWebAuthnChallenge, Proof, UserAction,
+    UserCommand, UserRef,
 };
 pub use error::UserError;
 pub use event::{DeviceRevocation, UserEvent};
@@ -50,6 +59,10 @@ pub use lockout::{lockout_duration, Lockout, FAILURES_PER_LOCKOUT, MAX_FAILURES_
 pub use sign_in::{grace_ends_at, SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
 pub use state::{
     Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,
+};
+pub use webauthn_state::{
+    WebAuthnChallenge, WebAuthnCredential, WebAuthnPurpose, MAX_WEBAUTHN_CREDENTIALS,
+    WEBAUTHN_CHALLENGE_SECONDS,
 };
 
 use async_trait::async_trait;
@@ -102,6 +115,52 @@ pub trait CodeChecker: Send + Sync {
         digits: u8,
         code: &str,
     ) -> bool;
+
+    /// Checks the browser's answer to a registration ceremony (`state`, sealed) and returns
+    /// the new credential, sealed for this user; `None` when the answer does not verify (wrong
+    /// challenge, origin or rpId, malformed). Checkers without WebAuthn refuse it as a failure
+    /// of the services.
+    async fn webauthn_registration(
+        &self,
+        _user: &UserRef,
+        _state: &SealedSecret,
+        _credential: &str,
+    ) -> Result<Option<RegisteredCredential>, ServicesError> {
+        Err(ServicesError("WebAuthn is not available".into()))
+    }
+
+    /// Checks an assertion against a sign-in ceremony (`state`, sealed, which lists the user's
+    /// credentials as they were when it started) and returns the credential that signed it and
+    /// the counter it presented; `None` when it does not verify. The counter is not judged
+    /// here: the aggregate compares it with the one it stores now.
+    async fn webauthn_assertion(
+        &self,
+        _user: &UserRef,
+        _state: &SealedSecret,
+        _assertion: &str,
+    ) -> Result<Option<Assertion>, ServicesError> {
+        Err(ServicesError("WebAuthn is not available".into()))
+    }
+}
+
+/// A credential the browser registered, as the checker verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredCredential {
+    /// The authenticator's credential id, base64url.
+    pub credential_ref: String,
+    /// The credential (public key and flags), sealed for the user.
+    pub sealed: SealedSecret,
+    /// Its signature counter.
+    pub counter: u32,
+}
+
+/// A verified assertion: which credential signed, with which counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assertion {
+    /// The authenticator's credential id, base64url.
+    pub credential_ref: String,
+    /// The signature counter presented (0: the authenticator keeps none).
+    pub counter: u32,
 }
 
 /// A failure of the services (e.g. the data key could not be read). Never shown to callers.

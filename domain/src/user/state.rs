@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::webauthn_state::WebAuthnState;
 use crate::channel::{Channel, Purpose};
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
@@ -128,6 +129,8 @@ pub struct User {
     pub(super) challenges: Vec<Challenge>,
     #[serde(default)]
     pub(super) trusted_devices: Vec<TrustedDevice>,
+    #[serde(default)]
+    pub(super) webauthn: WebAuthnState,
 }
 
 impl User {
@@ -143,7 +146,10 @@ impl User {
 
     /// Whether a second factor is active.
     pub fn enabled(&self) -> bool {
-        self.totp.is_some() || self.verified(Channel::Email) || self.verified(Channel::Sms)
+        self.totp.is_some()
+            || self.verified(Channel::Email)
+            || self.verified(Channel::Sms)
+            || !self.webauthn.credentials.is_empty()
     }
 
     /// The registered address (Email) or number (Sms).
@@ -193,6 +199,9 @@ impl User {
         }
         if self.verified(Channel::Sms) {
             methods.push(Method::Sms);
+        }
+        if !self.webauthn.credentials.is_empty() {
+            methods.push(Method::WebAuthn);
         }
         if self.enabled() && self.recovery_codes_remaining() > 0 {
             methods.push(Method::RecoveryCode);

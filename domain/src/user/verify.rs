@@ -82,6 +82,7 @@ impl User {
             }
             Method::RecoveryCode => self.check_recovery_code(cx, &proof.code),
             Method::Email | Method::Sms => self.check_challenge_code(cx, proof),
+            Method::WebAuthn => self.check_webauthn(cx, proof).await,
         }
     }
 

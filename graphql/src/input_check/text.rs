@@ -23,7 +23,15 @@ const DOMAIN_BOUNDS: &[(&str, usize)] = &[
     ("label", KeyLabel::MAX_CHARS),
     ("reason", Reason::MAX_CHARS),
     ("deviceLabel", DeviceLabel::MAX_CHARS),
+    // The browser's WebAuthn JSON: a credential (`finishWebAuthnRegistration`) or an assertion
+    // (`verify` and proofs with WEBAUTHN); the services bound other codes to 64 characters.
+    ("credential", MAX_WEBAUTHN_JSON_CHARS),
+    ("code", MAX_WEBAUTHN_JSON_CHARS),
 ];
+
+/// Longest browser WebAuthn JSON: a credential with an RSA key and every `toJSON()` field is a
+/// few KiB; the services refuse more than this many bytes too.
+pub const MAX_WEBAUTHN_JSON_CHARS: usize = 32 * 1024;
 
 /// How an argument's text is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +137,14 @@ mod tests {
             check("userId", &"u".repeat(129), Kind::Id),
             Err("`userId` must be at most 128 characters".to_owned())
         );
-        assert!(check("code", &"1".repeat(MAX_TEXT_CHARS + 1), Kind::Text).is_err());
+        assert!(check("accountLabel", &"1".repeat(MAX_TEXT_CHARS + 1), Kind::Text).is_err());
+        // WebAuthn JSON travels in `credential` and `code`: a few KiB pass, more does not.
+        assert_eq!(check("code", &"a".repeat(4_000), Kind::Text), Ok(()));
+        assert!(check(
+            "credential",
+            &"a".repeat(MAX_WEBAUTHN_JSON_CHARS + 1),
+            Kind::Text
+        )
+        .is_err());
     }
 }

@@ -13,7 +13,7 @@ use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{ProofInput, UserService, VerifyInput};
-use twofold_services::RequestContext;
+use twofold_services::{RequestContext, ServiceError};
 
 use crate::error::ApiError;
 use crate::guard::{call, key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
@@ -22,6 +22,7 @@ use crate::types::{
     ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
     ComplianceReport, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput, RecoveryCodes,
     RoleGql, SignInRequirement, Tenant, TotpEnrollment, UserTwoFactor, Verification,
+    WebAuthnChallenge,
 };
 
 /// The tenant's backend.

@@ -161,7 +161,8 @@ impl UserMutation {
         Ok(codes.into())
     }
 
-    /// APP. Checks a second factor at sign-in. For EMAIL and SMS, challengeId is required.
+    /// APP. Checks a second factor at sign-in. For EMAIL and SMS, challengeId is required; for
+    /// WEBAUTHN too, with the browser's assertion (its `toJSON()`) as JSON in `code`.
     #[graphql(guard = "RoleGuard(APP)")]
     #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn verify(
@@ -226,7 +227,8 @@ impl UserMutation {
         Ok(UserTwoFactor(status))
     }
 
-    /// APP. Removes one factor (TOTP, EMAIL or SMS) after checking `proof`, and revokes the
+    /// APP. Removes one factor (TOTP, EMAIL, SMS, or with WEBAUTHN every passkey and security
+    /// key, or only the one `credentialId` names) after checking `proof`, and revokes the
     /// user's trusted devices. Removing the last factor turns 2FA off, which a policy that
     /// enforces 2FA refuses (POLICY_VIOLATION).
     #[graphql(guard = "RoleGuard(APP)")]
@@ -236,12 +238,88 @@ impl UserMutation {
         user_id: ID,
         method: MethodGql,
         proof: ProofInputGql,
+        #[graphql(desc = "With WEBAUTHN: the one credential to remove (its id in \
+                          webAuthnCredentials).")]
+        credential_id: Option<ID>,
     ) -> async_graphql::Result<UserTwoFactor> {
-        let status = users(ctx)
-            .remove_factor(call(ctx)?, &user_id, method.into(), &proof.into())
+        let service = users(ctx);
+        let status = match credential_id {
+            None => {
+                service
+                    .remove_factor(call(ctx)?, &user_id, method.into(), &proof.into())
+                    .await
+            }
+            Some(id) if method == MethodGql::WebAuthn => {
+                service
+                    .remove_webauthn_credential(call(ctx)?, &user_id, &id, &proof.into())
+                    .await
+            }
+            Some(_) => Err(ServiceError::InvalidInput(
+                "credentialId is only used with method: WEBAUTHN".into(),
+            )),
+        }
+        .map_err(ApiError)?;
+        Ok(UserTwoFactor(status))
+    }
+
+    /// APP. Starts registering a passkey or security key: `options` for
+    /// `navigator.credentials.create`, excluding the user's registered credentials. When the
+    /// user already has a factor, `proof` must prove one.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn start_web_authn_registration(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        display_name: String,
+        proof: Option<ProofInputGql>,
+    ) -> async_graphql::Result<WebAuthnChallenge> {
+        let proof = proof.map(Into::into);
+        let challenge = users(ctx)
+            .start_webauthn_registration(call(ctx)?, &user_id, &display_name, proof.as_ref())
             .await
             .map_err(ApiError)?;
-        Ok(UserTwoFactor(status))
+        Ok(challenge.into())
+    }
+
+    /// APP. Finishes a registration with the browser's PublicKeyCredential as JSON (its
+    /// `toJSON()`). Returns ten recovery codes, shown this once, when this is the user's first
+    /// factor (null otherwise). A user has at most 10 passkeys and security keys.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn finish_web_authn_registration(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        challenge_id: ID,
+        credential: String,
+        label: Option<String>,
+    ) -> async_graphql::Result<Option<RecoveryCodes>> {
+        let codes = users(ctx)
+            .finish_webauthn_registration(
+                call(ctx)?,
+                &user_id,
+                &challenge_id,
+                &credential,
+                label.as_deref(),
+            )
+            .await
+            .map_err(ApiError)?;
+        Ok((!codes.0.is_empty()).then(|| codes.into()))
+    }
+
+    /// APP. Starts a sign-in with a passkey or security key: `options` for
+    /// `navigator.credentials.get`. The assertion goes to `verify(method: WEBAUTHN, challengeId,
+    /// code: <the assertion's toJSON() as JSON>)`.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn start_web_authn_authentication(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<WebAuthnChallenge> {
+        let challenge = users(ctx)
+            .start_webauthn_authentication(call(ctx)?, &user_id)
+            .await
+            .map_err(ApiError)?;
+        Ok(challenge.into())
     }
 
     /// APP.

@@ -6,11 +6,13 @@ mod audit;
 mod compliance;
 mod tenant;
 mod user;
+mod webauthn;
 
 pub use audit::*;
 pub use compliance::*;
 pub use tenant::*;
 pub use user::*;
+pub use webauthn::*;
 
 use async_graphql::Enum;
 
@@ -38,4 +40,7 @@ pub enum MethodGql {
     Sms,
     /// Recovery code.
     RecoveryCode,
+    /// Passkey or security key (WebAuthn).
+    #[graphql(name = "WEBAUTHN")]
+    WebAuthn,
 }

@@ -7,7 +7,7 @@ use twofold_services::tenants::{CreatedTenant as CreatedTenantData, IssuedKey, T
 
 use crate::error::ApiError;
 
-use super::{MethodGql, RoleGql};
+use super::{MethodGql, RoleGql, WebAuthnInput, WebAuthnRelyingParty};
 
 /// A tenant.
 pub struct Tenant(pub TenantView);
@@ -152,6 +152,10 @@ impl Policy {
             .requests_per_second_per_key
             .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
     }
+    /// The relying party of passkeys and security keys; null until set.
+    async fn web_authn(&self) -> Option<WebAuthnRelyingParty> {
+        self.0.web_authn.clone().map(WebAuthnRelyingParty)
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -171,6 +175,8 @@ pub struct PolicyInput {
     email_hourly_budget: Option<i32>,
     /// Requests per second per API key, within the operator's bounds; 0: the service's default.
     requests_per_second_per_key: Option<i32>,
+    /// The relying party of passkeys and security keys (needed to allow WEBAUTHN).
+    web_authn: Option<WebAuthnInput>,
 }
 
 impl PolicyInput {
@@ -198,6 +204,7 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             sms_hourly_budget: i.sms_hourly_budget.map(i64::from),
             email_hourly_budget: i.email_hourly_budget.map(i64::from),
             requests_per_second_per_key: i.requests_per_second_per_key.map(i64::from),
+            web_authn: i.web_authn.map(Into::into),
         }
     }
 }

@@ -79,6 +79,10 @@ impl UserTwoFactor {
     async fn last_verified_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_verified_at
     }
+    /// Registered passkeys and security keys, oldest first.
+    async fn web_authn_credentials(&self) -> Vec<super::WebAuthnCredential> {
+        self.0.webauthn_credentials.iter().map(Into::into).collect()
+    }
     /// The latest one-time codes sent (newest first), with where their delivery stands.
     async fn recent_challenges(&self) -> Vec<Challenge> {
         self.0

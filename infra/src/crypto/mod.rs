@@ -1,12 +1,15 @@
 //! Crypto adapters: keyed hashing (HMAC-SHA256 under the pepper), the OS CSPRNG, the wall clock,
-//! sealing under per-tenant data keys ([`seal`]), RFC 6238 TOTP ([`totp`]) and QR codes ([`qr`]).
+//! sealing under per-tenant data keys ([`seal`]), RFC 6238 TOTP ([`totp`]), QR codes ([`qr`]) and
+//! WebAuthn ceremonies ([`webauthn`]).
 
 pub mod qr;
 pub mod seal;
 pub mod totp;
+pub mod webauthn;
 
 pub use seal::{PgSealer, SealError};
 pub use totp::RfcTotp;
+pub use webauthn::RsWebAuthn;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};

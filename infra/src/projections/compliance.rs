@@ -1,5 +1,5 @@
 //! The `user_compliance` projection: one row per end user the tenant has shown us, with the
-//! factors that make them enrolled, and the read model `compliance` answers from. Every write
+//! factors that make them enrolled (passkeys and security keys included), and the read model `compliance` answers from. Every write
 //! is idempotent (an upsert or an assignment), so replaying an event yields the same row.
 
 use async_trait::async_trait;
@@ -41,6 +41,7 @@ fn assignments(event: &UserEvent) -> Option<&'static str> {
             Method::Totp => "totp = false",
             Method::Email => "email_verified = false",
             Method::Sms => "phone_verified = false",
+            Method::WebAuthn => "webauthn_credentials = '{}'",
             Method::RecoveryCode => return None,
         },
         UserEvent::ChannelVerified {
@@ -52,8 +53,25 @@ fn assignments(event: &UserEvent) -> Option<&'static str> {
             ..
         } => "phone_verified = true",
         UserEvent::TwoFactorDisabled { .. } | UserEvent::TwoFactorReset { .. } => {
-            "totp = false, email_verified = false, phone_verified = false"
+            "totp = false, email_verified = false, phone_verified = false, \
+             webauthn_credentials = '{}'"
         }
+        _ => return None,
+    })
+}
+
+/// The change a WebAuthn event makes to the user's set of credentials, as an assignment that
+/// takes the credential id as `$4`.
+fn credential_assignment(event: &UserEvent) -> Option<(&'static str, &str)> {
+    Some(match event {
+        UserEvent::WebAuthnCredentialRegistered { credential_id, .. } => (
+            "webauthn_credentials = array_append(array_remove(webauthn_credentials, $4), $4)",
+            credential_id,
+        ),
+        UserEvent::WebAuthnCredentialRemoved { credential_id, .. } => (
+            "webauthn_credentials = array_remove(webauthn_credentials, $4)",
+            credential_id,
+        ),
         _ => return None,
     })
 }
@@ -105,7 +123,9 @@ impl Projection for ComplianceProjection {
                 times.push(data.at());
             }
             if let Some(set) = assignments(&data) {
-                changes.push((event, user, set, data.at()));
+                changes.push((event, user, set, None, data.at()));
+            } else if let Some((set, credential)) = credential_assignment(&data) {
+                changes.push((event, user, set, Some(credential.to_owned()), data.at()));
             }
         }
         if !users.is_empty() {
@@ -122,17 +142,22 @@ impl Projection for ComplianceProjection {
             .await
             .map_err(|e| (first, e.into()))?;
         }
-        for (event, user, set, at) in changes {
-            sqlx::query(&format!(
+        for (event, user, set, credential, at) in changes {
+            let statement = format!(
                 "UPDATE user_compliance SET {set}, updated_at = $3 \
                  WHERE tenant_id = $1 AND user_id = $2"
-            ))
-            .bind(&event.tenant_id)
-            .bind(user)
-            .bind(at)
-            .execute(&mut *db)
-            .await
-            .map_err(|e| (event.position, e.into()))?;
+            );
+            let mut query = sqlx::query(&statement)
+                .bind(&event.tenant_id)
+                .bind(user)
+                .bind(at);
+            if let Some(credential) = credential {
+                query = query.bind(credential);
+            }
+            query
+                .execute(&mut *db)
+                .await
+                .map_err(|e| (event.position, e.into()))?;
         }
         Ok(())
     }

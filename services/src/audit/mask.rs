@@ -2,7 +2,9 @@
 //! aggregate, so a new event or field shows nothing until someone decides what of it is safe.
 //! Sealed secrets (TOTP secrets, email addresses, phone numbers), keyed hashes (API keys,
 //! recovery codes, device tokens) and caller-chosen idempotency keys never appear; contact
-//! details appear only in their masked form.
+//! details appear only in their masked form. Of WebAuthn, neither the sealed ceremony state
+//! (the challenge) nor the sealed credential (the public key) appears, and an authenticator's
+//! credential id only shortened.
 
 use serde_json::{json, Value};
 use twofold_domain::tenant::TenantEvent;
@@ -37,7 +39,25 @@ pub const EVENT_TYPES: &[&str] = &[
     "DeviceTrustRevoked",
     "SignInEvaluated",
     "TwoFactorReset",
+    "WebAuthnRegistrationStarted",
+    "WebAuthnCredentialRegistered",
+    "WebAuthnAuthenticationStarted",
+    "WebAuthnCredentialUsed",
+    "WebAuthnCounterRegressed",
+    "WebAuthnCredentialRemoved",
 ];
+
+/// Characters of an authenticator's credential id an auditor sees: enough to tell a user's keys
+/// apart, not the id a relying party elsewhere could match.
+const SHOWN_CREDENTIAL_REF_CHARS: usize = 8;
+
+fn shortened(credential_ref: &str) -> String {
+    let head: String = credential_ref
+        .chars()
+        .take(SHOWN_CREDENTIAL_REF_CHARS)
+        .collect();
+    format!("{head}…")
+}
 
 /// The auditor's view of a stored event payload. A payload that does not parse as the event
 /// its aggregate records (which would be a bug, or an event from a newer version) shows as an
@@ -254,6 +274,67 @@ fn user(event: &UserEvent) -> Value {
         }),
         UserEvent::TwoFactorReset { by, reason, at } => {
             json!({ "by": by.as_str(), "reason": reason.as_str(), "at": at })
+        }
+        UserEvent::WebAuthnRegistrationStarted {
+            challenge_id,
+            state: _,
+            expires_at,
+            proven,
+            at,
+        } => json!({
+            "challengeId": challenge_id,
+            "expiresAt": expires_at,
+            "proven": proven,
+            "at": at,
+        }),
+        UserEvent::WebAuthnCredentialRegistered {
+            credential_id,
+            credential_ref,
+            label,
+            credential: _,
+            counter,
+            challenge_id,
+            at,
+        } => json!({
+            "credentialId": credential_id,
+            "authenticatorCredentialId": shortened(credential_ref),
+            "label": label.as_ref().map(|l| l.as_str()),
+            "counter": counter,
+            "challengeId": challenge_id,
+            "at": at,
+        }),
+        UserEvent::WebAuthnAuthenticationStarted {
+            challenge_id,
+            state: _,
+            expires_at,
+            at,
+        } => json!({ "challengeId": challenge_id, "expiresAt": expires_at, "at": at }),
+        UserEvent::WebAuthnCredentialUsed {
+            credential_id,
+            counter,
+            challenge_id,
+            at,
+        } => json!({
+            "credentialId": credential_id,
+            "counter": counter,
+            "challengeId": challenge_id,
+            "at": at,
+        }),
+        UserEvent::WebAuthnCounterRegressed {
+            credential_id,
+            stored,
+            presented,
+            challenge_id,
+            at,
+        } => json!({
+            "credentialId": credential_id,
+            "stored": stored,
+            "presented": presented,
+            "challengeId": challenge_id,
+            "at": at,
+        }),
+        UserEvent::WebAuthnCredentialRemoved { credential_id, at } => {
+            json!({ "credentialId": credential_id, "at": at })
         }
     }
 }

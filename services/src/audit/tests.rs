@@ -235,6 +235,45 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             reason: Reason::parse("lost phone").unwrap(),
             at,
         },
+        UserEvent::WebAuthnRegistrationStarted {
+            challenge_id: "wa1".into(),
+            state: sealed(),
+            expires_at: at,
+            proven: false,
+            at,
+        },
+        UserEvent::WebAuthnCredentialRegistered {
+            credential_id: "cred1".into(),
+            credential_ref: format!("AbCdEfGh{SECRET}"),
+            label: Some(DeviceLabel::parse("YubiKey").unwrap()),
+            credential: sealed(),
+            counter: 3,
+            challenge_id: "wa1".into(),
+            at,
+        },
+        UserEvent::WebAuthnAuthenticationStarted {
+            challenge_id: "wa2".into(),
+            state: sealed(),
+            expires_at: at,
+            at,
+        },
+        UserEvent::WebAuthnCredentialUsed {
+            credential_id: "cred1".into(),
+            counter: 4,
+            challenge_id: "wa2".into(),
+            at,
+        },
+        UserEvent::WebAuthnCounterRegressed {
+            credential_id: "cred1".into(),
+            stored: 4,
+            presented: 2,
+            challenge_id: "wa3".into(),
+            at,
+        },
+        UserEvent::WebAuthnCredentialRemoved {
+            credential_id: "cred1".into(),
+            at,
+        },
     ];
     let tenants = vec![
         TenantEvent::TenantRegistered {
@@ -309,4 +348,32 @@ fn a_payload_that_does_not_parse_shows_nothing() {
     let raw = json!({ "CodeSent": { "code": "123456" } });
     assert_eq!(mask::audit_data("user", &raw), json!({}));
     assert_eq!(mask::audit_data("other", &json!({"a": 1})), json!({}));
+}
+
+#[test]
+fn webauthn_credential_ids_are_shortened_and_keys_and_challenges_hidden() {
+    let events = one_of_every_event();
+    let shown = |t: &str| {
+        let (aggregate, payload, _) = events.iter().find(|(_, _, e)| e == t).unwrap();
+        mask::audit_data(aggregate, payload)
+    };
+    let registered = shown("WebAuthnCredentialRegistered");
+    assert_eq!(registered["authenticatorCredentialId"], "AbCdEfGh…");
+    assert_eq!(registered["credentialId"], "cred1");
+    assert_eq!(registered["label"], "YubiKey");
+    assert!(registered.get("credential").is_none());
+    for t in [
+        "WebAuthnRegistrationStarted",
+        "WebAuthnAuthenticationStarted",
+    ] {
+        assert!(shown(t).get("state").is_none(), "{t}");
+    }
+    let regressed = shown("WebAuthnCounterRegressed");
+    assert_eq!(
+        (
+            regressed["stored"].as_u64(),
+            regressed["presented"].as_u64()
+        ),
+        (Some(4), Some(2))
+    );
 }

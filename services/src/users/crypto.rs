@@ -8,13 +8,16 @@ use chrono::{DateTime, Utc};
 use twofold_domain::channel::Channel;
 use twofold_domain::secrets::{SealedSecret, TotpParams};
 use twofold_domain::tenant::KeyedHash;
-use twofold_domain::user::{CodeChecker, ServicesError, UserRef};
+use twofold_domain::user::{Assertion, CodeChecker, RegisteredCredential, ServicesError, UserRef};
+use twofold_domain::webauthn::RelyingParty;
 
 use crate::ports::{Sealer, SecretHasher, TotpEngine};
+use crate::webauthn_port::WebAuthnEngine;
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
 const CHALLENGE_CODE_PURPOSE: &str = "challenge-code";
 const DEVICE_TOKEN_PURPOSE: &str = "trusted-device";
+const WEBAUTHN_HANDLE_PURPOSE: &str = "webauthn-user-handle";
 
 /// The seal context of a user's email address or phone number.
 pub fn contact_context(user: &UserRef, channel: Channel) -> String {
@@ -30,12 +33,39 @@ pub(super) fn totp_context(user: &UserRef) -> String {
     format!("{}/totp", user.aggregate_id())
 }
 
+/// The seal context of a WebAuthn ceremony's state.
+fn webauthn_ceremony_context(user: &UserRef) -> String {
+    format!("{}/webauthn-ceremony", user.aggregate_id())
+}
+
+/// The seal context of a registered WebAuthn credential.
+fn webauthn_credential_context(user: &UserRef) -> String {
+    format!("{}/webauthn-credential", user.aggregate_id())
+}
+
+/// What is sealed for a ceremony: the library's state and the relying party it was started
+/// for, so the answer is checked against the site the options named even if the policy
+/// changes in the five minutes between.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedCeremony {
+    rp: RelyingParty,
+    state: String,
+}
+
+impl Drop for SealedCeremony {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.state);
+    }
+}
+
 /// What the user aggregate needs from the outside: sealing, TOTP and keyed hashing.
 /// Built once: the command gateway hands it to the aggregate, and `UserService` uses the same.
 pub struct UserCrypto {
     pub(super) sealer: Arc<dyn Sealer>,
     pub(super) totp: Arc<dyn TotpEngine>,
     pub(super) hasher: Arc<dyn SecretHasher>,
+    /// `None`: WebAuthn refused as unavailable (wirings that do not need it).
+    pub(super) webauthn: Option<Arc<dyn WebAuthnEngine>>,
 }
 
 impl UserCrypto {
@@ -49,7 +79,14 @@ impl UserCrypto {
             sealer,
             totp,
             hasher,
+            webauthn: None,
         }
+    }
+
+    /// Runs WebAuthn ceremonies with `engine`.
+    pub fn with_webauthn(mut self, engine: Arc<dyn WebAuthnEngine>) -> Self {
+        self.webauthn = Some(engine);
+        self
     }
 }
 
@@ -89,6 +126,53 @@ impl CodeChecker for UserCrypto {
         let given: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into()
     }
+
+    async fn webauthn_registration(
+        &self,
+        user: &UserRef,
+        state: &SealedSecret,
+        credential: &str,
+    ) -> Result<Option<RegisteredCredential>, ServicesError> {
+        let engine = self.engine().map_err(|e| ServicesError(e.to_string()))?;
+        let ceremony = self.open_ceremony(user, state).await?;
+        let Some(registered) = engine
+            .finish_registration(&ceremony.rp, &ceremony.state, credential)
+            .map_err(|e| ServicesError(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let sealed = self
+            .sealer
+            .seal(
+                &user.tenant,
+                &webauthn_credential_context(user),
+                registered.credential.as_bytes(),
+            )
+            .await
+            .map_err(|e| ServicesError(e.to_string()))?;
+        Ok(Some(RegisteredCredential {
+            credential_ref: registered.credential_ref,
+            sealed,
+            counter: registered.counter,
+        }))
+    }
+
+    async fn webauthn_assertion(
+        &self,
+        user: &UserRef,
+        state: &SealedSecret,
+        assertion: &str,
+    ) -> Result<Option<Assertion>, ServicesError> {
+        let engine = self.engine().map_err(|e| ServicesError(e.to_string()))?;
+        let ceremony = self.open_ceremony(user, state).await?;
+        Ok(engine
+            .finish_authentication(&ceremony.rp, &ceremony.state, assertion)
+            .map_err(|e| ServicesError(e.to_string()))?
+            .map(|a| Assertion {
+                credential_ref: a.credential_ref,
+                counter: a.counter,
+            }))
+    }
 }
 
 impl UserCrypto {
@@ -121,5 +205,76 @@ impl UserCrypto {
         let message = format!("{}\0{token}", user.aggregate_id());
         self.hasher
             .keyed_hash(DEVICE_TOKEN_PURPOSE, message.as_bytes())
+    }
+}
+
+/// WebAuthn: sealing ceremonies and credentials, and the user handle.
+impl UserCrypto {
+    pub(super) fn engine(&self) -> Result<&Arc<dyn WebAuthnEngine>, crate::ServiceError> {
+        self.webauthn.as_ref().ok_or_else(|| {
+            crate::ServiceError::PolicyViolation("WebAuthn is not available on this server".into())
+        })
+    }
+
+    /// The WebAuthn user handle: a keyed hash of the user, so authenticators never hold the
+    /// tenant's user id (which may be an email address) in the handle.
+    pub(super) fn webauthn_user_handle(&self, user: &UserRef) -> [u8; 16] {
+        let hash = self
+            .hasher
+            .keyed_hash(WEBAUTHN_HANDLE_PURPOSE, user.aggregate_id().as_bytes());
+        let mut handle = [0u8; 16];
+        for (i, byte) in handle.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hash.as_hex()[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        handle
+    }
+
+    /// Seals a ceremony's state with the relying party it was started for.
+    pub(super) async fn seal_ceremony(
+        &self,
+        user: &UserRef,
+        rp: &RelyingParty,
+        state: &str,
+    ) -> Result<SealedSecret, crate::ServiceError> {
+        let ceremony = SealedCeremony {
+            rp: rp.clone(),
+            state: state.to_owned(),
+        };
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(&ceremony)
+                .map_err(|e| crate::ServiceError::Internal(Box::new(e)))?,
+        );
+        Ok(self
+            .sealer
+            .seal(&user.tenant, &webauthn_ceremony_context(user), &json)
+            .await?)
+    }
+
+    async fn open_ceremony(
+        &self,
+        user: &UserRef,
+        sealed: &SealedSecret,
+    ) -> Result<SealedCeremony, ServicesError> {
+        let json = self
+            .sealer
+            .open(&user.tenant, &webauthn_ceremony_context(user), sealed)
+            .await
+            .map_err(|e| ServicesError(e.to_string()))?;
+        serde_json::from_slice(&json).map_err(|e| ServicesError(format!("ceremony state: {e}")))
+    }
+
+    /// Opens a registered credential for the library.
+    pub(super) async fn open_credential(
+        &self,
+        user: &UserRef,
+        sealed: &SealedSecret,
+    ) -> Result<zeroize::Zeroizing<String>, crate::ServiceError> {
+        let bytes = self
+            .sealer
+            .open(&user.tenant, &webauthn_credential_context(user), sealed)
+            .await?;
+        String::from_utf8(bytes.to_vec())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| crate::ServiceError::Internal(Box::new(e)))
     }
 }

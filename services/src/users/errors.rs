@@ -20,7 +20,11 @@ impl From<UserError> for ServiceError {
             }
             UserError::UnsupportedProof(_)
             | UserError::ChallengeRequired
-            | UserError::RecoveryCodesNotAFactor => ServiceError::InvalidInput(message),
+            | UserError::RecoveryCodesNotAFactor
+            | UserError::CredentialRefused => ServiceError::InvalidInput(message),
+            UserError::TooManyCredentials => ServiceError::PolicyViolation(message),
+            UserError::CredentialAlreadyRegistered => ServiceError::Conflict(message),
+            UserError::CredentialNotFound => ServiceError::NotFound(message),
             UserError::ChallengeNotFound
             | UserError::NoPreferredChannel
             | UserError::DeviceNotFound => ServiceError::NotFound(message),

@@ -1,7 +1,8 @@
 //! End-user 2FA use-cases, one file per flow: TOTP enrollment (`enrollment.rs`), email and SMS
 //! channels and their codes (`channels.rs`), sign-in decisions and verification (`sign_in.rs`),
 //! trusted devices (`devices.rs`), factor changes and recovery codes (`factors.rs`), the admin's
-//! reset and lockout clearing (`admin.rs`), and the delivery worker's side (`delivery.rs`).
+//! reset and lockout clearing (`admin.rs`), the delivery worker's side (`delivery.rs`), and
+//! passkeys and security keys (`webauthn.rs`).
 //! Every command goes through `run.rs`; what the aggregate needs from the outside is in
 //! `crypto.rs`, what callers pass in `inputs.rs`, what queries return in `views.rs`, and how
 //! refusals become API errors in `errors.rs`. `tests/` runs the flows without a database.
@@ -30,12 +31,15 @@ mod sign_in;
 #[cfg(test)]
 mod tests;
 mod views;
+mod webauthn;
 
 pub use crypto::{contact_context, UserCrypto};
 pub use inputs::{ProofInput, VerifyInput};
 pub use views::{
     ChallengeView, RecoveryCodes, TotpEnrollment, TrustedDeviceView, UserStatus, Verified,
+    WebAuthnCredentialView,
 };
+pub use webauthn::WebAuthnChallengeView;
 
 /// User 2FA use-cases.
 #[derive(Clone)]
@@ -72,7 +76,12 @@ fn parse_user(tenant: &TenantId, user_id: &str) -> Result<UserRef, ServiceError>
 }
 
 fn proof(method: Method, code: &str, challenge_id: Option<&str>) -> Result<Proof, ServiceError> {
-    if code.chars().count() > 64 {
+    // A WebAuthn assertion is the browser's JSON, not a typed code.
+    let too_long = match method {
+        Method::WebAuthn => code.len() > webauthn::MAX_WEBAUTHN_JSON_BYTES,
+        _ => code.chars().count() > 64,
+    };
+    if too_long {
         return Err(ServiceError::InvalidInput("code is too long".into()));
     }
     Ok(Proof {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::secrets::TotpParams;
-use twofold_domain::user::{Challenge, TrustedDevice, User};
+use twofold_domain::user::{Challenge, TrustedDevice, User, WebAuthnCredential};
 use twofold_domain::{Method, UserId};
 
 use crate::ports::TotpProvisioning;
@@ -36,6 +36,30 @@ pub struct UserStatus {
     pub recent_challenges: Vec<ChallengeView>,
     /// Devices still trusted, oldest first.
     pub trusted_devices: Vec<TrustedDeviceView>,
+    /// Passkeys and security keys, oldest first.
+    pub webauthn_credentials: Vec<WebAuthnCredentialView>,
+}
+
+/// A passkey or security key as the API shows it (never its key or the authenticator's id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebAuthnCredentialView {
+    /// Id, to remove it.
+    pub id: String,
+    /// What the user calls it.
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<&WebAuthnCredential> for WebAuthnCredentialView {
+    fn from(c: &WebAuthnCredential) -> Self {
+        Self {
+            id: c.id.clone(),
+            label: c.label.as_ref().map(ToString::to_string),
+            created_at: c.created_at,
+            last_used_at: c.last_used_at,
+        }
+    }
 }
 
 /// A trusted device as the API shows it (never its token).
@@ -89,6 +113,11 @@ impl UserStatus {
             trusted_devices: user
                 .trusted_devices(now)
                 .map(TrustedDeviceView::from)
+                .collect(),
+            webauthn_credentials: user
+                .webauthn_credentials()
+                .iter()
+                .map(WebAuthnCredentialView::from)
                 .collect(),
         }
     }

@@ -29,5 +29,6 @@ mod sign_in;
 mod snapshots;
 mod totp;
 mod trusted_devices;
+mod webauthn;
 mod websocket;
 mod ws_support;

@@ -119,11 +119,11 @@ async fn out_of_bounds_values_are_refused_and_change_nothing() {
         ),
         (
             json!({ "allowedMethods": [] }),
-            "at least one of TOTP, EMAIL or SMS",
+            "at least one of TOTP, EMAIL, SMS or WEBAUTHN",
         ),
         (
             json!({ "allowedMethods": ["RECOVERY_CODE"] }),
-            "at least one of TOTP, EMAIL or SMS",
+            "at least one of TOTP, EMAIL, SMS or WEBAUTHN",
         ),
         // A valid field does not rescue an invalid one in the same change.
         (

@@ -104,6 +104,9 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("disableTwoFactor", "mutation { disableTwoFactor(userId: \"u\", method: TOTP, code: \"123456\") { enabled } }", &["APP"]),
     ("revokeTrustedDevice", "mutation { revokeTrustedDevice(userId: \"u\", deviceId: \"d\") { enabled } }", &["APP"]),
     ("removeFactor", "mutation { removeFactor(userId: \"u\", method: SMS, proof: { method: TOTP, code: \"123456\" }) { enabled } }", &["APP"]),
+    ("startWebAuthnRegistration", "mutation { startWebAuthnRegistration(userId: \"u\", displayName: \"U\") { challengeId } }", &["APP"]),
+    ("finishWebAuthnRegistration", "mutation { finishWebAuthnRegistration(userId: \"u\", challengeId: \"c\", credential: \"{}\") { codes } }", &["APP"]),
+    ("startWebAuthnAuthentication", "mutation { startWebAuthnAuthentication(userId: \"u\") { challengeId } }", &["APP"]),
 ];
 
 #[tokio::test]

@@ -48,7 +48,7 @@ fn types(events: &[Value]) -> Vec<&str> {
 /// Waits (bounded) until every event of the tenant is below the commit horizon, so a read sees
 /// them all: the event processor's own short transactions hold the horizon back for a moment
 /// after a burst of writes.
-async fn settled(app: &TestApp, tenant: &str) {
+pub(crate) async fn settled(app: &TestApp, tenant: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let pending: i64 = sqlx::query_scalar(
