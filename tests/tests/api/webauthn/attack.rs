@@ -144,3 +144,47 @@ async fn a_credential_id_already_registered_to_another_user_is_refused() {
     let a = finish_registration(&app, &t.key, "bob", &id, &credential).await;
     assert_eq!(a.error_code(), "CONFLICT", "{:?}", a.body);
 }
+
+/// User verification: under REQUIRED a key that did not verify the user neither registers nor
+/// signs in (a counted failure); under PREFERRED a key that verified the user when it registered
+/// must keep doing so (the library's rule, so a stolen key without its PIN is refused).
+#[tokio::test]
+async fn user_verification_cannot_be_skipped() {
+    let app = spawn_app().await;
+    let strict = tenant(&app, "Strict", "REQUIRED").await;
+    let unverified = Context {
+        unverified: true,
+        ..Context::at(ORIGIN)
+    };
+    let (id, options) = challenge(
+        &start_registration(&app, &strict.key, "alice", Value::Null).await,
+        "startWebAuthnRegistration",
+    );
+    let credential = SoftKey::new().register(&options, &unverified);
+    let a = finish_registration(&app, &strict.key, "alice", &id, &credential).await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{:?}", a.body);
+    let mut soft = SoftKey::new();
+    enrolled(&app, &strict.key, "alice", &mut soft).await;
+    let a = sign_in(&app, &strict.key, "alice", &mut soft, &unverified).await;
+    assert_eq!(a.error_code(), "INVALID_CODE", "{:?}", a.body);
+    assert_eq!(app.count_events(&strict.id, "VerificationFailed").await, 1);
+
+    let relaxed = tenant(&app, "Relaxed", "PREFERRED").await;
+    let mut soft = SoftKey::new();
+    enrolled(&app, &relaxed.key, "bob", &mut soft).await;
+    let a = sign_in(&app, &relaxed.key, "bob", &mut soft, &unverified).await;
+    assert_eq!(a.error_code(), "INVALID_CODE", "{:?}", a.body);
+    // A key that never verified the user is what PREFERRED allows.
+    let mut no_pin = SoftKey::new();
+    let (id, options) = challenge(
+        &start_registration(&app, &relaxed.key, "carol", Value::Null).await,
+        "startWebAuthnRegistration",
+    );
+    let credential = no_pin.register(&options, &unverified);
+    finish_registration(&app, &relaxed.key, "carol", &id, &credential)
+        .await
+        .data();
+    sign_in(&app, &relaxed.key, "carol", &mut no_pin, &unverified)
+        .await
+        .data();
+}
