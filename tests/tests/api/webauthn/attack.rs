@@ -188,3 +188,32 @@ async fn user_verification_cannot_be_skipped() {
         .await
         .data();
 }
+
+/// One registration answered four times at once (a double-clicked button, or a replay racing
+/// it): one credential, one set of recovery codes.
+#[tokio::test]
+async fn one_registration_finished_four_times_at_once_registers_once() {
+    let (app, t) = app_and_tenant().await;
+    let (id, options) = challenge(
+        &start_registration(&app, &t.key, "alice", Value::Null).await,
+        "startWebAuthnRegistration",
+    );
+    let credential = SoftKey::new().register(&options, &Context::at(ORIGIN));
+    let answers = futures::future::join_all(
+        (0..4).map(|_| finish_registration(&app, &t.key, "alice", &id, &credential)),
+    )
+    .await;
+    let ok = answers
+        .iter()
+        .filter(|a| a.body.get("errors").is_none())
+        .count();
+    assert_eq!(ok, 1, "{answers:?}");
+    assert_eq!(
+        app.count_events(&t.id, "WebAuthnCredentialRegistered")
+            .await,
+        1
+    );
+    assert_eq!(app.count_events(&t.id, "RecoveryCodesGenerated").await, 1);
+    let user = status(&app, &t.key, "alice").await;
+    assert_eq!(user["webAuthnCredentials"].as_array().unwrap().len(), 1);
+}
