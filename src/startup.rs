@@ -107,7 +107,7 @@ impl Wiring {
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
         let crypto = Arc::new(
             UserCrypto::new(sealer.clone(), totp, hasher.clone())
-                .with_webauthn(Arc::new(RsWebAuthn::new())),
+                .with_webauthn(Arc::new(RsWebAuthn::new()), directory.clone()),
         );
         let user_commands = Commands::<User>::new(
             Arc::new(event_store::PgStore::<User>::new(

@@ -108,3 +108,31 @@ fn the_policy_allows_webauthn_only_with_a_relying_party() {
         Err(PolicyError::WebAuthn(_))
     ));
 }
+
+/// What browsers serialise as an origin is what the policy keeps: upper case folded, the
+/// default port dropped, IDNs in their xn-- form; a trailing dot is another host, and only
+/// `localhost` itself may use http.
+#[test]
+fn origins_are_compared_as_browsers_serialise_them() {
+    let rp = RelyingParty::parse(&change(
+        "xn--bcher-kva.de",
+        &["HTTPS://Login.BÜCHER.de:443", "https://bücher.de"],
+    ))
+    .unwrap();
+    assert_eq!(
+        rp.origins,
+        vec!["https://login.xn--bcher-kva.de", "https://xn--bcher-kva.de"]
+    );
+    assert!(refused("bücher.de", &["https://xn--bcher-kva.de"]));
+    assert!(refused("example.com", &["https://login.example.com."]));
+    assert!(refused("example.com.", &["https://login.example.com"]));
+    assert!(refused("localhost", &["http://sub.localhost"]));
+    assert!(refused("localhost", &["http://localhost.evil.net"]));
+    assert!(refused(
+        "example.com",
+        &["https://[::1]", "https://example.com"]
+    ));
+    // A numeric last label makes browsers read the host as an IPv4 address.
+    assert!(refused("0177.0.0.1", &["https://0177.0.0.1"]));
+    assert!(refused("blogspot.com", &["https://acme.blogspot.com"]));
+}

@@ -32,8 +32,11 @@ pub(crate) fn install_log_capture() {
         let captured = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(move || capture.clone())
-            .with_filter(tracing_subscriber::EnvFilter::new(
-                "debug,hyper=info,hyper_util=info,h2=info,reqwest=info",
+            // The service's own cap on what a library may log, as in production.
+            .with_filter(twofold::telemetry::capped(
+                tracing_subscriber::EnvFilter::new(
+                    "debug,hyper=info,hyper_util=info,h2=info,reqwest=info",
+                ),
             ));
         let printed = std::env::var_os("TEST_LOG").map(|_| {
             tracing_subscriber::fmt::layer()

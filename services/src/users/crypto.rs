@@ -11,7 +11,7 @@ use twofold_domain::tenant::KeyedHash;
 use twofold_domain::user::{Assertion, CodeChecker, RegisteredCredential, ServicesError, UserRef};
 use twofold_domain::webauthn::RelyingParty;
 
-use crate::ports::{Sealer, SecretHasher, TotpEngine};
+use crate::ports::{Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use crate::webauthn_port::WebAuthnEngine;
 
 const RECOVERY_HASH_PURPOSE: &str = "recovery-code";
@@ -65,7 +65,13 @@ pub struct UserCrypto {
     pub(super) totp: Arc<dyn TotpEngine>,
     pub(super) hasher: Arc<dyn SecretHasher>,
     /// `None`: WebAuthn refused as unavailable (wirings that do not need it).
-    pub(super) webauthn: Option<Arc<dyn WebAuthnEngine>>,
+    pub(super) webauthn: Option<WebAuthnParts>,
+}
+
+/// The WebAuthn ceremonies, and the tenants whose relying party an answer must still match.
+pub(super) struct WebAuthnParts {
+    engine: Arc<dyn WebAuthnEngine>,
+    tenants: Arc<dyn TenantDirectory>,
 }
 
 impl UserCrypto {
@@ -83,9 +89,14 @@ impl UserCrypto {
         }
     }
 
-    /// Runs WebAuthn ceremonies with `engine`.
-    pub fn with_webauthn(mut self, engine: Arc<dyn WebAuthnEngine>) -> Self {
-        self.webauthn = Some(engine);
+    /// Runs WebAuthn ceremonies with `engine`; `tenants` gives the relying party in force when
+    /// an answer comes back.
+    pub fn with_webauthn(
+        mut self,
+        engine: Arc<dyn WebAuthnEngine>,
+        tenants: Arc<dyn TenantDirectory>,
+    ) -> Self {
+        self.webauthn = Some(WebAuthnParts { engine, tenants });
         self
     }
 }
@@ -135,6 +146,9 @@ impl CodeChecker for UserCrypto {
     ) -> Result<Option<RegisteredCredential>, ServicesError> {
         let engine = self.engine().map_err(|e| ServicesError(e.to_string()))?;
         let ceremony = self.open_ceremony(user, state).await?;
+        if !self.still_in_force(user, &ceremony.rp).await? {
+            return Ok(None);
+        }
         let Some(registered) = engine
             .finish_registration(&ceremony.rp, &ceremony.state, credential)
             .map_err(|e| ServicesError(e.to_string()))?
@@ -165,6 +179,9 @@ impl CodeChecker for UserCrypto {
     ) -> Result<Option<Assertion>, ServicesError> {
         let engine = self.engine().map_err(|e| ServicesError(e.to_string()))?;
         let ceremony = self.open_ceremony(user, state).await?;
+        if !self.still_in_force(user, &ceremony.rp).await? {
+            return Ok(None);
+        }
         Ok(engine
             .finish_authentication(&ceremony.rp, &ceremony.state, assertion)
             .map_err(|e| ServicesError(e.to_string()))?
@@ -211,7 +228,7 @@ impl UserCrypto {
 /// WebAuthn: sealing ceremonies and credentials, and the user handle.
 impl UserCrypto {
     pub(super) fn engine(&self) -> Result<&Arc<dyn WebAuthnEngine>, crate::ServiceError> {
-        self.webauthn.as_ref().ok_or_else(|| {
+        self.webauthn.as_ref().map(|w| &w.engine).ok_or_else(|| {
             crate::ServiceError::PolicyViolation("WebAuthn is not available on this server".into())
         })
     }
@@ -227,6 +244,31 @@ impl UserCrypto {
             *byte = u8::from_str_radix(&hash.as_hex()[2 * i..2 * i + 2], 16).unwrap_or(0);
         }
         handle
+    }
+
+    /// Whether the tenant's relying party is still `rp`, the one a ceremony was started for. An
+    /// answer is judged by both: the options named `rp` (the authenticator signed for its
+    /// rpId), and an admin's change (an origin withdrawn, verification now required) must hold
+    /// from that moment, for ceremonies already under way too. Any change refuses the answer.
+    async fn still_in_force(
+        &self,
+        user: &UserRef,
+        rp: &RelyingParty,
+    ) -> Result<bool, ServicesError> {
+        let parts = self
+            .webauthn
+            .as_ref()
+            .ok_or_else(|| ServicesError("WebAuthn is not available".into()))?;
+        let tenant = parts
+            .tenants
+            .tenant(&user.tenant)
+            .await
+            .map_err(|e| ServicesError(e.to_string()))?;
+        let same = tenant.and_then(|t| t.policy.web_authn).as_ref() == Some(rp);
+        if !same {
+            tracing::debug!("webauthn answer refused: the relying party changed since it started");
+        }
+        Ok(same)
     }
 
     /// Seals a ceremony's state with the relying party it was started for.

@@ -34,6 +34,8 @@ pub struct Context {
     pub origin: String,
     /// The rpId whose hash the authenticator signs; `None`: the one the options name.
     pub rp_id: Option<String>,
+    /// The authenticator did not verify the user (no PIN, no biometrics): UV flag clear.
+    pub unverified: bool,
 }
 
 impl Context {
@@ -41,6 +43,7 @@ impl Context {
         Self {
             origin: origin.to_owned(),
             rp_id: None,
+            unverified: false,
         }
     }
 }
@@ -119,7 +122,7 @@ impl SoftKey {
             .expect("user.id is base64url");
         let client_data = Self::client_data("webauthn.create", &options, cx);
         let mut auth_data = Self::rp_id_hash(&rp_id);
-        auth_data.push(UP | UV | AT);
+        auth_data.push(if cx.unverified { UP | AT } else { UP | UV | AT });
         auth_data.extend(self.counter.to_be_bytes());
         auth_data.extend([0u8; 16]); // AAGUID: none
         auth_data.extend(
@@ -168,7 +171,7 @@ impl SoftKey {
         self.counter += 1;
         let client_data = Self::client_data("webauthn.get", &options, cx);
         let mut auth_data = Self::rp_id_hash(&rp_id);
-        auth_data.push(UP | UV);
+        auth_data.push(if cx.unverified { UP } else { UP | UV });
         auth_data.extend(self.counter.to_be_bytes());
         let mut signed = auth_data.clone();
         signed.extend(Sha256::digest(&client_data));

@@ -2,6 +2,7 @@
 //! authenticator (`authenticator.rs`) answering the options the service returns, as a browser
 //! page on the tenant's site would.
 
+mod attack;
 mod authenticator;
 mod ceremonies;
 mod library_authenticator;

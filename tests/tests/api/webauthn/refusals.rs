@@ -35,6 +35,7 @@ async fn a_wrong_origin_or_rp_id_is_refused_and_counted() {
     let other_rp = Context {
         origin: ORIGIN.into(),
         rp_id: Some("login.example.com".into()),
+        unverified: false,
     };
     let a = sign_in(&app, &t.key, "alice", &mut soft, &other_rp).await;
     assert_eq!(a.error_code(), "INVALID_CODE");
