@@ -136,3 +136,68 @@ fn origins_are_compared_as_browsers_serialise_them() {
     assert!(refused("0177.0.0.1", &["https://0177.0.0.1"]));
     assert!(refused("blogspot.com", &["https://acme.blogspot.com"]));
 }
+
+#[test]
+fn the_rp_name_is_one_to_64_printable_characters() {
+    let named = |name: &str| {
+        let mut c = change("example.com", &["https://example.com"]);
+        c.rp_name = name.into();
+        RelyingParty::parse(&c)
+    };
+    assert!(named(&"n".repeat(MAX_RP_NAME_CHARS)).is_ok());
+    assert!(named(&"n".repeat(MAX_RP_NAME_CHARS + 1)).is_err());
+    assert!(named("  ").is_err());
+    assert!(named("Acme\u{7}").is_err());
+}
+
+#[test]
+fn one_to_ten_origins() {
+    let hosts: Vec<String> = (0..=MAX_ORIGINS)
+        .map(|i| format!("https://h{i}.example.com"))
+        .collect();
+    let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    assert!(!refused("example.com", &refs[..MAX_ORIGINS]));
+    assert!(refused("example.com", &refs));
+    assert!(refused("example.com", &[]));
+}
+
+#[test]
+fn the_rp_id_is_a_domain_name_of_at_most_253_bytes() {
+    // Labels of 60 characters under example.com, cut to the exact length.
+    let name = |len: usize| {
+        let mut n = String::from("example.com");
+        while n.len() < len {
+            n = format!("{}.{n}", "a".repeat(60.min(len - n.len() - 1).max(1)));
+        }
+        n
+    };
+    assert_eq!(name(253).len(), 253);
+    let origin = |host: &str| format!("https://{host}");
+    let longest = name(253);
+    assert!(!refused(&longest, &[&origin(&longest)]));
+    let too_long = name(254);
+    assert_eq!(too_long.len(), 254);
+    assert!(refused(&too_long, &[&origin(&too_long)]));
+    assert!(refused("exa_mple.com", &["https://exa_mple.com"]));
+    assert!(refused("example..com", &["https://example.com"]));
+    assert!(refused("", &["https://example.com"]));
+}
+
+#[test]
+fn an_origin_is_at_most_269_bytes() {
+    // "https://" and a host under example.com: the bound is a DNS name plus a scheme and port.
+    let origin = |len: usize| {
+        let mut host = String::from("example.com");
+        while host.len() + 8 < len {
+            let room = len - host.len() - 8 - 1;
+            host = format!("{}.{host}", "a".repeat(60.min(room).max(1)));
+        }
+        format!("https://{host}")
+    };
+    let longest = origin(MAX_NAME_BYTES + 16);
+    assert_eq!(longest.len(), 269);
+    assert!(!refused("example.com", &[&longest]));
+    let too_long = origin(MAX_NAME_BYTES + 17);
+    assert_eq!(too_long.len(), 270);
+    assert!(refused("example.com", &[&too_long]));
+}
