@@ -3,6 +3,7 @@
 use super::fixtures::{cmd, enrolled, proof, state, t0};
 use super::webauthn_fixtures::*;
 use super::*;
+use crate::secrets::SealedSecret;
 use crate::Method;
 use chrono::Duration;
 
@@ -89,7 +90,8 @@ async fn a_credential_that_is_not_the_users_is_a_failure() {
 
 #[tokio::test]
 async fn a_counter_that_does_not_go_up_is_recorded_and_refused() {
-    for presented in [5, 2] {
+    // 0 too: an authenticator that kept a counter cannot stop keeping one (a clone might).
+    for presented in [5, 2, 0] {
         tf().given(signing_in())
             .when_async(cmd(t0(), assertion("a1", &format!("sig:R1:{presented}"))))
             .await
@@ -213,4 +215,39 @@ async fn wrong_assertions_count_toward_the_lockout() {
                 at: t0(),
             },
         ]);
+}
+
+#[test]
+fn a_regressed_counter_spends_its_ceremony_on_its_own() {
+    let mut given = signing_in();
+    given.push(UserEvent::WebAuthnCounterRegressed {
+        credential_id: "k1".into(),
+        stored: 5,
+        presented: 5,
+        challenge_id: "a1".into(),
+        at: t0(),
+    });
+    assert!(state(given).webauthn_challenge("a1").unwrap().used);
+}
+
+#[test]
+fn expired_ceremonies_go_when_a_new_one_starts_and_live_ones_stay() {
+    let started_at = |id: &str, at| UserEvent::WebAuthnAuthenticationStarted {
+        challenge_id: id.into(),
+        state: SealedSecret::from_encoded(format!("state-{id}")),
+        expires_at: at + Duration::minutes(5),
+        at,
+    };
+    // a1 expires at t0 + 5 min: still there for a ceremony started a minute in...
+    let mut given = signing_in();
+    given.push(started_at("a2", t0() + Duration::minutes(1)));
+    let user = state(given);
+    assert!(user.webauthn_challenge("a1").is_some());
+    assert!(user.webauthn_challenge("a2").is_some());
+    // ...and gone for one started at the moment it expires.
+    let mut given = signing_in();
+    given.push(started_at("a3", t0() + Duration::minutes(5)));
+    let user = state(given);
+    assert!(user.webauthn_challenge("a1").is_none());
+    assert!(user.webauthn_challenge("a3").is_some());
 }

@@ -258,3 +258,21 @@ fn a_passkey_is_a_factor_and_disable_reset_or_remove_factor_take_it() {
         assert!(!user.methods().contains(&Method::WebAuthn));
     }
 }
+
+#[test]
+fn a_removed_credential_goes_and_only_it() {
+    let mut events = passkey_user();
+    events.push(registration_started("w1", true));
+    events.push(registered("k2", "R2", 0, "w1"));
+    events.push(UserEvent::WebAuthnCredentialRemoved {
+        credential_id: "k1".into(),
+        at: t0(),
+    });
+    let user = state(events);
+    let left: Vec<&str> = user
+        .webauthn_credentials()
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(left, ["k2"]);
+}
