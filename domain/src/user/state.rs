@@ -132,7 +132,7 @@ pub struct User {
     #[serde(default)]
     pub(super) webauthn: WebAuthnState,
     /// The language the user chose (`None`: the tenant's default, else English).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::locale::lenient")]
     pub(super) locale: Option<crate::locale::Locale>,
 }
 
