@@ -31,6 +31,8 @@ mod factors_tests;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod locale_tests;
+#[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]
 mod proof_tests;
