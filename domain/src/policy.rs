@@ -149,6 +149,16 @@ pub struct Policy {
     /// The relying party of passkeys and security keys; `None` until the admin sets one.
     #[serde(default)]
     pub web_authn: Option<RelyingParty>,
+    /// Users are told of changes to their 2FA (a factor added, replaced or removed, 2FA off or
+    /// reset, a recovery code used, a device trusted, a lockout) at their verified address.
+    #[serde(default = "default_security_notifications")]
+    pub security_notifications: bool,
+}
+
+/// On unless the tenant turns them off, as every major service does: policies stored before
+/// the field existed get them too.
+fn default_security_notifications() -> bool {
+    true
 }
 
 fn default_sms_budget() -> u32 {
@@ -184,6 +194,7 @@ impl Default for Policy {
             email_hourly_budget: default_email_budget(),
             requests_per_second_per_key: None,
             web_authn: None,
+            security_notifications: true,
         }
     }
 }
@@ -246,6 +257,9 @@ pub struct PolicyChange {
     /// See [`Policy::web_authn`].
     #[serde(default)]
     pub web_authn: Option<RelyingPartyChange>,
+    /// See [`Policy::security_notifications`].
+    #[serde(default)]
+    pub security_notifications: Option<bool>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -293,6 +307,9 @@ impl Policy {
                 .iter()
                 .map(|c| CallingCode::parse(c))
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = change.security_notifications {
+            next.security_notifications = v;
         }
         if let Some(v) = change.sso_bypasses_two_factor {
             next.sso_bypasses_two_factor = v;

@@ -131,6 +131,9 @@ pub struct User {
     pub(super) trusted_devices: Vec<TrustedDevice>,
     #[serde(default)]
     pub(super) webauthn: WebAuthnState,
+    /// Security notices queued and not yet recorded as delivered or failed.
+    #[serde(default)]
+    pub(super) notifications: Vec<super::QueuedNotification>,
 }
 
 impl User {
