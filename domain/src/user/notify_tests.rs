@@ -337,9 +337,18 @@ async fn an_admin_reset_queues_its_notice_to_the_contact_it_removes() {
                 at: t0(),
             },
         ]);
-    // The notice outlives the reset in the state, so the worker still finds it.
+    // Notices outlive the reset in the state (this one, and one queued before it), so the
+    // worker still finds them.
     let mut after = phone_user();
     after.extend([
+        UserEvent::NotificationQueued {
+            notification_id: "n0".into(),
+            kind: NotificationKind::DeviceTrusted,
+            channel: Channel::Sms,
+            destination: sealed("sealed-phone"),
+            sent_to: "+995 *** ** 34 56".into(),
+            at: t0(),
+        },
         UserEvent::TwoFactorReset {
             by,
             reason,
@@ -356,10 +365,12 @@ async fn an_admin_reset_queues_its_notice_to_the_contact_it_removes() {
     ]);
     let user = state(after);
     assert!(!user.enabled());
-    assert_eq!(
-        user.notification("n1").map(|n| n.destination.as_encoded()),
-        Some("sealed-phone")
-    );
+    for id in ["n0", "n1"] {
+        assert_eq!(
+            user.notification(id).map(|n| n.destination.as_encoded()),
+            Some("sealed-phone")
+        );
+    }
 }
 
 #[tokio::test]
