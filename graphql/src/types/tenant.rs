@@ -156,6 +156,12 @@ impl Policy {
     async fn web_authn(&self) -> Option<WebAuthnRelyingParty> {
         self.0.web_authn.clone().map(WebAuthnRelyingParty)
     }
+    /// Users are told, at their verified email address (else phone number), when their 2FA
+    /// changes: a factor added, replaced or removed, 2FA turned off or reset, a recovery code
+    /// used, a device trusted, a lockout. On unless turned off.
+    async fn security_notifications(&self) -> bool {
+        self.0.security_notifications
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -177,6 +183,8 @@ pub struct PolicyInput {
     requests_per_second_per_key: Option<i32>,
     /// The relying party of passkeys and security keys (needed to allow WEBAUTHN).
     web_authn: Option<WebAuthnInput>,
+    /// Send users security notices when their 2FA changes (on by default).
+    security_notifications: Option<bool>,
 }
 
 impl PolicyInput {
@@ -205,6 +213,7 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             email_hourly_budget: i.email_hourly_budget.map(i64::from),
             requests_per_second_per_key: i.requests_per_second_per_key.map(i64::from),
             web_authn: i.web_authn.map(Into::into),
+            security_notifications: i.security_notifications,
         }
     }
 }
