@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::calling_codes::{CallingCode, CallingCodeError};
+use crate::locale::{Locale, LocaleError};
+use crate::web_origin::WebOrigin;
 use crate::webauthn::{RelyingParty, RelyingPartyChange};
 
 /// A way to satisfy the second factor.
@@ -104,6 +106,12 @@ pub enum PolicyError {
     /// WEBAUTHN allowed without a relying party to run its ceremonies.
     #[error("allowedMethods may include WEBAUTHN only with webAuthn (rpId, rpName, origins) set")]
     WebAuthnNotConfigured,
+    /// A default locale that is malformed or of a language without texts.
+    #[error("{0}")]
+    Locale(#[from] LocaleError),
+    /// A web origin that is not an https origin with a short domain name.
+    #[error("{0}")]
+    WebOrigin(String),
     /// Too many calling codes to be a deliberate allow-list.
     #[error("allowedCallingCodes may list at most {max} codes")]
     TooManyCallingCodes {
@@ -149,6 +157,13 @@ pub struct Policy {
     /// The relying party of passkeys and security keys; `None` until the admin sets one.
     #[serde(default)]
     pub web_authn: Option<RelyingParty>,
+    /// The language of users who chose none (BCP 47 tag of a supported language); `None`:
+    /// English.
+    #[serde(default)]
+    pub default_locale: Option<Locale>,
+    /// The site users sign in on: SMS codes end with its autofill line (`@host #123456`).
+    #[serde(default)]
+    pub web_origin: Option<WebOrigin>,
     /// Users are told of changes to their 2FA (a factor added, replaced or removed, 2FA off or
     /// reset, a recovery code used, a device trusted, a lockout) at their verified address.
     #[serde(default = "default_security_notifications")]
@@ -194,6 +209,8 @@ impl Default for Policy {
             email_hourly_budget: default_email_budget(),
             requests_per_second_per_key: None,
             web_authn: None,
+            default_locale: None,
+            web_origin: None,
             security_notifications: true,
         }
     }
@@ -257,6 +274,12 @@ pub struct PolicyChange {
     /// See [`Policy::web_authn`].
     #[serde(default)]
     pub web_authn: Option<RelyingPartyChange>,
+    /// See [`Policy::default_locale`]; an empty string removes it.
+    #[serde(default)]
+    pub default_locale: Option<String>,
+    /// See [`Policy::web_origin`]; an empty string removes it.
+    #[serde(default)]
+    pub web_origin: Option<String>,
     /// See [`Policy::security_notifications`].
     #[serde(default)]
     pub security_notifications: Option<bool>,
@@ -349,6 +372,20 @@ impl Policy {
         }
         if let Some(rp) = &change.web_authn {
             next.web_authn = Some(RelyingParty::parse(rp)?);
+        }
+        if let Some(raw) = &change.default_locale {
+            next.default_locale = if raw.trim().is_empty() {
+                None
+            } else {
+                Some(Locale::parse_field("defaultLocale", raw)?)
+            };
+        }
+        if let Some(raw) = &change.web_origin {
+            next.web_origin = if raw.trim().is_empty() {
+                None
+            } else {
+                Some(WebOrigin::parse(raw)?)
+            };
         }
         if next.allows(Method::WebAuthn) && next.web_authn.is_none() {
             return Err(PolicyError::WebAuthnNotConfigured);

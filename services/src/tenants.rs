@@ -209,7 +209,7 @@ impl TenantService {
             }
         }
         let command = TenantCommand::SetPolicy {
-            change,
+            change: Box::new(change),
             at: self.clock.now(),
         };
         let state = self.run(call, command).await?;

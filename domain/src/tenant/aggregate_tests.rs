@@ -169,7 +169,10 @@ async fn a_policy_change_records_old_and_new() {
     let expected = Policy::default().apply(&change).unwrap();
     Tf::with(())
         .given(registered())
-        .when_async(TenantCommand::SetPolicy { change, at: at() })
+        .when_async(TenantCommand::SetPolicy {
+            change: Box::new(change),
+            at: at(),
+        })
         .await
         .then_expect_events(vec![TenantEvent::TwoFactorPolicySet {
             previous: Policy::default(),
@@ -183,11 +186,11 @@ async fn an_invalid_policy_changes_nothing() {
     Tf::with(())
         .given(registered())
         .when_async(TenantCommand::SetPolicy {
-            change: PolicyChange {
+            change: Box::new(PolicyChange {
                 enforce_two_factor: Some(true),
                 code_digits: Some(4),
                 ..Default::default()
-            },
+            }),
             at: at(),
         })
         .await
@@ -204,10 +207,10 @@ async fn a_policy_change_that_changes_nothing_records_nothing() {
     Tf::with(())
         .given(registered())
         .when_async(TenantCommand::SetPolicy {
-            change: PolicyChange {
+            change: Box::new(PolicyChange {
                 code_digits: Some(6),
                 ..Default::default()
-            },
+            }),
             at: at(),
         })
         .await

@@ -49,8 +49,8 @@ pub enum TenantCommand {
     },
     /// Change the 2FA policy.
     SetPolicy {
-        /// Requested change, unvalidated.
-        change: PolicyChange,
+        /// Requested change, unvalidated (boxed: it is by far the largest command).
+        change: Box<PolicyChange>,
         /// When.
         at: DateTime<Utc>,
     },

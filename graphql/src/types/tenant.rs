@@ -156,6 +156,14 @@ impl Policy {
     async fn web_authn(&self) -> Option<WebAuthnRelyingParty> {
         self.0.web_authn.clone().map(WebAuthnRelyingParty)
     }
+    /// The language (BCP 47 tag) of codes and notices to users who chose none; null: English.
+    async fn default_locale(&self) -> Option<&str> {
+        self.0.default_locale.as_ref().map(|l| l.as_str())
+    }
+    /// The site users sign in on (an https origin); SMS codes end with its autofill line
+    /// (`@host #123456`). Null: no autofill line.
+    async fn web_origin(&self) -> Option<&str> {
+        self.0.web_origin.as_ref().map(|o| o.as_str())
     /// Users are told, at their verified email address (else phone number), when their 2FA
     /// changes: a factor added, replaced or removed, 2FA turned off or reset, a recovery code
     /// used, a device trusted, a lockout. On unless turned off.
@@ -183,6 +191,13 @@ pub struct PolicyInput {
     requests_per_second_per_key: Option<i32>,
     /// The relying party of passkeys and security keys (needed to allow WEBAUTHN).
     web_authn: Option<WebAuthnInput>,
+    /// The language of users who chose none: a BCP 47 tag of a supported language (en, ka,
+    /// de, fr, es; a region such as de-CH is kept); "" removes it (English).
+    default_locale: Option<String>,
+    /// The site users sign in on, an https origin such as https://login.example.com (a domain
+    /// of at most 40 characters, no port or path): SMS codes then end with the one-time-code
+    /// autofill line "@login.example.com #123456". "" removes it.
+    web_origin: Option<String>,
     /// Send users security notices when their 2FA changes (on by default).
     security_notifications: Option<bool>,
 }
@@ -213,6 +228,8 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             email_hourly_budget: i.email_hourly_budget.map(i64::from),
             requests_per_second_per_key: i.requests_per_second_per_key.map(i64::from),
             web_authn: i.web_authn.map(Into::into),
+            default_locale: i.default_locale,
+            web_origin: i.web_origin,
             security_notifications: i.security_notifications,
         }
     }
