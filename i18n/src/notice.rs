@@ -5,7 +5,8 @@
 //! was not the user: contact the sender's support. It never holds a code, a secret or a full
 //! address: a new address or number appears only masked (`a•••@example.com`, `+995 •••• 56`),
 //! as the domain masked it. The SMS is one segment (160 GSM-7 or 70 UCS-2 characters): the
-//! sender's name is cut, then dropped, when the text would not fit.
+//! sender's name is cut (to no fewer than [`MIN_SMS_NAME_CHARS`]), then dropped, when the
+//! text would not fit.
 
 use chrono::{DateTime, Utc};
 use twofold_domain::user::NotificationKind;
@@ -31,6 +32,9 @@ pub struct NoticeText<'a> {
 pub fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
+
+/// The fewest characters of the sender's name an SMS keeps before it drops the name.
+pub const MIN_SMS_NAME_CHARS: usize = 4;
 
 /// The kind's part of the message ids (`notice-{id}-subject`).
 fn id(kind: &NotificationKind) -> &'static str {
@@ -67,7 +71,8 @@ fn vars(kind: &NotificationKind) -> Vars {
         NotificationKind::FactorAdded { method, masked }
         | NotificationKind::FactorReplaced { method, masked } => {
             v.method = method.as_str();
-            v.masked = masked.clone().unwrap_or_default();
+            // Non-breaking: a masked number is never wrapped across lines.
+            v.masked = masked.as_deref().unwrap_or_default().replace(' ', "\u{a0}");
         }
         NotificationKind::FactorRemoved { method } => v.method = method.as_str(),
         NotificationKind::RecoveryCodeUsed { remaining } => v.remaining = i64::from(*remaining),
@@ -144,7 +149,7 @@ pub fn sms(text: &NoticeText<'_>) -> String {
     let kind = id(text.kind);
     let full = format!("notice-{kind}-sms");
     let total = tenant.chars().count();
-    (1..=total)
+    (MIN_SMS_NAME_CHARS.min(total)..=total)
         .rev()
         .find_map(|n| {
             let name: String = tenant.chars().take(n).collect();
@@ -232,7 +237,8 @@ mod tests {
                         masked: Some(m), ..
                     } = &kind
                     {
-                        assert!(mail.plain.contains(m.as_str()), "{language}: {}", mail.plain);
+                        let kept = m.replace(' ', "\u{a0}");
+                        assert!(mail.plain.contains(&kept), "{language}: {}", mail.plain);
                     }
                 }
             }

@@ -164,6 +164,7 @@ impl Policy {
     /// (`@host #123456`). Null: no autofill line.
     async fn web_origin(&self) -> Option<&str> {
         self.0.web_origin.as_ref().map(|o| o.as_str())
+    }
     /// Users are told, at their verified email address (else phone number), when their 2FA
     /// changes: a factor added, replaced or removed, 2FA turned off or reset, a recovery code
     /// used, a device trusted, a lockout. On unless turned off.

@@ -1,9 +1,9 @@
 //! The texts of a security notice come from the message catalog (`twofold-i18n`), in the
 //! user's language: theirs, else the tenant's default, else English.
 
+use twofold_domain::user::User;
 pub(super) use twofold_i18n::notice::{email, sms, NoticeText};
 use twofold_i18n::Language;
-use twofold_domain::user::User;
 
 use crate::ports::TenantView;
 
