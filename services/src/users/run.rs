@@ -140,6 +140,8 @@ impl UserService {
         }
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);
-        Ok(Notifications::on(format!("n{}", base32_lower(&id))))
+        // `n-`: never a challenge id (plain base32), so a notice is told apart in the queue and
+        // at the provider (idempotency key, Message-ID).
+        Ok(Notifications::on(format!("n-{}", base32_lower(&id))))
     }
 }

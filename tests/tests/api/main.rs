@@ -18,6 +18,7 @@ mod input_fuzz;
 mod isolation;
 mod keys;
 mod metrics;
+mod notifications;
 mod policy;
 mod processor;
 mod rate_limits;
