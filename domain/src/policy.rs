@@ -164,6 +164,16 @@ pub struct Policy {
     /// The site users sign in on: SMS codes end with its autofill line (`@host #123456`).
     #[serde(default, deserialize_with = "crate::web_origin::lenient")]
     pub web_origin: Option<WebOrigin>,
+    /// Users are told of changes to their 2FA (a factor added, replaced or removed, 2FA off or
+    /// reset, a recovery code used, a device trusted, a lockout) at their verified address.
+    #[serde(default = "default_security_notifications")]
+    pub security_notifications: bool,
+}
+
+/// On unless the tenant turns them off, as every major service does: policies stored before
+/// the field existed get them too.
+fn default_security_notifications() -> bool {
+    true
 }
 
 fn default_sms_budget() -> u32 {
@@ -201,6 +211,7 @@ impl Default for Policy {
             web_authn: None,
             default_locale: None,
             web_origin: None,
+            security_notifications: true,
         }
     }
 }
@@ -269,6 +280,9 @@ pub struct PolicyChange {
     /// See [`Policy::web_origin`]; an empty string removes it.
     #[serde(default)]
     pub web_origin: Option<String>,
+    /// See [`Policy::security_notifications`].
+    #[serde(default)]
+    pub security_notifications: Option<bool>,
 }
 
 fn in_range((field, min, max): (&'static str, i64, i64), got: i64) -> Result<i64, PolicyError> {
@@ -316,6 +330,9 @@ impl Policy {
                 .iter()
                 .map(|c| CallingCode::parse(c))
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = change.security_notifications {
+            next.security_notifications = v;
         }
         if let Some(v) = change.sso_bypasses_two_factor {
             next.sso_bypasses_two_factor = v;

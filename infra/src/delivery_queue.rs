@@ -7,7 +7,7 @@ use sqlx::{PgPool, Row};
 use twofold_domain::channel::Channel;
 use twofold_domain::user::UserRef;
 use twofold_domain::{TenantId, UserId};
-use twofold_services::ports::{DeliveryJob, DeliveryQueue};
+use twofold_services::ports::{DeliveryJob, DeliveryKind, DeliveryQueue};
 use twofold_services::StoreError;
 
 /// [`DeliveryQueue`] over the `deliveries` table.
@@ -42,7 +42,7 @@ impl DeliveryQueue for PgDeliveryQueue {
                  WHERE status = 'pending' AND next_attempt_at <= now() \
                    AND (lease_until IS NULL OR lease_until < now()) \
                  ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING challenge_id, tenant_id, aggregate_id, channel, attempts",
+             RETURNING challenge_id, tenant_id, aggregate_id, channel, attempts, kind",
         )
         .bind(millis(lease))
         .fetch_optional(&self.pool)
@@ -63,8 +63,14 @@ impl DeliveryQueue for PgDeliveryQueue {
             _ => return Err(StoreError::new(Corrupt("channel"))),
         };
         let attempts: i32 = row.try_get("attempts").map_err(StoreError::new)?;
+        let kind = match get("kind")?.as_str() {
+            "code" => DeliveryKind::Code,
+            "notification" => DeliveryKind::Notification,
+            _ => return Err(StoreError::new(Corrupt("kind"))),
+        };
         Ok(Some(DeliveryJob {
             challenge_id: get("challenge_id")?,
+            kind,
             user: UserRef { tenant, user },
             channel,
             attempts: u32::try_from(attempts).unwrap_or(0),

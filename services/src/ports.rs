@@ -350,9 +350,46 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// A security notice on its way to a user, already written in their language. It holds no
+/// code or secret; its `Debug` still hides the destination.
+pub struct OutgoingNotice {
+    /// The notice's id: the provider's idempotency key, like a challenge id.
+    pub notification_id: String,
+    /// Email or SMS.
+    pub channel: twofold_domain::channel::Channel,
+    /// The email address, or the phone number in E.164.
+    pub destination: zeroize::Zeroizing<String>,
+    /// The email's subject.
+    pub subject: String,
+    /// The email's `text/plain` part.
+    pub plain: String,
+    /// The email's `text/html` part.
+    pub html: String,
+    /// The SMS (one segment).
+    pub sms: String,
+}
+
+impl std::fmt::Debug for OutgoingNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingNotice")
+            .field("notification_id", &self.notification_id)
+            .field("channel", &self.channel)
+            .field("destination", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Sends security notices through one channel. Every [`CodeSender`] is one: a notice goes by
+/// the same provider, with the same retries and idempotency, as the tenant's codes.
+#[async_trait]
+pub trait NoticeSender: Send + Sync {
+    /// Sends `notice`; must be safe to call again with the same notification id.
+    async fn send_notice(&self, notice: &OutgoingNotice) -> Result<DeliveryReceipt, SendError>;
+}
+
 /// Sends one-time codes through one channel (SMTP, an SMS provider, the dev console).
 #[async_trait]
-pub trait CodeSender: Send + Sync {
+pub trait CodeSender: NoticeSender + Send + Sync {
     /// Sends `message`; must be safe to call again with the same challenge id.
     async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError>;
 }
@@ -400,10 +437,34 @@ pub trait SendLimiter: Send + Sync {
     async fn release(&self, id: &str, caps: &[SendCap]) -> Result<(), StoreError>;
 }
 
-/// A queued delivery: which challenge of which user, by which channel, how many tries so far.
+/// What a queued delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryKind {
+    /// A one-time code (`CodeSent`); the job's id is the challenge id.
+    #[default]
+    Code,
+    /// A security notice (`NotificationQueued`); the job's id is the notification id.
+    Notification,
+}
+
+impl DeliveryKind {
+    /// The queue's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Code => "code",
+            DeliveryKind::Notification => "notification",
+        }
+    }
+}
+
+/// A queued delivery: which challenge (or notice) of which user, by which channel, how many
+/// tries so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryJob {
+    /// The challenge id, or the notification id of a notice.
     pub challenge_id: String,
+    /// A code or a notice.
+    pub kind: DeliveryKind,
     /// Whose.
     pub user: twofold_domain::user::UserRef,
     /// Email or SMS.

@@ -50,26 +50,43 @@ impl User {
         command: UserCommand,
         checker: &dyn CodeChecker,
     ) -> Result<Vec<UserEvent>, UserError> {
-        let UserCommand { user, at, action } = command;
+        let UserCommand {
+            user,
+            at,
+            action,
+            notifications,
+        } = command;
         let cx = Context {
             checker,
             user: &user,
             at,
         };
+        let mut events = self.decide_action(&cx, action).await?;
+        let notices = self.notices(&events, &notifications, at);
+        events.extend(notices);
+        Ok(events)
+    }
+
+    async fn decide_action(
+        &self,
+        cx: &Context<'_>,
+        action: UserAction,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        let at = cx.at;
         match action {
             UserAction::StartTotpEnrollment { secret, params } => {
-                Ok(self.decide_start_totp(&cx, secret, params))
+                Ok(self.decide_start_totp(cx, secret, params))
             }
             UserAction::ConfirmTotp {
                 code,
                 proof,
                 recovery_codes,
             } => {
-                self.decide_confirm_totp(&cx, &code, proof.as_ref(), recovery_codes)
+                self.decide_confirm_totp(cx, &code, proof.as_ref(), recovery_codes)
                     .await
             }
-            UserAction::Verify { proof, trust } => self.decide_verify(&cx, &proof, trust).await,
-            UserAction::CheckProof { proof } => self.decide_check_proof(&cx, &proof).await,
+            UserAction::Verify { proof, trust } => self.decide_verify(cx, &proof, trust).await,
+            UserAction::CheckProof { proof } => self.decide_check_proof(cx, &proof).await,
             UserAction::EvaluateSignIn { attempt } => {
                 Ok(self.decide_evaluate_sign_in(&attempt, at))
             }
@@ -80,19 +97,19 @@ impl User {
                 proof,
                 recovery_codes,
             } => {
-                self.decide_regenerate_recovery_codes(&cx, &proof, recovery_codes)
+                self.decide_regenerate_recovery_codes(cx, &proof, recovery_codes)
                     .await
             }
             UserAction::Disable {
                 proof,
                 policy_enforced,
-            } => self.decide_disable(&cx, &proof, policy_enforced).await,
+            } => self.decide_disable(cx, &proof, policy_enforced).await,
             UserAction::RemoveFactor {
                 method,
                 proof,
                 policy_enforced,
             } => {
-                self.decide_remove_factor(&cx, method, &proof, policy_enforced)
+                self.decide_remove_factor(cx, method, &proof, policy_enforced)
                     .await
             }
             UserAction::AddEmail {
@@ -108,7 +125,7 @@ impl User {
                     challenge,
                     locale,
                 };
-                self.decide_add_contact(&cx, proof.as_ref(), contact, |replacing| {
+                self.decide_add_contact(cx, proof.as_ref(), contact, |replacing| {
                     UserEvent::EmailFactorAdded {
                         email,
                         masked,
@@ -133,7 +150,7 @@ impl User {
                     challenge,
                     locale,
                 };
-                self.decide_add_contact(&cx, proof.as_ref(), contact, |replacing| {
+                self.decide_add_contact(cx, proof.as_ref(), contact, |replacing| {
                     UserEvent::PhoneFactorAdded {
                         phone,
                         calling_code,
@@ -151,14 +168,8 @@ impl User {
                 recovery_codes,
                 proof,
             } => {
-                self.decide_confirm_channel(
-                    &cx,
-                    challenge_id,
-                    &code,
-                    proof.as_ref(),
-                    recovery_codes,
-                )
-                .await
+                self.decide_confirm_channel(cx, challenge_id, &code, proof.as_ref(), recovery_codes)
+                    .await
             }
             UserAction::ChoosePreferredChannel { channel } => {
                 self.decide_choose_preferred(channel, at)
@@ -172,8 +183,12 @@ impl User {
                 challenge_id,
                 outcome,
             } => Ok(self.decide_record_delivery(challenge_id, outcome, at)),
+            UserAction::RecordNotification {
+                notification_id,
+                outcome,
+            } => Ok(self.decide_record_notification(notification_id, outcome, at)),
             UserAction::StartWebAuthnRegistration { proof, challenge } => {
-                self.decide_start_webauthn_registration(&cx, proof.as_ref(), challenge)
+                self.decide_start_webauthn_registration(cx, proof.as_ref(), challenge)
                     .await
             }
             UserAction::FinishWebAuthnRegistration {
@@ -190,17 +205,17 @@ impl User {
                     label,
                     recovery_codes,
                 };
-                self.decide_finish_webauthn_registration(&cx, finish).await
+                self.decide_finish_webauthn_registration(cx, finish).await
             }
             UserAction::StartWebAuthnAuthentication { challenge } => {
-                self.decide_start_webauthn_authentication(&cx, challenge)
+                self.decide_start_webauthn_authentication(cx, challenge)
             }
             UserAction::RemoveWebAuthnCredential {
                 credential_id,
                 proof,
                 policy_enforced,
             } => {
-                self.decide_remove_webauthn_credential(&cx, &credential_id, &proof, policy_enforced)
+                self.decide_remove_webauthn_credential(cx, &credential_id, &proof, policy_enforced)
                     .await
             }
             UserAction::ClearLockout { by, reason } => self.decide_clear_lockout(by, reason, at),

@@ -49,6 +49,9 @@ impl User {
             | UserEvent::WebAuthnCredentialUsed { .. }
             | UserEvent::WebAuthnCounterRegressed { .. }
             | UserEvent::WebAuthnCredentialRemoved { .. } => self.apply_webauthn(event),
+            UserEvent::NotificationQueued { .. }
+            | UserEvent::NotificationDelivered { .. }
+            | UserEvent::NotificationDeliveryFailed { .. } => self.apply_notification(event),
         }
     }
 
@@ -308,6 +311,8 @@ impl User {
                     locale: self.locale.take(),
                     // Steps already used stay used, whatever secret comes next.
                     last_totp_step: self.last_totp_step,
+                    // Notices still on their way (one may tell of this very reset) go on.
+                    notifications: std::mem::take(&mut self.notifications),
                     ..User::default()
                 };
             }

@@ -109,6 +109,8 @@ pub struct UserCommand {
     pub at: DateTime<Utc>,
     /// What.
     pub action: UserAction,
+    /// Whether (and with which id) the change may queue security notices.
+    pub notifications: super::Notifications,
 }
 
 /// The actions.
@@ -232,6 +234,11 @@ pub enum UserAction {
     /// Record how the delivery of a challenge ended (the delivery worker).
     RecordDelivery {
         challenge_id: String,
+        outcome: DeliveryOutcome,
+    },
+    /// Record how the delivery of a security notice ended (the delivery worker).
+    RecordNotification {
+        notification_id: String,
         outcome: DeliveryOutcome,
     },
     /// Start registering a passkey or security key.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use super::notify::NotificationKind;
 use super::sign_in::SignInReason;
 use crate::channel::{Channel, Purpose};
 use crate::secrets::SealedSecret;
@@ -344,6 +345,40 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A security notice is to be sent (decided with the change it tells of, in the same
+    /// commit); the delivery worker sends it and records the outcome.
+    NotificationQueued {
+        notification_id: String,
+        /// What it tells the user.
+        kind: NotificationKind,
+        /// Email or SMS.
+        channel: Channel,
+        /// The address or number it goes to, sealed for the user (the change may have removed
+        /// it from the state; never shown to auditors).
+        destination: SealedSecret,
+        /// That destination, masked for display.
+        sent_to: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The provider accepted a security notice.
+    NotificationDelivered {
+        notification_id: String,
+        provider_message_id: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A security notice could not be delivered (after retries, refused outright, or its
+    /// destination can no longer be opened).
+    NotificationDeliveryFailed {
+        notification_id: String,
+        /// Why (never the destination).
+        error: String,
+        /// Attempts made.
+        attempts: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -377,6 +412,9 @@ impl DomainEvent for UserEvent {
             UserEvent::WebAuthnCredentialUsed { .. } => "WebAuthnCredentialUsed",
             UserEvent::WebAuthnCounterRegressed { .. } => "WebAuthnCounterRegressed",
             UserEvent::WebAuthnCredentialRemoved { .. } => "WebAuthnCredentialRemoved",
+            UserEvent::NotificationQueued { .. } => "NotificationQueued",
+            UserEvent::NotificationDelivered { .. } => "NotificationDelivered",
+            UserEvent::NotificationDeliveryFailed { .. } => "NotificationDeliveryFailed",
         }
         .to_owned()
     }
@@ -417,7 +455,10 @@ impl UserEvent {
             | UserEvent::WebAuthnAuthenticationStarted { at, .. }
             | UserEvent::WebAuthnCredentialUsed { at, .. }
             | UserEvent::WebAuthnCounterRegressed { at, .. }
-            | UserEvent::WebAuthnCredentialRemoved { at, .. } => *at,
+            | UserEvent::WebAuthnCredentialRemoved { at, .. }
+            | UserEvent::NotificationQueued { at, .. }
+            | UserEvent::NotificationDelivered { at, .. }
+            | UserEvent::NotificationDeliveryFailed { at, .. } => *at,
         }
     }
 }

@@ -64,6 +64,7 @@ pub(super) fn cmd(at: DateTime<Utc>, action: UserAction) -> UserCommand {
         },
         at,
         action,
+        notifications: Notifications::default(),
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod factors;
 mod lockout;
+mod notify;
 mod sign_in;
 mod state;
 mod totp;
@@ -34,6 +35,8 @@ mod fixtures;
 mod locale_tests;
 #[cfg(test)]
 mod lockout_tests;
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod proof_tests;
 #[cfg(test)]
@@ -58,6 +61,7 @@ pub use command::{
 pub use error::UserError;
 pub use event::{DeviceRevocation, UserEvent};
 pub use lockout::{lockout_duration, Lockout, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
+pub use notify::{notice_mask, NotificationKind, Notifications, QueuedNotification};
 pub use sign_in::{grace_ends_at, SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
 pub use state::{
     Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,

@@ -134,6 +134,9 @@ pub struct User {
     /// The language the user chose (`None`: the tenant's default, else English).
     #[serde(default, deserialize_with = "crate::locale::lenient")]
     pub(super) locale: Option<crate::locale::Locale>,
+    /// Security notices queued and not yet recorded as delivered or failed.
+    #[serde(default)]
+    pub(super) notifications: Vec<super::QueuedNotification>,
 }
 
 impl User {

@@ -165,6 +165,12 @@ impl Policy {
     async fn web_origin(&self) -> Option<&str> {
         self.0.web_origin.as_ref().map(|o| o.as_str())
     }
+    /// Users are told, at their verified email address (else phone number), when their 2FA
+    /// changes: a factor added, replaced or removed, 2FA turned off or reset, a recovery code
+    /// used, a device trusted, a lockout. On unless turned off.
+    async fn security_notifications(&self) -> bool {
+        self.0.security_notifications
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -193,6 +199,8 @@ pub struct PolicyInput {
     /// of at most 40 characters, no port or path): SMS codes then end with the one-time-code
     /// autofill line "@login.example.com #123456". "" removes it.
     web_origin: Option<String>,
+    /// Send users security notices when their 2FA changes (on by default).
+    security_notifications: Option<bool>,
 }
 
 impl PolicyInput {
@@ -223,6 +231,7 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             web_authn: i.web_authn.map(Into::into),
             default_locale: i.default_locale,
             web_origin: i.web_origin,
+            security_notifications: i.security_notifications,
         }
     }
 }

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use twofold_domain::channel::Purpose;
 use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
 
+mod notice;
+
 /// Where the console sender writes.
 enum Target {
     Stdout,

@@ -20,6 +20,8 @@ use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendErr
 use super::{render, BuildError, SmtpSettings};
 use crate::config::ConfigError;
 
+mod notice;
+
 /// Sends email codes through one SMTP server.
 pub struct SmtpSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,

@@ -17,6 +17,8 @@ use super::{
     TwilioSettings,
 };
 
+mod notice;
+
 /// The provider name used in error messages.
 const PROVIDER: &str = "the SMS provider (Twilio)";
 

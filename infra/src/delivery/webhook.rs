@@ -23,6 +23,8 @@ use super::{
     WebhookSettings,
 };
 
+mod notice;
+
 /// The provider name used in error messages.
 const PROVIDER: &str = "the SMS webhook";
 

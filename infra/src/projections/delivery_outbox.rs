@@ -1,10 +1,12 @@
-//! The `delivery_outbox` projection: every committed `CodeSent` becomes one row of the
-//! `deliveries` queue, in the same transaction as this projection's checkpoint.
+//! The `delivery_outbox` projection: every committed `CodeSent` and `NotificationQueued`
+//! becomes one row of the `deliveries` queue (kind `code` or `notification`), in the same
+//! transaction as this projection's checkpoint, so each is queued exactly once.
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 use twofold_domain::user::{User, UserEvent};
+use twofold_services::ports::DeliveryKind;
 
 use crate::processor::{Projection, ProjectionError, StoredEvent};
 
@@ -27,26 +29,36 @@ impl Projection for DeliveryOutbox {
         db: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        if event.aggregate_type != User::TYPE || event.event_type != "CodeSent" {
+        if event.aggregate_type != User::TYPE
+            || !matches!(event.event_type.as_str(), "CodeSent" | "NotificationQueued")
+        {
             return Ok(());
         }
-        if let UserEvent::CodeSent {
-            challenge_id,
-            channel,
-            ..
-        } = serde_json::from_value::<UserEvent>(event.payload.clone())?
+        let (id, channel, kind) = match serde_json::from_value::<UserEvent>(event.payload.clone())?
         {
-            sqlx::query(
-                "INSERT INTO deliveries (challenge_id, tenant_id, aggregate_id, channel) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (challenge_id) DO NOTHING",
-            )
-            .bind(&challenge_id)
-            .bind(&event.tenant_id)
-            .bind(&event.aggregate_id)
-            .bind(channel.as_str())
-            .execute(&mut *db)
-            .await?;
-        }
+            UserEvent::CodeSent {
+                challenge_id,
+                channel,
+                ..
+            } => (challenge_id, channel, DeliveryKind::Code),
+            UserEvent::NotificationQueued {
+                notification_id,
+                channel,
+                ..
+            } => (notification_id, channel, DeliveryKind::Notification),
+            _ => return Ok(()),
+        };
+        sqlx::query(
+            "INSERT INTO deliveries (challenge_id, tenant_id, aggregate_id, channel, kind) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (challenge_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&event.tenant_id)
+        .bind(&event.aggregate_id)
+        .bind(channel.as_str())
+        .bind(kind.as_str())
+        .execute(&mut *db)
+        .await?;
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! recovery codes, device tokens) and caller-chosen idempotency keys never appear; contact
 //! details appear only in their masked form. Of WebAuthn, neither the sealed ceremony state
 //! (the challenge) nor the sealed credential (the public key) appears, and an authenticator's
-//! credential id only shortened.
+//! credential id only shortened. Of a security notice, its sealed destination never appears,
+//! only the masked one.
 
 use serde_json::{json, Value};
 use twofold_domain::tenant::TenantEvent;
@@ -46,6 +47,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "WebAuthnCredentialUsed",
     "WebAuthnCounterRegressed",
     "WebAuthnCredentialRemoved",
+    "NotificationQueued",
+    "NotificationDelivered",
+    "NotificationDeliveryFailed",
 ];
 
 /// Characters of an authenticator's credential id an auditor sees: enough to tell a user's keys
@@ -221,6 +225,40 @@ fn user(event: &UserEvent) -> Value {
             at,
         } => json!({
             "challengeId": challenge_id,
+            "error": error,
+            "attempts": attempts,
+            "at": at,
+        }),
+        UserEvent::NotificationQueued {
+            notification_id,
+            kind,
+            channel,
+            destination: _,
+            sent_to,
+            at,
+        } => json!({
+            "notificationId": notification_id,
+            "kind": kind,
+            "channel": channel,
+            "sentTo": sent_to,
+            "at": at,
+        }),
+        UserEvent::NotificationDelivered {
+            notification_id,
+            provider_message_id,
+            at,
+        } => json!({
+            "notificationId": notification_id,
+            "providerMessageId": provider_message_id,
+            "at": at,
+        }),
+        UserEvent::NotificationDeliveryFailed {
+            notification_id,
+            error,
+            attempts,
+            at,
+        } => json!({
+            "notificationId": notification_id,
             "error": error,
             "attempts": attempts,
             "at": at,

@@ -6,7 +6,7 @@ use serde_json::json;
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::secrets::SealedSecret;
 use twofold_domain::tenant::{KeyedHash, TenantEvent};
-use twofold_domain::user::{DeviceRevocation, SignInReason, UserEvent};
+use twofold_domain::user::{DeviceRevocation, NotificationKind, SignInReason, UserEvent};
 use twofold_domain::{
     ApiKeyId, DeviceLabel, KeyLabel, Method, Policy, Reason, Role, TenantName, TotpAlgorithm,
 };
@@ -190,6 +190,28 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             attempts: 3,
             at,
         },
+        UserEvent::NotificationQueued {
+            notification_id: "n1".into(),
+            kind: NotificationKind::FactorReplaced {
+                method: Method::Email,
+                masked: Some("m•••@example.com".into()),
+            },
+            channel: Channel::Email,
+            destination: sealed(),
+            sent_to: "j***@example.com".into(),
+            at,
+        },
+        UserEvent::NotificationDelivered {
+            notification_id: "n1".into(),
+            provider_message_id: Some("q1".into()),
+            at,
+        },
+        UserEvent::NotificationDeliveryFailed {
+            notification_id: "n2".into(),
+            error: "refused".into(),
+            attempts: 5,
+            at,
+        },
         UserEvent::ChannelVerified {
             channel: Channel::Email,
             challenge_id: "ch2".into(),
@@ -342,6 +364,11 @@ fn masked_contact_details_and_counts_are_kept() {
         mask::audit_data(aggregate, payload)
     };
     assert_eq!(shown("PhoneFactorAdded")["masked"], "+995 *** ** 12 34");
+    let notice = shown("NotificationQueued");
+    assert_eq!(notice["sentTo"], "j***@example.com");
+    assert_eq!(notice["kind"]["type"], "FACTOR_REPLACED");
+    assert_eq!(notice["kind"]["masked"], "m•••@example.com");
+    assert!(notice.get("destination").is_none());
     assert_eq!(shown("RecoveryCodesGenerated")["count"], 2);
     assert_eq!(shown("ApiKeyIssued")["keyId"], "abcdefgh");
     assert_eq!(shown("DeviceTrusted")["label"], "laptop");

@@ -15,10 +15,11 @@ use twofold_domain::user::DeliveryOutcome;
 
 use tracing::Instrument;
 
-use crate::ports::{CodeSender, DeliveryJob, DeliveryQueue, SendError};
+use crate::ports::{CodeSender, DeliveryJob, DeliveryKind, DeliveryQueue, SendError};
 use crate::users::UserService;
 use crate::ServiceError;
 
+mod notice;
 mod spawn;
 pub use spawn::DELIVERY_CONCURRENCY;
 
@@ -84,6 +85,7 @@ impl DeliveryWorker {
             "delivery",
             tenant = job.user.tenant.as_str(),
             challenge = job.challenge_id.as_str(),
+            kind = job.kind.as_str(),
             channel = job.channel.as_str(),
             attempt = job.attempts + 1,
         );
@@ -91,6 +93,9 @@ impl DeliveryWorker {
     }
 
     async fn deliver(&self, job: DeliveryJob) -> Result<(), ServiceError> {
+        if job.kind == DeliveryKind::Notification {
+            return self.deliver_notice(job).await;
+        }
         let Some(message) = self.users.outgoing(&job.user, &job.challenge_id).await? else {
             tracing::info!("nothing to send any more (spent, expired or already delivered)");
             self.queue

@@ -1,6 +1,6 @@
 //! The delivery worker's side of a user: what to send for a challenge, and how it went.
 
-use twofold_domain::user::{DeliveryOutcome, UserAction, UserCommand, UserRef};
+use twofold_domain::user::{DeliveryOutcome, Notifications, UserAction, UserCommand, UserRef};
 
 use super::crypto::contact_context;
 use super::UserService;
@@ -26,6 +26,7 @@ impl UserService {
                         challenge_id: challenge_id.to_owned(),
                         outcome,
                     },
+                    notifications: Notifications::default(),
                 },
                 ctx.metadata(&user.tenant, &crate::Actor::System),
             )
@@ -89,6 +90,82 @@ impl UserService {
                 .web_origin
                 .as_ref()
                 .map(|o| o.host().to_owned()),
+        }))
+    }
+}
+
+impl UserService {
+    /// Records how the delivery of a security notice ended (the delivery worker); recorded
+    /// once, whatever the worker retries.
+    pub async fn record_notification(
+        &self,
+        user: &UserRef,
+        notification_id: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), ServiceError> {
+        let at = self.clock.now();
+        let ctx = RequestContext::system(format!("notice-{notification_id}"));
+        self.commands
+            .execute(
+                &user.aggregate_id(),
+                UserCommand {
+                    user: user.clone(),
+                    at,
+                    action: UserAction::RecordNotification {
+                        notification_id: notification_id.to_owned(),
+                        outcome,
+                    },
+                    notifications: Notifications::default(),
+                },
+                ctx.metadata(&user.tenant, &crate::Actor::System),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The notice to send for `notification_id`, written in the user's language; `None` when
+    /// there is nothing to send any more (its outcome is recorded, or it is no longer kept).
+    /// It goes to the destination it was queued with, whatever the user's contacts are now.
+    pub(crate) async fn outgoing_notice(
+        &self,
+        user: &UserRef,
+        notification_id: &str,
+    ) -> Result<Option<crate::ports::OutgoingNotice>, ServiceError> {
+        let state = self
+            .commands
+            .load(&user.aggregate_id())
+            .await
+            .map_err(crate::error::from_aggregate_error)?;
+        let Some(queued) = state.notification(notification_id) else {
+            return Ok(None);
+        };
+        let destination = self
+            .crypto
+            .sealer
+            .open(
+                &user.tenant,
+                &contact_context(user, queued.channel),
+                &queued.destination,
+            )
+            .await?;
+        let destination = String::from_utf8(destination.to_vec())
+            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
+        let tenant = self.tenant(&user.tenant).await?;
+        let text = super::notices::NoticeText {
+            language: super::notices::language(&state, &tenant),
+            sender_name: &tenant.name,
+            kind: &queued.kind,
+            at: queued.at,
+        };
+        let email = super::notices::email(&text);
+        Ok(Some(crate::ports::OutgoingNotice {
+            notification_id: queued.id.clone(),
+            channel: queued.channel,
+            destination: zeroize::Zeroizing::new(destination),
+            subject: email.subject,
+            plain: email.plain,
+            html: email.html,
+            sms: super::notices::sms(&text),
         }))
     }
 }

@@ -26,6 +26,7 @@ mod enrollment;
 mod errors;
 mod factors;
 mod inputs;
+mod notices;
 mod run;
 mod sign_in;
 #[cfg(test)]

@@ -3,10 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use twofold_domain::channel::{Channel, Purpose};
-use twofold_domain::user::{User, UserAction, UserCommand, UserError, UserEvent, UserRef};
+use twofold_domain::user::{
+    Notifications, User, UserAction, UserCommand, UserError, UserEvent, UserRef,
+};
+use twofold_domain::TenantId;
 
 use super::errors::outcome;
 use super::UserService;
+use crate::encoding::base32_lower;
 use crate::ports::TenantView;
 use crate::send_limits::issued;
 use crate::{Call, ServiceError};
@@ -108,6 +112,7 @@ impl UserService {
         user: &UserRef,
         action: UserAction,
     ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+        let notifications = self.notifications(&user.tenant).await?;
         let at = self.clock.now();
         let executed = self
             .commands
@@ -117,10 +122,26 @@ impl UserService {
                     user: user.clone(),
                     at,
                     action,
+                    notifications,
                 },
                 call.metadata(),
             )
             .await?;
         Ok((executed.state, executed.events, at))
+    }
+}
+
+impl UserService {
+    /// Whether a command of `tenant` may queue security notices (its policy), with a fresh id
+    /// for the first: the aggregate decides which change calls for one.
+    async fn notifications(&self, tenant: &TenantId) -> Result<Notifications, ServiceError> {
+        if !self.tenant(tenant).await?.policy.security_notifications {
+            return Ok(Notifications::default());
+        }
+        let mut id = [0u8; 16];
+        self.entropy.fill(&mut id);
+        // `n-`: never a challenge id (plain base32), so a notice is told apart in the queue and
+        // at the provider (idempotency key, Message-ID).
+        Ok(Notifications::on(format!("n-{}", base32_lower(&id))))
     }
 }

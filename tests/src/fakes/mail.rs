@@ -19,6 +19,15 @@ impl ReceivedMail {
         header_of(split_message(&self.data).0, name)
     }
 
+    /// Whether this is a security notice (its Message-ID is made from a notification id).
+    pub fn is_notice(&self) -> bool {
+        self.header("Message-ID").is_some_and(|id| {
+            id.trim()
+                .trim_start_matches('<')
+                .starts_with(crate::fakes::NOTICE_ID_PREFIX)
+        })
+    }
+
     /// The decoded `text/plain` part (or the body of a single-part plain message).
     pub fn text(&self) -> Option<String> {
         text_parts(&self.data)

@@ -26,6 +26,10 @@ pub use smtp::SmtpCapture;
 pub use twilio::{FakeTwilio, TwilioRequest};
 pub use webhook::{FakeWebhook, WebhookRequest};
 
+/// How a notification id starts (`n-…`; challenge ids are plain base32): the fakes list
+/// security notices apart from codes, so tests that count codes are not thrown off by them.
+pub const NOTICE_ID_PREFIX: &str = "n-";
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -115,9 +115,28 @@ impl SmtpCapture {
         format!("smtp://{}", self.addr)
     }
 
-    /// Every message received so far, oldest first.
+    /// Every code mail received so far, oldest first (security notices apart: see
+    /// [`SmtpCapture::notices`]).
     pub fn messages(&self) -> Vec<ReceivedMail> {
-        lock(&self.store).clone()
+        lock(&self.store)
+            .iter()
+            .filter(|m| !m.is_notice())
+            .cloned()
+            .collect()
+    }
+
+    /// The security notices received so far, oldest first.
+    pub fn notices(&self) -> Vec<ReceivedMail> {
+        lock(&self.store)
+            .iter()
+            .filter(|m| m.is_notice())
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until at least `n` notices arrived (panics after `timeout`).
+    pub async fn wait_for_notices(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        poll_for("notices", n, timeout, || self.notices()).await
     }
 
     /// Waits until at least `n` messages arrived (panics after `timeout`); returns them all.

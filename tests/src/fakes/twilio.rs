@@ -94,9 +94,30 @@ impl FakeTwilio {
         lock(&self.state).hold = Some(Arc::new(tokio::sync::Barrier::new(n)));
     }
 
-    /// Every request received so far, oldest first.
+    /// Every request of a code received so far, oldest first (security notices apart: see
+    /// [`FakeTwilio::notices`]).
     pub fn requests(&self) -> Vec<TwilioRequest> {
-        lock(&self.state).requests.clone()
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| !r.is_notice())
+            .cloned()
+            .collect()
+    }
+
+    /// The security notices delivered (answered 201) so far, oldest first.
+    pub fn notices(&self) -> Vec<TwilioRequest> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.is_notice() && r.status == 201)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until at least `n` notices were delivered (panics after `timeout`).
+    pub async fn wait_for_notices(&self, n: usize, timeout: Duration) -> Vec<TwilioRequest> {
+        poll_for("delivered notices", n, timeout, || self.notices()).await
     }
 
     /// The requests answered 201: the messages "sent".
@@ -116,6 +137,15 @@ impl FakeTwilio {
     /// `timeout`).
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<TwilioRequest> {
         poll_for("Twilio requests", n, timeout, || self.requests()).await
+    }
+}
+
+impl TwilioRequest {
+    /// Whether this is a security notice (its idempotency key is a notification id).
+    pub fn is_notice(&self) -> bool {
+        self.idempotency_token
+            .as_deref()
+            .is_some_and(|t| t.starts_with(crate::fakes::NOTICE_ID_PREFIX))
     }
 }
 

@@ -77,14 +77,38 @@ impl FakeWebhook {
         format!("{}/sms", self.server.base_url())
     }
 
-    /// Every request received so far, oldest first.
+    /// Every request of a code received so far, oldest first (security notices apart).
     pub fn requests(&self) -> Vec<WebhookRequest> {
-        lock(&self.state).requests.clone()
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| !r.is_notice())
+            .cloned()
+            .collect()
+    }
+
+    /// The security notices received so far, oldest first.
+    pub fn notices(&self) -> Vec<WebhookRequest> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.is_notice())
+            .cloned()
+            .collect()
     }
 
     /// Waits until at least `n` requests arrived (panics after `timeout`).
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<WebhookRequest> {
         poll_for("webhook requests", n, timeout, || self.requests()).await
+    }
+}
+
+impl WebhookRequest {
+    /// Whether this is a security notice (its idempotency key is a notification id).
+    pub fn is_notice(&self) -> bool {
+        self.idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with(super::NOTICE_ID_PREFIX))
     }
 }
 

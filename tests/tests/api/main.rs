@@ -19,6 +19,7 @@ mod isolation;
 mod keys;
 mod locales;
 mod metrics;
+mod notifications;
 mod policy;
 mod processor;
 mod rate_limits;

@@ -1,0 +1,90 @@
+//! The worker's side of security notices: the same queue, leases, retries and idempotency as
+//! codes (the notification id is the provider's idempotency key), but the message comes
+//! rendered from the user's queued notice, and the outcome is recorded as
+//! `NotificationDelivered` / `NotificationDeliveryFailed`.
+//!
+//! A notice is never dropped because the user's contact changed since: it carries its own
+//! sealed destination. It ends without a send when its outcome is already recorded (or it is
+//! no longer kept), and fails, after the retries, when that destination no longer opens (the
+//! tenant's data key was shredded).
+
+use std::sync::Arc;
+
+use twofold_domain::channel::Channel;
+use twofold_domain::user::DeliveryOutcome;
+
+use super::DeliveryWorker;
+use crate::ports::{CodeSender, DeliveryJob, SendError};
+use crate::ServiceError;
+
+impl DeliveryWorker {
+    /// The sender of `channel` for notices: the same one that sends the tenant's codes.
+    fn notice_sender(&self, channel: Channel) -> &Arc<dyn CodeSender> {
+        match channel {
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+        }
+    }
+
+    /// Sends a claimed notice job and records the outcome.
+    pub(super) async fn deliver_notice(&self, job: DeliveryJob) -> Result<(), ServiceError> {
+        let id = job.challenge_id.as_str();
+        let attempts = job.attempts + 1;
+        let sent = match self.users.outgoing_notice(&job.user, id).await {
+            Ok(None) => {
+                tracing::info!("notice already recorded or no longer kept; nothing to send");
+                self.queue.finish(id, false, Some("obsolete")).await?;
+                return Ok(());
+            }
+            Ok(Some(notice)) => {
+                self.notice_sender(notice.channel)
+                    .send_notice(&notice)
+                    .await
+            }
+            // The destination did not open (the data key is unavailable, or was shredded):
+            // retried like a provider's failure, then recorded as failed, never silent.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prepare the notice");
+                Err(SendError::Retryable(
+                    "the notice's destination could not be opened".to_owned(),
+                ))
+            }
+        };
+        match sent {
+            Ok(receipt) => {
+                self.users
+                    .record_notification(
+                        &job.user,
+                        id,
+                        DeliveryOutcome::Delivered {
+                            provider_message_id: receipt.provider_message_id,
+                        },
+                    )
+                    .await?;
+                self.queue.finish(id, true, None).await?;
+                tracing::info!("notice delivered");
+            }
+            Err(SendError::Retryable(error)) if attempts < self.policy.max_attempts => {
+                let delay = self.policy.first_backoff * 2u32.saturating_pow(attempts - 1);
+                tracing::warn!(%error, ?delay, "notice delivery failed; will retry");
+                self.queue.retry_later(id, attempts, delay, &error).await?;
+            }
+            Err(e) => {
+                let error = e.to_string();
+                tracing::warn!(%error, "notice delivery failed; giving up");
+                self.users
+                    .record_notification(
+                        &job.user,
+                        id,
+                        DeliveryOutcome::Failed {
+                            error: error.clone(),
+                            attempts,
+                        },
+                    )
+                    .await?;
+                self.queue.finish(id, false, Some(&error)).await?;
+            }
+        }
+        Ok(())
+    }
+}
