@@ -10,6 +10,7 @@ pub mod channel;
 pub mod contact;
 pub mod ids;
 pub mod policy;
+pub mod provider;
 pub mod role;
 pub mod secrets;
 pub mod tenant;
