@@ -232,15 +232,18 @@ impl ProviderSettings {
         }
     }
 
-    /// Every host these settings connect to (names and IP literals), for the address check.
-    pub fn hosts(&self) -> Vec<String> {
+    /// Every host these settings connect to (names and IP literals), with the field that named
+    /// it, for the address check.
+    pub fn hosts(&self) -> Vec<(&'static str, String)> {
         let mut hosts = Vec::new();
         if let Some(e) = &self.email {
-            hosts.push(e.host.clone());
+            hosts.push(("email.smtpUrl", e.host.clone()));
         }
         match &self.sms {
-            Some(SmsProvider::Twilio { api_base, .. }) => hosts.push(host_of(api_base)),
-            Some(SmsProvider::Webhook { url, .. }) => hosts.push(host_of(url)),
+            Some(SmsProvider::Twilio { api_base, .. }) => {
+                hosts.push(("sms.twilio.apiBase", host_of(api_base)))
+            }
+            Some(SmsProvider::Webhook { url, .. }) => hosts.push(("sms.webhook.url", host_of(url))),
             None => {}
         }
         hosts

@@ -312,7 +312,13 @@ fn hosts_and_debug_hide_nothing_secret() {
         webhook: None,
     });
     let s = validate(&r, STRICT).unwrap();
-    assert_eq!(s.hosts(), vec!["smtp.acme.example", "api.twilio.example"]);
+    assert_eq!(
+        s.hosts(),
+        vec![
+            ("email.smtpUrl", "smtp.acme.example".to_owned()),
+            ("sms.twilio.apiBase", "api.twilio.example".to_owned())
+        ]
+    );
     let debug = format!("{s:?}{r:?}");
     assert!(
         !debug.contains("hunter2pw") && !debug.contains(TOKEN),
