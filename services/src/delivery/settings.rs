@@ -15,7 +15,11 @@ impl RetryPolicy {
     /// naming the variable and its form (it stops start-up).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let defaults = Self::default();
-        let value = |var: &str| get(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let value = |var: &str| {
+            get(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let number = |var: &str, low: u64, high: u64, default: u64| match value(var) {
             None => Ok(default),
             Some(v) => v
