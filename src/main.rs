@@ -192,11 +192,27 @@ fn delivery_from_env(production: bool) -> anyhow::Result<Delivery> {
         Some("off") => false,
         Some(_) => anyhow::bail!("TWOFOLD_DELIVERY_WORKER must be `on` or `off`"),
     };
+    let allow_private_provider_urls = match std::env::var("TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") | Some("false") => false,
+        Some("true") => {
+            tracing::warn!(
+                "TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS=true: tenants' own providers may be on \
+                 loopback or private addresses and use plain SMTP or HTTP; for development only"
+            );
+            true
+        }
+        Some(_) => anyhow::bail!("TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS must be `true` or `false`"),
+    };
     Ok(Delivery {
         email: senders.email,
         sms: senders.sms,
-        retry: RetryPolicy::default(),
+        retry: RetryPolicy::from_lookup(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?,
         run_worker,
+        allow_private_provider_urls,
         ceilings: BudgetCeilings::from_lookup(|k| std::env::var(k).ok())
             .map_err(anyhow::Error::msg)?,
     })

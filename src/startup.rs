@@ -8,6 +8,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use twofold_domain::provider::ProviderRules;
 use twofold_domain::tenant::Tenant;
 use twofold_domain::user::User;
 use twofold_graphql::client_addr::TrustedProxies;
@@ -18,6 +19,8 @@ use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::RsWebAuthn;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
+use twofold_infra::delivery::tenant::guard::DnsProviderHosts;
+use twofold_infra::delivery::tenant::TenantSenderCache;
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::http_limits::HttpLimits;
@@ -30,6 +33,7 @@ use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
+use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySettingsService};
 use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
@@ -42,7 +46,7 @@ use twofold_services::{Authenticator, BudgetCeilings};
 pub const USER_STATE_VERSION: &str = "user-1";
 
 /// The layout version of the tenant aggregate's snapshots (see `USER_STATE_VERSION`).
-pub const TENANT_STATE_VERSION: &str = "tenant-1";
+pub const TENANT_STATE_VERSION: &str = "tenant-2";
 
 /// The use-cases and the machinery behind them, wired to one database.
 #[derive(Clone)]
@@ -58,6 +62,8 @@ pub struct Wiring {
     pub compliance: ComplianceService,
     /// The audit history.
     pub audit: AuditService,
+    /// Tenants' own delivery providers.
+    pub delivery_settings: DeliverySettingsService,
     /// Sends queued codes.
     pub worker: DeliveryWorker,
     /// Bearer authentication.
@@ -94,6 +100,7 @@ impl Wiring {
             processor.clone(),
             entropy.clone(),
         );
+        let tenant_commands = commands.clone();
         let tenants = TenantService::new(
             commands,
             directory.clone(),
@@ -130,13 +137,33 @@ impl Wiring {
             hasher.clone(),
             directory.clone(),
         );
+        let limiter = Arc::new(PgSendLimiter::new(pool.clone()));
+        let tenant_senders = Arc::new(TenantSenderCache::new(
+            sealer.clone(),
+            delivery.allow_private_provider_urls,
+        ));
+        let delivery_settings = DeliverySettingsService::new(DeliverySettingsPorts {
+            commands: tenant_commands,
+            directory: directory.clone(),
+            sealer: sealer.clone(),
+            hosts: Arc::new(DnsProviderHosts {
+                allow_private: delivery.allow_private_provider_urls,
+            }),
+            senders: tenant_senders.clone(),
+            limiter: limiter.clone(),
+            clock: clock.clone(),
+            entropy: entropy.clone(),
+            rules: ProviderRules {
+                allow_private: delivery.allow_private_provider_urls,
+            },
+        });
         let users = UserService::new(UserPorts {
             commands: user_commands,
             crypto,
             tenants: directory,
             clock,
             entropy,
-            limiter: Arc::new(PgSendLimiter::new(pool.clone())),
+            limiter,
         })
         .with_budget_ceilings(delivery.ceilings);
         let worker = DeliveryWorker::new(
@@ -145,7 +172,8 @@ impl Wiring {
             delivery.email.clone(),
             delivery.sms.clone(),
             delivery.retry,
-        );
+        )
+        .with_tenant_senders(tenant_senders);
         Ok(Self {
             pool,
             processor,
@@ -153,6 +181,7 @@ impl Wiring {
             users,
             compliance,
             audit,
+            delivery_settings,
             worker,
             auth,
         })
@@ -173,6 +202,9 @@ pub struct Delivery {
     pub run_worker: bool,
     /// The operator's ceilings on tenants' hourly budgets.
     pub ceilings: BudgetCeilings,
+    /// `TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS`: tenants' own providers may be on loopback or
+    /// private addresses and speak plain SMTP or HTTP (development and tests only).
+    pub allow_private_provider_urls: bool,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -285,6 +317,7 @@ impl Application {
                     users: self.wiring.users.clone(),
                     compliance: self.wiring.compliance.clone(),
                     audit: self.wiring.audit.clone(),
+                    delivery_settings: self.wiring.delivery_settings.clone(),
                 },
                 live_rx,
             ),

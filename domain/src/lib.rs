@@ -11,6 +11,7 @@ pub mod contact;
 pub mod ids;
 pub mod locale;
 pub mod policy;
+pub mod provider;
 pub mod role;
 pub mod secrets;
 pub mod tenant;

@@ -92,3 +92,5 @@ pub fn attach(
 pub const ANY_KEY: &[Role] = &[Role::App, Role::Admin, Role::Auditor];
 /// Administrators only.
 pub const ADMIN: &[Role] = &[Role::Admin];
+/// Administrators and auditors.
+pub const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];

@@ -97,6 +97,18 @@ impl DeliveryQueue for PgDeliveryQueue {
         Ok(())
     }
 
+    async fn prune(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE status <> 'pending' \
+               AND updated_at < now() - $1 * interval '1 millisecond'",
+        )
+        .bind(millis(older_than))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(done.rows_affected())
+    }
+
     async fn retry_later(
         &self,
         challenge_id: &str,

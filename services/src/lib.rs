@@ -8,6 +8,7 @@ pub mod commands;
 pub mod compliance;
 pub mod context;
 pub mod delivery;
+pub mod delivery_settings;
 pub mod encoding;
 pub mod error;
 pub mod ports;

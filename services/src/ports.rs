@@ -39,6 +39,8 @@ pub struct TenantView {
     /// When enforcement was last turned on (`None` while 2FA is not enforced): every user's
     /// grace period starts then at the earliest.
     pub enforced_since: Option<DateTime<Utc>>,
+    /// The tenant's own delivery providers; `None`: the service's.
+    pub delivery: Option<twofold_domain::tenant::TenantDelivery>,
 }
 
 /// An API key as the read model shows it (never its secret).
@@ -485,6 +487,9 @@ pub trait DeliveryQueue: Send + Sync {
         delivered: bool,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Deletes finished (delivered or failed) jobs last changed more than `older_than` ago;
+    /// returns how many.
+    async fn prune(&self, older_than: std::time::Duration) -> Result<u64, StoreError>;
     /// Try again after `delay`.
     async fn retry_later(
         &self,
@@ -493,4 +498,29 @@ pub trait DeliveryQueue: Send + Sync {
         delay: std::time::Duration,
         error: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// Where a tenant's own providers may be reached: the name-resolution half of the SSRF rule
+/// (IP literals are checked by the domain).
+#[async_trait]
+pub trait ProviderHosts: Send + Sync {
+    /// Refuses `host` when it resolves to an address providers may not use, with a message
+    /// safe to show. A name that does not resolve now passes: nothing can be reached through
+    /// it, and every connection checks again.
+    async fn check(&self, host: &str) -> Result<(), String>;
+}
+
+/// The senders of tenants' own providers, built from their sealed settings.
+#[async_trait]
+pub trait TenantSenders: Send + Sync {
+    /// The sender of `channel` under `settings` (one version of a tenant's settings), `None`
+    /// when they leave this channel to the service's provider. Built once per version and
+    /// channel, then reused. An error (the seal does not open, the settings cannot be used)
+    /// is a failure before the send.
+    async fn sender(
+        &self,
+        tenant: &TenantId,
+        settings: &twofold_domain::tenant::TenantDelivery,
+        channel: twofold_domain::channel::Channel,
+    ) -> Result<Option<std::sync::Arc<dyn CodeSender>>, SendError>;
 }

@@ -133,6 +133,7 @@ impl TenantService {
                 .policy()
                 .enforce_two_factor
                 .then(|| state.created_at().unwrap_or_else(|| self.clock.now())),
+            delivery: None,
         };
         Ok(CreatedTenant {
             admin_key: IssuedKey {

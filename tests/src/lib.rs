@@ -184,6 +184,10 @@ pub struct TestOptions {
     pub graphiql: bool,
     /// The operator's ceilings on tenants' hourly budgets.
     pub ceilings: twofold_services::BudgetCeilings,
+    /// `TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS` (on by default: the fakes listen on 127.0.0.1).
+    pub allow_private_provider_urls: bool,
+    /// How long finished deliveries are kept.
+    pub delivery_retention: std::time::Duration,
 }
 
 impl Default for TestOptions {
@@ -196,6 +200,8 @@ impl Default for TestOptions {
             http: HttpLimits::default(),
             graphiql: true,
             ceilings: twofold_services::BudgetCeilings::default(),
+            allow_private_provider_urls: true,
+            delivery_retention: RetryPolicy::default().retention,
         }
     }
 }
@@ -277,9 +283,12 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
             max_attempts: options.max_attempts,
             first_backoff: std::time::Duration::from_millis(20),
             lease: std::time::Duration::from_secs(60),
+            retention: options.delivery_retention,
+            ..RetryPolicy::default()
         },
         run_worker: options.run_worker,
         ceilings: options.ceilings,
+        allow_private_provider_urls: options.allow_private_provider_urls,
     };
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),

@@ -9,6 +9,8 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{KeyedHash, NewApiKey, TenantCommand, TenantEvent};
+use crate::provider::DeliveryFacts;
+use crate::secrets::SealedSecret;
 use crate::{ApiKeyId, KeyLabel, Policy, PolicyError, Role, TenantId, TenantName};
 
 /// Most active keys a tenant may hold at once: keeps the aggregate small and key sprawl visible.
@@ -53,6 +55,19 @@ pub struct ApiKeyState {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// The tenant's own delivery providers, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDelivery {
+    /// Which change this is (senders are cached by it).
+    pub version: u64,
+    /// What may be shown.
+    pub facts: DeliveryFacts,
+    /// The settings with their credentials, sealed under the tenant's data key.
+    pub sealed: SealedSecret,
+    /// When set.
+    pub changed_at: DateTime<Utc>,
+}
+
 /// The tenant aggregate's state, rebuilt from its events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -61,6 +76,12 @@ pub struct Tenant {
     policy: Policy,
     keys: BTreeMap<ApiKeyId, ApiKeyState>,
     created_at: Option<DateTime<Utc>>,
+    /// The tenant's own providers; `None`: the service's.
+    #[serde(default)]
+    delivery: Option<TenantDelivery>,
+    /// Changes of the delivery settings so far (clearing counts too).
+    #[serde(default)]
+    delivery_version: u64,
 }
 
 impl Tenant {
@@ -87,6 +108,11 @@ impl Tenant {
     /// When the tenant was registered.
     pub fn created_at(&self) -> Option<DateTime<Utc>> {
         self.created_at
+    }
+
+    /// The tenant's own delivery providers, if it set any.
+    pub fn delivery(&self) -> Option<&TenantDelivery> {
+        self.delivery.as_ref()
     }
 
     fn active_keys(&self) -> impl Iterator<Item = (&ApiKeyId, &ApiKeyState)> {
@@ -174,6 +200,33 @@ impl Tenant {
                     set_at: at,
                 }])
             }
+            TenantCommand::SetDeliverySettings { settings, at } => {
+                if settings.is_none() && self.delivery.is_none() {
+                    // Clearing what is not set is a retry, not a new fact.
+                    return Ok(vec![]);
+                }
+                let (settings, sealed) = match settings {
+                    Some((facts, sealed)) => (Some(facts), Some(sealed)),
+                    None => (None, None),
+                };
+                Ok(vec![TenantEvent::DeliverySettingsChanged {
+                    version: self.delivery_version + 1,
+                    settings,
+                    sealed,
+                    changed_at: at,
+                }])
+            }
+            TenantCommand::RecordDeliveryTest { test, at } => {
+                Ok(vec![TenantEvent::DeliveryTested {
+                    channel: test.channel,
+                    destination: test.destination,
+                    delivered: test.delivered,
+                    provider_message_id: test.provider_message_id,
+                    error: test.error,
+                    retryable: test.retryable,
+                    at,
+                }])
+            }
         }
     }
 }
@@ -234,6 +287,21 @@ impl Aggregate for Tenant {
                 }
             }
             TenantEvent::TwoFactorPolicySet { policy, .. } => self.policy = policy,
+            TenantEvent::DeliverySettingsChanged {
+                version,
+                settings,
+                sealed,
+                changed_at,
+            } => {
+                self.delivery_version = version;
+                self.delivery = settings.zip(sealed).map(|(facts, sealed)| TenantDelivery {
+                    version,
+                    facts,
+                    sealed,
+                    changed_at,
+                });
+            }
+            TenantEvent::DeliveryTested { .. } => {}
         }
     }
 }
@@ -241,3 +309,7 @@ impl Aggregate for Tenant {
 #[cfg(test)]
 #[path = "aggregate_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "delivery_tests.rs"]
+mod delivery_tests;

@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 
 use super::KeyedHash;
+use crate::channel::Channel;
+use crate::provider::DeliveryFacts;
+use crate::secrets::SealedSecret;
 use crate::{ApiKeyId, KeyLabel, PolicyChange, Role, TenantId, TenantName};
 
 /// A key about to be issued: its secret half exists only in the caller's response.
@@ -54,4 +57,31 @@ pub enum TenantCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Set the tenant's own delivery providers (`None`: back to the service's).
+    SetDeliverySettings {
+        /// Validated settings: their shown facts and the sealed whole.
+        settings: Option<(DeliveryFacts, SealedSecret)>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record a test message sent through the tenant's own providers.
+    RecordDeliveryTest {
+        /// The outcome (its destination masked).
+        test: DeliveryTest,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// How a test message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryTest {
+    pub channel: Channel,
+    /// Masked.
+    pub destination: String,
+    pub delivered: bool,
+    pub provider_message_id: Option<String>,
+    /// Redacted.
+    pub error: Option<String>,
+    pub retryable: bool,
 }

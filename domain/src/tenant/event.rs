@@ -6,6 +6,9 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::KeyedHash;
+use crate::channel::Channel;
+use crate::provider::DeliveryFacts;
+use crate::secrets::SealedSecret;
 use crate::{ApiKeyId, KeyLabel, Policy, Role, TenantId, TenantName};
 
 /// Events of the tenant aggregate.
@@ -48,6 +51,34 @@ pub enum TenantEvent {
         /// When.
         set_at: DateTime<Utc>,
     },
+    /// The tenant's own delivery providers were set, or cleared (`settings: None`: back to the
+    /// service's). The credentials are only in `sealed`, under the tenant's data key.
+    DeliverySettingsChanged {
+        /// Counts the changes: senders built for an older version are not used any more.
+        version: u64,
+        /// What may be shown; `None` when cleared.
+        settings: Option<DeliveryFacts>,
+        /// The whole validated settings with their credentials, sealed (never shown).
+        sealed: Option<SealedSecret>,
+        /// When.
+        changed_at: DateTime<Utc>,
+    },
+    /// An administrator sent a test message through the tenant's own providers.
+    DeliveryTested {
+        channel: Channel,
+        /// The destination, masked.
+        destination: String,
+        /// Whether the provider accepted it.
+        delivered: bool,
+        provider_message_id: Option<String>,
+        /// Why not (redacted).
+        error: Option<String>,
+        /// Whether the failure was temporary.
+        #[serde(default)]
+        retryable: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -57,6 +88,8 @@ impl DomainEvent for TenantEvent {
             TenantEvent::ApiKeyIssued { .. } => "ApiKeyIssued",
             TenantEvent::ApiKeyRevoked { .. } => "ApiKeyRevoked",
             TenantEvent::TwoFactorPolicySet { .. } => "TwoFactorPolicySet",
+            TenantEvent::DeliverySettingsChanged { .. } => "DeliverySettingsChanged",
+            TenantEvent::DeliveryTested { .. } => "DeliveryTested",
         }
         .to_owned()
     }

@@ -6,8 +6,8 @@ mod aggregate;
 mod command;
 mod event;
 
-pub use aggregate::{ApiKeyState, Tenant, TenantError, MAX_ACTIVE_KEYS};
-pub use command::{NewApiKey, TenantCommand};
+pub use aggregate::{ApiKeyState, Tenant, TenantDelivery, TenantError, MAX_ACTIVE_KEYS};
+pub use command::{DeliveryTest, NewApiKey, TenantCommand};
 pub use event::TenantEvent;
 
 use serde::{Deserialize, Serialize};

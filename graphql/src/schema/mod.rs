@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use twofold_domain::Role;
 use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
+use twofold_services::delivery_settings::DeliverySettingsService;
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{ProofInput, UserService, VerifyInput};
 use twofold_services::{RequestContext, ServiceError};
@@ -20,9 +21,9 @@ use crate::guard::{call, key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
 use crate::proof_input::ProofInputGql;
 use crate::types::{
     ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
-    ComplianceReport, CreatedTenant, IssuedApiKey, MethodGql, Policy, PolicyInput, RecoveryCodes,
-    RoleGql, SignInRequirement, Tenant, TotpEnrollment, UserTwoFactor, Verification,
-    WebAuthnChallenge,
+    ComplianceReport, CreatedTenant, DeliverySettings, DeliverySettingsInput, IssuedApiKey,
+    MethodGql, Policy, PolicyInput, RecoveryCodes, RoleGql, SignInRequirement, Tenant,
+    TestDeliveryResult, TotpEnrollment, UserTwoFactor, Verification, WebAuthnChallenge,
 };
 
 /// The tenant's backend.
@@ -111,6 +112,8 @@ pub struct ApiServices {
     pub compliance: ComplianceService,
     /// The audit history.
     pub audit: AuditService,
+    /// Tenants' own delivery providers.
+    pub delivery_settings: DeliverySettingsService,
 }
 
 /// The schema with the services its resolvers use; `shutdown` ends live subscriptions.
@@ -126,6 +129,7 @@ pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> T
         .data(services.users)
         .data(services.compliance)
         .data(services.audit)
+        .data(services.delivery_settings)
         .data(Shutdown(shutdown))
         .extension(crate::syntax_error::OneLineSyntaxErrors)
         .extension(crate::introspection::IntrospectionNeedsKey)

@@ -59,4 +59,50 @@ impl TenantMutation {
             .map_err(ApiError)?;
         Ok(Policy(policy))
     }
+
+    /// ADMIN. The tenant's own SMTP server, SMS provider and sender name (credentials sealed,
+    /// never returned). Replaces all earlier settings: a channel left null goes back to the
+    /// service's provider. Hosts must be public (`https://`, SMTP with TLS or STARTTLS).
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn set_delivery_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: DeliverySettingsInput,
+    ) -> async_graphql::Result<DeliverySettings> {
+        let settings = ctx
+            .data_unchecked::<DeliverySettingsService>()
+            .set(call(ctx)?, input.into())
+            .await
+            .map_err(ApiError)?;
+        Ok(DeliverySettings(settings))
+    }
+
+    /// ADMIN. Back to the service's providers for every channel. True when done (also when
+    /// nothing was set).
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn clear_delivery_settings(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        ctx.data_unchecked::<DeliverySettingsService>()
+            .clear(call(ctx)?)
+            .await
+            .map_err(ApiError)?;
+        Ok(true)
+    }
+
+    /// ADMIN. Sends a test message now (not queued) through the tenant's own provider of
+    /// `channel` to `destination` and answers what the provider said. At most 10 per hour per
+    /// tenant; recorded in the audit history (`DeliveryTested`, the destination masked).
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn test_delivery(
+        &self,
+        ctx: &Context<'_>,
+        channel: ChannelGql,
+        destination: String,
+    ) -> async_graphql::Result<TestDeliveryResult> {
+        let outcome = ctx
+            .data_unchecked::<DeliverySettingsService>()
+            .test(call(ctx)?, channel.into(), &destination)
+            .await
+            .map_err(ApiError)?;
+        Ok(outcome.into())
+    }
 }

@@ -4,12 +4,14 @@
 
 mod audit;
 mod compliance;
+mod delivery;
 mod tenant;
 mod user;
 mod webauthn;
 
 pub use audit::*;
 pub use compliance::*;
+pub use delivery::*;
 pub use tenant::*;
 pub use user::*;
 pub use webauthn::*;

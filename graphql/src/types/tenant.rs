@@ -38,6 +38,12 @@ impl Tenant {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// ADMIN, AUDITOR. The tenant's own delivery providers, masked (never a credential); null
+    /// when it uses the service's.
+    #[graphql(guard = "crate::guard::RoleGuard(crate::guard::ADMIN_AUDITOR)")]
+    async fn delivery_settings(&self) -> Option<super::DeliverySettings> {
+        self.0.delivery.clone().map(super::DeliverySettings)
+    }
 }
 
 /// An API key (never its secret).

@@ -22,6 +22,7 @@ pub mod config;
 pub mod console;
 pub mod render;
 pub mod smtp;
+pub mod tenant;
 pub mod twilio;
 pub mod webhook;
 
@@ -173,6 +174,9 @@ fn status_error(provider: &str, status: reqwest::StatusCode, detail: &str) -> Se
 /// Classifies a failed HTTP call that got no status. Never uses the error's own text: it names
 /// the URL, which may carry a token.
 fn transport_error(provider: &str, error: &reqwest::Error) -> SendError {
+    if let Some(refused) = tenant::guard::refusal_in(error) {
+        return SendError::Permanent(format!("{provider} is not reachable: {refused}"));
+    }
     if error.is_builder() {
         SendError::Permanent(format!("cannot build the request to {provider}"))
     } else if error.is_timeout() {

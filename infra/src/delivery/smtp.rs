@@ -57,6 +57,20 @@ impl SmtpSender {
         })
     }
 
+    /// A sender over a transport built elsewhere (a tenant's own server, connected at an
+    /// address checked just before).
+    pub fn with_transport(
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            transport,
+            from,
+            timeout,
+        }
+    }
+
     /// The mail for `message`, as it will be sent. Public so tests can inspect it without a
     /// server.
     pub fn compose(&self, message: &OutgoingCode) -> Result<Message, SendError> {

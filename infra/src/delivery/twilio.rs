@@ -29,6 +29,7 @@ pub struct TwilioSender {
     account_sid: String,
     auth_token: Zeroizing<String>,
     from: String,
+    messaging_service_sid: Option<String>,
 }
 
 impl std::fmt::Debug for TwilioSender {
@@ -51,6 +52,15 @@ struct TwilioAnswer {
 impl TwilioSender {
     /// A sender for the account of `settings`; every call is bounded by `settings.timeout`.
     pub fn new(settings: &TwilioSettings) -> Result<Self, BuildError> {
+        Self::with_client(settings, http_client("Twilio", settings.timeout)?)
+    }
+
+    /// A sender for the account of `settings` over `client` (a tenant's own account: a client
+    /// that refuses private addresses).
+    pub fn with_client(
+        settings: &TwilioSettings,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
         let mut endpoint = settings.api_base.clone();
         endpoint
             .path_segments_mut()
@@ -66,12 +76,26 @@ impl TwilioSender {
                 "Messages.json",
             ]);
         Ok(Self {
-            client: http_client("Twilio", settings.timeout)?,
+            client,
             endpoint,
             account_sid: settings.account_sid.clone(),
             auth_token: settings.auth_token.clone(),
             from: settings.from.clone(),
+            messaging_service_sid: settings.messaging_service_sid.clone(),
         })
+    }
+
+    /// The form fields: `To` and `Body`, and `From` and/or `MessagingServiceSid`.
+    fn form<'a>(&'a self, to: &'a str, body: &'a str) -> Vec<(&'static str, &'a str)> {
+        let mut form = vec![("To", to)];
+        if !self.from.is_empty() {
+            form.push(("From", self.from.as_str()));
+        }
+        if let Some(service) = &self.messaging_service_sid {
+            form.push(("MessagingServiceSid", service.as_str()));
+        }
+        form.push(("Body", body));
+        form
     }
 
     /// The Messages endpoint this sender posts to.
@@ -90,11 +114,7 @@ impl CodeSender for TwilioSender {
             .basic_auth(&self.account_sid, Some(self.auth_token.as_str()))
             .header("I-Twilio-Idempotency-Token", message.challenge_id.as_str())
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&[
-                ("To", message.destination.as_str()),
-                ("From", self.from.as_str()),
-                ("Body", body.as_str()),
-            ])
+            .form(&self.form(message.destination.as_str(), body.as_str()))
             .send()
             .await
             .map_err(|e| transport_error(PROVIDER, &e))?;

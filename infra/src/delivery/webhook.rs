@@ -101,8 +101,17 @@ struct Answer {
 impl WebhookSender {
     /// A sender for the webhook of `settings`; every call is bounded by `settings.timeout`.
     pub fn new(settings: &WebhookSettings) -> Result<Self, BuildError> {
+        Self::with_client(settings, http_client("the SMS webhook", settings.timeout)?)
+    }
+
+    /// A sender for the webhook of `settings` over `client` (a tenant's own webhook: a client
+    /// that refuses private addresses).
+    pub fn with_client(
+        settings: &WebhookSettings,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
         Ok(Self {
-            client: http_client("the SMS webhook", settings.timeout)?,
+            client,
             url: settings.url.clone(),
             secret: settings.secret.clone(),
         })

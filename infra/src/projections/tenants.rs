@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
-use twofold_domain::tenant::{KeyedHash, Tenant, TenantEvent};
+use twofold_domain::tenant::{KeyedHash, Tenant, TenantDelivery, TenantEvent};
 use twofold_domain::{ApiKeyId, Policy, Role, TenantId};
 use twofold_services::ports::{ApiKeyView, TenantDirectory, TenantView};
 use twofold_services::StoreError;
@@ -111,6 +111,28 @@ impl Projection for TenantsProjection {
                 .execute(&mut *db)
                 .await?;
             }
+            TenantEvent::DeliverySettingsChanged {
+                version,
+                settings,
+                sealed,
+                changed_at,
+            } => {
+                let delivery = settings.zip(sealed).map(|(facts, sealed)| TenantDelivery {
+                    version,
+                    facts,
+                    sealed,
+                    changed_at,
+                });
+                sqlx::query(
+                    "UPDATE tenants SET delivery = $2, updated_at = $3 WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .bind(delivery.map(|d| serde_json::to_value(&d)).transpose()?)
+                .bind(changed_at)
+                .execute(&mut *db)
+                .await?;
+            }
+            TenantEvent::DeliveryTested { .. } => {}
         }
         Ok(())
     }
@@ -170,7 +192,8 @@ const KEYS: &str = "api_keys k LEFT JOIN key_revocations r USING (tenant_id, key
 impl TenantDirectory for PgTenantDirectory {
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantView>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, policy, created_at, enforced_since FROM tenants WHERE tenant_id = $1",
+            "SELECT name, policy, created_at, enforced_since, delivery FROM tenants \
+             WHERE tenant_id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -184,6 +207,12 @@ impl TenantDirectory for PgTenantDirectory {
             policy: serde_json::from_value::<Policy>(policy).map_err(StoreError::new)?,
             created_at: row.try_get("created_at").map_err(StoreError::new)?,
             enforced_since: row.try_get("enforced_since").map_err(StoreError::new)?,
+            delivery: row
+                .try_get::<Option<serde_json::Value>, _>("delivery")
+                .map_err(StoreError::new)?
+                .map(serde_json::from_value::<TenantDelivery>)
+                .transpose()
+                .map_err(StoreError::new)?,
         }))
     }
 

@@ -18,6 +18,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "ApiKeyIssued",
     "ApiKeyRevoked",
     "TwoFactorPolicySet",
+    "DeliverySettingsChanged",
+    "DeliveryTested",
     // user
     "TotpEnrollmentStarted",
     "TotpEnabled",
@@ -114,6 +116,36 @@ fn tenant(event: &TenantEvent) -> Value {
             policy,
             set_at,
         } => json!({ "previous": previous, "policy": policy, "at": set_at }),
+        // The credentials are only in the sealed value, which is never shown: an auditor
+        // sees that they changed, and the facts an administrator sees.
+        TenantEvent::DeliverySettingsChanged {
+            version,
+            settings,
+            sealed,
+            changed_at,
+        } => json!({
+            "version": version,
+            "settings": settings,
+            "credentials": if sealed.is_some() { "changed" } else { "cleared" },
+            "at": changed_at,
+        }),
+        TenantEvent::DeliveryTested {
+            channel,
+            destination,
+            delivered,
+            provider_message_id,
+            error,
+            retryable,
+            at,
+        } => json!({
+            "channel": channel,
+            "destination": destination,
+            "delivered": delivered,
+            "providerMessageId": provider_message_id,
+            "error": error,
+            "retryable": retryable,
+            "at": at,
+        }),
     }
 }
 

@@ -324,6 +324,27 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             policy: Policy::default(),
             set_at: at,
         },
+        TenantEvent::DeliverySettingsChanged {
+            version: 1,
+            settings: Some(twofold_domain::provider::DeliveryFacts {
+                sender_name: Some("Acme".into()),
+                email: None,
+                sms: Some(twofold_domain::provider::SmsFacts::Webhook {
+                    host: "sms.acme.example".into(),
+                }),
+            }),
+            sealed: Some(SealedSecret::from_encoded(SECRET.into())),
+            changed_at: at,
+        },
+        TenantEvent::DeliveryTested {
+            channel: Channel::Sms,
+            destination: "+995 *** ** 12 34".into(),
+            delivered: false,
+            provider_message_id: None,
+            error: Some("the SMS webhook answered 500".into()),
+            retryable: true,
+            at,
+        },
     ];
     users
         .into_iter()

@@ -12,18 +12,23 @@ use std::time::Duration;
 
 use twofold_domain::channel::Channel;
 use twofold_domain::user::DeliveryOutcome;
+use twofold_domain::TenantId;
 
 use tracing::Instrument;
 
-use crate::ports::{CodeSender, DeliveryJob, DeliveryKind, DeliveryQueue, SendError};
+use crate::ports::{
+    CodeSender, DeliveryJob, DeliveryKind, DeliveryQueue, SendError, TenantSenders,
+};
 use crate::users::UserService;
 use crate::ServiceError;
 
 mod notice;
+mod settings;
 mod spawn;
 pub use spawn::DELIVERY_CONCURRENCY;
 
-/// Retry policy of the worker.
+/// The worker's policy: retries, concurrency, retention (`TWOFOLD_DELIVERY_*`, see
+/// [`RetryPolicy::from_lookup`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts before giving up on a temporary failure.
@@ -32,6 +37,10 @@ pub struct RetryPolicy {
     pub first_backoff: Duration,
     /// How long a claimed job is reserved for one worker.
     pub lease: Duration,
+    /// Sends in flight at once per instance.
+    pub concurrency: usize,
+    /// How long finished (delivered or failed) jobs stay in the queue before they are pruned.
+    pub retention: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -40,7 +49,17 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             first_backoff: Duration::from_secs(2),
             lease: Duration::from_secs(60),
+            concurrency: DELIVERY_CONCURRENCY,
+            retention: Duration::from_secs(7 * 86_400),
         }
+    }
+}
+
+impl RetryPolicy {
+    /// How often finished jobs are pruned: a quarter of the retention, between a second and
+    /// ten minutes.
+    pub fn prune_every(&self) -> Duration {
+        (self.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600))
     }
 }
 
@@ -51,6 +70,8 @@ pub struct DeliveryWorker {
     queue: Arc<dyn DeliveryQueue>,
     email: Arc<dyn CodeSender>,
     sms: Arc<dyn CodeSender>,
+    /// Tenants' own providers; `None`: every tenant uses `email` and `sms`.
+    tenant_senders: Option<Arc<dyn TenantSenders>>,
     policy: RetryPolicy,
 }
 
@@ -68,8 +89,25 @@ impl DeliveryWorker {
             queue,
             email,
             sms,
+            tenant_senders: None,
             policy,
         }
+    }
+
+    /// Sends the codes of tenants with their own providers through those.
+    pub fn with_tenant_senders(mut self, senders: Arc<dyn TenantSenders>) -> Self {
+        self.tenant_senders = Some(senders);
+        self
+    }
+
+    /// The policy the worker runs with.
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Deletes finished jobs older than the retention.
+    pub async fn prune(&self) -> Result<u64, ServiceError> {
+        Ok(self.queue.prune(self.policy.retention).await?)
     }
 
     /// Reserves the next due job for this worker for the lease, if one is due. Jobs under
@@ -96,18 +134,29 @@ impl DeliveryWorker {
         if job.kind == DeliveryKind::Notification {
             return self.deliver_notice(job).await;
         }
-        let Some(message) = self.users.outgoing(&job.user, &job.challenge_id).await? else {
-            tracing::info!("nothing to send any more (spent, expired or already delivered)");
-            self.queue
-                .finish(&job.challenge_id, false, Some("obsolete"))
-                .await?;
-            return Ok(());
-        };
-        let sender = match job.channel {
-            Channel::Email => &self.email,
-            Channel::Sms => &self.sms,
-        };
         let attempts = job.attempts + 1;
+        let message = match self.users.outgoing(&job.user, &job.challenge_id).await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                tracing::info!("nothing to send any more (spent, expired or already delivered)");
+                self.queue
+                    .finish(&job.challenge_id, false, Some("obsolete"))
+                    .await?;
+                return Ok(());
+            }
+            Err(e) => {
+                // A seal that does not open, a tenant that cannot be read: retried like a
+                // temporary failure, and recorded as failed when the attempts run out, so a
+                // code never waits in silence for ever.
+                tracing::error!(error = ?e, "cannot prepare the message");
+                let error = SendError::Retryable("the message could not be prepared".to_owned());
+                return self.failed(&job, attempts, error).await;
+            }
+        };
+        let sender = match self.sender(&job.user.tenant, job.channel).await {
+            Ok(sender) => sender,
+            Err(e) => return self.failed(&job, attempts, e).await,
+        };
         match sender.send(&message).await {
             Ok(receipt) => {
                 self.users
@@ -121,15 +170,56 @@ impl DeliveryWorker {
                     .await?;
                 self.queue.finish(&job.challenge_id, true, None).await?;
                 tracing::info!("code delivered");
+                Ok(())
             }
-            Err(SendError::Retryable(error)) if attempts < self.policy.max_attempts => {
+            Err(e) => self.failed(&job, attempts, e).await,
+        }
+    }
+
+    /// The sender of the job's channel: the tenant's own provider when it set one for this
+    /// channel, else the service's.
+    async fn sender(
+        &self,
+        tenant: &TenantId,
+        channel: Channel,
+    ) -> Result<Arc<dyn CodeSender>, SendError> {
+        let service = match channel {
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+        };
+        let Some(senders) = &self.tenant_senders else {
+            return Ok(service.clone());
+        };
+        let settings = self.users.tenant_delivery(tenant).await.map_err(|e| {
+            tracing::error!(error = ?e, "cannot read the tenant's delivery settings");
+            SendError::Retryable("the tenant's delivery settings could not be read".to_owned())
+        })?;
+        let Some(settings) = settings else {
+            return Ok(service.clone());
+        };
+        Ok(senders
+            .sender(tenant, &settings, channel)
+            .await?
+            .unwrap_or_else(|| service.clone()))
+    }
+
+    /// A failed attempt: retried later while it is temporary and attempts are left, else
+    /// recorded on the user as `CodeDeliveryFailed`.
+    async fn failed(
+        &self,
+        job: &DeliveryJob,
+        attempts: u32,
+        error: SendError,
+    ) -> Result<(), ServiceError> {
+        match error {
+            SendError::Retryable(error) if attempts < self.policy.max_attempts => {
                 let delay = self.policy.first_backoff * 2u32.saturating_pow(attempts - 1);
                 tracing::warn!(%error, ?delay, "delivery failed; will retry");
                 self.queue
                     .retry_later(&job.challenge_id, attempts, delay, &error)
                     .await?;
             }
-            Err(e) => {
+            e => {
                 let error = e.to_string();
                 tracing::warn!(%error, "delivery failed; giving up");
                 self.users

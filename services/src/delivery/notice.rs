@@ -8,24 +8,13 @@
 //! no longer kept), and fails, after the retries, when that destination no longer opens (the
 //! tenant's data key was shredded).
 
-use std::sync::Arc;
-
-use twofold_domain::channel::Channel;
 use twofold_domain::user::DeliveryOutcome;
 
 use super::DeliveryWorker;
-use crate::ports::{CodeSender, DeliveryJob, SendError};
+use crate::ports::{DeliveryJob, SendError};
 use crate::ServiceError;
 
 impl DeliveryWorker {
-    /// The sender of `channel` for notices: the same one that sends the tenant's codes.
-    fn notice_sender(&self, channel: Channel) -> &Arc<dyn CodeSender> {
-        match channel {
-            Channel::Email => &self.email,
-            Channel::Sms => &self.sms,
-        }
-    }
-
     /// Sends a claimed notice job and records the outcome.
     pub(super) async fn deliver_notice(&self, job: DeliveryJob) -> Result<(), ServiceError> {
         let id = job.challenge_id.as_str();
@@ -36,11 +25,11 @@ impl DeliveryWorker {
                 self.queue.finish(id, false, Some("obsolete")).await?;
                 return Ok(());
             }
-            Ok(Some(notice)) => {
-                self.notice_sender(notice.channel)
-                    .send_notice(&notice)
-                    .await
-            }
+            // The same sender as the tenant's codes: its own provider when it set one.
+            Ok(Some(notice)) => match self.sender(&job.user.tenant, notice.channel).await {
+                Ok(sender) => sender.send_notice(&notice).await,
+                Err(e) => Err(e),
+            },
             // The destination did not open (the data key is unavailable, or was shredded):
             // retried like a provider's failure, then recorded as failed, never silent.
             Err(e) => {

@@ -2,7 +2,7 @@
 //! processor or a short poll.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -10,7 +10,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::DeliveryWorker;
 use crate::ports::ProcessorProgress;
 
-/// Sends in flight at once per instance. A send mostly waits for the provider (an SMTP
+/// Sends in flight at once per instance by default (`TWOFOLD_DELIVERY_CONCURRENCY`). A send mostly waits for the provider (an SMTP
 /// exchange, an HTTPS request), so sends overlap instead of queueing behind each other: one at a
 /// time, a burst of sign-ins waited for every earlier code. Each send holds its own job's lease,
 /// so no code is sent twice for this.
@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 impl DeliveryWorker {
     /// Runs the worker until `shutdown`: it claims due jobs while it has a free slot (up to
-    /// [`DELIVERY_CONCURRENCY`] sends at once), then waits for the event processor to apply new
+    /// the policy's concurrency, [`DELIVERY_CONCURRENCY`] by default), then waits for the event processor to apply new
     /// events (a `CodeSent` queues a job) or for a short poll (a retry falls due). On shutdown it
     /// lets the sends in flight finish.
     pub fn spawn(
@@ -30,12 +30,21 @@ impl DeliveryWorker {
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(DELIVERY_CONCURRENCY));
+            let slots = Arc::new(Semaphore::new(self.policy.concurrency.max(1)));
             let mut sends = JoinSet::new();
+            let mut pruned_at: Option<Instant> = None;
             loop {
                 while sends.try_join_next().is_some() {}
                 if *shutdown.borrow() {
                     break;
+                }
+                if pruned_at.is_none_or(|at| at.elapsed() >= self.policy.prune_every()) {
+                    pruned_at = Some(Instant::now());
+                    match self.prune().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(pruned = n, "finished deliveries pruned"),
+                        Err(e) => tracing::error!(error = ?e, "pruning finished deliveries failed"),
+                    }
                 }
                 let slot = tokio::select! {
                     slot = slots.clone().acquire_owned() => match slot {

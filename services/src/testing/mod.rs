@@ -78,6 +78,7 @@ impl Harness {
             policy,
             created_at: self.clock.now(),
             enforced_since: None,
+            delivery: None,
         });
     }
 

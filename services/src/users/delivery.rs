@@ -34,6 +34,14 @@ impl UserService {
         Ok(())
     }
 
+    /// The tenant's own delivery providers, if it set any (the delivery worker).
+    pub(crate) async fn tenant_delivery(
+        &self,
+        tenant: &twofold_domain::TenantId,
+    ) -> Result<Option<twofold_domain::tenant::TenantDelivery>, ServiceError> {
+        Ok(self.tenant(tenant).await?.delivery)
+    }
+
     /// What the delivery worker needs to send a challenge's code: the message, or `None` when
     /// there is nothing to send any more (the challenge is gone, spent, expired or already
     /// recorded as delivered).
@@ -70,10 +78,16 @@ impl UserService {
         let destination = String::from_utf8(destination.to_vec())
             .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
+        // Messages name the tenant by its sender name when it set one.
+        let tenant_name = tenant
+            .delivery
+            .as_ref()
+            .and_then(|d| d.facts.sender_name.clone())
+            .unwrap_or(tenant.name);
         let remaining = (challenge.expires_at - now).num_seconds().max(1);
         Ok(Some(crate::ports::OutgoingCode {
             challenge_id: challenge.id.clone(),
-            tenant_name: tenant.name,
+            tenant_name,
             channel: challenge.channel,
             purpose: challenge.purpose,
             destination: zeroize::Zeroizing::new(destination),

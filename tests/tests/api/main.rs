@@ -29,6 +29,7 @@ mod send_buckets;
 mod send_limits;
 mod sign_in;
 mod snapshots;
+mod tenant_delivery;
 mod totp;
 mod trusted_devices;
 mod webauthn;

@@ -26,8 +26,11 @@ pub struct TwilioSettings {
     pub account_sid: String,
     /// The auth token (the basic-auth password).
     pub auth_token: Zeroizing<String>,
-    /// The sender: a phone number in E.164 or an alphanumeric sender id.
+    /// The sender: a phone number in E.164 or an alphanumeric sender id; empty when a
+    /// Messaging Service chooses it.
     pub from: String,
+    /// The Messaging Service (`MG...`) that sends, when one is set (tenants' own accounts).
+    pub messaging_service_sid: Option<String>,
     /// Bound on each API call.
     pub timeout: Duration,
 }
@@ -93,6 +96,7 @@ pub(super) fn read(vars: &Vars<'_>) -> Result<TwilioSettings, ConfigError> {
         account_sid,
         auth_token,
         from,
+        messaging_service_sid: None,
         timeout: DEFAULT_TIMEOUT,
     })
 }

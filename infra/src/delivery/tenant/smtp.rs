@@ -1,0 +1,167 @@
+//! Email through a tenant's own SMTP server: the host is resolved and checked at each send, the
+//! connection goes to the checked address, and TLS is verified against the host's name.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, Tokio1Executor};
+use twofold_domain::provider::{SmtpProvider, SmtpSecurity};
+use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
+
+use super::guard::{resolve_checked, ResolveError};
+use crate::delivery::SmtpSender;
+
+/// Sends through one tenant's SMTP server.
+pub struct GuardedSmtpSender {
+    host: String,
+    port: u16,
+    /// `None` for plain SMTP (development allowance only).
+    tls: Option<(SmtpSecurity, TlsParameters)>,
+    credentials: Option<Credentials>,
+    from: Mailbox,
+    timeout: Duration,
+    allow_private: bool,
+}
+
+impl std::fmt::Debug for GuardedSmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedSmtpSender")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuardedSmtpSender {
+    /// A sender for `provider`; the TLS parameters (verified against the host's name) are
+    /// built once here.
+    pub fn new(
+        provider: &SmtpProvider,
+        timeout: Duration,
+        allow_private: bool,
+    ) -> Result<Self, SendError> {
+        let unusable = |what: &str| {
+            SendError::Permanent(format!("the tenant's SMTP settings cannot be used: {what}"))
+        };
+        if provider.security == SmtpSecurity::Plain && !allow_private {
+            return Err(unusable("plain SMTP is not allowed"));
+        }
+        let tls = match provider.security {
+            SmtpSecurity::Plain => None,
+            security => Some((
+                security,
+                TlsParameters::new(provider.host.clone())
+                    .map_err(|_| unusable("TLS cannot be set up for its host"))?,
+            )),
+        };
+        let address: Address = provider
+            .from
+            .parse()
+            .map_err(|_| unusable("the From address"))?;
+        Ok(Self {
+            host: provider.host.clone(),
+            port: provider.port,
+            tls,
+            credentials: provider
+                .username
+                .clone()
+                .zip(provider.password.clone())
+                .map(|(user, password)| Credentials::new(user, password)),
+            from: Mailbox::new(provider.from_name.clone(), address),
+            timeout,
+            allow_private,
+        })
+    }
+}
+
+#[async_trait]
+impl CodeSender for GuardedSmtpSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        let addrs = resolve_checked(&self.host, self.port, self.allow_private)
+            .await
+            .map_err(|e| match e {
+                ResolveError::Refused(refused) => {
+                    SendError::Permanent(format!("the SMTP server is not reachable: {refused}"))
+                }
+                ResolveError::Unresolved => {
+                    SendError::Retryable("the SMTP server's host does not resolve".to_owned())
+                }
+            })?;
+        // The connection goes to the address just checked, never to a fresh lookup.
+        let ip = addrs[0].ip().to_string();
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip)
+            .port(self.port)
+            .timeout(Some(self.timeout));
+        builder = match &self.tls {
+            None => builder.tls(Tls::None),
+            Some((SmtpSecurity::StartTls, params)) => builder.tls(Tls::Required(params.clone())),
+            Some((_, params)) => builder.tls(Tls::Wrapper(params.clone())),
+        };
+        if let Some(credentials) = &self.credentials {
+            builder = builder.credentials(credentials.clone());
+        }
+        SmtpSender::with_transport(builder.build(), self.from.clone(), self.timeout)
+            .send(message)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(host: &str, security: SmtpSecurity) -> SmtpProvider {
+        SmtpProvider {
+            host: host.into(),
+            port: 2525,
+            security,
+            username: Some("u".into()),
+            password: Some("hunter2pw".into()),
+            from: "no-reply@acme.example".into(),
+            from_name: Some("Acme".into()),
+        }
+    }
+
+    #[test]
+    fn tls_is_verified_against_the_host_name_and_plain_needs_the_allowance() {
+        let s = GuardedSmtpSender::new(
+            &provider("smtp.acme.example", SmtpSecurity::Tls),
+            Duration::from_secs(5),
+            false,
+        )
+        .unwrap();
+        let (_, params) = s.tls.as_ref().unwrap();
+        assert_eq!(params.domain(), "smtp.acme.example");
+        assert!(!format!("{s:?}").contains("hunter2pw"));
+        assert!(GuardedSmtpSender::new(
+            &provider("127.0.0.1", SmtpSecurity::Plain),
+            Duration::from_secs(5),
+            false
+        )
+        .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_host_resolving_to_loopback_is_never_connected_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut p = provider("localhost", SmtpSecurity::StartTls);
+        p.port = listener.local_addr().unwrap().port();
+        let sender = GuardedSmtpSender::new(&p, Duration::from_secs(5), false).unwrap();
+        let message = OutgoingCode {
+            challenge_id: "c1".into(),
+            tenant_name: "Acme".into(),
+            channel: twofold_domain::channel::Channel::Email,
+            purpose: twofold_domain::channel::Purpose::SignIn,
+            destination: zeroize::Zeroizing::new("amy@example.com".into()),
+            code: zeroize::Zeroizing::new("123456".into()),
+            valid_seconds: 600,
+        };
+        let e = sender.send(&message).await.unwrap_err();
+        assert!(matches!(e, SendError::Permanent(_)), "{e}");
+        assert!(e.to_string().contains("loopback"), "{e}");
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "a connection was made");
+    }
+}
