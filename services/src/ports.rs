@@ -43,6 +43,17 @@ pub struct TenantView {
     pub delivery: Option<twofold_domain::tenant::TenantDelivery>,
 }
 
+impl TenantView {
+    /// The name messages to users go out under: the sender name the tenant set with its
+    /// providers, else its name.
+    pub fn sender_name(&self) -> &str {
+        self.delivery
+            .as_ref()
+            .and_then(|d| d.facts.sender_name.as_deref())
+            .unwrap_or(&self.name)
+    }
+}
+
 /// An API key as the read model shows it (never its secret).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyView {

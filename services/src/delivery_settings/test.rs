@@ -96,16 +96,17 @@ impl DeliverySettingsService {
             Ok(Some(sender)) => {
                 let message = OutgoingCode {
                     challenge_id: id,
-                    tenant_name: settings
-                        .facts
-                        .sender_name
-                        .clone()
-                        .unwrap_or_else(|| view.name.clone()),
+                    tenant_name: view.sender_name().to_owned(),
                     channel,
                     purpose: Purpose::VerifyChannel,
                     destination: Zeroizing::new(destination),
                     code: Zeroizing::new(TEST_CODE.to_owned()),
                     valid_seconds: 600,
+                    language: twofold_domain::Language::choose(
+                        None,
+                        view.policy.default_locale.as_ref(),
+                    ),
+                    web_host: None,
                 };
                 sender.send(&message).await
             }

@@ -78,12 +78,7 @@ impl UserService {
         let destination = String::from_utf8(destination.to_vec())
             .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
-        // Messages name the tenant by its sender name when it set one.
-        let tenant_name = tenant
-            .delivery
-            .as_ref()
-            .and_then(|d| d.facts.sender_name.clone())
-            .unwrap_or(tenant.name);
+        let tenant_name = tenant.sender_name().to_owned();
         let remaining = (challenge.expires_at - now).num_seconds().max(1);
         Ok(Some(crate::ports::OutgoingCode {
             challenge_id: challenge.id.clone(),
@@ -167,7 +162,7 @@ impl UserService {
         let tenant = self.tenant(&user.tenant).await?;
         let text = super::notices::NoticeText {
             language: super::notices::language(&state, &tenant),
-            sender_name: &tenant.name,
+            sender_name: tenant.sender_name(),
             kind: &queued.kind,
             at: queued.at,
         };

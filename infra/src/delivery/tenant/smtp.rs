@@ -9,7 +9,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, Tokio1Executor};
 use twofold_domain::provider::{SmtpProvider, SmtpSecurity};
-use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
+use twofold_services::ports::{
+    CodeSender, DeliveryReceipt, NoticeSender, OutgoingCode, OutgoingNotice, SendError,
+};
 
 use super::guard::{resolve_checked, ResolveError};
 use crate::delivery::SmtpSender;
@@ -76,9 +78,11 @@ impl GuardedSmtpSender {
     }
 }
 
-#[async_trait]
-impl CodeSender for GuardedSmtpSender {
-    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+impl GuardedSmtpSender {
+    /// A sender connected to an address checked just now: every send resolves and checks
+    /// again (a DNS answer can change between sends), and connects to the address it checked,
+    /// never to a fresh lookup.
+    async fn checked(&self) -> Result<SmtpSender, SendError> {
         let addrs = resolve_checked(&self.host, self.port, self.allow_private)
             .await
             .map_err(|e| match e {
@@ -89,7 +93,6 @@ impl CodeSender for GuardedSmtpSender {
                     SendError::Retryable("the SMTP server's host does not resolve".to_owned())
                 }
             })?;
-        // The connection goes to the address just checked, never to a fresh lookup.
         let ip = addrs[0].ip().to_string();
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip)
             .port(self.port)
@@ -102,9 +105,25 @@ impl CodeSender for GuardedSmtpSender {
         if let Some(credentials) = &self.credentials {
             builder = builder.credentials(credentials.clone());
         }
-        SmtpSender::with_transport(builder.build(), self.from.clone(), self.timeout)
-            .send(message)
-            .await
+        Ok(SmtpSender::with_transport(
+            builder.build(),
+            self.from.clone(),
+            self.timeout,
+        ))
+    }
+}
+
+#[async_trait]
+impl CodeSender for GuardedSmtpSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        self.checked().await?.send(message).await
+    }
+}
+
+#[async_trait]
+impl NoticeSender for GuardedSmtpSender {
+    async fn send_notice(&self, notice: &OutgoingNotice) -> Result<DeliveryReceipt, SendError> {
+        self.checked().await?.send_notice(notice).await
     }
 }
 
@@ -157,6 +176,8 @@ mod tests {
             destination: zeroize::Zeroizing::new("amy@example.com".into()),
             code: zeroize::Zeroizing::new("123456".into()),
             valid_seconds: 600,
+            language: twofold_domain::Language::En,
+            web_host: None,
         };
         let e = sender.send(&message).await.unwrap_err();
         assert!(matches!(e, SendError::Permanent(_)), "{e}");
