@@ -156,6 +156,13 @@ impl From<Locale> for String {
     }
 }
 
+/// Reads a stored `Option<Locale>` (events, snapshots) without ever failing: a tag that is
+/// no longer accepted (a language withdrawn) reads as none, so the aggregate still loads.
+pub fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Locale>, D::Error> {
+    let raw: Option<String> = Option::deserialize(d)?;
+    Ok(raw.and_then(|r| Locale::parse(&r).ok()))
+}
+
 /// The tag in canonical case if it is a well-formed RFC 5646 `langtag` (grandfathered and
 /// private-use-only tags are not: they name no supported language anyway).
 fn canonical(raw: &str) -> Option<String> {
@@ -325,5 +332,15 @@ mod tests {
         let l: Locale = serde_json::from_str("\"de-ch\"").unwrap();
         assert_eq!(serde_json::to_string(&l).unwrap(), "\"de-CH\"");
         assert!(serde_json::from_str::<Locale>("\"it\"").is_err());
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            #[serde(default, deserialize_with = "lenient")]
+            locale: Option<Locale>,
+        }
+        let read = |json: &str| serde_json::from_str::<Stored>(json).unwrap().locale;
+        assert_eq!(read(r#"{"locale":"it"}"#), None);
+        assert_eq!(read(r#"{"locale":null}"#), None);
+        assert_eq!(read("{}"), None);
+        assert_eq!(read(r#"{"locale":"ka"}"#), Locale::parse("ka").ok());
     }
 }

@@ -159,10 +159,10 @@ pub struct Policy {
     pub web_authn: Option<RelyingParty>,
     /// The language of users who chose none (BCP 47 tag of a supported language); `None`:
     /// English.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::locale::lenient")]
     pub default_locale: Option<Locale>,
     /// The site users sign in on: SMS codes end with its autofill line (`@host #123456`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::web_origin::lenient")]
     pub web_origin: Option<WebOrigin>,
     /// Users are told of changes to their 2FA (a factor added, replaced or removed, 2FA off or
     /// reset, a recovery code used, a device trusted, a lockout) at their verified address.

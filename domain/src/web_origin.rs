@@ -67,6 +67,13 @@ impl WebOrigin {
     }
 }
 
+/// Reads a stored `Option<WebOrigin>` without ever failing: one the rules no longer accept
+/// reads as none (no autofill line), so the tenant still loads.
+pub fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<WebOrigin>, D::Error> {
+    let raw: Option<String> = Option::deserialize(d)?;
+    Ok(raw.and_then(|r| WebOrigin::parse(&r).ok()))
+}
+
 impl TryFrom<String> for WebOrigin {
     type Error = PolicyError;
 

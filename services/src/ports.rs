@@ -314,6 +314,10 @@ pub struct OutgoingCode {
     /// How long the code stays valid from now, in seconds (said in the message, never
     /// rounded up).
     pub valid_seconds: u32,
+    /// The language to write in: the user's, else the tenant's default, else English.
+    pub language: twofold_domain::Language,
+    /// The host of the tenant's web origin, when set: SMS end with its autofill line.
+    pub web_host: Option<String>,
 }
 
 impl std::fmt::Debug for OutgoingCode {
@@ -321,6 +325,7 @@ impl std::fmt::Debug for OutgoingCode {
         f.debug_struct("OutgoingCode")
             .field("challenge_id", &self.challenge_id)
             .field("channel", &self.channel)
+            .field("language", &self.language)
             .field("destination", &"<redacted>")
             .field("code", &"<redacted>")
             .finish()

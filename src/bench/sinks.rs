@@ -46,10 +46,14 @@ impl Inbox {
         self.lock().clone()
     }
 
-    /// The latest code sent to `to`: the first run of `digits` digits after the word "code"
-    /// ("Acme sign-in code: 123456", "Your Acme sign-in code is: 123456").
+    /// The latest code sent to `to`: SMS texts start with it ("123456 is your Acme sign-in
+    /// code..."), in every language; otherwise the first run of `digits` digits after the word
+    /// "code" ("Your Acme sign-in code is: 123456").
     pub fn latest_code(&self, to: &str, digits: usize) -> Option<String> {
         self.lock().iter().rev().find(|r| r.to == to).and_then(|r| {
+            if r.body.starts_with(|c: char| c.is_ascii_digit()) {
+                return first_digits(&r.body, digits);
+            }
             let after = r
                 .body
                 .find("code")

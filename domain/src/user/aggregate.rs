@@ -117,11 +117,13 @@ impl User {
                 email,
                 masked,
                 challenge,
+                locale,
             } => {
                 let contact = NewContact {
                     channel: Channel::Email,
                     masked: masked.clone(),
                     challenge,
+                    locale,
                 };
                 self.decide_add_contact(cx, proof.as_ref(), contact, |replacing| {
                     UserEvent::EmailFactorAdded {
@@ -140,11 +142,13 @@ impl User {
                 region,
                 masked,
                 challenge,
+                locale,
             } => {
                 let contact = NewContact {
                     channel: Channel::Sms,
                     masked: masked.clone(),
                     challenge,
+                    locale,
                 };
                 self.decide_add_contact(cx, proof.as_ref(), contact, |replacing| {
                     UserEvent::PhoneFactorAdded {
@@ -170,9 +174,11 @@ impl User {
             UserAction::ChoosePreferredChannel { channel } => {
                 self.decide_choose_preferred(channel, at)
             }
-            UserAction::SendCode { channel, challenge } => {
-                self.decide_send_code(channel, challenge, at)
-            }
+            UserAction::SendCode {
+                channel,
+                challenge,
+                locale,
+            } => self.decide_send_code(channel, challenge, locale, at),
             UserAction::RecordDelivery {
                 challenge_id,
                 outcome,

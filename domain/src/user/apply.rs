@@ -7,6 +7,7 @@ use super::{
     UserEvent,
 };
 use crate::channel::Channel;
+use crate::locale::Locale;
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::Method;
 use chrono::{DateTime, Utc};
@@ -40,6 +41,8 @@ impl User {
             | UserEvent::TwoFactorDisabled { .. }
             | UserEvent::TwoFactorReset { .. } => self.apply_removal(event),
             UserEvent::SignInEvaluated { .. } => {}
+            // A tag no longer supported reads as none: the tenant's default, else English.
+            UserEvent::LocaleChanged { locale, .. } => self.locale = Locale::parse(&locale).ok(),
             UserEvent::WebAuthnRegistrationStarted { .. }
             | UserEvent::WebAuthnCredentialRegistered { .. }
             | UserEvent::WebAuthnAuthenticationStarted { .. }
@@ -304,6 +307,8 @@ impl User {
             UserEvent::TwoFactorReset { .. } => {
                 *self = User {
                     first_seen_at: self.first_seen_at,
+                    // A language is not a factor: the user still reads theirs.
+                    locale: self.locale.take(),
                     // Steps already used stay used, whatever secret comes next.
                     last_totp_step: self.last_totp_step,
                     // Notices still on their way (one may tell of this very reset) go on.

@@ -11,6 +11,7 @@ use super::{
     RESEND_WINDOW_SECONDS, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES,
 };
 use crate::channel::{Channel, Purpose};
+use crate::locale::Locale;
 use crate::tenant::KeyedHash;
 
 /// A new address or number as `addEmail` and `addPhone` bring it.
@@ -18,6 +19,7 @@ pub(super) struct NewContact {
     pub(super) channel: Channel,
     pub(super) masked: String,
     pub(super) challenge: NewChallenge,
+    pub(super) locale: Option<Locale>,
 }
 
 impl User {
@@ -93,9 +95,11 @@ impl User {
             channel,
             masked,
             challenge,
+            locale,
         } = contact;
         let sent = self.issue(channel, Purpose::VerifyChannel, challenge, masked, cx.at)?;
         events.push(added(self.replaces_verified(channel)));
+        events.extend(self.locale_change(locale, cx.at));
         events.push(sent);
         Ok(events)
     }
@@ -179,6 +183,7 @@ impl User {
         &self,
         channel: Option<Channel>,
         challenge: NewChallenge,
+        locale: Option<Locale>,
         at: DateTime<Utc>,
     ) -> Result<Vec<UserEvent>, UserError> {
         if !self.enabled() {
@@ -203,13 +208,27 @@ impl User {
         {
             return Ok(vec![]);
         }
-        Ok(vec![self.issue(
+        let sent = self.issue(
             channel,
             Purpose::SignIn,
             challenge,
             factor.masked.clone(),
             at,
-        )?])
+        )?;
+        let mut events: Vec<UserEvent> = self.locale_change(locale, at).into_iter().collect();
+        events.push(sent);
+        Ok(events)
+    }
+
+    /// A `LocaleChanged` when a request brings a language other than the user's. It goes with
+    /// the code the request sends (before its `CodeSent`, so that code is written in it) and
+    /// only then: a refused request, or one answered with an open challenge, changes nothing.
+    fn locale_change(&self, locale: Option<Locale>, at: DateTime<Utc>) -> Option<UserEvent> {
+        let locale = locale?;
+        (self.locale.as_ref() != Some(&locale)).then(|| UserEvent::LocaleChanged {
+            locale: locale.as_str().to_owned(),
+            at,
+        })
     }
 
     /// The delivery worker's report on a challenge's message; only the first one counts.

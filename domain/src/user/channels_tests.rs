@@ -20,6 +20,7 @@ async fn adding_a_phone_registers_it_unverified_and_sends_a_verification_code() 
                 region: Some("GE".into()),
                 masked: "+995 *** ** 34 56".into(),
                 challenge: challenge("c0", t0()),
+                locale: None,
             },
         ))
         .await
@@ -90,6 +91,7 @@ async fn a_resend_within_thirty_seconds_or_with_the_same_key_reuses_the_challeng
             UserAction::SendCode {
                 channel: None,
                 challenge: challenge("s2", t0()),
+                locale: None,
             },
         ))
         .await
@@ -101,6 +103,7 @@ async fn a_resend_within_thirty_seconds_or_with_the_same_key_reuses_the_challeng
             UserAction::SendCode {
                 channel: Some(Channel::Sms),
                 challenge: challenge("s2", later),
+                locale: None,
             },
         ))
         .await
@@ -125,6 +128,7 @@ async fn at_most_five_codes_per_destination_in_ten_minutes() {
             UserAction::SendCode {
                 channel: None,
                 challenge: challenge("s9", at),
+                locale: None,
             },
         ))
         .await
@@ -141,6 +145,7 @@ async fn sending_needs_a_verified_channel_and_a_choice() {
             UserAction::SendCode {
                 channel: Some(Channel::Email),
                 challenge: challenge("s1", t0()),
+                locale: None,
             },
         ))
         .await
@@ -153,6 +158,7 @@ async fn sending_needs_a_verified_channel_and_a_choice() {
             UserAction::SendCode {
                 channel: None,
                 challenge: challenge("s1", t0()),
+                locale: None,
             },
         ))
         .await
@@ -384,6 +390,7 @@ async fn codes_older_than_ten_minutes_or_sent_by_the_other_channel_do_not_count(
             UserAction::SendCode {
                 channel: Some(Channel::Sms),
                 challenge: challenge("s9", at),
+                locale: None,
             },
         ))
         .await

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::sign_in::SignInAttempt;
 use crate::channel::Channel;
+use crate::locale::Locale;
 use crate::secrets::{SealedSecret, TotpParams};
 use crate::tenant::KeyedHash;
 use crate::{ApiKeyId, DeviceLabel, Method, Reason, TenantId, UserId};
@@ -172,6 +173,8 @@ pub enum UserAction {
         masked: String,
         /// The verification challenge.
         challenge: NewChallenge,
+        /// The user's language, if the request gives one.
+        locale: Option<Locale>,
     },
     /// Register a phone number and send it a verification code.
     AddPhone {
@@ -185,6 +188,8 @@ pub enum UserAction {
         masked: String,
         /// The verification challenge.
         challenge: NewChallenge,
+        /// The user's language, if the request gives one.
+        locale: Option<Locale>,
     },
     /// Prove a registered address or number with its code.
     ConfirmChannel {
@@ -223,6 +228,8 @@ pub enum UserAction {
         channel: Option<Channel>,
         /// The challenge to issue unless an existing one is reused.
         challenge: NewChallenge,
+        /// The user's language, if the request gives one.
+        locale: Option<Locale>,
     },
     /// Record how the delivery of a challenge ended (the delivery worker).
     RecordDelivery {

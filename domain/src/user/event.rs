@@ -197,6 +197,13 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The user's language changed (the `locale` of addEmail, addPhone or sendCode): codes and
+    /// notices are written in it from now on. A BCP 47 tag in canonical case.
+    LocaleChanged {
+        locale: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The user turned 2FA off, proving a current factor.
     TwoFactorDisabled {
         /// The factor used as proof.
@@ -394,6 +401,7 @@ impl DomainEvent for UserEvent {
             UserEvent::CodeDeliveryFailed { .. } => "CodeDeliveryFailed",
             UserEvent::ChannelVerified { .. } => "ChannelVerified",
             UserEvent::PreferredChannelChosen { .. } => "PreferredChannelChosen",
+            UserEvent::LocaleChanged { .. } => "LocaleChanged",
             UserEvent::TwoFactorReset { .. } => "TwoFactorReset",
             UserEvent::DeviceTrusted { .. } => "DeviceTrusted",
             UserEvent::DeviceTrustRevoked { .. } => "DeviceTrustRevoked",
@@ -438,6 +446,7 @@ impl UserEvent {
             | UserEvent::CodeDeliveryFailed { at, .. }
             | UserEvent::ChannelVerified { at, .. }
             | UserEvent::PreferredChannelChosen { at, .. }
+            | UserEvent::LocaleChanged { at, .. }
             | UserEvent::DeviceTrusted { at, .. }
             | UserEvent::DeviceTrustRevoked { at, .. }
             | UserEvent::SignInEvaluated { at, .. }

@@ -32,6 +32,8 @@ mod factors_tests;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod locale_tests;
+#[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]
 mod notify_tests;

@@ -19,6 +19,7 @@ fn add_phone(proof: Option<Proof>, id: &str, at: chrono::DateTime<chrono::Utc>) 
             region: None,
             masked: "+995 *** ** 00 00".into(),
             challenge: challenge(id, at),
+            locale: None,
         },
     )
 }

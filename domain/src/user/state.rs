@@ -131,12 +131,20 @@ pub struct User {
     pub(super) trusted_devices: Vec<TrustedDevice>,
     #[serde(default)]
     pub(super) webauthn: WebAuthnState,
+    /// The language the user chose (`None`: the tenant's default, else English).
+    #[serde(default, deserialize_with = "crate::locale::lenient")]
+    pub(super) locale: Option<crate::locale::Locale>,
     /// Security notices queued and not yet recorded as delivered or failed.
     #[serde(default)]
     pub(super) notifications: Vec<super::QueuedNotification>,
 }
 
 impl User {
+    /// The language the user chose, if any.
+    pub fn locale(&self) -> Option<&crate::locale::Locale> {
+        self.locale.as_ref()
+    }
+
     /// Whether the tenant has ever enrolled anything for this user.
     pub fn exists(&self) -> bool {
         self.first_seen_at.is_some()

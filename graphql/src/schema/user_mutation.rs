@@ -36,7 +36,8 @@ impl UserMutation {
 
     /// APP. Registers an email address and sends it a verification code. When the user already
     /// has a factor, `proof` must prove one; a verified address keeps working until the new one
-    /// is confirmed.
+    /// is confirmed. `locale` (a BCP 47 tag such as "ka" or "de-CH", of a supported language:
+    /// en, ka, de, fr, es) becomes the user's language for codes and notices.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn add_email(
         &self,
@@ -44,10 +45,17 @@ impl UserMutation {
         user_id: ID,
         email: String,
         proof: Option<ProofInputGql>,
+        locale: Option<String>,
     ) -> async_graphql::Result<Challenge> {
         let proof = proof.map(Into::into);
         let c = users(ctx)
-            .add_email(call(ctx)?, &user_id, &email, proof.as_ref())
+            .add_email(
+                call(ctx)?,
+                &user_id,
+                &email,
+                proof.as_ref(),
+                locale.as_deref(),
+            )
             .await
             .map_err(ApiError)?;
         Ok(c.into())
@@ -55,7 +63,8 @@ impl UserMutation {
 
     /// APP. Registers a phone number in international form (+<country code><number>) and sends
     /// it a verification code by SMS. When the user already has a factor, `proof` must prove
-    /// one; a verified number keeps working until the new one is confirmed.
+    /// one; a verified number keeps working until the new one is confirmed. `locale` as for
+    /// addEmail.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn add_phone(
         &self,
@@ -63,10 +72,17 @@ impl UserMutation {
         user_id: ID,
         phone: String,
         proof: Option<ProofInputGql>,
+        locale: Option<String>,
     ) -> async_graphql::Result<Challenge> {
         let proof = proof.map(Into::into);
         let c = users(ctx)
-            .add_phone(call(ctx)?, &user_id, &phone, proof.as_ref())
+            .add_phone(
+                call(ctx)?,
+                &user_id,
+                &phone,
+                proof.as_ref(),
+                locale.as_deref(),
+            )
             .await
             .map_err(ApiError)?;
         Ok(c.into())
@@ -106,7 +122,8 @@ impl UserMutation {
         Ok(UserTwoFactor(status))
     }
 
-    /// APP. Sends a sign-in code by the given channel, or the user's preferred one.
+    /// APP. Sends a sign-in code by the given channel, or the user's preferred one. `locale`
+    /// as for addEmail (not recorded when an open challenge is returned instead of a new code).
     #[graphql(guard = "RoleGuard(APP)")]
     async fn send_code(
         &self,
@@ -114,6 +131,7 @@ impl UserMutation {
         user_id: ID,
         channel: Option<ChannelGql>,
         idempotency_key: Option<String>,
+        locale: Option<String>,
     ) -> async_graphql::Result<Challenge> {
         let c = users(ctx)
             .send_code(
@@ -121,6 +139,7 @@ impl UserMutation {
                 &user_id,
                 channel.map(Into::into),
                 idempotency_key.as_deref(),
+                locale.as_deref(),
             )
             .await
             .map_err(ApiError)?;

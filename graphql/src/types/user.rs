@@ -58,6 +58,11 @@ impl UserTwoFactor {
     async fn preferred_channel(&self) -> Option<ChannelGql> {
         self.0.preferred_channel.map(Into::into)
     }
+    /// The language the user chose (BCP 47 tag, as given to addEmail, addPhone or sendCode,
+    /// in canonical case); null: the tenant's defaultLocale, else English.
+    async fn locale(&self) -> Option<&str> {
+        self.0.locale.as_deref()
+    }
     async fn recovery_codes_remaining(&self) -> i32 {
         i32::try_from(self.0.recovery_codes_remaining).unwrap_or(i32::MAX)
     }

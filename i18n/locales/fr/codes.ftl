@@ -14,11 +14,11 @@ validity-minutes = { $count ->
 }
 
 email-sign-in-subject = Votre code de connexion { $tenant }
-email-sign-in-intro = Votre code de connexion { $tenant } est :
-email-sign-in-outro = Il est valable { $validity } et ne peut être utilisé qu'une seule fois. Ne communiquez jamais ce code : { $tenant } ne vous le demandera jamais. Si vous n'avez pas essayé de vous connecter à { $tenant }, quelqu'un connaît peut-être votre mot de passe : changez-le.
+email-sign-in-intro = Votre code de connexion { $tenant } est :
+email-sign-in-outro = Il est valable { $validity } et ne peut être utilisé qu'une seule fois. Ne communiquez jamais ce code : { $tenant } ne vous le demandera jamais. Si vous n'avez pas essayé de vous connecter à { $tenant }, quelqu'un connaît peut-être votre mot de passe : changez-le.
 
 email-verify-subject = Votre code de vérification { $tenant }
-email-verify-intro = Votre code de vérification { $tenant } est :
+email-verify-intro = Votre code de vérification { $tenant } est :
 email-verify-outro = Saisissez-le pour confirmer cette adresse e-mail. Il est valable { $validity } et ne peut être utilisé qu'une seule fois. Si vous n'avez pas ajouté cette adresse à un compte { $tenant }, ignorez cet e-mail.
 
 sms-sign-in = { $code } est votre code de connexion { $tenant }. Valable { $validity }. Ne le communiquez à personne.

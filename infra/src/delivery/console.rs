@@ -65,7 +65,7 @@ impl ConsoleSender {
              {rule}\n",
             channel = message.channel.as_str(),
             to = message.destination.as_str(),
-            tenant = super::display_name(&message.tenant_name),
+            tenant = twofold_i18n::display_name(&message.tenant_name),
             challenge = message.challenge_id,
             seconds = message.valid_seconds,
             code = message.code.as_str(),

@@ -12,11 +12,15 @@
 //! [`SendError::Permanent`] (other 4xx, SMTP 5xx, a refused address). Error messages never
 //! contain the code or the destination: provider text is passed through [`redact`] first.
 //!
+//! What a message says is made by [`render`] (the message catalog, in the user's language);
+//! the senders only transport it.
+//!
 //! [`DeliverySettings`] reads the `TWOFOLD_*` variables and [`Senders::build`] turns them into
 //! one sender per channel.
 
 pub mod config;
 pub mod console;
+pub mod render;
 pub mod smtp;
 pub mod twilio;
 pub mod webhook;
@@ -24,7 +28,6 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-use twofold_domain::channel::Purpose;
 use twofold_services::ports::{CodeSender, OutgoingCode, SendError};
 
 pub use config::{DeliverySettings, SmsSettings, SmtpSettings, TwilioSettings, WebhookSettings};
@@ -149,47 +152,6 @@ fn secrets_of(message: &OutgoingCode) -> [&str; 3] {
     ]
 }
 
-/// The tenant's name as it may appear in a message: control characters (which could break a
-/// header or an SMS) replaced by spaces, at most 64 characters.
-fn display_name(tenant: &str) -> String {
-    let clean: String = tenant
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(64)
-        .collect();
-    let clean = clean.trim();
-    if clean.is_empty() {
-        "Twofold".to_owned()
-    } else {
-        clean.to_owned()
-    }
-}
-
-/// How long a code lives, as the message says it: never more than it really has. Under two
-/// minutes in seconds ("90 seconds", not "2 minutes"), then in whole minutes rounded down.
-fn validity(seconds: u32) -> String {
-    match seconds {
-        1 => "1 second".to_owned(),
-        s if s < 120 => format!("{s} seconds"),
-        s => format!("{} minutes", s / 60),
-    }
-}
-
-/// The text of an SMS: short (one segment for ordinary tenant names), naming the tenant, the
-/// code, how long it is valid and not to share it.
-pub fn sms_text(message: &OutgoingCode) -> String {
-    let tenant = display_name(&message.tenant_name);
-    let what = match message.purpose {
-        Purpose::SignIn => "sign-in code",
-        Purpose::VerifyChannel => "verification code",
-    };
-    format!(
-        "{tenant} {what}: {}. Valid {}. Do not share it.",
-        message.code.as_str(),
-        validity(message.valid_seconds)
-    )
-}
-
 /// Classifies an HTTP status of an SMS provider that did not accept the message: 408, 429 and
 /// 5xx are worth retrying, every other status is not.
 fn status_error(provider: &str, status: reqwest::StatusCode, detail: &str) -> SendError {
@@ -240,7 +202,7 @@ fn http_client(provider: &'static str, timeout: Duration) -> Result<reqwest::Cli
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twofold_domain::channel::Channel;
+    use twofold_domain::channel::{Channel, Purpose};
     use zeroize::Zeroizing;
 
     fn message(purpose: Purpose) -> OutgoingCode {
@@ -252,28 +214,37 @@ mod tests {
             destination: Zeroizing::new("+995555123456".into()),
             code: Zeroizing::new("123456".into()),
             valid_seconds: 600,
+            language: twofold_domain::Language::En,
+            web_host: None,
         }
     }
 
     #[test]
-    fn sms_text_is_short_and_says_everything() {
-        let text = sms_text(&message(Purpose::SignIn));
+    fn the_sms_is_the_catalog_s_text_in_the_user_s_language() {
+        let mut m = message(Purpose::SignIn);
         assert_eq!(
-            text,
-            "Acme  Bcc: evil@example.com sign-in code: 123456. Valid 10 minutes. Do not share it."
+            render::sms(&m),
+            "123456 is your Acme  Bcc: evil@example.com sign-in code. Valid for 10 minutes. \
+             Do not share it.",
+            "control characters of the name are spaces"
         );
-        let mut m = message(Purpose::VerifyChannel);
         m.tenant_name = "Acme".into();
-        m.valid_seconds = 90;
-        assert_eq!(
-            sms_text(&m),
-            "Acme verification code: 123456. Valid 90 seconds. Do not share it."
-        );
-        // Never more than the code really has left: 9 min 59 s is "9 minutes".
+        m.language = twofold_domain::Language::De;
+        m.web_host = Some("login.acme.de".into());
         m.valid_seconds = 599;
-        assert!(sms_text(&m).contains("Valid 9 minutes."));
+        assert_eq!(
+            render::sms(&m),
+            "123456 ist Ihr Anmeldecode für Acme. 9 Minuten gültig. Geben Sie ihn nicht \
+             weiter.\n\n@login.acme.de #123456"
+        );
+        m.purpose = Purpose::VerifyChannel;
+        m.language = twofold_domain::Language::En;
+        m.web_host = None;
         m.valid_seconds = 1;
-        assert!(sms_text(&m).contains("Valid 1 second."));
+        assert_eq!(
+            render::sms(&m),
+            "123456 is your Acme verification code. Valid for 1 second. Do not share it."
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Email codes over SMTP with `lettre`.
 //!
-//! Each mail is `multipart/alternative` with a plain-text and an HTML part that name the tenant
-//! and say how many minutes the code is valid. Its `Message-ID` is derived from the challenge
+//! Each mail is `multipart/alternative` with a plain-text and an HTML part, both written by
+//! [`render`] in the user's language (naming the tenant and how long the code is valid). Its `Message-ID` is derived from the challenge
 //! id (`<challenge-id@from-domain>`), so a resend of the same challenge after a crash is the
 //! same message to every mail system that deduplicates by Message-ID, and recognisable to a
 //! person. Text parts are 7bit when they can be, quoted-printable otherwise, so the code stays
@@ -15,10 +15,9 @@ use lettre::message::header::{
 };
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use twofold_domain::channel::Purpose;
 use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
 
-use super::{display_name, validity, BuildError, SmtpSettings};
+use super::{render, BuildError, SmtpSettings};
 use crate::config::ConfigError;
 
 mod notice;
@@ -64,18 +63,12 @@ impl SmtpSender {
         let to: Address = message.destination.trim().parse().map_err(|_| {
             SendError::Permanent("the email address is not a valid address".to_owned())
         })?;
-        let tenant = display_name(&message.tenant_name);
-        let subject = match message.purpose {
-            Purpose::SignIn => format!("Your {tenant} sign-in code"),
-            Purpose::VerifyChannel => format!("Your {tenant} verification code"),
-        };
-        let plain = plain_text(message, &tenant);
-        let html = html_text(message, &tenant);
+        let text = render::email(message);
         let build_error = |_| SendError::Permanent("cannot build the email".to_owned());
         Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, to))
-            .subject(literal_header_text(&subject))
+            .subject(literal_header_text(&text.subject))
             .message_id(Some(message_id(
                 &message.challenge_id,
                 self.from.email.domain(),
@@ -86,12 +79,12 @@ impl SmtpSender {
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_PLAIN)
-                            .body(readable_body(plain)),
+                            .body(readable_body(text.plain)),
                     )
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_HTML)
-                            .body(readable_body(html)),
+                            .body(readable_body(text.html)),
                     ),
             )
             .map_err(build_error)
@@ -183,8 +176,6 @@ pub fn message_id(challenge_id: &str, domain: &str) -> String {
     format!("<{left}@{domain}>")
 }
 
-/// 7bit when the text allows it, quoted-printable otherwise (never base64, so the code stays
-/// readable in the raw mail).
 /// Header text that every mail client shows exactly as given. lettre encodes only words that
 /// are not plain ASCII, so a tenant named `=?utf-8?b?UGF5UGFs?=` would reach the Subject raw and
 /// be shown decoded ("PayPal"). Text that holds `=?` is therefore sent wholly as RFC 2047
@@ -216,6 +207,8 @@ fn literal_header_text(text: &str) -> String {
         .join(" ")
 }
 
+/// 7bit when the text allows it, quoted-printable otherwise (never base64, so the code stays
+/// readable in the raw mail).
 fn readable_body(text: String) -> Body {
     match Body::new_with_encoding(text, ContentTransferEncoding::SevenBit) {
         Ok(body) => body,
@@ -225,85 +218,6 @@ fn readable_body(text: String) -> Body {
             Err(e) => Body::new(e.into_bytes()),
         },
     }
-}
-
-fn plain_text(message: &OutgoingCode, tenant: &str) -> String {
-    let valid = validity(message.valid_seconds);
-    let code = message.code.as_str();
-    let (intro, outro) = paragraphs(message.purpose, tenant, &valid);
-    // The code has a line of its own, so no transfer encoding ever breaks it.
-    format!("{}\n\n    {code}\n\n{}\n", wrap(&intro), wrap(&outro))
-}
-
-fn html_text(message: &OutgoingCode, tenant: &str) -> String {
-    let valid = validity(message.valid_seconds);
-    let code = escape(message.code.as_str());
-    let (intro, outro) = paragraphs(message.purpose, tenant, &valid);
-    format!(
-        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"></head>\n\
-         <body style=\"font-family: sans-serif\">\n<p>\n{}\n</p>\n\
-         <p style=\"font-size: x-large; font-weight: bold\">\n{code}\n</p>\n\
-         <p>\n{}\n</p>\n</body>\n</html>\n",
-        wrap(&escape(&intro)),
-        wrap(&escape(&outro)),
-    )
-}
-
-/// The sentences before and after the code.
-fn paragraphs(purpose: Purpose, tenant: &str, valid: &str) -> (String, String) {
-    match purpose {
-        Purpose::SignIn => (
-            format!("Your {tenant} sign-in code is:"),
-            format!(
-                "It is valid for {valid} and can be used once. Never share this code: \
-                 {tenant} will never ask you for it. If you did not try to sign in to \
-                 {tenant}, someone may know your password: change it."
-            ),
-        ),
-        Purpose::VerifyChannel => (
-            format!("Your {tenant} verification code is:"),
-            format!(
-                "Enter it to confirm this email address. It is valid for {valid} and can be \
-                 used once. If you did not add this address to an account at {tenant}, \
-                 ignore this email."
-            ),
-        ),
-    }
-}
-
-/// Wraps text at 72 characters on spaces, so the part can be sent as 7bit when it is ASCII.
-fn wrap(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut line = 0;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let len = word.chars().count();
-        if line > 0 && line + 1 + len > 72 {
-            out.push('\n');
-            line = 0;
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
-        }
-        out.push_str(word);
-        line += len;
-    }
-    out
-}
-
-/// HTML-escapes text (the tenant's name is chosen by an operator, not by us).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies to code mails.
@@ -327,7 +241,7 @@ impl Header for AutoSubmitted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twofold_domain::channel::Channel;
+    use twofold_domain::channel::{Channel, Purpose};
     use zeroize::Zeroizing;
 
     fn sender() -> SmtpSender {
@@ -348,6 +262,8 @@ mod tests {
             destination: Zeroizing::new(to.into()),
             code: Zeroizing::new("042917".into()),
             valid_seconds: 600,
+            language: twofold_domain::Language::En,
+            web_host: None,
         }
     }
 

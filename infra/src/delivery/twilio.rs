@@ -13,7 +13,7 @@ use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendErr
 use zeroize::Zeroizing;
 
 use super::{
-    http_client, redact, secrets_of, sms_text, status_error, transport_error, BuildError,
+    http_client, redact, render, secrets_of, status_error, transport_error, BuildError,
     TwilioSettings,
 };
 
@@ -83,7 +83,7 @@ impl TwilioSender {
 #[async_trait]
 impl CodeSender for TwilioSender {
     async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
-        let body = Zeroizing::new(sms_text(message));
+        let body = Zeroizing::new(render::sms(message));
         let response = self
             .client
             .post(self.endpoint.clone())

@@ -19,7 +19,7 @@ use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendErr
 use zeroize::Zeroizing;
 
 use super::{
-    http_client, redact, secrets_of, sms_text, status_error, transport_error, BuildError,
+    http_client, redact, render, secrets_of, status_error, transport_error, BuildError,
     WebhookSettings,
 };
 
@@ -112,7 +112,7 @@ impl WebhookSender {
 #[async_trait]
 impl CodeSender for WebhookSender {
     async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
-        let text = Zeroizing::new(sms_text(message));
+        let text = Zeroizing::new(render::sms(message));
         let body = Zeroizing::new(
             serde_json::to_vec(&Payload {
                 challenge_id: &message.challenge_id,

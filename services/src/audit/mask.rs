@@ -34,6 +34,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "CodeDeliveryFailed",
     "ChannelVerified",
     "PreferredChannelChosen",
+    "LocaleChanged",
     "TwoFactorDisabled",
     "FactorRemoved",
     "DeviceTrusted",
@@ -270,6 +271,7 @@ fn user(event: &UserEvent) -> Value {
         UserEvent::PreferredChannelChosen { channel, at } => {
             json!({ "channel": channel, "at": at })
         }
+        UserEvent::LocaleChanged { locale, at } => json!({ "locale": locale, "at": at }),
         UserEvent::TwoFactorDisabled { method, at } => json!({ "method": method, "at": at }),
         UserEvent::FactorRemoved { method, at } => json!({ "method": method, "at": at }),
         UserEvent::DeviceTrusted {

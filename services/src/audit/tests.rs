@@ -221,6 +221,10 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             channel: Channel::Email,
             at,
         },
+        UserEvent::LocaleChanged {
+            locale: "ka-GE".into(),
+            at,
+        },
         UserEvent::FactorRemoved {
             method: Method::Sms,
             at,
@@ -368,6 +372,7 @@ fn masked_contact_details_and_counts_are_kept() {
     assert_eq!(shown("RecoveryCodesGenerated")["count"], 2);
     assert_eq!(shown("ApiKeyIssued")["keyId"], "abcdefgh");
     assert_eq!(shown("DeviceTrusted")["label"], "laptop");
+    assert_eq!(shown("LocaleChanged")["locale"], "ka-GE");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::contact::{EmailAddress, PhoneNumber};
 use twofold_domain::user::{NewChallenge, User, UserAction, UserEvent, UserRef};
-use twofold_domain::Method;
+use twofold_domain::{Locale, Method};
 
 use super::crypto::contact_context;
 use super::errors::outcome;
@@ -13,6 +13,13 @@ use super::views::challenge_view;
 use super::{parse_user, proof, ChallengeView, ProofInput, RecoveryCodes, UserService, UserStatus};
 use crate::encoding::base32_lower;
 use crate::{Call, ServiceError};
+
+/// The `locale` argument: a BCP 47 tag of a supported language (the domain's rule).
+fn parse_locale(raw: Option<&str>) -> Result<Option<Locale>, ServiceError> {
+    raw.map(Locale::parse)
+        .transpose()
+        .map_err(|e| ServiceError::InvalidInput(e.to_string()))
+}
 
 /// Longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -48,9 +55,11 @@ impl UserService {
         user_id: &str,
         email: &str,
         change: Option<&ProofInput>,
+        locale: Option<&str>,
     ) -> Result<ChallengeView, ServiceError> {
         let user = parse_user(call.tenant(), user_id)?;
         let email = EmailAddress::parse(email).map_err(ServiceError::invalid)?;
+        let locale = parse_locale(locale)?;
         let tenant = self.tenant(call.tenant()).await?;
         Self::require_method(&tenant.policy, Method::Email)?;
         let change = Self::change_proof(&tenant.policy, change)?;
@@ -80,6 +89,7 @@ impl UserService {
                     email: sealed,
                     masked: email.masked(),
                     challenge,
+                    locale,
                 },
             )
             .await?;
@@ -94,9 +104,11 @@ impl UserService {
         user_id: &str,
         phone: &str,
         change: Option<&ProofInput>,
+        locale: Option<&str>,
     ) -> Result<ChallengeView, ServiceError> {
         let user = parse_user(call.tenant(), user_id)?;
         let phone = PhoneNumber::parse(phone).map_err(ServiceError::invalid)?;
+        let locale = parse_locale(locale)?;
         let tenant = self.tenant(call.tenant()).await?;
         Self::require_method(&tenant.policy, Method::Sms)?;
         let change = Self::change_proof(&tenant.policy, change)?;
@@ -137,6 +149,7 @@ impl UserService {
                     region: phone.region().map(str::to_owned),
                     masked: phone.masked(),
                     challenge,
+                    locale,
                 },
             )
             .await?;
@@ -201,15 +214,18 @@ impl UserService {
     }
 
     /// Sends a sign-in code by `channel` (or the preferred one); a retry with the same
-    /// idempotency key, or a resend within 30 s, returns the open challenge without sending.
+    /// idempotency key, or a resend within 30 s, returns the open challenge without sending
+    /// (and without recording `locale`).
     pub async fn send_code(
         &self,
         call: &Call,
         user_id: &str,
         channel: Option<Channel>,
         idempotency_key: Option<&str>,
+        locale: Option<&str>,
     ) -> Result<ChallengeView, ServiceError> {
         let user = parse_user(call.tenant(), user_id)?;
+        let locale = parse_locale(locale)?;
         let tenant = self.tenant(call.tenant()).await?;
         if let Some(c) = channel {
             Self::require_method(&tenant.policy, c.method())?;
@@ -233,7 +249,11 @@ impl UserService {
         }
         let challenge = self.new_challenge(&tenant.policy, idempotency_key)?;
         let id = challenge.id.clone();
-        let action = UserAction::SendCode { channel, challenge };
+        let action = UserAction::SendCode {
+            channel,
+            challenge,
+            locale,
+        };
         // Without an address for the channel the aggregate refuses the send: nothing to count.
         let destination = match effective {
             Some(c) => self.destination(&user, &current, c).await?.map(|d| (c, d)),

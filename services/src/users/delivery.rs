@@ -81,6 +81,15 @@ impl UserService {
                 .crypto
                 .challenge_code(user, &challenge.id, challenge.digits),
             valid_seconds: u32::try_from(remaining).unwrap_or(u32::MAX),
+            language: twofold_domain::Language::choose(
+                state.locale(),
+                tenant.policy.default_locale.as_ref(),
+            ),
+            web_host: tenant
+                .policy
+                .web_origin
+                .as_ref()
+                .map(|o| o.host().to_owned()),
         }))
     }
 }

@@ -38,6 +38,8 @@ pub struct UserStatus {
     pub trusted_devices: Vec<TrustedDeviceView>,
     /// Passkeys and security keys, oldest first.
     pub webauthn_credentials: Vec<WebAuthnCredentialView>,
+    /// The language the user chose (BCP 47), if any.
+    pub locale: Option<String>,
 }
 
 /// A passkey or security key as the API shows it (never its key or the authenticator's id).
@@ -119,6 +121,7 @@ impl UserStatus {
                 .iter()
                 .map(WebAuthnCredentialView::from)
                 .collect(),
+            locale: user.locale().map(|l| l.as_str().to_owned()),
         }
     }
 }

@@ -17,6 +17,7 @@ mod input_check;
 mod input_fuzz;
 mod isolation;
 mod keys;
+mod locales;
 mod metrics;
 mod notifications;
 mod policy;

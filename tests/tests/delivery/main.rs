@@ -28,6 +28,8 @@ fn code(channel: Channel, to: &str, code: &str) -> OutgoingCode {
         destination: Zeroizing::new(to.into()),
         code: Zeroizing::new(code.into()),
         valid_seconds: 420,
+        language: twofold_domain::Language::En,
+        web_host: None,
     }
 }
 

@@ -43,7 +43,7 @@ async fn twilio_201_gives_the_sid_and_sends_what_twilio_expects() {
     assert_eq!(r.from, "+15005550006");
     assert_eq!(
         r.body,
-        "Acme sign-in code: 246810. Valid 7 minutes. Do not share it."
+        "246810 is your Acme sign-in code. Valid for 7 minutes. Do not share it."
     );
     assert!(r.body.len() <= 160, "one SMS segment");
     assert_eq!(extract_code(&r.body, 6).as_deref(), Some("246810"));

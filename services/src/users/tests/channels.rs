@@ -11,7 +11,7 @@ use crate::ServiceError;
 async fn confirmed_email(h: &Harness) -> Vec<String> {
     let challenge = h
         .users
-        .add_email(&app(), "bob", "Bob@Example.com", None)
+        .add_email(&app(), "bob", "Bob@Example.com", None, None)
         .await
         .unwrap();
     let code = h.code_sent("bob", &challenge.id).await;
@@ -36,7 +36,7 @@ async fn an_address_confirmed_with_its_code_becomes_a_factor() {
     let h = Harness::new();
     let challenge = h
         .users
-        .add_email(&app(), "bob", "Bob@Example.com", None)
+        .add_email(&app(), "bob", "Bob@Example.com", None, None)
         .await
         .unwrap();
     assert_eq!(challenge.channel, Channel::Email);
@@ -69,7 +69,7 @@ async fn a_sign_in_code_sent_by_email_verifies_once() {
 
     let challenge = h
         .users
-        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .send_code(&app(), "bob", Some(Channel::Email), None, None)
         .await
         .unwrap();
     assert_eq!(challenge.purpose, Purpose::SignIn);
@@ -97,7 +97,7 @@ async fn a_wrong_emailed_code_counts_and_the_right_one_still_works() {
     confirmed_email(&h).await;
     let challenge = h
         .users
-        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .send_code(&app(), "bob", Some(Channel::Email), None, None)
         .await
         .unwrap();
     let code = h.code_sent("bob", &challenge.id).await;
@@ -121,13 +121,13 @@ async fn asking_again_within_seconds_returns_the_open_challenge_without_a_second
     confirmed_email(&h).await;
     let first = h
         .users
-        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .send_code(&app(), "bob", Some(Channel::Email), None, None)
         .await
         .unwrap();
 
     let second = h
         .users
-        .send_code(&app(), "bob", Some(Channel::Email), None)
+        .send_code(&app(), "bob", Some(Channel::Email), None, None)
         .await
         .unwrap();
 

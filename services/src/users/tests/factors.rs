@@ -79,7 +79,7 @@ async fn adding_a_factor_to_a_protected_account_needs_a_current_one() {
 
     let unproven = h
         .users
-        .add_email(&app(), "alice", "attacker@example.com", None)
+        .add_email(&app(), "alice", "attacker@example.com", None, None)
         .await;
     assert!(
         matches!(unproven, Err(ServiceError::PolicyViolation(_))),
@@ -92,6 +92,7 @@ async fn adding_a_factor_to_a_protected_account_needs_a_current_one() {
             "alice",
             "attacker@example.com",
             Some(&factor(Method::Totp, "123456")),
+            None,
         )
         .await;
     assert_eq!(remaining_attempts(wrong), 9);
@@ -110,6 +111,7 @@ async fn adding_a_factor_to_a_protected_account_needs_a_current_one() {
             "alice",
             "alice@example.com",
             Some(&factor(Method::Totp, &h.app_code(&secret))),
+            None,
         )
         .await
         .unwrap();
@@ -159,6 +161,7 @@ async fn removing_the_app_leaves_the_other_factor_in_place() {
             "alice",
             "alice@example.com",
             Some(&factor(Method::Totp, &h.app_code(&secret))),
+            None,
         )
         .await
         .unwrap();

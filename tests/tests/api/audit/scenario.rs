@@ -231,7 +231,7 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
         "DeviceTrustRevoked",
         "TwoFactorReset",
     ]);
-    // Security notices (decision 112) come with the changes, and their outcomes whenever the
+    // Security notices (decision 116) come with the changes, and their outcomes whenever the
     // worker gets to them: checked apart from the order of the rest.
     let (notices, changes): (Vec<_>, Vec<_>) = types(&sam)
         .into_iter()
