@@ -8,6 +8,6 @@ use twofold_i18n::Language;
 use crate::ports::TenantView;
 
 /// The language to write a notice to this user in.
-pub(super) fn language(_user: &User, tenant: &TenantView) -> Language {
-    Language::choose(None, tenant.policy.default_locale.as_ref())
+pub(super) fn language(user: &User, tenant: &TenantView) -> Language {
+    Language::choose(user.locale(), tenant.policy.default_locale.as_ref())
 }

@@ -77,31 +77,34 @@ fn texts(mail: &ReceivedMail) -> (String, String, String) {
     )
 }
 
-/// The Subject header with RFC 2047 encoded words decoded.
+/// The Subject header with RFC 2047 encoded words decoded (the space between two encoded
+/// words is not part of the text; any other is).
 fn decoded_subject(mail: &ReceivedMail) -> String {
     use base64::Engine as _;
     let raw = mail.header("Subject").unwrap_or_default();
-    raw.split_whitespace()
+    let words: Vec<(bool, String)> = raw
+        .split_whitespace()
         .map(|w| {
             let lower = w.to_ascii_lowercase();
-            if let Some(b64) = lower
-                .strip_prefix("=?utf-8?b?")
-                .and_then(|r| r.strip_suffix("?="))
-            {
-                let b64 = &w[10..10 + b64.len()];
-                String::from_utf8(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .unwrap_or_default(),
-                )
-                .unwrap_or_default()
-            } else if lower.starts_with("=?utf-8?q?") {
-                twofold_tests::fakes::decode_quoted_printable(&w[10..w.len() - 2].replace('_', " "))
+            if lower.starts_with("=?utf-8?b?") && lower.ends_with("?=") {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&w[10..w.len() - 2])
+                    .unwrap_or_default();
+                (true, String::from_utf8(bytes).unwrap_or_default())
+            } else if lower.starts_with("=?utf-8?q?") && lower.ends_with("?=") {
+                let text = w[10..w.len() - 2].replace('_', " ");
+                (true, twofold_tests::fakes::decode_quoted_printable(&text))
             } else {
-                format!("{w} ")
+                (false, w.to_owned())
             }
         })
-        .collect::<String>()
-        .trim()
-        .to_owned()
+        .collect();
+    let mut out = String::new();
+    for (i, (encoded, text)) in words.iter().enumerate() {
+        if i > 0 && !(*encoded && words[i - 1].0) {
+            out.push(' ');
+        }
+        out.push_str(text);
+    }
+    out
 }

@@ -102,3 +102,28 @@ async fn a_georgian_tenants_notice_is_georgian_by_email_and_one_sms_segment() {
     );
     drop(codes);
 }
+
+#[tokio::test]
+async fn a_user_who_chose_german_gets_german_notices() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    let added = ok(&app
+        .gql(
+            Some(&t.app),
+            "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e, locale: \"de-CH\") { id } }",
+            json!({ "u": "heidi", "e": "heidi@example.ch" }),
+        )
+        .await);
+    let code = extract_code(&app.smtp.wait_for(1, WAIT).await[0].data, 6).unwrap();
+    ok(&app
+        .gql(
+            Some(&t.app),
+            CONFIRM,
+            json!({ "u": "heidi", "c": added["addEmail"]["id"], "k": code }),
+        )
+        .await);
+    let notices = notices_after(&app, &t.id, 1).await;
+    let (subject, plain, _) = texts(&notices[0]);
+    assert_eq!(subject, "Neue Anmeldemethode für Ihr Acme-Konto");
+    assert!(plain.contains("Zeitpunkt:"), "{plain}");
+}
