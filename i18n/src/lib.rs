@@ -14,6 +14,7 @@
 //! UCS-2 characters each in an SMS and force UCS-2 on otherwise GSM-7 texts.
 
 pub mod code;
+pub mod delivery_test;
 pub mod notice;
 pub mod sms;
 mod text;

@@ -4,8 +4,8 @@
 use twofold_i18n::code::{self, CodeText, EmailText};
 use twofold_services::ports::OutgoingCode;
 
-/// Who a message says it is from: the tenant's name. (A tenant's own sender name, when
-/// tenants can set one, goes here and nowhere else.)
+/// Who a message says it is from: the sender name the tenant set with its providers, else its
+/// name (`OutgoingCode::tenant_name`, chosen by `TenantView::sender_name`).
 fn sender_name(message: &OutgoingCode) -> &str {
     &message.tenant_name
 }

@@ -2,21 +2,18 @@
 //! answered and recorded (`DeliveryTested`, the destination masked). Rate limited per tenant:
 //! it sends to any address the administrator names.
 
-use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::channel::Channel;
 use twofold_domain::contact::{EmailAddress, PhoneNumber};
 use twofold_domain::tenant::{DeliveryTest, TenantCommand};
 use zeroize::Zeroizing;
 
 use super::DeliverySettingsService;
 use crate::encoding::base32_lower;
-use crate::ports::{OutgoingCode, Reservation, SendCap, SendError};
+use crate::ports::{OutgoingNotice, Reservation, SendCap, SendError};
 use crate::{Call, ServiceError};
 
 /// Test messages a tenant may send per hour, over all instances.
 pub const TESTS_PER_HOUR: u32 = 10;
-
-/// The code a test message shows: no challenge has it, so it proves nothing anywhere.
-const TEST_CODE: &str = "000000";
 
 /// What the provider answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +91,19 @@ impl DeliverySettingsService {
         }
         let sent = match p.senders.sender(tenant, settings, channel).await {
             Ok(Some(sender)) => {
-                let message = OutgoingCode {
-                    challenge_id: id,
-                    tenant_name: view.sender_name().to_owned(),
+                let language =
+                    twofold_domain::Language::choose(None, view.policy.default_locale.as_ref());
+                let mail = twofold_i18n::delivery_test::email(language, view.sender_name());
+                let message = OutgoingNotice {
+                    notification_id: id,
                     channel,
-                    purpose: Purpose::VerifyChannel,
                     destination: Zeroizing::new(destination),
-                    code: Zeroizing::new(TEST_CODE.to_owned()),
-                    valid_seconds: 600,
-                    language: twofold_domain::Language::choose(
-                        None,
-                        view.policy.default_locale.as_ref(),
-                    ),
-                    web_host: None,
+                    subject: mail.subject,
+                    plain: mail.plain,
+                    html: mail.html,
+                    sms: twofold_i18n::delivery_test::sms(language, view.sender_name()),
                 };
-                sender.send(&message).await
+                sender.send_notice(&message).await
             }
             Ok(None) => return Err(no_provider()),
             Err(e) => Err(e),

@@ -46,6 +46,12 @@ async fn test_messages_go_through_each_channel_and_are_audited_masked() {
     assert!(mail["providerMessageId"].is_string(), "{mail}");
     let received = own.wait_for(1, WAIT).await;
     assert_eq!(received[0].to, vec!["dan@example.com".to_owned()]);
+    // A test says it is one and holds no code anyone could take for a sign-in.
+    assert_eq!(
+        received[0].header("Subject").as_deref(),
+        Some("Test message from Delta")
+    );
+    assert!(!received[0].data.contains("000000"), "{}", received[0].data);
     assert!(
         app.smtp.messages().is_empty(),
         "not through the service's server"
@@ -76,6 +82,11 @@ async fn test_messages_go_through_each_channel_and_are_audited_masked() {
     assert_eq!(sent.data()["testDelivery"]["delivered"], true);
     let requests = twilio.requests();
     assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].body.starts_with("Test message from"),
+        "{}",
+        requests[1].body
+    );
     assert_eq!(requests[1].basic_auth, Some((sid("d4"), token("d4"))));
 
     // The webhook instead of Twilio.
