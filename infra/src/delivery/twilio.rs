@@ -104,17 +104,23 @@ impl TwilioSender {
     }
 }
 
-#[async_trait]
-impl CodeSender for TwilioSender {
-    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
-        let body = Zeroizing::new(render::sms(message));
+impl TwilioSender {
+    /// Posts one message (a code's or a notice's) with `idempotency` as Twilio's idempotency
+    /// token; `secrets` are removed from any refusal Twilio gives.
+    pub(super) async fn post(
+        &self,
+        idempotency: &str,
+        to: &str,
+        body: &str,
+        secrets: &[&str],
+    ) -> Result<DeliveryReceipt, SendError> {
         let response = self
             .client
             .post(self.endpoint.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.as_str()))
-            .header("I-Twilio-Idempotency-Token", message.challenge_id.as_str())
+            .header("I-Twilio-Idempotency-Token", idempotency)
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&self.form(message.destination.as_str(), body.as_str()))
+            .form(&self.form(to, body))
             .send()
             .await
             .map_err(|e| transport_error(PROVIDER, &e))?;
@@ -145,11 +151,24 @@ impl CodeSender for TwilioSender {
                 format!("{code}{}", a.message.unwrap_or_default())
             })
             .unwrap_or_default();
-        let secrets = secrets_of(message);
         Err(status_error(
             PROVIDER,
             status,
-            &redact(detail.trim_end_matches(": "), &secrets),
+            &redact(detail.trim_end_matches(": "), secrets),
         ))
+    }
+}
+
+#[async_trait]
+impl CodeSender for TwilioSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        let body = Zeroizing::new(render::sms(message));
+        self.post(
+            &message.challenge_id,
+            message.destination.as_str(),
+            body.as_str(),
+            &secrets_of(message),
+        )
+        .await
     }
 }

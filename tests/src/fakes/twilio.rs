@@ -25,8 +25,10 @@ pub struct TwilioRequest {
     pub idempotency_token: Option<String>,
     /// Form field `To`.
     pub to: String,
-    /// Form field `From`.
+    /// Form field `From` (empty when not sent).
     pub from: String,
+    /// Form field `MessagingServiceSid` (empty when not sent).
+    pub messaging_service_sid: String,
     /// Form field `Body`.
     pub body: String,
     /// Every header, as received.
@@ -196,6 +198,7 @@ async fn twilio_messages(
         idempotency_token: header_value(&headers, "i-twilio-idempotency-token"),
         to: field("To"),
         from: field("From"),
+        messaging_service_sid: field("MessagingServiceSid"),
         body: field("Body"),
         headers: headers_of(&headers),
         status,

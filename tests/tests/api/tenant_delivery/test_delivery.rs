@@ -219,3 +219,41 @@ async fn auditors_read_masked_settings_apps_do_not_and_only_admins_change_or_tes
         .await;
     assert_eq!(name.data()["tenant"]["name"], "Foxtrot");
 }
+
+/// A tenant that sends through a Twilio Messaging Service (no From number) gets its test
+/// messages, and so its notices, through that service: the notice path once sent an empty
+/// `From` and no `MessagingServiceSid`.
+#[tokio::test]
+async fn a_messaging_service_carries_notices_too() {
+    let app = spawn_app().await;
+    let twilio = FakeTwilio::start_with_credentials(&sid("m5"), &token("m5"), vec![]);
+    let (_, admin, _) = tenant(&app, "Mike").await;
+    let service = format!("MG{}", "5".repeat(32));
+    set(
+        &app,
+        &admin,
+        json!({ "sms": { "twilio": {
+            "accountSid": sid("m5"), "authToken": token("m5"),
+            "messagingServiceSid": service, "apiBase": twilio.base_url(),
+        } } }),
+    )
+    .await
+    .data();
+    let sent = app
+        .gql(
+            Some(&admin),
+            TEST,
+            json!({ "c": "SMS", "d": "+995 555 12 34 56" }),
+        )
+        .await;
+    assert_eq!(
+        sent.data()["testDelivery"]["delivered"],
+        true,
+        "{}",
+        sent.body
+    );
+    let requests = twilio.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].messaging_service_sid, service);
+    assert_eq!(requests[0].from, "", "no empty From beside the service");
+}
