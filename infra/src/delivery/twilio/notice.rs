@@ -19,11 +19,8 @@ impl NoticeSender for TwilioSender {
                 notice.notification_id.as_str(),
             )
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&[
-                ("To", notice.destination.as_str()),
-                ("From", self.from.as_str()),
-                ("Body", notice.sms.as_str()),
-            ])
+            // The same sender fields as a code's: a Messaging Service when the account has one.
+            .form(&self.form(notice.destination.as_str(), notice.sms.as_str()))
             .send()
             .await
             .map_err(|e| transport_error(PROVIDER, &e))?;
