@@ -187,6 +187,15 @@ impl User {
         else {
             return vec![];
         };
+        // A notice the same as one still waiting for its send says nothing new. Without this,
+        // a change an attacker can repeat at will (a device trusted at each sign-in) would push
+        // a waiting notice (an address replaced) out of the kept list before it is sent.
+        kinds.retain(|kind| {
+            !self
+                .notifications
+                .iter()
+                .any(|n| n.kind == *kind && n.channel == channel && n.destination == contact.sealed)
+        });
         kinds
             .into_iter()
             .enumerate()

@@ -426,3 +426,44 @@ fn notice_masks_show_less_than_display_masks() {
     );
     assert_eq!(notice_mask(Channel::Sms, "+1 *** *** 98 76"), "+1 •••• 76");
 }
+
+/// Attack review: a notice waiting for its send (its provider slow or failing, so retried)
+/// must not be pushed out of the kept list by a flood of repeatable notices the attacker can
+/// cause at will (a device trusted at each sign-in with their own passkey): the user would
+/// never hear of the change that mattered.
+#[test]
+fn a_flood_of_repeated_notices_does_not_push_out_a_waiting_one() {
+    let mut user = state(email_user());
+    let replaced = NotificationKind::FactorReplaced {
+        method: Method::Email,
+        masked: Some("a•••@evil.example".into()),
+    };
+    cqrs_es::Aggregate::apply(
+        &mut user,
+        UserEvent::NotificationQueued {
+            notification_id: "n-replaced".into(),
+            kind: replaced,
+            channel: Channel::Email,
+            destination: sealed("old-mail"),
+            sent_to: "j***@example.com".into(),
+            at: t0(),
+        },
+    );
+    for i in 0..(super::notify::KEPT_NOTIFICATIONS * 2) {
+        let event = trusted(&format!("d{i}"), t0(), 30);
+        let notices = user.notices(
+            std::slice::from_ref(&event),
+            &Notifications::on(format!("n{i}")),
+            t0(),
+        );
+        for e in std::iter::once(event).chain(notices) {
+            cqrs_es::Aggregate::apply(&mut user, e);
+        }
+    }
+    assert!(
+        user.notification("n-replaced").is_some(),
+        "the waiting notice was dropped"
+    );
+    // The repeated change is still told (once while one is waiting).
+    assert!(user.notification("n0").is_some());
+}

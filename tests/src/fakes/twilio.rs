@@ -27,8 +27,8 @@ pub struct TwilioRequest {
     pub to: String,
     /// Form field `From` (empty when not sent).
     pub from: String,
-    /// Form field `MessagingServiceSid` (empty when not sent).
-    pub messaging_service_sid: String,
+    /// Form field `MessagingServiceSid`, when sent.
+    pub messaging_service_sid: Option<String>,
     /// Form field `Body`.
     pub body: String,
     /// Every header, as received.
@@ -185,8 +185,16 @@ async fn twilio_messages(
         && auth
             .as_ref()
             .is_some_and(|(u, p)| *u == state.sid && *p == state.token);
+    let service = form
+        .iter()
+        .find(|(k, _)| k == "MessagingServiceSid")
+        .map(|(_, v)| v.clone());
+    // Like Twilio (error 21603): a message needs a sender, a From or a Messaging Service.
+    let no_sender = field("From").is_empty() && service.is_none();
     let status = if !authorised {
         401
+    } else if no_sender {
+        400
     } else {
         state.script.pop_front().unwrap_or(201)
     };
@@ -198,7 +206,7 @@ async fn twilio_messages(
         idempotency_token: header_value(&headers, "i-twilio-idempotency-token"),
         to: field("To"),
         from: field("From"),
-        messaging_service_sid: field("MessagingServiceSid"),
+        messaging_service_sid: service,
         body: field("Body"),
         headers: headers_of(&headers),
         status,
@@ -223,6 +231,7 @@ async fn twilio_messages(
         None => {
             let (code, message) = match status {
                 401 => (20003, "Authenticate".to_owned()),
+                400 if no_sender => (21603, "A 'From' phone number is required.".to_owned()),
                 400 => (
                     21211,
                     format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use twofold_domain::channel::Channel;
 use twofold_infra::delivery::{SmsSettings, TwilioSender};
-use twofold_services::ports::{CodeSender, SendError};
+use twofold_services::ports::{CodeSender, NoticeSender, OutgoingNotice, SendError};
 use twofold_tests::fakes::{extract_code, FakeTwilio};
 use twofold_tests::{TWILIO_SID, TWILIO_TOKEN};
 
@@ -139,4 +139,43 @@ async fn twilio_down_or_silent_is_retryable() {
     assert!(e.to_string().contains("in time"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(silent);
+}
+
+/// A tenant's own Twilio account may name only a Messaging Service (no From number): its
+/// security notices must go out through that service like its codes, not be refused by Twilio
+/// for want of a sender (a notice that never arrives warns nobody).
+#[tokio::test]
+async fn a_notice_through_a_messaging_service_only_account_names_the_service() {
+    let fake = FakeTwilio::start(vec![]);
+    let mut twilio = match settings(&twilio_vars(fake.base_url())).sms {
+        SmsSettings::Twilio(t) => t,
+        other => panic!("expected Twilio settings, got {other:?}"),
+    };
+    let service = format!("MG{}", "0".repeat(32));
+    twilio.from = String::new();
+    twilio.messaging_service_sid = Some(service.clone());
+    let sender = TwilioSender::new(&twilio).expect("Twilio sender");
+    let notice = OutgoingNotice {
+        notification_id: "n-attack-review".into(),
+        channel: Channel::Sms,
+        destination: zeroize::Zeroizing::new("+995555123456".into()),
+        subject: String::new(),
+        plain: String::new(),
+        html: String::new(),
+        sms: "Acme: a sign-in method was added to your account.".into(),
+    };
+    // The code path already names the service; the notice path must too.
+    sender
+        .send(&code(Channel::Sms, "+995555123456", "246810"))
+        .await
+        .expect("the code is accepted");
+    let receipt = sender.send_notice(&notice).await;
+    assert!(receipt.is_ok(), "{receipt:?}");
+    let notices = fake.notices();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(
+        notices[0].messaging_service_sid.as_deref(),
+        Some(service.as_str())
+    );
+    assert_eq!(notices[0].to, "+995555123456");
 }

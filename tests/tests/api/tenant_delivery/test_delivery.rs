@@ -254,6 +254,9 @@ async fn a_messaging_service_carries_notices_too() {
     );
     let requests = twilio.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].messaging_service_sid, service);
+    assert_eq!(
+        requests[0].messaging_service_sid.as_deref(),
+        Some(service.as_str())
+    );
     assert_eq!(requests[0].from, "", "no empty From beside the service");
 }
