@@ -11,6 +11,8 @@ pub struct ReceivedMail {
     pub to: Vec<String>,
     /// The raw message (headers and body, as sent after `DATA`, dot-unstuffed).
     pub data: String,
+    /// The name the client gave in `EHLO` / `HELO`.
+    pub helo: String,
 }
 
 impl ReceivedMail {

@@ -18,6 +18,7 @@ enum RcptAnswer {
 struct CaptureHandler {
     store: Arc<Mutex<Vec<ReceivedMail>>>,
     rcpt: RcptAnswer,
+    helo: String,
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
@@ -36,11 +37,12 @@ impl mailin_embedded::Handler for CaptureHandler {
 
     fn data_start(
         &mut self,
-        _domain: &str,
+        domain: &str,
         from: &str,
         _is8bit: bool,
         to: &[String],
     ) -> mailin_embedded::Response {
+        self.helo = domain.to_owned();
         self.from = from.to_owned();
         self.to = to.to_vec();
         self.data.clear();
@@ -57,6 +59,7 @@ impl mailin_embedded::Handler for CaptureHandler {
             from: std::mem::take(&mut self.from),
             to: std::mem::take(&mut self.to),
             data: String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned(),
+            helo: std::mem::take(&mut self.helo),
         };
         lock(&self.store).push(mail);
         mailin_embedded::response::OK
@@ -90,6 +93,7 @@ impl SmtpCapture {
         let handler = CaptureHandler {
             store: store.clone(),
             rcpt,
+            helo: String::new(),
             from: String::new(),
             to: Vec::new(),
             data: Vec::new(),

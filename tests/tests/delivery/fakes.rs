@@ -43,6 +43,7 @@ fn codes_are_found_in_encoded_mail_bodies_not_headers() {
         from: String::new(),
         to: Vec::new(),
         data: multipart.to_owned(),
+        helo: String::new(),
     };
     assert_eq!(mail.html().as_deref(), Some("<p>222222</p>\r\n"));
     assert_eq!(

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, Tokio1Executor};
 use twofold_domain::provider::{SmtpProvider, SmtpSecurity};
 use twofold_services::ports::{
@@ -94,8 +95,11 @@ impl GuardedSmtpSender {
                 }
             })?;
         let ip = addrs[0].ip().to_string();
+        // The greeting names the From domain, not this instance's host name: a tenant's
+        // server is the tenant's, and the operator's host names are none of its business.
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip)
             .port(self.port)
+            .hello_name(ClientId::Domain(self.from.email.domain().to_owned()))
             .timeout(Some(self.timeout));
         builder = match &self.tls {
             None => builder.tls(Tls::None),

@@ -67,6 +67,8 @@ async fn each_tenant_gets_only_its_own_traffic_and_credentials_never_show() {
     only(app.smtp.messages(), "cid");
     // The tenant's From and sender name, not the service's.
     assert_eq!(mail_a.from, "codes@a1.example");
+    // The greeting names the From domain, never this machine's host name.
+    assert_eq!(mail_a.helo, "a1.example");
     assert!(
         mail_a
             .header("From")
