@@ -7,6 +7,7 @@ use twofold::{telemetry, zero_config};
 use twofold_infra::config::Settings;
 use twofold_infra::delivery::{DeliverySettings, Senders};
 use twofold_infra::pg;
+use twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT;
 use twofold_services::delivery::RetryPolicy;
 use twofold_services::{BudgetCeilings, RequestContext};
 
@@ -112,6 +113,7 @@ async fn run(
                 delivery: delivery.clone(),
                 http: settings.http.clone(),
                 graphiql: settings.graphiql,
+                settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             })
             .await?;
             let url = format!("http://{}", app.address());
@@ -177,7 +179,7 @@ async fn connect(
 ) -> anyhow::Result<Wiring> {
     let pool = pg::connect(url, 4).await?;
     pg::migrate(&pool).await?;
-    Wiring::new(pool, secrets, delivery).await
+    Wiring::new(pool, secrets, delivery, DEFAULT_SETTLE_TIMEOUT).await
 }
 
 /// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel

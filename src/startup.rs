@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -72,11 +73,17 @@ pub struct Wiring {
 
 impl Wiring {
     /// Wires every use-case to PostgreSQL and the crypto adapters.
-    pub async fn new(pool: PgPool, secrets: &Secrets, delivery: &Delivery) -> anyhow::Result<Self> {
+    pub async fn new(
+        pool: PgPool,
+        secrets: &Secrets,
+        delivery: &Delivery,
+        settle_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let processor = Arc::new(
             EventProcessor::new(pool.clone(), projections::all())
                 .await
-                .context("registering projections")?,
+                .context("registering projections")?
+                .with_settle_timeout(settle_timeout),
         );
         let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -239,6 +246,8 @@ pub struct AppConfig {
     pub http: HttpLimits,
     /// Whether `GET /graphql` serves GraphiQL.
     pub graphiql: bool,
+    /// How long a command waits for its write to reach the read models.
+    pub settle_timeout: Duration,
 }
 
 /// A built application, listening but not yet serving.
@@ -259,7 +268,7 @@ impl Application {
             .await
             .context("connecting to PostgreSQL (check DATABASE_URL)")?;
         pg::migrate(&pool).await.context("running migrations")?;
-        let wiring = Wiring::new(pool, &config.secrets, &config.delivery).await?;
+        let wiring = Wiring::new(pool, &config.secrets, &config.delivery, config.settle_timeout).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;

@@ -188,6 +188,10 @@ pub struct TestOptions {
     pub allow_private_provider_urls: bool,
     /// How long finished deliveries are kept.
     pub delivery_retention: std::time::Duration,
+    /// How long a command waits for the read models. A test that holds the commit horizon
+    /// (an open transaction that wrote) shortens it: the horizon is cluster-wide, so every
+    /// other test's processor waits as long as it holds it.
+    pub settle_timeout: std::time::Duration,
 }
 
 impl Default for TestOptions {
@@ -202,6 +206,7 @@ impl Default for TestOptions {
             ceilings: twofold_services::BudgetCeilings::default(),
             allow_private_provider_urls: true,
             delivery_retention: RetryPolicy::default().retention,
+            settle_timeout: twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT,
         }
     }
 }
@@ -298,6 +303,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         delivery,
         http: options.http,
         graphiql: options.graphiql,
+        settle_timeout: options.settle_timeout,
     })
     .await
     .expect("building the application")

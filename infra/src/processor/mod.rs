@@ -57,6 +57,9 @@ struct Runner {
 }
 
 /// Drives every projection from the event log.
+/// How long a command waits for the read models to show its write before answering anyway.
+pub const DEFAULT_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct EventProcessor {
     pool: PgPool,
     runners: Vec<Runner>,
@@ -97,10 +100,18 @@ impl EventProcessor {
             wake: Notify::new(),
             progressed: Notify::new(),
             applied: watch::Sender::new(0),
-            settle_timeout: Duration::from_secs(5),
+            settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             poll_interval: Duration::from_millis(100),
             min_gap: Duration::from_millis(10),
         })
+    }
+
+    /// Replaces [`DEFAULT_SETTLE_TIMEOUT`]. Tests that hold the commit horizon on purpose
+    /// shorten it: the horizon is cluster-wide, so while they wait for it, every other test's
+    /// processor on the same cluster waits too.
+    pub fn with_settle_timeout(mut self, timeout: Duration) -> Self {
+        self.settle_timeout = timeout;
+        self
     }
 
     /// The names of the registered projections.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use twofold_tests::spawn_app;
+use twofold_tests::{spawn_app, spawn_app_with, TestOptions};
 
 use super::{all_events, page, settled, sign_ins, EVENTS};
 use crate::totp::{enroll, tenant};
@@ -99,7 +99,13 @@ async fn paging_through_a_thousand_events_loses_and_repeats_nothing_while_new_on
 
 #[tokio::test]
 async fn an_event_committed_behind_an_open_transaction_is_never_behind_a_cursor() {
-    let app = spawn_app().await;
+    // Each command made while the transaction below holds the horizon waits out the settle
+    // timeout, and so does every other test's processor on the cluster: keep it short.
+    let app = spawn_app_with(TestOptions {
+        settle_timeout: std::time::Duration::from_millis(200),
+        ..TestOptions::default()
+    })
+    .await;
     let (tenant_id, admin) = app.create_tenant("Acme").await;
     let (_, app_key) = app.issue_key(&admin, "APP").await;
     let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
