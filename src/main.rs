@@ -113,6 +113,7 @@ async fn run(
                 delivery: delivery.clone(),
                 http: settings.http.clone(),
                 graphiql: settings.graphiql,
+                console: settings.console,
                 settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             })
             .await?;

@@ -16,6 +16,7 @@ use twofold_graphql::client_addr::TrustedProxies;
 use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
+use twofold_infra::console_sessions::PgConsoleSessions;
 use twofold_infra::crypto::seal::PgSealer;
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::RsWebAuthn;
@@ -33,6 +34,7 @@ use twofold_infra::{event_store, pg, projections};
 use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
 use twofold_services::compliance::ComplianceService;
+use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
 use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySettingsService};
 use twofold_services::ports::CodeSender;
@@ -40,6 +42,7 @@ use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirect
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{UserCrypto, UserPorts, UserService};
 use twofold_services::{Authenticator, BudgetCeilings};
+use twofold_web::WebState;
 
 /// The layout version of the user aggregate's snapshots: change it whenever `User`'s
 /// serialized state changes, so old snapshots are ignored rather than misread. Public for the
@@ -69,6 +72,8 @@ pub struct Wiring {
     pub worker: DeliveryWorker,
     /// Bearer authentication.
     pub auth: Arc<Authenticator>,
+    /// The console's sign-ins.
+    pub console_sessions: ConsoleSessions,
 }
 
 impl Wiring {
@@ -164,6 +169,13 @@ impl Wiring {
                 allow_private: delivery.allow_private_provider_urls,
             },
         });
+        let console_sessions = ConsoleSessions::new(
+            Arc::new(PgConsoleSessions::new(pool.clone())),
+            auth.clone(),
+            hasher.clone(),
+            entropy.clone(),
+            clock.clone(),
+        );
         let users = UserService::new(UserPorts {
             commands: user_commands,
             crypto,
@@ -191,6 +203,7 @@ impl Wiring {
             delivery_settings,
             worker,
             auth,
+            console_sessions,
         })
     }
 }
@@ -246,6 +259,8 @@ pub struct AppConfig {
     pub http: HttpLimits,
     /// Whether `GET /graphql` serves GraphiQL.
     pub graphiql: bool,
+    /// Whether the console is served at `/console` (`TWOFOLD_CONSOLE`).
+    pub console: bool,
     /// How long a command waits for its write to reach the read models.
     pub settle_timeout: Duration,
 }
@@ -259,6 +274,7 @@ pub struct Application {
     websocket_limits: WsLimits,
     http: HttpLimits,
     graphiql: bool,
+    console: bool,
 }
 
 impl Application {
@@ -268,7 +284,13 @@ impl Application {
             .await
             .context("connecting to PostgreSQL (check DATABASE_URL)")?;
         pg::migrate(&pool).await.context("running migrations")?;
-        let wiring = Wiring::new(pool, &config.secrets, &config.delivery, config.settle_timeout).await?;
+        let wiring = Wiring::new(
+            pool,
+            &config.secrets,
+            &config.delivery,
+            config.settle_timeout,
+        )
+        .await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;
@@ -281,6 +303,7 @@ impl Application {
             websocket_limits: WsLimits::default(),
             http: config.http,
             graphiql: config.graphiql,
+            console: config.console,
         })
     }
 
@@ -341,7 +364,17 @@ impl Application {
             health_cache: Arc::default(),
             trusted_proxies: TrustedProxies::new(self.http.trusted_proxies.clone()),
         };
-        let served = crate::server::serve(self.listener, router(state), self.http, shutdown).await;
+        let pages = if self.console {
+            twofold_web::router(WebState {
+                sessions: self.wiring.console_sessions.clone(),
+                compliance: self.wiring.compliance.clone(),
+                anonymous: state.anonymous.clone(),
+            })
+        } else {
+            axum::Router::new()
+        };
+        let served =
+            crate::server::serve(self.listener, router(state, pages), self.http, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = processor.await;
         if let Some(deliveries) = deliveries {

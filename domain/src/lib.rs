@@ -7,6 +7,7 @@
 
 pub mod calling_codes;
 pub mod channel;
+pub mod console_session;
 pub mod contact;
 pub mod ids;
 pub mod locale;

@@ -213,6 +213,18 @@ impl Catalog {
     }
 }
 
+/// The console's languages (issue 18 asks for English and Georgian; its texts are in
+/// `console.ftl`). Users' pages and messages are in every language.
+pub const CONSOLE_LANGUAGES: [Language; 2] = [Language::En, Language::Ka];
+
+/// The languages a catalog file must exist in: its messages are complete in each of them.
+pub fn file_languages(file: &str) -> &'static [Language] {
+    match file {
+        "console.ftl" => &CONSOLE_LANGUAGES,
+        _ => &Language::ALL,
+    }
+}
+
 /// The supported language a BCP 47 tag reads (`de-CH` -> German), or `None` if the tag is
 /// malformed or of a language without texts.
 pub fn negotiate(tag: &str) -> Option<Language> {

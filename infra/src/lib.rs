@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod config;
+pub mod console_sessions;
 pub mod crypto;
 pub mod delivery;
 pub mod delivery_queue;

@@ -182,6 +182,8 @@ pub struct TestOptions {
     pub http: HttpLimits,
     /// Whether GraphiQL is served.
     pub graphiql: bool,
+    /// Whether the console is served (`TWOFOLD_CONSOLE`).
+    pub console: bool,
     /// The operator's ceilings on tenants' hourly budgets.
     pub ceilings: twofold_services::BudgetCeilings,
     /// `TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS` (on by default: the fakes listen on 127.0.0.1).
@@ -203,6 +205,7 @@ impl Default for TestOptions {
             websocket: twofold_graphql::WsLimits::default(),
             http: HttpLimits::default(),
             graphiql: true,
+            console: true,
             ceilings: twofold_services::BudgetCeilings::default(),
             allow_private_provider_urls: true,
             delivery_retention: RetryPolicy::default().retention,
@@ -303,6 +306,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         delivery,
         http: options.http,
         graphiql: options.graphiql,
+        console: options.console,
         settle_timeout: options.settle_timeout,
     })
     .await

@@ -16,7 +16,7 @@ use crate::client_addr::ClientAddr;
 
 /// The request id of this request (set by the request-id middleware).
 #[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub(crate) String);
+pub struct RequestId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
@@ -106,10 +106,7 @@ fn is_length_limit(e: &axum::Error) -> bool {
     std::error::Error::source(e).is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
 }
 
-pub(crate) fn request_context(
-    parts: &axum::http::request::Parts,
-    request_id: &str,
-) -> RequestContext {
+pub fn request_context(parts: &axum::http::request::Parts, request_id: &str) -> RequestContext {
     RequestContext {
         request_id: request_id.to_owned(),
         ip: client_ip(&parts.extensions).map(|ip| ip.to_string()),

@@ -30,7 +30,8 @@ use crate::metrics::{ErrorCodes, Metrics};
 use crate::schema::TwofoldSchema;
 use crate::websocket::Websockets;
 pub(crate) use error::{error_response, rate_limited};
-pub(crate) use extract::{bearer, client_ip, record_caller, request_context, RequestId};
+pub(crate) use extract::{bearer, client_ip, record_caller};
+pub use extract::{request_context, RequestId};
 pub use operations::HealthCache;
 pub(crate) use post::finish;
 pub use post::MAX_ERRORS;
@@ -72,8 +73,9 @@ pub struct ApiState {
     pub trusted_proxies: TrustedProxies,
 }
 
-/// The application router.
-pub fn router(state: ApiState) -> Router {
+/// The application router, with `pages` (the console's routes, or none) behind the same
+/// request id, client address, tracing, metrics and `no-store` layers.
+pub fn router(state: ApiState, pages: Router) -> Router {
     Router::new()
         .route("/graphql", post::route())
         .route("/audit/export", get(export::audit_export))
@@ -83,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(crate::fallback::method_not_allowed)
         .fallback(crate::fallback::not_found)
         .with_state(state.clone())
+        .merge(pages)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::client_addr::resolve,

@@ -310,5 +310,7 @@ pub trait TotpEngine: Send + Sync {
     ) -> Option<u64>;
 }
 
+mod console;
 mod delivery;
+pub use console::*;
 pub use delivery::*;

@@ -7,6 +7,7 @@ mod client_addresses;
 mod compliance;
 mod concurrency;
 mod connections;
+mod console;
 mod event_store;
 mod factor_changes;
 mod graphiql;

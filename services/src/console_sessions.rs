@@ -1,0 +1,204 @@
+//! Console sign-in: an ADMIN or AUDITOR key is exchanged at once for a server-side session, and
+//! the browser keeps only the session's random token (never the key). Each request finds the
+//! session by the token's keyed hash, and is refused once the session is idle or old
+//! (`domain::console_session`) or its key revoked.
+//!
+//! Forms carry a CSRF token derived from the session's token under the server's pepper, so
+//! there is nothing more to store; the sign-in form, before any session exists, carries one
+//! derived from a random nonce cookie (double submit, against login CSRF).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
+use twofold_domain::console_session::SessionTimes;
+use twofold_domain::tenant::KeyedHash;
+use zeroize::Zeroizing;
+
+use crate::auth::{Authenticator, KeyPrincipal, Principal};
+use crate::encoding::base32_lower;
+use crate::ports::{Clock, ConsoleSessionStore, Entropy, SecretHasher};
+use crate::roles::{require, ADMIN_AUDITOR};
+use crate::{Call, RequestContext, ServiceError};
+
+const TOKEN_PREFIX: &str = "tfs_";
+const TOKEN_PURPOSE: &str = "console-session";
+const CSRF_PURPOSE: &str = "console-csrf";
+const SIGN_IN_CSRF_PURPOSE: &str = "console-sign-in-csrf";
+/// Longest token or nonce looked at; anything longer is not one of ours.
+const MAX_TOKEN_CHARS: usize = 128;
+
+/// A session token or sign-in nonce: the secret a cookie carries. Redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionSecret(Zeroizing<String>);
+
+impl SessionSecret {
+    /// Wraps a value read from a cookie.
+    pub fn from_cookie(value: &str) -> Option<Self> {
+        (value.starts_with(TOKEN_PREFIX) && value.len() <= MAX_TOKEN_CHARS)
+            .then(|| Self(Zeroizing::new(value.to_owned())))
+    }
+
+    /// The value to put in the cookie.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// A live session: who is signed in, and the CSRF token its forms carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub key: KeyPrincipal,
+    /// The token every form of this session must send back.
+    pub csrf: String,
+    /// When the session ends if it is not used again.
+    pub ends_at: DateTime<Utc>,
+}
+
+impl ConsoleSession {
+    /// The [`Call`] of the session's key, for the use-cases its pages run.
+    pub fn call(&self, request: RequestContext) -> Call {
+        Call::new(self.key.clone(), request)
+    }
+}
+
+/// Console sessions over a [`ConsoleSessionStore`].
+#[derive(Clone)]
+pub struct ConsoleSessions {
+    store: Arc<dyn ConsoleSessionStore>,
+    auth: Arc<Authenticator>,
+    hasher: Arc<dyn SecretHasher>,
+    entropy: Arc<dyn Entropy>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ConsoleSessions {
+    pub fn new(
+        store: Arc<dyn ConsoleSessionStore>,
+        auth: Arc<Authenticator>,
+        hasher: Arc<dyn SecretHasher>,
+        entropy: Arc<dyn Entropy>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            auth,
+            hasher,
+            entropy,
+            clock,
+        }
+    }
+
+    /// A fresh random secret (session token or sign-in nonce), 256 bits.
+    pub fn new_secret(&self) -> SessionSecret {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        self.entropy.fill(bytes.as_mut());
+        SessionSecret(Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            base32_lower(bytes.as_ref())
+        )))
+    }
+
+    fn token_hash(&self, token: &SessionSecret) -> KeyedHash {
+        self.hasher
+            .keyed_hash(TOKEN_PURPOSE, token.expose().as_bytes())
+    }
+
+    /// Whether this instance found `key` valid lately (see [`Authenticator::is_known`]): such a
+    /// key may sign in even from an address that spent its budget of unknown keys.
+    pub fn is_known(&self, key: &str) -> bool {
+        self.auth.is_known(key.trim())
+    }
+
+    /// Exchanges an API key for a session. Only ADMIN and AUDITOR keys may sign in; a wrong,
+    /// revoked or malformed key is `UNAUTHENTICATED` with the API's message.
+    pub async fn sign_in(
+        &self,
+        key: &str,
+    ) -> Result<(SessionSecret, ConsoleSession), ServiceError> {
+        let principal =
+            match self.auth.authenticate(key.trim()).await? {
+                Principal::Key(k) => k,
+                Principal::Operator => return Err(ServiceError::Forbidden(
+                    "the operator token cannot sign in to the console; use an ADMIN or AUDITOR key"
+                        .into(),
+                )),
+            };
+        require(&principal, ADMIN_AUDITOR)?;
+        let now = self.clock.now();
+        // Ended sessions go when someone signs in, so the table holds live sessions only.
+        self.store.prune(now).await?;
+        let token = self.new_secret();
+        self.store
+            .create(&self.token_hash(&token), &principal, now)
+            .await?;
+        let times = SessionTimes {
+            created_at: now,
+            last_seen_at: now,
+        };
+        let session = ConsoleSession {
+            csrf: self.csrf_of(&token),
+            key: principal,
+            ends_at: times.ends_at(),
+        };
+        Ok((token, session))
+    }
+
+    /// The live session of `token`, or `None` when it is unknown, ended or its key revoked.
+    pub async fn resume(
+        &self,
+        token: &SessionSecret,
+    ) -> Result<Option<ConsoleSession>, ServiceError> {
+        let hash = self.token_hash(token);
+        let Some(stored) = self.store.find(&hash).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if !stored.times.alive_at(now) {
+            self.store.delete(&hash).await?;
+            return Ok(None);
+        }
+        let mut times = stored.times;
+        if times.needs_touch(now) {
+            self.store.touch(&hash, now).await?;
+            times.last_seen_at = now;
+        }
+        Ok(Some(ConsoleSession {
+            csrf: self.csrf_of(token),
+            key: stored.key,
+            ends_at: times.ends_at(),
+        }))
+    }
+
+    /// Ends the session of `token` (nothing happens for an unknown one).
+    pub async fn sign_out(&self, token: &SessionSecret) -> Result<(), ServiceError> {
+        self.store.delete(&self.token_hash(token)).await?;
+        Ok(())
+    }
+
+    fn csrf_of(&self, token: &SessionSecret) -> String {
+        self.hasher
+            .keyed_hash(CSRF_PURPOSE, token.expose().as_bytes())
+            .as_hex()
+            .to_owned()
+    }
+
+    /// The CSRF token of the sign-in form for the nonce in the browser's cookie.
+    pub fn sign_in_csrf(&self, nonce: &SessionSecret) -> String {
+        self.hasher
+            .keyed_hash(SIGN_IN_CSRF_PURPOSE, nonce.expose().as_bytes())
+            .as_hex()
+            .to_owned()
+    }
+
+    /// Whether a form's `given` token is `expected` (in constant time).
+    pub fn csrf_matches(expected: &str, given: &str) -> bool {
+        expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+    }
+}

@@ -1,0 +1,143 @@
+//! What every console page carries: its security headers, no inline script or style, the
+//! reader's language, and no action for an AUDITOR.
+
+use twofold_tests::{spawn_app, spawn_app_with, TestOptions};
+
+use super::Browser;
+
+#[tokio::test]
+async fn every_page_has_a_strict_policy_and_no_inline_script_or_style() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    let sign_in = browser.get("/console/sign-in").await;
+    assert_eq!(browser.sign_in(&admin).await.status, 303);
+    let mut pages = vec![sign_in];
+    for path in ["/console", "/console/sign-out", "/console/no-such-page"] {
+        pages.push(browser.get(path).await);
+    }
+    for page in &pages {
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        assert_eq!(page.headers["x-frame-options"], "DENY");
+        assert_eq!(page.headers["cache-control"], "no-store");
+        assert!(page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),);
+        let body = page.body.to_lowercase();
+        assert!(!body.contains(" style="), "inline style: {}", page.body);
+        assert!(!body.contains("<style"), "inline style: {}", page.body);
+        assert!(
+            !has_event_handler(&body),
+            "an event handler attribute: {}",
+            page.body
+        );
+        for script in body.split("<script").skip(1) {
+            assert!(
+                script.trim_start().starts_with("src="),
+                "inline script: {script}"
+            );
+        }
+        assert!(
+            !body.contains("https://") && !body.contains("http://"),
+            "{}",
+            page.body
+        );
+    }
+    assert_eq!(pages[3].status, 404);
+    let css = browser.get("/console/assets/console.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+}
+
+/// Whether `html` has an attribute such as `onclick=` (an inline script).
+fn has_event_handler(html: &str) -> bool {
+    html.match_indices(" on").any(|(i, _)| {
+        let rest = &html[i + 3..];
+        let name: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
+        !name.is_empty() && rest[name.len()..].trim_start().starts_with('=')
+    })
+}
+
+#[test]
+fn event_handlers_are_found_and_words_are_not() {
+    assert!(has_event_handler("<a onclick=\"x()\">"));
+    assert!(has_event_handler("<body onload = 'x'>"));
+    assert!(!has_event_handler("<p>a session at once, on time</p>"));
+}
+
+#[tokio::test]
+async fn pages_speak_the_browser_s_language_and_the_switcher_changes_it() {
+    let app = spawn_app().await;
+    let mut georgian = Browser::new(&app).speaking("ka-GE,ka;q=0.9,en;q=0.5");
+    let page = georgian.get("/console/sign-in").await;
+    assert!(page.body.contains("<html lang=\"ka\">"), "{}", page.body);
+    assert!(page.body.contains("კონსოლში შესვლა"), "{}", page.body);
+    let mut english = Browser::new(&app).speaking("de-CH, en;q=0.5");
+    let page = english.get("/console/sign-in").await;
+    assert!(page.body.contains("<html lang=\"en\">"));
+    assert!(page.body.contains("Sign in to the console"));
+    // The switcher: remembered, and back to the same page (never to another site).
+    let switched = english
+        .get("/console/language?lang=ka&back=/console/sign-in")
+        .await;
+    assert_eq!(switched.status, 303);
+    assert_eq!(switched.location(), "/console/sign-in");
+    let page = english.get("/console/sign-in").await;
+    assert!(page.body.contains("<html lang=\"ka\">"));
+    for back in [
+        "https://evil.example",
+        "//evil.example",
+        "/console/\\evil",
+        "/graphql",
+    ] {
+        let r = english
+            .get(&format!("/console/language?lang=en&back={back}"))
+            .await;
+        assert_eq!(r.location(), "/console", "{back}");
+    }
+}
+
+#[tokio::test]
+async fn an_auditor_is_told_the_session_is_read_only() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    let mut reader = Browser::new(&app);
+    assert_eq!(reader.sign_in(&auditor).await.status, 303);
+    let page = reader.get("/console").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-read-only"), "{}", page.body);
+    assert!(page.body.contains("data-role=\"AUDITOR\""));
+    let mut writer = Browser::new(&app);
+    assert_eq!(writer.sign_in(&admin).await.status, 303);
+    let page = writer.get("/console").await;
+    assert!(!page.body.contains("data-read-only"));
+    assert!(page.body.contains("data-role=\"ADMIN\""));
+}
+
+#[tokio::test]
+async fn the_console_can_be_switched_off() {
+    let app = spawn_app_with(TestOptions {
+        console: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.get("/console/sign-in").await.status, 404);
+    assert_eq!(browser.get("/console").await.status, 404);
+    assert_eq!(browser.get("/console/assets/console.css").await.status, 404);
+}

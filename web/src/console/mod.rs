@@ -1,0 +1,158 @@
+//! The console's routes, the signed-in extractor and the CSRF check every form goes through.
+
+mod overview;
+mod sign_in;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use twofold_graphql::http::{request_context, RequestId};
+use twofold_services::console_sessions::{ConsoleSession, ConsoleSessions, SessionSecret};
+use twofold_services::{Call, RequestContext};
+
+use crate::cookies;
+use crate::language::Texts;
+use crate::page::{self, Chrome, Who};
+use crate::WebState;
+
+pub(crate) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/console", get(overview::page))
+        .route("/console/", get(|| async { Redirect::to("/console") }))
+        .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route(
+            "/console/sign-out",
+            get(sign_in::sign_out_form).post(sign_in::sign_out),
+        )
+        .route("/console/language", get(sign_in::language))
+        // Not a fallback: the API's router, which these routes join, has its own.
+        .route("/console/{*rest}", get(not_found))
+}
+
+/// A request of a signed-in browser: its session, the [`Call`] its use-cases take, and what
+/// the layout shows. Without a live session, the browser is sent to the sign-in page.
+pub(crate) struct SignedIn {
+    pub(crate) session: ConsoleSession,
+    pub(crate) call: Call,
+    pub(crate) chrome: Chrome,
+    pub(crate) request_id: String,
+}
+
+impl SignedIn {
+    /// `None` when the form's `csrf` is this session's; the refusal page otherwise.
+    pub(crate) fn refuse_csrf(&self, given: &str) -> Option<Response> {
+        (!ConsoleSessions::csrf_matches(&self.session.csrf, given))
+            .then(|| form_expired(self.chrome.texts, &self.chrome.path))
+    }
+}
+
+/// The answer to a form whose CSRF token is missing or not this browser's.
+pub(crate) fn form_expired(texts: Texts, path: &str) -> Response {
+    page::html(
+        StatusCode::FORBIDDEN,
+        &page::ErrorPage {
+            chrome: Chrome {
+                texts,
+                path: path.to_owned(),
+                who: None,
+            },
+            code: "FORBIDDEN",
+            message: texts.get("console-form-expired"),
+        },
+    )
+}
+
+pub(crate) fn session_secret(headers: &HeaderMap) -> Option<SessionSecret> {
+    cookies::read(headers, cookies::SESSION).and_then(|v| SessionSecret::from_cookie(&v))
+}
+
+fn metadata(parts: &Parts) -> (String, RequestContext) {
+    let id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let context = request_context(parts, &id);
+    (id, context)
+}
+
+impl FromRequestParts<WebState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let texts = Texts {
+            language: crate::language::choose(&parts.headers),
+        };
+        let path = parts.uri.path().to_owned();
+        let (request_id, request) = metadata(parts);
+        let to_sign_in = || {
+            let mut r = Redirect::to("/console/sign-in").into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                cookies::set(cookies::SESSION, "", 0, &parts.headers),
+            );
+            r
+        };
+        let Some(secret) = session_secret(&parts.headers) else {
+            return Err(Redirect::to("/console/sign-in").into_response());
+        };
+        let session = match state.sessions.resume(&secret).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(to_sign_in()),
+            Err(e) => {
+                let chrome = Chrome {
+                    texts,
+                    path,
+                    who: None,
+                };
+                return Err(page::error(chrome, &e, &request_id));
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("tenant", session.key.tenant_id.as_str());
+        span.record(
+            "actor",
+            format!("{}:{}", session.key.role.as_str(), session.key.key_id).as_str(),
+        );
+        let who = Who {
+            line: texts.with(
+                "console-signed-in",
+                &[
+                    ("tenant", session.key.tenant_id.as_str()),
+                    ("role", session.key.role.as_str()),
+                    ("key", session.key.key_id.as_str()),
+                ],
+            ),
+            read_only: session.key.role != twofold_domain::Role::Admin,
+            csrf: session.csrf.clone(),
+        };
+        Ok(SignedIn {
+            call: session.call(request),
+            session,
+            chrome: Chrome {
+                texts,
+                path,
+                who: Some(who),
+            },
+            request_id,
+        })
+    }
+}
+
+async fn not_found(texts: Texts, uri: axum::http::Uri) -> Response {
+    page::html(
+        StatusCode::NOT_FOUND,
+        &page::ErrorPage {
+            chrome: Chrome {
+                texts,
+                path: uri.path().to_owned(),
+                who: None,
+            },
+            code: "NOT_FOUND",
+            message: texts.get("console-not-found"),
+        },
+    )
+}

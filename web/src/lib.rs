@@ -1,0 +1,41 @@
+//! Twofold's pages, served by the same binary as the API: the console for organisation admins
+//! and auditors at `/console`. Server-rendered HTML (askama templates, checked at compile time)
+//! that works without JavaScript; the pages call the same use-cases as GraphQL, with the same
+//! roles.
+//!
+//! Every answer carries a strict Content-Security-Policy (no inline script or style, nothing
+//! from another origin, no framing); static files are embedded in the binary.
+
+mod assets;
+mod console;
+mod cookies;
+mod language;
+mod page;
+mod security;
+
+use std::sync::Arc;
+
+use axum::Router;
+use twofold_graphql::anonymous::AnonymousBudget;
+use twofold_services::compliance::ComplianceService;
+use twofold_services::console_sessions::ConsoleSessions;
+
+/// What the pages share.
+#[derive(Clone)]
+pub struct WebState {
+    pub sessions: ConsoleSessions,
+    pub compliance: ComplianceService,
+    /// The API's budget of failed sign-ins per client address: a key guessed through the
+    /// console spends the same budget as one guessed through the API.
+    pub anonymous: Arc<AnonymousBudget>,
+}
+
+/// The console's routes, under `/console` and `/assets`, to be merged into the API's router
+/// (which adds the request id, client address, tracing and metrics layers).
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .merge(console::routes())
+        .merge(assets::routes())
+        .with_state(state)
+        .layer(axum::middleware::from_fn(security::headers))
+}
