@@ -2,7 +2,6 @@
 
 use twofold_domain::user::{DeliveryOutcome, Notifications, UserAction, UserCommand, UserRef};
 
-use super::crypto::contact_context;
 use super::UserService;
 use crate::{RequestContext, ServiceError};
 
@@ -68,15 +67,8 @@ impl UserService {
         };
         let destination = self
             .crypto
-            .sealer
-            .open(
-                &user.tenant,
-                &contact_context(user, challenge.channel),
-                &contact.sealed,
-            )
+            .open_contact(user, challenge.channel, &contact.sealed)
             .await?;
-        let destination = String::from_utf8(destination.to_vec())
-            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
         let tenant_name = tenant.sender_name().to_owned();
         let remaining = (challenge.expires_at - now).num_seconds().max(1);
@@ -85,7 +77,7 @@ impl UserService {
             tenant_name,
             channel: challenge.channel,
             purpose: challenge.purpose,
-            destination: zeroize::Zeroizing::new(destination),
+            destination,
             code: self
                 .crypto
                 .challenge_code(user, &challenge.id, challenge.digits),
@@ -150,15 +142,8 @@ impl UserService {
         };
         let destination = self
             .crypto
-            .sealer
-            .open(
-                &user.tenant,
-                &contact_context(user, queued.channel),
-                &queued.destination,
-            )
+            .open_contact(user, queued.channel, &queued.destination)
             .await?;
-        let destination = String::from_utf8(destination.to_vec())
-            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
         let text = super::notices::NoticeText {
             language: super::notices::language(&state, &tenant),
@@ -170,7 +155,7 @@ impl UserService {
         Ok(Some(crate::ports::OutgoingNotice {
             notification_id: queued.id.clone(),
             channel: queued.channel,
-            destination: zeroize::Zeroizing::new(destination),
+            destination,
             subject: email.subject,
             plain: email.plain,
             html: email.html,
