@@ -13,18 +13,33 @@ impl UserService {
         challenge_id: &str,
         outcome: DeliveryOutcome,
     ) -> Result<(), ServiceError> {
+        self.record_outcome(
+            user,
+            format!("delivery-{challenge_id}"),
+            UserAction::RecordDelivery {
+                challenge_id: challenge_id.to_owned(),
+                outcome,
+            },
+        )
+        .await
+    }
+
+    /// Runs the worker's record of an outcome as the system, under `request_id`.
+    async fn record_outcome(
+        &self,
+        user: &UserRef,
+        request_id: String,
+        action: UserAction,
+    ) -> Result<(), ServiceError> {
         let at = self.clock.now();
-        let ctx = RequestContext::system(format!("delivery-{challenge_id}"));
+        let ctx = RequestContext::system(request_id);
         self.commands
             .execute(
                 &user.aggregate_id(),
                 UserCommand {
                     user: user.clone(),
                     at,
-                    action: UserAction::RecordDelivery {
-                        challenge_id: challenge_id.to_owned(),
-                        outcome,
-                    },
+                    action,
                     notifications: Notifications::default(),
                 },
                 ctx.metadata(&user.tenant, &crate::Actor::System),
@@ -104,24 +119,15 @@ impl UserService {
         notification_id: &str,
         outcome: DeliveryOutcome,
     ) -> Result<(), ServiceError> {
-        let at = self.clock.now();
-        let ctx = RequestContext::system(format!("notice-{notification_id}"));
-        self.commands
-            .execute(
-                &user.aggregate_id(),
-                UserCommand {
-                    user: user.clone(),
-                    at,
-                    action: UserAction::RecordNotification {
-                        notification_id: notification_id.to_owned(),
-                        outcome,
-                    },
-                    notifications: Notifications::default(),
-                },
-                ctx.metadata(&user.tenant, &crate::Actor::System),
-            )
-            .await?;
-        Ok(())
+        self.record_outcome(
+            user,
+            format!("notice-{notification_id}"),
+            UserAction::RecordNotification {
+                notification_id: notification_id.to_owned(),
+                outcome,
+            },
+        )
+        .await
     }
 
     /// The notice to send for `notification_id`, written in the user's language; `None` when
