@@ -79,10 +79,9 @@ impl Default for ConsoleSender {
     }
 }
 
-#[async_trait]
-impl CodeSender for ConsoleSender {
-    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
-        let block = zeroize::Zeroizing::new(Self::render(message));
+impl ConsoleSender {
+    /// Prints one block (a code's or a notice's); the receipt is [`Self::RECEIPT_ID`].
+    fn print(&self, block: &str) -> Result<DeliveryReceipt, SendError> {
         let written = match &self.target {
             // One locked write, so blocks of concurrent deliveries never interleave; an error is
             // returned rather than the panic of `println!` on a closed stdout.
@@ -99,5 +98,12 @@ impl CodeSender for ConsoleSender {
         Ok(DeliveryReceipt {
             provider_message_id: Some(Self::RECEIPT_ID.to_owned()),
         })
+    }
+}
+
+#[async_trait]
+impl CodeSender for ConsoleSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        self.print(&zeroize::Zeroizing::new(Self::render(message)))
     }
 }

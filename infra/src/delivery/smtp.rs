@@ -74,42 +74,56 @@ impl SmtpSender {
     /// The mail for `message`, as it will be sent. Public so tests can inspect it without a
     /// server.
     pub fn compose(&self, message: &OutgoingCode) -> Result<Message, SendError> {
-        let to: Address = message.destination.trim().parse().map_err(|_| {
+        let text = render::email(message);
+        self.mail(
+            &message.destination,
+            &message.challenge_id,
+            &text.subject,
+            text.plain,
+            text.html,
+        )
+    }
+
+    /// One `multipart/alternative` mail (a code's or a notice's) to `destination`, its
+    /// `Message-ID` made from `id`.
+    fn mail(
+        &self,
+        destination: &str,
+        id: &str,
+        subject: &str,
+        plain: String,
+        html: String,
+    ) -> Result<Message, SendError> {
+        let to: Address = destination.trim().parse().map_err(|_| {
             SendError::Permanent("the email address is not a valid address".to_owned())
         })?;
-        let text = render::email(message);
         let build_error = |_| SendError::Permanent("cannot build the email".to_owned());
         Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, to))
-            .subject(literal_header_text(&text.subject))
-            .message_id(Some(message_id(
-                &message.challenge_id,
-                self.from.email.domain(),
-            )))
+            .subject(literal_header_text(subject))
+            .message_id(Some(message_id(id, self.from.email.domain())))
             .header(AutoSubmitted)
             .multipart(
                 MultiPart::alternative()
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_PLAIN)
-                            .body(readable_body(text.plain)),
+                            .body(readable_body(plain)),
                     )
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_HTML)
-                            .body(readable_body(text.html)),
+                            .body(readable_body(html)),
                     ),
             )
             .map_err(build_error)
     }
-}
 
-#[async_trait]
-impl CodeSender for SmtpSender {
-    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
-        let mail = self.compose(message)?;
-        let message_id = message_id(&message.challenge_id, self.from.email.domain());
+    /// Sends `mail`, whose `Message-ID` was made from `id`: the receipt is the server's queue
+    /// id, else that `Message-ID`.
+    async fn transmit(&self, mail: Message, id: &str) -> Result<DeliveryReceipt, SendError> {
+        let message_id = message_id(id, self.from.email.domain());
         let sent = tokio::time::timeout(self.timeout * 3, self.transport.send(mail))
             .await
             .map_err(|_| {
@@ -124,6 +138,14 @@ impl CodeSender for SmtpSender {
             }),
             Err(e) => Err(classify(&e)),
         }
+    }
+}
+
+#[async_trait]
+impl CodeSender for SmtpSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        self.transmit(self.compose(message)?, &message.challenge_id)
+            .await
     }
 }
 

@@ -118,19 +118,19 @@ impl WebhookSender {
     }
 }
 
-#[async_trait]
-impl CodeSender for WebhookSender {
-    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
-        let text = Zeroizing::new(render::sms(message));
-        let body = Zeroizing::new(
-            serde_json::to_vec(&Payload {
-                challenge_id: &message.challenge_id,
-                to: message.destination.as_str(),
-                body: text.as_str(),
-                channel: message.channel.as_str(),
-            })
-            .map_err(|_| SendError::Permanent("cannot encode the webhook payload".to_owned()))?,
-        );
+impl WebhookSender {
+    /// Posts one signed payload (a code's or a notice's) with `idempotency` as its
+    /// `Idempotency-Key`; `secrets` are removed from the receipt id and from any refusal.
+    async fn post(
+        &self,
+        idempotency: &str,
+        payload: &(impl serde::Serialize + Sync),
+        secrets: &[&str],
+    ) -> Result<DeliveryReceipt, SendError> {
+        let body =
+            Zeroizing::new(serde_json::to_vec(payload).map_err(|_| {
+                SendError::Permanent("cannot encode the webhook payload".to_owned())
+            })?);
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -141,7 +141,7 @@ impl CodeSender for WebhookSender {
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
-            .header(IDEMPOTENCY_HEADER, message.challenge_id.as_str())
+            .header(IDEMPOTENCY_HEADER, idempotency)
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signed)
             .body(body.to_vec())
@@ -161,7 +161,7 @@ impl CodeSender for WebhookSender {
                 _ => None,
             });
             return Ok(DeliveryReceipt {
-                provider_message_id: id.map(|id| redact(&id, &secrets_of(message))),
+                provider_message_id: id.map(|id| redact(&id, secrets)),
             });
         }
         let detail = answer
@@ -172,11 +172,22 @@ impl CodeSender for WebhookSender {
                 }))
             })
             .unwrap_or_default();
-        Err(status_error(
-            PROVIDER,
-            status,
-            &redact(&detail, &secrets_of(message)),
-        ))
+        Err(status_error(PROVIDER, status, &redact(&detail, secrets)))
+    }
+}
+
+#[async_trait]
+impl CodeSender for WebhookSender {
+    async fn send(&self, message: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        let text = Zeroizing::new(render::sms(message));
+        let payload = Payload {
+            challenge_id: &message.challenge_id,
+            to: message.destination.as_str(),
+            body: text.as_str(),
+            channel: message.channel.as_str(),
+        };
+        self.post(&message.challenge_id, &payload, &secrets_of(message))
+            .await
     }
 }
 

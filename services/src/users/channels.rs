@@ -293,17 +293,10 @@ impl UserService {
         let Some(contact) = state.contact(channel) else {
             return Ok(None);
         };
-        let opened = self
+        let destination = self
             .crypto
-            .sealer
-            .open(
-                &user.tenant,
-                &contact_context(user, channel),
-                &contact.sealed,
-            )
+            .open_contact(user, channel, &contact.sealed)
             .await?;
-        let text = std::str::from_utf8(&opened)
-            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
-        Ok(Some(zeroize::Zeroizing::new(text.to_owned())))
+        Ok(Some(destination))
     }
 }

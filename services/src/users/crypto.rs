@@ -225,6 +225,25 @@ impl UserCrypto {
     }
 }
 
+impl UserCrypto {
+    /// A user's email address or phone number for `channel`, opened from `sealed` (a current
+    /// contact's seal, or the one a notice was queued with).
+    pub(super) async fn open_contact(
+        &self,
+        user: &UserRef,
+        channel: Channel,
+        sealed: &SealedSecret,
+    ) -> Result<zeroize::Zeroizing<String>, crate::ServiceError> {
+        let opened = self
+            .sealer
+            .open(&user.tenant, &contact_context(user, channel), sealed)
+            .await?;
+        let text = std::str::from_utf8(&opened)
+            .map_err(|_| crate::ServiceError::Internal("sealed destination is not text".into()))?;
+        Ok(zeroize::Zeroizing::new(text.to_owned()))
+    }
+}
+
 /// WebAuthn: sealing ceremonies and credentials, and the user handle.
 impl UserCrypto {
     pub(super) fn engine(&self) -> Result<&Arc<dyn WebAuthnEngine>, crate::ServiceError> {

@@ -2,7 +2,6 @@
 
 use twofold_domain::user::{DeliveryOutcome, Notifications, UserAction, UserCommand, UserRef};
 
-use super::crypto::contact_context;
 use super::UserService;
 use crate::{RequestContext, ServiceError};
 
@@ -14,18 +13,33 @@ impl UserService {
         challenge_id: &str,
         outcome: DeliveryOutcome,
     ) -> Result<(), ServiceError> {
+        self.record_outcome(
+            user,
+            format!("delivery-{challenge_id}"),
+            UserAction::RecordDelivery {
+                challenge_id: challenge_id.to_owned(),
+                outcome,
+            },
+        )
+        .await
+    }
+
+    /// Runs the worker's record of an outcome as the system, under `request_id`.
+    async fn record_outcome(
+        &self,
+        user: &UserRef,
+        request_id: String,
+        action: UserAction,
+    ) -> Result<(), ServiceError> {
         let at = self.clock.now();
-        let ctx = RequestContext::system(format!("delivery-{challenge_id}"));
+        let ctx = RequestContext::system(request_id);
         self.commands
             .execute(
                 &user.aggregate_id(),
                 UserCommand {
                     user: user.clone(),
                     at,
-                    action: UserAction::RecordDelivery {
-                        challenge_id: challenge_id.to_owned(),
-                        outcome,
-                    },
+                    action,
                     notifications: Notifications::default(),
                 },
                 ctx.metadata(&user.tenant, &crate::Actor::System),
@@ -68,15 +82,8 @@ impl UserService {
         };
         let destination = self
             .crypto
-            .sealer
-            .open(
-                &user.tenant,
-                &contact_context(user, challenge.channel),
-                &contact.sealed,
-            )
+            .open_contact(user, challenge.channel, &contact.sealed)
             .await?;
-        let destination = String::from_utf8(destination.to_vec())
-            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
         let tenant_name = tenant.sender_name().to_owned();
         let remaining = (challenge.expires_at - now).num_seconds().max(1);
@@ -85,7 +92,7 @@ impl UserService {
             tenant_name,
             channel: challenge.channel,
             purpose: challenge.purpose,
-            destination: zeroize::Zeroizing::new(destination),
+            destination,
             code: self
                 .crypto
                 .challenge_code(user, &challenge.id, challenge.digits),
@@ -112,24 +119,15 @@ impl UserService {
         notification_id: &str,
         outcome: DeliveryOutcome,
     ) -> Result<(), ServiceError> {
-        let at = self.clock.now();
-        let ctx = RequestContext::system(format!("notice-{notification_id}"));
-        self.commands
-            .execute(
-                &user.aggregate_id(),
-                UserCommand {
-                    user: user.clone(),
-                    at,
-                    action: UserAction::RecordNotification {
-                        notification_id: notification_id.to_owned(),
-                        outcome,
-                    },
-                    notifications: Notifications::default(),
-                },
-                ctx.metadata(&user.tenant, &crate::Actor::System),
-            )
-            .await?;
-        Ok(())
+        self.record_outcome(
+            user,
+            format!("notice-{notification_id}"),
+            UserAction::RecordNotification {
+                notification_id: notification_id.to_owned(),
+                outcome,
+            },
+        )
+        .await
     }
 
     /// The notice to send for `notification_id`, written in the user's language; `None` when
@@ -150,15 +148,8 @@ impl UserService {
         };
         let destination = self
             .crypto
-            .sealer
-            .open(
-                &user.tenant,
-                &contact_context(user, queued.channel),
-                &queued.destination,
-            )
+            .open_contact(user, queued.channel, &queued.destination)
             .await?;
-        let destination = String::from_utf8(destination.to_vec())
-            .map_err(|_| ServiceError::Internal("sealed destination is not text".into()))?;
         let tenant = self.tenant(&user.tenant).await?;
         let text = super::notices::NoticeText {
             language: super::notices::language(&state, &tenant),
@@ -170,7 +161,7 @@ impl UserService {
         Ok(Some(crate::ports::OutgoingNotice {
             notification_id: queued.id.clone(),
             channel: queued.channel,
-            destination: zeroize::Zeroizing::new(destination),
+            destination,
             subject: email.subject,
             plain: email.plain,
             html: email.html,

@@ -1,12 +1,12 @@
-//! `ConsoleSender`: the development block it prints.
+//! `ConsoleSender`: the development blocks it prints, for codes and security notices.
 
 use std::sync::{Arc, Mutex};
 
 use twofold_domain::channel::Channel;
 use twofold_infra::delivery::ConsoleSender;
-use twofold_services::ports::CodeSender;
+use twofold_services::ports::{CodeSender, NoticeSender};
 
-use crate::code;
+use crate::{code, notice};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -46,4 +46,25 @@ async fn console_prints_a_loud_development_block() {
         .await
         .expect("printed to stdout");
     assert_eq!(stdout.provider_message_id.as_deref(), Some("console"));
+}
+
+#[tokio::test]
+async fn console_prints_a_notice_in_a_block_of_its_own() {
+    let buffer = Buffer::default();
+    let sender = ConsoleSender::with_writer(Arc::new(Mutex::new(buffer.clone())));
+    let notice = notice(Channel::Email, "gus@example.com");
+    let receipt = sender.send_notice(&notice).await.expect("printed");
+    assert_eq!(receipt.provider_message_id.as_deref(), Some("console"));
+    let printed = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(printed, ConsoleSender::render_notice(&notice), "one block");
+    for needle in [
+        "DEVELOPMENT DELIVERY — NOT SENT (security notice)",
+        "EMAIL",
+        "gus@example.com",
+        notice.notification_id.as_str(),
+        notice.subject.as_str(),
+        notice.plain.as_str(),
+    ] {
+        assert!(printed.contains(needle), "{needle} missing from {printed}");
+    }
 }

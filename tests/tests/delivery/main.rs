@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_infra::delivery::{DeliverySettings, Senders};
-use twofold_services::ports::{OutgoingCode, SendError};
-use twofold_tests::fakes::{extract_code, FakeTwilio, SmtpCapture};
+use twofold_services::ports::{OutgoingCode, OutgoingNotice, SendError};
+use twofold_tests::fakes::{extract_code, FakeTwilio, SmtpCapture, NOTICE_ID_PREFIX};
 use twofold_tests::{TWILIO_SID, TWILIO_TOKEN};
 use zeroize::Zeroizing;
 
@@ -30,6 +30,20 @@ fn code(channel: Channel, to: &str, code: &str) -> OutgoingCode {
         valid_seconds: 420,
         language: twofold_domain::Language::En,
         web_host: None,
+    }
+}
+
+/// A security notice by `channel` to `to`, its id marked as the fakes recognise notices.
+fn notice(channel: Channel, to: &str) -> OutgoingNotice {
+    let text = "Acme: a sign-in method was added to your account.";
+    OutgoingNotice {
+        notification_id: format!("{NOTICE_ID_PREFIX}{}", uuid::Uuid::new_v4()),
+        channel,
+        destination: Zeroizing::new(to.into()),
+        subject: "A new sign-in method was added to your Acme account".into(),
+        plain: text.into(),
+        html: format!("<p>{text}</p>"),
+        sms: text.into(),
     }
 }
 

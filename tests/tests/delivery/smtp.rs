@@ -1,12 +1,12 @@
 //! `SmtpSender` against a real SMTP server: the mail's headers, parts and stable `Message-ID`,
-//! refusals, and a server that is down.
+//! for codes and security notices alike, refusals, and a server that is down.
 
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_infra::delivery::SmtpSender;
-use twofold_services::ports::{CodeSender, SendError};
+use twofold_services::ports::{CodeSender, NoticeSender, SendError};
 use twofold_tests::fakes::{extract_code, SmtpCapture};
 
-use crate::{assert_clean, closed_port, code, settings, WAIT};
+use crate::{assert_clean, closed_port, code, notice, settings, WAIT};
 
 fn smtp_sender(capture_url: String) -> SmtpSender {
     let s = settings(&[
@@ -133,4 +133,45 @@ async fn smtp_server_down_is_retryable_and_bad_addresses_permanent() {
         .expect_err("invalid address");
     assert!(matches!(e, SendError::Permanent(_)), "{e}");
     assert_clean(&e, &["ed at example", "987987"]);
+}
+
+/// A security notice is a mail like a code's: the notice's subject and texts, and a
+/// `Message-ID` made from the notification id, the same for a resend.
+#[tokio::test]
+async fn smtp_notice_arrives_with_its_texts_and_a_stable_message_id() {
+    let capture = SmtpCapture::start();
+    let sender = smtp_sender(capture.url());
+    let notice = notice(Channel::Email, "amy.smith@example.com");
+    let receipt = sender.send_notice(&notice).await.expect("accepted");
+    let expected_id = format!("<{}@twofold.test>", notice.notification_id);
+    assert_eq!(
+        receipt.provider_message_id.as_deref(),
+        Some(expected_id.as_str())
+    );
+    sender.send_notice(&notice).await.expect("resent");
+
+    let mails = capture.wait_for_notices(2, WAIT).await;
+    assert!(capture.messages().is_empty(), "nothing was sent as a code");
+    for mail in &mails {
+        assert_eq!(mail.to, vec!["amy.smith@example.com".to_owned()]);
+        assert_eq!(mail.from, "no-reply@twofold.test");
+        assert_eq!(mail.header("Message-ID").as_ref(), Some(&expected_id));
+        assert_eq!(mail.header("Subject"), Some(notice.subject.clone()));
+        assert_eq!(
+            mail.header("Auto-Submitted").as_deref(),
+            Some("auto-generated")
+        );
+        assert!(mail
+            .header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("multipart/alternative"));
+        assert_eq!(
+            mail.text().as_deref().map(str::trim),
+            Some(notice.plain.as_str())
+        );
+        assert_eq!(
+            mail.html().as_deref().map(str::trim),
+            Some(notice.html.as_str())
+        );
+    }
 }

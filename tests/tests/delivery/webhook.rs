@@ -1,12 +1,12 @@
-//! `WebhookSender` against the fake receiver: signed requests keyed by the challenge, and its
-//! failures classified.
+//! `WebhookSender` against the fake receiver: signed requests keyed by the challenge (or, for a
+//! security notice, by the notification), and its failures classified.
 
 use twofold_domain::channel::Channel;
 use twofold_infra::delivery::{webhook, SmsSettings, WebhookSender};
-use twofold_services::ports::{CodeSender, SendError};
+use twofold_services::ports::{CodeSender, NoticeSender, SendError};
 use twofold_tests::fakes::{extract_code, FakeWebhook};
 
-use crate::{assert_clean, code, settings, WAIT};
+use crate::{assert_clean, code, notice, settings, WAIT};
 
 const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
 
@@ -95,4 +95,56 @@ async fn webhook_failures_are_classified() {
         .map(|r| r.idempotency_key)
         .collect();
     assert_eq!(keys, vec![Some(message.challenge_id.clone()); 3]);
+}
+
+/// A security notice is the code's signed request, marked as a notice and keyed by its
+/// notification id (so a resend is recognised, and receivers written for codes still find a
+/// `challengeId`); its failures are classified like a code's.
+#[tokio::test]
+async fn webhook_notices_are_signed_and_keyed_by_the_notification() {
+    let fake = FakeWebhook::start_scripted(WEBHOOK_SECRET, vec![503, 400]);
+    let sender = webhook_sender(fake.url(), WEBHOOK_SECRET);
+    let notice = notice(Channel::Sms, "+995555123467");
+    let e = sender.send_notice(&notice).await.expect_err("503");
+    assert!(matches!(e, SendError::Retryable(_)), "{e}");
+    let e = sender.send_notice(&notice).await.expect_err("400");
+    assert!(matches!(e, SendError::Permanent(_)), "{e}");
+    assert!(e.to_string().contains("refused with 400"), "{e}");
+    assert_clean(&e, &["995555123467"]);
+    let receipt = sender.send_notice(&notice).await.expect("then accepted");
+    assert_eq!(receipt.provider_message_id.as_deref(), Some("wh_2"));
+
+    let notices = fake.notices();
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    let id = notice.notification_id.as_str();
+    for r in &notices {
+        assert!(r.signature_valid, "signature verifies: {r:?}");
+        assert_eq!(r.idempotency_key.as_deref(), Some(id));
+        let mut keys: Vec<&str> = r
+            .json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "body",
+                "challengeId",
+                "channel",
+                "notificationId",
+                "to",
+                "type"
+            ]
+        );
+        assert_eq!(r.json["type"], "SECURITY_NOTICE");
+        assert_eq!(r.json["challengeId"], id);
+        assert_eq!(r.json["notificationId"], id);
+        assert_eq!(r.json["to"], "+995555123467");
+        assert_eq!(r.json["channel"], "SMS");
+        assert_eq!(r.json["body"], notice.sms.as_str());
+    }
+    assert!(fake.requests().is_empty(), "nothing was sent as a code");
 }

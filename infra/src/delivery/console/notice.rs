@@ -2,12 +2,10 @@
 //! they were not sent. A notice holds no code or secret; the destination is shown because a
 //! developer needs to see where it would have gone.
 
-use std::io::Write;
-
 use async_trait::async_trait;
 use twofold_services::ports::{DeliveryReceipt, NoticeSender, OutgoingNotice, SendError};
 
-use super::{ConsoleSender, Target};
+use super::ConsoleSender;
 
 impl ConsoleSender {
     /// The block printed for `notice`.
@@ -38,20 +36,6 @@ impl ConsoleSender {
 #[async_trait]
 impl NoticeSender for ConsoleSender {
     async fn send_notice(&self, notice: &OutgoingNotice) -> Result<DeliveryReceipt, SendError> {
-        let block = zeroize::Zeroizing::new(Self::render_notice(notice));
-        let written = match &self.target {
-            Target::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(block.as_bytes()).and_then(|()| out.flush())
-            }
-            Target::Writer(writer) => match writer.lock() {
-                Ok(mut w) => w.write_all(block.as_bytes()).and_then(|()| w.flush()),
-                Err(_) => Err(std::io::Error::other("console writer poisoned")),
-            },
-        };
-        written.map_err(|e| SendError::Permanent(format!("cannot print to the console: {e}")))?;
-        Ok(DeliveryReceipt {
-            provider_message_id: Some(Self::RECEIPT_ID.to_owned()),
-        })
+        self.print(&zeroize::Zeroizing::new(Self::render_notice(notice)))
     }
 }
