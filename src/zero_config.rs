@@ -147,6 +147,9 @@ pub fn banner(
         "  GraphQL (POST, GraphiQL on GET): {url}/graphql\n"
     ));
     out.push_str(&format!(
+        "  Console (ADMIN or AUDITOR key):  {url}/console\n"
+    ));
+    out.push_str(&format!(
         "  Health:                          {url}/health\n"
     ));
     if let Some(pg) = local {
