@@ -367,6 +367,7 @@ impl Application {
         let pages = if self.console {
             twofold_web::router(WebState {
                 sessions: self.wiring.console_sessions.clone(),
+                tenants: self.wiring.tenants.clone(),
                 compliance: self.wiring.compliance.clone(),
                 anonymous: state.anonymous.clone(),
             })

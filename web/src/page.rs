@@ -9,6 +9,7 @@ use twofold_services::{ErrorCode, ServiceError};
 use crate::language::Texts;
 
 /// What the layout shows around every page.
+#[derive(Clone)]
 pub(crate) struct Chrome {
     pub(crate) texts: Texts,
     /// The page's path, where the language switcher returns to.
@@ -18,6 +19,7 @@ pub(crate) struct Chrome {
 }
 
 /// The signed-in key, as the header shows it.
+#[derive(Clone)]
 pub(crate) struct Who {
     pub(crate) line: String,
     pub(crate) read_only: bool,

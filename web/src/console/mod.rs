@@ -1,6 +1,7 @@
 //! The console's routes, the signed-in extractor and the CSRF check every form goes through.
 
 mod overview;
+mod policy;
 mod sign_in;
 
 use axum::extract::FromRequestParts;
@@ -22,6 +23,7 @@ pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/console", get(overview::page))
         .route("/console/", get(|| async { Redirect::to("/console") }))
+        .route("/console/policy", get(policy::page).post(policy::submit))
         .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
         .route(
             "/console/sign-out",

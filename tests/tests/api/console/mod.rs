@@ -2,6 +2,7 @@
 //! JavaScript meets them (the real-browser tests are in `tests/browser`).
 
 mod pages;
+mod policy;
 mod sessions;
 
 use std::collections::HashMap;
