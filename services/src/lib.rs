@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod delivery_settings;
 pub mod encoding;
 pub mod error;
+pub mod overview;
 pub mod ports;
 mod send_limits;
 pub use send_limits::BudgetCeilings;

@@ -312,3 +312,5 @@ pub trait TotpEngine: Send + Sync {
 
 mod delivery;
 pub use delivery::*;
+mod overview;
+pub use overview::*;
