@@ -25,6 +25,7 @@ use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
+use twofold_infra::projections::activity::PgOverviewReadModel;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::send_limiter::PgSendLimiter;
@@ -32,6 +33,7 @@ use twofold_infra::{event_store, pg, projections};
 use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
 use twofold_services::compliance::ComplianceService;
+use twofold_services::overview::OverviewService;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
 use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySettingsService};
 use twofold_services::ports::CodeSender;
@@ -60,6 +62,8 @@ pub struct Wiring {
     pub users: UserService,
     /// Compliance reports.
     pub compliance: ComplianceService,
+    /// The tenant overview.
+    pub overview: OverviewService,
     /// The audit history.
     pub audit: AuditService,
     /// Tenants' own delivery providers.
@@ -131,6 +135,12 @@ impl Wiring {
             processor.clone(),
             sealer.clone(),
         );
+        let overview = OverviewService::new(
+            Arc::new(PgOverviewReadModel::new(pool.clone())),
+            directory.clone(),
+            processor.clone(),
+            clock.clone(),
+        );
         let audit = AuditService::new(
             Arc::new(PgAuditLog::new(pool.clone())),
             processor.clone(),
@@ -180,6 +190,7 @@ impl Wiring {
             tenants,
             users,
             compliance,
+            overview,
             audit,
             delivery_settings,
             worker,
@@ -316,6 +327,7 @@ impl Application {
                     tenants: self.wiring.tenants.clone(),
                     users: self.wiring.users.clone(),
                     compliance: self.wiring.compliance.clone(),
+                    overview: self.wiring.overview.clone(),
                     audit: self.wiring.audit.clone(),
                     delivery_settings: self.wiring.delivery_settings.clone(),
                 },
