@@ -13,7 +13,8 @@ CREATE TABLE tenant_daily_activity (
 
 -- Per user: the end of the lockout in force (NULL once it was cleared, the user reset or a code
 -- passed; an admin-only lock ends a century away), and the last completed sign-in. A row exists
--- once a user was locked out or signed in. "Locked out now" is `locked_until > now`.
+-- once any of these happened to the user (so rows do not depend on how the processor cut its
+-- batches). "Locked out now" is `locked_until > now`.
 CREATE TABLE user_activity (
     tenant_id       text        NOT NULL,
     user_id         text        NOT NULL,

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use twofold_services::ports::{ApiKeyView, TenantView};
 use twofold_services::overview::OverviewService;
+use twofold_services::ports::{ApiKeyView, TenantView};
 use twofold_services::tenants::{CreatedTenant as CreatedTenantData, IssuedKey, TenantService};
 
 use crate::error::ApiError;

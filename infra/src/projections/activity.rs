@@ -84,7 +84,11 @@ async fn commits<'a>(
     .fetch_all(&mut *db)
     .await?;
     for (tx, id) in txs.iter().zip(&ids) {
-        if let Some(types) = tx.parse().ok().and_then(|tx: i64| commits.get_mut(&(tx, *id))) {
+        if let Some(types) = tx
+            .parse()
+            .ok()
+            .and_then(|tx: i64| commits.get_mut(&(tx, *id)))
+        {
             types.clear();
         }
     }
@@ -150,34 +154,26 @@ impl<'a> Tally<'a> {
             .execute(&mut *db)
             .await?;
         }
-        // The batch's last word on each user's lockout: a new end, or none.
-        let (mut locked, mut ended) = (Vec::new(), Vec::new());
-        for ((tenant, user), change) in self.lockouts {
-            match change {
-                LockoutChange::Until(until) => locked.push((tenant, user, until)),
-                LockoutChange::Ended => ended.push((tenant, user)),
-            }
-        }
-        if !locked.is_empty() {
+        // The batch's last word on each user's lockout: a new end, or none. An end is written
+        // as a row too, so which rows exist does not depend on where batches were cut.
+        if !self.lockouts.is_empty() {
+            let lockouts: Vec<_> = self.lockouts.into_iter().collect();
             sqlx::query(
                 "INSERT INTO user_activity (tenant_id, user_id, locked_until) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) \
                  ON CONFLICT (tenant_id, user_id) DO UPDATE SET locked_until = EXCLUDED.locked_until",
             )
-            .bind(locked.iter().map(|l| l.0).collect::<Vec<_>>())
-            .bind(locked.iter().map(|l| l.1).collect::<Vec<_>>())
-            .bind(locked.iter().map(|l| l.2).collect::<Vec<_>>())
-            .execute(&mut *db)
-            .await?;
-        }
-        if !ended.is_empty() {
-            sqlx::query(
-                "UPDATE user_activity u SET locked_until = NULL \
-                 FROM unnest($1::text[], $2::text[]) AS e(t, id) \
-                 WHERE u.tenant_id = e.t AND u.user_id = e.id AND u.locked_until IS NOT NULL",
+            .bind(lockouts.iter().map(|((t, _), _)| *t).collect::<Vec<_>>())
+            .bind(lockouts.iter().map(|((_, u), _)| *u).collect::<Vec<_>>())
+            .bind(
+                lockouts
+                    .iter()
+                    .map(|(_, change)| match change {
+                        LockoutChange::Until(until) => Some(*until),
+                        LockoutChange::Ended => None,
+                    })
+                    .collect::<Vec<_>>(),
             )
-            .bind(ended.iter().map(|e| e.0).collect::<Vec<_>>())
-            .bind(ended.iter().map(|e| e.1).collect::<Vec<_>>())
             .execute(&mut *db)
             .await?;
         }

@@ -25,23 +25,22 @@ async fn overview(app: &TestApp, key: &str) -> Value {
 /// Sign-ins and wrong codes over the whole window (so a test running across midnight UTC still
 /// sees every event it caused).
 fn totals(o: &Value) -> (i64, i64) {
-    o["days"].as_array().unwrap().iter().fold((0, 0), |(s, f), d| {
-        (
-            s + d["signIns"].as_i64().unwrap(),
-            f + d["failedCodes"].as_i64().unwrap(),
-        )
-    })
+    o["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .fold((0, 0), |(s, f), d| {
+            (
+                s + d["signIns"].as_i64().unwrap(),
+                f + d["failedCodes"].as_i64().unwrap(),
+            )
+        })
 }
 
 /// The users' figures: (seen, enrolled, in grace, locked out).
 fn users(o: &Value) -> (i64, i64, i64, i64) {
     let n = |k: &str| o[k].as_i64().unwrap();
-    (
-        n("usersSeen"),
-        n("enrolled"),
-        n("inGrace"),
-        n("lockedOut"),
-    )
+    (n("usersSeen"), n("enrolled"), n("inGrace"), n("lockedOut"))
 }
 
 #[tokio::test]
@@ -73,9 +72,7 @@ async fn the_counts_follow_sign_ins_failures_lockouts_enrollment_and_enforcement
 
     // A code that proves a change (new recovery codes) is not a sign-in.
     let regen = "mutation($c: String!) { regenerateRecoveryCodes(userId: \"alice\", method: RECOVERY_CODE, code: $c) { codes } }";
-    let a = app
-        .gql(Some(&t.app), regen, json!({ "c": codes[1] }))
-        .await;
+    let a = app.gql(Some(&t.app), regen, json!({ "c": codes[1] })).await;
     assert!(a.body["errors"].is_null(), "{}", a.body);
     assert_eq!(totals(&overview(&app, &t.admin).await), (2, 1));
 
