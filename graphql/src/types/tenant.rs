@@ -46,8 +46,12 @@ impl Tenant {
         self.0.delivery.clone().map(super::DeliverySettings)
     }
     /// ADMIN, AUDITOR. Users seen, enrolled, in grace and locked out now, and sign-ins and
-    /// wrong codes per UTC day for the last `days` days (1 to 90, today included).
-    #[graphql(guard = "crate::guard::RoleGuard(crate::guard::ADMIN_AUDITOR)")]
+    /// wrong codes per UTC day for the last `days` days (1 to 90, today included). Each read
+    /// costs 200 toward a document's complexity limit (2,000).
+    #[graphql(
+        guard = "crate::guard::RoleGuard(crate::guard::ADMIN_AUDITOR)",
+        complexity = 200
+    )]
     async fn overview(
         &self,
         ctx: &Context<'_>,

@@ -182,6 +182,24 @@ async fn days_out_of_range_are_invalid_input() {
 }
 
 #[tokio::test]
+async fn one_document_cannot_ask_for_it_over_and_over() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    // Each read catches the projections up and runs its queries: aliases must not multiply that.
+    let aliases: String = (0..11)
+        .map(|i| format!("o{i}: overview(days: 90) {{ usersSeen }} "))
+        .collect();
+    let a = app
+        .gql(
+            Some(&t.admin),
+            &format!("{{ tenant {{ {aliases} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
+}
+
+#[tokio::test]
 async fn app_keys_may_not_read_it_and_auditors_may() {
     let app = spawn_app().await;
     let t = acme(&app).await;
