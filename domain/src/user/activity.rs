@@ -37,9 +37,14 @@ pub fn completes_sign_in<'a>(commit: impl IntoIterator<Item = &'a str>) -> bool 
         if !SIGN_IN_EVENTS.contains(&event_type) {
             return false;
         }
-        passed |= PASSING_CODES.contains(&event_type);
+        passed |= is_passing_code(event_type);
     }
     passed
+}
+
+/// Whether an event of this type is a passing code: only a commit holding one can be a sign-in.
+pub fn is_passing_code(event_type: &str) -> bool {
+    PASSING_CODES.contains(&event_type)
 }
 
 /// Whether an event of this type is a wrong code (each one counts, wherever it was typed:

@@ -57,7 +57,9 @@ mod webauthn_sign_in_tests;
 #[cfg(test)]
 mod webauthn_tests;
 
-pub use activity::{completes_sign_in, grace_cohort, is_failed_code, GraceCohort, LockoutChange};
+pub use activity::{
+    completes_sign_in, grace_cohort, is_failed_code, is_passing_code, GraceCohort, LockoutChange,
+};
 pub use command::{
     DeliveryOutcome, NewChallenge, NewTrustedDevice, NewWebAuthnChallenge, Proof, UserAction,
     UserCommand, UserRef,

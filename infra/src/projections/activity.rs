@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
 use twofold_domain::user::{
-    completes_sign_in, is_failed_code, GraceCohort, LockoutChange, User, UserEvent,
+    completes_sign_in, is_failed_code, is_passing_code, GraceCohort, LockoutChange, User, UserEvent,
 };
 use twofold_domain::TenantId;
 use twofold_services::ports::{DayCount, OverviewReadModel, UserTotals};
@@ -31,9 +31,6 @@ use crate::processor::{Projection, ProjectionError, StoredEvent};
 
 /// Keeps `tenant_daily_activity` and `user_activity`.
 pub struct ActivityProjection;
-
-/// The events that complete a second factor: only these can make a commit a sign-in.
-const PASSING_CODES: [&str; 2] = ["CodeVerified", "RecoveryCodeUsed"];
 
 /// One command's events on one user: its transaction and aggregate.
 type CommitKey<'a> = (i64, &'a str);
@@ -62,7 +59,7 @@ async fn commits<'a>(
             .or_default()
             .push(e.event_type.clone());
     }
-    commits.retain(|_, types| types.iter().any(|t| PASSING_CODES.contains(&t.as_str())));
+    commits.retain(|_, types| types.iter().any(|t| is_passing_code(t)));
     let edges = [events.first(), events.last()].map(|e| e.map(|e| e.tx_id));
     let (txs, ids): (Vec<String>, Vec<&str>) = commits
         .keys()
@@ -119,7 +116,7 @@ impl<'a> Tally<'a> {
         if is_failed_code(&event.event_type) {
             day.1 += 1;
         }
-        let signed_in = PASSING_CODES.contains(&event.event_type.as_str())
+        let signed_in = is_passing_code(&event.event_type)
             && commits
                 .get(&(event.tx_id, event.aggregate_id.as_str()))
                 .is_some_and(|types| completes_sign_in(types.iter().map(String::as_str)));
