@@ -27,6 +27,7 @@ use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
+use twofold_infra::projections::activity::PgOverviewReadModel;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::send_limiter::PgSendLimiter;
@@ -37,6 +38,7 @@ use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
 use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySettingsService};
+use twofold_services::overview::OverviewService;
 use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
@@ -64,6 +66,8 @@ pub struct Wiring {
     pub users: UserService,
     /// Compliance reports.
     pub compliance: ComplianceService,
+    /// The tenant overview.
+    pub overview: OverviewService,
     /// The audit history.
     pub audit: AuditService,
     /// Tenants' own delivery providers.
@@ -143,6 +147,12 @@ impl Wiring {
             processor.clone(),
             sealer.clone(),
         );
+        let overview = OverviewService::new(
+            Arc::new(PgOverviewReadModel::new(pool.clone())),
+            directory.clone(),
+            processor.clone(),
+            clock.clone(),
+        );
         let audit = AuditService::new(
             Arc::new(PgAuditLog::new(pool.clone())),
             processor.clone(),
@@ -199,6 +209,7 @@ impl Wiring {
             tenants,
             users,
             compliance,
+            overview,
             audit,
             delivery_settings,
             worker,
@@ -348,6 +359,7 @@ impl Application {
                     tenants: self.wiring.tenants.clone(),
                     users: self.wiring.users.clone(),
                     compliance: self.wiring.compliance.clone(),
+                    overview: self.wiring.overview.clone(),
                     audit: self.wiring.audit.clone(),
                     delivery_settings: self.wiring.delivery_settings.clone(),
                 },

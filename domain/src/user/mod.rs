@@ -3,6 +3,7 @@
 //! throttling hold across concurrent requests: two requests that decide on the same state race
 //! to append the same sequence number, and the loser re-decides on the winner's state.
 
+mod activity;
 mod admin;
 mod aggregate;
 mod apply;
@@ -21,6 +22,8 @@ mod verify;
 mod webauthn;
 mod webauthn_state;
 
+#[cfg(test)]
+mod activity_tests;
 #[cfg(test)]
 mod admin_tests;
 #[cfg(test)]
@@ -54,6 +57,9 @@ mod webauthn_sign_in_tests;
 #[cfg(test)]
 mod webauthn_tests;
 
+pub use activity::{
+    completes_sign_in, grace_cohort, is_failed_code, is_passing_code, GraceCohort, LockoutChange,
+};
 pub use command::{
     DeliveryOutcome, NewChallenge, NewTrustedDevice, NewWebAuthnChallenge, Proof, UserAction,
     UserCommand, UserRef,

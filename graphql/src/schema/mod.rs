@@ -12,6 +12,7 @@ use twofold_domain::Role;
 use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::delivery_settings::DeliverySettingsService;
+use twofold_services::overview::OverviewService;
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{ProofInput, UserService, VerifyInput};
 use twofold_services::{RequestContext, ServiceError};
@@ -114,6 +115,8 @@ pub struct ApiServices {
     pub audit: AuditService,
     /// Tenants' own delivery providers.
     pub delivery_settings: DeliverySettingsService,
+    /// The tenant overview.
+    pub overview: OverviewService,
 }
 
 /// The schema with the services its resolvers use; `shutdown` ends live subscriptions.
@@ -130,6 +133,7 @@ pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> T
         .data(services.compliance)
         .data(services.audit)
         .data(services.delivery_settings)
+        .data(services.overview)
         .data(Shutdown(shutdown))
         .extension(crate::syntax_error::OneLineSyntaxErrors)
         .extension(crate::introspection::IntrospectionNeedsKey)

@@ -5,6 +5,7 @@
 mod audit;
 mod compliance;
 mod delivery;
+mod overview;
 mod tenant;
 mod user;
 mod webauthn;
@@ -12,6 +13,7 @@ mod webauthn;
 pub use audit::*;
 pub use compliance::*;
 pub use delivery::*;
+pub use overview::*;
 pub use tenant::*;
 pub use user::*;
 pub use webauthn::*;

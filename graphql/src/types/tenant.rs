@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use twofold_services::overview::OverviewService;
 use twofold_services::ports::{ApiKeyView, TenantView};
 use twofold_services::tenants::{CreatedTenant as CreatedTenantData, IssuedKey, TenantService};
 
@@ -43,6 +44,27 @@ impl Tenant {
     #[graphql(guard = "crate::guard::RoleGuard(crate::guard::ADMIN_AUDITOR)")]
     async fn delivery_settings(&self) -> Option<super::DeliverySettings> {
         self.0.delivery.clone().map(super::DeliverySettings)
+    }
+    /// ADMIN, AUDITOR. Users seen, enrolled, in grace and locked out now, and sign-ins and
+    /// wrong codes per UTC day for the last `days` days (1 to 90, today included). Each read
+    /// costs 200 toward a document's complexity limit (2,000).
+    #[graphql(
+        guard = "crate::guard::RoleGuard(crate::guard::ADMIN_AUDITOR)",
+        complexity = 200
+    )]
+    async fn overview(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: Option<i32>,
+    ) -> async_graphql::Result<super::TenantOverview> {
+        // The caller's key names the tenant (the same one this object shows).
+        let caller = crate::guard::key(ctx)?;
+        let overview = ctx
+            .data_unchecked::<OverviewService>()
+            .overview(caller, i64::from(days.unwrap_or(30)))
+            .await
+            .map_err(ApiError)?;
+        Ok(super::TenantOverview(overview))
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::{watch, Mutex, Notify};
 pub use projection::{Projection, ProjectionError, StoredEvent, EVENT_COLUMNS};
 
 /// Events per batch (and per consumer transaction).
-const BATCH: i64 = 500;
+pub const BATCH: i64 = 500;
 
 /// Why the processor stopped a batch. The batch's transaction is rolled back: nothing is half
 /// applied, and the next run starts from the same checkpoint.

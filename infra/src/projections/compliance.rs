@@ -19,7 +19,7 @@ pub struct ComplianceProjection;
 
 /// The tenant's id for the user, from an aggregate id `{tenant}/user/{user}` (the user id may
 /// itself contain slashes).
-fn user_of(aggregate_id: &str) -> Option<&str> {
+pub(crate) fn user_of(aggregate_id: &str) -> Option<&str> {
     let mut parts = aggregate_id.splitn(3, '/');
     let _tenant = parts.next()?;
     (parts.next()? == "user").then_some(())?;

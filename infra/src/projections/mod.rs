@@ -1,5 +1,6 @@
 //! Read models kept by the event processor.
 
+pub mod activity;
 pub mod compliance;
 pub mod delivery_outbox;
 pub mod tenants;
@@ -14,5 +15,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(tenants::TenantsProjection),
         Arc::new(delivery_outbox::DeliveryOutbox),
         Arc::new(compliance::ComplianceProjection),
+        Arc::new(activity::ActivityProjection),
     ]
 }

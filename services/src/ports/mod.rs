@@ -314,3 +314,5 @@ mod console;
 mod delivery;
 pub use console::*;
 pub use delivery::*;
+mod overview;
+pub use overview::*;

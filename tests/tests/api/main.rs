@@ -21,6 +21,7 @@ mod keys;
 mod locales;
 mod metrics;
 mod notifications;
+mod overview;
 mod policy;
 mod processor;
 mod rate_limits;

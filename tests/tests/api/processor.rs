@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use twofold_domain::tenant::TenantEvent;
-use twofold_domain::{Policy, TenantId, TenantName};
+use twofold_domain::user::UserEvent;
+use twofold_domain::{Method, Policy, TenantId, TenantName};
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections;
 use twofold_tests::{fresh_database, spawn_app};
@@ -154,14 +155,28 @@ async fn snapshot(pool: &PgPool) -> Value {
             .fetch_all(pool)
             .await
             .unwrap();
-    let checkpoints: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_array(consumer, last_tx::text, last_position) FROM projection_checkpoints \
-         WHERE consumer IN ('tenants', 'user_compliance') ORDER BY consumer",
+    let days: Vec<Value> = sqlx::query_scalar(
+        "SELECT to_jsonb(a) FROM tenant_daily_activity a ORDER BY tenant_id, day",
     )
     .fetch_all(pool)
     .await
     .unwrap();
-    json!({ "tenants": tenants, "keys": keys, "users": users, "checkpoints": checkpoints })
+    let activity: Vec<Value> =
+        sqlx::query_scalar("SELECT to_jsonb(u) FROM user_activity u ORDER BY tenant_id, user_id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let checkpoints: Vec<Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_array(consumer, last_tx::text, last_position) FROM projection_checkpoints \
+         WHERE consumer IN ('tenants', 'user_compliance', 'activity') ORDER BY consumer",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    json!({
+        "tenants": tenants, "keys": keys, "users": users, "checkpoints": checkpoints,
+        "days": days, "activity": activity,
+    })
 }
 
 #[tokio::test]
@@ -186,9 +201,29 @@ async fn a_rebuild_equals_the_incremental_projection() {
     .data();
     let (_, admin_b) = app.create_tenant("Beta").await;
     let (_, app_b) = app.issue_key(&admin_b, "APP").await;
-    // Users: one enrolled, one only asked about, one enrolled and then reset.
-    crate::totp::enroll(&app, &app_b, "enrolled").await;
+    // Users: one enrolled who signs in and mistypes, one only asked about, one enrolled,
+    // locked out and then reset.
+    let (_, codes) = crate::totp::enroll(&app, &app_b, "enrolled").await;
+    crate::totp::verify(&app, &app_b, "enrolled", "RECOVERY_CODE", &codes[0]).await;
+    crate::totp::verify(
+        &app,
+        &app_b,
+        "enrolled",
+        "RECOVERY_CODE",
+        "aaaa-bbbb-cccc-dddd",
+    )
+    .await;
     crate::totp::enroll(&app, &app_b, "reset").await;
+    for _ in 0..10 {
+        crate::totp::verify(
+            &app,
+            &app_b,
+            "reset",
+            "RECOVERY_CODE",
+            "aaaa-bbbb-cccc-dddd",
+        )
+        .await;
+    }
     app.gql(
         Some(&admin_b),
         "mutation { resetTwoFactor(userId: \"reset\", reason: \"lost phone\") { enabled } }",
@@ -207,10 +242,27 @@ async fn a_rebuild_equals_the_incremental_projection() {
     app.gql(Some(&admin_b), "{ compliance { totalUsers } }", json!({}))
         .await
         .data();
+    app.gql(
+        Some(&admin_b),
+        "{ tenant { overview { usersSeen } } }",
+        json!({}),
+    )
+    .await
+    .data();
 
     let incremental = snapshot(&app.db).await;
     assert_eq!(incremental["keys"].as_array().unwrap().len(), 5);
     assert_eq!(incremental["users"].as_array().unwrap().len(), 3);
+    let sum = |k: &str| -> i64 {
+        incremental["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d[k].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!((sum("sign_ins"), sum("failed_codes")), (1, 11));
+    assert_eq!(incremental["activity"].as_array().unwrap().len(), 2);
 
     let processor = EventProcessor::new(app.db.clone(), projections::all())
         .await
@@ -218,6 +270,7 @@ async fn a_rebuild_equals_the_incremental_projection() {
     let rebuilt = processor.rebuild(None).await.unwrap();
     assert!(rebuilt.contains(&"tenants"), "{rebuilt:?}");
     assert!(rebuilt.contains(&"user_compliance"), "{rebuilt:?}");
+    assert!(rebuilt.contains(&"activity"), "{rebuilt:?}");
     assert_eq!(snapshot(&app.db).await, incremental);
 
     // Keys keep working after the rebuild.
@@ -227,4 +280,130 @@ async fn a_rebuild_equals_the_incremental_projection() {
     assert_eq!(t.data()["tenant"]["name"], "Beta");
 
     assert!(processor.rebuild(Some("no-such-projection")).await.is_err());
+}
+
+/// Writes `events` of user `user` of tenant `acme` in one transaction, from `sequence` on.
+async fn insert_user_commit(
+    conn: &mut PgConnection,
+    user: &str,
+    sequence: i64,
+    events: &[UserEvent],
+) {
+    let mut tx = conn.begin().await.unwrap();
+    for (i, event) in events.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ('user', $1, $2, $3, '1', $4, '{}')",
+        )
+        .bind(format!("acme/user/{user}"))
+        .bind(sequence + i as i64)
+        .bind(cqrs_es::DomainEvent::event_type(event))
+        .bind(serde_json::to_value(event).unwrap())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sign_in_is_told_from_a_proof_when_a_batch_cuts_its_commit() {
+    let url = fresh_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    let processor = EventProcessor::new(pool.clone(), projections::all())
+        .await
+        .unwrap();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let at = Utc::now();
+    // Fill the first batch but one with events no projection reads.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT 'filler', 'acme/filler', n, 'Filler', '1', '{}', '{}' FROM generate_series(1, $1) AS n",
+    )
+    .bind(twofold_infra::processor::BATCH - 1)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // A code that proves a change: the batch ends after the code, the change comes next.
+    let proof = UserEvent::CodeVerified {
+        method: Method::Totp,
+        totp_step: Some(1),
+        challenge_id: None,
+        at,
+    };
+    let removed = UserEvent::FactorRemoved {
+        method: Method::Email,
+        at,
+    };
+    insert_user_commit(&mut conn, "proving", 1, &[proof, removed]).await;
+    let nth: String = sqlx::query_scalar(
+        "SELECT event_type FROM events ORDER BY tx_id, global_position OFFSET $1 - 1 LIMIT 1",
+    )
+    .bind(twofold_infra::processor::BATCH)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        nth, "CodeVerified",
+        "the first batch must end with the proof"
+    );
+    // A sign-in and a wrong code, each a commit of its own.
+    let signed_in = UserEvent::CodeVerified {
+        method: Method::Totp,
+        totp_step: Some(2),
+        challenge_id: None,
+        at,
+    };
+    insert_user_commit(&mut conn, "signing-in", 1, &[signed_in]).await;
+    let wrong = UserEvent::VerificationFailed {
+        method: Method::Totp,
+        challenge_id: None,
+        consecutive_failures: 1,
+        at,
+    };
+    insert_user_commit(&mut conn, "signing-in", 2, &[wrong]).await;
+
+    let counts = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT sum(sign_ins)::bigint, sum(failed_codes)::bigint FROM tenant_daily_activity \
+             WHERE tenant_id = 'acme'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        processor.catch_up().await.unwrap();
+        let done: bool = sqlx::query_scalar(
+            "SELECT count(*) = 4 FROM events e JOIN projection_checkpoints c \
+               ON c.consumer = 'activity' AND (e.tx_id, e.global_position) <= (c.last_tx, c.last_position) \
+             WHERE e.aggregate_type = 'user'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processor made no progress"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(counts().await, (1, 1));
+    let last: Vec<String> = sqlx::query_scalar(
+        "SELECT user_id FROM user_activity WHERE last_sign_in_at IS NOT NULL ORDER BY user_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(last, ["signing-in"]);
+    processor.rebuild(Some("activity")).await.unwrap();
+    assert_eq!(counts().await, (1, 1));
 }
