@@ -381,6 +381,7 @@ impl Application {
                 sessions: self.wiring.console_sessions.clone(),
                 tenants: self.wiring.tenants.clone(),
                 compliance: self.wiring.compliance.clone(),
+                overview: self.wiring.overview.clone(),
                 anonymous: state.anonymous.clone(),
             })
         } else {

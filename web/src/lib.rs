@@ -19,6 +19,7 @@ use axum::Router;
 use twofold_graphql::anonymous::AnonymousBudget;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
+use twofold_services::overview::OverviewService;
 use twofold_services::tenants::TenantService;
 
 /// What the pages share.
@@ -27,6 +28,7 @@ pub struct WebState {
     pub sessions: ConsoleSessions,
     pub tenants: TenantService,
     pub compliance: ComplianceService,
+    pub overview: OverviewService,
     /// The API's budget of failed sign-ins per client address: a key guessed through the
     /// console spends the same budget as one guessed through the API.
     pub anonymous: Arc<AnonymousBudget>,

@@ -30,8 +30,6 @@ console-overview-users-seen = Users seen
 console-overview-enrolled = With two-factor authentication
 console-overview-not-enrolled = Without two-factor authentication
 console-overview-enforcement = Two-factor authentication required
-console-overview-enforced = Yes, since { $since }
-console-overview-not-enforced = No
 
 console-error-title = Something went wrong
 console-error-internal = An internal error occurred. Give this request id to your operator: { $request }
@@ -79,3 +77,14 @@ console-policy-confirm-title = Require two-factor authentication?
 console-policy-confirm-body = Users without two-factor authentication today: { $users }. They must set it up before their grace period ends, on { $ends } for those already seen; users seen later get the same number of days from their first sign-in.
 console-policy-confirm-yes = Yes, require it
 console-policy-confirm-cancel = No, go back to the policy
+
+console-overview-in-grace = In their grace period
+console-overview-locked-out = Locked out now
+console-overview-enforced = Required
+console-overview-not-enforced = Not required
+console-overview-activity = Sign-ins and failed codes, last 30 days
+console-overview-sign-ins = Sign-ins
+console-overview-failed = Failed codes
+console-overview-chart-label = Sign-ins and failed codes per day over the last { $days } days: { $signins } sign-ins and { $failed } failed codes in all.
+console-overview-table = The same figures as a table
+console-overview-day = Day

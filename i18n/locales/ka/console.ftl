@@ -30,8 +30,6 @@ console-overview-users-seen = ნანახი მომხმარებლ�
 console-overview-enrolled = ორფაქტორიანი ავთენტიფიკაციით
 console-overview-not-enrolled = ორფაქტორიანი ავთენტიფიკაციის გარეშე
 console-overview-enforcement = ორფაქტორიანი ავთენტიფიკაცია სავალდებულოა
-console-overview-enforced = დიახ, { $since }-დან
-console-overview-not-enforced = არა
 
 console-error-title = რაღაც შეცდომა მოხდა
 console-error-internal = მოხდა შიდა შეცდომა. გადაეცით მოთხოვნის ეს ID თქვენს ოპერატორს: { $request }
@@ -79,3 +77,14 @@ console-policy-confirm-title = გავხადოთ ორფაქტორ
 console-policy-confirm-body = მომხმარებლები, რომლებსაც დღეს ორფაქტორიანი ავთენტიფიკაცია არ აქვთ: { $users }. მათ ის უნდა ჩართონ საშეღავათო პერიოდის დასრულებამდე — უკვე ნანახი მომხმარებლებისთვის ეს არის { $ends }; მოგვიანებით ნანახი მომხმარებლები იმავე რაოდენობის დღეებს მიიღებენ პირველი შესვლიდან.
 console-policy-confirm-yes = დიახ, გავხადოთ სავალდებულო
 console-policy-confirm-cancel = არა, პოლიტიკაზე დაბრუნება
+
+console-overview-in-grace = საშეღავათო პერიოდში
+console-overview-locked-out = ახლა დაბლოკილი
+console-overview-enforced = სავალდებულოა
+console-overview-not-enforced = არ არის სავალდებულო
+console-overview-activity = შესვლები და არასწორი კოდები, ბოლო 30 დღე
+console-overview-sign-ins = შესვლები
+console-overview-failed = არასწორი კოდები
+console-overview-chart-label = შესვლები და არასწორი კოდები დღეების მიხედვით ბოლო { $days } დღის განმავლობაში: სულ { $signins } შესვლა და { $failed } არასწორი კოდი.
+console-overview-table = იგივე მონაცემები ცხრილის სახით
+console-overview-day = დღე

@@ -1,5 +1,6 @@
 //! The console's routes, the signed-in extractor and the CSRF check every form goes through.
 
+mod chart;
 mod overview;
 mod policy;
 mod sign_in;

@@ -141,3 +141,47 @@ async fn the_console_can_be_switched_off() {
     assert_eq!(browser.get("/console").await.status, 404);
     assert_eq!(browser.get("/console/assets/console.css").await.status, 404);
 }
+
+#[tokio::test]
+async fn the_overview_shows_the_read_model_s_figures_and_today_s_activity() {
+    use crate::sign_in::{acme, requirement};
+    use crate::totp::{enroll, verify};
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    requirement(&app, &t.app, "ana", None, false).await;
+    let (mut authenticator, _) = enroll(&app, &t.app, "alice").await;
+    verify(&app, &t.app, "alice", "TOTP", &authenticator.next_code()).await;
+    verify(&app, &t.app, "alice", "TOTP", &authenticator.wrong_code()).await;
+    verify(&app, &t.app, "alice", "TOTP", &authenticator.wrong_code()).await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&t.admin).await.status, 303);
+    let page = browser.get("/console").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let figure = |name: &str| {
+        let marker = format!("data-figure=\"{name}\">");
+        let rest = page.body.split(&marker).nth(1).unwrap();
+        rest[..rest.find('<').unwrap()].to_owned()
+    };
+    assert_eq!(figure("users-seen"), "2");
+    assert_eq!(figure("enrolled"), "1");
+    assert_eq!(figure("in-grace"), "0");
+    assert_eq!(figure("locked-out"), "0");
+    assert_eq!(figure("enforcement"), "Not required");
+    // Thirty days, today last, with today's sign-in and two failed codes.
+    assert_eq!(page.body.matches("<tr data-day=").count(), 30);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let row = page
+        .body
+        .split(&format!("<tr data-day=\"{today}\">"))
+        .nth(1)
+        .expect("today is in the table");
+    assert!(
+        row.contains("<td data-sign-ins>1</td><td data-failed>2</td>"),
+        "{row}"
+    );
+    assert!(page.body.contains("data-chart=\"activity\""));
+    assert!(
+        page.body.contains("1 sign-ins and 2 failed codes"),
+        "the chart's text alternative"
+    );
+}
