@@ -24,7 +24,10 @@ impl Secrets {
             if let Some(at) = text.find(s.as_str()) {
                 let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
                 let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-                panic!("{what} shows a secret: {s} in {}", &text[line_start..line_end]);
+                panic!(
+                    "{what} shows a secret: {s} in {}",
+                    &text[line_start..line_end]
+                );
             }
         }
     }
