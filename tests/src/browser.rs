@@ -154,7 +154,7 @@ impl Browser {
             .prefix("twofold-browser-")
             .tempdir()
             .expect("a profile folder");
-        let driver = Driver::start(&chromedriver).await;
+        let driver = Driver::start(&chromedriver, profile.path()).await;
         let mut builder = ClientBuilder::new(HttpConnector::new());
         builder.capabilities(capabilities(options, &chromium, profile.path()));
         let client = builder

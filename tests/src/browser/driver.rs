@@ -19,7 +19,8 @@ pub(super) struct Driver {
 
 impl Driver {
     /// Starts `binary` on a free port and waits until its `/status` says it is ready.
-    pub(super) async fn start(binary: &Path) -> Driver {
+    /// `profile` is Chromium's profile folder: the watchdog removes it after a kill.
+    pub(super) async fn start(binary: &Path, profile: &Path) -> Driver {
         // The port is free when we look and may be taken before chromedriver binds it: then
         // chromedriver exits, and another port is tried.
         let mut last_error = String::new();
@@ -28,7 +29,7 @@ impl Driver {
             let mut driver = Driver::spawn(binary, port);
             match driver.wait_until_ready().await {
                 Ok(()) => {
-                    driver.arm_watchdog();
+                    driver.arm_watchdog(profile);
                     return driver;
                 }
                 Err(error) => last_error = error,
@@ -102,11 +103,11 @@ impl Driver {
         }
     }
 
-    /// A detached shell that kills the group once this test process is gone, if the group's
-    /// leader is still a chromedriver (it is not once this driver was dropped: then the
-    /// watchdog has nothing to do and leaves at its next look).
-    fn arm_watchdog(&self) {
-        const SCRIPT: &str = r#"parent=$1 group=$2
+    /// A detached shell that kills the group and removes `profile` once this test process is
+    /// gone, if the group's leader is still a chromedriver (it is not once this driver was
+    /// dropped: then the watchdog has nothing to do and leaves at its next look).
+    fn arm_watchdog(&self, profile: &Path) {
+        const SCRIPT: &str = r#"parent=$1 group=$2 profile=$3
 (
   trap '' HUP INT
   leader_is_driver() { [ "$(cat "/proc/$group/comm" 2>/dev/null)" = chromedriver ]; }
@@ -115,7 +116,13 @@ impl Driver {
       [ "$(sed -n 's/.*) \([A-Za-z]\).*/\1/p' "/proc/$parent/stat" 2>/dev/null)" != Z ]
   }
   while parent_alive && leader_is_driver; do sleep 1; done
-  if leader_is_driver; then kill -KILL -- "-$group"; fi
+  # dash's kill takes no "--"; a negative number after the signal is a group.
+  if leader_is_driver; then
+    kill -KILL "-$group"
+    # Killed processes may still be closing files for a moment.
+    sleep 1
+    rm -rf "$profile"
+  fi
 ) </dev/null >/dev/null 2>&1 &
 "#;
         let spawned = Command::new("/bin/sh")
@@ -124,6 +131,7 @@ impl Driver {
             .arg("twofold-browser-watchdog")
             .arg(std::process::id().to_string())
             .arg(self.child.id().to_string())
+            .arg(profile)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
