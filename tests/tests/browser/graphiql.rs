@@ -38,6 +38,15 @@ async fn graphiql_starts_under_its_content_security_policy() {
         .for_element(Locator::Css(".graphiql-container .graphiql-query-editor"))
         .await
         .expect("GraphiQL's query editor appears");
+    // Its schema request reaches the service and the answer the page: introspection without a
+    // key is refused. Checked after the console, which says why when the policy blocked it.
+    let answered = browser
+        .client()
+        .wait()
+        .for_element(Locator::XPath(
+            "//*[contains(@class, 'graphiql-response')][contains(., 'UNAUTHENTICATED')]",
+        ))
+        .await;
     let messages = browser.console_messages().await;
     let refused = policy_violations(&messages);
     assert!(
@@ -50,6 +59,7 @@ async fn graphiql_starts_under_its_content_security_policy() {
         .filter(|m| m.level == "SEVERE" && !m.message.contains("/favicon.ico "))
         .collect();
     assert!(errors.is_empty(), "console errors: {:?}", errors);
+    answered.expect("the service's answer to GraphiQL's schema request is shown");
     browser.screenshot("graphiql").await;
 
     // GraphiQL's own markup fails four serious or critical axe rules (decision 127): not ours
