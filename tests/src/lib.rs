@@ -5,6 +5,7 @@
 //! `DATABASE_URL` when set. Every test gets its own database, created from a migrated template,
 //! so tests run in parallel without seeing each other. `TEST_LOG=1` shows the service's logs.
 
+pub mod browser;
 mod client;
 pub mod fakes;
 mod logs;
