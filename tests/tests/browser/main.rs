@@ -1,6 +1,7 @@
 //! Tests in headless Chromium (see `twofold_tests::browser`): pages load as a user's browser
 //! loads them, under their Content-Security-Policy, and pass the accessibility check.
 
+mod console;
 mod graphiql;
 mod harness;
 mod pages;

@@ -1,0 +1,302 @@
+//! The console in a real browser: an admin signs in, requires 2FA after the confirmation and
+//! sees the overview change; an auditor, in Georgian on a phone, reads without a single
+//! action. Every page is screenshotted (target/screenshots/console-*.png) and passes axe.
+
+use fantoccini::Locator;
+use serde_json::json;
+use twofold_tests::browser::{Browser, BrowserOptions, ConsoleMessage, Viewport};
+use twofold_tests::{spawn_app, TestApp};
+
+const REQUIREMENT: &str = "query($u: ID!) { signInRequirement(userId: $u) { required } }";
+const START: &str = "mutation { startTotpEnrollment(userId: \"carla\") { otpauthUri } }";
+const CONFIRM: &str =
+    "mutation($c: String!) { confirmTotpEnrollment(userId: \"carla\", code: $c) { codes } }";
+const VERIFY: &str = "mutation($m: Method!, $c: String!) { verify(userId: \"carla\", method: $m, code: $c) { method } }";
+
+/// A tenant with two users the service has seen and no one enrolled, and one enrolled user
+/// who signed in four times today and typed three wrong codes.
+async fn tenant(app: &TestApp) -> (String, String) {
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    for user in ["ana", "beka"] {
+        app.gql(Some(&app_key), REQUIREMENT, json!({ "u": user }))
+            .await
+            .data();
+    }
+    let started = app.gql(Some(&app_key), START, json!({})).await;
+    let uri = started.data()["startTotpEnrollment"]["otpauthUri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let totp = totp_rs::Totp::from_url(&uri).unwrap();
+    let confirmed = app
+        .gql(
+            Some(&app_key),
+            CONFIRM,
+            json!({ "c": totp.generate_current().to_string() }),
+        )
+        .await;
+    let codes = confirmed.data()["confirmTotpEnrollment"]["codes"].clone();
+    for code in codes.as_array().unwrap().iter().take(4) {
+        app.gql(
+            Some(&app_key),
+            VERIFY,
+            json!({ "m": "RECOVERY_CODE", "c": code }),
+        )
+        .await
+        .data();
+    }
+    for _ in 0..3 {
+        let wrong = app
+            .gql(
+                Some(&app_key),
+                VERIFY,
+                json!({ "m": "RECOVERY_CODE", "c": "aaaaa-aaaaa" }),
+            )
+            .await;
+        assert!(!wrong.body["errors"].is_null());
+    }
+    (admin, auditor)
+}
+
+/// What the page refused or failed to run (the 401 of a wrong key is the network's, and
+/// expected).
+fn policy_refusals(messages: &[ConsoleMessage]) -> Vec<&ConsoleMessage> {
+    messages
+        .iter()
+        .filter(|m| {
+            m.message.contains("Content Security Policy")
+                || m.message.contains("Refused to")
+                || (m.level == "SEVERE" && m.source != "network")
+        })
+        .collect()
+}
+
+async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
+    browser
+        .goto(&format!("{}/console/sign-in", app.address))
+        .await;
+    let c = browser.client();
+    c.find(Locator::Css("input[name=key]"))
+        .await
+        .expect("the key field")
+        .send_keys(key)
+        .await
+        .unwrap();
+    c.find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("[data-figure=users-seen]"))
+        .await
+        .expect("the overview after signing in");
+}
+
+async fn text(browser: &Browser, css: &str) -> String {
+    browser
+        .client()
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Screenshot and accessibility check of the page now shown.
+async fn look(browser: &Browser, name: &str) {
+    browser.screenshot(name).await;
+    browser.assert_accessible(name).await;
+}
+
+#[tokio::test]
+async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
+    let app = spawn_app().await;
+    let (admin, _) = tenant(&app).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("{}/console/sign-in", app.address))
+        .await;
+    look(&browser, "console-sign-in").await;
+    // A wrong key: told so, beside the field.
+    let c = browser.client();
+    c.find(Locator::Css("input[name=key]"))
+        .await
+        .unwrap()
+        .send_keys("tfk_abcdefgh_wrong")
+        .await
+        .unwrap();
+    c.find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&browser, "#key-error").await,
+        "That key is not valid or has been revoked."
+    );
+    look(&browser, "console-sign-in-refused").await;
+
+    sign_in(&browser, &app, &admin).await;
+    assert_eq!(text(&browser, "[data-figure=users-seen]").await, "3");
+    assert_eq!(
+        text(&browser, "[data-figure=enforcement]").await,
+        "Not required"
+    );
+    // Tall enough for the chart, which the README shows.
+    c.set_window_size(1280, 960).await.unwrap();
+    look(&browser, "console-overview").await;
+    c.set_window_size(1280, 800).await.unwrap();
+
+    c.find(Locator::LinkText("Policy"))
+        .await
+        .expect("the Policy link")
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("form.policy"))
+        .await
+        .unwrap();
+    look(&browser, "console-policy").await;
+    c.find(Locator::Css("#enforceTwoFactor"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let grace = c
+        .find(Locator::Css("#enrollmentGracePeriodDays"))
+        .await
+        .unwrap();
+    grace.clear().await.unwrap();
+    grace.send_keys("14").await.unwrap();
+    c.find(Locator::Css("form.policy button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let told = text(&browser, "[data-confirm-body]").await;
+    assert!(told.contains(": 2."), "two users without 2FA: {told}");
+    look(&browser, "console-policy-confirm").await;
+    c.find(Locator::Css("[data-confirm] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("[data-saved]"))
+        .await
+        .expect("saved");
+    c.find(Locator::LinkText("Overview"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("[data-figure=in-grace]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&browser, "[data-figure=enforcement]").await,
+        "Required"
+    );
+    assert_eq!(text(&browser, "[data-figure=in-grace]").await, "2");
+
+    c.find(Locator::LinkText("Sign out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    look(&browser, "console-sign-out").await;
+    c.find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("input[name=key]"))
+        .await
+        .unwrap();
+    // The session is gone: the overview sends the browser back to sign in.
+    browser.goto(&format!("{}/console", app.address)).await;
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/sign-in"));
+    let refused = policy_refusals(&browser.console_messages().await)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(refused.is_empty(), "{refused:#?}");
+}
+
+#[tokio::test]
+async fn an_auditor_reads_in_georgian_on_a_phone_with_no_action_offered() {
+    let app = spawn_app().await;
+    let (_, auditor) = tenant(&app).await;
+    let browser = Browser::start_with(BrowserOptions {
+        viewport: Viewport::Mobile,
+        language: "ka".into(),
+    })
+    .await;
+    sign_in(&browser, &app, &auditor).await;
+    let c = browser.client();
+    assert_eq!(
+        c.find(Locator::Css("html"))
+            .await
+            .unwrap()
+            .attr("lang")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ka")
+    );
+    assert!(c.find(Locator::Css("[data-read-only]")).await.is_ok());
+    look(&browser, "console-overview-ka-mobile").await;
+    browser
+        .goto(&format!("{}/console/policy", app.address))
+        .await;
+    look(&browser, "console-policy-ka-mobile").await;
+    assert!(
+        c.find_all(Locator::Css("form.policy button[type=submit]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no save button for an auditor"
+    );
+    // Usable at 375 px: nothing wider than the screen.
+    let width = c
+        .execute("return document.documentElement.scrollWidth", vec![])
+        .await
+        .unwrap();
+    assert!(
+        width.as_u64().unwrap() <= 375,
+        "the page is {width} px wide"
+    );
+    // The keyboard reaches the skip link first, and it is visible when focused.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("class").await.unwrap().as_deref(),
+        Some("skip")
+    );
+}
