@@ -31,19 +31,8 @@ impl Guard for RoleGuard {
                 ErrorCode::Forbidden,
                 "the operator token may only call createTenant; use a tenant API key",
             )),
-            Some(Principal::Key(key)) if self.0.contains(&key.role) => Ok(()),
-            Some(Principal::Key(key)) => Err(coded(
-                ErrorCode::Forbidden,
-                format!(
-                    "keys with role {} may not do this; allowed: {}",
-                    key.role.as_str(),
-                    self.0
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
+            Some(Principal::Key(key)) => twofold_services::roles::require(key, self.0)
+                .map_err(|e| coded(ErrorCode::Forbidden, e.to_string())),
         }
     }
 }
@@ -88,9 +77,5 @@ pub fn attach(
     request.data(Caller(principal)).data(context)
 }
 
-/// Every tenant role.
-pub const ANY_KEY: &[Role] = &[Role::App, Role::Admin, Role::Auditor];
-/// Administrators only.
-pub const ADMIN: &[Role] = &[Role::Admin];
-/// Administrators and auditors.
-pub const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
+/// The role lists the guards take: the services' own, which the console checks too.
+pub use twofold_services::roles::{ADMIN, ADMIN_AUDITOR, ANY_KEY, APP, APP_ADMIN};

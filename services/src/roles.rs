@@ -6,6 +6,15 @@ use twofold_domain::Role;
 use crate::auth::KeyPrincipal;
 use crate::ServiceError;
 
+/// Every tenant role.
+pub const ANY_KEY: &[Role] = &[Role::App, Role::Admin, Role::Auditor];
+
+/// The tenant's backend, acting for its end users.
+pub const APP: &[Role] = &[Role::App];
+
+/// The tenant's backend and administrators.
+pub const APP_ADMIN: &[Role] = &[Role::App, Role::Admin];
+
 /// Changes to the tenant and admin actions on its users.
 pub const ADMIN: &[Role] = &[Role::Admin];
 

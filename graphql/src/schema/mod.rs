@@ -8,7 +8,6 @@ mod user_mutation;
 use async_graphql::{Context, Object, Schema, SchemaBuilder, Subscription as GqlSubscription, ID};
 use futures::stream::{BoxStream, StreamExt};
 use tokio::sync::watch;
-use twofold_domain::Role;
 use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::delivery_settings::DeliverySettingsService;
@@ -18,7 +17,9 @@ use twofold_services::users::{ProofInput, UserService, VerifyInput};
 use twofold_services::{RequestContext, ServiceError};
 
 use crate::error::ApiError;
-use crate::guard::{call, key, OperatorGuard, RoleGuard, ADMIN, ANY_KEY};
+use crate::guard::{
+    call, key, OperatorGuard, RoleGuard, ADMIN, ADMIN_AUDITOR, ANY_KEY, APP, APP_ADMIN,
+};
 use crate::proof_input::ProofInputGql;
 use crate::types::{
     ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
@@ -26,13 +27,6 @@ use crate::types::{
     MethodGql, Policy, PolicyInput, RecoveryCodes, RoleGql, SignInRequirement, Tenant,
     TestDeliveryResult, TotpEnrollment, UserTwoFactor, Verification, WebAuthnChallenge,
 };
-
-/// The tenant's backend.
-const APP: &[Role] = &[Role::App];
-/// The tenant's backend and administrators.
-const APP_ADMIN: &[Role] = &[Role::App, Role::Admin];
-/// Administrators and auditors.
-const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
 
 /// The executable schema.
 pub type TwofoldSchema = Schema<Query, Mutation, Subscription>;
