@@ -31,6 +31,7 @@ use crate::schema::TwofoldSchema;
 use crate::websocket::Websockets;
 pub(crate) use error::{error_response, rate_limited};
 pub(crate) use extract::{bearer, client_ip, record_caller};
+pub use export::jsonl_response;
 pub use extract::{request_context, RequestId};
 pub use operations::HealthCache;
 pub(crate) use post::finish;
