@@ -80,9 +80,8 @@ impl AuditQuery {
 
     /// The filter for the audit service, which checks it as it checks the API's.
     pub(crate) fn filter(&self) -> Result<AuditFilterInput, ServiceError> {
-        let time = |name: &str, value: &str| {
-            (!value.is_empty()).then(|| utc(name, value)).transpose()
-        };
+        let time =
+            |name: &str, value: &str| (!value.is_empty()).then(|| utc(name, value)).transpose();
         Ok(AuditFilterInput {
             user_id: Some(self.user_id.clone()).filter(|u| !u.is_empty()),
             event_types: Some(self.event_types.clone()).filter(|t| !t.is_empty()),
@@ -116,9 +115,11 @@ impl AuditQuery {
             if !query.is_empty() {
                 query.push('&');
             }
-            query.push_str(&form_urlencoded::Serializer::new(String::new())
-                .append_pair(k, v)
-                .finish());
+            query.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .append_pair(k, v)
+                    .finish(),
+            );
         }
         if query.is_empty() {
             path.to_owned()
@@ -147,6 +148,9 @@ mod tests {
             "/console/audit?userId=al%26ice&eventType=CodeSent&eventType=CodeVerified&from=2026-12-01T09%3A30&after=c"
         );
         assert!(AuditQuery::parse("userId=a&userId=b").is_err());
-        assert!(AuditQuery::parse("from=yesterday").unwrap().filter().is_err());
+        assert!(AuditQuery::parse("from=yesterday")
+            .unwrap()
+            .filter()
+            .is_err());
     }
 }
