@@ -281,3 +281,26 @@ async fn the_live_stream_ends_when_its_key_is_revoked() {
     assert!(a.body["errors"].is_null(), "{}", a.body);
     assert!(ends(&mut live).await, "the stream ends after revocation");
 }
+
+#[tokio::test]
+async fn live_streams_count_against_the_tenant_s_cap_and_only_its_own() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&t.admin).await.status, 303);
+    let mut open = Vec::new();
+    for _ in 0..twofold_services::audit::MAX_LIVE_PER_TENANT {
+        let live = browser.stream("/console/audit/live").await;
+        assert_eq!(live.status(), 200);
+        open.push(live);
+    }
+    let refused = browser.get("/console/audit/live").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("data-error-code=\"RATE_LIMITED\""));
+    // Another tenant's places are its own.
+    let (_, other_admin) = app.create_tenant("Other").await;
+    let mut other = Browser::new(&app);
+    assert_eq!(other.sign_in(&other_admin).await.status, 303);
+    assert_eq!(other.stream("/console/audit/live").await.status(), 200);
+    drop(open);
+}
