@@ -363,7 +363,7 @@ impl Application {
                     audit: self.wiring.audit.clone(),
                     delivery_settings: self.wiring.delivery_settings.clone(),
                 },
-                live_rx,
+                live_rx.clone(),
             ),
             auth: self.wiring.auth.clone(),
             health: Arc::new(pg::PgHealth(self.wiring.pool.clone())),
@@ -382,6 +382,8 @@ impl Application {
                 tenants: self.wiring.tenants.clone(),
                 compliance: self.wiring.compliance.clone(),
                 overview: self.wiring.overview.clone(),
+                audit: self.wiring.audit.clone(),
+                stopping: live_rx,
                 anonymous: state.anonymous.clone(),
             })
         } else {

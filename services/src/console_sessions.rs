@@ -176,6 +176,16 @@ impl ConsoleSessions {
         }))
     }
 
+    /// Whether the session of `token` is still live (not ended, not timed out, its key not
+    /// revoked), without counting the check as activity: a long answer (the live audit
+    /// stream) asks this periodically, and an open tab must not keep an idle session alive.
+    pub async fn is_live(&self, token: &SessionSecret) -> Result<bool, ServiceError> {
+        let Some(stored) = self.store.find(&self.token_hash(token)).await? else {
+            return Ok(false);
+        };
+        Ok(stored.times.alive_at(self.clock.now()))
+    }
+
     /// Ends the session of `token` (nothing happens for an unknown one).
     pub async fn sign_out(&self, token: &SessionSecret) -> Result<(), ServiceError> {
         self.store.delete(&self.token_hash(token)).await?;

@@ -21,6 +21,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "image/svg+xml",
         include_bytes!("../assets/icon.svg"),
     ),
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/live.js"),
+    ),
 ];
 
 pub(crate) fn routes() -> Router<WebState> {

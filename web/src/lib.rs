@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use twofold_graphql::anonymous::AnonymousBudget;
+use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::overview::OverviewService;
@@ -29,6 +30,10 @@ pub struct WebState {
     pub tenants: TenantService,
     pub compliance: ComplianceService,
     pub overview: OverviewService,
+    pub audit: AuditService,
+    /// Turns `true` when the server starts shutting down: the console's live audit stream
+    /// ends then, or the graceful shutdown would wait for it forever.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The API's budget of failed sign-ins per client address: a key guessed through the
     /// console spends the same budget as one guessed through the API.
     pub anonymous: Arc<AnonymousBudget>,

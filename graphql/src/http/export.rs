@@ -4,10 +4,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
+
+use futures::stream::BoxStream;
 use futures::StreamExt;
-use twofold_domain::Role;
-use twofold_services::audit::AuditFilterInput;
-use twofold_services::{ErrorCode, Principal};
+use twofold_domain::{Role, TenantId};
+use twofold_services::audit::{AuditFilterInput, AuditRecord};
+use twofold_services::{ErrorCode, Principal, ServiceError};
 
 use super::error::{error_response, HttpError};
 use super::extract::{bearer, Authenticated, RequestId};
@@ -120,6 +123,24 @@ pub(super) async fn audit_export(
             return HttpError::coded(code, message).into_response();
         }
     };
+    let credential = bearer(&headers)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
+    let revoked = crate::revocation::revocation_of(state.auth.clone(), credential);
+    jsonl_response(records, revoked, &key.tenant_id)
+}
+
+/// The export's answer: `records` as JSON Lines, streamed as they are read, cut off (an
+/// aborted body, never a complete-looking one) on a read failure or once `ended` resolves
+/// (the key revoked, or the console's session ended). The API's route and the console's
+/// share it, so both exports are the same bytes for the same filter.
+pub fn jsonl_response(
+    records: BoxStream<'static, Result<AuditRecord, ServiceError>>,
+    ended: impl Future<Output = ()> + Send + 'static,
+    tenant: &TenantId,
+) -> Response {
     let lines = records.map(|record| match record {
         Ok(record) => {
             let mut line = record.to_json().to_string();
@@ -131,14 +152,8 @@ pub(super) async fn audit_export(
             Err(std::io::Error::other("audit export failed"))
         }
     });
-    let credential = bearer(&headers)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_owned();
-    let revoked = crate::revocation::revocation_of(state.auth.clone(), credential);
-    let lines = crate::revocation::until_revoked(lines, revoked);
-    let filename = format!("attachment; filename=\"audit-{}.jsonl\"", key.tenant_id);
+    let lines = crate::revocation::until_revoked(lines, ended);
+    let filename = format!("attachment; filename=\"audit-{tenant}.jsonl\"");
     let mut response = Response::new(Body::from_stream(lines));
     let headers = response.headers_mut();
     headers.insert(

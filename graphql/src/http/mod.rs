@@ -30,6 +30,7 @@ use crate::metrics::{ErrorCodes, Metrics};
 use crate::schema::TwofoldSchema;
 use crate::websocket::Websockets;
 pub(crate) use error::{error_response, rate_limited};
+pub use export::jsonl_response;
 pub(crate) use extract::{bearer, client_ip, record_caller};
 pub use extract::{request_context, RequestId};
 pub use operations::HealthCache;

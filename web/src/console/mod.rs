@@ -1,6 +1,8 @@
 //! The console's routes, the signed-in extractor and the CSRF check every form goes through.
 
+mod audit;
 mod chart;
+mod compliance;
 mod overview;
 mod policy;
 mod sign_in;
@@ -25,6 +27,11 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/console", get(overview::page))
         .route("/console/", get(|| async { Redirect::to("/console") }))
         .route("/console/policy", get(policy::page).post(policy::submit))
+        .route("/console/compliance", get(compliance::page))
+        .route("/console/compliance.csv", get(compliance::csv))
+        .route("/console/audit", get(audit::page))
+        .route("/console/audit/export", get(audit::export))
+        .route("/console/audit/live", get(audit::live))
         .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
         .route(
             "/console/sign-out",

@@ -1,6 +1,8 @@
 //! The console over plain HTTP: sessions, CSRF, roles and headers, as a browser without
 //! JavaScript meets them (the real-browser tests are in `tests/browser`).
 
+mod audit;
+mod compliance;
 mod pages;
 mod policy;
 mod sessions;
@@ -107,6 +109,16 @@ impl Browser {
     pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let r = self.client.post(format!("{}{path}", self.base)).form(form);
         self.send(r).await
+    }
+
+    /// A GET whose body is left unread, for long answers (the live stream) read chunk by chunk.
+    pub(crate) async fn stream(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Signs in with `key` through the form; returns the answer to the form's POST.

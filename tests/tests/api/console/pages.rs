@@ -13,7 +13,13 @@ async fn every_page_has_a_strict_policy_and_no_inline_script_or_style() {
     let sign_in = browser.get("/console/sign-in").await;
     assert_eq!(browser.sign_in(&admin).await.status, 303);
     let mut pages = vec![sign_in];
-    for path in ["/console", "/console/sign-out", "/console/no-such-page"] {
+    for path in [
+        "/console",
+        "/console/sign-out",
+        "/console/no-such-page",
+        "/console/compliance",
+        "/console/audit",
+    ] {
         pages.push(browser.get(path).await);
     }
     for page in &pages {
@@ -61,6 +67,15 @@ async fn every_page_has_a_strict_policy_and_no_inline_script_or_style() {
         .to_str()
         .unwrap()
         .starts_with("text/css"));
+    let js = browser.get("/console/assets/live.js").await;
+    assert_eq!(js.status, 200);
+    assert!(js.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(pages[5]
+        .body
+        .contains("<script src=\"/console/assets/live.js\""));
 }
 
 /// Whether `html` has an attribute such as `onclick=` (an inline script).

@@ -1,0 +1,39 @@
+// The audit page's live mode: when "Live" is ticked, events recorded from now on arrive as
+// Server-Sent Events, each an HTML fragment the server rendered (and escaped), and are put at
+// the top of the timeline. Without this file the page works with its Refresh link.
+(function () {
+  "use strict";
+  var control = document.querySelector("[data-live-control]");
+  var box = document.getElementById("live");
+  var timeline = document.querySelector("[data-timeline]");
+  var status = document.querySelector("[data-live-status]");
+  if (!control || !box || !timeline || !window.EventSource) {
+    return;
+  }
+  control.hidden = false;
+  var source = null;
+  function stop() {
+    if (source) {
+      source.close();
+      source = null;
+    }
+  }
+  box.addEventListener("change", function () {
+    stop();
+    if (!box.checked) {
+      return;
+    }
+    source = new EventSource(box.getAttribute("data-live-src"));
+    source.addEventListener("audit", function (e) {
+      timeline.insertAdjacentHTML("afterbegin", e.data);
+    });
+    source.addEventListener("error", function () {
+      // The stream ended (signed out, key revoked, server stopping): do not reconnect.
+      stop();
+      box.checked = false;
+      if (status) {
+        status.textContent = status.getAttribute("data-ended") || "";
+      }
+    });
+  });
+})();
