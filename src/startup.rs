@@ -382,6 +382,8 @@ impl Application {
                 tenants: self.wiring.tenants.clone(),
                 compliance: self.wiring.compliance.clone(),
                 overview: self.wiring.overview.clone(),
+                users: self.wiring.users.clone(),
+                audit: self.wiring.audit.clone(),
                 anonymous: state.anonymous.clone(),
             })
         } else {

@@ -10,11 +10,18 @@ use axum::Router;
 use crate::WebState;
 
 /// (name, content type, bytes) of every file under `/console/assets/`.
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "console.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../assets/console.css"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/console.css"),
+    ),
+    (
+        "copy.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/copy.js"),
+    ),
+];
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new().route("/console/assets/{file}", get(asset))

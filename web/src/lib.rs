@@ -17,10 +17,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use twofold_graphql::anonymous::AnonymousBudget;
+use twofold_services::audit::AuditService;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::overview::OverviewService;
 use twofold_services::tenants::TenantService;
+use twofold_services::users::UserService;
 
 /// What the pages share.
 #[derive(Clone)]
@@ -29,6 +31,8 @@ pub struct WebState {
     pub tenants: TenantService,
     pub compliance: ComplianceService,
     pub overview: OverviewService,
+    pub users: UserService,
+    pub audit: AuditService,
     /// The API's budget of failed sign-ins per client address: a key guessed through the
     /// console spends the same budget as one guessed through the API.
     pub anonymous: Arc<AnonymousBudget>,
