@@ -1,9 +1,11 @@
 //! The console over plain HTTP: sessions, CSRF, roles and headers, as a browser without
 //! JavaScript meets them (the real-browser tests are in `tests/browser`).
 
+mod keys;
 mod pages;
 mod policy;
 mod sessions;
+mod users;
 
 use std::collections::HashMap;
 
