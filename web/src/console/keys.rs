@@ -68,7 +68,9 @@ pub(crate) async fn list(
     s: SignedIn,
     Query(q): Query<Listed>,
 ) -> Response {
-    let revoked = q.revoked.filter(|id| check("revoked", id, Kind::Id).is_ok());
+    let revoked = q
+        .revoked
+        .filter(|id| check("revoked", id, Kind::Id).is_ok());
     show(&state, s, revoked, None, String::new(), String::new()).await
 }
 

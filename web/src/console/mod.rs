@@ -32,7 +32,10 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/console/users", get(users::find))
         .route("/console/users/{user_id}", get(users::user))
         .route("/console/users/{user_id}/reset", post(users::reset))
-        .route("/console/users/{user_id}/clear-lockout", post(users::clear_lockout))
+        .route(
+            "/console/users/{user_id}/clear-lockout",
+            post(users::clear_lockout),
+        )
         .route(
             "/console/users/{user_id}/devices/{device_id}/revoke",
             post(users::revoke_device),

@@ -40,7 +40,12 @@ async fn an_issued_key_s_secret_is_shown_once_and_works_against_the_api() {
     assert_eq!(issued.status, 200, "{}", issued.body);
     assert_eq!(issued.location(), "");
     assert_eq!(
-        issued.headers.get("cache-control").unwrap().to_str().unwrap(),
+        issued
+            .headers
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         "no-store"
     );
     let secret = secret_of(&issued);
@@ -99,7 +104,10 @@ async fn revoking_the_session_s_own_key_ends_the_session() {
         )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(done.location(), format!("/console/keys?revoked={second_id}"));
+    assert_eq!(
+        done.location(),
+        format!("/console/keys?revoked={second_id}")
+    );
     let next = browser.get(done.location()).await;
     assert_eq!(next.status, 303);
     assert_eq!(next.location(), "/console/sign-in");
@@ -158,7 +166,10 @@ async fn an_auditor_lists_keys_only_and_cannot_issue_or_revoke() {
         .await;
     assert_eq!(issue.status, 403, "{}", issue.body);
     let revoke = browser
-        .post(&format!("/console/keys/{app_id}/revoke"), &[("csrf", &csrf)])
+        .post(
+            &format!("/console/keys/{app_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(revoke.status, 403);
     assert_eq!(keys(&app, &admin).await.len(), 3);
@@ -184,7 +195,10 @@ async fn csrf_is_checked_and_another_tenant_s_key_is_not_found() {
 
     let csrf = browser.csrf().await;
     let theirs = browser
-        .post(&format!("/console/keys/{other_id}/revoke"), &[("csrf", &csrf)])
+        .post(
+            &format!("/console/keys/{other_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(theirs.status, 404, "{}", theirs.body);
     assert!(theirs.body.contains("data-error-code=\"NOT_FOUND\""));

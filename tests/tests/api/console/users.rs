@@ -31,7 +31,9 @@ async fn an_admin_resets_a_user_with_a_reason_that_the_history_shows_with_the_ad
     let page = browser.get(found.location()).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Authenticator app"), "{}", page.body);
-    assert!(page.body.contains("<dd data-status=\"recovery-codes\">10</dd>"));
+    assert!(page
+        .body
+        .contains("<dd data-status=\"recovery-codes\">10</dd>"));
 
     let csrf = browser.csrf().await;
     let done = browser
@@ -55,7 +57,10 @@ async fn an_admin_resets_a_user_with_a_reason_that_the_history_shows_with_the_ad
         .next()
         .unwrap();
     assert!(reset_row.contains("Lost phone, ticket 4711"), "{reset_row}");
-    assert!(reset_row.contains(&format!("ADMIN:{key_id}")), "{reset_row}");
+    assert!(
+        reset_row.contains(&format!("ADMIN:{key_id}")),
+        "{reset_row}"
+    );
     // Newest first: the reset comes before the enrollment.
     let reset_at = page.body.find("data-event=\"TwoFactorReset\"").unwrap();
     let enrolled_at = page.body.find("data-event=\"TotpEnabled\"").unwrap();
@@ -74,7 +79,9 @@ async fn an_admin_clears_a_lockout() {
     let (mut browser, _) = signed_in(&app, &t.admin, "ADMIN").await;
     let page = browser.get("/console/users/bob").await;
     assert!(!page.body.contains("Not locked out"), "{}", page.body);
-    assert!(page.body.contains("<dd data-status=\"failed-attempts\">10</dd>"));
+    assert!(page
+        .body
+        .contains("<dd data-status=\"failed-attempts\">10</dd>"));
 
     let csrf = browser.csrf().await;
     let done = browser
@@ -164,7 +171,10 @@ async fn an_auditor_sees_no_form_and_posting_is_forbidden() {
     assert!(page.body.contains("data-event=\"TotpEnabled\""));
 
     let csrf = browser.csrf().await;
-    for path in ["/console/users/erin/reset", "/console/users/erin/clear-lockout"] {
+    for path in [
+        "/console/users/erin/reset",
+        "/console/users/erin/clear-lockout",
+    ] {
         let forced = browser
             .post(path, &[("csrf", &csrf), ("reason", "just because")])
             .await;

@@ -85,7 +85,12 @@ impl UserPage {
     /// (form, path, heading, button) of the actions on the whole user.
     fn admin_forms(&self) -> [(&'static str, &'static str, &'static str, &'static str); 2] {
         [
-            ("reset", "reset", "console-user-reset-title", "console-user-reset"),
+            (
+                "reset",
+                "reset",
+                "console-user-reset-title",
+                "console-user-reset",
+            ),
             (
                 "lockout",
                 "clear-lockout",
@@ -228,7 +233,16 @@ pub(crate) async fn user(
             _ => None,
         })
         .map(|id| s.chrome.t(&id));
-    show(&state, s, &user_id, q.after.as_deref(), done, None, String::new()).await
+    show(
+        &state,
+        s,
+        &user_id,
+        q.after.as_deref(),
+        done,
+        None,
+        String::new(),
+    )
+    .await
 }
 
 /// The user's page (with `error` beside the form it names, and a 400, when an action was
@@ -261,7 +275,7 @@ pub(super) async fn show(
     let path_id = encode(user_id);
     let next = history
         .has_next_page
-        .then(|| history.end_cursor.as_ref())
+        .then_some(history.end_cursor.as_ref())
         .flatten()
         .map(|c| format!("/console/users/{path_id}?after={}", encode(c)));
     let code = if error.is_some() {
