@@ -5,7 +5,7 @@ use serde_json::json;
 use twofold_tests::{spawn_app, TestApp};
 
 use super::Browser;
-use crate::sign_in::acme;
+use crate::sign_in::{acme, requirement};
 use crate::totp::{enroll, status, verify};
 
 const TRUST: &str = "mutation($u: ID!, $c: String!) { verify(userId: $u, method: RECOVERY_CODE, code: $c, trustDevice: true, deviceLabel: \"Work laptop\") { deviceToken } }";
@@ -227,4 +227,39 @@ async fn a_form_without_this_session_s_token_is_refused() {
         assert_eq!(refused.status, 403, "{}", refused.body);
     }
     assert_eq!(status(&app, &t.app, "gina").await["enabled"], true);
+}
+
+#[tokio::test]
+async fn the_history_pages_with_the_audit_cursor_and_a_forged_cursor_is_refused() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    enroll(&app, &t.app, "hana").await;
+    for _ in 0..25 {
+        requirement(&app, &t.app, "hana", None, false).await;
+    }
+    let (mut browser, _) = signed_in(&app, &t.admin, "AUDITOR").await;
+    let first = browser.get("/console/users/hana").await;
+    assert_eq!(first.body.matches("<tr data-event=").count(), 20);
+    let marker = "<a href=\"";
+    let next = first
+        .body
+        .split("data-next")
+        .next()
+        .and_then(|b| b.rsplit(marker).next())
+        .and_then(|h| h.split('"').next())
+        .expect("a link to older events")
+        .replace("&#x3d;", "=")
+        .replace("&#61;", "=");
+    assert!(next.starts_with("/console/users/hana?after="), "{next}");
+    let second = browser.get(&next).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let rows = second.body.matches("<tr data-event=").count();
+    assert!(rows >= 7, "{rows} older events");
+    // The oldest event, the enrollment, is on the second page only.
+    assert!(second.body.contains("data-event=\"TotpEnabled\""));
+    assert!(!first.body.contains("data-event=\"TotpEnabled\""));
+
+    let forged = browser.get("/console/users/hana?after=a1deadbeef").await;
+    assert_eq!(forged.status, 400);
+    assert!(forged.body.contains("data-error-code=\"INVALID_INPUT\""));
 }
