@@ -93,7 +93,13 @@ async fn show(
         Some((_, code, _)) => page::status_of(*code),
         None => StatusCode::OK,
     };
-    let revoked = revoked.map(|id| s.chrome.texts.with("console-keys-revoked", &[("key", &id)]));
+    // Only a key of this tenant that is revoked: a crafted link cannot claim anything else.
+    let revoked = revoked
+        .filter(|id| {
+            keys.iter()
+                .any(|k| k.id.as_str() == id && k.revoked_at.is_some())
+        })
+        .map(|id| s.chrome.texts.with("console-keys-revoked", &[("key", &id)]));
     page::html(
         status,
         &KeysPage {

@@ -66,6 +66,9 @@ async fn an_issued_key_s_secret_is_shown_once_and_works_against_the_api() {
     let list = browser.get("/console/keys").await;
     assert_eq!(list.status, 200);
     assert!(list.body.contains("Auditors"));
+    // A crafted confirmation of a revocation that did not happen is not shown.
+    let crafted = browser.get("/console/keys?revoked=abcdefgh").await;
+    assert!(!crafted.body.contains("data-done"));
     assert!(!list.body.contains(&secret), "never shown again");
 }
 
@@ -90,13 +93,31 @@ async fn a_bad_label_or_role_is_refused_and_issues_nothing() {
 }
 
 #[tokio::test]
-async fn revoking_the_session_s_own_key_ends_the_session() {
+async fn revoking_a_key_works_and_revoking_the_session_s_own_key_ends_the_session() {
     let app = spawn_app().await;
     let (_, admin) = app.create_tenant("Acme").await;
     let (second_id, second) = app.issue_key(&admin, "ADMIN").await;
     let mut browser = Browser::new(&app);
     assert_eq!(browser.sign_in(&second).await.status, 303);
+    let (app_id, app_key) = app.issue_key(&admin, "APP").await;
     let csrf = browser.csrf().await;
+    let done = browser
+        .post(
+            &format!("/console/keys/{app_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let list = browser.get(done.location()).await;
+    assert!(list.body.contains("data-done"), "{}", list.body);
+    assert!(list
+        .body
+        .contains(&format!("data-key=\"{app_id}\" data-revoked")));
+    assert_eq!(
+        app.gql(Some(&app_key), WHO, json!({})).await.error_code(),
+        "UNAUTHENTICATED"
+    );
+
     let done = browser
         .post(
             &format!("/console/keys/{second_id}/revoke"),
