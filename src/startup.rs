@@ -384,6 +384,7 @@ impl Application {
                 overview: self.wiring.overview.clone(),
                 audit: self.wiring.audit.clone(),
                 stopping: live_rx,
+                users: self.wiring.users.clone(),
                 anonymous: state.anonymous.clone(),
             })
         } else {

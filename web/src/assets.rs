@@ -26,6 +26,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/live.js"),
     ),
+    (
+        "copy.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/copy.js"),
+    ),
 ];
 
 pub(crate) fn routes() -> Router<WebState> {

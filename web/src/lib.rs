@@ -22,6 +22,7 @@ use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::overview::OverviewService;
 use twofold_services::tenants::TenantService;
+use twofold_services::users::UserService;
 
 /// What the pages share.
 #[derive(Clone)]
@@ -34,6 +35,7 @@ pub struct WebState {
     /// Turns `true` when the server starts shutting down: the console's live audit stream
     /// ends then, or the graceful shutdown would wait for it forever.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    pub users: UserService,
     /// The API's budget of failed sign-ins per client address: a key guessed through the
     /// console spends the same budget as one guessed through the API.
     pub anonymous: Arc<AnonymousBudget>,

@@ -24,6 +24,8 @@ pub struct UserStatus {
     pub recovery_codes_remaining: u32,
     /// End of the lockout in force.
     pub locked_until: Option<DateTime<Utc>>,
+    /// Wrong codes in a row since the last success, lockout or clear (the console shows it).
+    pub failed_attempts: u32,
     /// Last successful verification.
     pub last_verified_at: Option<DateTime<Utc>>,
     /// Registered email, masked, and whether it is verified.
@@ -97,6 +99,7 @@ impl UserStatus {
             totp_pending: user.totp_pending(),
             recovery_codes_remaining: user.recovery_codes_remaining(),
             locked_until: user.locked_until(now),
+            failed_attempts: user.consecutive_failures(),
             last_verified_at: user.last_verified_at(),
             email: user
                 .contact(Channel::Email)

@@ -3,15 +3,17 @@
 mod audit;
 mod chart;
 mod compliance;
+mod keys;
 mod overview;
 mod policy;
 mod sign_in;
+mod users;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use twofold_graphql::http::{request_context, RequestId};
 use twofold_services::console_sessions::{ConsoleSession, ConsoleSessions, SessionSecret};
@@ -32,6 +34,19 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/console/audit", get(audit::page))
         .route("/console/audit/export", get(audit::export))
         .route("/console/audit/live", get(audit::live))
+        .route("/console/keys", get(keys::list).post(keys::issue))
+        .route("/console/keys/{key_id}/revoke", post(keys::revoke))
+        .route("/console/users", get(users::find))
+        .route("/console/users/{user_id}", get(users::user))
+        .route("/console/users/{user_id}/reset", post(users::reset))
+        .route(
+            "/console/users/{user_id}/clear-lockout",
+            post(users::clear_lockout),
+        )
+        .route(
+            "/console/users/{user_id}/devices/{device_id}/revoke",
+            post(users::revoke_device),
+        )
         .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
         .route(
             "/console/sign-out",

@@ -3,9 +3,11 @@
 
 mod audit;
 mod compliance;
+mod keys;
 mod pages;
 mod policy;
 mod sessions;
+mod users;
 
 use std::collections::HashMap;
 

@@ -22,6 +22,18 @@ async fn every_page_has_a_strict_policy_and_no_inline_script_or_style() {
     ] {
         pages.push(browser.get(path).await);
     }
+    for path in ["/console/users", "/console/keys"] {
+        pages.push(browser.get(path).await);
+    }
+    let csrf = browser.csrf().await;
+    let issued = browser
+        .post(
+            "/console/keys",
+            &[("csrf", &csrf), ("role", "APP"), ("label", "scan")],
+        )
+        .await;
+    assert_eq!(issued.status, 200);
+    pages.push(issued);
     for page in &pages {
         let csp = page.headers["content-security-policy"].to_str().unwrap();
         for directive in [
