@@ -1,6 +1,7 @@
 //! The console over plain HTTP: sessions, CSRF, roles and headers, as a browser without
 //! JavaScript meets them (the real-browser tests are in `tests/browser`).
 
+mod attacks;
 mod pages;
 mod sessions;
 
@@ -18,6 +19,8 @@ pub(crate) struct Browser {
     /// Every `Set-Cookie` line received, in order.
     pub(crate) set_cookies: Vec<String>,
     accept_language: Option<String>,
+    /// Headers sent with every request (what a proxy in front adds, a browser's `Origin`).
+    extra_headers: Vec<(String, String)>,
 }
 
 pub(crate) struct Answer {
@@ -58,11 +61,17 @@ impl Browser {
             cookies: HashMap::new(),
             set_cookies: Vec::new(),
             accept_language: None,
+            extra_headers: Vec::new(),
         }
     }
 
     pub(crate) fn speaking(mut self, accept_language: &str) -> Self {
         self.accept_language = Some(accept_language.to_owned());
+        self
+    }
+
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -78,6 +87,9 @@ impl Browser {
         let mut request = request.header(COOKIE, self.cookie_header());
         if let Some(l) = &self.accept_language {
             request = request.header("accept-language", l);
+        }
+        for (name, value) in &self.extra_headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         let response = request.send().await.unwrap();
         for line in response.headers().get_all(SET_COOKIE) {
