@@ -1,5 +1,6 @@
 //! What the attacker review of the console found (decision 133), each kept from coming back.
 
+use twofold_domain::console_session::MAX_PER_KEY;
 use twofold_tests::spawn_app;
 
 use super::Browser;
@@ -39,4 +40,33 @@ async fn behind_a_proxy_that_rewrites_host_to_loopback_the_session_cookie_is_sti
     // `null`), and still give other sites no referrer.
     let page = local.get("/console/sign-in").await;
     assert_eq!(page.headers["referrer-policy"], "same-origin");
+}
+
+#[tokio::test]
+async fn one_key_signing_in_over_and_over_keeps_only_its_newest_sessions() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut first = Browser::new(&app);
+    assert_eq!(first.sign_in(&admin).await.status, 303);
+    // A valid key's sign-ins are not throttled: each used to add a row for good (until idle).
+    for _ in 0..MAX_PER_KEY + 5 {
+        let mut browser = Browser::new(&app);
+        assert_eq!(browser.sign_in(&admin).await.status, 303);
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM console_sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, MAX_PER_KEY as i64);
+    // The oldest went; the newest works.
+    assert_eq!(first.get("/console").await.location(), "/console/sign-in");
+    let mut newest = Browser::new(&app);
+    assert_eq!(newest.sign_in(&admin).await.status, 303);
+    assert_eq!(newest.get("/console").await.status, 200);
+    // Another key's sessions are its own.
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    let mut reader = Browser::new(&app);
+    assert_eq!(reader.sign_in(&auditor).await.status, 303);
+    assert_eq!(reader.get("/console").await.status, 200);
+    assert_eq!(newest.get("/console").await.status, 200);
 }
