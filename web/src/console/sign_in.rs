@@ -116,7 +116,7 @@ pub(crate) async fn submit(
     if let Some(seconds) = state
         .anonymous
         .refused(ip)
-        .filter(|_| !state.sessions.is_known(&form.key))
+        .filter(|_| !state.sessions.is_known_key(&form.key))
     {
         let mut r = again(
             StatusCode::TOO_MANY_REQUESTS,

@@ -70,3 +70,48 @@ async fn one_key_signing_in_over_and_over_keeps_only_its_newest_sessions() {
     assert_eq!(reader.get("/console").await.status, 200);
     assert_eq!(newest.get("/console").await.status, 200);
 }
+
+#[tokio::test]
+async fn made_up_session_tokens_spend_the_address_s_budget_and_a_live_session_still_works() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&admin).await.status, 303);
+    assert_eq!(browser.get("/console").await.status, 200);
+    // Each made-up token was a database read, without limit: faster than the budget refills
+    // (a burst of 100, then 50 a second), from the same address as the browser.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let guesses = (0..300).map(|i| {
+        client
+            .get(format!("{}/console", app.address))
+            .header("cookie", format!("twofold_console=tfs_madeup{i:0>52}"))
+            .send()
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let throttled = answers
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|a| a.status() == 429)
+        .expect("made-up session tokens were never throttled");
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert!(throttled
+        .text()
+        .await
+        .unwrap()
+        .contains("data-error-code=\"RATE_LIMITED\""));
+    // The flood does not lock out a session this instance knows live.
+    assert_eq!(browser.get("/console").await.status, 200);
+    // Nor one signed in during it (with a key this instance knows).
+    let mut second = Browser::new(&app);
+    assert_eq!(second.sign_in(&admin).await.status, 303);
+    assert_eq!(second.get("/console").await.status, 200);
+    // A made-up token now waits without being looked up.
+    let mut guesser = Browser::new(&app);
+    guesser
+        .cookies
+        .insert("twofold_console".into(), format!("tfs_{}", "a".repeat(52)));
+    assert_eq!(guesser.get("/console").await.status, 429);
+}
