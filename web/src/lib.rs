@@ -37,5 +37,6 @@ pub fn router(state: WebState) -> Router {
         .merge(console::routes())
         .merge(assets::routes())
         .with_state(state)
+        .layer(axum::middleware::from_fn(security::same_origin_posts))
         .layer(axum::middleware::from_fn(security::headers))
 }

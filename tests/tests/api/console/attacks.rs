@@ -115,3 +115,35 @@ async fn made_up_session_tokens_spend_the_address_s_budget_and_a_live_session_st
         .insert("twofold_console".into(), format!("tfs_{}", "a".repeat(52)));
     assert_eq!(guesser.get("/console").await.status, 429);
 }
+
+#[tokio::test]
+async fn a_sign_in_posted_by_another_site_with_a_planted_nonce_is_refused() {
+    let app = spawn_app().await;
+    let (_, attackers_key) = app.create_tenant("Attacker").await;
+    // A sibling domain (or a man in the middle of plain HTTP) plants its own nonce cookie in
+    // the victim's browser, and knows the form token that goes with it.
+    let mut attacker = Browser::new(&app);
+    let form = attacker.get("/console/sign-in").await;
+    let csrf = form.field("csrf");
+    let nonce = attacker.cookies["twofold_console_nonce"].clone();
+    for site in ["same-site", "cross-site"] {
+        let mut victim = Browser::new(&app).with_header("sec-fetch-site", site);
+        victim
+            .cookies
+            .insert("twofold_console_nonce".into(), nonce.clone());
+        let answer = victim
+            .post(
+                "/console/sign-in",
+                &[("key", attackers_key.as_str()), ("csrf", csrf.as_str())],
+            )
+            .await;
+        assert_eq!(answer.status, 403, "{site}: {}", answer.body);
+        assert!(answer.body.contains("data-error-code=\"FORBIDDEN\""));
+        assert!(!victim.cookies.contains_key("twofold_console"), "{site}");
+    }
+    // The same form from the console's own page signs in.
+    let mut own = Browser::new(&app).with_header("sec-fetch-site", "same-origin");
+    assert_eq!(own.sign_in(&attackers_key).await.status, 303);
+    // So does a browser that does not say (the tokens still hold there).
+    assert_eq!(attacker.sign_in(&attackers_key).await.status, 303);
+}
