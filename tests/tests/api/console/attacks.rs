@@ -147,3 +147,30 @@ async fn a_sign_in_posted_by_another_site_with_a_planted_nonce_is_refused() {
     // So does a browser that does not say (the tokens still hold there).
     assert_eq!(attacker.sign_in(&attackers_key).await.status, 303);
 }
+
+#[tokio::test]
+async fn a_form_larger_than_any_console_form_is_refused_unread() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get("/console/sign-in").await;
+    let csrf = form.field("csrf");
+    // Not even a token check first: axum's default held 2 MiB of each such form in memory.
+    let padding = "x".repeat(64 * 1024);
+    let answer = browser
+        .post(
+            "/console/sign-in",
+            &[("key", admin.as_str()), ("csrf", &csrf), ("pad", &padding)],
+        )
+        .await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert!(!browser.cookies.contains_key("twofold_console"));
+    // A real form still goes through.
+    assert_eq!(
+        browser
+            .post("/console/sign-in", &[("key", &admin), ("csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+}
