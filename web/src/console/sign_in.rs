@@ -162,6 +162,9 @@ pub(crate) async fn submit(
             "FORBIDDEN",
         ),
         Err(e) => {
+            // Spent too, as by the API: a flood of guessed keys must not go unthrottled exactly
+            // when the pool is saturated and every look-up fails.
+            state.anonymous.spend(ip);
             let id = parts
                 .extensions
                 .get::<RequestId>()

@@ -174,3 +174,45 @@ async fn a_form_larger_than_any_console_form_is_refused_unread() {
         303
     );
 }
+
+#[tokio::test]
+async fn guesses_that_fail_internally_still_spend_the_address_s_budget() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get("/console/sign-in").await;
+    let csrf = form.field("csrf");
+    let cookie = format!(
+        "twofold_console_nonce={}",
+        browser.cookies["twofold_console_nonce"]
+    );
+    // Every look-up of a key now fails, as when the pool is saturated.
+    sqlx::query("ALTER TABLE api_keys RENAME TO api_keys_away")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let guesses = (0..300).map(|i| {
+        client
+            .post(format!("{}/console/sign-in", app.address))
+            .header("cookie", &cookie)
+            .form(&[
+                ("key", format!("tfk_abcdefgh_guess{i}")),
+                ("csrf", csrf.clone()),
+            ])
+            .send()
+    });
+    let statuses: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|a| a.unwrap().status().as_u16())
+        .collect();
+    sqlx::query("ALTER TABLE api_keys_away RENAME TO api_keys")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(statuses.contains(&500), "{statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "guesses failing internally were never throttled: {statuses:?}"
+    );
+}
