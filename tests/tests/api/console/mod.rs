@@ -136,3 +136,29 @@ impl Browser {
         page.field("csrf")
     }
 }
+
+/// Sends `request(i)` in concurrent batches of 100 (the budget's burst) until one is answered
+/// 429, and returns every status seen and that answer. Batches rather than one burst: under a
+/// loaded machine a single burst can be slower than the budget refills (50 a second), and the
+/// test would depend on timing.
+pub(crate) async fn until_throttled(
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> (Vec<u16>, reqwest::Response) {
+    let mut statuses = Vec::new();
+    for batch in 0..50 {
+        let answers =
+            futures::future::join_all((0..100).map(|i| request(batch * 100 + i).send())).await;
+        let mut throttled = None;
+        for answer in answers {
+            let answer = answer.unwrap();
+            statuses.push(answer.status().as_u16());
+            if answer.status() == 429 && throttled.is_none() {
+                throttled = Some(answer);
+            }
+        }
+        if let Some(answer) = throttled {
+            return (statuses, answer);
+        }
+    }
+    panic!("never throttled: {statuses:?}");
+}

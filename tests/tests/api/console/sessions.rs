@@ -5,7 +5,7 @@
 use serde_json::json;
 use twofold_tests::spawn_app;
 
-use super::Browser;
+use super::{until_throttled, Browser};
 
 #[tokio::test]
 async fn an_admin_key_becomes_a_session_whose_cookie_is_strict_and_not_the_key() {
@@ -185,7 +185,7 @@ async fn failed_sign_ins_spend_the_address_s_budget_of_unknown_keys() {
     );
     // Faster than the budget refills (a burst of 100, then 50 a second).
     let client = reqwest::Client::new();
-    let guesses = (0..300).map(|i| {
+    let (statuses, throttled) = until_throttled(|i| {
         client
             .post(format!("{}/console/sign-in", app.address))
             .header("cookie", &cookie)
@@ -193,22 +193,12 @@ async fn failed_sign_ins_spend_the_address_s_budget_of_unknown_keys() {
                 ("key", format!("tfk_abcdefgh_guess{i}")),
                 ("csrf", csrf.clone()),
             ])
-            .send()
-    });
-    let answers = futures::future::join_all(guesses).await;
-    let statuses: Vec<u16> = answers
-        .iter()
-        .map(|a| a.as_ref().unwrap().status().as_u16())
-        .collect();
+    })
+    .await;
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
         "{statuses:?}"
     );
-    let throttled = answers
-        .into_iter()
-        .map(Result::unwrap)
-        .find(|a| a.status() == 429)
-        .expect("guessing was never throttled");
     assert!(throttled.headers().contains_key("retry-after"));
     assert!(throttled
         .text()
