@@ -11,6 +11,11 @@ pub const IDLE: Duration = Duration::minutes(30);
 /// Longest life of a session, however busy.
 pub const ABSOLUTE: Duration = Duration::hours(12);
 
+/// Most live sessions one key may have; signing in once more ends its oldest. Without a cap,
+/// one ADMIN or AUDITOR key (signing in is not throttled for a valid key) could fill the table
+/// that every sign-in prunes and every request reads.
+pub const MAX_PER_KEY: usize = 10;
+
 /// A request touches the session's last-seen time only once this much has passed since the
 /// last touch, so reading pages does not write a row per request. The idle limit is therefore
 /// enforced to within this much.

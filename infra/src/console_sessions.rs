@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
-use twofold_domain::console_session::{SessionTimes, ABSOLUTE, IDLE};
+use twofold_domain::console_session::{SessionTimes, ABSOLUTE, IDLE, MAX_PER_KEY};
 use twofold_domain::tenant::KeyedHash;
 use twofold_domain::{ApiKeyId, Role, TenantId};
 use twofold_services::ports::{ConsoleSessionStore, StoredSession};
@@ -35,6 +35,7 @@ impl ConsoleSessionStore for PgConsoleSessions {
         key: &KeyPrincipal,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::new)?;
         sqlx::query(
             "INSERT INTO console_sessions \
                (token_hash, tenant_id, key_id, role, created_at, last_seen_at) \
@@ -45,9 +46,25 @@ impl ConsoleSessionStore for PgConsoleSessions {
         .bind(key.key_id.as_str())
         .bind(key.role.as_str())
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::new)?;
+        // The key's newest sessions stay, this one among them.
+        sqlx::query(
+            "DELETE FROM console_sessions WHERE token_hash IN ( \
+               SELECT token_hash FROM console_sessions \
+               WHERE tenant_id = $1 AND key_id = $2 \
+               ORDER BY created_at DESC, (token_hash = $3) DESC \
+               OFFSET $4)",
+        )
+        .bind(key.tenant_id.as_str())
+        .bind(key.key_id.as_str())
+        .bind(token_hash.as_hex())
+        .bind(i64::try_from(MAX_PER_KEY).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::new)?;
+        tx.commit().await.map_err(StoreError::new)?;
         Ok(())
     }
 

@@ -7,11 +7,12 @@
 //! there is nothing more to store; the sign-in form, before any session exists, carries one
 //! derived from a random nonce cookie (double submit, against login CSRF).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
-use twofold_domain::console_session::SessionTimes;
+use twofold_domain::console_session::{SessionTimes, IDLE};
 use twofold_domain::tenant::KeyedHash;
 use zeroize::Zeroizing;
 
@@ -27,6 +28,9 @@ const CSRF_PURPOSE: &str = "console-csrf";
 const SIGN_IN_CSRF_PURPOSE: &str = "console-sign-in-csrf";
 /// Longest token or nonce looked at; anything longer is not one of ours.
 const MAX_TOKEN_CHARS: usize = 128;
+/// Sessions remembered as live (see [`ConsoleSessions::is_known`]) before the memory starts
+/// afresh: a flood of sign-ins must not grow it without bound.
+const MAX_KNOWN: usize = 10_000;
 
 /// A session token or sign-in nonce: the secret a cookie carries. Redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,6 +80,9 @@ pub struct ConsoleSessions {
     hasher: Arc<dyn SecretHasher>,
     entropy: Arc<dyn Entropy>,
     clock: Arc<dyn Clock>,
+    /// Token hashes this instance found live, and when last: such a session is still looked up
+    /// from an address that spent its budget of unknown credentials (see [`Self::is_known`]).
+    known: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
 }
 
 impl ConsoleSessions {
@@ -92,7 +99,35 @@ impl ConsoleSessions {
             hasher,
             entropy,
             clock,
+            known: Arc::default(),
         }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember(&self, hash: &KeyedHash, now: DateTime<Utc>) {
+        let mut known = self.known();
+        if known.len() >= MAX_KNOWN && !known.contains_key(hash.as_hex()) {
+            known.retain(|_, seen| now - *seen < IDLE);
+            if known.len() >= MAX_KNOWN {
+                known.clear();
+            }
+        }
+        known.insert(hash.as_hex().to_owned(), now);
+    }
+
+    /// Whether this instance found the session of `token` live within the idle limit. An
+    /// unknown token costs a database read and is what a flood sends, so it spends the
+    /// address's budget of unknown credentials and is not looked up once that is spent; a
+    /// known one still is (so its revocation holds), and its browser is not locked out by a
+    /// flood from an address it shares.
+    pub fn is_known(&self, token: &SessionSecret) -> bool {
+        let now = self.clock.now();
+        self.known()
+            .get(self.token_hash(token).as_hex())
+            .is_some_and(|seen| now - *seen < IDLE)
     }
 
     /// A fresh random secret (session token or sign-in nonce), 256 bits.
@@ -112,7 +147,7 @@ impl ConsoleSessions {
 
     /// Whether this instance found `key` valid lately (see [`Authenticator::is_known`]): such a
     /// key may sign in even from an address that spent its budget of unknown keys.
-    pub fn is_known(&self, key: &str) -> bool {
+    pub fn is_known_key(&self, key: &str) -> bool {
         self.auth.is_known(key.trim())
     }
 
@@ -135,9 +170,10 @@ impl ConsoleSessions {
         // Ended sessions go when someone signs in, so the table holds live sessions only.
         self.store.prune(now).await?;
         let token = self.new_secret();
-        self.store
-            .create(&self.token_hash(&token), &principal, now)
-            .await?;
+        let hash = self.token_hash(&token);
+        self.store.create(&hash, &principal, now).await?;
+        // Known at once: the browser's next request must not wait out its address's budget.
+        self.remember(&hash, now);
         let times = SessionTimes {
             created_at: now,
             last_seen_at: now,
@@ -157,13 +193,16 @@ impl ConsoleSessions {
     ) -> Result<Option<ConsoleSession>, ServiceError> {
         let hash = self.token_hash(token);
         let Some(stored) = self.store.find(&hash).await? else {
+            self.known().remove(hash.as_hex());
             return Ok(None);
         };
         let now = self.clock.now();
         if !stored.times.alive_at(now) {
+            self.known().remove(hash.as_hex());
             self.store.delete(&hash).await?;
             return Ok(None);
         }
+        self.remember(&hash, now);
         let mut times = stored.times;
         if times.needs_touch(now) {
             self.store.touch(&hash, now).await?;
@@ -188,7 +227,9 @@ impl ConsoleSessions {
 
     /// Ends the session of `token` (nothing happens for an unknown one).
     pub async fn sign_out(&self, token: &SessionSecret) -> Result<(), ServiceError> {
-        self.store.delete(&self.token_hash(token)).await?;
+        let hash = self.token_hash(token);
+        self.known().remove(hash.as_hex());
+        self.store.delete(&hash).await?;
         Ok(())
     }
 

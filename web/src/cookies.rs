@@ -28,16 +28,44 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     found
 }
 
-/// Whether the request's host is a loopback name, where `Secure` cookies are not kept over
-/// plain HTTP.
+/// Whether the browser is on this machine over plain HTTP, where `Secure` cookies may not be
+/// kept: by every sign, not the `Host` header alone. In production TLS ends at a proxy in front,
+/// and a proxy may rewrite `Host` to its upstream (nginx's default sends `Host: 127.0.0.1:8080`
+/// for `proxy_pass http://127.0.0.1:8080`), which would make the session cookie travel in clear
+/// text on any `http://` request a network attacker provokes. So a forwarding header, or an
+/// `Origin` (browsers send theirs with form posts) that is not `http://` on a loopback name,
+/// means the browser is elsewhere.
 pub(crate) fn is_local(headers: &HeaderMap) -> bool {
-    let host = headers
+    const FORWARDING: [&str; 5] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+    ];
+    if FORWARDING.iter().any(|name| headers.contains_key(*name)) {
+        return false;
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| *o != "null");
+    if let Some(origin) = origin {
+        if !origin.strip_prefix("http://").is_some_and(is_loopback) {
+            return false;
+        }
+    }
+    headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let name = match host.rsplit_once(':') {
+        .is_some_and(is_loopback)
+}
+
+/// Whether `authority` (`host[:port]`) names this machine.
+fn is_loopback(authority: &str) -> bool {
+    let name = match authority.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
+        _ => authority,
     };
     matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name.ends_with(".localhost")
 }
@@ -104,5 +132,26 @@ mod tests {
             );
             assert!(c.contains("Path=/console"), "{c}");
         }
+    }
+
+    #[test]
+    fn a_loopback_host_behind_a_proxy_or_from_another_origin_is_not_local() {
+        for (extra, local) in [
+            (None, true),
+            (Some(("origin", "http://127.0.0.1:3000")), true),
+            (Some(("origin", "null")), true),
+            (Some(("origin", "https://console.example.com")), false),
+            (Some(("origin", "https://127.0.0.1:3000")), false),
+            (Some(("origin", "http://console.example.com")), false),
+            (Some(("x-forwarded-proto", "https")), false),
+            (Some(("x-forwarded-for", "203.0.113.7")), false),
+            (Some(("forwarded", "for=203.0.113.7;proto=https")), false),
+            (Some(("x-real-ip", "203.0.113.7")), false),
+        ] {
+            let mut pairs = vec![("host", "127.0.0.1:3000")];
+            pairs.extend(extra);
+            assert_eq!(is_local(&headers(&pairs)), local, "{extra:?}");
+        }
+        assert!(!is_local(&headers(&[])), "no Host: not local");
     }
 }

@@ -41,6 +41,11 @@ pub struct WebState {
     pub anonymous: Arc<AnonymousBudget>,
 }
 
+/// Largest form body read. The API reads at most 64 KiB of a request; axum's default for a
+/// form is 2 MiB, held in memory before the CSRF check, on as many connections as the instance
+/// accepts. A console form is a key, a token and a reason: far less.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
 /// The console's routes, under `/console` and `/assets`, to be merged into the API's router
 /// (which adds the request id, client address, tracing and metrics layers).
 pub fn router(state: WebState) -> Router {
@@ -48,5 +53,7 @@ pub fn router(state: WebState) -> Router {
         .merge(console::routes())
         .merge(assets::routes())
         .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(security::same_origin_posts))
         .layer(axum::middleware::from_fn(security::headers))
 }

@@ -3,9 +3,11 @@
 //! indicator styles), no framing, forms posting only here.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+
+use crate::language::Texts;
 
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
@@ -23,9 +25,12 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it a browser sends `Origin: null` with its form posts, and the
+    // cookies' `Secure` decision needs the real one (`cookies::is_local`). Other sites still get
+    // no referrer.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",
@@ -36,4 +41,20 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     response
+}
+
+/// Refuses a form post that the browser says another site sent (`Sec-Fetch-Site` other than
+/// `same-origin` or `none`), before any handler. The CSRF tokens do not cover a sibling domain
+/// or a plain-HTTP man in the middle: either can plant a nonce cookie of its own beside ours and
+/// post the form token that goes with it, signing the browser in with the attacker's key. A
+/// browser that does not send the header still has the tokens.
+pub(crate) async fn same_origin_posts(texts: Texts, req: Request, next: Next) -> Response {
+    let foreign = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site != "same-origin" && site != "none");
+    if foreign && req.method() != Method::GET && req.method() != Method::HEAD {
+        return crate::console::form_expired(texts, req.uri().path());
+    }
+    next.run(req).await
 }

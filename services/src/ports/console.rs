@@ -20,7 +20,8 @@ pub struct StoredSession {
 /// Console sessions.
 #[async_trait]
 pub trait ConsoleSessionStore: Send + Sync {
-    /// Records a new session of `key`.
+    /// Records a new session of `key`, ending the key's oldest beyond
+    /// [`MAX_PER_KEY`](twofold_domain::console_session::MAX_PER_KEY).
     async fn create(
         &self,
         token_hash: &KeyedHash,

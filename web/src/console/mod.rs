@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use twofold_graphql::client_addr::ClientAddr;
 use twofold_graphql::http::{request_context, RequestId};
 use twofold_services::console_sessions::{ConsoleSession, ConsoleSessions, SessionSecret};
 use twofold_services::{Call, RequestContext};
@@ -90,6 +91,27 @@ pub(crate) fn form_expired(texts: Texts, path: &str) -> Response {
     )
 }
 
+/// The answer to a browser whose address spent its budget of unknown credentials.
+pub(crate) fn throttled(texts: Texts, path: &str, seconds: u64) -> Response {
+    let mut r = page::html(
+        StatusCode::TOO_MANY_REQUESTS,
+        &page::ErrorPage {
+            chrome: Chrome {
+                texts,
+                path: path.to_owned(),
+                who: None,
+            },
+            code: "RATE_LIMITED",
+            message: texts.with(
+                "console-sign-in-throttled",
+                &[("seconds", &seconds.to_string())],
+            ),
+        },
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    r
+}
+
 pub(crate) fn session_secret(headers: &HeaderMap) -> Option<SessionSecret> {
     cookies::read(headers, cookies::SESSION).and_then(|v| SessionSecret::from_cookie(&v))
 }
@@ -124,10 +146,24 @@ impl FromRequestParts<WebState> for SignedIn {
         let Some(secret) = session_secret(&parts.headers) else {
             return Err(Redirect::to("/console/sign-in").into_response());
         };
+        // Unknown tokens spend the API's budget of unknown credentials, as unknown keys do:
+        // each costs a database read, and a flood of them must not reach the pool unthrottled.
+        let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+        if let Some(seconds) = state
+            .anonymous
+            .refused(ip)
+            .filter(|_| !state.sessions.is_known(&secret))
+        {
+            return Err(throttled(texts, &path, seconds));
+        }
         let session = match state.sessions.resume(&secret).await {
             Ok(Some(session)) => session,
-            Ok(None) => return Err(to_sign_in()),
+            Ok(None) => {
+                state.anonymous.spend(ip);
+                return Err(to_sign_in());
+            }
             Err(e) => {
+                state.anonymous.spend(ip);
                 let chrome = Chrome {
                     texts,
                     path,

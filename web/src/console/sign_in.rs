@@ -116,7 +116,7 @@ pub(crate) async fn submit(
     if let Some(seconds) = state
         .anonymous
         .refused(ip)
-        .filter(|_| !state.sessions.is_known(&form.key))
+        .filter(|_| !state.sessions.is_known_key(&form.key))
     {
         let mut r = again(
             StatusCode::TOO_MANY_REQUESTS,
@@ -162,6 +162,9 @@ pub(crate) async fn submit(
             "FORBIDDEN",
         ),
         Err(e) => {
+            // Spent too, as by the API: a flood of guessed keys must not go unthrottled exactly
+            // when the pool is saturated and every look-up fails.
+            state.anonymous.spend(ip);
             let id = parts
                 .extensions
                 .get::<RequestId>()

@@ -1,6 +1,7 @@
 //! The console over plain HTTP: sessions, CSRF, roles and headers, as a browser without
 //! JavaScript meets them (the real-browser tests are in `tests/browser`).
 
+mod attacks;
 mod audit;
 mod compliance;
 mod keys;
@@ -23,6 +24,8 @@ pub(crate) struct Browser {
     /// Every `Set-Cookie` line received, in order.
     pub(crate) set_cookies: Vec<String>,
     accept_language: Option<String>,
+    /// Headers sent with every request (what a proxy in front adds, a browser's `Origin`).
+    extra_headers: Vec<(String, String)>,
 }
 
 pub(crate) struct Answer {
@@ -63,11 +66,17 @@ impl Browser {
             cookies: HashMap::new(),
             set_cookies: Vec::new(),
             accept_language: None,
+            extra_headers: Vec::new(),
         }
     }
 
     pub(crate) fn speaking(mut self, accept_language: &str) -> Self {
         self.accept_language = Some(accept_language.to_owned());
+        self
+    }
+
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -83,6 +92,9 @@ impl Browser {
         let mut request = request.header(COOKIE, self.cookie_header());
         if let Some(l) = &self.accept_language {
             request = request.header("accept-language", l);
+        }
+        for (name, value) in &self.extra_headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         let response = request.send().await.unwrap();
         for line in response.headers().get_all(SET_COOKIE) {
@@ -138,4 +150,30 @@ impl Browser {
         assert_eq!(page.status, 200, "{}", page.body);
         page.field("csrf")
     }
+}
+
+/// Sends `request(i)` in concurrent batches of 100 (the budget's burst) until one is answered
+/// 429, and returns every status seen and that answer. Batches rather than one burst: under a
+/// loaded machine a single burst can be slower than the budget refills (50 a second), and the
+/// test would depend on timing.
+pub(crate) async fn until_throttled(
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> (Vec<u16>, reqwest::Response) {
+    let mut statuses = Vec::new();
+    for batch in 0..50 {
+        let answers =
+            futures::future::join_all((0..100).map(|i| request(batch * 100 + i).send())).await;
+        let mut throttled = None;
+        for answer in answers {
+            let answer = answer.unwrap();
+            statuses.push(answer.status().as_u16());
+            if answer.status() == 429 && throttled.is_none() {
+                throttled = Some(answer);
+            }
+        }
+        if let Some(answer) = throttled {
+            return (statuses, answer);
+        }
+    }
+    panic!("never throttled: {statuses:?}");
 }

@@ -5,7 +5,7 @@
 use serde_json::json;
 use twofold_tests::spawn_app;
 
-use super::Browser;
+use super::{until_throttled, Browser};
 
 #[tokio::test]
 async fn an_admin_key_becomes_a_session_whose_cookie_is_strict_and_not_the_key() {
@@ -186,31 +186,20 @@ async fn failed_sign_ins_spend_the_address_s_budget_of_unknown_keys() {
     // Side by side, in rounds, so the budget drains faster than it refills however slow
     // the machine (as the API's own flood tests do).
     let client = reqwest::Client::new();
-    let mut throttled = None;
-    for round in 0..10 {
-        let guesses = (0..300).map(|i| {
-            client
-                .post(format!("{}/console/sign-in", app.address))
-                .header("cookie", &cookie)
-                .form(&[
-                    ("key", format!("tfk_abcdefgh_guess{round}x{i}")),
-                    ("csrf", csrf.clone()),
-                ])
-                .send()
-        });
-        for answer in futures::future::join_all(guesses).await {
-            let answer = answer.unwrap();
-            let status = answer.status().as_u16();
-            assert!(status == 401 || status == 429, "{status}");
-            if status == 429 && throttled.is_none() {
-                throttled = Some(answer);
-            }
-        }
-        if throttled.is_some() {
-            break;
-        }
-    }
-    let throttled = throttled.expect("guessing was never throttled");
+    let (statuses, throttled) = until_throttled(|i| {
+        client
+            .post(format!("{}/console/sign-in", app.address))
+            .header("cookie", &cookie)
+            .form(&[
+                ("key", format!("tfk_abcdefgh_guess{i}")),
+                ("csrf", csrf.clone()),
+            ])
+    })
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
     assert!(throttled.headers().contains_key("retry-after"));
     assert!(throttled
         .text()
