@@ -188,8 +188,16 @@ async fn a_full_scenario_is_audited_in_order_without_a_single_secret() {
         )
         .await;
     assert_eq!(reset.data()["resetTwoFactor"]["enabled"], false);
-    // Every security notice delivered first, so the policy change is the newest event.
-    app.wait_for_events(&format!("{tenant_id}/user/%"), "NotificationDelivered", 10)
+    // Every security notice delivered first, so the policy change is the newest event and no
+    // delivery lands between the reads below (counted, not assumed: a notice still on its way
+    // made the history grow between two reads on a loaded machine).
+    let users = format!("{tenant_id}/user/%");
+    let queued = app.count_events_like(&users, "NotificationQueued").await;
+    assert!(
+        queued >= 10,
+        "the scenario's changes queued notices: {queued}"
+    );
+    app.wait_for_events(&users, "NotificationDelivered", queued)
         .await;
     let policy = app
         .gql(
