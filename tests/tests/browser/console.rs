@@ -84,12 +84,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
         .send_keys(key)
         .await
         .unwrap();
-    c.find(Locator::Css("main button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("main button[type=submit]")).await;
     c.wait()
         .for_element(Locator::Css("[data-figure=users-seen]"))
         .await
@@ -106,6 +101,16 @@ async fn text(browser: &Browser, css: &str) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// Clicks the element `locator` finds.
+async fn click(c: &fantoccini::Client, locator: Locator<'_>) {
+    c.find(locator)
+        .await
+        .unwrap_or_else(|e| panic!("{locator:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Screenshot and accessibility check of the page now shown.
@@ -131,12 +136,7 @@ async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
         .send_keys("tfk_abcdefgh_wrong")
         .await
         .unwrap();
-    c.find(Locator::Css("main button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("main button[type=submit]")).await;
     assert_eq!(
         text(&browser, "#key-error").await,
         "That key is not valid or has been revoked."
@@ -154,54 +154,29 @@ async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
     look(&browser, "console-overview").await;
     c.set_window_size(1280, 800).await.unwrap();
 
-    c.find(Locator::LinkText("Policy"))
-        .await
-        .expect("the Policy link")
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText("Policy")).await;
     c.wait()
         .for_element(Locator::Css("form.policy"))
         .await
         .unwrap();
     look(&browser, "console-policy").await;
-    c.find(Locator::Css("#enforceTwoFactor"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("#enforceTwoFactor")).await;
     let grace = c
         .find(Locator::Css("#enrollmentGracePeriodDays"))
         .await
         .unwrap();
     grace.clear().await.unwrap();
     grace.send_keys("14").await.unwrap();
-    c.find(Locator::Css("form.policy button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("form.policy button[type=submit]")).await;
     let told = text(&browser, "[data-confirm-body]").await;
     assert!(told.contains(": 2."), "two users without 2FA: {told}");
     look(&browser, "console-policy-confirm").await;
-    c.find(Locator::Css("[data-confirm] button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("[data-confirm] button[type=submit]")).await;
     c.wait()
         .for_element(Locator::Css("[data-saved]"))
         .await
         .expect("saved");
-    c.find(Locator::LinkText("Overview"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText("Overview")).await;
     c.wait()
         .for_element(Locator::Css("[data-figure=in-grace]"))
         .await
@@ -212,19 +187,9 @@ async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
     );
     assert_eq!(text(&browser, "[data-figure=in-grace]").await, "2");
 
-    c.find(Locator::LinkText("Sign out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText("Sign out")).await;
     look(&browser, "console-sign-out").await;
-    c.find(Locator::Css("main button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("main button[type=submit]")).await;
     c.wait()
         .for_element(Locator::Css("input[name=key]"))
         .await

@@ -3,7 +3,7 @@
 use twofold_domain::console_session::MAX_PER_KEY;
 use twofold_tests::spawn_app;
 
-use super::{until_throttled, Browser};
+use super::{guess_keys_until_throttled, until_throttled, Browser};
 
 fn session_cookie(browser: &Browser) -> String {
     browser
@@ -181,28 +181,12 @@ async fn a_form_larger_than_any_console_form_is_refused_unread() {
 async fn guesses_that_fail_internally_still_spend_the_address_s_budget() {
     let app = spawn_app().await;
     let mut browser = Browser::new(&app);
-    let form = browser.get("/console/sign-in").await;
-    let csrf = form.field("csrf");
-    let cookie = format!(
-        "twofold_console_nonce={}",
-        browser.cookies["twofold_console_nonce"]
-    );
     // Every look-up of a key now fails, as when the pool is saturated.
     sqlx::query("ALTER TABLE api_keys RENAME TO api_keys_away")
         .execute(&app.db)
         .await
         .unwrap();
-    let client = reqwest::Client::new();
-    let (statuses, _) = until_throttled(|i| {
-        client
-            .post(format!("{}/console/sign-in", app.address))
-            .header("cookie", &cookie)
-            .form(&[
-                ("key", format!("tfk_abcdefgh_guess{i}")),
-                ("csrf", csrf.clone()),
-            ])
-    })
-    .await;
+    let (statuses, _) = guess_keys_until_throttled(&app, &mut browser).await;
     sqlx::query("ALTER TABLE api_keys_away RENAME TO api_keys")
         .execute(&app.db)
         .await

@@ -177,3 +177,28 @@ pub(crate) async fn until_throttled(
     }
     panic!("never throttled: {statuses:?}");
 }
+
+/// Signs in with made-up keys through `browser`'s sign-in form (its nonce and token), in
+/// batches until the address is refused; see [`until_throttled`].
+pub(crate) async fn guess_keys_until_throttled(
+    app: &TestApp,
+    browser: &mut Browser,
+) -> (Vec<u16>, reqwest::Response) {
+    let form = browser.get("/console/sign-in").await;
+    let csrf = form.field("csrf");
+    let cookie = format!(
+        "twofold_console_nonce={}",
+        browser.cookies["twofold_console_nonce"]
+    );
+    let client = reqwest::Client::new();
+    until_throttled(|i| {
+        client
+            .post(format!("{}/console/sign-in", app.address))
+            .header("cookie", &cookie)
+            .form(&[
+                ("key", format!("tfk_abcdefgh_guess{i}")),
+                ("csrf", csrf.clone()),
+            ])
+    })
+    .await
+}

@@ -5,7 +5,7 @@
 use serde_json::json;
 use twofold_tests::spawn_app;
 
-use super::{until_throttled, Browser};
+use super::{guess_keys_until_throttled, Browser};
 
 #[tokio::test]
 async fn an_admin_key_becomes_a_session_whose_cookie_is_strict_and_not_the_key() {
@@ -177,25 +177,7 @@ async fn failed_sign_ins_spend_the_address_s_budget_of_unknown_keys() {
     let app = spawn_app().await;
     let (_, admin) = app.create_tenant("Acme").await;
     let mut browser = Browser::new(&app);
-    let form = browser.get("/console/sign-in").await;
-    let csrf = form.field("csrf");
-    let cookie = format!(
-        "twofold_console_nonce={}",
-        browser.cookies["twofold_console_nonce"]
-    );
-    // Side by side, in rounds, so the budget drains faster than it refills however slow
-    // the machine (as the API's own flood tests do).
-    let client = reqwest::Client::new();
-    let (statuses, throttled) = until_throttled(|i| {
-        client
-            .post(format!("{}/console/sign-in", app.address))
-            .header("cookie", &cookie)
-            .form(&[
-                ("key", format!("tfk_abcdefgh_guess{i}")),
-                ("csrf", csrf.clone()),
-            ])
-    })
-    .await;
+    let (statuses, throttled) = guess_keys_until_throttled(&app, &mut browser).await;
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
         "{statuses:?}"
@@ -208,6 +190,7 @@ async fn failed_sign_ins_spend_the_address_s_budget_of_unknown_keys() {
         .contains("data-error-code=\"RATE_LIMITED\""));
     // A key this instance has not seen waits too: the form is no faster way to guess keys
     // than the API, whose budget it shares.
+    let csrf = browser.get("/console/sign-in").await.field("csrf");
     let answer = browser
         .post("/console/sign-in", &[("key", &admin), ("csrf", &csrf)])
         .await;
