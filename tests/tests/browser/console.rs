@@ -15,7 +15,7 @@ const VERIFY: &str = "mutation($m: Method!, $c: String!) { verify(userId: \"carl
 
 /// A tenant with two users the service has seen and no one enrolled, and one enrolled user
 /// who signed in four times today and typed three wrong codes.
-async fn tenant(app: &TestApp) -> (String, String) {
+pub(crate) async fn tenant(app: &TestApp) -> (String, String) {
     let (_, admin) = app.create_tenant("Acme").await;
     let (_, app_key) = app.issue_key(&admin, "APP").await;
     let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
@@ -73,7 +73,7 @@ fn policy_refusals(messages: &[ConsoleMessage]) -> Vec<&ConsoleMessage> {
         .collect()
 }
 
-async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
+pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
     browser
         .goto(&format!("{}/console/sign-in", app.address))
         .await;
@@ -91,7 +91,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
         .expect("the overview after signing in");
 }
 
-async fn text(browser: &Browser, css: &str) -> String {
+pub(crate) async fn text(browser: &Browser, css: &str) -> String {
     browser
         .client()
         .wait()
@@ -104,7 +104,7 @@ async fn text(browser: &Browser, css: &str) -> String {
 }
 
 /// Clicks the element `locator` finds.
-async fn click(c: &fantoccini::Client, locator: Locator<'_>) {
+pub(crate) async fn click(c: &fantoccini::Client, locator: Locator<'_>) {
     c.find(locator)
         .await
         .unwrap_or_else(|e| panic!("{locator:?}: {e}"))
@@ -114,7 +114,7 @@ async fn click(c: &fantoccini::Client, locator: Locator<'_>) {
 }
 
 /// Screenshot and accessibility check of the page now shown.
-async fn look(browser: &Browser, name: &str) {
+pub(crate) async fn look(browser: &Browser, name: &str) {
     browser.screenshot(name).await;
     browser.assert_accessible(name).await;
 }

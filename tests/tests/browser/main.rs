@@ -2,6 +2,7 @@
 //! loads them, under their Content-Security-Policy, and pass the accessibility check.
 
 mod console;
+mod console_pages;
 mod graphiql;
 mod harness;
 mod pages;
