@@ -1,18 +1,27 @@
 // Copy buttons: `button[data-copy-target]` copies the value of the element whose id it names.
 // The buttons are hidden without JavaScript (the value is in a read-only field to select).
-"use strict";
-document.querySelectorAll("button[data-copy-target]").forEach(function (button) {
-  var target = document.getElementById(button.getAttribute("data-copy-target"));
-  if (!target || !navigator.clipboard) {
-    return;
-  }
-  button.hidden = false;
-  button.addEventListener("click", function () {
-    navigator.clipboard.writeText(target.value).then(function () {
-      var done = button.getAttribute("data-copied");
-      if (done) {
-        button.textContent = done;
+// Run once the page is parsed and again after htmx swaps in a new page (boosted links and
+// forms), binding each button once.
+(function () {
+  "use strict";
+  function bind() {
+    document.querySelectorAll("button[data-copy-target]:not([data-bound])").forEach(function (button) {
+      var target = document.getElementById(button.getAttribute("data-copy-target"));
+      if (!target || !navigator.clipboard) {
+        return;
       }
+      button.setAttribute("data-bound", "");
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(target.value).then(function () {
+          var done = button.getAttribute("data-copied");
+          if (done) {
+            button.textContent = done;
+          }
+        });
+      });
     });
-  });
-});
+  }
+  bind();
+  document.addEventListener("htmx:afterSettle", bind);
+})();

@@ -27,6 +27,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../assets/live.js"),
     ),
     (
+        "htmx.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/htmx/htmx.min.js"),
+    ),
+    (
         "copy.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/copy.js"),

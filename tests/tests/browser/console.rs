@@ -154,11 +154,29 @@ async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
     look(&browser, "console-overview").await;
     c.set_window_size(1280, 800).await.unwrap();
 
+    // htmx boosts the links: the page is swapped in, not reloaded (what the script set
+    // survives), and the address bar follows.
+    c.execute("window.twofoldMarker = 42", vec![])
+        .await
+        .unwrap();
     click(c, Locator::LinkText("Policy")).await;
     c.wait()
         .for_element(Locator::Css("form.policy"))
         .await
         .unwrap();
+    assert_eq!(
+        c.execute("return window.twofoldMarker", vec![])
+            .await
+            .unwrap(),
+        json!(42),
+        "a boosted link swaps the page in"
+    );
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/policy"));
     look(&browser, "console-policy").await;
     click(c, Locator::Css("#enforceTwoFactor")).await;
     let grace = c
