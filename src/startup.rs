@@ -385,6 +385,10 @@ impl Application {
                 audit: self.wiring.audit.clone(),
                 stopping: live_rx,
                 users: self.wiring.users.clone(),
+                rate_limits: state
+                    .schema
+                    .data::<Arc<twofold_graphql::rate_limit::RateLimits>>()
+                    .cloned(),
                 anonymous: state.anonymous.clone(),
             })
         } else {

@@ -36,6 +36,10 @@ pub struct WebState {
     /// ends then, or the graceful shutdown would wait for it forever.
     pub stopping: tokio::sync::watch::Receiver<bool>,
     pub users: UserService,
+    /// The API's per-key request budget and the operator's bounds on it: a console page
+    /// spends the key's budget like a GraphQL request, and the policy form is held to the
+    /// same bounds as `setPolicy` (`None` only where no schema limits are wired).
+    pub rate_limits: Option<Arc<twofold_graphql::rate_limit::RateLimits>>,
     /// The API's budget of failed sign-ins per client address: a key guessed through the
     /// console spends the same budget as one guessed through the API.
     pub anonymous: Arc<AnonymousBudget>,

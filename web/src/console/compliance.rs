@@ -146,7 +146,9 @@ pub(crate) fn csv_cell(value: &str) -> String {
     } else {
         value.to_owned()
     };
-    if neutral.contains([',', '"', '\n', '\r']) {
+    // `;` too: spreadsheets in many locales split on it, and `x;=HYPERLINK(...)` unquoted would
+    // become a second cell that starts with `=`.
+    if neutral.contains([',', ';', '"', '\n', '\r']) {
         format!("\"{}\"", neutral.replace('"', "\"\""))
     } else {
         neutral
@@ -165,7 +167,11 @@ fn csv_line(u: &NonCompliantUser) -> String {
 /// `/console/compliance.csv`: every user without 2FA, read page by page from the report (so
 /// memory stays bounded however many there are). A failure after the first page aborts the
 /// body, so a cut-off file never passes for a complete one.
-pub(crate) async fn csv(State(state): State<WebState>, s: SignedIn) -> Response {
+pub(crate) async fn csv(
+    State(state): State<WebState>,
+    s: SignedIn,
+    request_headers: axum::http::HeaderMap,
+) -> Response {
     if let Err(e) = roles::require(&s.session.key, ADMIN_AUDITOR) {
         return page::error(s.chrome, &e, &s.request_id);
     }
@@ -205,7 +211,27 @@ pub(crate) async fn csv(State(state): State<WebState>, s: SignedIn) -> Response 
             }
         }
     });
-    let body = stream::iter([Ok(header_line), Ok(Bytes::from(first_chunk))]).chain(rest);
+    // Cut off, as an error (a truncated file must not pass for a whole one), when the session
+    // ends or its key is revoked, as the audit export is.
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ended = {
+        let cut = cut.clone();
+        let ended = super::audit::session_ended(state.clone(), &request_headers);
+        async move {
+            ended.await;
+            cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let body = stream::iter([Ok(header_line), Ok(Bytes::from(first_chunk))])
+        .chain(rest)
+        .take_until(ended)
+        .chain(stream::once(async move {
+            if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(std::io::Error::other("the console session ended"))
+            } else {
+                Ok(Bytes::new())
+            }
+        }));
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(
@@ -236,5 +262,6 @@ mod tests {
         assert_eq!(csv_cell("@a"), "'@a");
         assert_eq!(csv_cell("\tx"), "'\tx");
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("x;=1"), "\"x;=1\"");
     }
 }

@@ -172,6 +172,12 @@ impl FromRequestParts<WebState> for SignedIn {
                 return Err(page::error(chrome, &e, &request_id));
             }
         };
+        if let Some(limits) = &state.rate_limits {
+            let key = twofold_services::Principal::Key(session.key.clone());
+            if let Err(refusal) = limits.charge(Some(&key)).await {
+                return Err(rate_limited(texts, &path, &refusal));
+            }
+        }
         let span = tracing::Span::current();
         span.record("tenant", session.key.tenant_id.as_str());
         span.record(
@@ -201,6 +207,34 @@ impl FromRequestParts<WebState> for SignedIn {
             request_id,
         })
     }
+}
+
+/// The answer to a page over its key's request rate: the API's refusal, as a page.
+fn rate_limited(texts: Texts, path: &str, refusal: &async_graphql::ServerError) -> Response {
+    let seconds = refusal
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("retryAfterSeconds"))
+        .and_then(|v| match v {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .unwrap_or(1)
+        .max(1);
+    let mut r = page::html(
+        StatusCode::TOO_MANY_REQUESTS,
+        &page::ErrorPage {
+            chrome: Chrome {
+                texts,
+                path: path.to_owned(),
+                who: None,
+            },
+            code: "RATE_LIMITED",
+            message: refusal.message.clone(),
+        },
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    r
 }
 
 async fn not_found(texts: Texts, uri: axum::http::Uri) -> Response {

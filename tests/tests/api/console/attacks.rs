@@ -193,3 +193,52 @@ async fn guesses_that_fail_internally_still_spend_the_address_s_budget() {
         .unwrap();
     assert!(statuses.contains(&500), "{statuses:?}");
 }
+
+// From the attacker review of the pages (decision 133).
+
+#[tokio::test]
+async fn console_pages_spend_their_key_s_request_rate_like_api_calls() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let set = app
+        .gql(
+            Some(&admin),
+            "mutation { setPolicy(input: { requestsPerSecondPerKey: 1 }) { requestsPerSecondPerKey } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(set.data()["setPolicy"]["requestsPerSecondPerKey"], 1);
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&admin).await.status, 303);
+    // One a second, bursts of two: twelve pages in a row cannot all be served.
+    let mut refused = None;
+    for _ in 0..12 {
+        let page = browser.get("/console/users").await;
+        if page.status == 429 {
+            refused = Some(page);
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    let refused = refused.expect("the key's rate held for console pages");
+    assert!(refused.body.contains("data-error-code=\"RATE_LIMITED\""));
+    assert!(refused.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_live_audit_stream_is_not_kept_by_caches() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&admin).await.status, 303);
+    let cookie = format!("twofold_console={}", browser.cookies["twofold_console"]);
+    let live = reqwest::Client::new()
+        .get(format!("{}/console/audit/live", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    assert_eq!(live.headers()["cache-control"], "no-store");
+}

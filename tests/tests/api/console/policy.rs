@@ -312,3 +312,38 @@ async fn an_auditor_reads_the_policy_and_cannot_change_it_even_by_posting() {
     assert_eq!(post(&mut admin, &pairs).await.status, 403);
     assert_eq!(policy(&app, &t.admin).await, before);
 }
+
+#[tokio::test]
+async fn the_form_is_held_to_the_operator_s_bounds_on_a_key_s_rate() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&t.admin).await.status, 303);
+    let page = browser.get("/console/policy").await;
+    let before = policy(&app, &t.admin).await;
+    let api = app
+        .gql(
+            Some(&t.admin),
+            "mutation { setPolicy(input: { requestsPerSecondPerKey: 100000 }) { requestsPerSecondPerKey } }",
+            json!({}),
+        )
+        .await;
+    let api_message = api.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = post(
+        &mut browser,
+        &form_of(&page, &[("requestsPerSecondPerKey", Some("100000"))]),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains(&format!(
+            "id=\"requestsPerSecondPerKey-error\">{api_message}"
+        )),
+        "{}",
+        refused.body
+    );
+    assert_eq!(policy(&app, &t.admin).await, before, "nothing changed");
+}

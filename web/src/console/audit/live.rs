@@ -25,7 +25,7 @@ const SESSION_CHECK: Duration = Duration::from_secs(2);
 /// Resolves when the browser's session is over (signed out, timed out, its key revoked) or
 /// the server is stopping. The check does not count as activity, so an open tab does not keep
 /// an idle session alive; a check that fails internally is tried again at the next tick.
-pub(super) fn session_ended(
+pub(crate) fn session_ended(
     state: WebState,
     headers: &HeaderMap,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -83,7 +83,13 @@ pub(crate) async fn live(
             )
         })
         .take_until(session_ended(state, &headers));
-    Sse::new(events)
+    let mut response = Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response();
+    // axum sets `no-cache`, which lets a cache store the events; the console keeps nothing.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }

@@ -4,6 +4,7 @@
 //! next (`live.rs`).
 
 mod live;
+pub(crate) use live::session_ended;
 mod query;
 
 pub(crate) use live::live;

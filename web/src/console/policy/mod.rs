@@ -166,6 +166,16 @@ pub(crate) async fn submit(
             return show(s, form, Some((message, field)), false);
         }
     };
+    // The operator's bounds on a key's rate, as `setPolicy` checks them.
+    if let Some(limits) = &state.rate_limits {
+        let rate = change
+            .requests_per_second_per_key
+            .map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+        if let Err(e) = limits.check_policy_rate(rate) {
+            let field = field_of(&e.message);
+            return show(s, form, Some((e.message, field)), false);
+        }
+    }
     let confirmed = pairs.iter().any(|(k, v)| k == "confirmed" && v == "yes");
     if form.enforce_two_factor && !confirmed {
         match confirmation(&state, &s, &form, &pairs).await {
