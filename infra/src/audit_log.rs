@@ -25,7 +25,7 @@ impl PgAuditLog {
 /// The statement for one filter shape. Only the shape is spliced in (which conditions apply);
 /// every value is a bound parameter. One statement per shape keeps each plan index-friendly,
 /// where a single statement with `$n IS NULL OR ...` branches would not be.
-fn statement(filter: &LogFilter, order: LogOrder, cursor: bool, below: bool) -> String {
+fn statement(filter: &LogFilter, order: LogOrder, cursor: bool) -> String {
     let mut sql = String::from(
         "SELECT aggregate_type, aggregate_id, event_type, payload, metadata, \
          tx_id::text::bigint AS tx, global_position, recorded_at FROM events WHERE tenant_id = $1",
@@ -35,11 +35,7 @@ fn statement(filter: &LogFilter, order: LogOrder, cursor: bool, below: bool) -> 
         n += 1;
         n
     };
-    if below {
-        sql += &format!(" AND tx_id < ${}::text::xid8", next());
-    } else {
-        sql += " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())";
-    }
+    sql += &format!(" AND tx_id < ${}::text::xid8", next());
     if filter.user.is_some() {
         sql += &format!(
             " AND aggregate_type = 'user' AND aggregate_id = ${}",
@@ -75,13 +71,12 @@ fn bind_all<'q>(
     tenant: &TenantId,
     filter: &LogFilter,
     cursor: Option<LogPosition>,
-    below: Option<i64>,
+    below: i64,
     limit: u32,
 ) -> Query<'q, Postgres, PgArguments> {
-    query = query.bind(tenant.as_str().to_owned());
-    if let Some(below) = below {
-        query = query.bind(below.to_string());
-    }
+    query = query
+        .bind(tenant.as_str().to_owned())
+        .bind(below.to_string());
     if let Some(user) = &filter.user {
         query = query.bind(tenant.user_aggregate_id(user));
     }
@@ -103,8 +98,7 @@ fn bind_all<'q>(
 #[async_trait]
 impl AuditLog for PgAuditLog {
     async fn horizon(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&self.pool)
+        crate::pg::commit_horizon(&self.pool)
             .await
             .map_err(StoreError::new)
     }
@@ -118,7 +112,12 @@ impl AuditLog for PgAuditLog {
         below: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LoggedEvent>, StoreError> {
-        let sql = statement(filter, order, cursor.is_some(), below.is_some());
+        // The horizon in its own statement first, see `crate::pg::commit_horizon`.
+        let below = match below {
+            Some(below) => below,
+            None => self.horizon().await?,
+        };
+        let sql = statement(filter, order, cursor.is_some());
         let rows = bind_all(sqlx::query(&sql), tenant, filter, cursor, below, limit)
             .fetch_all(&self.pool)
             .await
@@ -155,7 +154,7 @@ mod tests {
             from: Some(chrono::Utc::now()),
             to: Some(chrono::Utc::now()),
         };
-        let sql = statement(&filter, LogOrder::NewestFirst, true, true);
+        let sql = statement(&filter, LogOrder::NewestFirst, true);
         for n in 1..=9 {
             assert!(sql.contains(&format!("${n}")), "{sql}");
         }
@@ -165,7 +164,7 @@ mod tests {
             "{sql}"
         );
         assert!(sql.ends_with("DESC LIMIT $9"), "{sql}");
-        let bare = statement(&LogFilter::default(), LogOrder::OldestFirst, false, false);
-        assert!(bare.ends_with("ASC LIMIT $2"), "{bare}");
+        let bare = statement(&LogFilter::default(), LogOrder::OldestFirst, false);
+        assert!(bare.ends_with("ASC LIMIT $3"), "{bare}");
     }
 }

@@ -192,8 +192,8 @@ pub struct TestOptions {
     /// How long finished deliveries are kept.
     pub delivery_retention: std::time::Duration,
     /// How long a command waits for the read models. A test that holds the commit horizon
-    /// (an open transaction that wrote) shortens it: the horizon is cluster-wide, so every
-    /// other test's processor waits as long as it holds it.
+    /// (an open transaction that wrote) shortens it: each command it makes meanwhile waits
+    /// it out.
     pub settle_timeout: std::time::Duration,
 }
 

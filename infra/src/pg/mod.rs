@@ -1,6 +1,9 @@
 //! PostgreSQL: connection pool, migrations and health check.
 
 pub mod direct;
+mod horizon;
+
+pub use horizon::commit_horizon;
 
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 //! `global_position` alone is not a safe cursor: a transaction can take position 49, commit after
 //! another took and committed 50, and a reader that already checkpointed 50 would skip 49. So we
 //! read in **commit-safe order**: only rows whose writing transaction is below the oldest running
-//! transaction (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`: all of those have finished, and
-//! every later transaction gets a larger id), ordered by `(tx_id, global_position)`. Each
+//! transaction of this database (the commit horizon, `crate::pg::commit_horizon`: all of those
+//! have finished, and every later transaction gets a larger id), ordered by `(tx_id, global_position)`. Each
 //! consumer's checkpoint is that pair for its last event, updated in the same transaction as the
 //! consumer's own writes, so a crash either keeps both or neither.
 //!
@@ -107,8 +107,7 @@ impl EventProcessor {
     }
 
     /// Replaces [`DEFAULT_SETTLE_TIMEOUT`]. Tests that hold the commit horizon on purpose
-    /// shorten it: the horizon is cluster-wide, so while they wait for it, every other test's
-    /// processor on the same cluster waits too.
+    /// shorten it: every command they make meanwhile waits it out.
     pub fn with_settle_timeout(mut self, timeout: Duration) -> Self {
         self.settle_timeout = timeout;
         self
@@ -310,15 +309,18 @@ async fn read_after(
     tx: &mut Transaction<'_, Postgres>,
     (last_tx, last_position): (i64, i64),
 ) -> Result<Vec<StoredEvent>, ProcessorError> {
+    // Its own statement, before the read: see `crate::pg::commit_horizon`.
+    let horizon = crate::pg::commit_horizon(&mut **tx).await?;
     let rows = sqlx::query(&format!(
         "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         WHERE tx_id < $4::text::xid8 \
            AND (tx_id, global_position) > ($1::text::xid8, $2) \
          ORDER BY tx_id, global_position LIMIT $3"
     ))
     .bind(last_tx.to_string())
     .bind(last_position)
     .bind(BATCH)
+    .bind(horizon.to_string())
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows

@@ -33,8 +33,8 @@ async fn insert_registration(conn: &mut PgConnection, id: &str) {
     .unwrap();
 }
 
-/// Runs the processor until `n` tenants are projected (bounded): the commit horizon is
-/// cluster-wide, so transactions of other tests may hold it back for a moment.
+/// Runs the processor until `n` tenants are projected (bounded): the processor's own batches
+/// may hold the horizon back for a moment.
 async fn catch_up_until(processor: &EventProcessor, pool: &PgPool, n: usize) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut applied = 0;
@@ -108,6 +108,43 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     .await
     .unwrap();
     assert_eq!((cp_tx, cp_pos), (t2_tx, t2_pos));
+}
+
+/// A PostgreSQL transaction belongs to one database, so one left open in another database of
+/// the same cluster can never write events here: it must not hold this database's projections
+/// back (it did, through the cluster-wide `pg_snapshot_xmin`, and stalled every test beside the
+/// one holding it).
+#[tokio::test]
+async fn a_transaction_open_in_another_database_does_not_hold_projections_back() {
+    let url = fresh_database().await;
+    let elsewhere = fresh_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    let processor = EventProcessor::new(pool.clone(), projections::all())
+        .await
+        .unwrap();
+
+    let mut open = PgConnection::connect(&elsewhere).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+    insert_registration(&mut open, "elsewhere").await;
+
+    let mut here = PgConnection::connect(&url).await.unwrap();
+    insert_registration(&mut here, "here").await; // autocommit, after the open one began
+    processor.catch_up().await.unwrap();
+    assert_eq!(tenants(&pool).await, vec!["here".to_owned()]);
+
+    // An open transaction of this database still holds it, as before.
+    sqlx::query("BEGIN").execute(&mut here).await.unwrap();
+    insert_registration(&mut here, "late").await;
+    insert_registration(&mut PgConnection::connect(&url).await.unwrap(), "after").await;
+    processor.catch_up().await.unwrap();
+    assert_eq!(tenants(&pool).await, vec!["here".to_owned()]);
+    sqlx::query("COMMIT").execute(&mut here).await.unwrap();
+    catch_up_until(&processor, &pool, 3).await;
+    sqlx::query("ROLLBACK").execute(&mut open).await.unwrap();
 }
 
 #[tokio::test]
