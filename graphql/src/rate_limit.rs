@@ -24,7 +24,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{Request, Response, ServerError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use twofold_domain::TenantId;
 use twofold_services::tenants::TenantService;
 use twofold_services::{ErrorCode, KeyPrincipal, Principal};
@@ -210,6 +210,42 @@ impl RateLimits {
             .any(|k| k.id == key.key_id && k.revoked_at.is_none()))
     }
 
+    /// Takes a place in the key's tenant's share of the instance, to be held while the
+    /// request runs: at once if one is free, else after waiting up to `queue_wait` (and the key
+    /// is then checked again: it may have been revoked meanwhile). The API's operations and the
+    /// console's pages both take one, so neither can hold every pooled connection.
+    pub async fn admit(&self, key: &KeyPrincipal) -> Result<OwnedSemaphorePermit, ServerError> {
+        let share = self.shares.of(&key.tenant_id);
+        // A permit free at once: the key was checked microseconds ago, when the request came.
+        if let Ok(permit) = share.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let Ok(Ok(permit)) =
+            tokio::time::timeout(self.settings.queue_wait, share.acquire_owned()).await
+        else {
+            tracing::warn!(
+                tenant = key.tenant_id.as_str(),
+                "tenant's share of the instance is busy"
+            );
+            return Err(rate_limited(
+                "the organisation has too many requests running at once: try again shortly",
+                1,
+            ));
+        };
+        match self.still_active(key).await {
+            Ok(true) => Ok(permit),
+            Ok(false) => Err(
+                coded(ErrorCode::Unauthenticated, "invalid or revoked credentials")
+                    .into_server_error(async_graphql::Pos::default()),
+            ),
+            Err(e) => {
+                tracing::error!(error = ?e, "checking the key again failed");
+                Err(coded(ErrorCode::Internal, "internal error")
+                    .into_server_error(async_graphql::Pos::default()))
+            }
+        }
+    }
+
     /// Charges one request to the caller's key: `RATE_LIMITED` with `retryAfterSeconds` when
     /// its bucket is empty. Called before the document is parsed (HTTP and WebSocket alike), so
     /// a key over its rate gets no parsing done either. The operator has no bucket.
@@ -297,36 +333,9 @@ impl Extension for RateLimitExtension {
         else {
             return next.run(ctx, operation_name).await;
         };
-        let share = limits.shares.of(&key.tenant_id);
-        // A permit free at once: the key was checked microseconds ago, when the request came.
-        if let Ok(_permit) = share.clone().try_acquire_owned() {
-            return next.run(ctx, operation_name).await;
-        }
-        let permit = tokio::time::timeout(limits.settings.queue_wait, share.acquire_owned()).await;
-        match permit {
-            Ok(Ok(_permit)) => match limits.still_active(key).await {
-                Ok(true) => next.run(ctx, operation_name).await,
-                Ok(false) => Response::from_errors(vec![coded(
-                    ErrorCode::Unauthenticated,
-                    "invalid or revoked credentials",
-                )
-                .into_server_error(async_graphql::Pos::default())]),
-                Err(e) => {
-                    tracing::error!(error = ?e, "checking the key again failed");
-                    Response::from_errors(vec![coded(ErrorCode::Internal, "internal error")
-                        .into_server_error(async_graphql::Pos::default())])
-                }
-            },
-            _ => {
-                tracing::warn!(
-                    tenant = key.tenant_id.as_str(),
-                    "tenant's share of the instance is busy"
-                );
-                Response::from_errors(vec![rate_limited(
-                    "the organisation has too many requests running at once: try again shortly",
-                    1,
-                )])
-            }
+        match limits.admit(key).await {
+            Ok(_permit) => next.run(ctx, operation_name).await,
+            Err(refusal) => Response::from_errors(vec![refusal]),
         }
     }
 }

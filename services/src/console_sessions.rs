@@ -28,7 +28,7 @@ const CSRF_PURPOSE: &str = "console-csrf";
 const SIGN_IN_CSRF_PURPOSE: &str = "console-sign-in-csrf";
 /// Longest token or nonce looked at; anything longer is not one of ours.
 const MAX_TOKEN_CHARS: usize = 128;
-/// Sessions remembered as live (see [`ConsoleSessions::is_known`]) before the memory starts
+/// Sessions remembered as live (see [`ConsoleSessions::known_key`]) before the memory starts
 /// afresh: a flood of sign-ins must not grow it without bound.
 const MAX_KNOWN: usize = 10_000;
 
@@ -80,9 +80,10 @@ pub struct ConsoleSessions {
     hasher: Arc<dyn SecretHasher>,
     entropy: Arc<dyn Entropy>,
     clock: Arc<dyn Clock>,
-    /// Token hashes this instance found live, and when last: such a session is still looked up
-    /// from an address that spent its budget of unknown credentials (see [`Self::is_known`]).
-    known: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
+    /// Token hashes this instance found live, with their key and when last: such a session is
+    /// still looked up from an address that spent its budget of unknown credentials, and its
+    /// key's rate is charged before the lookup (see [`Self::known_key`]).
+    known: Arc<Mutex<HashMap<String, (KeyPrincipal, DateTime<Utc>)>>>,
 }
 
 impl ConsoleSessions {
@@ -103,31 +104,33 @@ impl ConsoleSessions {
         }
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (KeyPrincipal, DateTime<Utc>)>> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, hash: &KeyedHash, now: DateTime<Utc>) {
+    fn remember(&self, hash: &KeyedHash, key: &KeyPrincipal, now: DateTime<Utc>) {
         let mut known = self.known();
         if known.len() >= MAX_KNOWN && !known.contains_key(hash.as_hex()) {
-            known.retain(|_, seen| now - *seen < IDLE);
+            known.retain(|_, (_, seen)| now - *seen < IDLE);
             if known.len() >= MAX_KNOWN {
                 known.clear();
             }
         }
-        known.insert(hash.as_hex().to_owned(), now);
+        known.insert(hash.as_hex().to_owned(), (key.clone(), now));
     }
 
-    /// Whether this instance found the session of `token` live within the idle limit. An
-    /// unknown token costs a database read and is what a flood sends, so it spends the
+    /// The key of `token`'s session if this instance found it live within the idle limit.
+    /// An unknown token costs a database read and is what a flood sends, so it spends the
     /// address's budget of unknown credentials and is not looked up once that is spent; a
     /// known one still is (so its revocation holds), and its browser is not locked out by a
-    /// flood from an address it shares.
-    pub fn is_known(&self, token: &SessionSecret) -> bool {
+    /// flood from an address it shares. A known session's key can be charged its request rate
+    /// before the lookup.
+    pub fn known_key(&self, token: &SessionSecret) -> Option<KeyPrincipal> {
         let now = self.clock.now();
         self.known()
             .get(self.token_hash(token).as_hex())
-            .is_some_and(|seen| now - *seen < IDLE)
+            .filter(|(_, seen)| now - *seen < IDLE)
+            .map(|(key, _)| key.clone())
     }
 
     /// A fresh random secret (session token or sign-in nonce), 256 bits.
@@ -173,7 +176,7 @@ impl ConsoleSessions {
         let hash = self.token_hash(&token);
         self.store.create(&hash, &principal, now).await?;
         // Known at once: the browser's next request must not wait out its address's budget.
-        self.remember(&hash, now);
+        self.remember(&hash, &principal, now);
         let times = SessionTimes {
             created_at: now,
             last_seen_at: now,
@@ -202,7 +205,7 @@ impl ConsoleSessions {
             self.store.delete(&hash).await?;
             return Ok(None);
         }
-        self.remember(&hash, now);
+        self.remember(&hash, &stored.key, now);
         let mut times = stored.times;
         if times.needs_touch(now) {
             self.store.touch(&hash, now).await?;

@@ -22,6 +22,15 @@
       });
     });
   }
+  // A secret shown once (an issued key) is wiped when the page is left, so the browser's
+  // back-forward cache cannot show it again.
+  function wipe() {
+    document.querySelectorAll("[data-secret]").forEach(function (field) {
+      field.value = "";
+    });
+  }
   bind();
   document.addEventListener("htmx:afterSettle", bind);
+  document.addEventListener("htmx:beforeSwap", wipe);
+  window.addEventListener("pagehide", wipe);
 })();

@@ -33,7 +33,7 @@ pub const MAX_PAGE: i64 = 500;
 const BATCH: u32 = 500;
 
 /// Most event types one filter may name.
-const MAX_EVENT_TYPES: usize = 64;
+pub const MAX_EVENT_TYPES: usize = 64;
 
 /// How often a live stream looks for new events when nothing wakes it (events committed while
 /// an older transaction was open become readable without a new commit).

@@ -160,13 +160,13 @@ async fn the_rate_holds_over_a_websocket_too() {
 /// The lock of a tenant's email budget, held by the test: each email code of the tenant then
 /// waits for it inside a transaction, holding a database connection and a share of the
 /// tenant's operations, as slow statements under load would.
-struct EmailBudgetLock {
+pub(crate) struct EmailBudgetLock {
     connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
     key: i32,
 }
 
 impl EmailBudgetLock {
-    async fn hold(app: &TestApp, tenant: &str) -> Self {
+    pub(crate) async fn hold(app: &TestApp, tenant: &str) -> Self {
         use twofold_infra::send_limiter::{lock_key, LOCK_CLASS};
         let mut connection = app.db.acquire().await.unwrap();
         let key = lock_key(&format!("tenant/{tenant}/email"));
@@ -180,11 +180,11 @@ impl EmailBudgetLock {
     }
 
     /// Waits until `n` statements wait for this lock (the tenant's share is then in use).
-    async fn wait_for_waiters(&self, app: &TestApp, n: i64) {
+    pub(crate) async fn wait_for_waiters(&self, app: &TestApp, n: i64) {
         wait_for_waiters(app, self.key, n).await;
     }
 
-    async fn release(mut self) {
+    pub(crate) async fn release(mut self) {
         sqlx::query("SELECT pg_advisory_unlock($1, $2)")
             .bind(twofold_infra::send_limiter::LOCK_CLASS)
             .bind(self.key)
@@ -216,7 +216,7 @@ async fn wait_for_waiters(app: &TestApp, key: i32, n: i64) {
 }
 
 /// `n` email codes of `key`'s tenant, sent at once.
-async fn email_codes(app: &TestApp, key: &str, prefix: &str, n: usize) -> Vec<Answer> {
+pub(crate) async fn email_codes(app: &TestApp, key: &str, prefix: &str, n: usize) -> Vec<Answer> {
     let add_email = "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
     join_all((0..n).map(|i| {
         app.gql(

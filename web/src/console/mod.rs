@@ -65,6 +65,9 @@ pub(crate) struct SignedIn {
     pub(crate) call: Call,
     pub(crate) chrome: Chrome,
     pub(crate) request_id: String,
+    /// A place in the tenant's share of the instance, held while the handler runs (a
+    /// streamed answer keeps its own cap instead).
+    _share: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl SignedIn {
@@ -149,12 +152,15 @@ impl FromRequestParts<WebState> for SignedIn {
         // Unknown tokens spend the API's budget of unknown credentials, as unknown keys do:
         // each costs a database read, and a flood of them must not reach the pool unthrottled.
         let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
-        if let Some(seconds) = state
-            .anonymous
-            .refused(ip)
-            .filter(|_| !state.sessions.is_known(&secret))
-        {
+        let known = state.sessions.known_key(&secret);
+        if let Some(seconds) = state.anonymous.refused(ip).filter(|_| known.is_none()) {
             return Err(throttled(texts, &path, seconds));
+        }
+        // A known session's key is charged before its session is read, so requests over the
+        // rate cost no database read either (the API answers them from its cache).
+        let exempt = rate_exempt(&parts.method, &path);
+        if let Some(key) = known.as_ref().filter(|_| !exempt) {
+            charge(state, key, texts, &path).await?;
         }
         let session = match state.sessions.resume(&secret).await {
             Ok(Some(session)) => session,
@@ -172,12 +178,17 @@ impl FromRequestParts<WebState> for SignedIn {
                 return Err(page::error(chrome, &e, &request_id));
             }
         };
-        if let Some(limits) = &state.rate_limits {
-            let key = twofold_services::Principal::Key(session.key.clone());
-            if let Err(refusal) = limits.charge(Some(&key)).await {
-                return Err(rate_limited(texts, &path, &refusal));
-            }
+        if !exempt && known.as_ref() != Some(&session.key) {
+            charge(state, &session.key, texts, &path).await?;
         }
+        let share = match &state.rate_limits {
+            Some(limits) => match limits.admit(&session.key).await {
+                Ok(permit) => Some(permit),
+                Err(refusal) if refusal.message.contains("credentials") => return Err(to_sign_in()),
+                Err(refusal) => return Err(rate_limited(texts, &path, &refusal)),
+            },
+            None => None,
+        };
         let span = tracing::Span::current();
         span.record("tenant", session.key.tenant_id.as_str());
         span.record(
@@ -205,8 +216,35 @@ impl FromRequestParts<WebState> for SignedIn {
                 who: Some(who),
             },
             request_id,
+            _share: share,
         })
     }
+}
+
+/// Charges one request to `key`'s rate, as the API does.
+async fn charge(
+    state: &WebState,
+    key: &twofold_services::KeyPrincipal,
+    texts: Texts,
+    path: &str,
+) -> Result<(), Response> {
+    let Some(limits) = &state.rate_limits else {
+        return Ok(());
+    };
+    let caller = twofold_services::Principal::Key(key.clone());
+    limits
+        .charge(Some(&caller))
+        .await
+        .map_err(|refusal| rate_limited(texts, path, &refusal))
+}
+
+/// Ending a session and revoking a key are not charged to the key's rate: a thief holding the
+/// same key could keep its bucket empty through the API and so keep the admin from either.
+/// They still take a place in the tenant's share.
+fn rate_exempt(method: &axum::http::Method, path: &str) -> bool {
+    method == axum::http::Method::POST
+        && (path == "/console/sign-out"
+            || (path.starts_with("/console/keys/") && path.ends_with("/revoke")))
 }
 
 /// The answer to a page over its key's request rate: the API's refusal, as a page.

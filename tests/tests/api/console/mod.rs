@@ -7,6 +7,7 @@ mod compliance;
 mod keys;
 mod pages;
 mod policy;
+mod review3;
 mod sessions;
 mod users;
 

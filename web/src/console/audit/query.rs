@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use twofold_graphql::input_check::text::{self, Kind};
-use twofold_services::audit::AuditFilterInput;
+use twofold_services::audit::{AuditFilterInput, MAX_EVENT_TYPES};
 use twofold_services::ServiceError;
 
 /// The filter as the browser sent it (kept as text, to refill the form and build links).
@@ -68,6 +68,13 @@ impl AuditQuery {
                 "eventType" => {
                     if !value.is_empty() {
                         q.event_types.push(value)
+                    }
+                    // Refused here, not only by the service: a refused filter is echoed back
+                    // into the page's form and links, and must not be as long as a request line.
+                    if q.event_types.len() > MAX_EVENT_TYPES {
+                        return Err(invalid(format!(
+                            "eventTypes may name at most {MAX_EVENT_TYPES} event types"
+                        )));
                     }
                 }
                 "from" => q.from = value,
