@@ -9,6 +9,7 @@ pub mod calling_codes;
 pub mod channel;
 pub mod console_session;
 pub mod contact;
+pub mod hosted;
 pub mod ids;
 pub mod locale;
 pub mod policy;

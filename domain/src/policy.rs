@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::calling_codes::{CallingCode, CallingCodeError};
+use crate::hosted::ReturnOrigin;
 use crate::locale::{Locale, LocaleError};
 use crate::web_origin::WebOrigin;
 use crate::webauthn::{RelyingParty, RelyingPartyChange};
@@ -112,6 +113,9 @@ pub enum PolicyError {
     /// A web origin that is not an https origin with a short domain name.
     #[error("{0}")]
     WebOrigin(String),
+    /// A return origin of the hosted pages that is not one; the message names the field.
+    #[error("{0}")]
+    ReturnOrigin(String),
     /// Too many calling codes to be a deliberate allow-list.
     #[error("allowedCallingCodes may list at most {max} codes")]
     TooManyCallingCodes {
@@ -164,6 +168,10 @@ pub struct Policy {
     /// The site users sign in on: SMS codes end with its autofill line (`@host #123456`).
     #[serde(default, deserialize_with = "crate::web_origin::lenient")]
     pub web_origin: Option<WebOrigin>,
+    /// Where the hosted pages may send users back (`returnUrl` must be on one of them); none:
+    /// the hosted pages cannot be used.
+    #[serde(default, deserialize_with = "crate::hosted::lenient")]
+    pub return_origins: Vec<ReturnOrigin>,
     /// Users are told of changes to their 2FA (a factor added, replaced or removed, 2FA off or
     /// reset, a recovery code used, a device trusted, a lockout) at their verified address.
     #[serde(default = "default_security_notifications")]
@@ -211,6 +219,7 @@ impl Default for Policy {
             web_authn: None,
             default_locale: None,
             web_origin: None,
+            return_origins: Vec::new(),
             security_notifications: true,
         }
     }
@@ -280,6 +289,9 @@ pub struct PolicyChange {
     /// See [`Policy::web_origin`]; an empty string removes it.
     #[serde(default)]
     pub web_origin: Option<String>,
+    /// See [`Policy::return_origins`]; replaces the list (`[]` empties it).
+    #[serde(default)]
+    pub return_origins: Option<Vec<String>>,
     /// See [`Policy::security_notifications`].
     #[serde(default)]
     pub security_notifications: Option<bool>,
@@ -386,6 +398,9 @@ impl Policy {
             } else {
                 Some(WebOrigin::parse(raw)?)
             };
+        }
+        if let Some(raw) = &change.return_origins {
+            next.return_origins = crate::hosted::parse_origins(raw)?;
         }
         if next.allows(Method::WebAuthn) && next.web_authn.is_none() {
             return Err(PolicyError::WebAuthnNotConfigured);

@@ -199,6 +199,11 @@ impl Policy {
     async fn security_notifications(&self) -> bool {
         self.0.security_notifications
     }
+    /// Where the hosted pages may send users back (`createUserSession`'s `returnUrl` must be on
+    /// one of these origins); empty: the hosted pages cannot be used.
+    async fn return_origins(&self) -> Vec<&str> {
+        self.0.return_origins.iter().map(|o| o.as_str()).collect()
+    }
 }
 
 /// A policy change; fields left null keep their current value.
@@ -229,6 +234,10 @@ pub struct PolicyInput {
     web_origin: Option<String>,
     /// Send users security notices when their 2FA changes (on by default).
     security_notifications: Option<bool>,
+    /// Where the hosted pages may send users back: origins such as https://app.example.com
+    /// (https with a domain name, or http://localhost; at most 10). Replaces the list; []
+    /// empties it.
+    return_origins: Option<Vec<String>>,
 }
 
 impl PolicyInput {
@@ -260,6 +269,7 @@ impl From<PolicyInput> for twofold_domain::PolicyChange {
             default_locale: i.default_locale,
             web_origin: i.web_origin,
             security_notifications: i.security_notifications,
+            return_origins: i.return_origins,
         }
     }
 }

@@ -12,6 +12,7 @@ mod event_store;
 mod factor_changes;
 mod graphiql;
 mod health;
+mod hosted;
 mod hostile_documents;
 mod http_surface;
 mod input_check;

@@ -28,7 +28,7 @@ pub(crate) const NUMBER_FIELDS: [&str; 8] = [
 ];
 
 /// Every field a message may name, longest first (so `webAuthn.rpId` wins over `webAuthn`).
-const FIELDS: [&str; 20] = [
+const FIELDS: [&str; 21] = [
     "enrollmentGracePeriodDays",
     "requestsPerSecondPerKey",
     "securityNotifications",
@@ -39,6 +39,7 @@ const FIELDS: [&str; 20] = [
     "enforceTwoFactor",
     "smsHourlyBudget",
     "allowedMethods",
+    "returnOrigins",
     "codeTtlSeconds",
     "webAuthn.origins",
     "defaultLocale",
@@ -69,6 +70,8 @@ pub(crate) struct PolicyForm {
     pub(crate) default_locale: String,
     pub(crate) web_origin: String,
     pub(crate) security_notifications: bool,
+    /// The hosted pages' return origins, one per line.
+    pub(crate) return_origins: String,
 }
 
 impl PolicyForm {
@@ -113,6 +116,12 @@ impl PolicyForm {
                 .map(|o| o.as_str().to_owned())
                 .unwrap_or_default(),
             security_notifications: policy.security_notifications,
+            return_origins: policy
+                .return_origins
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
@@ -147,6 +156,7 @@ impl PolicyForm {
             default_locale: one("defaultLocale"),
             web_origin: one("webOrigin"),
             security_notifications: ticked("securityNotifications"),
+            return_origins: one("returnOrigins"),
         }
     }
 
@@ -175,6 +185,7 @@ impl PolicyForm {
             ("webAuthn.origins", &self.origins),
             ("defaultLocale", &self.default_locale),
             ("webOrigin", &self.web_origin),
+            ("returnOrigins", &self.return_origins),
         ];
         for (name, value) in texts {
             // Line breaks separate origins; every other control character is refused.
@@ -193,13 +204,7 @@ impl PolicyForm {
         let web_authn = (!self.rp_id.trim().is_empty()).then(|| RelyingPartyChange {
             rp_id: self.rp_id.trim().to_owned(),
             rp_name: self.rp_name.trim().to_owned(),
-            origins: self
-                .origins
-                .lines()
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            origins: lines(&self.origins),
             user_verification: Some(if self.user_verification == "REQUIRED" {
                 UserVerification::Required
             } else {
@@ -231,8 +236,18 @@ impl PolicyForm {
             default_locale: Some(self.default_locale.trim().to_owned()),
             web_origin: Some(self.web_origin.trim().to_owned()),
             security_notifications: Some(self.security_notifications),
+            return_origins: Some(lines(&self.return_origins)),
         })
     }
+}
+
+/// The non-empty lines of a text area, trimmed.
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The form field a validation message is about, so it is shown beside that field.
