@@ -115,6 +115,7 @@ async fn run(
                 graphiql: settings.graphiql,
                 console: settings.console,
                 settle_timeout: DEFAULT_SETTLE_TIMEOUT,
+                public_url: settings.public_url.clone(),
             })
             .await?;
             let url = format!("http://{}", app.address());

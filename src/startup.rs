@@ -25,6 +25,7 @@ use twofold_infra::delivery::tenant::guard::DnsProviderHosts;
 use twofold_infra::delivery::tenant::TenantSenderCache;
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
+use twofold_infra::hosted::PgHostedStore;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::activity::PgOverviewReadModel;
@@ -38,6 +39,7 @@ use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
 use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySettingsService};
+use twofold_services::hosted::HostedPages;
 use twofold_services::overview::OverviewService;
 use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
@@ -78,6 +80,8 @@ pub struct Wiring {
     pub auth: Arc<Authenticator>,
     /// The console's sign-ins.
     pub console_sessions: ConsoleSessions,
+    /// The hosted pages' links and results.
+    pub hosted: HostedPages,
 }
 
 impl Wiring {
@@ -186,6 +190,13 @@ impl Wiring {
             entropy.clone(),
             clock.clone(),
         );
+        let hosted = HostedPages::new(
+            Arc::new(PgHostedStore::new(pool.clone())),
+            directory.clone(),
+            hasher.clone(),
+            entropy.clone(),
+            clock.clone(),
+        );
         let users = UserService::new(UserPorts {
             commands: user_commands,
             crypto,
@@ -215,6 +226,7 @@ impl Wiring {
             worker,
             auth,
             console_sessions,
+            hosted,
         })
     }
 }
@@ -274,6 +286,9 @@ pub struct AppConfig {
     pub console: bool,
     /// How long a command waits for its write to reach the read models.
     pub settle_timeout: Duration,
+    /// Where browsers reach the service (`TWOFOLD_PUBLIC_URL`); `None`: `http://` and the
+    /// bound address.
+    pub public_url: Option<String>,
 }
 
 /// A built application, listening but not yet serving.
@@ -295,7 +310,7 @@ impl Application {
             .await
             .context("connecting to PostgreSQL (check DATABASE_URL)")?;
         pg::migrate(&pool).await.context("running migrations")?;
-        let wiring = Wiring::new(
+        let mut wiring = Wiring::new(
             pool,
             &config.secrets,
             &config.delivery,
@@ -306,6 +321,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;
         let address = listener.local_addr().context("reading the bound address")?;
+        let public_url = config.public_url.unwrap_or_else(|| {
+            let mut shown = address;
+            if shown.ip().is_unspecified() {
+                shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{shown}")
+        });
+        wiring.hosted = wiring.hosted.with_public_url(&public_url);
         Ok(Self {
             listener,
             address,
@@ -362,6 +385,7 @@ impl Application {
                     overview: self.wiring.overview.clone(),
                     audit: self.wiring.audit.clone(),
                     delivery_settings: self.wiring.delivery_settings.clone(),
+                    hosted: self.wiring.hosted.clone(),
                 },
                 live_rx.clone(),
             ),
@@ -390,6 +414,7 @@ impl Application {
                     .data::<Arc<twofold_graphql::rate_limit::RateLimits>>()
                     .cloned(),
                 anonymous: state.anonymous.clone(),
+                hosted: self.wiring.hosted.clone(),
             })
         } else {
             axum::Router::new()

@@ -42,6 +42,19 @@ impl Method {
             Method::WebAuthn => "WEBAUTHN",
         }
     }
+
+    /// The method of an API name.
+    pub fn parse(raw: &str) -> Option<Method> {
+        [
+            Method::Totp,
+            Method::Email,
+            Method::Sms,
+            Method::RecoveryCode,
+            Method::WebAuthn,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == raw)
+    }
 }
 
 impl std::fmt::Display for Method {

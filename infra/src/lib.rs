@@ -10,6 +10,7 @@ pub mod delivery_queue;
 pub mod directory_cache;
 pub mod event_store;
 pub mod group_commit;
+pub mod hosted;
 pub mod http_limits;
 pub mod pg;
 pub mod processor;

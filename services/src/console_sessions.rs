@@ -72,6 +72,9 @@ impl ConsoleSession {
     }
 }
 
+/// Token hash -> the session's key, and when this instance last found it live.
+type KnownSessions = HashMap<String, (KeyPrincipal, DateTime<Utc>)>;
+
 /// Console sessions over a [`ConsoleSessionStore`].
 #[derive(Clone)]
 pub struct ConsoleSessions {
@@ -83,7 +86,7 @@ pub struct ConsoleSessions {
     /// Token hashes this instance found live, with their key and when last: such a session is
     /// still looked up from an address that spent its budget of unknown credentials, and its
     /// key's rate is charged before the lookup (see [`Self::known_key`]).
-    known: Arc<Mutex<HashMap<String, (KeyPrincipal, DateTime<Utc>)>>>,
+    known: Arc<Mutex<KnownSessions>>,
 }
 
 impl ConsoleSessions {
@@ -104,7 +107,7 @@ impl ConsoleSessions {
         }
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (KeyPrincipal, DateTime<Utc>)>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, KnownSessions> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod delivery_settings;
 pub mod encoding;
 pub mod error;
+pub mod hosted;
 pub mod overview;
 pub mod ports;
 pub mod roles;

@@ -309,6 +309,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         graphiql: options.graphiql,
         console: options.console,
         settle_timeout: options.settle_timeout,
+        public_url: None,
     })
     .await
     .expect("building the application")

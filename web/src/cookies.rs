@@ -9,6 +9,8 @@ use cookie::{Cookie, SameSite};
 pub(crate) const SESSION: &str = "twofold_console";
 pub(crate) const NONCE: &str = "twofold_console_nonce";
 pub(crate) const LANGUAGE: &str = "twofold_console_lang";
+/// The hosted pages' session (see `crate::hosted`): `SameSite=Lax`, scoped to `/hosted`.
+pub(crate) const HOSTED_SESSION: &str = "twofold_hosted";
 
 /// The value of cookie `name` in the request, if sent once; a name sent twice (a cookie
 /// planted by a sibling domain beside ours) counts as not sent.
@@ -81,6 +83,24 @@ pub(crate) fn set(
         .path("/console")
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(!is_local(request))
+        .max_age(cookie::time::Duration::seconds(max_age_seconds))
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).expect("cookie values are plain ASCII")
+}
+
+/// The hosted pages' session cookie; `max_age_seconds: 0` deletes it. `Lax`, not `Strict`: the
+/// user arrives by a top-level navigation from the tenant's site, and a `Strict` cookie set then
+/// is not sent on the redirect that follows. Every form the pages take is a POST with a token.
+pub(crate) fn hosted_session(
+    value: &str,
+    max_age_seconds: i64,
+    request: &HeaderMap,
+) -> HeaderValue {
+    let cookie = Cookie::build((HOSTED_SESSION, value.to_owned()))
+        .path("/hosted")
+        .http_only(true)
+        .same_site(SameSite::Lax)
         .secure(!is_local(request))
         .max_age(cookie::time::Duration::seconds(max_age_seconds))
         .build();

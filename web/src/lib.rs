@@ -9,6 +9,7 @@
 mod assets;
 mod console;
 mod cookies;
+mod hosted;
 mod language;
 mod page;
 mod security;
@@ -43,6 +44,8 @@ pub struct WebState {
     /// The API's budget of failed sign-ins per client address: a key guessed through the
     /// console spends the same budget as one guessed through the API.
     pub anonymous: Arc<AnonymousBudget>,
+    /// The hosted pages' links, sessions and results.
+    pub hosted: twofold_services::hosted::HostedPages,
 }
 
 /// Largest form body read. The API reads at most 64 KiB of a request; axum's default for a
@@ -55,6 +58,7 @@ pub const MAX_FORM_BYTES: usize = 16 * 1024;
 pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(console::routes())
+        .merge(hosted::routes())
         .merge(assets::routes())
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

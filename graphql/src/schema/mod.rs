@@ -1,6 +1,7 @@
 //! The schema: its root types, one module each (queries and the subscription, the tenant's
 //! mutations, a user's), the helpers they share, and the schema's limits.
 
+mod hosted_mutation;
 mod query;
 mod tenant_mutation;
 mod user_mutation;
@@ -36,7 +37,7 @@ pub struct Query;
 
 /// Mutations: tenant administration and end-user 2FA.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(TenantMutation, UserMutation);
+pub struct Mutation(TenantMutation, UserMutation, HostedMutation);
 
 /// Subscriptions: the live audit stream.
 pub struct Subscription;
@@ -53,6 +54,10 @@ pub struct TenantMutation;
 /// End-user 2FA mutations.
 #[derive(Default)]
 pub struct UserMutation;
+
+/// The hosted pages' mutations.
+#[derive(Default)]
+pub struct HostedMutation;
 
 fn tenants<'a>(ctx: &Context<'a>) -> &'a TenantService {
     ctx.data_unchecked::<TenantService>()
@@ -111,6 +116,8 @@ pub struct ApiServices {
     pub delivery_settings: DeliverySettingsService,
     /// The tenant overview.
     pub overview: OverviewService,
+    /// The hosted pages' links and results.
+    pub hosted: twofold_services::hosted::HostedPages,
 }
 
 /// The schema with the services its resolvers use; `shutdown` ends live subscriptions.
@@ -128,6 +135,7 @@ pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> T
         .data(services.audit)
         .data(services.delivery_settings)
         .data(services.overview)
+        .data(services.hosted)
         .data(Shutdown(shutdown))
         .extension(crate::syntax_error::OneLineSyntaxErrors)
         .extension(crate::introspection::IntrospectionNeedsKey)

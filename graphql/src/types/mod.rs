@@ -5,6 +5,7 @@
 mod audit;
 mod compliance;
 mod delivery;
+mod hosted;
 mod overview;
 mod tenant;
 mod user;
@@ -13,6 +14,7 @@ mod webauthn;
 pub use audit::*;
 pub use compliance::*;
 pub use delivery::*;
+pub use hosted::*;
 pub use overview::*;
 pub use tenant::*;
 pub use user::*;

@@ -316,3 +316,5 @@ pub use console::*;
 pub use delivery::*;
 mod overview;
 pub use overview::*;
+mod hosted;
+pub use hosted::*;

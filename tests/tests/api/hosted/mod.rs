@@ -59,3 +59,5 @@ async fn return_origins_are_checked_kept_as_browsers_write_them_and_read_back() 
         .await;
     assert_eq!(emptied.data()["setPolicy"]["returnOrigins"], json!([]));
 }
+
+mod links;

@@ -1,0 +1,54 @@
+//! Mutations of the hosted pages: a link for a user, and the result of their visit.
+
+use twofold_services::hosted::{CreateLink, HostedPages};
+
+use super::*;
+use crate::types::{UserSessionLink, UserSessionPurposeGql, UserSessionResult};
+
+fn hosted<'a>(ctx: &Context<'a>) -> &'a HostedPages {
+    ctx.data_unchecked::<HostedPages>()
+}
+
+#[Object]
+impl HostedMutation {
+    /// APP. A single-use link to the hosted pages for `userId`, valid for 10 minutes.
+    /// `returnUrl` must be on one of the policy's `returnOrigins`; the user is sent back there
+    /// with `twofold_result`, a code to redeem with `redeemUserSession`. `locale` (a BCP 47
+    /// tag of a supported language) chooses the pages' language; else the browser's.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn create_user_session(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        purpose: UserSessionPurposeGql,
+        return_url: String,
+        locale: Option<String>,
+    ) -> async_graphql::Result<UserSessionLink> {
+        let input = CreateLink {
+            user_id: user_id.0,
+            purpose: Some(purpose.into()),
+            return_url,
+            locale,
+        };
+        let link = hosted(ctx)
+            .create(call(ctx)?, input)
+            .await
+            .map_err(ApiError)?;
+        Ok(link.into())
+    }
+
+    /// APP. What happened on the hosted pages: redeemable once, within 5 minutes, by the
+    /// organisation whose page it was. Anything else is `INVALID_INPUT`.
+    #[graphql(guard = "RoleGuard(APP)")]
+    async fn redeem_user_session(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> async_graphql::Result<UserSessionResult> {
+        let outcome = hosted(ctx)
+            .redeem(call(ctx)?, &code)
+            .await
+            .map_err(ApiError)?;
+        Ok(outcome.into())
+    }
+}

@@ -1,0 +1,310 @@
+//! Hosted pages: the tenant's backend (an APP key) asks for a single-use link for one of its
+//! users; the browser opening it gets a session of its own (the link is spent at once); the flow
+//! ends by sending the browser back to the tenant's return URL with a one-time result code, which
+//! the backend redeems for what happened.
+//!
+//! Three secrets, each 256 random bits, each stored only as a keyed hash: the link (`tfl_`, in a
+//! URL for at most [`LINK_TTL`]), the browser session (`tfh_`, in an `HttpOnly` cookie for at most
+//! [`SESSION_TTL`] after the link was made) and the result code (`tfr_`, in the return URL,
+//! redeemable once within [`RESULT_TTL`], by the same tenant only). The pages act as the APP key
+//! that made the link, so revoking it ends them.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use twofold_domain::hosted::{Purpose, ReturnUrl, LINK_TTL, RESULT_TTL, SESSION_TTL};
+use twofold_domain::tenant::KeyedHash;
+use twofold_domain::{Locale, Method, UserId};
+use zeroize::Zeroizing;
+
+use crate::encoding::base32_lower;
+use crate::ports::{
+    Clock, Entropy, HostedLink, HostedOutcome, HostedStore, SecretHasher, TenantDirectory,
+};
+use crate::roles::{require, APP};
+use crate::{Call, RequestContext, ServiceError};
+
+const LINK_PREFIX: &str = "tfl_";
+const SESSION_PREFIX: &str = "tfh_";
+const RESULT_PREFIX: &str = "tfr_";
+/// Longest secret looked at; anything longer is not one of ours.
+const MAX_SECRET_CHARS: usize = 128;
+
+/// One of the three secrets. Redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostedSecret(Zeroizing<String>);
+
+impl HostedSecret {
+    fn read(value: &str, prefix: &str) -> Option<Self> {
+        (value.starts_with(prefix)
+            && value.len() <= MAX_SECRET_CHARS
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| Self(Zeroizing::new(value.to_owned())))
+    }
+
+    /// A browser session's secret read from its cookie.
+    pub fn session_from_cookie(value: &str) -> Option<Self> {
+        Self::read(value, SESSION_PREFIX)
+    }
+
+    /// The value to hand out.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HostedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostedSecret(<redacted>)")
+    }
+}
+
+/// What `createUserSession` asks for, as the caller gave it.
+#[derive(Debug, Clone, Default)]
+pub struct CreateLink {
+    pub user_id: String,
+    pub purpose: Option<Purpose>,
+    pub return_url: String,
+    pub locale: Option<String>,
+}
+
+/// The link to send the user to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkToPages {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live browser session of the pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedSession {
+    pub link: HostedLink,
+    /// The organisation's name, shown on every page.
+    pub tenant_name: String,
+    /// When the session ends, whatever happens.
+    pub ends_at: DateTime<Utc>,
+}
+
+impl HostedSession {
+    /// The [`Call`] the pages' use-cases run as: the APP key that made the link.
+    pub fn call(&self, request: RequestContext) -> Call {
+        Call::new(self.link.key.clone(), request)
+    }
+}
+
+/// The hosted pages' links, sessions and results.
+#[derive(Clone)]
+pub struct HostedPages {
+    store: Arc<dyn HostedStore>,
+    directory: Arc<dyn TenantDirectory>,
+    hasher: Arc<dyn SecretHasher>,
+    entropy: Arc<dyn Entropy>,
+    clock: Arc<dyn Clock>,
+    /// Where the service is reached by browsers, such as `https://2fa.example.com`.
+    public_url: String,
+}
+
+/// Until [`HostedPages::with_public_url`] is called.
+const UNSET_PUBLIC_URL: &str = "http://127.0.0.1";
+
+impl HostedPages {
+    pub fn new(
+        store: Arc<dyn HostedStore>,
+        directory: Arc<dyn TenantDirectory>,
+        hasher: Arc<dyn SecretHasher>,
+        entropy: Arc<dyn Entropy>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            hasher,
+            entropy,
+            clock,
+            public_url: UNSET_PUBLIC_URL.to_owned(),
+        }
+    }
+
+    /// Where browsers reach the service: links are made under it. Known once the server has
+    /// bound its address, after the use-cases are wired.
+    pub fn with_public_url(mut self, public_url: &str) -> Self {
+        self.public_url = public_url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    fn new_secret(&self, prefix: &str) -> HostedSecret {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        self.entropy.fill(bytes.as_mut());
+        HostedSecret(Zeroizing::new(format!(
+            "{prefix}{}",
+            base32_lower(bytes.as_ref())
+        )))
+    }
+
+    fn hash(&self, purpose: &str, secret: &HostedSecret) -> KeyedHash {
+        self.hasher.keyed_hash(purpose, secret.expose().as_bytes())
+    }
+
+    /// `createUserSession`: a link for `input.user_id`, by an APP key. The return URL must be
+    /// on one of the tenant's `returnOrigins`.
+    pub async fn create(
+        &self,
+        call: &Call,
+        input: CreateLink,
+    ) -> Result<LinkToPages, ServiceError> {
+        require(&call.key, APP)?;
+        let user_id = UserId::parse(&input.user_id).map_err(ServiceError::invalid)?;
+        let purpose = input
+            .purpose
+            .ok_or_else(|| ServiceError::InvalidInput("purpose is required".into()))?;
+        let locale = input
+            .locale
+            .as_deref()
+            .map(|raw| Locale::parse_field("locale", raw))
+            .transpose()
+            .map_err(ServiceError::invalid)?;
+        let tenant = self
+            .directory
+            .tenant(call.tenant())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))?;
+        let return_url = ReturnUrl::parse(&input.return_url, &tenant.policy.return_origins)
+            .map_err(ServiceError::invalid)?;
+        let now = self.clock.now();
+        let secret = self.new_secret(LINK_PREFIX);
+        let link = HostedLink {
+            key: call.key.clone(),
+            user_id,
+            purpose,
+            return_url,
+            locale,
+            created_at: now,
+        };
+        self.store
+            .prune(now - SESSION_TTL.max(RESULT_TTL) - chrono::Duration::hours(1))
+            .await?;
+        self.store
+            .create_link(&self.hash("hosted-link", &secret), &link)
+            .await?;
+        Ok(LinkToPages {
+            url: format!("{}/hosted/start?link={}", self.public_url, secret.expose()),
+            expires_at: now + LINK_TTL,
+        })
+    }
+
+    /// Opens a link (once): the browser session's secret, for its cookie, and the session.
+    /// `None` for a link that is unknown, spent, expired or whose key was revoked: the page
+    /// says so without telling which.
+    pub async fn open(
+        &self,
+        link: &str,
+    ) -> Result<Option<(HostedSecret, HostedSession)>, ServiceError> {
+        let Some(link) = HostedSecret::read(link.trim(), LINK_PREFIX) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let session = self.new_secret(SESSION_PREFIX);
+        let opened = self
+            .store
+            .open(
+                &self.hash("hosted-link", &link),
+                &self.hash("hosted-session", &session),
+                now,
+                now - LINK_TTL,
+            )
+            .await?;
+        match opened {
+            Some(link) => Ok(Some((session, self.session_of(link).await?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn session_of(&self, link: HostedLink) -> Result<HostedSession, ServiceError> {
+        let tenant = self
+            .directory
+            .tenant(&link.key.tenant_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))?;
+        Ok(HostedSession {
+            ends_at: link.created_at + SESSION_TTL,
+            tenant_name: tenant.name,
+            link,
+        })
+    }
+
+    /// The token every form of the session `session` must send back: derived from its secret
+    /// under the server's pepper, so there is nothing more to store.
+    pub fn csrf_of(&self, session: &HostedSecret) -> String {
+        self.hash("hosted-csrf", session).as_hex().to_owned()
+    }
+
+    /// The live session of a cookie's secret.
+    pub async fn resume(
+        &self,
+        session: &HostedSecret,
+    ) -> Result<Option<HostedSession>, ServiceError> {
+        let now = self.clock.now();
+        let found = self
+            .store
+            .find(&self.hash("hosted-session", session), now - SESSION_TTL)
+            .await?;
+        match found {
+            Some(link) => Ok(Some(self.session_of(link).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the session with its outcome: the URL to send the browser back to, carrying the
+    /// result code. `None` when the session had already ended.
+    pub async fn finish(
+        &self,
+        session: &HostedSecret,
+        live: &HostedSession,
+        completed: bool,
+        method: Option<Method>,
+    ) -> Result<Option<String>, ServiceError> {
+        let code = self.new_secret(RESULT_PREFIX);
+        let outcome = HostedOutcome {
+            tenant_id: live.link.key.tenant_id.clone(),
+            user_id: live.link.user_id.clone(),
+            purpose: live.link.purpose,
+            completed,
+            method,
+            created_at: self.clock.now(),
+        };
+        let finished = self
+            .store
+            .finish(
+                &self.hash("hosted-session", session),
+                &self.hash("hosted-result", &code),
+                &outcome,
+            )
+            .await?;
+        Ok(finished.then(|| live.link.return_url.with_result(code.expose())))
+    }
+
+    /// `redeemUserSession`: what happened, once, for the tenant whose page it was.
+    pub async fn redeem(&self, call: &Call, code: &str) -> Result<HostedOutcome, ServiceError> {
+        require(&call.key, APP)?;
+        let refused = || {
+            ServiceError::InvalidInput(
+                "code is not a result code of this organisation, or it was already redeemed \
+                 or has expired (results are redeemable once, within 5 minutes)"
+                    .into(),
+            )
+        };
+        let code = HostedSecret::read(code.trim(), RESULT_PREFIX).ok_or_else(refused)?;
+        let now = self.clock.now();
+        self.store
+            .redeem(
+                &self.hash("hosted-result", &code),
+                call.tenant(),
+                now,
+                now - RESULT_TTL,
+            )
+            .await?
+            .ok_or_else(refused)
+    }
+}
