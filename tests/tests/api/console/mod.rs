@@ -7,6 +7,7 @@ mod compliance;
 mod keys;
 mod pages;
 mod policy;
+mod session_audit;
 mod sessions;
 mod users;
 
