@@ -125,6 +125,12 @@ impl Tenant {
         self.keys.iter().filter(|(_, k)| k.revoked_at.is_none())
     }
 
+    fn key(&self, key_id: &ApiKeyId) -> Result<&ApiKeyState, TenantError> {
+        self.keys
+            .get(key_id)
+            .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))
+    }
+
     fn issued(key: NewApiKey, at: DateTime<Utc>) -> TenantEvent {
         TenantEvent::ApiKeyIssued {
             key_id: key.id,
@@ -175,10 +181,7 @@ impl Tenant {
                 Ok(vec![Self::issued(key, at)])
             }
             TenantCommand::RevokeApiKey { key_id, at } => {
-                let key = self
-                    .keys
-                    .get(&key_id)
-                    .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))?;
+                let key = self.key(&key_id)?;
                 if key.revoked_at.is_some() {
                     // Revoking twice is a retry, not a new fact: nothing to record.
                     return Ok(vec![]);
@@ -238,10 +241,7 @@ impl Tenant {
                 session,
                 at,
             } => {
-                let key = self
-                    .keys
-                    .get(&key_id)
-                    .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))?;
+                let key = self.key(&key_id)?;
                 if key.revoked_at.is_some() {
                     return Err(TenantError::KeyRevoked(key_id));
                 }
@@ -260,10 +260,7 @@ impl Tenant {
                 session,
                 at,
             } => {
-                let key = self
-                    .keys
-                    .get(&key_id)
-                    .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))?;
+                let key = self.key(&key_id)?;
                 if key.revoked_at.is_some() {
                     // The revocation ended the session already, and the history says so.
                     return Ok(vec![]);

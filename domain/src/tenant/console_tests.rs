@@ -1,17 +1,13 @@
 //! Given/when/then tests of console sign-ins and sign-outs: which keys may sign in, and what
 //! the history records of it.
 
+use super::tests::{at, registered};
 use super::*;
 use crate::console_session::SessionRef;
-use chrono::TimeZone;
 use cqrs_es::test::TestFramework;
 use cqrs_es::DomainEvent;
 
 type Tf = TestFramework<Tenant>;
-
-fn at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 5, 9, 30, 0).unwrap()
-}
 
 fn id(raw: &str) -> ApiKeyId {
     ApiKeyId::parse(raw).unwrap()
@@ -31,16 +27,10 @@ fn issued(key_id: &str, role: Role) -> TenantEvent {
     }
 }
 
-/// A tenant with an ADMIN, an AUDITOR, an APP key and a revoked AUDITOR key.
+/// A tenant with an ADMIN (`admin0001`), an AUDITOR, an APP key and a revoked AUDITOR key.
 fn tenant() -> Vec<TenantEvent> {
-    vec![
-        TenantEvent::TenantRegistered {
-            tenant_id: TenantId::parse("acme").unwrap(),
-            name: TenantName::parse("Acme").unwrap(),
-            policy: Policy::default(),
-            registered_at: at(),
-        },
-        issued("admin001", Role::Admin),
+    let mut events = registered();
+    events.extend([
         issued("audit001", Role::Auditor),
         issued("app00001", Role::App),
         issued("audit002", Role::Auditor),
@@ -48,7 +38,8 @@ fn tenant() -> Vec<TenantEvent> {
             key_id: id("audit002"),
             revoked_at: at(),
         },
-    ]
+    ]);
+    events
 }
 
 fn sign_in(key_id: &str) -> TenantCommand {
@@ -61,7 +52,7 @@ fn sign_in(key_id: &str) -> TenantCommand {
 
 #[tokio::test]
 async fn active_admin_and_auditor_keys_sign_in_with_their_role_recorded() {
-    for (key_id, role) in [("admin001", Role::Admin), ("audit001", Role::Auditor)] {
+    for (key_id, role) in [("admin0001", Role::Admin), ("audit001", Role::Auditor)] {
         Tf::with(())
             .given(tenant())
             .when_async(sign_in(key_id))
@@ -90,7 +81,7 @@ async fn revoked_app_and_unknown_keys_do_not_sign_in() {
     }
     Tf::with(())
         .given_no_previous_events()
-        .when_async(sign_in("admin001"))
+        .when_async(sign_in("admin0001"))
         .await
         .then_expect_error(TenantError::NotFound);
 }
@@ -126,7 +117,7 @@ fn sessions_change_nothing_the_tenant_decides_by() {
     }
     let before = state.clone();
     let signed_in = TenantEvent::ConsoleSignedIn {
-        key_id: id("admin001"),
+        key_id: id("admin0001"),
         role: Role::Admin,
         session: session(),
         signed_in_at: at(),
@@ -134,7 +125,7 @@ fn sessions_change_nothing_the_tenant_decides_by() {
     assert_eq!(signed_in.event_type(), "ConsoleSignedIn");
     state.apply(signed_in);
     state.apply(TenantEvent::ConsoleSignedOut {
-        key_id: id("admin001"),
+        key_id: id("admin0001"),
         session: session(),
         signed_out_at: at(),
     });
