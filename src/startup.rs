@@ -121,6 +121,7 @@ impl Wiring {
             entropy.clone(),
         );
         let tenant_commands = commands.clone();
+        let session_commands = commands.clone();
         let tenants = TenantService::new(
             commands,
             directory.clone(),
@@ -185,6 +186,7 @@ impl Wiring {
         });
         let console_sessions = ConsoleSessions::new(
             Arc::new(PgConsoleSessions::new(pool.clone())),
+            session_commands,
             auth.clone(),
             hasher.clone(),
             entropy.clone(),

@@ -4,6 +4,9 @@
 //! at once, which the store checks on every request.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::tenant::KeyedHash;
 
 /// Longest time between two requests of one session.
 pub const IDLE: Duration = Duration::minutes(30);
@@ -45,6 +48,33 @@ impl SessionTimes {
     }
 }
 
+/// Hex characters of the token's keyed hash that name a session in the audit history.
+pub const SESSION_REF_CHARS: usize = 8;
+
+/// A session's name in the audit history: the start of its token's keyed hash. It ties a
+/// sign-in to its sign-out and to its row, and is no credential: the cookie holds a 256-bit
+/// token, the table its full HMAC, and 32 bits of that HMAC find neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionRef(String);
+
+impl SessionRef {
+    /// The reference of the session whose token hashes to `token_hash`.
+    pub fn of(token_hash: &KeyedHash) -> Self {
+        Self(
+            token_hash
+                .as_hex()
+                .chars()
+                .take(SESSION_REF_CHARS)
+                .collect(),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +112,12 @@ mod tests {
             last_seen_at: at(60),
         };
         assert!(!s.alive_at(at(0)));
+    }
+
+    #[test]
+    fn a_session_reference_is_the_start_of_the_token_hash_only() {
+        let hash = KeyedHash::from_hex("0123456789abcdef".repeat(4));
+        assert_eq!(SessionRef::of(&hash).as_str(), "01234567");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use twofold_domain::console_session::{SessionTimes, ABSOLUTE, IDLE, MAX_PER_KEY};
 use twofold_domain::tenant::KeyedHash;
@@ -26,6 +27,25 @@ impl PgConsoleSessions {
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt console_sessions row: {0}")]
 struct CorruptRow(&'static str);
+
+/// A row of `console_sessions` (its `tenant_id`, `key_id`, `role` and times).
+fn stored(row: &PgRow) -> Result<StoredSession, StoreError> {
+    let text = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::new);
+    let key = KeyPrincipal {
+        tenant_id: TenantId::parse(&text("tenant_id")?)
+            .map_err(|_| StoreError::new(CorruptRow("tenant_id")))?,
+        key_id: ApiKeyId::parse(&text("key_id")?)
+            .map_err(|_| StoreError::new(CorruptRow("key_id")))?,
+        role: Role::parse(&text("role")?).ok_or(StoreError::new(CorruptRow("role")))?,
+    };
+    Ok(StoredSession {
+        key,
+        times: SessionTimes {
+            created_at: row.try_get("created_at").map_err(StoreError::new)?,
+            last_seen_at: row.try_get("last_seen_at").map_err(StoreError::new)?,
+        },
+    })
+}
 
 #[async_trait]
 impl ConsoleSessionStore for PgConsoleSessions {
@@ -80,24 +100,7 @@ impl ConsoleSessionStore for PgConsoleSessions {
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::new)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let text = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::new);
-        let key = KeyPrincipal {
-            tenant_id: TenantId::parse(&text("tenant_id")?)
-                .map_err(|_| StoreError::new(CorruptRow("tenant_id")))?,
-            key_id: ApiKeyId::parse(&text("key_id")?)
-                .map_err(|_| StoreError::new(CorruptRow("key_id")))?,
-            role: Role::parse(&text("role")?).ok_or(StoreError::new(CorruptRow("role")))?,
-        };
-        Ok(Some(StoredSession {
-            key,
-            times: SessionTimes {
-                created_at: row.try_get("created_at").map_err(StoreError::new)?,
-                last_seen_at: row.try_get("last_seen_at").map_err(StoreError::new)?,
-            },
-        }))
+        row.as_ref().map(stored).transpose()
     }
 
     async fn touch(&self, token_hash: &KeyedHash, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -113,13 +116,16 @@ impl ConsoleSessionStore for PgConsoleSessions {
         Ok(())
     }
 
-    async fn delete(&self, token_hash: &KeyedHash) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
-            .bind(token_hash.as_hex())
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::new)?;
-        Ok(())
+    async fn delete(&self, token_hash: &KeyedHash) -> Result<Option<StoredSession>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM console_sessions WHERE token_hash = $1 \
+             RETURNING tenant_id, key_id, role, created_at, last_seen_at",
+        )
+        .bind(token_hash.as_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        row.as_ref().map(stored).transpose()
     }
 
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -124,7 +124,7 @@ impl Known {
     }
 }
 
-fn unauthenticated() -> ServiceError {
+pub(crate) fn unauthenticated() -> ServiceError {
     ServiceError::Unauthenticated("invalid or revoked credentials".into())
 }
 

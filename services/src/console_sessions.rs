@@ -3,6 +3,9 @@
 //! session by the token's keyed hash, and is refused once the session is idle or old
 //! (`domain::console_session`) or its key revoked.
 //!
+//! Signing in and signing out are recorded in the tenant's history (`ConsoleSignedIn`,
+//! `ConsoleSignedOut`) under a short reference to the session, never its token.
+//!
 //! Forms carry a CSRF token derived from the session's token under the server's pepper, so
 //! there is nothing more to store; the sign-in form, before any session exists, carries one
 //! derived from a random nonce cookie (double submit, against login CSRF).
@@ -12,11 +15,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
-use twofold_domain::console_session::{SessionTimes, IDLE};
-use twofold_domain::tenant::KeyedHash;
+use twofold_domain::console_session::{SessionRef, SessionTimes, IDLE};
+use twofold_domain::tenant::{KeyedHash, Tenant, TenantCommand};
 use zeroize::Zeroizing;
 
 use crate::auth::{Authenticator, KeyPrincipal, Principal};
+use crate::commands::Commands;
 use crate::encoding::base32_lower;
 use crate::ports::{Clock, ConsoleSessionStore, Entropy, SecretHasher};
 use crate::roles::{require, ADMIN_AUDITOR};
@@ -79,6 +83,8 @@ type KnownSessions = HashMap<String, (KeyPrincipal, DateTime<Utc>)>;
 #[derive(Clone)]
 pub struct ConsoleSessions {
     store: Arc<dyn ConsoleSessionStore>,
+    /// Records sign-ins and sign-outs on the tenant.
+    commands: Commands<Tenant>,
     auth: Arc<Authenticator>,
     hasher: Arc<dyn SecretHasher>,
     entropy: Arc<dyn Entropy>,
@@ -92,6 +98,7 @@ pub struct ConsoleSessions {
 impl ConsoleSessions {
     pub fn new(
         store: Arc<dyn ConsoleSessionStore>,
+        commands: Commands<Tenant>,
         auth: Arc<Authenticator>,
         hasher: Arc<dyn SecretHasher>,
         entropy: Arc<dyn Entropy>,
@@ -99,6 +106,7 @@ impl ConsoleSessions {
     ) -> Self {
         Self {
             store,
+            commands,
             auth,
             hasher,
             entropy,
@@ -158,10 +166,12 @@ impl ConsoleSessions {
     }
 
     /// Exchanges an API key for a session. Only ADMIN and AUDITOR keys may sign in; a wrong,
-    /// revoked or malformed key is `UNAUTHENTICATED` with the API's message.
+    /// revoked or malformed key is `UNAUTHENTICATED` with the API's message. The sign-in is
+    /// recorded before the session exists: if it cannot be, there is no session.
     pub async fn sign_in(
         &self,
         key: &str,
+        request: &RequestContext,
     ) -> Result<(SessionSecret, ConsoleSession), ServiceError> {
         let principal =
             match self.auth.authenticate(key.trim()).await? {
@@ -173,10 +183,20 @@ impl ConsoleSessions {
             };
         require(&principal, ADMIN_AUDITOR)?;
         let now = self.clock.now();
-        // Ended sessions go when someone signs in, so the table holds live sessions only.
-        self.store.prune(now).await?;
         let token = self.new_secret();
         let hash = self.token_hash(&token);
+        self.record(
+            &principal,
+            request,
+            TenantCommand::SignInToConsole {
+                key_id: principal.key_id.clone(),
+                session: SessionRef::of(&hash),
+                at: now,
+            },
+        )
+        .await?;
+        // Ended sessions go when someone signs in, so the table holds live sessions only.
+        self.store.prune(now).await?;
         self.store.create(&hash, &principal, now).await?;
         // Known at once: the browser's next request must not wait out its address's budget.
         self.remember(&hash, &principal, now);
@@ -190,6 +210,23 @@ impl ConsoleSessions {
             ends_at: times.ends_at(),
         };
         Ok((token, session))
+    }
+
+    async fn record(
+        &self,
+        key: &KeyPrincipal,
+        request: &RequestContext,
+        command: TenantCommand,
+    ) -> Result<(), ServiceError> {
+        let call = Call::new(key.clone(), request.clone());
+        self.commands
+            .execute(
+                &key.tenant_id.tenant_aggregate_id(),
+                command,
+                call.metadata(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The live session of `token`, or `None` when it is unknown, ended or its key revoked.
@@ -231,12 +268,34 @@ impl ConsoleSessions {
         Ok(stored.times.alive_at(self.clock.now()))
     }
 
-    /// Ends the session of `token` (nothing happens for an unknown one).
-    pub async fn sign_out(&self, token: &SessionSecret) -> Result<(), ServiceError> {
+    /// Ends the session of `token` and records that its user signed out (nothing happens for an
+    /// unknown or already ended one). The session ends first, whether or not the record then
+    /// succeeds: a sign-out must never leave the session usable.
+    pub async fn sign_out(
+        &self,
+        token: &SessionSecret,
+        request: &RequestContext,
+    ) -> Result<(), ServiceError> {
         let hash = self.token_hash(token);
         self.known().remove(hash.as_hex());
-        self.store.delete(&hash).await?;
-        Ok(())
+        let Some(ended) = self.store.delete(&hash).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if !ended.times.alive_at(now) {
+            // It had timed out: that is not a sign-out, and timeouts are not recorded.
+            return Ok(());
+        }
+        self.record(
+            &ended.key,
+            request,
+            TenantCommand::SignOutOfConsole {
+                key_id: ended.key.key_id.clone(),
+                session: SessionRef::of(&hash),
+                at: now,
+            },
+        )
+        .await
     }
 
     fn csrf_of(&self, token: &SessionSecret) -> String {

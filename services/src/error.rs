@@ -175,6 +175,9 @@ impl From<TenantError> for ServiceError {
         match e {
             TenantError::NotFound | TenantError::KeyNotFound(_) => ServiceError::NotFound(message),
             TenantError::Policy(_) => ServiceError::InvalidInput(message),
+            // Decision 9: a revoked key gets the message every failed credential gets.
+            TenantError::KeyRevoked(_) => crate::auth::unauthenticated(),
+            TenantError::NoConsoleRole(_) => ServiceError::Forbidden(message),
             TenantError::AlreadyRegistered
             | TenantError::DuplicateKeyId(_)
             | TenantError::LastAdminKey

@@ -20,6 +20,11 @@ impl Texts {
         Catalog::get().message(self.language, id, &[])
     }
 
+    /// The message `id`, if the catalog has one by that id.
+    pub(crate) fn find(&self, id: &str) -> Option<String> {
+        Catalog::get().has(self.language, id).then(|| self.get(id))
+    }
+
     /// The message `id` with one text argument.
     pub(crate) fn with(&self, id: &str, args: &[(&str, &str)]) -> String {
         let args: Vec<(&str, Arg<'_>)> = args.iter().map(|(k, v)| (*k, Arg::Text(v))).collect();

@@ -1,5 +1,5 @@
 //! The tenant's decisions: who may register, which keys may be issued or revoked, which policy
-//! changes are accepted.
+//! changes are accepted, which keys may sign in to the console.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +37,12 @@ pub enum TenantError {
     /// Too many active keys.
     #[error("the tenant already has {MAX_ACTIVE_KEYS} active API keys: revoke one first")]
     TooManyKeys,
+    /// Console sign-in with a revoked key.
+    #[error("API key {0} is revoked")]
+    KeyRevoked(ApiKeyId),
+    /// Console sign-in with a key whose role has no console.
+    #[error("keys with role {} cannot sign in to the console; use an ADMIN or AUDITOR key", .0.as_str())]
+    NoConsoleRole(Role),
     /// The policy change is out of bounds.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -119,6 +125,12 @@ impl Tenant {
         self.keys.iter().filter(|(_, k)| k.revoked_at.is_none())
     }
 
+    fn key(&self, key_id: &ApiKeyId) -> Result<&ApiKeyState, TenantError> {
+        self.keys
+            .get(key_id)
+            .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))
+    }
+
     fn issued(key: NewApiKey, at: DateTime<Utc>) -> TenantEvent {
         TenantEvent::ApiKeyIssued {
             key_id: key.id,
@@ -169,10 +181,7 @@ impl Tenant {
                 Ok(vec![Self::issued(key, at)])
             }
             TenantCommand::RevokeApiKey { key_id, at } => {
-                let key = self
-                    .keys
-                    .get(&key_id)
-                    .ok_or_else(|| TenantError::KeyNotFound(key_id.clone()))?;
+                let key = self.key(&key_id)?;
                 if key.revoked_at.is_some() {
                     // Revoking twice is a retry, not a new fact: nothing to record.
                     return Ok(vec![]);
@@ -225,6 +234,41 @@ impl Tenant {
                     error: test.error,
                     retryable: test.retryable,
                     at,
+                }])
+            }
+            TenantCommand::SignInToConsole {
+                key_id,
+                session,
+                at,
+            } => {
+                let key = self.key(&key_id)?;
+                if key.revoked_at.is_some() {
+                    return Err(TenantError::KeyRevoked(key_id));
+                }
+                if !matches!(key.role, Role::Admin | Role::Auditor) {
+                    return Err(TenantError::NoConsoleRole(key.role));
+                }
+                Ok(vec![TenantEvent::ConsoleSignedIn {
+                    key_id,
+                    role: key.role,
+                    session,
+                    signed_in_at: at,
+                }])
+            }
+            TenantCommand::SignOutOfConsole {
+                key_id,
+                session,
+                at,
+            } => {
+                let key = self.key(&key_id)?;
+                if key.revoked_at.is_some() {
+                    // The revocation ended the session already, and the history says so.
+                    return Ok(vec![]);
+                }
+                Ok(vec![TenantEvent::ConsoleSignedOut {
+                    key_id,
+                    session,
+                    signed_out_at: at,
                 }])
             }
         }
@@ -301,7 +345,10 @@ impl Aggregate for Tenant {
                     changed_at,
                 });
             }
-            TenantEvent::DeliveryTested { .. } => {}
+            // Sessions are rows, not state: the tenant decides nothing by them.
+            TenantEvent::DeliveryTested { .. }
+            | TenantEvent::ConsoleSignedIn { .. }
+            | TenantEvent::ConsoleSignedOut { .. } => {}
         }
     }
 }
@@ -313,3 +360,7 @@ mod tests;
 #[cfg(test)]
 #[path = "delivery_tests.rs"]
 mod delivery_tests;
+
+#[cfg(test)]
+#[path = "console_tests.rs"]
+mod console_tests;

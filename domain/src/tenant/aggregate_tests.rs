@@ -8,7 +8,7 @@ use cqrs_es::DomainEvent;
 
 type Tf = TestFramework<Tenant>;
 
-fn at() -> DateTime<Utc> {
+pub(super) fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
 }
 
@@ -21,7 +21,7 @@ fn key(id: &str, role: Role) -> NewApiKey {
     }
 }
 
-fn registered() -> Vec<TenantEvent> {
+pub(super) fn registered() -> Vec<TenantEvent> {
     vec![
         TenantEvent::TenantRegistered {
             tenant_id: TenantId::parse("acme").unwrap(),

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::KeyedHash;
 use crate::channel::Channel;
+use crate::console_session::SessionRef;
 use crate::provider::DeliveryFacts;
 use crate::secrets::SealedSecret;
 use crate::{ApiKeyId, KeyLabel, PolicyChange, Role, TenantId, TenantName};
@@ -68,6 +69,20 @@ pub enum TenantCommand {
     RecordDeliveryTest {
         /// The outcome (its destination masked).
         test: DeliveryTest,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that a key signed in to the console (before its session exists).
+    SignInToConsole {
+        key_id: ApiKeyId,
+        session: SessionRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that the user of a session signed out.
+    SignOutOfConsole {
+        key_id: ApiKeyId,
+        session: SessionRef,
         /// When.
         at: DateTime<Utc>,
     },

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::KeyedHash;
 use crate::channel::Channel;
+use crate::console_session::SessionRef;
 use crate::provider::DeliveryFacts;
 use crate::secrets::SealedSecret;
 use crate::{ApiKeyId, KeyLabel, Policy, Role, TenantId, TenantName};
@@ -79,6 +80,24 @@ pub enum TenantEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A key signed in to the console. Only a reference to the session is recorded, never
+    /// its token or the token's hash.
+    ConsoleSignedIn {
+        key_id: ApiKeyId,
+        /// The key's role then (ADMIN or AUDITOR).
+        role: Role,
+        session: SessionRef,
+        /// When.
+        signed_in_at: DateTime<Utc>,
+    },
+    /// A console session was ended by its user. Sessions that time out, are pushed out by the
+    /// key's newer ones, or end with their key's revocation record nothing more.
+    ConsoleSignedOut {
+        key_id: ApiKeyId,
+        session: SessionRef,
+        /// When.
+        signed_out_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -90,6 +109,8 @@ impl DomainEvent for TenantEvent {
             TenantEvent::TwoFactorPolicySet { .. } => "TwoFactorPolicySet",
             TenantEvent::DeliverySettingsChanged { .. } => "DeliverySettingsChanged",
             TenantEvent::DeliveryTested { .. } => "DeliveryTested",
+            TenantEvent::ConsoleSignedIn { .. } => "ConsoleSignedIn",
+            TenantEvent::ConsoleSignedOut { .. } => "ConsoleSignedOut",
         }
         .to_owned()
     }

@@ -132,6 +132,9 @@ console-audit-details = Details
 console-audit-actor-operator = The operator
 console-audit-actor-system = Twofold itself
 console-audit-actor-unknown = Unknown
+# Readable names of event types on the audit page (the others show as the API names them)
+console-event-ConsoleSignedIn = Signed in to the console
+console-event-ConsoleSignedOut = Signed out of the console
 # Users and API keys pages
 console-nav-users = Users
 console-nav-keys = API keys

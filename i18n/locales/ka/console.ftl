@@ -132,6 +132,9 @@ console-audit-details = დეტალები
 console-audit-actor-operator = ოპერატორი
 console-audit-actor-system = თავად Twofold
 console-audit-actor-unknown = უცნობი
+# Readable names of event types on the audit page (the others show as the API names them)
+console-event-ConsoleSignedIn = კონსოლში შესვლა
+console-event-ConsoleSignedOut = კონსოლიდან გასვლა
 # Users and API keys pages
 console-nav-users = მომხმარებლები
 console-nav-keys = API გასაღებები

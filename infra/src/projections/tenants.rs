@@ -132,7 +132,9 @@ impl Projection for TenantsProjection {
                 .execute(&mut *db)
                 .await?;
             }
-            TenantEvent::DeliveryTested { .. } => {}
+            TenantEvent::DeliveryTested { .. }
+            | TenantEvent::ConsoleSignedIn { .. }
+            | TenantEvent::ConsoleSignedOut { .. } => {}
         }
         Ok(())
     }

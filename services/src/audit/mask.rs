@@ -5,7 +5,8 @@
 //! details appear only in their masked form. Of WebAuthn, neither the sealed ceremony state
 //! (the challenge) nor the sealed credential (the public key) appears, and an authenticator's
 //! credential id only shortened. Of a security notice, its sealed destination never appears,
-//! only the masked one.
+//! only the masked one. Of a console session, only its short reference appears, never its
+//! token or the token's whole hash.
 
 use serde_json::{json, Value};
 use twofold_domain::tenant::TenantEvent;
@@ -20,6 +21,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "TwoFactorPolicySet",
     "DeliverySettingsChanged",
     "DeliveryTested",
+    "ConsoleSignedIn",
+    "ConsoleSignedOut",
     // user
     "TotpEnrollmentStarted",
     "TotpEnabled",
@@ -145,6 +148,26 @@ fn tenant(event: &TenantEvent) -> Value {
             "error": error,
             "retryable": retryable,
             "at": at,
+        }),
+        TenantEvent::ConsoleSignedIn {
+            key_id,
+            role,
+            session,
+            signed_in_at,
+        } => json!({
+            "keyId": key_id.as_str(),
+            "role": role.as_str(),
+            "session": session.as_str(),
+            "at": signed_in_at,
+        }),
+        TenantEvent::ConsoleSignedOut {
+            key_id,
+            session,
+            signed_out_at,
+        } => json!({
+            "keyId": key_id.as_str(),
+            "session": session.as_str(),
+            "at": signed_out_at,
         }),
     }
 }

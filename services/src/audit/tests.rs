@@ -4,6 +4,7 @@ use chrono::TimeZone;
 use cqrs_es::DomainEvent;
 use serde_json::json;
 use twofold_domain::channel::{Channel, Purpose};
+use twofold_domain::console_session::SessionRef;
 use twofold_domain::secrets::SealedSecret;
 use twofold_domain::tenant::{KeyedHash, TenantEvent};
 use twofold_domain::user::{DeviceRevocation, NotificationKind, SignInReason, UserEvent};
@@ -345,6 +346,17 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             retryable: true,
             at,
         },
+        TenantEvent::ConsoleSignedIn {
+            key_id: key(),
+            role: Role::Auditor,
+            session: SessionRef::of(&hash()),
+            signed_in_at: at,
+        },
+        TenantEvent::ConsoleSignedOut {
+            key_id: key(),
+            session: SessionRef::of(&hash()),
+            signed_out_at: at,
+        },
     ];
     users
         .into_iter()
@@ -394,6 +406,11 @@ fn masked_contact_details_and_counts_are_kept() {
     assert_eq!(shown("ApiKeyIssued")["keyId"], "abcdefgh");
     assert_eq!(shown("DeviceTrusted")["label"], "laptop");
     assert_eq!(shown("LocaleChanged")["locale"], "ka-GE");
+    for t in ["ConsoleSignedIn", "ConsoleSignedOut"] {
+        assert_eq!(shown(t)["keyId"], "abcdefgh", "{t}");
+        assert_eq!(shown(t)["session"], &HASH[..8], "{t}");
+    }
+    assert_eq!(shown("ConsoleSignedIn")["role"], "AUDITOR");
 }
 
 #[test]

@@ -36,8 +36,9 @@ pub trait ConsoleSessionStore: Send + Sync {
     /// Records a use of the session.
     async fn touch(&self, token_hash: &KeyedHash, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Ends one session.
-    async fn delete(&self, token_hash: &KeyedHash) -> Result<(), StoreError>;
+    /// Ends one session; returns it as it was, or `None` if there was none (so of two
+    /// sign-outs at once, one finds it).
+    async fn delete(&self, token_hash: &KeyedHash) -> Result<Option<StoredSession>, StoreError>;
 
     /// Deletes every session that has ended by `now`; returns how many.
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;

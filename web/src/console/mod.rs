@@ -119,7 +119,7 @@ pub(crate) fn session_secret(headers: &HeaderMap) -> Option<SessionSecret> {
     cookies::read(headers, cookies::SESSION).and_then(|v| SessionSecret::from_cookie(&v))
 }
 
-fn metadata(parts: &Parts) -> (String, RequestContext) {
+pub(crate) fn metadata(parts: &Parts) -> (String, RequestContext) {
     let id = parts
         .extensions
         .get::<RequestId>()

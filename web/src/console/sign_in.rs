@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use twofold_graphql::client_addr::ClientAddr;
-use twofold_graphql::http::RequestId;
 use twofold_services::console_sessions::{ConsoleSessions, SessionSecret};
 use twofold_services::ServiceError;
 
@@ -129,7 +128,8 @@ pub(crate) async fn submit(
         r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
         return r;
     }
-    match state.sessions.sign_in(&form.key).await {
+    let (request_id, request) = super::metadata(&parts);
+    match state.sessions.sign_in(&form.key, &request).await {
         Ok((token, _)) => {
             let mut r = Redirect::to("/console").into_response();
             let h = r.headers_mut();
@@ -165,12 +165,7 @@ pub(crate) async fn submit(
             // Spent too, as by the API: a flood of guessed keys must not go unthrottled exactly
             // when the pool is saturated and every look-up fails.
             state.anonymous.spend(ip);
-            let id = parts
-                .extensions
-                .get::<RequestId>()
-                .map(|r| r.0.clone())
-                .unwrap_or_default();
-            page::error(chrome(texts, "/console/sign-in"), &e, &id)
+            page::error(chrome(texts, "/console/sign-in"), &e, &request_id)
         }
     }
 }
@@ -207,12 +202,20 @@ pub(crate) async fn sign_out(
     if let Some(refused) = signed_in.refuse_csrf(&form.csrf) {
         return refused;
     }
-    if let Some(secret) = session_secret(&headers) {
-        if let Err(e) = state.sessions.sign_out(&secret).await {
-            return page::error(signed_in.chrome, &e, &signed_in.request_id);
+    let outcome = match session_secret(&headers) {
+        Some(secret) => {
+            state
+                .sessions
+                .sign_out(&secret, &signed_in.call.request)
+                .await
         }
-    }
-    let mut r = Redirect::to("/console/sign-in?signed_out=1").into_response();
+        None => Ok(()),
+    };
+    let mut r = match outcome {
+        Ok(()) => Redirect::to("/console/sign-in?signed_out=1").into_response(),
+        Err(e) => page::error(signed_in.chrome, &e, &signed_in.request_id),
+    };
+    // Even when the sign-out could not be recorded: the browser asked to be signed out.
     r.headers_mut().append(
         header::SET_COOKIE,
         cookies::set(cookies::SESSION, "", 0, &headers),

@@ -8,6 +8,7 @@ mod keys;
 mod pages;
 mod policy;
 mod review3;
+mod session_audit;
 mod sessions;
 mod users;
 

@@ -26,6 +26,12 @@ use crate::WebState;
 /// Events per page (the API's default page).
 const PAGE: i64 = 50;
 
+/// The readable name of an event type, for the types the catalog names
+/// (`console-event-{type}`); the others show as the API names them.
+fn type_label(texts: Texts, event_type: &str) -> Option<String> {
+    texts.find(&format!("console-event-{event_type}"))
+}
+
 /// One event as the timeline shows it; also the live stream's fragment.
 #[derive(Template)]
 #[template(path = "console/audit_event.html")]
@@ -35,6 +41,7 @@ pub(crate) struct EventItem {
     iso: String,
     time: String,
     event_type: String,
+    label: Option<String>,
     user_id: Option<String>,
     actor: String,
     request_id: Option<String>,
@@ -64,6 +71,7 @@ impl EventItem {
             position: r.position.to_string(),
             iso: r.occurred_at.to_rfc3339(),
             time: r.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            label: type_label(texts, &r.event_type),
             event_type: r.event_type,
             user_id: r.user_id,
             actor,
@@ -99,6 +107,14 @@ struct AuditPage {
 impl AuditPage {
     fn checked(&self, event_type: &&str) -> bool {
         self.query.event_types.iter().any(|t| t == event_type)
+    }
+
+    /// A filter box's label: the readable name with the API's, or the API's alone.
+    fn type_name(&self, event_type: &&str) -> String {
+        match type_label(self.chrome.texts, event_type) {
+            Some(label) => format!("{label} ({event_type})"),
+            None => (*event_type).to_owned(),
+        }
     }
 }
 
