@@ -165,14 +165,11 @@ impl ConsoleSessions {
         self.auth.is_known(key.trim())
     }
 
-    /// Exchanges an API key for a session. Only ADMIN and AUDITOR keys may sign in; a wrong,
-    /// revoked or malformed key is `UNAUTHENTICATED` with the API's message. The sign-in is
-    /// recorded before the session exists: if it cannot be, there is no session.
-    pub async fn sign_in(
-        &self,
-        key: &str,
-        request: &RequestContext,
-    ) -> Result<(SessionSecret, ConsoleSession), ServiceError> {
+    /// The key a sign-in form gave, if it may sign in: only ADMIN and AUDITOR keys may; a
+    /// wrong, revoked or malformed key is `UNAUTHENTICATED` with the API's message. Asked before
+    /// [`Self::sign_in`], so the page can charge the key's request rate first: each sign-in
+    /// records an event.
+    pub async fn key_for_sign_in(&self, key: &str) -> Result<KeyPrincipal, ServiceError> {
         let principal =
             match self.auth.authenticate(key.trim()).await? {
                 Principal::Key(k) => k,
@@ -182,6 +179,19 @@ impl ConsoleSessions {
                 )),
             };
         require(&principal, ADMIN_AUDITOR)?;
+        Ok(principal)
+    }
+
+    /// Exchanges a key found by [`Self::key_for_sign_in`] for a session. The sign-in is recorded
+    /// before the session exists (the tenant refuses a key revoked meanwhile): if it cannot be,
+    /// there is no session.
+    pub async fn sign_in(
+        &self,
+        principal: &KeyPrincipal,
+        request: &RequestContext,
+    ) -> Result<(SessionSecret, ConsoleSession), ServiceError> {
+        require(principal, ADMIN_AUDITOR)?;
+        let principal = principal.clone();
         let now = self.clock.now();
         let token = self.new_secret();
         let hash = self.token_hash(&token);

@@ -222,7 +222,7 @@ impl FromRequestParts<WebState> for SignedIn {
 }
 
 /// Charges one request to `key`'s rate, as the API does.
-async fn charge(
+pub(crate) async fn charge(
     state: &WebState,
     key: &twofold_services::KeyPrincipal,
     texts: Texts,

@@ -129,7 +129,16 @@ pub(crate) async fn submit(
         return r;
     }
     let (request_id, request) = super::metadata(&parts);
-    match state.sessions.sign_in(&form.key, &request).await {
+    // A valid key's sign-in records an event: it spends the key's request rate like an API
+    // call, so a key holder signing in over and over cannot grow the history unthrottled.
+    let signed_in = match state.sessions.key_for_sign_in(&form.key).await {
+        Ok(key) => match super::charge(&state, &key, texts, "/console/sign-in").await {
+            Ok(()) => state.sessions.sign_in(&key, &request).await,
+            Err(refused) => return refused,
+        },
+        Err(e) => Err(e),
+    };
+    match signed_in {
         Ok((token, _)) => {
             let mut r = Redirect::to("/console").into_response();
             let h = r.headers_mut();

@@ -141,3 +141,35 @@ async fn an_audit_filter_naming_too_many_event_types_is_refused_and_not_echoed()
         page.body.len()
     );
 }
+
+#[tokio::test]
+async fn signing_in_over_and_over_spends_the_key_s_rate_and_records_no_more() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    slow_keys(&app, &admin).await;
+    // Each sign-in records an event: a key holder looping on the form must be throttled like
+    // an API client, or it grows the tenant's history without bound.
+    let mut accepted = 0;
+    let mut refused = None;
+    for _ in 0..20 {
+        let answer = Browser::new(&app).sign_in(&admin).await;
+        match answer.status {
+            303 => accepted += 1,
+            429 => {
+                refused = Some(answer);
+                break;
+            }
+            other => panic!("{other}: {}", answer.body),
+        }
+    }
+    let refused = refused.expect("the key's rate held for sign-ins");
+    assert!(refused.headers.contains_key("retry-after"));
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'ConsoleSignedIn'",
+    )
+    .bind(&tenant)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(recorded, accepted);
+}
