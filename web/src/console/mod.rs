@@ -184,7 +184,10 @@ impl FromRequestParts<WebState> for SignedIn {
         let share = match &state.rate_limits {
             Some(limits) => match limits.admit(&session.key).await {
                 Ok(permit) => Some(permit),
-                Err(refusal) if refusal.message.contains("credentials") => return Err(to_sign_in()),
+                // The key was revoked while the request waited for a place.
+                Err(refusal) if code_of(&refusal) == Some("UNAUTHENTICATED") => {
+                    return Err(to_sign_in())
+                }
                 Err(refusal) => return Err(rate_limited(texts, &path, &refusal)),
             },
             None => None,
@@ -218,6 +221,14 @@ impl FromRequestParts<WebState> for SignedIn {
             request_id,
             _share: share,
         })
+    }
+}
+
+/// The stable code of a refusal from the API's limits.
+fn code_of(refusal: &async_graphql::ServerError) -> Option<&str> {
+    match refusal.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
     }
 }
 
