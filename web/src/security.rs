@@ -14,8 +14,17 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
      frame-ancestors 'none'; base-uri 'none'";
 
 pub(crate) async fn headers(req: Request, next: Next) -> Response {
+    let post = req.method() == Method::POST;
     let mut response = next.run(req).await;
+    let in_place = post && !response.status().is_redirection();
     let h = response.headers_mut();
+    // htmx puts the address of every boosted answer in the address bar; for a form answered
+    // in place (refused, or an issued key's page) that is the POST's address, which has no
+    // page to reload or go back to. The form's own page stays in the address bar instead.
+    // Sent whatever the request's `HX-*` headers, so no answer varies with them.
+    if in_place {
+        h.insert("hx-push-url", HeaderValue::from_static("false"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),

@@ -173,3 +173,33 @@ async fn signing_in_over_and_over_spends_the_key_s_rate_and_records_no_more() {
     .unwrap();
     assert_eq!(recorded, accepted);
 }
+
+#[tokio::test]
+async fn a_form_answered_in_place_keeps_its_page_s_address_in_htmx_history() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&admin).await.status, 303);
+    let csrf = browser.csrf().await;
+    // A refused form is answered in place: htmx must not push the POST-only address.
+    let refused = browser
+        .post(
+            "/console/keys",
+            &[("csrf", &csrf), ("role", "NOPE"), ("label", "x")],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.headers["hx-push-url"], "false");
+    // A form that redirects leaves the address to the redirect.
+    let issued = browser
+        .post(
+            "/console/keys",
+            &[("csrf", &csrf), ("role", "APP"), ("label", "ci")],
+        )
+        .await;
+    assert_eq!(issued.status, 200);
+    assert_eq!(issued.headers["hx-push-url"], "false");
+    let out = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert!(!out.headers.contains_key("hx-push-url"));
+}
