@@ -33,6 +33,20 @@ async fn insert_registration(conn: &mut PgConnection, id: &str) {
     .unwrap();
 }
 
+/// A fresh database, a pool on it and a processor of every projection.
+async fn fresh_processor() -> (String, PgPool, EventProcessor) {
+    let url = fresh_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    let processor = EventProcessor::new(pool.clone(), projections::all())
+        .await
+        .unwrap();
+    (url, pool, processor)
+}
+
 /// Runs the processor until `n` tenants are projected (bounded): the processor's own batches
 /// may hold the horizon back for a moment.
 async fn catch_up_until(processor: &EventProcessor, pool: &PgPool, n: usize) -> u64 {
@@ -58,15 +72,7 @@ async fn tenants(pool: &PgPool) -> Vec<String> {
 
 #[tokio::test]
 async fn a_transaction_that_commits_late_is_not_skipped() {
-    let url = fresh_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&url)
-        .await
-        .unwrap();
-    let processor = EventProcessor::new(pool.clone(), projections::all())
-        .await
-        .unwrap();
+    let (url, pool, processor) = fresh_processor().await;
 
     // T1 starts first and takes the lower position, but commits last.
     let mut t1 = PgConnection::connect(&url).await.unwrap();
@@ -116,16 +122,8 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
 /// one holding it).
 #[tokio::test]
 async fn a_transaction_open_in_another_database_does_not_hold_projections_back() {
-    let url = fresh_database().await;
+    let (url, pool, processor) = fresh_processor().await;
     let elsewhere = fresh_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&url)
-        .await
-        .unwrap();
-    let processor = EventProcessor::new(pool.clone(), projections::all())
-        .await
-        .unwrap();
 
     let mut open = PgConnection::connect(&elsewhere).await.unwrap();
     sqlx::query("BEGIN").execute(&mut open).await.unwrap();
@@ -345,15 +343,7 @@ async fn insert_user_commit(
 
 #[tokio::test]
 async fn a_sign_in_is_told_from_a_proof_when_a_batch_cuts_its_commit() {
-    let url = fresh_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&url)
-        .await
-        .unwrap();
-    let processor = EventProcessor::new(pool.clone(), projections::all())
-        .await
-        .unwrap();
+    let (url, pool, processor) = fresh_processor().await;
     let mut conn = PgConnection::connect(&url).await.unwrap();
     let at = Utc::now();
     // Fill the first batch but one with events no projection reads.
