@@ -3,6 +3,9 @@
 -- the keyed hash of its secret, and must be possible to delete.
 CREATE TABLE hosted_sessions (
     link_hash    text        PRIMARY KEY,
+    -- The link's public id: the tenant's backend keeps it with its own user session and must
+    -- give it back to redeem the result (as OAuth's `state`).
+    link_id      text        NOT NULL UNIQUE,
     -- Set when the link is opened: a link opens once.
     session_hash text        UNIQUE,
     tenant_id    text        NOT NULL,
@@ -20,6 +23,7 @@ CREATE INDEX hosted_sessions_created ON hosted_sessions (created_at);
 
 CREATE TABLE hosted_results (
     code_hash    text        PRIMARY KEY,
+    link_id      text        NOT NULL,
     tenant_id    text        NOT NULL,
     user_id      text        NOT NULL,
     purpose      text        NOT NULL,

@@ -328,6 +328,12 @@ impl Application {
             if shown.ip().is_unspecified() {
                 shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
+            if !shown.ip().is_loopback() {
+                tracing::warn!(
+                    "TWOFOLD_PUBLIC_URL is not set: the hosted pages' links are made as plain \
+                     http to the bound address; set it to the https address browsers use"
+                );
+            }
             format!("http://{shown}")
         });
         wiring.hosted = wiring.hosted.with_public_url(&public_url);
@@ -402,8 +408,10 @@ impl Application {
             health_cache: Arc::default(),
             trusted_proxies: TrustedProxies::new(self.http.trusted_proxies.clone()),
         };
-        let pages = if self.console {
-            twofold_web::router(WebState {
+        // The hosted pages are served whatever `TWOFOLD_CONSOLE` says: links made by
+        // `createUserSession` must open.
+        let pages = twofold_web::router(
+            WebState {
                 sessions: self.wiring.console_sessions.clone(),
                 tenants: self.wiring.tenants.clone(),
                 compliance: self.wiring.compliance.clone(),
@@ -417,10 +425,9 @@ impl Application {
                     .cloned(),
                 anonymous: state.anonymous.clone(),
                 hosted: self.wiring.hosted.clone(),
-            })
-        } else {
-            axum::Router::new()
-        };
+            },
+            self.console,
+        );
         let served =
             crate::server::serve(self.listener, router(state, pages), self.http, shutdown).await;
         let _ = stop_tx.send(true);

@@ -175,21 +175,41 @@ pub const RESULT_PARAMETER: &str = "twofold_result";
 impl ReturnUrl {
     /// Parses `raw` and checks its origin is one of `allowed`.
     pub fn parse(raw: &str, allowed: &[ReturnOrigin]) -> Result<ReturnUrl, ReturnUrlError> {
-        if raw.chars().count() > MAX_RETURN_URL_CHARS || raw.chars().any(char::is_control) {
+        if raw.chars().any(char::is_control) {
             return Err(ReturnUrlError::Malformed);
         }
         let url = Url::parse(raw).map_err(|_| ReturnUrlError::Malformed)?;
-        if !url.username().is_empty()
-            || url.password().is_some()
-            || url.query_pairs().any(|(k, _)| k == RESULT_PARAMETER)
-        {
+        // Counted as stored and sent, after percent-encoding.
+        if url.as_str().len() > MAX_RETURN_URL_CHARS {
+            return Err(ReturnUrlError::Malformed);
+        }
+        if !url.username().is_empty() || url.password().is_some() || names_the_result(&url) {
             return Err(ReturnUrlError::Forbidden);
+        }
+        // `//evil.example` as a path is a host to many "next" redirectors on the tenant's site.
+        if url.path().starts_with("//") {
+            return Err(ReturnUrlError::NotAllowed);
         }
         let origin = origin_of(&url).ok_or(ReturnUrlError::NotAllowed)?;
         if !allowed.iter().any(|o| o.as_str() == origin) {
             return Err(ReturnUrlError::NotAllowed);
         }
         Ok(ReturnUrl(url.into()))
+    }
+
+    /// The URL's origin, as browsers serialise it (for the pages' `form-action`).
+    pub fn origin(&self) -> String {
+        Url::parse(&self.0)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+
+    /// Whether the URL's origin is still one of `allowed` (an admin may have removed it since).
+    pub fn allowed_by(&self, allowed: &[ReturnOrigin]) -> bool {
+        Url::parse(&self.0)
+            .ok()
+            .and_then(|u| origin_of(&u))
+            .is_some_and(|origin| allowed.iter().any(|o| o.as_str() == origin))
     }
 
     /// Reads back a URL this type accepted when it was stored.
@@ -207,6 +227,32 @@ impl ReturnUrl {
         url.query_pairs_mut().append_pair(RESULT_PARAMETER, code);
         url.into()
     }
+}
+
+/// Whether the URL already names a result parameter in any spelling a tenant's framework might
+/// read as ours: any case (ASP.NET), after `;` (older parsers), with `.`, space or `[` for `_`
+/// (PHP), in the query or in the fragment (single-page routers).
+fn names_the_result(url: &Url) -> bool {
+    let fold = |name: &str| -> String {
+        name.chars()
+            .map(|c| match c {
+                '.' | ' ' | '[' => '_',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
+    };
+    let named = |text: &str| {
+        text.split(['&', ';', '?'])
+            .filter_map(|pair| pair.split('=').next())
+            .map(|name| {
+                let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                fold(&decoded)
+            })
+            .any(|name| name == RESULT_PARAMETER)
+    };
+    url.query().is_some_and(named) || url.fragment().is_some_and(named)
 }
 
 /// When a link, or the session it opened, ends.
@@ -298,6 +344,30 @@ mod tests {
                 ReturnUrlError::Forbidden,
             ),
             ("https://app.example.com/\n", ReturnUrlError::Malformed),
+            (
+                "https://app.example.com/?TWOFOLD_RESULT=x",
+                ReturnUrlError::Forbidden,
+            ),
+            (
+                "https://app.example.com/?a=1;twofold_result=x",
+                ReturnUrlError::Forbidden,
+            ),
+            (
+                "https://app.example.com/?twofold.result=x",
+                ReturnUrlError::Forbidden,
+            ),
+            (
+                "https://app.example.com/?twofold%5Fresult=x",
+                ReturnUrlError::Forbidden,
+            ),
+            (
+                "https://app.example.com/#/done?twofold_result=x",
+                ReturnUrlError::Forbidden,
+            ),
+            (
+                "https://app.example.com//evil.net/",
+                ReturnUrlError::NotAllowed,
+            ),
         ] {
             assert_eq!(ReturnUrl::parse(bad, &allowed), Err(why), "{bad}");
         }
@@ -305,6 +375,21 @@ mod tests {
             ReturnUrl::parse("https://app.example.com/", &[]),
             Err(ReturnUrlError::NotAllowed)
         );
+        // Short in characters, long once percent-encoded: counted as sent.
+        let emoji = format!("https://app.example.com/{}", "😀".repeat(300));
+        assert_eq!(
+            ReturnUrl::parse(&emoji, &allowed),
+            Err(ReturnUrlError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_return_url_is_allowed_only_while_its_origin_is() {
+        let allowed = origins(&["https://app.example.com", "https://old.example.com"]);
+        let url = ReturnUrl::parse("https://old.example.com:443/x", &allowed).unwrap();
+        assert_eq!(url.origin(), "https://old.example.com");
+        assert!(url.allowed_by(&allowed));
+        assert!(!url.allowed_by(&origins(&["https://app.example.com"])));
     }
 
     #[test]

@@ -172,10 +172,19 @@ pub struct Settings {
 fn public_url(raw: &str) -> Result<String, ConfigError> {
     let bad = || ConfigError::Malformed {
         var: "TWOFOLD_PUBLIC_URL",
-        expected: "an origin such as https://2fa.example.com (no path, query or credentials)",
+        expected: "an https origin such as https://2fa.example.com (no path, query or \
+                   credentials; http only for localhost)",
     };
     let url = url::Url::parse(raw.trim()).map_err(|_| bad())?;
-    let ok = matches!(url.scheme(), "http" | "https")
+    // Plain http only on this machine: a link sent in clear elsewhere can be read and opened
+    // first by anyone on the path.
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let ok = (url.scheme() == "https" || (url.scheme() == "http" && loopback))
         && url.host().is_some()
         && url.username().is_empty()
         && url.password().is_none()
@@ -420,11 +429,19 @@ mod tests {
                 .as_deref(),
             Some("https://2fa.example.com")
         );
+        assert_eq!(
+            settings(&[("TWOFOLD_PUBLIC_URL", "http://127.0.0.1:8080")])
+                .unwrap()
+                .public_url
+                .as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
         for bad in [
             "2fa.example.com",
             "https://2fa.example.com/x",
             "ftp://h",
             "https://u@h",
+            "http://2fa.example.com",
         ] {
             assert!(settings(&[("TWOFOLD_PUBLIC_URL", bad)]).is_err(), "{bad}");
         }

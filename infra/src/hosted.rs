@@ -45,6 +45,7 @@ fn purpose(row: &PgRow) -> Result<Purpose, StoreError> {
 fn link_of(row: &PgRow) -> Result<HostedLink, StoreError> {
     let locale: Option<String> = row.try_get("locale").map_err(StoreError::new)?;
     Ok(HostedLink {
+        id: text(row, "link_id")?,
         key: KeyPrincipal {
             tenant_id: TenantId::parse(&text(row, "tenant_id")?)
                 .map_err(|_| corrupt("tenant_id"))?,
@@ -68,8 +69,8 @@ const KEY_ACTIVE: &str = "EXISTS (SELECT 1 FROM api_keys k \
    AND NOT EXISTS (SELECT 1 FROM key_revocations r \
      WHERE r.tenant_id = s.tenant_id AND r.key_id = s.key_id)";
 
-const LINK_COLUMNS: &str =
-    "s.tenant_id, s.key_id, s.user_id, s.purpose, s.return_url, s.locale, s.created_at";
+const LINK_COLUMNS: &str = "s.link_id, s.tenant_id, s.key_id, s.user_id, s.purpose, \
+     s.return_url, s.locale, s.created_at";
 
 #[async_trait]
 impl HostedStore for PgHostedStore {
@@ -79,9 +80,9 @@ impl HostedStore for PgHostedStore {
         link: &HostedLink,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO hosted_sessions \
-               (link_hash, tenant_id, key_id, user_id, purpose, return_url, locale, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO hosted_sessions (link_hash, tenant_id, key_id, user_id, purpose, \
+               return_url, locale, created_at, link_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(link_hash.as_hex())
         .bind(link.key.tenant_id.as_str())
@@ -91,6 +92,7 @@ impl HostedStore for PgHostedStore {
         .bind(link.return_url.as_str())
         .bind(link.locale.as_ref().map(|l| l.as_str()))
         .bind(link.created_at)
+        .bind(&link.id)
         .execute(&self.pool)
         .await
         .map_err(StoreError::new)?;
@@ -159,8 +161,8 @@ impl HostedStore for PgHostedStore {
         }
         sqlx::query(
             "INSERT INTO hosted_results \
-               (code_hash, tenant_id, user_id, purpose, completed, method, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+               (code_hash, tenant_id, user_id, purpose, completed, method, created_at, link_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(code_hash.as_hex())
         .bind(outcome.tenant_id.as_str())
@@ -169,6 +171,7 @@ impl HostedStore for PgHostedStore {
         .bind(outcome.completed)
         .bind(outcome.method.map(Method::as_str))
         .bind(outcome.created_at)
+        .bind(&outcome.link_id)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::new)?;
@@ -180,19 +183,21 @@ impl HostedStore for PgHostedStore {
         &self,
         code_hash: &KeyedHash,
         tenant: &TenantId,
+        link_id: &str,
         now: DateTime<Utc>,
         created_after: DateTime<Utc>,
     ) -> Result<Option<HostedOutcome>, StoreError> {
         let row = sqlx::query(
             "UPDATE hosted_results SET redeemed_at = $3 \
              WHERE code_hash = $1 AND tenant_id = $2 AND redeemed_at IS NULL \
-               AND created_at > $4 \
-             RETURNING tenant_id, user_id, purpose, completed, method, created_at",
+               AND created_at > $4 AND link_id = $5 \
+             RETURNING link_id, tenant_id, user_id, purpose, completed, method, created_at",
         )
         .bind(code_hash.as_hex())
         .bind(tenant.as_str())
         .bind(now)
         .bind(created_after)
+        .bind(link_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::new)?;
@@ -200,6 +205,7 @@ impl HostedStore for PgHostedStore {
             return Ok(None);
         };
         Ok(Some(HostedOutcome {
+            link_id: text(&row, "link_id")?,
             tenant_id: TenantId::parse(&text(&row, "tenant_id")?)
                 .map_err(|_| corrupt("tenant_id"))?,
             user_id: UserId::parse(&text(&row, "user_id")?).map_err(|_| corrupt("user_id"))?,

@@ -27,8 +27,10 @@ use crate::{Call, RequestContext, ServiceError};
 const LINK_PREFIX: &str = "tfl_";
 const SESSION_PREFIX: &str = "tfh_";
 const RESULT_PREFIX: &str = "tfr_";
-/// Longest secret looked at; anything longer is not one of ours.
-const MAX_SECRET_CHARS: usize = 128;
+const LINK_ID_PREFIX: &str = "hs_";
+/// Base32 characters of 32 random bytes: every secret has exactly this many after its prefix,
+/// so anything else is refused before any hash or look-up.
+const SECRET_CHARS: usize = 52;
 
 /// One of the three secrets. Redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -36,12 +38,10 @@ pub struct HostedSecret(Zeroizing<String>);
 
 impl HostedSecret {
     fn read(value: &str, prefix: &str) -> Option<Self> {
-        (value.starts_with(prefix)
-            && value.len() <= MAX_SECRET_CHARS
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .then(|| Self(Zeroizing::new(value.to_owned())))
+        let body = value.strip_prefix(prefix)?;
+        let ours = body.len() == SECRET_CHARS
+            && body.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7'));
+        ours.then(|| Self(Zeroizing::new(value.to_owned())))
     }
 
     /// A browser session's secret read from its cookie.
@@ -73,6 +73,9 @@ pub struct CreateLink {
 /// The link to send the user to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkToPages {
+    /// Kept by the tenant's backend with its own user session, and given back to redeem the
+    /// result: a result reaches only the sign-in that asked for it.
+    pub id: String,
     pub url: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -127,6 +130,12 @@ impl HostedPages {
         }
     }
 
+    /// Whether browsers reach the service over https (`TWOFOLD_PUBLIC_URL`): its cookies are
+    /// then `Secure` whatever a request's headers say.
+    pub fn served_over_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
     /// Where browsers reach the service: links are made under it. Known once the server has
     /// bound its address, after the use-cases are wired.
     pub fn with_public_url(mut self, public_url: &str) -> Self {
@@ -174,7 +183,10 @@ impl HostedPages {
             .map_err(ServiceError::invalid)?;
         let now = self.clock.now();
         let secret = self.new_secret(LINK_PREFIX);
+        let mut id = [0u8; 16];
+        self.entropy.fill(&mut id);
         let link = HostedLink {
+            id: format!("{LINK_ID_PREFIX}{}", base32_lower(&id)),
             key: call.key.clone(),
             user_id,
             purpose,
@@ -189,6 +201,7 @@ impl HostedPages {
             .create_link(&self.hash("hosted-link", &secret), &link)
             .await?;
         Ok(LinkToPages {
+            id: link.id,
             url: format!("{}/hosted/start?link={}", self.public_url, secret.expose()),
             expires_at: now + LINK_TTL,
         })
@@ -257,7 +270,8 @@ impl HostedPages {
     }
 
     /// Ends the session with its outcome: the URL to send the browser back to, carrying the
-    /// result code. `None` when the session had already ended.
+    /// result code. `None` when the session had already ended. Refused when the return URL's
+    /// origin is no longer one of the tenant's (an admin removed it after the link was made).
     pub async fn finish(
         &self,
         session: &HostedSecret,
@@ -265,8 +279,23 @@ impl HostedPages {
         completed: bool,
         method: Option<Method>,
     ) -> Result<Option<String>, ServiceError> {
+        let tenant = self
+            .directory
+            .tenant(&live.link.key.tenant_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))?;
+        if !live
+            .link
+            .return_url
+            .allowed_by(&tenant.policy.return_origins)
+        {
+            return Err(ServiceError::Forbidden(
+                "the organisation no longer sends users back to this site".into(),
+            ));
+        }
         let code = self.new_secret(RESULT_PREFIX);
         let outcome = HostedOutcome {
+            link_id: live.link.id.clone(),
             tenant_id: live.link.key.tenant_id.clone(),
             user_id: live.link.user_id.clone(),
             purpose: live.link.purpose,
@@ -285,13 +314,19 @@ impl HostedPages {
         Ok(finished.then(|| live.link.return_url.with_result(code.expose())))
     }
 
-    /// `redeemUserSession`: what happened, once, for the tenant whose page it was.
-    pub async fn redeem(&self, call: &Call, code: &str) -> Result<HostedOutcome, ServiceError> {
+    /// `redeemUserSession`: what happened, once, for the tenant and link it was for.
+    pub async fn redeem(
+        &self,
+        call: &Call,
+        code: &str,
+        link_id: &str,
+    ) -> Result<HostedOutcome, ServiceError> {
         require(&call.key, APP)?;
         let refused = || {
             ServiceError::InvalidInput(
-                "code is not a result code of this organisation, or it was already redeemed \
-                 or has expired (results are redeemable once, within 5 minutes)"
+                "code is not a result of this organisation's session sessionId, or it was \
+                 already redeemed or has expired (a result is redeemable once, within 5 \
+                 minutes, with the id createUserSession gave)"
                     .into(),
             )
         };
@@ -301,6 +336,7 @@ impl HostedPages {
             .redeem(
                 &self.hash("hosted-result", &code),
                 call.tenant(),
+                link_id.trim(),
                 now,
                 now - RESULT_TTL,
             )

@@ -195,6 +195,8 @@ pub struct TestOptions {
     /// (an open transaction that wrote) shortens it: each command it makes meanwhile waits
     /// it out.
     pub settle_timeout: std::time::Duration,
+    /// `TWOFOLD_PUBLIC_URL` (`None`: `http://` and the bound address).
+    pub public_url: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -211,6 +213,7 @@ impl Default for TestOptions {
             allow_private_provider_urls: true,
             delivery_retention: RetryPolicy::default().retention,
             settle_timeout: twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT,
+            public_url: None,
         }
     }
 }
@@ -309,7 +312,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         graphiql: options.graphiql,
         console: options.console,
         settle_timeout: options.settle_timeout,
-        public_url: None,
+        public_url: options.public_url.clone(),
     })
     .await
     .expect("building the application")

@@ -38,8 +38,14 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-pub(crate) fn routes() -> Router<WebState> {
-    Router::new().route("/console/assets/{file}", get(asset))
+pub(crate) fn routes(console: bool) -> Router<WebState> {
+    // The hosted pages have the same files under their own path, served with the console off.
+    let hosted = Router::new().route("/hosted/assets/{file}", get(asset));
+    if console {
+        hosted.route("/console/assets/{file}", get(asset))
+    } else {
+        hosted
+    }
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

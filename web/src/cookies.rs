@@ -92,16 +92,22 @@ pub(crate) fn set(
 /// The hosted pages' session cookie; `max_age_seconds: 0` deletes it. `Lax`, not `Strict`: the
 /// user arrives by a top-level navigation from the tenant's site, and a `Strict` cookie set then
 /// is not sent on the redirect that follows. Every form the pages take is a POST with a token.
+///
+/// `https`: the service is published over https (`TWOFOLD_PUBLIC_URL`), so the cookie is `Secure`
+/// whatever the request says. The link is opened by a top-level navigation, which carries no
+/// `Origin`, so behind a proxy that rewrites `Host` to loopback the headers alone would say
+/// "local".
 pub(crate) fn hosted_session(
     value: &str,
     max_age_seconds: i64,
     request: &HeaderMap,
+    https: bool,
 ) -> HeaderValue {
     let cookie = Cookie::build((HOSTED_SESSION, value.to_owned()))
         .path("/hosted")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(!is_local(request))
+        .secure(https || !is_local(request))
         .max_age(cookie::time::Duration::seconds(max_age_seconds))
         .build();
     HeaderValue::from_str(&cookie.to_string()).expect("cookie values are plain ASCII")

@@ -53,13 +53,18 @@ pub struct WebState {
 /// accepts. A console form is a key, a token and a reason: far less.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
-/// The console's routes, under `/console` and `/assets`, to be merged into the API's router
-/// (which adds the request id, client address, tracing and metrics layers).
-pub fn router(state: WebState) -> Router {
-    Router::new()
-        .merge(console::routes())
+/// The pages' routes: the console under `/console` (when `console`), the hosted pages under
+/// `/hosted`, and their static files, to be merged into the API's router (which adds the
+/// request id, client address, tracing and metrics layers).
+pub fn router(state: WebState, console: bool) -> Router {
+    let pages = if console {
+        Router::new().merge(console::routes())
+    } else {
+        Router::new()
+    };
+    pages
         .merge(hosted::routes())
-        .merge(assets::routes())
+        .merge(assets::routes(console))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn(security::same_origin_posts))

@@ -25,10 +25,10 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
     if in_place {
         h.insert("hx-push-url", HeaderValue::from_static("false"));
     }
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // A page may have set a stricter or wider one of its own (a hosted page's forms end in a
+    // redirect to the tenant's site, which `form-action` must name).
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

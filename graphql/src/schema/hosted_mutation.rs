@@ -38,15 +38,27 @@ impl HostedMutation {
     }
 
     /// APP. What happened on the hosted pages: redeemable once, within 5 minutes, by the
-    /// organisation whose page it was. Anything else is `INVALID_INPUT`.
+    /// organisation whose page it was, with the `id` its `createUserSession` gave (keep it with
+    /// your own user session, as OAuth's `state`: a result then reaches only the sign-in that
+    /// asked for it). Anything else is `INVALID_INPUT`, and spends nothing. `sessionId` is
+    /// required; it is nullable in the schema only because the first version of this mutation
+    /// had no such argument.
     #[graphql(guard = "RoleGuard(APP)")]
     async fn redeem_user_session(
         &self,
         ctx: &Context<'_>,
         code: String,
+        session_id: Option<ID>,
     ) -> async_graphql::Result<UserSessionResult> {
+        let Some(session_id) = session_id else {
+            return Err(ApiError(ServiceError::InvalidInput(
+                "sessionId is required: give the id createUserSession returned with the link"
+                    .into(),
+            ))
+            .into());
+        };
         let outcome = hosted(ctx)
-            .redeem(call(ctx)?, &code)
+            .redeem(call(ctx)?, &code, &session_id)
             .await
             .map_err(ApiError)?;
         Ok(outcome.into())

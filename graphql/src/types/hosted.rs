@@ -25,6 +25,8 @@ pub enum UserSessionPurposeGql {
 /// A single-use link to the hosted pages, bound to the tenant, the user and the purpose.
 #[derive(SimpleObject, Debug)]
 pub struct UserSessionLink {
+    /// Keep it with your own user session; `redeemUserSession` needs it back.
+    pub id: ID,
     /// Send the user's browser here.
     pub url: String,
     /// The link cannot be opened after this (10 minutes).
@@ -34,6 +36,7 @@ pub struct UserSessionLink {
 impl From<LinkToPages> for UserSessionLink {
     fn from(l: LinkToPages) -> Self {
         Self {
+            id: ID(l.id),
             url: l.url,
             expires_at: l.expires_at,
         }

@@ -10,3 +10,4 @@ hosted-session-ended = Ihre Zeit auf dieser Seite ist abgelaufen. Kehren Sie zur
 hosted-error-title = Etwas ist schiefgelaufen
 hosted-form-expired = Das Formular ist abgelaufen. Laden Sie die Seite neu und versuchen Sie es noch einmal.
 hosted-error-internal = Bei uns ist etwas schiefgelaufen. Versuchen Sie es gleich noch einmal.
+hosted-throttled = Zu viele Versuche aus Ihrem Netzwerk. Versuchen Sie es in { $seconds } Sekunden erneut.

@@ -10,3 +10,4 @@ hosted-session-ended = Your time on this page has run out. Go back to the site y
 hosted-error-title = Something went wrong
 hosted-form-expired = The form has expired. Reload the page and try again.
 hosted-error-internal = Something went wrong on our side. Try again in a moment.
+hosted-throttled = Too many attempts from your network. Try again in { $seconds } seconds.

@@ -10,3 +10,4 @@ hosted-session-ended = Se ha agotado tu tiempo en esta página. Vuelve al sitio 
 hosted-error-title = Algo ha salido mal
 hosted-form-expired = El formulario ha caducado. Vuelve a cargar la página e inténtalo de nuevo.
 hosted-error-internal = Algo ha salido mal por nuestra parte. Inténtalo de nuevo en un momento.
+hosted-throttled = Demasiados intentos desde tu red. Inténtalo de nuevo dentro de { $seconds } segundos.

@@ -10,3 +10,4 @@ hosted-session-ended = Le temps passé sur cette page est écoulé. Revenez sur 
 hosted-error-title = Un problème est survenu
 hosted-form-expired = Le formulaire a expiré. Rechargez la page et réessayez.
 hosted-error-internal = Un problème est survenu de notre côté. Réessayez dans un instant.
+hosted-throttled = Trop de tentatives depuis votre réseau. Réessayez dans { $seconds } secondes.

@@ -14,6 +14,8 @@ use crate::StoreError;
 /// A link as the tenant's backend asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostedLink {
+    /// The link's public id, which its result is redeemed with.
+    pub id: String,
     /// The APP key that asked: the pages act as it, and end when it is revoked.
     pub key: KeyPrincipal,
     pub user_id: UserId,
@@ -26,6 +28,8 @@ pub struct HostedLink {
 /// How a flow ended, for the tenant's backend to redeem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostedOutcome {
+    /// The id of the link whose visit this was.
+    pub link_id: String,
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub purpose: Purpose,
@@ -70,12 +74,14 @@ pub trait HostedStore: Send + Sync {
         outcome: &HostedOutcome,
     ) -> Result<bool, StoreError>;
 
-    /// Takes the outcome recorded under `code_hash` for `tenant` once: `None` when it is
-    /// unknown, another tenant's, already redeemed or created before `created_after`.
+    /// Takes the outcome recorded under `code_hash` for `tenant` and link `link_id` once:
+    /// `None` when it is unknown, another tenant's or link's, already redeemed or created
+    /// before `created_after`.
     async fn redeem(
         &self,
         code_hash: &KeyedHash,
         tenant: &TenantId,
+        link_id: &str,
         now: DateTime<Utc>,
         created_after: DateTime<Utc>,
     ) -> Result<Option<HostedOutcome>, StoreError>;

@@ -15,19 +15,26 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use twofold_graphql::client_addr::ClientAddr;
 use twofold_i18n::{negotiate, Arg, Catalog, Language};
 use twofold_services::hosted::{HostedSecret, HostedSession};
+use twofold_services::ServiceError;
 
 use crate::{cookies, page, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
-        .route("/hosted/start", get(start))
+        // Not HEAD: a link scanner or prefetch would spend the link the user needs.
+        .route(
+            "/hosted/start",
+            get(start).head(|| async { StatusCode::METHOD_NOT_ALLOWED }),
+        )
         .route("/hosted", get(show))
         .route("/hosted/cancel", post(cancel))
 }
@@ -125,12 +132,12 @@ fn session_gone(texts: HostedTexts) -> Response {
     );
     r.headers_mut().append(
         header::SET_COOKIE,
-        cookies::hosted_session("", 0, &HeaderMap::new()),
+        cookies::hosted_session("", 0, &HeaderMap::new(), false),
     );
     r
 }
 
-fn internal(texts: HostedTexts, e: &twofold_services::ServiceError) -> Response {
+fn internal(texts: HostedTexts, e: &ServiceError) -> Response {
     tracing::error!(error = ?e, "hosted page failed");
     ended(
         texts,
@@ -140,64 +147,129 @@ fn internal(texts: HostedTexts, e: &twofold_services::ServiceError) -> Response 
     )
 }
 
+/// A refusal the user can act on (the tenant no longer returns to the link's site).
+fn refused(texts: HostedTexts, e: &ServiceError) -> Response {
+    match e {
+        ServiceError::Internal(_) => internal(texts, e),
+        other => ended(
+            texts,
+            page::status_of(other.code()),
+            "hosted-error-title",
+            other.to_string(),
+        ),
+    }
+}
+
+/// The client's address, for the budget of unknown credentials the API and the console share.
+fn client(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<ClientAddr>().map(|c| c.0)
+}
+
+/// The page for an address that spent its budget of unknown links and cookies.
+fn throttled(texts: HostedTexts, seconds: u64) -> Response {
+    let mut r = ended(
+        texts,
+        StatusCode::TOO_MANY_REQUESTS,
+        "hosted-error-title",
+        texts.with("hosted-throttled", &[("seconds", &seconds.to_string())]),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    r
+}
+
 #[derive(Deserialize)]
 struct StartQuery {
     #[serde(default)]
     link: String,
 }
 
-async fn start(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Query(query): Query<StartQuery>,
-) -> Response {
-    let texts = HostedTexts::choose(None, &headers);
+/// Spends the link. Unknown and spent links spend the address's budget of unknown credentials,
+/// as unknown keys and console sessions do: each costs a database write.
+async fn start(State(state): State<WebState>, parts: Parts) -> Response {
+    let headers = &parts.headers;
+    let texts = HostedTexts::choose(None, headers);
+    let ip = client(&parts);
+    if let Some(seconds) = state.anonymous.refused(ip) {
+        return throttled(texts, seconds);
+    }
+    let Ok(Query(query)) = Query::<StartQuery>::try_from_uri(&parts.uri) else {
+        state.anonymous.spend(ip);
+        return link_invalid(texts);
+    };
     match state.hosted.open(&query.link).await {
         Ok(Some((secret, session))) => {
             let seconds = (session.ends_at - chrono::Utc::now()).num_seconds().max(1);
             let mut r = Redirect::to("/hosted").into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
-                cookies::hosted_session(secret.expose(), seconds, &headers),
+                cookies::hosted_session(
+                    secret.expose(),
+                    seconds,
+                    headers,
+                    state.hosted.served_over_https(),
+                ),
             );
             r
         }
-        Ok(None) => ended(
-            texts,
-            StatusCode::NOT_FOUND,
-            "hosted-link-invalid-title",
-            texts.t("hosted-link-invalid"),
-        ),
-        Err(e) => internal(texts, &e),
+        Ok(None) => {
+            state.anonymous.spend(ip);
+            link_invalid(texts)
+        }
+        Err(e) => {
+            state.anonymous.spend(ip);
+            internal(texts, &e)
+        }
     }
 }
 
-/// The session of the browser's cookie, or the page to answer instead.
+fn link_invalid(texts: HostedTexts) -> Response {
+    ended(
+        texts,
+        StatusCode::NOT_FOUND,
+        "hosted-link-invalid-title",
+        texts.t("hosted-link-invalid"),
+    )
+}
+
+/// The session of the browser's cookie, or the page to answer instead. Unknown cookies spend the
+/// address's budget like unknown links.
 async fn session(
     state: &WebState,
-    headers: &HeaderMap,
+    parts: &Parts,
 ) -> Result<(HostedSecret, HostedSession, HostedTexts), Response> {
+    let headers = &parts.headers;
     let texts = HostedTexts::choose(None, headers);
-    let gone = || session_gone(texts);
-    let secret = cookies::read(headers, cookies::HOSTED_SESSION)
+    let ip = client(parts);
+    if let Some(seconds) = state.anonymous.refused(ip) {
+        return Err(throttled(texts, seconds));
+    }
+    let Some(secret) = cookies::read(headers, cookies::HOSTED_SESSION)
         .and_then(|v| HostedSecret::session_from_cookie(&v))
-        .ok_or_else(gone)?;
+    else {
+        return Err(session_gone(texts));
+    };
     match state.hosted.resume(&secret).await {
         Ok(Some(session)) => {
             let texts = HostedTexts::choose(Some(&session), headers);
             Ok((secret, session, texts))
         }
-        Ok(None) => Err(gone()),
-        Err(e) => Err(internal(texts, &e)),
+        Ok(None) => {
+            state.anonymous.spend(ip);
+            Err(session_gone(texts))
+        }
+        Err(e) => {
+            state.anonymous.spend(ip);
+            Err(internal(texts, &e))
+        }
     }
 }
 
-async fn show(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let (secret, session, texts) = match session(&state, &headers).await {
+async fn show(State(state): State<WebState>, parts: Parts) -> Response {
+    let (secret, session, texts) = match session(&state, &parts).await {
         Ok(found) => found,
         Err(page) => return page,
     };
-    page::html(
+    let mut r = page::html(
         StatusCode::OK,
         &SessionPage {
             texts,
@@ -205,7 +277,18 @@ async fn show(State(state): State<WebState>, headers: HeaderMap) -> Response {
             purpose: session.link.purpose.as_str(),
             csrf: state.hosted.csrf_of(&secret),
         },
-    )
+    );
+    // Chromium and WebKit check `form-action` against the redirect that ends a form's POST,
+    // and the pages' forms end by sending the browser back to the tenant's site.
+    let policy = crate::security::CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", session.link.return_url.origin()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        r.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    r
 }
 
 #[derive(Deserialize)]
@@ -216,10 +299,10 @@ struct CsrfForm {
 
 async fn cancel(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    parts: Parts,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (secret, session, texts) = match session(&state, &headers).await {
+    let (secret, session, texts) = match session(&state, &parts).await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -235,11 +318,13 @@ async fn cancel(
     match state.hosted.finish(&secret, &session, false, None).await {
         Ok(Some(back)) => {
             let mut r = Redirect::to(&back).into_response();
-            r.headers_mut()
-                .append(header::SET_COOKIE, cookies::hosted_session("", 0, &headers));
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::hosted_session("", 0, &parts.headers, false),
+            );
             r
         }
         Ok(None) => session_gone(texts),
-        Err(e) => internal(texts, &e),
+        Err(e) => refused(texts, &e),
     }
 }

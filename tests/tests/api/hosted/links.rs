@@ -7,9 +7,15 @@ use twofold_tests::TestApp;
 use crate::console::Browser;
 use crate::sign_in::{acme, Acme};
 
-const CREATE: &str = "mutation($u: ID!, $p: UserSessionPurpose!, $r: String!, $l: String) { createUserSession(userId: $u, purpose: $p, returnUrl: $r, locale: $l) { url expiresAt } }";
-const REDEEM: &str = "mutation($c: String!) { redeemUserSession(code: $c) { userId purpose completed method deviceToken } }";
-const RETURN: &str = "https://app.acme.ge/after-2fa?step=2";
+pub(crate) const CREATE: &str = "mutation($u: ID!, $p: UserSessionPurpose!, $r: String!, $l: String) { createUserSession(userId: $u, purpose: $p, returnUrl: $r, locale: $l) { id url expiresAt } }";
+const REDEEM: &str = "mutation($c: String!, $s: ID) { redeemUserSession(code: $c, sessionId: $s) { userId purpose completed method deviceToken } }";
+pub(crate) const RETURN: &str = "https://app.acme.ge/after-2fa?step=2";
+
+/// A link: its id (for redeeming) and its path on the service.
+pub(crate) struct Link {
+    pub(crate) id: String,
+    pub(crate) path: String,
+}
 
 /// A tenant whose hosted pages return to https://app.acme.ge.
 pub(crate) async fn tenant(app: &TestApp, name: &str) -> Acme {
@@ -31,8 +37,8 @@ pub(crate) async fn tenant(app: &TestApp, name: &str) -> Acme {
     t
 }
 
-/// A link for `user`; returns its path on the service (`/hosted/start?link=...`).
-pub(crate) async fn link(app: &TestApp, key: &str, user: &str, locale: Option<&str>) -> String {
+/// A link for `user`.
+pub(crate) async fn link(app: &TestApp, key: &str, user: &str, locale: Option<&str>) -> Link {
     let a = app
         .gql(
             Some(key),
@@ -40,17 +46,19 @@ pub(crate) async fn link(app: &TestApp, key: &str, user: &str, locale: Option<&s
             json!({ "u": user, "p": "ENROLL", "r": RETURN, "l": locale }),
         )
         .await;
-    let url = a.data()["createUserSession"]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    url.strip_prefix(&app.address)
-        .unwrap_or_else(|| panic!("{url} is not on {}", app.address))
-        .to_owned()
+    let made = &a.data()["createUserSession"];
+    let url = made["url"].as_str().unwrap();
+    Link {
+        id: made["id"].as_str().unwrap().to_owned(),
+        path: url
+            .strip_prefix(&app.address)
+            .unwrap_or_else(|| panic!("{url} is not on {}", app.address))
+            .to_owned(),
+    }
 }
 
 /// Opens `path` in `browser` and cancels; returns the result code the return URL carries.
-async fn open_and_cancel(browser: &mut Browser, path: &str) -> String {
+pub(crate) async fn open_and_cancel(browser: &mut Browser, path: &str) -> String {
     let opened = browser.get(path).await;
     assert_eq!(opened.status, 303, "{}", opened.body);
     assert_eq!(opened.location(), "/hosted");
@@ -66,8 +74,14 @@ async fn open_and_cancel(browser: &mut Browser, path: &str) -> String {
     code.to_owned()
 }
 
-async fn redeem(app: &TestApp, key: &str, code: &str) -> twofold_tests::Answer {
-    app.gql(Some(key), REDEEM, json!({ "c": code })).await
+pub(crate) async fn redeem(
+    app: &TestApp,
+    key: &str,
+    code: &str,
+    session: &str,
+) -> twofold_tests::Answer {
+    app.gql(Some(key), REDEEM, json!({ "c": code, "s": session }))
+        .await
 }
 
 #[tokio::test]
@@ -134,9 +148,9 @@ async fn a_cancelled_visit_returns_a_result_redeemed_once_by_its_own_tenant() {
     let app = twofold_tests::spawn_app().await;
     let acme = tenant(&app, "Acme").await;
     let other = tenant(&app, "Other").await;
-    let path = link(&app, &acme.app, "alice", None).await;
+    let link = link(&app, &acme.app, "alice", None).await;
     let mut browser = Browser::new(&app);
-    let code = open_and_cancel(&mut browser, &path).await;
+    let code = open_and_cancel(&mut browser, &link.path).await;
     assert!(code.starts_with("tfr_"), "{code}");
 
     // Another tenant's key, a forged code and an edited one are refused, and spend nothing.
@@ -145,19 +159,19 @@ async fn a_cancelled_visit_returns_a_result_redeemed_once_by_its_own_tenant() {
         (acme.app.as_str(), "tfr_forged"),
         (acme.app.as_str(), &code[..code.len() - 1]),
     ] {
-        let a = redeem(&app, key, code).await;
+        let a = redeem(&app, key, code, &link.id).await;
         assert_eq!(a.error_code(), "INVALID_INPUT", "{}", a.body);
     }
-    let a = redeem(&app, &acme.admin, &code).await;
+    let a = redeem(&app, &acme.admin, &code, &link.id).await;
     assert_eq!(a.error_code(), "FORBIDDEN");
 
-    let result = redeem(&app, &acme.app, &code).await;
+    let result = redeem(&app, &acme.app, &code, &link.id).await;
     assert_eq!(
         result.data()["redeemUserSession"],
         json!({ "userId": "alice", "purpose": "ENROLL", "completed": false, "method": null, "deviceToken": null })
     );
     // Once only.
-    let again = redeem(&app, &acme.app, &code).await;
+    let again = redeem(&app, &acme.app, &code, &link.id).await;
     assert_eq!(again.error_code(), "INVALID_INPUT");
     // The session ended with the visit: its page and its form are gone.
     assert_eq!(browser.get("/hosted").await.status, 401);
@@ -167,7 +181,7 @@ async fn a_cancelled_visit_returns_a_result_redeemed_once_by_its_own_tenant() {
 async fn a_link_opens_once_and_its_cookie_is_http_only_lax_and_scoped() {
     let app = twofold_tests::spawn_app().await;
     let acme = tenant(&app, "Acme").await;
-    let path = link(&app, &acme.app, "alice", None).await;
+    let path = link(&app, &acme.app, "alice", None).await.path;
     let mut first = Browser::new(&app);
     let opened = first.get(&path).await;
     assert_eq!(opened.status, 303);
@@ -187,10 +201,14 @@ async fn a_link_opens_once_and_its_cookie_is_http_only_lax_and_scoped() {
     assert!(!second.cookies.contains_key("twofold_hosted"));
     // Forged links and made-up cookies open nothing either.
     assert_eq!(
-        second.get("/hosted/start?link=tfl_forged").await.status,
+        second
+            .get(&format!("/hosted/start?link=tfl_{}", "a".repeat(52)))
+            .await
+            .status,
         404
     );
-    let mut forged = Browser::new(&app).with_header("cookie", "twofold_hosted=tfh_forged");
+    let mut forged =
+        Browser::new(&app).with_header("cookie", &format!("twofold_hosted=tfh_{}", "a".repeat(52)));
     assert_eq!(forged.get("/hosted").await.status, 401);
     // The first browser still has its page.
     assert_eq!(first.get("/hosted").await.status, 200);
@@ -200,7 +218,7 @@ async fn a_link_opens_once_and_its_cookie_is_http_only_lax_and_scoped() {
 async fn a_form_without_the_session_s_token_changes_nothing() {
     let app = twofold_tests::spawn_app().await;
     let acme = tenant(&app, "Acme").await;
-    let path = link(&app, &acme.app, "alice", None).await;
+    let path = link(&app, &acme.app, "alice", None).await.path;
     let mut browser = Browser::new(&app);
     assert_eq!(browser.get(&path).await.status, 303);
     for csrf in ["", "0000", "forged"] {
@@ -230,8 +248,8 @@ async fn revoking_the_app_key_ends_its_pages() {
     let app = twofold_tests::spawn_app().await;
     let acme = tenant(&app, "Acme").await;
     let (key_id, key) = app.issue_key(&acme.admin, "APP").await;
-    let unopened = link(&app, &key, "alice", None).await;
-    let opened = link(&app, &key, "bob", None).await;
+    let unopened = link(&app, &key, "alice", None).await.path;
+    let opened = link(&app, &key, "bob", None).await.path;
     let mut browser = Browser::new(&app);
     assert_eq!(browser.get(&opened).await.status, 303);
     app.gql(
@@ -249,7 +267,7 @@ async fn revoking_the_app_key_ends_its_pages() {
 async fn the_pages_speak_the_link_s_language_else_the_browser_s() {
     let app = twofold_tests::spawn_app().await;
     let acme = tenant(&app, "Acme").await;
-    let georgian = link(&app, &acme.app, "nino", Some("ka")).await;
+    let georgian = link(&app, &acme.app, "nino", Some("ka")).await.path;
     let mut browser = Browser::new(&app).speaking("de");
     browser.get(&georgian).await;
     let page = browser.get("/hosted").await;
@@ -257,7 +275,7 @@ async fn the_pages_speak_the_link_s_language_else_the_browser_s() {
     assert!(page.body.contains("ორსაფეხურიანი შესვლის ჩართვა"));
     assert!(page.body.contains("data-tenant>Acme<"), "{}", page.body);
 
-    let plain = link(&app, &acme.app, "hans", None).await;
+    let plain = link(&app, &acme.app, "hans", None).await.path;
     let mut browser = Browser::new(&app).speaking("de-CH, en;q=0.5");
     browser.get(&plain).await;
     let page = browser.get("/hosted").await;

@@ -243,7 +243,8 @@ impl PolicyForm {
 
 /// The non-empty lines of a text area, trimmed.
 fn lines(text: &str) -> Vec<String> {
-    text.lines()
+    // `\r` alone separates too: the text check splits on it, and a URL parser would drop it.
+    text.split(['\n', '\r'])
         .map(str::trim)
         .filter(|o| !o.is_empty())
         .map(str::to_owned)
