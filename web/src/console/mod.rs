@@ -48,6 +48,14 @@ pub(crate) fn routes() -> Router<WebState> {
             "/console/users/{user_id}/devices/{device_id}/revoke",
             post(users::revoke_device),
         )
+        // The same, for user ids a browser folds in a path (`.`, `..`): `?id=` (decision 145).
+        .route("/console/user", get(users::user))
+        .route("/console/user/reset", post(users::reset))
+        .route("/console/user/clear-lockout", post(users::clear_lockout))
+        .route(
+            "/console/user/devices/{device_id}/revoke",
+            post(users::revoke_device),
+        )
         .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
         .route(
             "/console/sign-out",

@@ -8,6 +8,7 @@ mod keys;
 mod pages;
 mod policy;
 mod sessions;
+mod user_ids;
 mod users;
 
 use std::collections::HashMap;

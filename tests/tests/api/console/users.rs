@@ -8,10 +8,10 @@ use super::Browser;
 use crate::sign_in::{acme, requirement};
 use crate::totp::{enroll, status, verify};
 
-const TRUST: &str = "mutation($u: ID!, $c: String!) { verify(userId: $u, method: RECOVERY_CODE, code: $c, trustDevice: true, deviceLabel: \"Work laptop\") { deviceToken } }";
+pub(crate) const TRUST: &str = "mutation($u: ID!, $c: String!) { verify(userId: $u, method: RECOVERY_CODE, code: $c, trustDevice: true, deviceLabel: \"Work laptop\") { deviceToken } }";
 
 /// A browser signed in with a fresh key of `role`; returns it and the key's id.
-async fn signed_in(app: &TestApp, admin: &str, role: &str) -> (Browser, String) {
+pub(crate) async fn signed_in(app: &TestApp, admin: &str, role: &str) -> (Browser, String) {
     let (id, secret) = app.issue_key(admin, role).await;
     let mut browser = Browser::new(app);
     assert_eq!(browser.sign_in(&secret).await.status, 303);
