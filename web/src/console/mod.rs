@@ -11,7 +11,7 @@ mod users;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -78,42 +78,65 @@ pub(crate) struct SignedIn {
 impl SignedIn {
     /// `None` when the form's `csrf` is this session's; the refusal page otherwise.
     pub(crate) fn refuse_csrf(&self, given: &str) -> Option<Response> {
-        (!ConsoleSessions::csrf_matches(&self.session.csrf, given))
-            .then(|| form_expired(self.chrome.texts, &self.chrome.path))
+        (!ConsoleSessions::csrf_matches(&self.session.csrf, given)).then(|| {
+            form_expired(Chrome {
+                who: None,
+                ..self.chrome.clone()
+            })
+        })
+    }
+}
+
+/// The GET address a request belongs to, query included: where the language switcher
+/// returns (decision 148). A refused form is answered from the address it posted to, and an
+/// action's address (`/console/keys/{id}/revoke`, `/console/users/{id}/reset`) has no page, so
+/// the switcher returns to the page the form is on.
+pub(crate) fn back_of(method: &Method, uri: &Uri) -> String {
+    let path = uri.path();
+    if method == Method::GET || method == Method::HEAD {
+        return uri.path_and_query().map_or(path, |p| p.as_str()).to_owned();
+    }
+    if path.starts_with("/console/keys/") {
+        return "/console/keys".into();
+    }
+    users::page_of_action(path, uri.query()).unwrap_or_else(|| path.to_owned())
+}
+
+/// The layout of an answer to `method` `uri`, before anyone is known to be signed in.
+pub(crate) fn chrome_for(texts: Texts, method: &Method, uri: &Uri) -> Chrome {
+    Chrome {
+        texts,
+        path: uri.path().to_owned(),
+        back: back_of(method, uri),
+        who: None,
     }
 }
 
 /// The answer to a form whose CSRF token is missing or not this browser's.
-pub(crate) fn form_expired(texts: Texts, path: &str) -> Response {
+pub(crate) fn form_expired(chrome: Chrome) -> Response {
+    let message = chrome.t("console-form-expired");
     page::html(
         StatusCode::FORBIDDEN,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: path.to_owned(),
-                who: None,
-            },
+            chrome,
             code: "FORBIDDEN",
-            message: texts.get("console-form-expired"),
+            message,
         },
     )
 }
 
 /// The answer to a browser whose address spent its budget of unknown credentials.
-pub(crate) fn throttled(texts: Texts, path: &str, seconds: u64) -> Response {
+fn throttled(chrome: Chrome, seconds: u64) -> Response {
+    let message = chrome.texts.with(
+        "console-sign-in-throttled",
+        &[("seconds", &seconds.to_string())],
+    );
     let mut r = page::html(
         StatusCode::TOO_MANY_REQUESTS,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: path.to_owned(),
-                who: None,
-            },
+            chrome,
             code: "RATE_LIMITED",
-            message: texts.with(
-                "console-sign-in-throttled",
-                &[("seconds", &seconds.to_string())],
-            ),
+            message,
         },
     );
     r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
@@ -141,7 +164,7 @@ impl FromRequestParts<WebState> for SignedIn {
         let texts = Texts {
             language: crate::language::choose(&parts.headers),
         };
-        let path = parts.uri.path().to_owned();
+        let anonymous = chrome_for(texts, &parts.method, &parts.uri);
         let (request_id, request) = metadata(parts);
         let to_sign_in = || {
             let mut r = Redirect::to("/console/sign-in").into_response();
@@ -162,7 +185,7 @@ impl FromRequestParts<WebState> for SignedIn {
             .refused(ip)
             .filter(|_| !state.sessions.is_known(&secret))
         {
-            return Err(throttled(texts, &path, seconds));
+            return Err(throttled(anonymous, seconds));
         }
         let session = match state.sessions.resume(&secret).await {
             Ok(Some(session)) => session,
@@ -172,18 +195,13 @@ impl FromRequestParts<WebState> for SignedIn {
             }
             Err(e) => {
                 state.anonymous.spend(ip);
-                let chrome = Chrome {
-                    texts,
-                    path,
-                    who: None,
-                };
-                return Err(page::error(chrome, &e, &request_id));
+                return Err(page::error(anonymous, &e, &request_id));
             }
         };
         if let Some(limits) = &state.rate_limits {
             let key = twofold_services::Principal::Key(session.key.clone());
             if let Err(refusal) = limits.charge(Some(&key)).await {
-                return Err(rate_limited(texts, &path, &refusal));
+                return Err(rate_limited(anonymous, &refusal));
             }
         }
         let span = tracing::Span::current();
@@ -208,9 +226,8 @@ impl FromRequestParts<WebState> for SignedIn {
             call: session.call(request),
             session,
             chrome: Chrome {
-                texts,
-                path,
                 who: Some(who),
+                ..anonymous
             },
             request_id,
         })
@@ -218,7 +235,7 @@ impl FromRequestParts<WebState> for SignedIn {
 }
 
 /// The answer to a page over its key's request rate: the API's refusal, as a page.
-fn rate_limited(texts: Texts, path: &str, refusal: &async_graphql::ServerError) -> Response {
+fn rate_limited(chrome: Chrome, refusal: &async_graphql::ServerError) -> Response {
     let seconds = refusal
         .extensions
         .as_ref()
@@ -232,11 +249,7 @@ fn rate_limited(texts: Texts, path: &str, refusal: &async_graphql::ServerError) 
     let mut r = page::html(
         StatusCode::TOO_MANY_REQUESTS,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: path.to_owned(),
-                who: None,
-            },
+            chrome,
             code: "RATE_LIMITED",
             message: refusal.message.clone(),
         },
@@ -245,15 +258,11 @@ fn rate_limited(texts: Texts, path: &str, refusal: &async_graphql::ServerError) 
     r
 }
 
-async fn not_found(texts: Texts, uri: axum::http::Uri) -> Response {
+async fn not_found(texts: Texts, uri: Uri) -> Response {
     page::html(
         StatusCode::NOT_FOUND,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: uri.path().to_owned(),
-                who: None,
-            },
+            chrome: chrome_for(texts, &Method::GET, &uri),
             code: "NOT_FOUND",
             message: texts.get("console-not-found"),
         },

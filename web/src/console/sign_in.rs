@@ -46,6 +46,7 @@ fn chrome(texts: Texts, path: &str) -> Chrome {
     Chrome {
         texts,
         path: path.to_owned(),
+        back: path.to_owned(),
         who: None,
     }
 }
@@ -99,7 +100,7 @@ pub(crate) async fn submit(
     let Some(nonce) = nonce
         .filter(|n| ConsoleSessions::csrf_matches(&state.sessions.sign_in_csrf(n), &form.csrf))
     else {
-        return form_expired(texts, "/console/sign-in");
+        return form_expired(chrome(texts, "/console/sign-in"));
     };
     let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let again = |status: StatusCode, message: String, code: &'static str| {
@@ -231,16 +232,19 @@ pub(crate) struct LanguageQuery {
 /// Remembers the chosen language and returns to the page it was chosen on (a console path
 /// only: this is not an open redirect).
 pub(crate) async fn language(headers: HeaderMap, Query(q): Query<LanguageQuery>) -> Response {
-    let back = if q.back.starts_with("/console")
-        && !q.back.contains("//")
-        && !q.back.contains('\\')
-        && q.back.len() <= 512
-        && q.back.bytes().all(|b| b.is_ascii_graphic())
-    {
-        q.back.as_str()
-    } else {
-        "/console"
+    let safe = |back: &str| {
+        back.starts_with("/console")
+            && !back.contains("//")
+            && !back.contains('\\')
+            && back.len() <= 512
+            && back.bytes().all(|b| b.is_ascii_graphic())
     };
+    // A page's query can be long (an audit filter): without it, the same page still.
+    let path = q.back.split('?').next().unwrap_or_default();
+    let back = [q.back.as_str(), path]
+        .into_iter()
+        .find(|b| safe(b))
+        .unwrap_or("/console");
     let mut r = Redirect::to(back).into_response();
     if let Some(language) = console_language(&q.lang) {
         r.headers_mut().append(

@@ -69,6 +69,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Target {
     }
 }
 
+/// The page a POST to an action of a user belongs to (where the language switcher returns):
+/// `/console/users/{id}/reset` to `/console/users/{id}`, `/console/user/reset?id=…` to
+/// `/console/user?id=…`. `None` for a path that is not a user's.
+pub(crate) fn page_of_action(path: &str, query: Option<&str>) -> Option<String> {
+    if let Some(rest) = path.strip_prefix("/console/users/") {
+        let segment = rest.split('/').next().unwrap_or_default();
+        return Some(format!("/console/users/{segment}"));
+    }
+    path.starts_with("/console/user/").then(|| {
+        let id = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "id")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        user_url(&id, "", &[])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +105,15 @@ mod tests {
             user_url("bob", "", &[("after", "c=1")]),
             "/console/users/bob?after=c%3D1"
         );
+        // An unsafe id's page path is rebuilt from the action's query.
+        assert_eq!(
+            page_of_action("/console/user/devices/d1/revoke", Some("id=..")),
+            Some("/console/user?id=..".into())
+        );
+        assert_eq!(
+            page_of_action("/console/users/a%2F../reset", None),
+            Some("/console/users/a%2F..".into())
+        );
+        assert_eq!(page_of_action("/console/keys", None), None);
     }
 }

@@ -7,6 +7,7 @@ mod actions;
 mod address;
 
 pub(crate) use actions::{clear_lockout, reset, revoke_device};
+pub(crate) use address::page_of_action;
 use address::{user_url, Target};
 
 use askama::Template;
