@@ -111,7 +111,7 @@ async fn act(
                 Ok(()) => {
                     state
                         .users
-                        .revoke_trusted_device(&s.call, &user_id, device)
+                        .revoke_trusted_device(&s.call, &user_id, device, Some(&reason))
                         .await
                 }
             },

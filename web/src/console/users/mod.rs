@@ -134,7 +134,8 @@ impl Row {
         let details = match &r.data {
             serde_json::Value::Object(map) => map
                 .iter()
-                .filter(|(k, _)| k.as_str() != "at")
+                // A field without a value (an optional one never given) says nothing.
+                .filter(|(k, v)| k.as_str() != "at" && !v.is_null())
                 .map(|(k, v)| match v {
                     serde_json::Value::String(s) => format!("{k}: {s}"),
                     other => format!("{k}: {other}"),
