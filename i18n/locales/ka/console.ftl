@@ -101,6 +101,7 @@ console-compliance-enrolled = ორფაქტორიანი ავთე�
 console-compliance-not-enrolled = ორფაქტორიანი ავთენტიფიკაციის გარეშე
 console-compliance-enforced-since = სავალდებულოა { $since }-დან
 console-compliance-csv = მთელი სიის ჩამოტვირთვა (CSV)
+console-compliance-csv-busy = თქვენს ორგანიზაციას ამ სიის { $max } ჩამოტვირთვა უკვე მიმდინარეობს. დაელოდეთ, სანამ ერთ-ერთი დასრულდება, და სცადეთ ხელახლა { $seconds } წამში.
 console-compliance-users = მომხმარებლები ორფაქტორიანი ავთენტიფიკაციის გარეშე, საშეღავათო ვადის ამოწურვის მიხედვით
 console-compliance-none = ყველა მომხმარებელს აქვს ორფაქტორიანი ავთენტიფიკაცია.
 console-compliance-user = მომხმარებელი

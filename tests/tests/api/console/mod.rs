@@ -4,6 +4,7 @@
 mod attacks;
 mod audit;
 mod compliance;
+mod compliance_cap;
 mod keys;
 mod pages;
 mod policy;
