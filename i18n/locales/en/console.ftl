@@ -3,6 +3,7 @@
 console-title = Twofold console
 console-skip = Skip to content
 console-nav-label = Console sections
+console-menu = Menu
 console-nav-overview = Overview
 console-nav-sign-out = Sign out
 console-language = Language

@@ -3,6 +3,7 @@
 console-title = Twofold-ის კონსოლი
 console-skip = მთავარ შინაარსზე გადასვლა
 console-nav-label = კონსოლის განყოფილებები
+console-menu = მენიუ
 console-nav-overview = მიმოხილვა
 console-nav-sign-out = გასვლა
 console-language = ენა
