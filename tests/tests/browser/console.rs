@@ -247,13 +247,7 @@ async fn menu_folds_on_a_phone(browser: &Browser) {
     menu.send_keys("\u{E007}").await.unwrap();
     assert!(visible(c, "header nav a").await, "Enter opens the menu");
     look(browser, "console-menu-ka-mobile").await;
-    c.active_element()
-        .await
-        .unwrap()
-        .send_keys("\u{E004}")
-        .await
-        .unwrap();
-    let focused = c.active_element().await.unwrap();
+    let focused = tab_from(c, c.active_element().await.unwrap()).await;
     assert_eq!(
         focused.attr("href").await.unwrap().as_deref(),
         Some("/console"),
@@ -261,6 +255,15 @@ async fn menu_folds_on_a_phone(browser: &Browser) {
     );
     menu.send_keys("\u{E007}").await.unwrap();
     assert!(!visible(c, "header nav a").await, "Enter folds it again");
+}
+
+/// Presses Tab in `element`; returns the element that has the focus then.
+async fn tab_from(
+    c: &fantoccini::Client,
+    element: fantoccini::elements::Element,
+) -> fantoccini::elements::Element {
+    element.send_keys("\u{E004}").await.unwrap();
+    c.active_element().await.unwrap()
 }
 
 /// Whether the first element `css` finds is shown.
@@ -317,13 +320,7 @@ async fn an_auditor_reads_in_georgian_on_a_phone_with_no_action_offered() {
         "the page is {width} px wide"
     );
     // The keyboard reaches the skip link first, and it is visible when focused.
-    c.find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .send_keys("\u{E004}")
-        .await
-        .unwrap();
-    let focused = c.active_element().await.unwrap();
+    let focused = tab_from(c, c.find(Locator::Css("body")).await.unwrap()).await;
     assert_eq!(
         focused.attr("class").await.unwrap().as_deref(),
         Some("skip")

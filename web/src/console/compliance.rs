@@ -233,26 +233,15 @@ pub(crate) async fn csv(
 /// The answer to one download more than the tenant may run at once: 429, when to try again,
 /// and why in the page's language.
 fn busy(chrome: Chrome, retry_after_seconds: i64) -> Response {
-    let seconds = retry_after_seconds.max(1).to_string();
+    let seconds = u64::try_from(retry_after_seconds).unwrap_or(1).max(1);
     let message = chrome.texts.with(
         "console-compliance-csv-busy",
         &[
             ("max", &MAX_COMPLIANCE_CSVS_PER_TENANT.to_string()),
-            ("seconds", &seconds),
+            ("seconds", &seconds.to_string()),
         ],
     );
-    let mut r = page::html(
-        StatusCode::TOO_MANY_REQUESTS,
-        &page::ErrorPage {
-            chrome,
-            code: "RATE_LIMITED",
-            message,
-        },
-    );
-    if let Ok(v) = HeaderValue::from_str(&seconds) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
+    super::too_many(chrome, message, seconds)
 }
 
 #[cfg(test)]

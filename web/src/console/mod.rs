@@ -125,12 +125,8 @@ pub(crate) fn form_expired(chrome: Chrome) -> Response {
     )
 }
 
-/// The answer to a browser whose address spent its budget of unknown credentials.
-fn throttled(chrome: Chrome, seconds: u64) -> Response {
-    let message = chrome.texts.with(
-        "console-sign-in-throttled",
-        &[("seconds", &seconds.to_string())],
-    );
+/// A 429 page saying `message`, with `Retry-After: seconds`.
+pub(crate) fn too_many(chrome: Chrome, message: String, seconds: u64) -> Response {
     let mut r = page::html(
         StatusCode::TOO_MANY_REQUESTS,
         &page::ErrorPage {
@@ -141,6 +137,15 @@ fn throttled(chrome: Chrome, seconds: u64) -> Response {
     );
     r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     r
+}
+
+/// The answer to a browser whose address spent its budget of unknown credentials.
+fn throttled(chrome: Chrome, seconds: u64) -> Response {
+    let message = chrome.texts.with(
+        "console-sign-in-throttled",
+        &[("seconds", &seconds.to_string())],
+    );
+    too_many(chrome, message, seconds)
 }
 
 pub(crate) fn session_secret(headers: &HeaderMap) -> Option<SessionSecret> {
@@ -246,16 +251,7 @@ fn rate_limited(chrome: Chrome, refusal: &async_graphql::ServerError) -> Respons
         })
         .unwrap_or(1)
         .max(1);
-    let mut r = page::html(
-        StatusCode::TOO_MANY_REQUESTS,
-        &page::ErrorPage {
-            chrome,
-            code: "RATE_LIMITED",
-            message: refusal.message.clone(),
-        },
-    );
-    r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-    r
+    too_many(chrome, refusal.message.clone(), seconds)
 }
 
 async fn not_found(texts: Texts, uri: Uri) -> Response {
