@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
 use twofold_domain::user::grace_ends_at;
 use twofold_domain::{TenantId, UserId};
 
 use twofold_domain::secrets::SealedSecret;
 
 use crate::ports::{ComplianceReadModel, ReadModelSync, Sealer, TenantDirectory};
+use crate::streams::{StreamSlot, StreamSlots};
 use crate::ServiceError;
 
 /// Largest page of non-compliant users.
@@ -52,6 +54,8 @@ pub struct ComplianceService {
     tenants: Arc<dyn TenantDirectory>,
     sync: Arc<dyn ReadModelSync>,
     sealer: Arc<dyn Sealer>,
+    /// The downloads running, per tenant (shared by every clone).
+    downloads: StreamSlots,
 }
 
 /// Cursor prefix: a version, so the format can change without misreading old cursors (`c1`
@@ -117,7 +121,53 @@ impl ComplianceService {
             tenants,
             sync,
             sealer,
+            downloads: StreamSlots::default(),
         }
+    }
+
+    /// Every user without 2FA, a page of up to [`MAX_PAGE`] at a time, following the report's
+    /// cursors (memory stays bounded however many there are), for a download. It holds one of
+    /// the tenant's [`MAX_COMPLIANCE_CSVS_PER_TENANT`](crate::streams::MAX_COMPLIANCE_CSVS_PER_TENANT)
+    /// places on this instance until the stream is dropped: when it ends, or when its reader
+    /// goes away and the body with it. Past the cap, `RATE_LIMITED`. The first page is read
+    /// before this returns, so a refusal comes before anything is sent; a later failure is the
+    /// stream's last item.
+    pub async fn export(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<BoxStream<'static, Result<Vec<NonCompliantUser>, ServiceError>>, ServiceError> {
+        let slot = self.downloads.compliance_csv(tenant)?;
+        let first = self.report(tenant, MAX_PAGE, None).await?;
+        struct Pages {
+            service: ComplianceService,
+            tenant: TenantId,
+            first: Option<Vec<NonCompliantUser>>,
+            after: Option<String>,
+            _slot: StreamSlot,
+        }
+        let pages = Pages {
+            service: self.clone(),
+            tenant: tenant.clone(),
+            after: first.end_cursor.filter(|_| first.has_next_page),
+            first: Some(first.non_compliant),
+            _slot: slot,
+        };
+        Ok(stream::unfold(pages, |mut pages| async move {
+            if let Some(first) = pages.first.take() {
+                return Some((Ok(first), pages));
+            }
+            let after = pages.after.take()?;
+            let page = pages
+                .service
+                .report(&pages.tenant, MAX_PAGE, Some(&after))
+                .await
+                .map(|r| {
+                    pages.after = r.end_cursor.filter(|_| r.has_next_page);
+                    r.non_compliant
+                });
+            Some((page, pages))
+        })
+        .boxed())
     }
 
     /// The report for `tenant`: totals, and the page of users without 2FA after `after`.

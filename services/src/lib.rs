@@ -18,6 +18,7 @@ pub mod ports;
 pub mod roles;
 mod send_limits;
 pub use send_limits::BudgetCeilings;
+pub mod streams;
 pub mod tenants;
 #[cfg(test)]
 mod testing;

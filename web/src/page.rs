@@ -12,8 +12,10 @@ use crate::language::Texts;
 #[derive(Clone)]
 pub(crate) struct Chrome {
     pub(crate) texts: Texts,
-    /// The page's path, where the language switcher returns to.
+    /// The page's path (which the navigation marks as current).
     pub(crate) path: String,
+    /// Where the language switcher returns: this page's GET address, query included.
+    pub(crate) back: String,
     /// Who is signed in, when someone is.
     pub(crate) who: Option<Who>,
 }

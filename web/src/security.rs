@@ -63,7 +63,8 @@ pub(crate) async fn same_origin_posts(texts: Texts, req: Request, next: Next) ->
         .get("sec-fetch-site")
         .is_some_and(|site| site != "same-origin" && site != "none");
     if foreign && req.method() != Method::GET && req.method() != Method::HEAD {
-        return crate::console::form_expired(texts, req.uri().path());
+        let chrome = crate::console::chrome_for(texts, req.method(), req.uri());
+        return crate::console::form_expired(chrome);
     }
     next.run(req).await
 }

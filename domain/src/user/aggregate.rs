@@ -90,9 +90,10 @@ impl User {
             UserAction::EvaluateSignIn { attempt } => {
                 Ok(self.decide_evaluate_sign_in(&attempt, at))
             }
-            UserAction::RevokeTrustedDevice { device_id } => {
-                self.decide_revoke_device(device_id, at)
-            }
+            UserAction::RevokeTrustedDevice {
+                device_id,
+                explanation,
+            } => self.decide_revoke_device(device_id, explanation, at),
             UserAction::RegenerateRecoveryCodes {
                 proof,
                 recovery_codes,

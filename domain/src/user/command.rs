@@ -148,6 +148,8 @@ pub enum UserAction {
     RevokeTrustedDevice {
         /// Which device.
         device_id: String,
+        /// Why, when an admin says (kept in the event).
+        explanation: Option<Reason>,
     },
     /// Replace the recovery codes, proving a current factor.
     RegenerateRecoveryCodes {

@@ -10,6 +10,7 @@ use super::{
     MAX_TRUSTED_DEVICES,
 };
 use crate::tenant::KeyedHash;
+use crate::Reason;
 
 impl TrustedDevice {
     /// Whether the device is still trusted at `at` under a policy lifetime of `policy_days`
@@ -56,6 +57,7 @@ impl User {
             .map(|d| UserEvent::DeviceTrustRevoked {
                 device_id: d.id.clone(),
                 reason,
+                explanation: None,
                 at,
             })
             .collect()
@@ -71,6 +73,7 @@ impl User {
             .map(|d| UserEvent::DeviceTrustRevoked {
                 device_id: d.id.clone(),
                 reason: DeviceRevocation::LimitReached,
+                explanation: None,
                 at,
             })
             .collect();
@@ -88,6 +91,7 @@ impl User {
     pub(super) fn decide_revoke_device(
         &self,
         device_id: String,
+        explanation: Option<Reason>,
         at: DateTime<Utc>,
     ) -> Result<Vec<UserEvent>, UserError> {
         if !self.trusted_devices(at).any(|d| d.id == device_id) {
@@ -96,6 +100,7 @@ impl User {
         Ok(vec![UserEvent::DeviceTrustRevoked {
             device_id,
             reason: DeviceRevocation::Revoked,
+            explanation,
             at,
         }])
     }

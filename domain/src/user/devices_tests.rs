@@ -82,6 +82,7 @@ async fn trusting_past_the_limit_revokes_the_oldest() {
         UserEvent::DeviceTrustRevoked {
             device_id: "old0".into(),
             reason: DeviceRevocation::LimitReached,
+            explanation: None,
             at,
         }
     );
@@ -100,6 +101,7 @@ fn revoked(id: &str, reason: DeviceRevocation) -> UserEvent {
     UserEvent::DeviceTrustRevoked {
         device_id: id.into(),
         reason,
+        explanation: None,
         at: t0(),
     }
 }
@@ -185,16 +187,35 @@ async fn a_device_is_revoked_once_and_unknown_ones_are_not_found() {
             t0(),
             UserAction::RevokeTrustedDevice {
                 device_id: "d1".into(),
+                explanation: None,
             },
         ))
         .await
         .then_expect_events(vec![revoked("d1", DeviceRevocation::Revoked)]);
+    // An admin's explanation is kept in the event.
+    let stolen = Reason::parse("Laptop stolen").unwrap();
+    tf().given(with_devices())
+        .when_async(cmd(
+            t0(),
+            UserAction::RevokeTrustedDevice {
+                device_id: "d1".into(),
+                explanation: Some(stolen.clone()),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::DeviceTrustRevoked {
+            device_id: "d1".into(),
+            reason: DeviceRevocation::Revoked,
+            explanation: Some(stolen),
+            at: t0(),
+        }]);
     for id in ["nope", "gone"] {
         tf().given(with_devices())
             .when_async(cmd(
                 t0(),
                 UserAction::RevokeTrustedDevice {
                     device_id: id.into(),
+                    explanation: None,
                 },
             ))
             .await
@@ -207,6 +228,7 @@ async fn a_device_is_revoked_once_and_unknown_ones_are_not_found() {
             t0(),
             UserAction::RevokeTrustedDevice {
                 device_id: "d1".into(),
+                explanation: None,
             },
         ))
         .await
@@ -270,4 +292,17 @@ fn trusting_a_device_forgets_the_expired_ones() {
     events.push(trusted("d1", t0() - Duration::days(30), 30));
     events.push(trusted("d2", t0(), 30));
     assert_eq!(state(events).trusted_devices.len(), 1);
+}
+
+#[test]
+fn a_revocation_recorded_before_explanations_still_reads() {
+    // The payload as stored before `explanation` existed.
+    let old: UserEvent = serde_json::from_value(serde_json::json!({
+        "DeviceTrustRevoked": { "device_id": "d1", "reason": "REVOKED", "at": t0() }
+    }))
+    .unwrap();
+    assert_eq!(old, revoked("d1", DeviceRevocation::Revoked));
+    let mut events = with_devices();
+    events.push(old);
+    assert!(state(events).trusted_devices(t0()).all(|d| d.id != "d1"));
 }

@@ -239,6 +239,11 @@ pub enum UserEvent {
         device_id: String,
         /// Why.
         reason: DeviceRevocation,
+        /// What the admin who revoked it wrote (the console asks for it); `None` for the
+        /// API's `revokeTrustedDevice` and every automatic revocation, and in events recorded
+        /// before it existed.
+        #[serde(default)]
+        explanation: Option<Reason>,
         /// When.
         at: DateTime<Utc>,
     },

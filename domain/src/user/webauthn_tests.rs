@@ -178,6 +178,7 @@ async fn removing_the_last_credential_turns_2fa_off_unless_enforced() {
             UserEvent::DeviceTrustRevoked {
                 device_id: "d1".into(),
                 reason: DeviceRevocation::FactorRemoved,
+                explanation: None,
                 at: t0(),
             },
             UserEvent::WebAuthnCredentialRemoved {

@@ -350,7 +350,7 @@ impl UserMutation {
         device_id: ID,
     ) -> async_graphql::Result<UserTwoFactor> {
         let status = users(ctx)
-            .revoke_trusted_device(call(ctx)?, &user_id, &device_id)
+            .revoke_trusted_device(call(ctx)?, &user_id, &device_id, None)
             .await
             .map_err(ApiError)?;
         Ok(UserTwoFactor(status))

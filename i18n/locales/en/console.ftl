@@ -3,6 +3,7 @@
 console-title = Twofold console
 console-skip = Skip to content
 console-nav-label = Console sections
+console-menu = Menu
 console-nav-overview = Overview
 console-nav-sign-out = Sign out
 console-language = Language
@@ -103,6 +104,7 @@ console-compliance-enrolled = With two-factor authentication
 console-compliance-not-enrolled = Without two-factor authentication
 console-compliance-enforced-since = Required since { $since }
 console-compliance-csv = Download the whole list (CSV)
+console-compliance-csv-busy = Your organisation already has { $max } downloads of this list running. Wait for one to finish, then try again in { $seconds } seconds.
 console-compliance-users = Users without two-factor authentication, soonest grace end first
 console-compliance-none = Every user has two-factor authentication.
 console-compliance-user = User

@@ -3,6 +3,7 @@
 console-title = Twofold-ის კონსოლი
 console-skip = მთავარ შინაარსზე გადასვლა
 console-nav-label = კონსოლის განყოფილებები
+console-menu = მენიუ
 console-nav-overview = მიმოხილვა
 console-nav-sign-out = გასვლა
 console-language = ენა
@@ -103,6 +104,7 @@ console-compliance-enrolled = ორფაქტორიანი ავთე�
 console-compliance-not-enrolled = ორფაქტორიანი ავთენტიფიკაციის გარეშე
 console-compliance-enforced-since = სავალდებულოა { $since }-დან
 console-compliance-csv = მთელი სიის ჩამოტვირთვა (CSV)
+console-compliance-csv-busy = თქვენს ორგანიზაციას ამ სიის { $max } ჩამოტვირთვა უკვე მიმდინარეობს. დაელოდეთ, სანამ ერთ-ერთი დასრულდება, და სცადეთ ხელახლა { $seconds } წამში.
 console-compliance-users = მომხმარებლები ორფაქტორიანი ავთენტიფიკაციის გარეშე, საშეღავათო ვადის ამოწურვის მიხედვით
 console-compliance-none = ყველა მომხმარებელს აქვს ორფაქტორიანი ავთენტიფიკაცია.
 console-compliance-user = მომხმარებელი

@@ -344,8 +344,14 @@ fn user(event: &UserEvent) -> Value {
         UserEvent::DeviceTrustRevoked {
             device_id,
             reason,
+            explanation,
             at,
-        } => json!({ "deviceId": device_id, "reason": reason, "at": at }),
+        } => json!({
+            "deviceId": device_id,
+            "reason": reason,
+            "explanation": explanation.as_ref().map(|e| e.as_str()),
+            "at": at,
+        }),
         UserEvent::SignInEvaluated {
             required,
             reason,

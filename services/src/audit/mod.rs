@@ -3,10 +3,9 @@
 //! cursors, as a one-pass export, and as a live stream of what is recorded next.
 
 pub mod mask;
-mod streams;
 
-use streams::{StreamSlot, StreamSlots};
-pub use streams::{MAX_EXPORTS_PER_TENANT, MAX_LIVE_PER_TENANT};
+use crate::streams::{StreamSlot, StreamSlots};
+pub use crate::streams::{MAX_EXPORTS_PER_TENANT, MAX_LIVE_PER_TENANT};
 
 use std::sync::Arc;
 use std::time::Duration;

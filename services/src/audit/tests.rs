@@ -244,6 +244,7 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
         UserEvent::DeviceTrustRevoked {
             device_id: "dev1".into(),
             reason: DeviceRevocation::Revoked,
+            explanation: Some(Reason::parse("laptop stolen").unwrap()),
             at,
         },
         UserEvent::SignInEvaluated {
@@ -405,6 +406,11 @@ fn masked_contact_details_and_counts_are_kept() {
     assert_eq!(shown("RecoveryCodesGenerated")["count"], 2);
     assert_eq!(shown("ApiKeyIssued")["keyId"], "abcdefgh");
     assert_eq!(shown("DeviceTrusted")["label"], "laptop");
+    // An admin's reasons are shown, as they typed them.
+    assert_eq!(shown("TwoFactorReset")["reason"], "lost phone");
+    let revoked = shown("DeviceTrustRevoked");
+    assert_eq!(revoked["reason"], "REVOKED");
+    assert_eq!(revoked["explanation"], "laptop stolen");
     assert_eq!(shown("LocaleChanged")["locale"], "ka-GE");
     for t in ["ConsoleSignedIn", "ConsoleSignedOut"] {
         assert_eq!(shown(t)["keyId"], "abcdefgh", "{t}");

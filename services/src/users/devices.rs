@@ -1,7 +1,7 @@
 //! Trusted devices: minting a device's token, and revoking a device.
 
 use twofold_domain::user::{NewTrustedDevice, UserAction, UserRef};
-use twofold_domain::DeviceLabel;
+use twofold_domain::{DeviceLabel, Reason};
 
 use super::{parse_user, UserService, UserStatus};
 use crate::encoding::base32_lower;
@@ -36,14 +36,20 @@ impl UserService {
         (token, device)
     }
 
-    /// Stops trusting one of the user's devices.
+    /// Stops trusting one of the user's devices; `explanation` is why, when an admin gives it
+    /// (the console does; the API's `revokeTrustedDevice` does not), kept in the event.
     pub async fn revoke_trusted_device(
         &self,
         call: &Call,
         user_id: &str,
         device_id: &str,
+        explanation: Option<&str>,
     ) -> Result<UserStatus, ServiceError> {
         let user = parse_user(call.tenant(), user_id)?;
+        let explanation = explanation
+            .map(Reason::parse)
+            .transpose()
+            .map_err(ServiceError::invalid)?;
         if device_id.is_empty() || device_id.len() > 64 {
             return Err(ServiceError::NotFound(
                 "no such trusted device for this user".into(),
@@ -55,6 +61,7 @@ impl UserService {
                 &user,
                 UserAction::RevokeTrustedDevice {
                     device_id: device_id.to_owned(),
+                    explanation,
                 },
             )
             .await?;

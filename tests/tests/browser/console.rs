@@ -145,10 +145,9 @@ async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
 
     sign_in(&browser, &app, &admin).await;
     assert_eq!(text(&browser, "[data-figure=users-seen]").await, "3");
-    assert_eq!(
-        text(&browser, "[data-figure=enforcement]").await,
-        "Not required"
-    );
+    // On a wide screen the navigation is shown as it is, without a menu button.
+    assert!(visible(c, "header nav a").await);
+    assert!(!visible(c, "header summary").await);
     // Tall enough for the chart, which the README shows.
     c.set_window_size(1280, 960).await.unwrap();
     look(&browser, "console-overview").await;
@@ -227,6 +226,56 @@ async fn an_admin_signs_in_and_requires_2fa_after_being_told_who_it_affects() {
     assert!(refused.is_empty(), "{refused:#?}");
 }
 
+/// The header's navigation is folded behind a menu button on a phone: the header takes at
+/// most an eighth of the screen, and the keyboard opens the menu.
+async fn menu_folds_on_a_phone(browser: &Browser) {
+    let c = browser.client();
+    let bottom = c
+        .execute(
+            "return document.querySelector('header.top').getBoundingClientRect().bottom",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        bottom.as_f64().unwrap() <= 812.0 / 8.0,
+        "the header ends {bottom} px down"
+    );
+    assert!(!visible(c, "header nav a").await, "the menu starts folded");
+    assert!(visible(c, "header summary").await);
+    let menu = c.find(Locator::Css("header summary")).await.unwrap();
+    menu.send_keys("\u{E007}").await.unwrap();
+    assert!(visible(c, "header nav a").await, "Enter opens the menu");
+    look(browser, "console-menu-ka-mobile").await;
+    let focused = tab_from(c, c.active_element().await.unwrap()).await;
+    assert_eq!(
+        focused.attr("href").await.unwrap().as_deref(),
+        Some("/console"),
+        "Tab goes from the menu button to its first link"
+    );
+    menu.send_keys("\u{E007}").await.unwrap();
+    assert!(!visible(c, "header nav a").await, "Enter folds it again");
+}
+
+/// Presses Tab in `element`; returns the element that has the focus then.
+async fn tab_from(
+    c: &fantoccini::Client,
+    element: fantoccini::elements::Element,
+) -> fantoccini::elements::Element {
+    element.send_keys("\u{E004}").await.unwrap();
+    c.active_element().await.unwrap()
+}
+
+/// Whether the first element `css` finds is shown.
+async fn visible(c: &fantoccini::Client, css: &str) -> bool {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .is_displayed()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_auditor_reads_in_georgian_on_a_phone_with_no_action_offered() {
     let app = spawn_app().await;
@@ -271,15 +320,10 @@ async fn an_auditor_reads_in_georgian_on_a_phone_with_no_action_offered() {
         "the page is {width} px wide"
     );
     // The keyboard reaches the skip link first, and it is visible when focused.
-    c.find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .send_keys("\u{E004}")
-        .await
-        .unwrap();
-    let focused = c.active_element().await.unwrap();
+    let focused = tab_from(c, c.find(Locator::Css("body")).await.unwrap()).await;
     assert_eq!(
         focused.attr("class").await.unwrap().as_deref(),
         Some("skip")
     );
+    menu_folds_on_a_phone(&browser).await;
 }

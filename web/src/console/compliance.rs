@@ -9,8 +9,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures::stream::{self, StreamExt};
 use twofold_graphql::input_check::text::{self, Kind};
-use twofold_services::compliance::{ComplianceService, NonCompliantUser, MAX_PAGE};
+use twofold_services::compliance::NonCompliantUser;
 use twofold_services::roles::{self, ADMIN_AUDITOR};
+use twofold_services::streams::MAX_COMPLIANCE_CSVS_PER_TENANT;
 use twofold_services::ServiceError;
 
 use super::SignedIn;
@@ -166,7 +167,9 @@ fn csv_line(u: &NonCompliantUser) -> String {
 
 /// `/console/compliance.csv`: every user without 2FA, read page by page from the report (so
 /// memory stays bounded however many there are). A failure after the first page aborts the
-/// body, so a cut-off file never passes for a complete one.
+/// body, so a cut-off file never passes for a complete one. A tenant runs at most
+/// [`MAX_COMPLIANCE_CSVS_PER_TENANT`] at once on an instance; one more is refused with 429
+/// (decision 146).
 pub(crate) async fn csv(
     State(state): State<WebState>,
     s: SignedIn,
@@ -175,40 +178,21 @@ pub(crate) async fn csv(
     if let Err(e) = roles::require(&s.session.key, ADMIN_AUDITOR) {
         return page::error(s.chrome, &e, &s.request_id);
     }
-    let tenant = s.session.key.tenant_id.clone();
     // The first page is read before answering, so a refusal is a page, not a broken download.
-    let first = match state.compliance.report(&tenant, MAX_PAGE, None).await {
-        Ok(r) => r,
+    let pages = match state.compliance.export(&s.session.key.tenant_id).await {
+        Ok(pages) => pages,
+        Err(ServiceError::RateLimited {
+            retry_after_seconds,
+            ..
+        }) => return busy(s.chrome, retry_after_seconds),
         Err(e) => return page::error(s.chrome, &e, &s.request_id),
     };
-    struct Next {
-        service: ComplianceService,
-        tenant: twofold_domain::TenantId,
-        after: Option<String>,
-    }
     let header_line = Bytes::from_static(b"user_id,first_seen_at,grace_ends_at\n");
-    let first_chunk: String = first.non_compliant.iter().map(csv_line).collect();
-    let next = Next {
-        service: state.compliance.clone(),
-        tenant,
-        after: first.end_cursor.filter(|_| first.has_next_page),
-    };
-    let rest = stream::unfold(next, |mut next| async move {
-        let after = next.after.take()?;
-        match next
-            .service
-            .report(&next.tenant, MAX_PAGE, Some(&after))
-            .await
-        {
-            Ok(r) => {
-                next.after = r.end_cursor.filter(|_| r.has_next_page);
-                let chunk: String = r.non_compliant.iter().map(csv_line).collect();
-                Some((Ok(Bytes::from(chunk)), next))
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "compliance CSV failed mid-stream; aborting it");
-                Some((Err(std::io::Error::other("compliance CSV failed")), next))
-            }
+    let lines = pages.map(|page| match page {
+        Ok(users) => Ok(Bytes::from(users.iter().map(csv_line).collect::<String>())),
+        Err(e) => {
+            tracing::error!(error = ?e, "compliance CSV failed mid-stream; aborting it");
+            Err(std::io::Error::other("compliance CSV failed"))
         }
     });
     // Cut off, as an error (a truncated file must not pass for a whole one), when the session
@@ -222,8 +206,8 @@ pub(crate) async fn csv(
             cut.store(true, std::sync::atomic::Ordering::SeqCst);
         }
     };
-    let body = stream::iter([Ok(header_line), Ok(Bytes::from(first_chunk))])
-        .chain(rest)
+    let body = stream::once(async { Ok(header_line) })
+        .chain(lines)
         .take_until(ended)
         .chain(stream::once(async move {
             if cut.load(std::sync::atomic::Ordering::SeqCst) {
@@ -244,6 +228,20 @@ pub(crate) async fn csv(
         HeaderValue::from_static("attachment; filename=\"compliance.csv\""),
     );
     response
+}
+
+/// The answer to one download more than the tenant may run at once: 429, when to try again,
+/// and why in the page's language.
+fn busy(chrome: Chrome, retry_after_seconds: i64) -> Response {
+    let seconds = u64::try_from(retry_after_seconds).unwrap_or(1).max(1);
+    let message = chrome.texts.with(
+        "console-compliance-csv-busy",
+        &[
+            ("max", &MAX_COMPLIANCE_CSVS_PER_TENANT.to_string()),
+            ("seconds", &seconds.to_string()),
+        ],
+    );
+    super::too_many(chrome, message, seconds)
 }
 
 #[cfg(test)]

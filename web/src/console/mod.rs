@@ -11,7 +11,7 @@ mod users;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -48,6 +48,14 @@ pub(crate) fn routes() -> Router<WebState> {
             "/console/users/{user_id}/devices/{device_id}/revoke",
             post(users::revoke_device),
         )
+        // The same, for user ids a browser folds in a path (`.`, `..`): `?id=` (decision 145).
+        .route("/console/user", get(users::user))
+        .route("/console/user/reset", post(users::reset))
+        .route("/console/user/clear-lockout", post(users::clear_lockout))
+        .route(
+            "/console/user/devices/{device_id}/revoke",
+            post(users::revoke_device),
+        )
         .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
         .route(
             "/console/sign-out",
@@ -73,46 +81,74 @@ pub(crate) struct SignedIn {
 impl SignedIn {
     /// `None` when the form's `csrf` is this session's; the refusal page otherwise.
     pub(crate) fn refuse_csrf(&self, given: &str) -> Option<Response> {
-        (!ConsoleSessions::csrf_matches(&self.session.csrf, given))
-            .then(|| form_expired(self.chrome.texts, &self.chrome.path))
+        (!ConsoleSessions::csrf_matches(&self.session.csrf, given)).then(|| {
+            form_expired(Chrome {
+                who: None,
+                ..self.chrome.clone()
+            })
+        })
+    }
+}
+
+/// The GET address a request belongs to, query included: where the language switcher
+/// returns (decision 148). A refused form is answered from the address it posted to, and an
+/// action's address (`/console/keys/{id}/revoke`, `/console/users/{id}/reset`) has no page, so
+/// the switcher returns to the page the form is on.
+pub(crate) fn back_of(method: &Method, uri: &Uri) -> String {
+    let path = uri.path();
+    if method == Method::GET || method == Method::HEAD {
+        return uri.path_and_query().map_or(path, |p| p.as_str()).to_owned();
+    }
+    if path.starts_with("/console/keys/") {
+        return "/console/keys".into();
+    }
+    users::page_of_action(path, uri.query()).unwrap_or_else(|| path.to_owned())
+}
+
+/// The layout of an answer to `method` `uri`, before anyone is known to be signed in.
+pub(crate) fn chrome_for(texts: Texts, method: &Method, uri: &Uri) -> Chrome {
+    Chrome {
+        texts,
+        path: uri.path().to_owned(),
+        back: back_of(method, uri),
+        who: None,
     }
 }
 
 /// The answer to a form whose CSRF token is missing or not this browser's.
-pub(crate) fn form_expired(texts: Texts, path: &str) -> Response {
+pub(crate) fn form_expired(chrome: Chrome) -> Response {
+    let message = chrome.t("console-form-expired");
     page::html(
         StatusCode::FORBIDDEN,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: path.to_owned(),
-                who: None,
-            },
+            chrome,
             code: "FORBIDDEN",
-            message: texts.get("console-form-expired"),
+            message,
         },
     )
 }
 
-/// The answer to a browser whose address spent its budget of unknown credentials.
-pub(crate) fn throttled(texts: Texts, path: &str, seconds: u64) -> Response {
+/// A 429 page saying `message`, with `Retry-After: seconds`.
+pub(crate) fn too_many(chrome: Chrome, message: String, seconds: u64) -> Response {
     let mut r = page::html(
         StatusCode::TOO_MANY_REQUESTS,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: path.to_owned(),
-                who: None,
-            },
+            chrome,
             code: "RATE_LIMITED",
-            message: texts.with(
-                "console-sign-in-throttled",
-                &[("seconds", &seconds.to_string())],
-            ),
+            message,
         },
     );
     r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     r
+}
+
+/// The answer to a browser whose address spent its budget of unknown credentials.
+fn throttled(chrome: Chrome, seconds: u64) -> Response {
+    let message = chrome.texts.with(
+        "console-sign-in-throttled",
+        &[("seconds", &seconds.to_string())],
+    );
+    too_many(chrome, message, seconds)
 }
 
 pub(crate) fn session_secret(headers: &HeaderMap) -> Option<SessionSecret> {
@@ -136,7 +172,7 @@ impl FromRequestParts<WebState> for SignedIn {
         let texts = Texts {
             language: crate::language::choose(&parts.headers),
         };
-        let path = parts.uri.path().to_owned();
+        let anonymous = chrome_for(texts, &parts.method, &parts.uri);
         let (request_id, request) = metadata(parts);
         let to_sign_in = || {
             let mut r = Redirect::to("/console/sign-in").into_response();
@@ -154,13 +190,13 @@ impl FromRequestParts<WebState> for SignedIn {
         let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
         let known = state.sessions.known_key(&secret);
         if let Some(seconds) = state.anonymous.refused(ip).filter(|_| known.is_none()) {
-            return Err(throttled(texts, &path, seconds));
+            return Err(throttled(anonymous, seconds));
         }
         // A known session's key is charged before its session is read, so requests over the
         // rate cost no database read either (the API answers them from its cache).
-        let exempt = rate_exempt(&parts.method, &path);
+        let exempt = rate_exempt(&parts.method, parts.uri.path());
         if let Some(key) = known.as_ref().filter(|_| !exempt) {
-            charge(state, key, texts, &path).await?;
+            charge(state, key, &anonymous).await?;
         }
         let session = match state.sessions.resume(&secret).await {
             Ok(Some(session)) => session,
@@ -170,16 +206,11 @@ impl FromRequestParts<WebState> for SignedIn {
             }
             Err(e) => {
                 state.anonymous.spend(ip);
-                let chrome = Chrome {
-                    texts,
-                    path,
-                    who: None,
-                };
-                return Err(page::error(chrome, &e, &request_id));
+                return Err(page::error(anonymous, &e, &request_id));
             }
         };
         if !exempt && known.as_ref() != Some(&session.key) {
-            charge(state, &session.key, texts, &path).await?;
+            charge(state, &session.key, &anonymous).await?;
         }
         let share = match &state.rate_limits {
             Some(limits) => match limits.admit(&session.key).await {
@@ -188,7 +219,7 @@ impl FromRequestParts<WebState> for SignedIn {
                 Err(refusal) if code_of(&refusal) == Some("UNAUTHENTICATED") => {
                     return Err(to_sign_in())
                 }
-                Err(refusal) => return Err(rate_limited(texts, &path, &refusal)),
+                Err(refusal) => return Err(rate_limited(anonymous, &refusal)),
             },
             None => None,
         };
@@ -214,9 +245,8 @@ impl FromRequestParts<WebState> for SignedIn {
             call: session.call(request),
             session,
             chrome: Chrome {
-                texts,
-                path,
                 who: Some(who),
+                ..anonymous
             },
             request_id,
             _share: share,
@@ -236,8 +266,7 @@ fn code_of(refusal: &async_graphql::ServerError) -> Option<&str> {
 pub(crate) async fn charge(
     state: &WebState,
     key: &twofold_services::KeyPrincipal,
-    texts: Texts,
-    path: &str,
+    chrome: &Chrome,
 ) -> Result<(), Response> {
     let Some(limits) = &state.rate_limits else {
         return Ok(());
@@ -246,7 +275,7 @@ pub(crate) async fn charge(
     limits
         .charge(Some(&caller))
         .await
-        .map_err(|refusal| rate_limited(texts, path, &refusal))
+        .map_err(|refusal| rate_limited(chrome.clone(), &refusal))
 }
 
 /// Ending a session and revoking a key are not charged to the key's rate: a thief holding the
@@ -259,7 +288,7 @@ fn rate_exempt(method: &axum::http::Method, path: &str) -> bool {
 }
 
 /// The answer to a page over its key's request rate: the API's refusal, as a page.
-fn rate_limited(texts: Texts, path: &str, refusal: &async_graphql::ServerError) -> Response {
+fn rate_limited(chrome: Chrome, refusal: &async_graphql::ServerError) -> Response {
     let seconds = refusal
         .extensions
         .as_ref()
@@ -270,31 +299,14 @@ fn rate_limited(texts: Texts, path: &str, refusal: &async_graphql::ServerError) 
         })
         .unwrap_or(1)
         .max(1);
-    let mut r = page::html(
-        StatusCode::TOO_MANY_REQUESTS,
-        &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: path.to_owned(),
-                who: None,
-            },
-            code: "RATE_LIMITED",
-            message: refusal.message.clone(),
-        },
-    );
-    r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-    r
+    too_many(chrome, refusal.message.clone(), seconds)
 }
 
-async fn not_found(texts: Texts, uri: axum::http::Uri) -> Response {
+async fn not_found(texts: Texts, uri: Uri) -> Response {
     page::html(
         StatusCode::NOT_FOUND,
         &page::ErrorPage {
-            chrome: Chrome {
-                texts,
-                path: uri.path().to_owned(),
-                who: None,
-            },
+            chrome: chrome_for(texts, &Method::GET, &uri),
             code: "NOT_FOUND",
             message: texts.get("console-not-found"),
         },

@@ -45,6 +45,7 @@ fn chrome(texts: Texts, path: &str) -> Chrome {
     Chrome {
         texts,
         path: path.to_owned(),
+        back: path.to_owned(),
         who: None,
     }
 }
@@ -98,7 +99,7 @@ pub(crate) async fn submit(
     let Some(nonce) = nonce
         .filter(|n| ConsoleSessions::csrf_matches(&state.sessions.sign_in_csrf(n), &form.csrf))
     else {
-        return form_expired(texts, "/console/sign-in");
+        return form_expired(chrome(texts, "/console/sign-in"));
     };
     let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let again = |status: StatusCode, message: String, code: &'static str| {
@@ -132,7 +133,7 @@ pub(crate) async fn submit(
     // A valid key's sign-in records an event: it spends the key's request rate like an API
     // call, so a key holder signing in over and over cannot grow the history unthrottled.
     let signed_in = match state.sessions.key_for_sign_in(&form.key).await {
-        Ok(key) => match super::charge(&state, &key, texts, "/console/sign-in").await {
+        Ok(key) => match super::charge(&state, &key, &chrome(texts, "/console/sign-in")).await {
             Ok(()) => state.sessions.sign_in(&key, &request).await,
             Err(refused) => return refused,
         },
@@ -243,16 +244,19 @@ pub(crate) struct LanguageQuery {
 /// Remembers the chosen language and returns to the page it was chosen on (a console path
 /// only: this is not an open redirect).
 pub(crate) async fn language(headers: HeaderMap, Query(q): Query<LanguageQuery>) -> Response {
-    let back = if q.back.starts_with("/console")
-        && !q.back.contains("//")
-        && !q.back.contains('\\')
-        && q.back.len() <= 512
-        && q.back.bytes().all(|b| b.is_ascii_graphic())
-    {
-        q.back.as_str()
-    } else {
-        "/console"
+    let safe = |back: &str| {
+        back.starts_with("/console")
+            && !back.contains("//")
+            && !back.contains('\\')
+            && back.len() <= 512
+            && back.bytes().all(|b| b.is_ascii_graphic())
     };
+    // A page's query can be long (an audit filter): without it, the same page still.
+    let path = q.back.split('?').next().unwrap_or_default();
+    let back = [q.back.as_str(), path]
+        .into_iter()
+        .find(|b| safe(b))
+        .unwrap_or("/console");
     let mut r = Redirect::to(back).into_response();
     if let Some(language) = console_language(&q.lang) {
         r.headers_mut().append(

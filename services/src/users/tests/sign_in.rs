@@ -154,7 +154,7 @@ async fn a_revoked_device_needs_the_second_factor_again() {
         .unwrap();
 
     h.users
-        .revoke_trusted_device(&app(), "alice", &status.trusted_devices[0].id)
+        .revoke_trusted_device(&app(), "alice", &status.trusted_devices[0].id, None)
         .await
         .unwrap();
 

@@ -4,12 +4,14 @@
 mod attacks;
 mod audit;
 mod compliance;
+mod compliance_cap;
 mod keys;
 mod pages;
 mod policy;
 mod review3;
 mod session_audit;
 mod sessions;
+mod user_ids;
 mod users;
 
 use std::collections::HashMap;

@@ -212,3 +212,74 @@ async fn the_overview_shows_the_read_model_s_figures_and_today_s_activity() {
         "the chart's text alternative"
     );
 }
+
+/// The `back` of the page's language switcher.
+fn switcher_back(page: &super::Answer) -> String {
+    let form = page
+        .body
+        .split("action=\"/console/language\"")
+        .nth(1)
+        .expect("a language switcher");
+    let back = form.split("name=\"back\" value=\"").nth(1).unwrap();
+    super::compliance::unescape(&back[..back.find('"').unwrap()])
+}
+
+#[tokio::test]
+async fn the_switcher_on_a_refused_form_returns_to_the_form_s_page() {
+    let app = spawn_app().await;
+    let t = crate::sign_in::acme(&app).await;
+    for user in ["dave", ".."] {
+        crate::totp::enroll(&app, &t.app, user).await;
+    }
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&t.admin).await.status, 303);
+    let csrf = browser.csrf().await;
+    let refusals = [
+        (
+            "/console/users/dave/reset",
+            csrf.as_str(),
+            "/console/users/dave",
+        ),
+        (
+            "/console/user/reset?id=..",
+            csrf.as_str(),
+            "/console/user?id=..",
+        ),
+        ("/console/users/dave/reset", "forged", "/console/users/dave"),
+        (
+            "/console/keys/nosuchkey/revoke",
+            csrf.as_str(),
+            "/console/keys",
+        ),
+        ("/console/policy", csrf.as_str(), "/console/policy"),
+    ];
+    for (path, csrf, page) in refusals {
+        let refused = browser
+            .post(path, &[("csrf", csrf), ("reason", ""), ("codeDigits", "x")])
+            .await;
+        assert!(refused.status >= 400, "{path}: {}", refused.body);
+        assert!(refused.body.contains("<html lang=\"en\">"));
+
+        // As the browser submits the switcher's form.
+        let back = switcher_back(&refused);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("back", back.as_str()), ("lang", "ka")])
+            .finish();
+        let switched = browser.get(&format!("/console/language?{query}")).await;
+        assert_eq!(switched.status, 303);
+        let again = browser.get(switched.location()).await;
+        assert_eq!(again.status, 200, "{path} back to {back}: {}", again.body);
+        assert!(again.body.contains("<html lang=\"ka\">"), "{path}");
+        assert_eq!(switched.location(), page, "{path}");
+        // Back to English for the next refusal.
+        browser.get("/console/language?lang=en").await;
+    }
+    // A page's own query comes back with it, unless it is too long to: then the page alone.
+    let page = browser.get("/console/users/dave?done=reset").await;
+    assert_eq!(switcher_back(&page), "/console/users/dave?done=reset");
+    let long = format!("/console/audit?userId%3D{}", "a".repeat(600));
+    let switched = browser
+        .get(&format!("/console/language?lang=en&back={long}"))
+        .await;
+    assert_eq!(switched.location(), "/console/audit");
+}

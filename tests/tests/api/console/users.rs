@@ -8,10 +8,10 @@ use super::Browser;
 use crate::sign_in::{acme, requirement};
 use crate::totp::{enroll, status, verify};
 
-const TRUST: &str = "mutation($u: ID!, $c: String!) { verify(userId: $u, method: RECOVERY_CODE, code: $c, trustDevice: true, deviceLabel: \"Work laptop\") { deviceToken } }";
+pub(crate) const TRUST: &str = "mutation($u: ID!, $c: String!) { verify(userId: $u, method: RECOVERY_CODE, code: $c, trustDevice: true, deviceLabel: \"Work laptop\") { deviceToken } }";
 
 /// A browser signed in with a fresh key of `role`; returns it and the key's id.
-async fn signed_in(app: &TestApp, admin: &str, role: &str) -> (Browser, String) {
+pub(crate) async fn signed_in(app: &TestApp, admin: &str, role: &str) -> (Browser, String) {
     let (id, secret) = app.issue_key(admin, role).await;
     let mut browser = Browser::new(app);
     assert_eq!(browser.sign_in(&secret).await.status, 303);
@@ -110,7 +110,7 @@ async fn an_admin_revokes_a_trusted_device() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (mut browser, _) = signed_in(&app, &t.admin, "ADMIN").await;
+    let (mut browser, key_id) = signed_in(&app, &t.admin, "ADMIN").await;
     let page = browser.get("/console/users/carol").await;
     assert!(page.body.contains(&format!("data-device=\"{device}\"")));
     assert!(page.body.contains("Work laptop"));
@@ -126,6 +126,18 @@ async fn an_admin_revokes_a_trusted_device() {
     assert_eq!(done.location(), "/console/users/carol?done=device");
     let left = status(&app, &t.app, "carol").await["trustedDevices"].clone();
     assert_eq!(left, json!([]));
+    // The reason is in the history, with the admin's key, as a reset's is.
+    let page = browser.get(done.location()).await;
+    let row = page
+        .body
+        .split("<tr data-event=\"DeviceTrustRevoked\">")
+        .nth(1)
+        .expect("the revocation in the history")
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(row.contains("explanation: Laptop stolen"), "{row}");
+    assert!(row.contains(&format!("ADMIN:{key_id}")), "{row}");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! POST with a required reason; a refused reason is shown beside the field and changes nothing,
 //! a done action answers 303 back to the user's page with a confirmation.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use twofold_domain::Reason;
@@ -10,7 +10,8 @@ use twofold_graphql::input_check::text::{check, Kind};
 use twofold_services::roles::{require, ADMIN};
 use twofold_services::ServiceError;
 
-use super::{encode, load, show};
+use super::address::{user_url, Target};
+use super::{load, show};
 use crate::console::SignedIn;
 use crate::page;
 use crate::WebState;
@@ -43,32 +44,32 @@ fn one<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
 pub(crate) async fn reset(
     State(state): State<WebState>,
     s: SignedIn,
-    Path(user_id): Path<String>,
+    target: Target,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    act(state, s, user_id, None, Action::Reset, pairs).await
+    act(state, s, target.user_id, None, Action::Reset, pairs).await
 }
 
 pub(crate) async fn clear_lockout(
     State(state): State<WebState>,
     s: SignedIn,
-    Path(user_id): Path<String>,
+    target: Target,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    act(state, s, user_id, None, Action::ClearLockout, pairs).await
+    act(state, s, target.user_id, None, Action::ClearLockout, pairs).await
 }
 
 pub(crate) async fn revoke_device(
     State(state): State<WebState>,
     s: SignedIn,
-    Path((user_id, device_id)): Path<(String, String)>,
+    target: Target,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     act(
         state,
         s,
-        user_id,
-        Some(device_id),
+        target.user_id,
+        target.device_id,
         Action::RevokeDevice,
         pairs,
     )
@@ -110,7 +111,7 @@ async fn act(
                 Ok(()) => {
                     state
                         .users
-                        .revoke_trusted_device(&s.call, &user_id, device)
+                        .revoke_trusted_device(&s.call, &user_id, device, Some(&reason))
                         .await
                 }
             },
@@ -120,12 +121,7 @@ async fn act(
         },
     };
     match done {
-        Ok(_) => Redirect::to(&format!(
-            "/console/users/{}?done={}",
-            encode(&user_id),
-            action.name()
-        ))
-        .into_response(),
+        Ok(_) => Redirect::to(&user_url(&user_id, "", &[("done", action.name())])).into_response(),
         Err(ServiceError::InvalidInput(message)) => {
             let form = match (action, &device_id) {
                 (Action::RevokeDevice, Some(d)) => format!("device-{d}"),

@@ -4,11 +4,14 @@
 //! [`actions`].
 
 mod actions;
+mod address;
 
 pub(crate) use actions::{clear_lockout, reset, revoke_device};
+pub(crate) use address::page_of_action;
+use address::{user_url, Target};
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -39,8 +42,6 @@ struct FindPage {
 pub(super) struct UserPage {
     chrome: Chrome,
     status: UserStatus,
-    /// The user's id, percent-encoded for the forms' paths.
-    path_id: String,
     can_act: bool,
     csrf: String,
     /// The confirmation of the action just done.
@@ -74,8 +75,13 @@ impl UserPage {
         when(at)
     }
 
-    fn encode(&self, id: &str) -> String {
-        encode(id)
+    /// Where the form of `action` (`reset`, `clear-lockout`) posts.
+    fn action_url(&self, action: &str) -> String {
+        user_url(self.status.user_id.as_str(), &format!("/{action}"), &[])
+    }
+
+    fn device_action(&self, device_id: &str) -> String {
+        self.action_url(&format!("devices/{}/revoke", encode(device_id)))
     }
 
     fn device_form(&self, id: &str) -> String {
@@ -128,7 +134,8 @@ impl Row {
         let details = match &r.data {
             serde_json::Value::Object(map) => map
                 .iter()
-                .filter(|(k, _)| k.as_str() != "at")
+                // A field without a value (an optional one never given) says nothing.
+                .filter(|(k, v)| k.as_str() != "at" && !v.is_null())
                 .map(|(k, v)| match v {
                     serde_json::Value::String(s) => format!("{k}: {s}"),
                     other => format!("{k}: {other}"),
@@ -191,7 +198,7 @@ pub(crate) async fn find(s: SignedIn, Query(q): Query<Find>) -> Response {
             .map_err(|e| e.to_string())
     });
     match checked {
-        Ok(()) => Redirect::to(&format!("/console/users/{}", encode(&user_id))).into_response(),
+        Ok(()) => Redirect::to(&user_url(&user_id, "", &[])).into_response(),
         Err(message) => page::html(
             StatusCode::BAD_REQUEST,
             &FindPage {
@@ -211,10 +218,11 @@ pub(crate) struct Shown {
     done: Option<String>,
 }
 
+/// `/console/users/{userId}` and `/console/user?id=` (for ids a browser would fold).
 pub(crate) async fn user(
     State(state): State<WebState>,
     s: SignedIn,
-    Path(user_id): Path<String>,
+    target: Target,
     Query(q): Query<Shown>,
 ) -> Response {
     if let Err(e) = require(&s.session.key, ADMIN_AUDITOR) {
@@ -236,7 +244,7 @@ pub(crate) async fn user(
     show(
         &state,
         s,
-        &user_id,
+        &target.user_id,
         q.after.as_deref(),
         done,
         None,
@@ -272,12 +280,11 @@ pub(super) async fn show(
         Ok(h) => h,
         Err(e) => return page::error(s.chrome, &e, &s.request_id),
     };
-    let path_id = encode(user_id);
     let next = history
         .has_next_page
         .then_some(history.end_cursor.as_ref())
         .flatten()
-        .map(|c| format!("/console/users/{path_id}?after={}", encode(c)));
+        .map(|c| user_url(user_id, "", &[("after", c)]));
     let code = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -290,7 +297,6 @@ pub(super) async fn show(
             csrf: s.session.csrf.clone(),
             chrome: s.chrome,
             status,
-            path_id,
             done,
             error,
             reason,

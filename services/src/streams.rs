@@ -1,9 +1,10 @@
-//! How many long-lived reads of the audit log one tenant may hold open on an instance.
+//! How many long-lived reads one tenant may hold open on an instance.
 //!
-//! A live stream polls the log every second and on every commit; an export reads the tenant's
-//! whole history. Neither passes the per-operation tenant share (they outlive any operation),
-//! so without a cap of their own one tenant's many AUDITOR sockets or parallel downloads kept
-//! the pool busy for every other tenant.
+//! A live audit stream polls the log every second and on every commit; an audit export reads
+//! the tenant's whole history; a compliance CSV reads every user without 2FA. None passes the
+//! per-operation tenant share (they outlive any operation), so without a cap of their own one
+//! tenant's many AUDITOR sockets or parallel downloads kept the pool busy for every other
+//! tenant.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,18 @@ pub const MAX_LIVE_PER_TENANT: usize = 32;
 /// Exports one tenant may run at once on an instance.
 pub const MAX_EXPORTS_PER_TENANT: usize = 2;
 
+/// Compliance CSVs one tenant may download at once on an instance.
+pub const MAX_COMPLIANCE_CSVS_PER_TENANT: usize = 2;
+
+/// How long a refused caller is told to wait: a place comes back when a stream ends, which
+/// cannot be foreseen.
+const RETRY_AFTER_SECONDS: i64 = 5;
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Live,
     Export,
+    ComplianceCsv,
 }
 
 /// The open streams, per tenant and kind.
@@ -67,6 +76,15 @@ impl StreamSlots {
         )
     }
 
+    pub(crate) fn compliance_csv(&self, tenant: &TenantId) -> Result<StreamSlot, ServiceError> {
+        self.take(
+            tenant,
+            Kind::ComplianceCsv,
+            MAX_COMPLIANCE_CSVS_PER_TENANT,
+            "compliance CSV downloads",
+        )
+    }
+
     fn take(
         &self,
         tenant: &TenantId,
@@ -83,7 +101,7 @@ impl StreamSlots {
                     "the organisation already has {max} {what} open on this server: close one \
                      and try again"
                 ),
-                retry_after_seconds: 5,
+                retry_after_seconds: RETRY_AFTER_SECONDS,
             });
         }
         *n += 1;
@@ -115,7 +133,14 @@ mod tests {
             "another tenant is not affected"
         );
         assert!(slots.live(&acme).is_ok(), "live streams are counted apart");
+        let csvs: Vec<StreamSlot> = (0..MAX_COMPLIANCE_CSVS_PER_TENANT)
+            .map(|_| slots.compliance_csv(&acme).unwrap())
+            .collect();
+        assert!(slots.compliance_csv(&acme).is_err());
         drop(held);
         assert!(slots.export(&acme).is_ok());
+        assert!(slots.compliance_csv(&acme).is_err(), "counted apart");
+        drop(csvs);
+        assert!(slots.compliance_csv(&acme).is_ok());
     }
 }
