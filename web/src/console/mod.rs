@@ -90,6 +90,9 @@ impl SignedIn {
     }
 }
 
+/// Longest address the language switcher returns to with its query.
+const MAX_BACK_CHARS: usize = 2048;
+
 /// The GET address a request belongs to, query included: where the language switcher
 /// returns (decision 148). A refused form is answered from the address it posted to, and an
 /// action's address (`/console/keys/{id}/revoke`, `/console/users/{id}/reset`) has no page, so
@@ -97,7 +100,14 @@ impl SignedIn {
 pub(crate) fn back_of(method: &Method, uri: &Uri) -> String {
     let path = uri.path();
     if method == Method::GET || method == Method::HEAD {
-        return uri.path_and_query().map_or(path, |p| p.as_str()).to_owned();
+        // Every page echoes it into the switcher's form: a long query (thousands of refused
+        // filter values) is dropped rather than sent back at any length.
+        return uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| p.len() <= MAX_BACK_CHARS)
+            .unwrap_or(path)
+            .to_owned();
     }
     if path.starts_with("/console/keys/") {
         return "/console/keys".into();
