@@ -110,6 +110,8 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("startWebAuthnRegistration", "mutation { startWebAuthnRegistration(userId: \"u\", displayName: \"U\") { challengeId } }", &["APP"]),
     ("finishWebAuthnRegistration", "mutation { finishWebAuthnRegistration(userId: \"u\", challengeId: \"c\", credential: \"{}\") { codes } }", &["APP"]),
     ("startWebAuthnAuthentication", "mutation { startWebAuthnAuthentication(userId: \"u\") { challengeId } }", &["APP"]),
+    ("createUserSession", "mutation { createUserSession(userId: \"u\", purpose: ENROLL, returnUrl: \"https://app.example.com/\") { id } }", &["APP"]),
+    ("redeemUserSession", "mutation { redeemUserSession(code: \"tfr_x\", sessionId: \"hs_x\") { userId } }", &["APP"]),
 ];
 
 #[tokio::test]
