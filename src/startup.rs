@@ -425,6 +425,7 @@ impl Application {
                     .cloned(),
                 anonymous: state.anonymous.clone(),
                 hosted: self.wiring.hosted.clone(),
+                console_budgets: Arc::default(),
             },
             self.console,
         );

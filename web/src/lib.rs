@@ -46,7 +46,11 @@ pub struct WebState {
     pub anonymous: Arc<AnonymousBudget>,
     /// The hosted pages' links, sessions and results.
     pub hosted: twofold_services::hosted::HostedPages,
+    /// The console's budgets of sign-ins, sign-outs and revocations.
+    pub console_budgets: Arc<ConsoleBudgets>,
 }
+
+pub use console::budgets::ConsoleBudgets;
 
 /// Largest form body read. The API reads at most 64 KiB of a request; axum's default for a
 /// form is 2 MiB, held in memory before the CSRF check, on as many connections as the instance

@@ -1,6 +1,7 @@
 //! The console's routes, the signed-in extractor and the CSRF check every form goes through.
 
 mod audit;
+pub(crate) mod budgets;
 mod chart;
 mod compliance;
 mod keys;
@@ -18,7 +19,7 @@ use axum::Router;
 use twofold_graphql::client_addr::ClientAddr;
 use twofold_graphql::http::{request_context, RequestId};
 use twofold_services::console_sessions::{ConsoleSession, ConsoleSessions, SessionSecret};
-use twofold_services::{Call, RequestContext};
+use twofold_services::{Call, RequestContext, ServiceError};
 
 use crate::cookies;
 use crate::language::Texts;
@@ -90,8 +91,8 @@ impl SignedIn {
     }
 }
 
-/// Longest address the language switcher returns to with its query.
-const MAX_BACK_CHARS: usize = 2048;
+/// Longest address the language switcher returns to (and accepts).
+pub(crate) const MAX_BACK_CHARS: usize = 512;
 
 /// The GET address a request belongs to, query included: where the language switcher
 /// returns (decision 148). A refused form is answered from the address it posted to, and an
@@ -99,20 +100,23 @@ const MAX_BACK_CHARS: usize = 2048;
 /// the switcher returns to the page the form is on.
 pub(crate) fn back_of(method: &Method, uri: &Uri) -> String {
     let path = uri.path();
-    if method == Method::GET || method == Method::HEAD {
-        // Every page echoes it into the switcher's form: a long query (thousands of refused
-        // filter values) is dropped rather than sent back at any length.
-        return uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .filter(|p| p.len() <= MAX_BACK_CHARS)
-            .unwrap_or(path)
-            .to_owned();
+    let back = if method == Method::GET || method == Method::HEAD {
+        uri.path_and_query().map_or(path, |p| p.as_str()).to_owned()
+    } else if path.starts_with("/console/keys/") {
+        "/console/keys".into()
+    } else {
+        users::page_of_action(path, uri.query()).unwrap_or_else(|| path.to_owned())
+    };
+    // Every page echoes it into the switcher's form: a long address (thousands of refused
+    // filter values, a padded id) is not sent back at any length, nor one the switcher would
+    // refuse.
+    if back.len() <= MAX_BACK_CHARS {
+        back
+    } else if path.len() <= MAX_BACK_CHARS && (method == Method::GET || method == Method::HEAD) {
+        path.to_owned()
+    } else {
+        "/console".into()
     }
-    if path.starts_with("/console/keys/") {
-        return "/console/keys".into();
-    }
-    users::page_of_action(path, uri.query()).unwrap_or_else(|| path.to_owned())
 }
 
 /// The layout of an answer to `method` `uri`, before anyone is known to be signed in.
@@ -205,8 +209,14 @@ impl FromRequestParts<WebState> for SignedIn {
         // A known session's key is charged before its session is read, so requests over the
         // rate cost no database read either (the API answers them from its cache).
         let exempt = rate_exempt(&parts.method, parts.uri.path());
-        if let Some(key) = known.as_ref().filter(|_| !exempt) {
-            charge(state, key, &anonymous).await?;
+        match known.as_ref() {
+            Some(key) if exempt => {
+                if let Err(seconds) = state.console_budgets.exempt(key, ip) {
+                    return Err(throttled(anonymous, seconds));
+                }
+            }
+            Some(key) => charge(state, key, &anonymous).await?,
+            None => {}
         }
         let session = match state.sessions.resume(&secret).await {
             Ok(Some(session)) => session,
@@ -229,7 +239,7 @@ impl FromRequestParts<WebState> for SignedIn {
                 Err(refusal) if code_of(&refusal) == Some("UNAUTHENTICATED") => {
                     return Err(to_sign_in())
                 }
-                Err(refusal) => return Err(rate_limited(anonymous, &refusal)),
+                Err(refusal) => return Err(refused_by_limits(anonymous, &refusal, &request_id)),
             },
             None => None,
         };
@@ -269,6 +279,26 @@ fn code_of(refusal: &async_graphql::ServerError) -> Option<&str> {
     match refusal.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(code) => Some(code),
         _ => None,
+    }
+}
+
+/// The page for a refusal of the API's limits: over the rate or the tenant's share (429), the
+/// key revoked meanwhile (401), or an internal failure (the error page, never a 429).
+pub(crate) fn refused_by_limits(
+    chrome: Chrome,
+    refusal: &async_graphql::ServerError,
+    request_id: &str,
+) -> Response {
+    match code_of(refusal) {
+        Some("INTERNAL") => {
+            let e = ServiceError::Internal(refusal.message.clone().into());
+            page::error(chrome, &e, request_id)
+        }
+        Some("UNAUTHENTICATED") => {
+            let e = ServiceError::Unauthenticated(refusal.message.clone());
+            page::error(chrome, &e, request_id)
+        }
+        _ => rate_limited(chrome, refusal),
     }
 }
 

@@ -130,13 +130,37 @@ pub(crate) async fn submit(
         return r;
     }
     let (request_id, request) = super::metadata(&parts);
-    // A valid key's sign-in records an event: it spends the key's request rate like an API
-    // call, so a key holder signing in over and over cannot grow the history unthrottled.
+    // A valid key's sign-in records an event: it spends a budget of sign-ins of its own
+    // (`budgets`), and takes a place in the tenant's share like an API operation.
     let signed_in = match state.sessions.key_for_sign_in(&form.key).await {
-        Ok(key) => match super::charge(&state, &key, &chrome(texts, "/console/sign-in")).await {
-            Ok(()) => state.sessions.sign_in(&key, &request).await,
-            Err(refused) => return refused,
-        },
+        Ok(key) => {
+            if let Err(seconds) = state.console_budgets.sign_in(&key, ip) {
+                let mut r = again(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    texts.with(
+                        "console-sign-in-throttled",
+                        &[("seconds", &seconds.to_string())],
+                    ),
+                    "RATE_LIMITED",
+                );
+                r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+                return r;
+            }
+            let _share = match &state.rate_limits {
+                Some(limits) => match limits.admit(&key).await {
+                    Ok(permit) => Some(permit),
+                    Err(refusal) => {
+                        return super::refused_by_limits(
+                            chrome(texts, "/console/sign-in"),
+                            &refusal,
+                            &request_id,
+                        )
+                    }
+                },
+                None => None,
+            };
+            state.sessions.sign_in(&key, &request).await
+        }
         Err(e) => Err(e),
     };
     match signed_in {
@@ -248,7 +272,7 @@ pub(crate) async fn language(headers: HeaderMap, Query(q): Query<LanguageQuery>)
         back.starts_with("/console")
             && !back.contains("//")
             && !back.contains('\\')
-            && back.len() <= 512
+            && back.len() <= super::MAX_BACK_CHARS
             && back.bytes().all(|b| b.is_ascii_graphic())
     };
     // A page's query can be long (an audit filter): without it, the same page still.

@@ -143,16 +143,25 @@ async fn an_audit_filter_naming_too_many_event_types_is_refused_and_not_echoed()
 }
 
 #[tokio::test]
-async fn signing_in_over_and_over_spends_the_key_s_rate_and_records_no_more() {
+async fn signing_in_over_and_over_spends_a_budget_of_its_own_and_records_no_more() {
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
-    slow_keys(&app, &admin).await;
-    // Each sign-in records an event: a key holder looping on the form must be throttled like
-    // an API client, or it grows the tenant's history without bound.
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    // The API's rate at the operator's ceiling: sign-ins must not ride on it.
+    let set = app
+        .gql(
+            Some(&admin),
+            "mutation { setPolicy(input: { requestsPerSecondPerKey: 10000 }) { requestsPerSecondPerKey } }",
+            json!({}),
+        )
+        .await;
+    set.data();
+    // Each sign-in records an event: a key holder looping on the form must be throttled, or
+    // it grows the tenant's history (and its aggregate's writes) without bound.
     let mut accepted = 0;
     let mut refused = None;
-    for _ in 0..20 {
-        let answer = Browser::new(&app).sign_in(&admin).await;
+    for _ in 0..100 {
+        let answer = Browser::new(&app).sign_in(&auditor).await;
         match answer.status {
             303 => accepted += 1,
             429 => {
@@ -162,8 +171,9 @@ async fn signing_in_over_and_over_spends_the_key_s_rate_and_records_no_more() {
             other => panic!("{other}: {}", answer.body),
         }
     }
-    let refused = refused.expect("the key's rate held for sign-ins");
+    let refused = refused.expect("sign-ins have a budget of their own");
     assert!(refused.headers.contains_key("retry-after"));
+    assert!(accepted <= 30, "{accepted} sign-ins before the budget held");
     let recorded: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'ConsoleSignedIn'",
     )
@@ -172,6 +182,73 @@ async fn signing_in_over_and_over_spends_the_key_s_rate_and_records_no_more() {
     .await
     .unwrap();
     assert_eq!(recorded, accepted);
+    // The admin's own key is not held back by the auditor's loop.
+    assert_eq!(Browser::new(&app).sign_in(&admin).await.status, 303);
+}
+
+#[tokio::test]
+async fn sign_out_posts_are_throttled_before_the_session_is_read() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, auditor) = app.issue_key(&admin, "AUDITOR").await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&auditor).await.status, 303);
+    assert_eq!(browser.get("/console").await.status, 200);
+    let cookie = format!("twofold_console={}", browser.cookies["twofold_console"]);
+    // Any read of the sessions table now waits: exempt posts must still be refused, not
+    // queued on the pool, once their budget is spent (here with a wrong form token).
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let posts = (0..30).map(|_| {
+        client
+            .post(format!("{}/console/sign-out", app.address))
+            .header("cookie", &cookie)
+            .form(&[("csrf", "wrong")])
+            .send()
+    });
+    let mut pending: futures::stream::FuturesUnordered<_> = posts.collect();
+    let mut refused = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while refused < 10 {
+        use futures::StreamExt;
+        match tokio::time::timeout_at(deadline, pending.next()).await {
+            Ok(Some(answer)) => {
+                if answer.unwrap().status() == 429 {
+                    refused += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    lock.rollback().await.unwrap();
+    drop(pending);
+    assert!(
+        refused >= 10,
+        "only {refused} sign-out posts were refused while the sessions table was locked"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_post_with_a_padded_address_does_not_echo_it() {
+    let app = spawn_app().await;
+    let long = "+".repeat(40_000);
+    let answer = Browser::new(&app)
+        .with_header("sec-fetch-site", "cross-site")
+        .post(&format!("/console/user/reset?id={long}"), &[("csrf", "x")])
+        .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(
+        answer.body.len() < 20_000,
+        "the address was echoed: {} bytes",
+        answer.body.len()
+    );
 }
 
 #[tokio::test]

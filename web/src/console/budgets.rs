@@ -1,0 +1,68 @@
+//! The console's own budgets, beside the API's per-key rate and the tenant's share.
+//!
+//! - **Sign-ins** write a tenant event each (decision 141), so they have a budget of their own
+//!   per key and client address, and per key: far below an API key's rate (which an ADMIN may
+//!   raise to thousands a second), and not the API's bucket, which a thief holding the same
+//!   key could keep empty to keep the admin from signing in and revoking it.
+//! - **Signing out and revoking a key** are not charged to the key's API rate (the same
+//!   thief), but each costs a session read before its form is checked, so they have a small
+//!   budget per key and client address.
+//!
+//! Per instance, like the API's buckets.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use twofold_services::KeyPrincipal;
+
+/// Keys a limiter remembers before it forgets those whose bucket is full again.
+const MAX_REMEMBERED: usize = 10_000;
+
+pub struct ConsoleBudgets {
+    sign_in_from: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
+    sign_in: DefaultKeyedRateLimiter<String>,
+    exempt_from: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
+}
+
+fn per_minute(n: u32, burst: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+impl Default for ConsoleBudgets {
+    fn default() -> Self {
+        Self {
+            sign_in_from: governor::RateLimiter::keyed(per_minute(30, 30)),
+            sign_in: governor::RateLimiter::keyed(per_minute(120, 60)),
+            exempt_from: governor::RateLimiter::keyed(per_minute(120, 10)),
+        }
+    }
+}
+
+/// Takes one from `limiter`'s bucket for `key`, or says how many seconds until there is one.
+fn take<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), u64> {
+    if limiter.len() > MAX_REMEMBERED {
+        limiter.retain_recent();
+    }
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+    })
+}
+
+impl ConsoleBudgets {
+    /// One sign-in of `key` from `ip`.
+    pub(crate) fn sign_in(&self, key: &KeyPrincipal, ip: Option<IpAddr>) -> Result<(), u64> {
+        let id = key.key_id.as_str().to_owned();
+        take(&self.sign_in_from, &(id.clone(), ip))?;
+        take(&self.sign_in, &id)
+    }
+
+    /// One sign-out or key revocation by a session of `key` from `ip`.
+    pub(crate) fn exempt(&self, key: &KeyPrincipal, ip: Option<IpAddr>) -> Result<(), u64> {
+        take(&self.exempt_from, &(key.key_id.as_str().to_owned(), ip))
+    }
+}
