@@ -280,3 +280,24 @@ async fn a_form_answered_in_place_keeps_its_page_s_address_in_htmx_history() {
     assert_eq!(out.status, 303);
     assert!(!out.headers.contains_key("hx-push-url"));
 }
+
+#[tokio::test]
+async fn a_path_id_that_fails_to_decode_does_not_fall_back_to_the_query() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    app.gql(
+        Some(&app_key),
+        "mutation { addEmail(userId: \"alice\", email: \"alice@example.com\") { id } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&admin).await.status, 303);
+    assert_eq!(browser.get("/console/user?id=alice").await.status, 200);
+    // The address names `%FF`; the page must not be alice's.
+    let page = browser.get("/console/users/%FF?id=alice").await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(!page.body.contains("alice@") && !page.body.contains("a***@"));
+}

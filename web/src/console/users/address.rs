@@ -59,12 +59,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Target {
             .map(|Path(p)| p)
             .unwrap_or_default();
         let device_id = params.remove("device_id");
-        let user_id = params.remove("user_id").unwrap_or_else(|| {
-            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        // The query names the user only on the query's routes: a path id that fails to decode
+        // must not fall back to `?id=`, or the address would not name the user acted on.
+        let by_path = parts.uri.path().starts_with("/console/users/");
+        let user_id = match params.remove("user_id") {
+            Some(id) => id,
+            None if by_path => String::new(),
+            None => form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
                 .find(|(k, _)| k == "id")
                 .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        });
+                .unwrap_or_default(),
+        };
         Ok(Self { user_id, device_id })
     }
 }
