@@ -113,11 +113,7 @@ pub(crate) async fn submit(
             },
         )
     };
-    if let Some(seconds) = state
-        .anonymous
-        .refused(ip)
-        .filter(|_| !state.sessions.is_known_key(&form.key))
-    {
+    let throttled = |seconds: u64| {
         let mut r = again(
             StatusCode::TOO_MANY_REQUESTS,
             texts.with(
@@ -127,7 +123,14 @@ pub(crate) async fn submit(
             "RATE_LIMITED",
         );
         r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-        return r;
+        r
+    };
+    if let Some(seconds) = state
+        .anonymous
+        .refused(ip)
+        .filter(|_| !state.sessions.is_known_key(&form.key))
+    {
+        return throttled(seconds);
     }
     let (request_id, request) = super::metadata(&parts);
     // A valid key's sign-in records an event: it spends a budget of sign-ins of its own
@@ -135,16 +138,7 @@ pub(crate) async fn submit(
     let signed_in = match state.sessions.key_for_sign_in(&form.key).await {
         Ok(key) => {
             if let Err(seconds) = state.console_budgets.sign_in(&key, ip) {
-                let mut r = again(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    texts.with(
-                        "console-sign-in-throttled",
-                        &[("seconds", &seconds.to_string())],
-                    ),
-                    "RATE_LIMITED",
-                );
-                r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-                return r;
+                return throttled(seconds);
             }
             let _share = match &state.rate_limits {
                 Some(limits) => match limits.admit(&key).await {
