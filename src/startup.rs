@@ -325,14 +325,14 @@ impl Application {
         let address = listener.local_addr().context("reading the bound address")?;
         let public_url = config.public_url.unwrap_or_else(|| {
             let mut shown = address;
-            if shown.ip().is_unspecified() {
-                shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
             if !shown.ip().is_loopback() {
                 tracing::warn!(
                     "TWOFOLD_PUBLIC_URL is not set: the hosted pages' links are made as plain \
                      http to the bound address; set it to the https address browsers use"
                 );
+            }
+            if shown.ip().is_unspecified() {
+                shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
             format!("http://{shown}")
         });

@@ -25,7 +25,7 @@ pub enum UserSessionPurposeGql {
 /// A single-use link to the hosted pages, bound to the tenant, the user and the purpose.
 #[derive(SimpleObject, Debug)]
 pub struct UserSessionLink {
-    /// Keep it with your own user session; `redeemUserSession` needs it back.
+    /// Keep it with your own user session; give it back as `redeemUserSession`'s `sessionId`.
     pub id: ID,
     /// Send the user's browser here.
     pub url: String,
@@ -53,7 +53,8 @@ pub struct UserSessionResult {
     /// The method the user proved or enrolled.
     pub method: Option<MethodGql>,
     /// A trusted-device token, when the user chose to trust the browser at sign-in: store it
-    /// in the browser as for `verify(trustDevice: true)`.
+    /// in the browser as for `verify(trustDevice: true)`. Null until the hosted sign-in flow
+    /// is built (only cancelling exists so far).
     pub device_token: Option<String>,
 }
 
