@@ -156,6 +156,22 @@ async fn an_admin_changes_the_policy_through_the_form_and_reads_it_back() {
     assert!(shown.body.contains("value=\"https://login.acme.example\""));
 }
 
+/// The message `setPolicy` refuses `input` with, which the form must show beside its field.
+async fn api_refusal(app: &TestApp, admin: &str, input: &str) -> String {
+    let api = app
+        .gql(
+            Some(admin),
+            &format!("mutation {{ setPolicy(input: {{ {input} }}) {{ enforceTwoFactor }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(api.error_code(), "INVALID_INPUT", "{}", api.body);
+    api.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_refused_value_is_explained_beside_its_field_with_the_api_s_message() {
     let app = spawn_app().await;
@@ -164,17 +180,7 @@ async fn a_refused_value_is_explained_beside_its_field_with_the_api_s_message() 
     assert_eq!(browser.sign_in(&t.admin).await.status, 303);
     let page = browser.get("/console/policy").await;
     let before = policy(&app, &t.admin).await;
-    let api = app
-        .gql(
-            Some(&t.admin),
-            "mutation { setPolicy(input: { enrollmentGracePeriodDays: 9999 }) { enforceTwoFactor } }",
-            json!({}),
-        )
-        .await;
-    let api_message = api.body["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let api_message = api_refusal(&app, &t.admin, "enrollmentGracePeriodDays: 9999").await;
     for (field, value, message) in [
         (
             "enrollmentGracePeriodDays",
@@ -321,17 +327,7 @@ async fn the_form_is_held_to_the_operator_s_bounds_on_a_key_s_rate() {
     assert_eq!(browser.sign_in(&t.admin).await.status, 303);
     let page = browser.get("/console/policy").await;
     let before = policy(&app, &t.admin).await;
-    let api = app
-        .gql(
-            Some(&t.admin),
-            "mutation { setPolicy(input: { requestsPerSecondPerKey: 100000 }) { requestsPerSecondPerKey } }",
-            json!({}),
-        )
-        .await;
-    let api_message = api.body["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let api_message = api_refusal(&app, &t.admin, "requestsPerSecondPerKey: 100000").await;
     let refused = post(
         &mut browser,
         &form_of(&page, &[("requestsPerSecondPerKey", Some("100000"))]),
