@@ -196,6 +196,7 @@ impl Wiring {
             Arc::new(PgHostedStore::new(pool.clone())),
             directory.clone(),
             hasher.clone(),
+            sealer.clone(),
             entropy.clone(),
             clock.clone(),
         );

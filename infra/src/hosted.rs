@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use twofold_domain::hosted::{Purpose, ReturnUrl};
+use twofold_domain::secrets::SealedSecret;
 use twofold_domain::tenant::KeyedHash;
 use twofold_domain::{ApiKeyId, Locale, Method, Role, TenantId, UserId};
 use twofold_services::ports::{HostedLink, HostedOutcome, HostedStore};
@@ -161,8 +162,9 @@ impl HostedStore for PgHostedStore {
         }
         sqlx::query(
             "INSERT INTO hosted_results \
-               (code_hash, tenant_id, user_id, purpose, completed, method, created_at, link_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+               (code_hash, tenant_id, user_id, purpose, completed, method, created_at, link_id, \
+                device_token) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(code_hash.as_hex())
         .bind(outcome.tenant_id.as_str())
@@ -172,6 +174,7 @@ impl HostedStore for PgHostedStore {
         .bind(outcome.method.map(Method::as_str))
         .bind(outcome.created_at)
         .bind(&outcome.link_id)
+        .bind(outcome.device_token.as_ref().map(SealedSecret::as_encoded))
         .execute(&mut *tx)
         .await
         .map_err(StoreError::new)?;
@@ -187,11 +190,15 @@ impl HostedStore for PgHostedStore {
         now: DateTime<Utc>,
         created_after: DateTime<Utc>,
     ) -> Result<Option<HostedOutcome>, StoreError> {
+        // The sealed token leaves the table with its first redemption.
         let row = sqlx::query(
-            "UPDATE hosted_results SET redeemed_at = $3 \
-             WHERE code_hash = $1 AND tenant_id = $2 AND redeemed_at IS NULL \
-               AND created_at > $4 AND link_id = $5 \
-             RETURNING link_id, tenant_id, user_id, purpose, completed, method, created_at",
+            "UPDATE hosted_results r SET redeemed_at = $3, device_token = NULL \
+             FROM (SELECT code_hash, device_token FROM hosted_results WHERE code_hash = $1 \
+                   FOR UPDATE) old \
+             WHERE r.code_hash = old.code_hash AND r.tenant_id = $2 AND r.redeemed_at IS NULL \
+               AND r.created_at > $4 AND r.link_id = $5 \
+             RETURNING r.link_id, r.tenant_id, r.user_id, r.purpose, r.completed, r.method, \
+               r.created_at, old.device_token",
         )
         .bind(code_hash.as_hex())
         .bind(tenant.as_str())
@@ -216,6 +223,10 @@ impl HostedStore for PgHostedStore {
                 .map_err(StoreError::new)?
                 .map(|m| Method::parse(&m).ok_or_else(|| corrupt("method")))
                 .transpose()?,
+            device_token: row
+                .try_get::<Option<String>, _>("device_token")
+                .map_err(StoreError::new)?
+                .map(SealedSecret::from_encoded),
             created_at: row.try_get("created_at").map_err(StoreError::new)?,
         }))
     }

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::encoding::base32_lower;
 use crate::ports::{
-    Clock, Entropy, HostedLink, HostedOutcome, HostedStore, SecretHasher, TenantDirectory,
+    Clock, Entropy, HostedLink, HostedOutcome, HostedStore, Sealer, SecretHasher, TenantDirectory,
 };
 use crate::roles::{require, APP};
 use crate::{Call, RequestContext, ServiceError};
@@ -80,12 +80,66 @@ pub struct LinkToPages {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How the flow ended, as `redeemUserSession` answers it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    pub outcome: HostedOutcome,
+    /// The trusted-device token of a sign-in that trusted the browser, opened: shown this once.
+    pub device_token: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Redeemed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redeemed")
+            .field("outcome", &self.outcome)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// How a visit ends.
+#[derive(Clone, Default)]
+pub struct Ending {
+    /// The user did what the link was for (false: cancelled).
+    pub completed: bool,
+    /// The method the user proved or enrolled.
+    pub method: Option<Method>,
+    /// The token of the browser the user chose to trust at sign-in.
+    pub device_token: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ending")
+            .field("completed", &self.completed)
+            .field("method", &self.method)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The context a device token is sealed under: bound to the link, so a sealed token copied
+/// onto another result does not open.
+fn token_context(link_id: &str) -> String {
+    format!("hosted-device-token:{link_id}")
+}
+
 /// A live browser session of the pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostedSession {
     pub link: HostedLink,
     /// The organisation's name, shown on every page.
     pub tenant_name: String,
+    /// The name the organisation's messages go out under (its codes come from it).
+    pub sender_name: String,
+    /// The organisation's policy as the session was resumed.
+    pub policy: twofold_domain::Policy,
     /// When the session ends, whatever happens.
     pub ends_at: DateTime<Utc>,
 }
@@ -103,6 +157,7 @@ pub struct HostedPages {
     store: Arc<dyn HostedStore>,
     directory: Arc<dyn TenantDirectory>,
     hasher: Arc<dyn SecretHasher>,
+    sealer: Arc<dyn Sealer>,
     entropy: Arc<dyn Entropy>,
     clock: Arc<dyn Clock>,
     /// Where the service is reached by browsers, such as `https://2fa.example.com`.
@@ -117,6 +172,7 @@ impl HostedPages {
         store: Arc<dyn HostedStore>,
         directory: Arc<dyn TenantDirectory>,
         hasher: Arc<dyn SecretHasher>,
+        sealer: Arc<dyn Sealer>,
         entropy: Arc<dyn Entropy>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -124,6 +180,7 @@ impl HostedPages {
             store,
             directory,
             hasher,
+            sealer,
             entropy,
             clock,
             public_url: UNSET_PUBLIC_URL.to_owned(),
@@ -242,7 +299,9 @@ impl HostedPages {
             .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))?;
         Ok(HostedSession {
             ends_at: link.created_at + SESSION_TTL,
+            sender_name: tenant.sender_name().to_owned(),
             tenant_name: tenant.name,
+            policy: tenant.policy,
             link,
         })
     }
@@ -276,8 +335,7 @@ impl HostedPages {
         &self,
         session: &HostedSecret,
         live: &HostedSession,
-        completed: bool,
-        method: Option<Method>,
+        ending: Ending,
     ) -> Result<Option<String>, ServiceError> {
         let tenant = self
             .directory
@@ -294,13 +352,26 @@ impl HostedPages {
             ));
         }
         let code = self.new_secret(RESULT_PREFIX);
+        let device_token = match &ending.device_token {
+            Some(token) => Some(
+                self.sealer
+                    .seal(
+                        &live.link.key.tenant_id,
+                        &token_context(&live.link.id),
+                        token.as_bytes(),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         let outcome = HostedOutcome {
             link_id: live.link.id.clone(),
             tenant_id: live.link.key.tenant_id.clone(),
             user_id: live.link.user_id.clone(),
             purpose: live.link.purpose,
-            completed,
-            method,
+            completed: ending.completed,
+            method: ending.method,
+            device_token,
             created_at: self.clock.now(),
         };
         let finished = self
@@ -320,7 +391,7 @@ impl HostedPages {
         call: &Call,
         code: &str,
         link_id: &str,
-    ) -> Result<HostedOutcome, ServiceError> {
+    ) -> Result<Redeemed, ServiceError> {
         require(&call.key, APP)?;
         let refused = || {
             ServiceError::InvalidInput(
@@ -332,7 +403,8 @@ impl HostedPages {
         };
         let code = HostedSecret::read(code.trim(), RESULT_PREFIX).ok_or_else(refused)?;
         let now = self.clock.now();
-        self.store
+        let mut outcome = self
+            .store
             .redeem(
                 &self.hash("hosted-result", &code),
                 call.tenant(),
@@ -341,6 +413,22 @@ impl HostedPages {
                 now - RESULT_TTL,
             )
             .await?
-            .ok_or_else(refused)
+            .ok_or_else(refused)?;
+        let device_token = match outcome.device_token.take() {
+            Some(sealed) => {
+                let opened = self
+                    .sealer
+                    .open(call.tenant(), &token_context(&outcome.link_id), &sealed)
+                    .await?;
+                let text = String::from_utf8(opened.to_vec())
+                    .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+                Some(Zeroizing::new(text))
+            }
+            None => None,
+        };
+        Ok(Redeemed {
+            outcome,
+            device_token,
+        })
     }
 }

@@ -36,6 +36,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/copy.js"),
     ),
+    (
+        "print.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/print.js"),
+    ),
 ];
 
 pub(crate) fn routes(console: bool) -> Router<WebState> {

@@ -2,8 +2,7 @@
 
 use async_graphql::{Enum, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use twofold_services::hosted::LinkToPages;
-use twofold_services::ports::HostedOutcome;
+use twofold_services::hosted::{LinkToPages, Redeemed};
 
 use super::MethodGql;
 
@@ -53,19 +52,20 @@ pub struct UserSessionResult {
     /// The method the user proved or enrolled.
     pub method: Option<MethodGql>,
     /// A trusted-device token, when the user chose to trust the browser at sign-in: store it
-    /// in the browser as for `verify(trustDevice: true)`. Null until the hosted sign-in flow
-    /// is built (only cancelling exists so far).
+    /// in the browser as for `verify(trustDevice: true)`. Given once: the stored copy is deleted
+    /// as the result is redeemed.
     pub device_token: Option<String>,
 }
 
-impl From<HostedOutcome> for UserSessionResult {
-    fn from(o: HostedOutcome) -> Self {
+impl From<Redeemed> for UserSessionResult {
+    fn from(r: Redeemed) -> Self {
+        let o = r.outcome;
         Self {
             user_id: ID(o.user_id.as_str().to_owned()),
             purpose: o.purpose.into(),
             completed: o.completed,
             method: o.method.map(Into::into),
-            device_token: None,
+            device_token: r.device_token.map(|t| t.to_string()),
         }
     }
 }

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use twofold_domain::hosted::{Purpose, ReturnUrl};
+use twofold_domain::secrets::SealedSecret;
 use twofold_domain::tenant::KeyedHash;
 use twofold_domain::{Locale, Method, TenantId, UserId};
 
@@ -37,6 +38,9 @@ pub struct HostedOutcome {
     pub completed: bool,
     /// The method the user proved or enrolled.
     pub method: Option<Method>,
+    /// The trusted-device token of a sign-in that trusted the browser, sealed under the
+    /// tenant's data key until it is redeemed.
+    pub device_token: Option<SealedSecret>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -5,4 +5,5 @@ mod console;
 mod console_pages;
 mod graphiql;
 mod harness;
+mod hosted;
 mod pages;

@@ -275,7 +275,7 @@ impl FromRequestParts<WebState> for SignedIn {
 }
 
 /// The stable code of a refusal from the API's limits.
-fn code_of(refusal: &async_graphql::ServerError) -> Option<&str> {
+pub(crate) fn code_of(refusal: &async_graphql::ServerError) -> Option<&str> {
     match refusal.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(code) => Some(code),
         _ => None,
@@ -329,7 +329,12 @@ fn rate_exempt(method: &axum::http::Method, path: &str) -> bool {
 
 /// The answer to a page over its key's request rate: the API's refusal, as a page.
 fn rate_limited(chrome: Chrome, refusal: &async_graphql::ServerError) -> Response {
-    let seconds = refusal
+    too_many(chrome, refusal.message.clone(), retry_after(refusal))
+}
+
+/// The seconds a refusal of the API's limits asks to wait (at least one).
+pub(crate) fn retry_after(refusal: &async_graphql::ServerError) -> u64 {
+    refusal
         .extensions
         .as_ref()
         .and_then(|e| e.get("retryAfterSeconds"))
@@ -338,8 +343,7 @@ fn rate_limited(chrome: Chrome, refusal: &async_graphql::ServerError) -> Respons
             _ => None,
         })
         .unwrap_or(1)
-        .max(1);
-    too_many(chrome, refusal.message.clone(), seconds)
+        .max(1)
 }
 
 async fn not_found(texts: Texts, uri: Uri) -> Response {

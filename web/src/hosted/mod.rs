@@ -7,24 +7,32 @@
 //! `SameSite=Lax`: the user arrives by a top-level navigation from the tenant's site, and a
 //! `Strict` cookie set on that navigation is not sent on the redirect that follows. Every form
 //! is a POST with a token derived from the session, and the same-origin check of every page
-//! post applies.
-//!
-//! What is served so far: opening a link and cancelling (the user returns with
-//! `completed: false`). The enrollment, sign-in and management flows are the next part of the
-//! issue.
+//! post applies. Every use-case runs as the link's APP key for the link's user ([`Visit`]):
+//! the pages follow the API's rules because they call the same use-cases.
+
+mod codes;
+mod enroll;
+mod manage;
+mod texts;
+mod verify;
+mod visit;
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use twofold_domain::hosted::Purpose;
+use twofold_domain::Method;
 use twofold_graphql::client_addr::ClientAddr;
-use twofold_i18n::{negotiate, Arg, Catalog, Language};
-use twofold_services::hosted::{HostedSecret, HostedSession};
-use twofold_services::ServiceError;
+use twofold_services::hosted::Ending;
+use twofold_services::{ErrorCode, ServiceError};
+
+pub(crate) use texts::HostedTexts;
+use visit::Visit;
 
 use crate::{cookies, page, WebState};
 
@@ -37,68 +45,66 @@ pub(crate) fn routes() -> Router<WebState> {
         )
         .route("/hosted", get(show))
         .route("/hosted/cancel", post(cancel))
+        .route("/hosted/done", post(done))
+        .route("/hosted/enroll/totp", post(enroll::start_totp))
+        .route("/hosted/enroll/totp/confirm", post(enroll::confirm_totp))
+        .route("/hosted/verify", post(verify::check))
+        .route("/hosted/manage", post(manage::change))
+        .layer(axum::middleware::map_response(no_store))
 }
 
-/// The texts of a hosted page, in its language.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HostedTexts {
-    language: Language,
+/// No hosted page is kept by a cache: they show secrets once (a key, recovery codes) and belong
+/// to one session.
+async fn no_store(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
-impl HostedTexts {
-    /// The link's locale if it named one, else the browser's first supported language, else
-    /// English.
-    fn choose(session: Option<&HostedSession>, headers: &HeaderMap) -> Self {
-        let chosen = session
-            .and_then(|s| s.link.locale.as_ref())
-            .map(|l| l.language())
-            .or_else(|| {
-                headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| {
-                        v.split(',')
-                            .take(32)
-                            .filter_map(|part| negotiate(part.split(';').next()?.trim()))
-                            .next()
-                    })
-            });
+/// What every page of a session shows around its content.
+pub(crate) struct Frame {
+    pub(crate) texts: HostedTexts,
+    /// The organisation's name.
+    pub(crate) tenant: String,
+    /// The name its messages go out under, when it differs from its name.
+    pub(crate) sender: Option<String>,
+    pub(crate) csrf: String,
+}
+
+impl Frame {
+    pub(crate) fn of(visit: &Visit) -> Self {
+        let s = &visit.session;
         Self {
-            language: chosen.unwrap_or(Language::En),
+            texts: visit.texts,
+            tenant: s.tenant_name.clone(),
+            sender: (s.sender_name != s.tenant_name).then(|| s.sender_name.clone()),
+            csrf: visit.csrf.clone(),
         }
     }
 
     pub(crate) fn t(&self, id: &str) -> String {
-        Catalog::get().message(self.language, id, &[])
-    }
-
-    pub(crate) fn with(&self, id: &str, args: &[(&str, &str)]) -> String {
-        let args: Vec<(&str, Arg<'_>)> = args.iter().map(|(k, v)| (*k, Arg::Text(v))).collect();
-        Catalog::get().message(self.language, id, &args)
+        self.texts.t(id)
     }
 
     pub(crate) fn lang(&self) -> &'static str {
-        self.language.code()
-    }
-}
-
-#[derive(Template)]
-#[template(path = "hosted/session.html")]
-struct SessionPage {
-    texts: HostedTexts,
-    tenant: String,
-    purpose: &'static str,
-    csrf: String,
-}
-
-impl SessionPage {
-    fn title(&self) -> String {
-        self.texts.t(&format!("hosted-title-{}", self.purpose))
+        self.texts.lang()
     }
 
-    fn cancel_label(&self) -> String {
+    pub(crate) fn cancel_label(&self) -> String {
         self.texts
             .with("hosted-cancel", &[("tenant", &self.tenant)])
+    }
+
+    pub(crate) fn sender_line(&self) -> String {
+        match &self.sender {
+            Some(sender) => self.texts.with(
+                "hosted-sender",
+                &[("tenant", &self.tenant), ("sender", sender)],
+            ),
+            None => String::new(),
+        }
     }
 }
 
@@ -110,7 +116,12 @@ struct EndedPage {
     message: String,
 }
 
-fn ended(texts: HostedTexts, status: StatusCode, title: &'static str, message: String) -> Response {
+pub(crate) fn ended(
+    texts: HostedTexts,
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+) -> Response {
     page::html(
         status,
         &EndedPage {
@@ -123,7 +134,7 @@ fn ended(texts: HostedTexts, status: StatusCode, title: &'static str, message: S
 
 /// The page for a session that is gone, which also deletes its cookie. (Only then: a refused
 /// form must not end a live session, or any site could sign the user out of the flow.)
-fn session_gone(texts: HostedTexts) -> Response {
+pub(crate) fn session_gone(texts: HostedTexts) -> Response {
     let mut r = ended(
         texts,
         StatusCode::UNAUTHORIZED,
@@ -137,7 +148,7 @@ fn session_gone(texts: HostedTexts) -> Response {
     r
 }
 
-fn internal(texts: HostedTexts, e: &ServiceError) -> Response {
+pub(crate) fn internal(texts: HostedTexts, e: &ServiceError) -> Response {
     tracing::error!(error = ?e, "hosted page failed");
     ended(
         texts,
@@ -160,13 +171,24 @@ fn refused(texts: HostedTexts, e: &ServiceError) -> Response {
     }
 }
 
-/// The client's address, for the budget of unknown credentials the API and the console share.
-fn client(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts.extensions.get::<ClientAddr>().map(|c| c.0)
+/// A use-case's refusal of what the user typed, in words for the user (the API's messages
+/// speak to developers); `Err` with the error page when the failure is ours.
+pub(crate) fn problem(texts: HostedTexts, e: &ServiceError) -> Result<String, Response> {
+    let id = match e.code() {
+        ErrorCode::InvalidCode => "hosted-code-wrong",
+        ErrorCode::CodeExpired => "hosted-code-expired",
+        ErrorCode::LockedOut => "hosted-locked",
+        ErrorCode::RateLimited => "hosted-slow-down",
+        ErrorCode::PolicyViolation | ErrorCode::InvalidInput | ErrorCode::Conflict => {
+            return Ok(e.to_string())
+        }
+        _ => return Err(refused(texts, e)),
+    };
+    Ok(texts.t(id))
 }
 
 /// The page for an address that spent its budget of unknown links and cookies.
-fn throttled(texts: HostedTexts, seconds: u64) -> Response {
+pub(crate) fn throttled(texts: HostedTexts, seconds: u64) -> Response {
     let mut r = ended(
         texts,
         StatusCode::TOO_MANY_REQUESTS,
@@ -175,6 +197,16 @@ fn throttled(texts: HostedTexts, seconds: u64) -> Response {
     );
     r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     r
+}
+
+/// A form of another flow than the link's (a forged post: the pages never show it).
+pub(crate) fn not_this_flow(texts: HostedTexts) -> Response {
+    ended(
+        texts,
+        StatusCode::FORBIDDEN,
+        "hosted-error-title",
+        texts.t("hosted-not-this-flow"),
+    )
 }
 
 #[derive(Deserialize)]
@@ -188,7 +220,7 @@ struct StartQuery {
 async fn start(State(state): State<WebState>, parts: Parts) -> Response {
     let headers = &parts.headers;
     let texts = HostedTexts::choose(None, headers);
-    let ip = client(&parts);
+    let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     if let Some(seconds) = state.anonymous.refused(ip) {
         return throttled(texts, seconds);
     }
@@ -231,100 +263,100 @@ fn link_invalid(texts: HostedTexts) -> Response {
     )
 }
 
-/// The session of the browser's cookie, or the page to answer instead. Unknown cookies spend the
-/// address's budget like unknown links.
-async fn session(
-    state: &WebState,
-    parts: &Parts,
-) -> Result<(HostedSecret, HostedSession, HostedTexts), Response> {
-    let headers = &parts.headers;
-    let texts = HostedTexts::choose(None, headers);
-    let ip = client(parts);
-    if let Some(seconds) = state.anonymous.refused(ip) {
-        return Err(throttled(texts, seconds));
-    }
-    let Some(secret) = cookies::read(headers, cookies::HOSTED_SESSION)
-        .and_then(|v| HostedSecret::session_from_cookie(&v))
-    else {
-        return Err(session_gone(texts));
+/// The flow's first page.
+async fn show(State(state): State<WebState>, visit: Visit) -> Response {
+    let page = match visit.session.link.purpose {
+        Purpose::Enroll => enroll::show(&state, &visit, None).await,
+        Purpose::Verify => verify::show(&state, &visit, None).await,
+        Purpose::Manage => manage::show(&state, &visit, None, None).await,
     };
-    match state.hosted.resume(&secret).await {
-        Ok(Some(session)) => {
-            let texts = HostedTexts::choose(Some(&session), headers);
-            Ok((secret, session, texts))
-        }
-        Ok(None) => {
-            state.anonymous.spend(ip);
-            Err(session_gone(texts))
-        }
-        Err(e) => {
-            state.anonymous.spend(ip);
-            Err(internal(texts, &e))
-        }
-    }
-}
-
-async fn show(State(state): State<WebState>, parts: Parts) -> Response {
-    let (secret, session, texts) = match session(&state, &parts).await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let mut r = page::html(
-        StatusCode::OK,
-        &SessionPage {
-            texts,
-            tenant: session.tenant_name.clone(),
-            purpose: session.link.purpose.as_str(),
-            csrf: state.hosted.csrf_of(&secret),
-        },
-    );
-    // Chromium and WebKit check `form-action` against the redirect that ends a form's POST,
-    // and the pages' forms end by sending the browser back to the tenant's site.
-    let policy = crate::security::CONTENT_SECURITY_POLICY.replace(
-        "form-action 'self'",
-        &format!("form-action 'self' {}", session.link.return_url.origin()),
-    );
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        r.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    r
+    visit.allow_return(page)
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+pub(crate) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 async fn cancel(
     State(state): State<WebState>,
-    parts: Parts,
+    visit: Visit,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (secret, session, texts) = match session(&state, &parts).await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let expected = state.hosted.csrf_of(&secret);
-    if !twofold_services::console_sessions::ConsoleSessions::csrf_matches(&expected, &form.csrf) {
-        return ended(
-            texts,
-            StatusCode::FORBIDDEN,
-            "hosted-error-title",
-            texts.t("hosted-form-expired"),
-        );
+    if let Err(page) = visit.check(&form.csrf) {
+        return page;
     }
-    match state.hosted.finish(&secret, &session, false, None).await {
+    end(&state, &visit, Ending::default()).await
+}
+
+#[derive(Deserialize)]
+struct DoneForm {
+    #[serde(default)]
+    csrf: String,
+    /// Present on the recovery codes' page: its box must be ticked.
+    #[serde(default)]
+    codes_shown: String,
+    #[serde(default)]
+    saved: String,
+}
+
+/// The end of an enrollment (the user now has a factor) or of a visit to the settings. A
+/// sign-in ends only by a checked factor ([`verify::check`]).
+async fn done(State(state): State<WebState>, visit: Visit, Form(form): Form<DoneForm>) -> Response {
+    if let Err(page) = visit.check(&form.csrf) {
+        return page;
+    }
+    let method = match visit.session.link.purpose {
+        Purpose::Verify => return not_this_flow(visit.texts),
+        Purpose::Manage => None,
+        Purpose::Enroll => {
+            if !form.codes_shown.is_empty() && form.saved != "on" {
+                return ended(
+                    visit.texts,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "hosted-codes-title",
+                    visit.texts.t("hosted-codes-not-saved"),
+                );
+            }
+            let status = match state.users.status(visit.call.tenant(), visit.user()).await {
+                Ok(status) => status,
+                Err(e) => return internal(visit.texts, &e),
+            };
+            let Some(first) = status
+                .filter(|s| s.enabled)
+                .and_then(|s| s.methods.into_iter().find(|m| *m != Method::RecoveryCode))
+            else {
+                // Nothing enrolled yet: back to the choice.
+                return Redirect::to("/hosted").into_response();
+            };
+            Some(first)
+        }
+    };
+    let ending = Ending {
+        completed: true,
+        method,
+        device_token: None,
+    };
+    end(&state, &visit, ending).await
+}
+
+/// Ends the session and sends the browser back to the tenant's site with the result code.
+pub(crate) async fn end(state: &WebState, visit: &Visit, ending: Ending) -> Response {
+    match state
+        .hosted
+        .finish(&visit.secret, &visit.session, ending)
+        .await
+    {
         Ok(Some(back)) => {
             let mut r = Redirect::to(&back).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
-                cookies::hosted_session("", 0, &parts.headers, false),
+                cookies::hosted_session("", 0, &HeaderMap::new(), false),
             );
             r
         }
-        Ok(None) => session_gone(texts),
-        Err(e) => refused(texts, &e),
+        Ok(None) => session_gone(visit.texts),
+        Err(e) => refused(visit.texts, &e),
     }
 }

@@ -1,0 +1,190 @@
+//! Enrolling a first factor: the choice among the methods the policy allows, then the
+//! authenticator app's QR code and key, its confirmation with a code, and the recovery codes.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+use twofold_domain::hosted::Purpose;
+use twofold_domain::Method;
+
+use super::codes::CodesPage;
+use super::visit::Visit;
+use super::{internal, not_this_flow, problem, CsrfForm, Frame};
+use crate::{page, WebState};
+
+/// A method the user may set up here.
+pub(crate) struct Choice {
+    pub(crate) method: &'static str,
+    pub(crate) label: String,
+    pub(crate) hint: String,
+}
+
+#[derive(Template)]
+#[template(path = "hosted/enroll.html")]
+struct EnrollPage {
+    frame: Frame,
+    choices: Vec<Choice>,
+    /// The user already has a factor: adding one is the settings' business (with proof).
+    enrolled: bool,
+    error: Option<String>,
+}
+
+/// The methods to choose from. The authenticator app is set up here so far; email, SMS and
+/// passkeys follow.
+pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<String>) -> Response {
+    let status = match state.users.status(visit.call.tenant(), visit.user()).await {
+        Ok(status) => status,
+        Err(e) => return internal(visit.texts, &e),
+    };
+    let t = visit.texts;
+    let choices = [Method::Totp]
+        .into_iter()
+        .filter(|m| visit.session.policy.allows(*m))
+        .map(|m| Choice {
+            method: m.as_str(),
+            label: t.t(&format!("hosted-method-{}", m.as_str())),
+            hint: t.t(&format!("hosted-method-{}-hint", m.as_str())),
+        })
+        .collect();
+    page::html(
+        StatusCode::OK,
+        &EnrollPage {
+            frame: Frame::of(visit),
+            choices,
+            enrolled: status.is_some_and(|s| s.enabled),
+            error,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "hosted/totp.html")]
+struct TotpPage {
+    frame: Frame,
+    qr: String,
+    /// The key as typed, for the copy button.
+    key: String,
+    error: Option<String>,
+}
+
+impl TotpPage {
+    /// The key in groups of four, as authenticator apps accept it typed.
+    fn grouped(&self) -> String {
+        self.key
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn enroll_only(visit: &Visit) -> Result<(), Response> {
+    if visit.session.link.purpose == Purpose::Enroll {
+        Ok(())
+    } else {
+        Err(not_this_flow(visit.texts))
+    }
+}
+
+/// A fresh secret: its QR code and key.
+pub(crate) async fn start_totp(
+    State(state): State<WebState>,
+    visit: Visit,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(page) = visit.check(&form.csrf).and_then(|()| enroll_only(&visit)) {
+        return page;
+    }
+    let page = match state
+        .users
+        .start_totp_enrollment(&visit.call, visit.user(), None)
+        .await
+    {
+        Ok(enrollment) => page::html(
+            StatusCode::OK,
+            &TotpPage {
+                frame: Frame::of(&visit),
+                qr: enrollment.provisioning.qr_png_data_uri.clone(),
+                key: enrollment.provisioning.secret_base32.clone(),
+                error: None,
+            },
+        ),
+        Err(e) => match problem(visit.texts, &e) {
+            Ok(message) => show(&state, &visit, Some(message)).await,
+            Err(page) => page,
+        },
+    };
+    visit.allow_return(page)
+}
+
+/// The code from the app. The QR code and key come back with it only to show them again after
+/// a wrong code: the secret checked is the one sealed at the start, never the form's.
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    qr: String,
+    #[serde(default)]
+    key: String,
+}
+
+/// What the form may show again: a PNG data URI and a base32 key, nothing else.
+fn shown_again(form: &ConfirmForm) -> (String, String) {
+    const PNG: &str = "data:image/png;base64,";
+    let qr = form
+        .qr
+        .strip_prefix(PNG)
+        .filter(|b| {
+            b.len() < 64 * 1024
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+        })
+        .map(|_| form.qr.clone())
+        .unwrap_or_default();
+    let key = Some(form.key.as_str())
+        .filter(|k| k.len() <= 128 && k.bytes().all(|c| matches!(c, b'A'..=b'Z' | b'2'..=b'7')))
+        .unwrap_or_default()
+        .to_owned();
+    (qr, key)
+}
+
+pub(crate) async fn confirm_totp(
+    State(state): State<WebState>,
+    visit: Visit,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    if let Err(page) = visit.check(&form.csrf).and_then(|()| enroll_only(&visit)) {
+        return page;
+    }
+    let page = match state
+        .users
+        .confirm_totp_enrollment(&visit.call, visit.user(), form.code.trim(), None)
+        .await
+    {
+        Ok(codes) if codes.0.is_empty() => show(&state, &visit, None).await,
+        Ok(codes) => CodesPage::after_enrollment(&visit, codes).render(),
+        Err(e) => match problem(visit.texts, &e) {
+            Ok(message) => {
+                let (qr, key) = shown_again(&form);
+                page::html(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &TotpPage {
+                        frame: Frame::of(&visit),
+                        qr,
+                        key,
+                        error: Some(message),
+                    },
+                )
+            }
+            Err(page) => page,
+        },
+    };
+    visit.allow_return(page)
+}
