@@ -23,7 +23,10 @@ pub(crate) struct CodesPage {
 impl CodesPage {
     pub(crate) fn after_enrollment(visit: &Visit, codes: RecoveryCodes) -> Self {
         Self {
-            frame: Frame::of(visit),
+            frame: Frame {
+                cancellable: false,
+                ..Frame::of(visit)
+            },
             codes: codes.0,
             ends_session: true,
         }

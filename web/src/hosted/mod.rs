@@ -71,6 +71,9 @@ pub(crate) struct Frame {
     /// The name its messages go out under, when it differs from its name.
     pub(crate) sender: Option<String>,
     pub(crate) csrf: String,
+    /// Whether the page offers to cancel (not once the user has enrolled: the codes' page
+    /// only goes on).
+    pub(crate) cancellable: bool,
 }
 
 impl Frame {
@@ -81,6 +84,7 @@ impl Frame {
             tenant: s.tenant_name.clone(),
             sender: (s.sender_name != s.tenant_name).then(|| s.sender_name.clone()),
             csrf: visit.csrf.clone(),
+            cancellable: true,
         }
     }
 
