@@ -93,7 +93,16 @@ fn origin_of(url: &Url) -> Option<String> {
         return None;
     }
     let host = match url.host()? {
-        Host::Domain(d) if !d.ends_with('.') => d.to_owned(),
+        // Letters, digits, `-` and `.` only (`url` writes international names in punycode): the
+        // origin is written into the pages' Content-Security-Policy, where `*`, `;`, `,` or `'`
+        // would widen or split it, and `url` accepts them in a host.
+        Host::Domain(d)
+            if !d.ends_with('.')
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.')) =>
+        {
+            d.to_owned()
+        }
         _ => return None,
     };
     let allowed = match url.scheme() {
@@ -313,6 +322,24 @@ mod tests {
         }
         let many: Vec<String> = (0..11).map(|i| format!("https://a{i}.example")).collect();
         assert!(parse_origins(&many).is_err());
+    }
+
+    #[test]
+    fn an_origin_that_would_widen_or_split_the_pages_csp_is_refused() {
+        // `url` accepts each of these hosts; each would change the `form-action` it is put in.
+        for raw in [
+            "https://*.com",
+            "https://x.com;sandbox",
+            "https://x.com,evil.net",
+            "https://x.com'unsafe-inline'",
+        ] {
+            assert!(ReturnOrigin::parse(raw).is_err(), "{raw}");
+        }
+        assert!(ReturnOrigin::parse("https://xn--80ak6aa92e.com").is_ok());
+        assert!(
+            ReturnOrigin::parse("https://пример.com").is_ok(),
+            "kept in punycode"
+        );
     }
 
     #[test]

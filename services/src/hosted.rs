@@ -328,6 +328,28 @@ impl HostedPages {
         }
     }
 
+    /// Refused when the return URL's origin is no longer one of the tenant's (an admin removed
+    /// it after the link was made): checked before a code is spent, so a user whose flow cannot
+    /// end does not lose a recovery code to it, and again as the flow ends.
+    pub async fn still_returns(&self, live: &HostedSession) -> Result<(), ServiceError> {
+        let tenant = self
+            .directory
+            .tenant(&live.link.key.tenant_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))?;
+        if live
+            .link
+            .return_url
+            .allowed_by(&tenant.policy.return_origins)
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(
+                "the organisation no longer sends users back to this site".into(),
+            ))
+        }
+    }
+
     /// Ends the session with its outcome: the URL to send the browser back to, carrying the
     /// result code. `None` when the session had already ended. Refused when the return URL's
     /// origin is no longer one of the tenant's (an admin removed it after the link was made).
@@ -337,20 +359,7 @@ impl HostedPages {
         live: &HostedSession,
         ending: Ending,
     ) -> Result<Option<String>, ServiceError> {
-        let tenant = self
-            .directory
-            .tenant(&live.link.key.tenant_id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound("tenant not found".into()))?;
-        if !live
-            .link
-            .return_url
-            .allowed_by(&tenant.policy.return_origins)
-        {
-            return Err(ServiceError::Forbidden(
-                "the organisation no longer sends users back to this site".into(),
-            ));
-        }
+        self.still_returns(live).await?;
         let code = self.new_secret(RESULT_PREFIX);
         let device_token = match &ending.device_token {
             Some(token) => Some(

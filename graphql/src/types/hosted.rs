@@ -43,7 +43,7 @@ impl From<LinkToPages> for UserSessionLink {
 }
 
 /// What happened on the hosted pages, redeemed once.
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject)]
 pub struct UserSessionResult {
     pub user_id: ID,
     pub purpose: UserSessionPurposeGql,
@@ -67,5 +67,20 @@ impl From<Redeemed> for UserSessionResult {
             method: o.method.map(Into::into),
             device_token: r.device_token.map(|t| t.to_string()),
         }
+    }
+}
+
+impl std::fmt::Debug for UserSessionResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSessionResult")
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("completed", &self.completed)
+            .field("method", &self.method)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
     }
 }

@@ -61,3 +61,5 @@ hosted-manage-disable = Bestätigung in zwei Schritten ausschalten
 hosted-factor-removed = Die Methode wurde entfernt.
 hosted-disabled = Die Bestätigung in zwei Schritten ist jetzt ausgeschaltet.
 hosted-disable-enforced = Ihre Organisation verlangt die Bestätigung in zwei Schritten für alle, daher kann sie nicht ausgeschaltet werden. Wenden Sie sich bei Fragen an die Administration.
+hosted-totp-again-hint = Nicht sicher, ob die App den richtigen Schlüssel hat? Beginnen Sie mit einem neuen QR-Code.
+hosted-totp-again = Neuen QR-Code anzeigen

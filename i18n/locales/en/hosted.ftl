@@ -61,3 +61,5 @@ hosted-manage-disable = Turn off two-step verification
 hosted-factor-removed = The method was removed.
 hosted-disabled = Two-step verification is now off.
 hosted-disable-enforced = Your organisation requires two-step verification for everyone, so it can't be turned off. Ask its administrator if you need help.
+hosted-totp-again-hint = Not sure the app has the right key? Start again with a new QR code.
+hosted-totp-again = Show a new QR code

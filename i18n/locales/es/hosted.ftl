@@ -61,3 +61,5 @@ hosted-manage-disable = Desactivar la verificación en dos pasos
 hosted-factor-removed = Se ha quitado el método.
 hosted-disabled = La verificación en dos pasos está desactivada.
 hosted-disable-enforced = Su organización exige la verificación en dos pasos para todos, así que no se puede desactivar. Pida ayuda a su administrador si la necesita.
+hosted-totp-again-hint = ¿No está seguro de que la aplicación tenga la clave correcta? Empiece de nuevo con un código QR nuevo.
+hosted-totp-again = Mostrar un código QR nuevo

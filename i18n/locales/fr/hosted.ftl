@@ -61,3 +61,5 @@ hosted-manage-disable = Désactiver la validation en deux étapes
 hosted-factor-removed = La méthode a été supprimée.
 hosted-disabled = La validation en deux étapes est maintenant désactivée.
 hosted-disable-enforced = Votre organisation exige la validation en deux étapes pour tout le monde : elle ne peut donc pas être désactivée. Demandez de l'aide à son administrateur si besoin.
+hosted-totp-again-hint = Vous doutez que l'application ait la bonne clé ? Recommencez avec un nouveau code QR.
+hosted-totp-again = Afficher un nouveau code QR

@@ -148,8 +148,8 @@ impl std::fmt::Debug for RecoveryCodes {
     }
 }
 
-/// The result of a successful verification.
-#[derive(Debug, Clone, PartialEq)]
+/// The result of a successful verification. The device token never appears in `Debug`.
+#[derive(Clone, PartialEq)]
 pub struct Verified {
     /// The method that succeeded.
     pub method: Method,
@@ -157,6 +157,19 @@ pub struct Verified {
     pub recovery_codes_remaining: u32,
     /// The token of the device trusted with this verification (shown once).
     pub device_token: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("method", &self.method)
+            .field("recovery_codes_remaining", &self.recovery_codes_remaining)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// A challenge as the API shows it.

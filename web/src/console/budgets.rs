@@ -8,6 +8,10 @@
 //!   thief), but each costs a session read before its form is checked, so they have a small
 //!   budget per key and client address.
 //!
+//! - **Hosted pages** are charged to the link's APP key like API requests; so that one end user
+//!   looping on a page cannot spend the tenant's backend's whole rate, each browser session and
+//!   each client address has a small budget of its own, taken first.
+//!
 //! Per instance, like the API's buckets.
 
 use std::hash::Hash;
@@ -25,6 +29,8 @@ pub struct ConsoleBudgets {
     sign_in_from: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
     sign_in: DefaultKeyedRateLimiter<String>,
     exempt_from: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
+    hosted_session: DefaultKeyedRateLimiter<String>,
+    hosted_from: DefaultKeyedRateLimiter<Option<IpAddr>>,
 }
 
 fn per_minute(n: u32, burst: u32) -> Quota {
@@ -38,6 +44,10 @@ impl Default for ConsoleBudgets {
             sign_in_from: governor::RateLimiter::keyed(per_minute(30, 30)),
             sign_in: governor::RateLimiter::keyed(per_minute(120, 60)),
             exempt_from: governor::RateLimiter::keyed(per_minute(120, 10)),
+            // A person reads and types: a page every two seconds, in bursts of 20.
+            hosted_session: governor::RateLimiter::keyed(per_minute(30, 20)),
+            // Many people behind one address (an office, a carrier's NAT).
+            hosted_from: governor::RateLimiter::keyed(per_minute(600, 120)),
         }
     }
 }
@@ -64,5 +74,11 @@ impl ConsoleBudgets {
     /// One sign-out or key revocation by a session of `key` from `ip`.
     pub(crate) fn exempt(&self, key: &KeyPrincipal, ip: Option<IpAddr>) -> Result<(), u64> {
         take(&self.exempt_from, &(key.key_id.as_str().to_owned(), ip))
+    }
+
+    /// One hosted page of the session `session` (any stable name of it) from `ip`.
+    pub(crate) fn hosted(&self, session: &str, ip: Option<IpAddr>) -> Result<(), u64> {
+        take(&self.hosted_from, &ip)?;
+        take(&self.hosted_session, &session.to_owned())
     }
 }

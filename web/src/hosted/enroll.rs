@@ -82,12 +82,8 @@ impl TotpPage {
     }
 }
 
-fn enroll_only(visit: &Visit) -> Result<(), Response> {
-    if visit.session.link.purpose == Purpose::Enroll {
-        Ok(())
-    } else {
-        Err(not_this_flow(visit.texts))
-    }
+fn enroll_only(visit: &Visit) -> Option<Response> {
+    (visit.session.link.purpose != Purpose::Enroll).then(|| not_this_flow(visit.texts))
 }
 
 /// A fresh secret: its QR code and key.
@@ -96,7 +92,7 @@ pub(crate) async fn start_totp(
     visit: Visit,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(page) = visit.check(&form.csrf).and_then(|()| enroll_only(&visit)) {
+    if let Some(page) = visit.refuse(&form.csrf).or_else(|| enroll_only(&visit)) {
         return page;
     }
     let page = match state
@@ -115,44 +111,20 @@ pub(crate) async fn start_totp(
         ),
         Err(e) => match problem(visit.texts, &e) {
             Ok(message) => show(&state, &visit, Some(message)).await,
-            Err(page) => page,
+            Err(page) => *page,
         },
     };
     visit.allow_return(page)
 }
 
-/// The code from the app. The QR code and key come back with it only to show them again after
-/// a wrong code: the secret checked is the one sealed at the start, never the form's.
+/// The code from the app. Only the code: the secret checked is the one sealed at the start,
+/// and the QR image is too large to send back (a form is at most 16 KiB).
 #[derive(Deserialize)]
 pub(crate) struct ConfirmForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
     code: String,
-    #[serde(default)]
-    qr: String,
-    #[serde(default)]
-    key: String,
-}
-
-/// What the form may show again: a PNG data URI and a base32 key, nothing else.
-fn shown_again(form: &ConfirmForm) -> (String, String) {
-    const PNG: &str = "data:image/png;base64,";
-    let qr = form
-        .qr
-        .strip_prefix(PNG)
-        .filter(|b| {
-            b.len() < 64 * 1024
-                && b.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
-        })
-        .map(|_| form.qr.clone())
-        .unwrap_or_default();
-    let key = Some(form.key.as_str())
-        .filter(|k| k.len() <= 128 && k.bytes().all(|c| matches!(c, b'A'..=b'Z' | b'2'..=b'7')))
-        .unwrap_or_default()
-        .to_owned();
-    (qr, key)
 }
 
 pub(crate) async fn confirm_totp(
@@ -160,7 +132,7 @@ pub(crate) async fn confirm_totp(
     visit: Visit,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if let Err(page) = visit.check(&form.csrf).and_then(|()| enroll_only(&visit)) {
+    if let Some(page) = visit.refuse(&form.csrf).or_else(|| enroll_only(&visit)) {
         return page;
     }
     let page = match state
@@ -171,19 +143,17 @@ pub(crate) async fn confirm_totp(
         Ok(codes) if codes.0.is_empty() => show(&state, &visit, None).await,
         Ok(codes) => CodesPage::after_enrollment(&visit, codes).render(),
         Err(e) => match problem(visit.texts, &e) {
-            Ok(message) => {
-                let (qr, key) = shown_again(&form);
-                page::html(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &TotpPage {
-                        frame: Frame::of(&visit),
-                        qr,
-                        key,
-                        error: Some(message),
-                    },
-                )
-            }
-            Err(page) => page,
+            // The app holds the key already; a new one is a button away (the page offers it).
+            Ok(message) => page::html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &TotpPage {
+                    frame: Frame::of(&visit),
+                    qr: String::new(),
+                    key: String::new(),
+                    error: Some(message),
+                },
+            ),
+            Err(page) => *page,
         },
     };
     visit.allow_return(page)

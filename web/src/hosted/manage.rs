@@ -147,7 +147,7 @@ pub(crate) async fn change(
     visit: Visit,
     Form(form): Form<ChangeForm>,
 ) -> Response {
-    if let Err(page) = visit.check(&form.csrf) {
+    if let Some(page) = visit.refuse(&form.csrf) {
         return page;
     }
     if visit.session.link.purpose != Purpose::Manage {
@@ -190,7 +190,7 @@ pub(crate) async fn change(
         }
         Err(e) => match problem(t, &e) {
             Ok(message) => show(&state, &visit, None, Some(message)).await,
-            Err(page) => page,
+            Err(page) => *page,
         },
     };
     visit.allow_return(page)

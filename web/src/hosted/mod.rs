@@ -163,7 +163,7 @@ pub(crate) fn internal(texts: HostedTexts, e: &ServiceError) -> Response {
 }
 
 /// A refusal the user can act on (the tenant no longer returns to the link's site).
-fn refused(texts: HostedTexts, e: &ServiceError) -> Response {
+pub(crate) fn refused(texts: HostedTexts, e: &ServiceError) -> Response {
     match e {
         ServiceError::Internal(_) => internal(texts, e),
         other => ended(
@@ -177,7 +177,7 @@ fn refused(texts: HostedTexts, e: &ServiceError) -> Response {
 
 /// A use-case's refusal of what the user typed, in words for the user (the API's messages
 /// speak to developers); `Err` with the error page when the failure is ours.
-pub(crate) fn problem(texts: HostedTexts, e: &ServiceError) -> Result<String, Response> {
+pub(crate) fn problem(texts: HostedTexts, e: &ServiceError) -> Result<String, Box<Response>> {
     let id = match e.code() {
         ErrorCode::InvalidCode => "hosted-code-wrong",
         ErrorCode::CodeExpired => "hosted-code-expired",
@@ -186,7 +186,7 @@ pub(crate) fn problem(texts: HostedTexts, e: &ServiceError) -> Result<String, Re
         ErrorCode::PolicyViolation | ErrorCode::InvalidInput | ErrorCode::Conflict => {
             return Ok(e.to_string())
         }
-        _ => return Err(refused(texts, e)),
+        _ => return Err(Box::new(refused(texts, e))),
     };
     Ok(texts.t(id))
 }
@@ -288,7 +288,7 @@ async fn cancel(
     visit: Visit,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(page) = visit.check(&form.csrf) {
+    if let Some(page) = visit.refuse(&form.csrf) {
         return page;
     }
     end(&state, &visit, Ending::default()).await
@@ -308,7 +308,7 @@ struct DoneForm {
 /// The end of an enrollment (the user now has a factor) or of a visit to the settings. A
 /// sign-in ends only by a checked factor ([`verify::check`]).
 async fn done(State(state): State<WebState>, visit: Visit, Form(form): Form<DoneForm>) -> Response {
-    if let Err(page) = visit.check(&form.csrf) {
+    if let Some(page) = visit.refuse(&form.csrf) {
         return page;
     }
     let method = match visit.session.link.purpose {
@@ -327,14 +327,20 @@ async fn done(State(state): State<WebState>, visit: Visit, Form(form): Form<Done
                 Ok(status) => status,
                 Err(e) => return internal(visit.texts, &e),
             };
-            let Some(first) = status
-                .filter(|s| s.enabled)
-                .and_then(|s| s.methods.into_iter().find(|m| *m != Method::RecoveryCode))
-            else {
+            let Some(status) = status.filter(|s| s.enabled) else {
                 // Nothing enrolled yet: back to the choice.
                 return Redirect::to("/hosted").into_response();
             };
-            Some(first)
+            // A user who had 2FA before and only went on enrolled nothing: no method, so a
+            // result of an enrollment is never mistaken for a proven factor.
+            if form.codes_shown.is_empty() {
+                None
+            } else {
+                status
+                    .methods
+                    .into_iter()
+                    .find(|m| *m != Method::RecoveryCode)
+            }
         }
     };
     let ending = Ending {

@@ -97,7 +97,7 @@ pub(crate) async fn check(
     visit: Visit,
     Form(form): Form<CheckForm>,
 ) -> Response {
-    if let Err(page) = visit.check(&form.csrf) {
+    if let Some(page) = visit.refuse(&form.csrf) {
         return page;
     }
     if visit.session.link.purpose != Purpose::Verify {
@@ -107,6 +107,9 @@ pub(crate) async fn check(
         Some(m @ (Method::Totp | Method::RecoveryCode)) => m,
         _ => return not_this_flow(visit.texts),
     };
+    if let Err(e) = state.hosted.still_returns(&visit.session).await {
+        return super::refused(visit.texts, &e);
+    }
     let input = VerifyInput {
         factor: ProofInput {
             method,
@@ -133,7 +136,7 @@ pub(crate) async fn check(
                 };
                 show(&state, &visit, Some(refusal)).await
             }
-            Err(page) => page,
+            Err(page) => *page,
         },
     };
     visit.allow_return(page)

@@ -34,12 +34,12 @@ impl Visit {
         self.session.link.user_id.as_str()
     }
 
-    /// `Err` with the page to answer when a form's token is not this session's.
-    pub(crate) fn check(&self, csrf: &str) -> Result<(), Response> {
+    /// The page to answer when a form's token is not this session's.
+    pub(crate) fn refuse(&self, csrf: &str) -> Option<Response> {
         if ConsoleSessions::csrf_matches(&self.csrf, csrf) {
-            Ok(())
+            None
         } else {
-            Err(ended(
+            Some(ended(
                 self.texts,
                 StatusCode::FORBIDDEN,
                 "hosted-error-title",
@@ -51,12 +51,17 @@ impl Visit {
     /// `page`, allowed to end by sending the browser back to the tenant's site: Chromium and
     /// WebKit check `form-action` against the redirect that ends a form's POST.
     pub(crate) fn allow_return(&self, mut page: Response) -> Response {
+        let origin = self.session.link.return_url.origin();
+        // The domain admits only such origins; checked again where it becomes a header.
+        if !origin
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'/'))
+        {
+            return page;
+        }
         let policy = crate::security::CONTENT_SECURITY_POLICY.replace(
             "form-action 'self'",
-            &format!(
-                "form-action 'self' {}",
-                self.session.link.return_url.origin()
-            ),
+            &format!("form-action 'self' {origin}"),
         );
         if let Ok(value) = HeaderValue::from_str(&policy) {
             page.headers_mut()
@@ -81,6 +86,12 @@ impl FromRequestParts<WebState> for Visit {
         else {
             return Err(session_gone(texts));
         };
+        // The session's and the address's own budgets come before any read, and before the
+        // link's APP key is charged: one user cannot spend the backend's rate.
+        let csrf = state.hosted.csrf_of(&secret);
+        if let Err(seconds) = state.console_budgets.hosted(&csrf, ip) {
+            return Err(throttled(texts, seconds));
+        }
         // Unknown cookies spend the address's budget like unknown links: each costs a read.
         let session = match state.hosted.resume(&secret).await {
             Ok(Some(session)) => session,
@@ -118,7 +129,7 @@ impl FromRequestParts<WebState> for Visit {
         span.record("actor", format!("APP:{}", key.key_id).as_str());
         let (_, request) = crate::console::metadata(parts);
         Ok(Self {
-            csrf: state.hosted.csrf_of(&secret),
+            csrf,
             call: session.call(request),
             secret,
             session,
