@@ -58,6 +58,11 @@ impl CallingCode {
     pub fn value(self) -> u16 {
         self.0
     }
+
+    /// Every assigned code, in ascending order (a country selector's choices).
+    pub fn all() -> impl Iterator<Item = CallingCode> {
+        ASSIGNED.iter().map(|c| CallingCode(*c))
+    }
 }
 
 impl std::fmt::Display for CallingCode {

@@ -211,3 +211,107 @@ async fn a_user_scans_the_qr_code_saves_the_codes_and_signs_in_trusting_the_brow
     look(&browser, "hosted-manage-enforced").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_georgian_user_enrolls_a_phone_in_georgian_and_signs_in_by_sms() {
+    let app = spawn_app().await;
+    let site = tenant_site().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, app_key) = app.issue_key(&admin, "APP").await;
+    app.gql(
+        Some(&admin),
+        "mutation($o: [String!]) { setPolicy(input: { returnOrigins: $o, allowedCallingCodes: [\"995\"] }) { returnOrigins } }",
+        json!({ "o": [site] }),
+    )
+    .await
+    .data();
+    let browser = Browser::start_with(twofold_tests::browser::BrowserOptions {
+        language: "ka".to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let c = browser.client();
+    let id = open(&browser, &app, &app_key, &site, "ENROLL").await;
+    click(c, Locator::Css("[data-method=SMS]")).await;
+    let heading = text(&browser, "h1").await;
+    assert_eq!(heading, "მობილური ტელეფონის გამოყენება");
+    let first = c
+        .find(Locator::Css("select[name=country] option"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(first, "+995");
+    look(&browser, "hosted-ka-phone").await;
+
+    // A number of a country the organisation does not serve: explained, in Georgian.
+    type_into(&browser, "input[name=phone]", "+1 202 555 0143").await;
+    click(
+        c,
+        Locator::Css("main form:not(.hosted-cancel) button[type=submit]"),
+    )
+    .await;
+    let why = text(&browser, "[data-error]").await;
+    assert!(
+        why.contains("აქ არ მიიღება") && why.contains("+995"),
+        "{why}"
+    );
+    look(&browser, "hosted-ka-phone-refused").await;
+    let field = c.find(Locator::Css("input[name=phone]")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("555 12 34 56").await.unwrap();
+    click(
+        c,
+        Locator::Css("main form:not(.hosted-cancel) button[type=submit]"),
+    )
+    .await;
+    c.wait()
+        .for_element(Locator::Css("[data-sent-to]"))
+        .await
+        .unwrap();
+    look(&browser, "hosted-ka-code").await;
+    let sms = app
+        .twilio
+        .wait_for_delivered(1, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(sms[0].to, "+995555123456");
+    let code = twofold_tests::fakes::extract_code(&sms[0].body, 6).unwrap();
+    type_into(&browser, "input[name=code]", &code).await;
+    click(c, Locator::Css("[data-method=SMS]")).await;
+    c.wait()
+        .for_element(Locator::Css("[data-recovery-code]"))
+        .await
+        .unwrap();
+    click(c, Locator::Css("input[name=saved]")).await;
+    click(
+        c,
+        Locator::Css("form[action='/hosted/done'] button[type=submit]"),
+    )
+    .await;
+    let result = redeem(&browser, &app, &app_key, &site, &id).await;
+    assert_eq!(result["method"], "SMS");
+
+    // Sign in: a code by SMS, typed back.
+    let id = open(&browser, &app, &app_key, &site, "VERIFY").await;
+    click(c, Locator::Css("[data-method=SMS]")).await;
+    c.wait()
+        .for_element(Locator::Css("[data-resend]"))
+        .await
+        .unwrap();
+    let resend = c.find(Locator::Css("[data-resend]")).await.unwrap();
+    assert!(
+        !resend.is_enabled().await.unwrap(),
+        "resend waits for its countdown"
+    );
+    let sms = app
+        .twilio
+        .wait_for_delivered(2, std::time::Duration::from_secs(20))
+        .await;
+    let code = twofold_tests::fakes::extract_code(&sms[1].body, 6).unwrap();
+    type_into(&browser, "input[name=code]", &code).await;
+    click(c, Locator::Css("[data-method=SMS]")).await;
+    let result = redeem(&browser, &app, &app_key, &site, &id).await;
+    assert_eq!(result["method"], "SMS");
+    browser.close().await;
+}

@@ -32,15 +32,14 @@ struct EnrollPage {
     error: Option<String>,
 }
 
-/// The methods to choose from. The authenticator app is set up here so far; email, SMS and
-/// passkeys follow.
+/// The methods to choose from: those the policy allows that the pages can set up.
 pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<String>) -> Response {
     let status = match state.users.status(visit.call.tenant(), visit.user()).await {
         Ok(status) => status,
         Err(e) => return internal(visit.texts, &e),
     };
     let t = visit.texts;
-    let choices = [Method::Totp]
+    let choices = [Method::Totp, Method::Email, Method::Sms]
         .into_iter()
         .filter(|m| visit.session.policy.allows(*m))
         .map(|m| Choice {

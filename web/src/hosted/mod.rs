@@ -10,6 +10,7 @@
 //! post applies. Every use-case runs as the link's APP key for the link's user ([`Visit`]):
 //! the pages follow the API's rules because they call the same use-cases.
 
+mod channels;
 mod codes;
 mod enroll;
 mod manage;
@@ -48,7 +49,13 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/hosted/done", post(done))
         .route("/hosted/enroll/totp", post(enroll::start_totp))
         .route("/hosted/enroll/totp/confirm", post(enroll::confirm_totp))
+        .route("/hosted/enroll/email", post(channels::choose_email))
+        .route("/hosted/enroll/sms", post(channels::choose_sms))
+        .route("/hosted/enroll/email/send", post(channels::send_email))
+        .route("/hosted/enroll/sms/send", post(channels::send_sms))
+        .route("/hosted/enroll/channel/confirm", post(channels::confirm))
         .route("/hosted/verify", post(verify::check))
+        .route("/hosted/verify/send", post(verify::send))
         .route("/hosted/manage", post(manage::change))
         .layer(axum::middleware::map_response(no_store))
 }

@@ -8,11 +8,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
+use twofold_domain::channel::Channel;
 use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
 use twofold_services::hosted::Ending;
 use twofold_services::users::{ProofInput, VerifyInput};
 
+use super::channels::{shown_again, CodePage, RESEND_AFTER_SECONDS};
 use super::visit::Visit;
 use super::{end, internal, not_this_flow, problem, Frame};
 use crate::{page, WebState};
@@ -27,6 +29,8 @@ struct VerifyPage {
     recovery_codes: u32,
     /// Days a trusted browser is remembered; 0: not allowed.
     trust_days: u16,
+    /// `(method, label)` of each confirmed address or number a code can be sent to.
+    channels: Vec<(&'static str, String)>,
     /// The recovery code form was the one refused.
     recovery_open: bool,
     error: Option<String>,
@@ -55,6 +59,22 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
             )
         })
         .unwrap_or_default();
+    let t = visit.texts;
+    let mut channels = Vec::new();
+    if let Some(s) = &status {
+        for (channel, contact) in [(Channel::Email, &s.email), (Channel::Sms, &s.phone)] {
+            let method = channel.method();
+            if let Some((masked, true)) = contact {
+                if s.methods.contains(&method) && visit.session.policy.allows(method) {
+                    let label = t.with(
+                        &format!("hosted-verify-send-{}", method.as_str()),
+                        &[("to", masked)],
+                    );
+                    channels.push((method.as_str(), label));
+                }
+            }
+        }
+    }
     let status_code = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -67,6 +87,7 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
             nothing: status.is_none(),
             totp,
             recovery_codes,
+            channels,
             trust_days: visit.session.policy.trusted_device_days,
             recovery_open: error.as_ref().is_some_and(|e| e.recovery),
             error: error.map(|e| e.message),
@@ -90,6 +111,11 @@ pub(crate) struct CheckForm {
     code: String,
     #[serde(default)]
     trust: String,
+    /// For EMAIL and SMS: the challenge the code was sent with, and where (to show again).
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    sent_to: String,
 }
 
 pub(crate) async fn check(
@@ -104,8 +130,13 @@ pub(crate) async fn check(
         return not_this_flow(visit.texts);
     }
     let method = match Method::parse(&form.method) {
-        Some(m @ (Method::Totp | Method::RecoveryCode)) => m,
+        Some(m @ (Method::Totp | Method::RecoveryCode | Method::Email | Method::Sms)) => m,
         _ => return not_this_flow(visit.texts),
+    };
+    let channel = match method {
+        Method::Email => Some(Channel::Email),
+        Method::Sms => Some(Channel::Sms),
+        _ => None,
     };
     if let Err(e) = state.hosted.still_returns(&visit.session).await {
         return super::refused(visit.texts, &e);
@@ -114,7 +145,7 @@ pub(crate) async fn check(
         factor: ProofInput {
             method,
             code: form.code.trim().to_owned(),
-            challenge_id: None,
+            challenge_id: channel.map(|_| form.challenge.trim().to_owned()),
         },
         trust_device: form.trust == "on" && visit.session.policy.trusted_device_days > 0,
         device_label: None,
@@ -129,10 +160,85 @@ pub(crate) async fn check(
             end(&state, &visit, ending).await
         }
         Err(e) => match problem(visit.texts, &e) {
+            Ok(message) if channel.is_some() => {
+                let mut page = code_page(&visit, method, &form.challenge, &form.sent_to);
+                page.resend_at = 0;
+                page.error = Some(message);
+                page.render()
+            }
             Ok(message) => {
                 let refusal = Refusal {
                     message,
                     recovery: method == Method::RecoveryCode,
+                };
+                show(&state, &visit, Some(refusal)).await
+            }
+            Err(page) => *page,
+        },
+    };
+    visit.allow_return(page)
+}
+
+/// The sign-in's code page for a code sent by `method`.
+fn code_page(visit: &Visit, method: Method, challenge: &str, sent_to: &str) -> CodePage {
+    CodePage {
+        frame: Frame::of(visit),
+        method: method.as_str(),
+        challenge: challenge.to_owned(),
+        sent_to: shown_again(sent_to),
+        action: "/hosted/verify",
+        resend_action: "/hosted/verify/send",
+        resend_fields: vec![("channel", method.as_str().to_owned())],
+        trust_days: visit.session.policy.trusted_device_days,
+        resend_at: chrono::Utc::now().timestamp() + RESEND_AFTER_SECONDS,
+        error: None,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    channel: String,
+}
+
+/// Sends a sign-in code by email or SMS: the page to type it.
+pub(crate) async fn send(
+    State(state): State<WebState>,
+    visit: Visit,
+    Form(form): Form<SendForm>,
+) -> Response {
+    if let Some(page) = visit.refuse(&form.csrf) {
+        return page;
+    }
+    if visit.session.link.purpose != Purpose::Verify {
+        return not_this_flow(visit.texts);
+    }
+    let channel = match form.channel.as_str() {
+        "EMAIL" => Channel::Email,
+        "SMS" => Channel::Sms,
+        _ => return not_this_flow(visit.texts),
+    };
+    let page = match state
+        .users
+        .send_code(
+            &visit.call,
+            visit.user(),
+            Some(channel),
+            None,
+            Some(visit.texts.lang()),
+        )
+        .await
+    {
+        Ok(challenge) => {
+            code_page(&visit, channel.method(), &challenge.id, &challenge.sent_to).render()
+        }
+        Err(e) => match problem(visit.texts, &e) {
+            Ok(message) => {
+                let refusal = Refusal {
+                    message,
+                    recovery: false,
                 };
                 show(&state, &visit, Some(refusal)).await
             }

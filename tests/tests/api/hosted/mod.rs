@@ -60,6 +60,7 @@ async fn return_origins_are_checked_kept_as_browsers_write_them_and_read_back() 
     assert_eq!(emptied.data()["setPolicy"]["returnOrigins"], json!([]));
 }
 
+mod channels;
 mod flows;
 mod links;
 mod review;
