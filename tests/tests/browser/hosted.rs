@@ -126,6 +126,8 @@ async fn a_user_scans_the_qr_code_saves_the_codes_and_signs_in_trusting_the_brow
         .for_element(Locator::Css("img[data-qr]"))
         .await
         .unwrap();
+    // Tall enough for the whole page, which the README shows.
+    c.set_window_size(1000, 940).await.unwrap();
     look(&browser, "hosted-enroll-totp").await;
     let shot = browser.screenshot("hosted-enroll-totp").await;
     let uri = scan(&shot);
