@@ -9,7 +9,7 @@ use serde_json::json;
 use twofold_tests::browser::Browser;
 use twofold_tests::{spawn_app, TestApp};
 
-use crate::console::{click, look, text};
+use crate::console::{click, look, sign_in, text};
 
 const CREATE: &str = "mutation($u: ID!, $p: UserSessionPurpose!, $r: String!) { createUserSession(userId: $u, purpose: $p, returnUrl: $r) { id url } }";
 const REDEEM: &str = "mutation($c: String!, $s: ID) { redeemUserSession(code: $c, sessionId: $s) { userId completed method deviceToken } }";
@@ -211,6 +211,62 @@ async fn a_user_scans_the_qr_code_saves_the_codes_and_signs_in_trusting_the_brow
     assert!(why.contains("requires two-step verification"), "{why}");
     assert!(c.find(Locator::Css("[data-action=disable]")).await.is_err());
     look(&browser, "hosted-manage-enforced").await;
+
+    // The user lost the phone: an admin resets them from the console, and they enroll again.
+    sign_in(&browser, &app, &admin).await;
+    browser
+        .goto(&format!("{}/console/users/nino", app.address))
+        .await;
+    type_into(&browser, "#reason-reset", "lost her phone").await;
+    click(c, Locator::Css("[data-action=reset] button[type=submit]")).await;
+    c.wait()
+        .for_element(Locator::Css("[data-done]"))
+        .await
+        .expect("the reset is confirmed");
+    let id = open(&browser, &app, &app_key, &site, "ENROLL").await;
+    click(c, Locator::Css("[data-method=TOTP]")).await;
+    let key = c
+        .wait()
+        .for_element(Locator::Css("[data-key]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap()
+        .replace(' ', "");
+    assert_ne!(key, in_qr, "a new secret after the reset");
+    let again =
+        totp_rs::Totp::from_url(format!("otpauth://totp/Acme:nino?secret={key}&issuer=Acme"))
+            .unwrap();
+    // Steps already used stay used whatever secret comes next (a reset keeps them): the sign-in
+    // above used the step after `now`, so the new app's first code is the one after that, which
+    // the service accepts once the clock is at most one step before it.
+    let next_step = now / 30 + 2;
+    let ready = (next_step - 1) * 30;
+    let clock = chrono::Utc::now().timestamp() as u64;
+    if clock < ready {
+        tokio::time::sleep(std::time::Duration::from_secs(ready - clock)).await;
+    }
+    type_into(
+        &browser,
+        "input[name=code]",
+        &again.generate(next_step * 30).to_string(),
+    )
+    .await;
+    click(c, Locator::Css("form[action$=confirm] button[type=submit]")).await;
+    c.wait()
+        .for_element(Locator::Css("[data-recovery-code]"))
+        .await
+        .unwrap();
+    click(c, Locator::Css("input[name=saved]")).await;
+    click(
+        c,
+        Locator::Css("form[action='/hosted/done'] button[type=submit]"),
+    )
+    .await;
+    let result = redeem(&browser, &app, &app_key, &site, &id).await;
+    assert_eq!(result["method"], "TOTP");
     browser.close().await;
 }
 
