@@ -1,6 +1,6 @@
-//! The user's settings: their factors, new recovery codes, removing a factor and turning 2FA
-//! off, each with a code from a current factor (the API's proof), and the reason when the
-//! organisation's policy forbids turning it off.
+//! The user's settings: their factors, adding an authenticator app, new recovery codes, removing
+//! a factor and turning 2FA off, each with proof of a current factor (the API's rule,
+//! [`super::proof`]), and the reason when the organisation's policy forbids turning it off.
 
 use askama::Template;
 use axum::extract::State;
@@ -10,10 +10,10 @@ use axum::Form;
 use serde::Deserialize;
 use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
-use twofold_services::users::ProofInput;
 use twofold_services::ErrorCode;
 
 use super::codes::CodesPage;
+use super::proof::{self, Proofs, Sent};
 use super::visit::Visit;
 use super::{internal, not_this_flow, problem, Frame};
 use crate::{page, WebState};
@@ -34,19 +34,26 @@ struct ManagePage {
     frame: Frame,
     factors: Vec<Factor>,
     recovery_codes: u32,
-    /// Methods a code can prove: `(method, label)`.
-    proofs: Vec<(&'static str, String)>,
+    proofs: Proofs,
+    /// `(channel, label)`: where a proof code can be sent.
+    senders: Vec<(&'static str, String)>,
+    /// An authenticator app can be added (allowed, and the user has none).
+    can_add_totp: bool,
     enforced: bool,
     notice: Option<String>,
     error: Option<String>,
 }
 
-pub(crate) async fn show(
-    state: &WebState,
-    visit: &Visit,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
+/// What the settings page says beside the factors.
+#[derive(Default)]
+pub(crate) struct Said {
+    pub(crate) notice: Option<String>,
+    pub(crate) error: Option<String>,
+    /// A proof code was just sent.
+    pub(crate) sent: Option<Sent>,
+}
+
+pub(crate) async fn show(state: &WebState, visit: &Visit, said: Said) -> Response {
     let status = match state.users.status(visit.call.tenant(), visit.user()).await {
         Ok(status) => status.filter(|s| s.enabled),
         Err(e) => return internal(visit.texts, &e),
@@ -54,8 +61,8 @@ pub(crate) async fn show(
     let t = visit.texts;
     let label = |m: Method| t.t(&format!("hosted-method-{}", m.as_str()));
     let mut factors = Vec::new();
-    let mut proofs = Vec::new();
-    let mut recovery_codes = 0;
+    let (mut proofs, mut senders, mut recovery_codes) = (Proofs::default(), Vec::new(), 0);
+    let mut can_add_totp = false;
     if let Some(s) = &status {
         recovery_codes = s.recovery_codes_remaining;
         for method in &s.methods {
@@ -84,14 +91,12 @@ pub(crate) async fn show(
                 }),
             }
         }
-        if s.methods.contains(&Method::Totp) {
-            proofs.push((Method::Totp.as_str(), label(Method::Totp)));
-        }
-        if recovery_codes > 0 {
-            proofs.push((Method::RecoveryCode.as_str(), label(Method::RecoveryCode)));
-        }
+        proofs = Proofs::of(t, s, said.sent.as_ref());
+        senders = proof::senders(t, s);
+        can_add_totp =
+            !s.methods.contains(&Method::Totp) && visit.session.policy.allows(Method::Totp);
     }
-    let status_code = if error.is_some() {
+    let status_code = if said.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -103,9 +108,11 @@ pub(crate) async fn show(
             factors,
             recovery_codes,
             proofs,
+            senders,
+            can_add_totp,
             enforced: visit.session.policy.enforce_two_factor,
-            notice,
-            error,
+            notice: said.notice,
+            error: said.error,
         },
     )
 }
@@ -121,6 +128,9 @@ pub(crate) struct ChangeForm {
     proof: String,
     #[serde(default)]
     code: String,
+    /// With a code sent by email or SMS: its challenge.
+    #[serde(default)]
+    challenge: String,
 }
 
 enum Action {
@@ -153,15 +163,11 @@ pub(crate) async fn change(
     if visit.session.link.purpose != Purpose::Manage {
         return not_this_flow(visit.texts);
     }
-    let (Some(action), Some(method @ (Method::Totp | Method::RecoveryCode))) =
-        (Action::parse(&form.action), Method::parse(&form.proof))
-    else {
+    let (Some(action), Some(proof)) = (
+        Action::parse(&form.action),
+        proof::input(&form.proof, &form.code, &form.challenge),
+    ) else {
         return not_this_flow(visit.texts);
-    };
-    let proof = ProofInput {
-        method,
-        code: form.code.trim().to_owned(),
-        challenge_id: None,
     };
     let users = &state.users;
     let (call, user, t) = (&visit.call, visit.user(), visit.texts);
@@ -179,20 +185,30 @@ pub(crate) async fn change(
             .await
             .map(|_| t.t("hosted-disabled")),
     };
-    let page = match done {
-        Ok(notice) => show(&state, &visit, Some(notice), None).await,
+    let said = match done {
+        Ok(notice) => Said {
+            notice: Some(notice),
+            ..Said::default()
+        },
         // The organisation requires 2FA: said in the user's words, not the API's.
         Err(e)
             if e.code() == ErrorCode::PolicyViolation
                 && visit.session.policy.enforce_two_factor =>
         {
-            show(&state, &visit, None, Some(t.t("hosted-disable-enforced"))).await
+            Said {
+                error: Some(t.t("hosted-disable-enforced")),
+                ..Said::default()
+            }
         }
         Err(e) => match problem(t, &e) {
-            Ok(message) => show(&state, &visit, None, Some(message)).await,
-            Err(page) => *page,
+            Ok(message) => Said {
+                error: Some(message),
+                ..Said::default()
+            },
+            Err(page) => return *page,
         },
     };
+    let page = show(&state, &visit, said).await;
     visit.allow_return(page)
 }
 

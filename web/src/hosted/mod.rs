@@ -14,7 +14,9 @@ mod channels;
 mod codes;
 mod enroll;
 mod manage;
+mod proof;
 mod texts;
+mod totp;
 mod verify;
 mod visit;
 
@@ -47,8 +49,8 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/hosted", get(show))
         .route("/hosted/cancel", post(cancel))
         .route("/hosted/done", post(done))
-        .route("/hosted/enroll/totp", post(enroll::start_totp))
-        .route("/hosted/enroll/totp/confirm", post(enroll::confirm_totp))
+        .route("/hosted/enroll/totp", post(totp::start_totp))
+        .route("/hosted/enroll/totp/confirm", post(totp::confirm_totp))
         .route("/hosted/enroll/email", post(channels::choose_email))
         .route("/hosted/enroll/sms", post(channels::choose_sms))
         .route("/hosted/enroll/email/send", post(channels::send_email))
@@ -57,6 +59,8 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/hosted/verify", post(verify::check))
         .route("/hosted/verify/send", post(verify::send))
         .route("/hosted/manage", post(manage::change))
+        .route("/hosted/manage/send", post(proof::send))
+        .route("/hosted/manage/add-totp", post(totp::start_totp))
         .layer(axum::middleware::map_response(no_store))
 }
 
@@ -279,7 +283,7 @@ async fn show(State(state): State<WebState>, visit: Visit) -> Response {
     let page = match visit.session.link.purpose {
         Purpose::Enroll => enroll::show(&state, &visit, None).await,
         Purpose::Verify => verify::show(&state, &visit, None).await,
-        Purpose::Manage => manage::show(&state, &visit, None, None).await,
+        Purpose::Manage => manage::show(&state, &visit, manage::Said::default()).await,
     };
     visit.allow_return(page)
 }

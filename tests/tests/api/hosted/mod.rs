@@ -63,5 +63,6 @@ async fn return_origins_are_checked_kept_as_browsers_write_them_and_read_back() 
 mod channels;
 mod flows;
 mod links;
+mod manage;
 mod review;
 mod review2;
