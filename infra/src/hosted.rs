@@ -231,6 +231,23 @@ impl HostedStore for PgHostedStore {
         }))
     }
 
+    async fn unopened_links(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM hosted_sessions \
+             WHERE tenant_id = $1 AND opened_at IS NULL AND created_at > $2",
+        )
+        .bind(tenant.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let sessions = sqlx::query("DELETE FROM hosted_sessions WHERE created_at < $1")
             .bind(before)

@@ -31,6 +31,10 @@ const LINK_ID_PREFIX: &str = "hs_";
 /// Base32 characters of 32 random bytes: every secret has exactly this many after its prefix,
 /// so anything else is refused before any hash or look-up.
 const SECRET_CHARS: usize = 52;
+/// Unopened links a tenant may have at once (each is a row kept about 90 minutes): far above
+/// what sign-ins need (a link is opened within seconds), and what bounds the rows a leaked APP
+/// key can make.
+pub const MAX_UNOPENED_LINKS: u64 = 1_000;
 
 /// One of the three secrets. Redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -239,6 +243,21 @@ impl HostedPages {
         let return_url = ReturnUrl::parse(&input.return_url, &tenant.policy.return_origins)
             .map_err(ServiceError::invalid)?;
         let now = self.clock.now();
+        if self
+            .store
+            .unopened_links(call.tenant(), now - LINK_TTL)
+            .await?
+            >= MAX_UNOPENED_LINKS
+        {
+            return Err(ServiceError::RateLimited {
+                message: format!(
+                    "the organisation has {MAX_UNOPENED_LINKS} links not opened yet: a link \
+                     is for one user about to open it, and each lapses 10 minutes after it \
+                     was made"
+                ),
+                retry_after_seconds: 60,
+            });
+        }
         let secret = self.new_secret(LINK_PREFIX);
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);

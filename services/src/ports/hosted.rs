@@ -90,6 +90,13 @@ pub trait HostedStore: Send + Sync {
         created_after: DateTime<Utc>,
     ) -> Result<Option<HostedOutcome>, StoreError>;
 
+    /// How many of `tenant`'s links made after `since` are not opened yet.
+    async fn unopened_links(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
     /// Deletes links, sessions and outcomes created before `before`; returns how many.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

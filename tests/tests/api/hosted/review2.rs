@@ -66,3 +66,42 @@ async fn a_flow_that_cannot_return_spends_no_recovery_code() {
         .await;
     assert_eq!(used.data()["verify"]["method"], "RECOVERY_CODE");
 }
+
+#[tokio::test]
+async fn a_tenant_s_unopened_links_are_capped_and_other_tenants_are_not_affected() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let other = tenant(&app, "Other").await;
+    // A leaked APP key has made a thousand links no one opens.
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO hosted_sessions (link_hash, link_id, tenant_id, key_id, user_id, purpose, \
+           return_url, created_at) \
+         SELECT 'h' || n, 'hs_' || n, $1, 'k', 'u', 'VERIFY', 'https://app.acme.ge/', now() \
+         FROM generate_series(1, 1000) n",
+    )
+    .bind(&acme.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let create = |key: String| {
+        let app = &app;
+        async move {
+            app.gql(
+                Some(&key),
+                super::links::CREATE,
+                json!({ "u": "nino", "p": "VERIFY", "r": super::links::RETURN }),
+            )
+            .await
+        }
+    };
+    let refused = create(acme.app.clone()).await;
+    assert_eq!(refused.error_code(), "RATE_LIMITED", "{}", refused.body);
+    create(other.app.clone()).await.data();
+    // Opened links do not count.
+    sqlx::query("UPDATE hosted_sessions SET opened_at = now() WHERE link_id = 'hs_1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    create(acme.app.clone()).await.data();
+}
