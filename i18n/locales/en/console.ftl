@@ -197,3 +197,4 @@ console-keys-secret = The key
 console-keys-copy = Copy
 console-keys-copied = Copied
 console-keys-back = Back to the keys
+console-policy-returnOrigins-localhost = http://localhost is for development: on a user's computer it is whatever runs there, so a result code sent to it may reach another program. Remove it before real users sign in.

@@ -197,3 +197,4 @@ console-keys-secret = გასაღები
 console-keys-copy = კოპირება
 console-keys-copied = დაკოპირებულია
 console-keys-back = გასაღებებზე დაბრუნება
+console-policy-returnOrigins-localhost = http://localhost მხოლოდ დამუშავებისთვისაა: მომხმარებლის კომპიუტერზე ეს ნებისმიერი იქ გაშვებული პროგრამაა, ამიტომ შედეგის კოდი შეიძლება სხვა პროგრამას მიუვიდეს. წაშალეთ, სანამ ნამდვილი მომხმარებლები შევლენ.

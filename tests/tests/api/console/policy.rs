@@ -343,3 +343,33 @@ async fn the_form_is_held_to_the_operator_s_bounds_on_a_key_s_rate() {
     );
     assert_eq!(policy(&app, &t.admin).await, before, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_localhost_return_origin_is_flagged_as_for_development_only() {
+    let app = spawn_app().await;
+    let t = acme(&app).await;
+    let set = |origins: Value| {
+        let (app, admin) = (&app, t.admin.clone());
+        async move {
+            app.gql(
+                Some(&admin),
+                "mutation($o: [String!]) { setPolicy(input: { returnOrigins: $o }) { returnOrigins } }",
+                json!({ "o": origins }),
+            )
+            .await
+            .data();
+        }
+    };
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&t.admin).await.status, 303);
+    set(json!(["https://app.acme.ge"])).await;
+    let page = browser.get("/console/policy").await;
+    assert!(!page.body.contains("data-warning=\"localhost\""));
+    set(json!(["https://app.acme.ge", "http://localhost:3000"])).await;
+    let page = browser.get("/console/policy").await;
+    assert!(
+        page.body.contains("data-warning=\"localhost\""),
+        "{}",
+        page.body
+    );
+}
