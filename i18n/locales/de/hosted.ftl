@@ -92,3 +92,7 @@ hosted-proof-code = Code Ihrer bisherigen Methode
 hosted-manage-add = Methode hinzufügen
 hosted-manage-add-totp = Authenticator-App hinzufügen
 hosted-factor-added = Die Authenticator-App wurde hinzugefügt.
+hosted-replace-title = Neuen Besuch beginnen?
+hosted-replace-question = Dieser Browser ist mitten in einem Besuch für { $tenant }. Der neue Link beendet ihn. Wenn Sie nicht gerade selbst einen neuen Link angefordert haben, gehen Sie stattdessen zurück.
+hosted-replace-confirm = Neuen Link öffnen
+hosted-replace-back = Zurück zum laufenden Besuch

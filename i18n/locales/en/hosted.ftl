@@ -92,3 +92,7 @@ hosted-proof-code = Code from your current method
 hosted-manage-add = Add a method
 hosted-manage-add-totp = Add an authenticator app
 hosted-factor-added = The authenticator app was added.
+hosted-replace-title = Start a new visit?
+hosted-replace-question = This browser is in the middle of a visit for { $tenant }. Opening the new link ends it. If you did not just ask for a new link yourself, go back instead.
+hosted-replace-confirm = Open the new link
+hosted-replace-back = Go back to the visit in progress

@@ -92,3 +92,7 @@ hosted-proof-code = Código de su método actual
 hosted-manage-add = Añadir un método
 hosted-manage-add-totp = Añadir una aplicación de autenticación
 hosted-factor-added = Se ha añadido la aplicación de autenticación.
+hosted-replace-title = ¿Empezar una nueva visita?
+hosted-replace-question = Este navegador está en medio de una visita para { $tenant }. Abrir el nuevo enlace la termina. Si no acaba de pedir usted mismo un enlace nuevo, vuelva atrás.
+hosted-replace-confirm = Abrir el nuevo enlace
+hosted-replace-back = Volver a la visita en curso

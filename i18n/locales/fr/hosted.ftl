@@ -92,3 +92,7 @@ hosted-proof-code = Code de votre méthode actuelle
 hosted-manage-add = Ajouter une méthode
 hosted-manage-add-totp = Ajouter une application d'authentification
 hosted-factor-added = L'application d'authentification a été ajoutée.
+hosted-replace-title = Commencer une nouvelle visite ?
+hosted-replace-question = Ce navigateur est en pleine visite pour { $tenant }. Ouvrir le nouveau lien y met fin. Si vous n'avez pas demandé vous-même un nouveau lien à l'instant, revenez plutôt en arrière.
+hosted-replace-confirm = Ouvrir le nouveau lien
+hosted-replace-back = Revenir à la visite en cours

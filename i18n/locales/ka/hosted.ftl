@@ -92,3 +92,7 @@ hosted-proof-code = კოდი თქვენი მიმდინარე 
 hosted-manage-add = მეთოდის დამატება
 hosted-manage-add-totp = ავთენტიფიკატორი აპლიკაციის დამატება
 hosted-factor-added = ავთენტიფიკატორი აპლიკაცია დაემატა.
+hosted-replace-title = დავიწყოთ ახალი ვიზიტი?
+hosted-replace-question = ეს ბრაუზერი ახლა { $tenant }-ის ვიზიტის შუაშია. ახალი ბმულის გახსნა მას დაასრულებს. თუ ახალი ბმული ახლახან თავად არ მოითხოვეთ, დაბრუნდით უკან.
+hosted-replace-confirm = ახალი ბმულის გახსნა
+hosted-replace-back = მიმდინარე ვიზიტზე დაბრუნება

@@ -15,14 +15,14 @@ mod codes;
 mod enroll;
 mod manage;
 mod proof;
+mod start;
 mod texts;
 mod totp;
 mod verify;
 mod visit;
 
 use askama::Template;
-use axum::extract::{Query, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -30,7 +30,6 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
-use twofold_graphql::client_addr::ClientAddr;
 use twofold_services::hosted::Ending;
 use twofold_services::{ErrorCode, ServiceError};
 
@@ -44,7 +43,9 @@ pub(crate) fn routes() -> Router<WebState> {
         // Not HEAD: a link scanner or prefetch would spend the link the user needs.
         .route(
             "/hosted/start",
-            get(start).head(|| async { StatusCode::METHOD_NOT_ALLOWED }),
+            get(start::open)
+                .post(start::replace)
+                .head(|| async { StatusCode::METHOD_NOT_ALLOWED }),
         )
         .route("/hosted", get(show))
         .route("/hosted/cancel", post(cancel))
@@ -224,52 +225,7 @@ pub(crate) fn not_this_flow(texts: HostedTexts) -> Response {
     )
 }
 
-#[derive(Deserialize)]
-struct StartQuery {
-    #[serde(default)]
-    link: String,
-}
-
-/// Spends the link. Unknown and spent links spend the address's budget of unknown credentials,
-/// as unknown keys and console sessions do: each costs a database write.
-async fn start(State(state): State<WebState>, parts: Parts) -> Response {
-    let headers = &parts.headers;
-    let texts = HostedTexts::choose(None, headers);
-    let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
-    if let Some(seconds) = state.anonymous.refused(ip) {
-        return throttled(texts, seconds);
-    }
-    let Ok(Query(query)) = Query::<StartQuery>::try_from_uri(&parts.uri) else {
-        state.anonymous.spend(ip);
-        return link_invalid(texts);
-    };
-    match state.hosted.open(&query.link).await {
-        Ok(Some((secret, session))) => {
-            let seconds = (session.ends_at - chrono::Utc::now()).num_seconds().max(1);
-            let mut r = Redirect::to("/hosted").into_response();
-            r.headers_mut().append(
-                header::SET_COOKIE,
-                cookies::hosted_session(
-                    secret.expose(),
-                    seconds,
-                    headers,
-                    state.hosted.served_over_https(),
-                ),
-            );
-            r
-        }
-        Ok(None) => {
-            state.anonymous.spend(ip);
-            link_invalid(texts)
-        }
-        Err(e) => {
-            state.anonymous.spend(ip);
-            internal(texts, &e)
-        }
-    }
-}
-
-fn link_invalid(texts: HostedTexts) -> Response {
+pub(crate) fn link_invalid(texts: HostedTexts) -> Response {
     ended(
         texts,
         StatusCode::NOT_FOUND,

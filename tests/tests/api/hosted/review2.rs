@@ -105,3 +105,70 @@ async fn a_tenant_s_unopened_links_are_capped_and_other_tenants_are_not_affected
         .unwrap();
     create(acme.app.clone()).await.data();
 }
+
+#[tokio::test]
+async fn a_link_opened_during_a_live_visit_asks_before_replacing_it() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let (mut browser, page, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    let first = browser.cookies["twofold_hosted"].clone();
+    // Another site sends the browser to a link of its own.
+    let made = app
+        .gql(
+            Some(&acme.app),
+            super::links::CREATE,
+            json!({ "u": "mallory", "p": "ENROLL", "r": super::links::RETURN }),
+        )
+        .await;
+    let url = made.data()["createUserSession"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = url.strip_prefix(&app.address).unwrap();
+    let asked = browser.get(path).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("data-replace"), "{}", asked.body);
+    assert_eq!(
+        browser.cookies["twofold_hosted"], first,
+        "the visit is kept"
+    );
+    // The visit in progress still works.
+    let back = browser
+        .post("/hosted/cancel", &[("csrf", &page.field("csrf"))])
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    // With no visit left, the same link opens: it was not spent by the question.
+    let opened = browser.get(path).await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    assert_ne!(browser.cookies["twofold_hosted"], first);
+}
+
+#[tokio::test]
+async fn the_user_may_choose_to_leave_a_live_visit_for_a_new_link() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let (mut browser, _, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    let first = browser.cookies["twofold_hosted"].clone();
+    let made = app
+        .gql(
+            Some(&acme.app),
+            super::links::CREATE,
+            json!({ "u": "nino", "p": "VERIFY", "r": super::links::RETURN }),
+        )
+        .await;
+    let url = made.data()["createUserSession"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let asked = browser.get(url.strip_prefix(&app.address).unwrap()).await;
+    let link = asked.field("link");
+    let opened = browser.post("/hosted/start", &[("link", &link)]).await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    assert_ne!(browser.cookies["twofold_hosted"], first);
+    let page = browser.get("/hosted").await;
+    assert!(
+        page.body.contains("data-purpose=\"VERIFY\""),
+        "{}",
+        page.body
+    );
+}
