@@ -331,6 +331,23 @@ impl HostedPages {
         self.hash("hosted-csrf", session).as_hex().to_owned()
     }
 
+    /// A mark the pages hand the browser for what happened in `session` (`what`, such as the
+    /// method just enrolled), to be given back and checked with [`HostedPages::marked`]: keyed
+    /// under the server's pepper and the session's secret, so no one can make it and it means
+    /// nothing in another session.
+    pub fn mark(&self, session: &HostedSecret, what: &str) -> String {
+        let text = Zeroizing::new(format!("{}\n{what}", session.expose()));
+        let mac = self.hasher.keyed_hash("hosted-mark", text.as_bytes());
+        format!("{what}.{}", mac.as_hex())
+    }
+
+    /// What a mark of [`HostedPages::mark`] says, if it is genuine for `session`.
+    pub fn marked<'a>(&self, session: &HostedSecret, mark: &'a str) -> Option<&'a str> {
+        let (what, _) = mark.split_once('.')?;
+        let expected = self.mark(session, what);
+        crate::console_sessions::ConsoleSessions::csrf_matches(&expected, mark).then_some(what)
+    }
+
     /// The live session of a cookie's secret.
     pub async fn resume(
         &self,

@@ -206,11 +206,15 @@ async fn a_user_scans_the_qr_code_saves_the_codes_and_signs_in_trusting_the_brow
     )
     .await
     .data();
-    open(&browser, &app, &app_key, &site, "MANAGE").await;
+    let manage = open(&browser, &app, &app_key, &site, "MANAGE").await;
     let why = text(&browser, "[data-disable-refused]").await;
     assert!(why.contains("requires two-step verification"), "{why}");
     assert!(c.find(Locator::Css("[data-action=disable]")).await.is_err());
     look(&browser, "hosted-manage-enforced").await;
+    // Back to the tenant: the visit ends (a new link during a live visit asks first).
+    click(c, Locator::Css("[data-done]")).await;
+    let result = redeem(&browser, &app, &app_key, &site, &manage).await;
+    assert_eq!(result["completed"], true);
 
     // The user lost the phone: an admin resets them from the console, and they enroll again.
     sign_in(&browser, &app, &admin).await;
@@ -291,6 +295,10 @@ async fn a_georgian_user_enrolls_a_phone_in_georgian_and_signs_in_by_sms() {
     let c = browser.client();
     let id = open(&browser, &app, &app_key, &site, "ENROLL").await;
     click(c, Locator::Css("[data-method=SMS]")).await;
+    c.wait()
+        .for_element(Locator::Css("select[name=country]"))
+        .await
+        .unwrap();
     let heading = text(&browser, "h1").await;
     assert_eq!(heading, "მობილური ტელეფონის გამოყენება");
     let first = c

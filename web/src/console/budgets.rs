@@ -10,7 +10,8 @@
 //!
 //! - **Hosted pages** are charged to the link's APP key like API requests; so that one end user
 //!   looping on a page cannot spend the tenant's backend's whole rate, each browser session and
-//!   each client address has a small budget of its own, taken first.
+//!   each client address has a small budget of its own, taken first. A hosted session also has
+//!   a small budget of codes sent by email or SMS, to numbers its user types.
 //!
 //! Per instance, like the API's buckets.
 
@@ -31,6 +32,7 @@ pub struct ConsoleBudgets {
     exempt_from: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
     hosted_session: DefaultKeyedRateLimiter<String>,
     hosted_from: DefaultKeyedRateLimiter<Option<IpAddr>>,
+    hosted_sends: DefaultKeyedRateLimiter<String>,
 }
 
 fn per_minute(n: u32, burst: u32) -> Quota {
@@ -48,6 +50,13 @@ impl Default for ConsoleBudgets {
             hosted_session: governor::RateLimiter::keyed(per_minute(30, 20)),
             // Many people behind one address (an office, a carrier's NAT).
             hosted_from: governor::RateLimiter::keyed(per_minute(600, 120)),
+            // Codes by email or SMS a hosted visit may ask for: 5, then one every 10 minutes
+            // (a visit lasts 30), whatever numbers it types.
+            hosted_sends: governor::RateLimiter::keyed(
+                Quota::with_period(std::time::Duration::from_secs(600))
+                    .expect("a non-zero period")
+                    .allow_burst(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
+            ),
         }
     }
 }
@@ -74,6 +83,12 @@ impl ConsoleBudgets {
     /// One sign-out or key revocation by a session of `key` from `ip`.
     pub(crate) fn exempt(&self, key: &KeyPrincipal, ip: Option<IpAddr>) -> Result<(), u64> {
         take(&self.exempt_from, &(key.key_id.as_str().to_owned(), ip))
+    }
+
+    /// One code sent by email or SMS for the hosted session `session`: each costs the tenant a
+    /// message, and the number is the user's to type (SMS pumping).
+    pub(crate) fn hosted_send(&self, session: &str) -> Result<(), u64> {
+        take(&self.hosted_sends, &session.to_owned())
     }
 
     /// One hosted page of the session `session` (any stable name of it) from `ip`.

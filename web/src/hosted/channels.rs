@@ -128,6 +128,16 @@ fn enroll_only(visit: &Visit) -> Option<Response> {
     (visit.session.link.purpose != Purpose::Enroll).then(|| not_this_flow(visit.texts))
 }
 
+/// The enrollment page instead, for a user who has 2FA already (another tab enrolled them):
+/// adding an address or a number then needs proof, which the settings ask for.
+async fn already_enrolled(state: &WebState, visit: &Visit) -> Option<Response> {
+    match state.users.status(visit.call.tenant(), visit.user()).await {
+        Ok(Some(status)) if status.enabled => Some(enroll::show(state, visit, None).await),
+        Ok(_) => None,
+        Err(e) => Some(super::internal(visit.texts, &e)),
+    }
+}
+
 fn contact_page(visit: &Visit, channel: Channel, country: &str, typed: &str) -> ContactPage {
     let allowed = &visit.session.policy.allowed_calling_codes;
     let countries: Vec<(String, String)> = if allowed.is_empty() {
@@ -151,9 +161,12 @@ fn contact_page(visit: &Visit, channel: Channel, country: &str, typed: &str) -> 
 }
 
 /// The choice of email or SMS: the field to type the address or number into.
-pub(crate) async fn choose(visit: Visit, channel: Channel, form: CsrfForm) -> Response {
+async fn choose(state: &WebState, visit: Visit, channel: Channel, form: CsrfForm) -> Response {
     if let Some(page) = visit.refuse(&form.csrf).or_else(|| enroll_only(&visit)) {
         return page;
+    }
+    if let Some(page) = already_enrolled(state, &visit).await {
+        return visit.allow_return(page);
     }
     if !visit.session.policy.allows(channel.method()) {
         return not_this_flow(visit.texts);
@@ -162,12 +175,20 @@ pub(crate) async fn choose(visit: Visit, channel: Channel, form: CsrfForm) -> Re
     visit.allow_return(page::html(StatusCode::OK, &page))
 }
 
-pub(crate) async fn choose_email(visit: Visit, Form(form): Form<CsrfForm>) -> Response {
-    choose(visit, Channel::Email, form).await
+pub(crate) async fn choose_email(
+    State(state): State<WebState>,
+    visit: Visit,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    choose(&state, visit, Channel::Email, form).await
 }
 
-pub(crate) async fn choose_sms(visit: Visit, Form(form): Form<CsrfForm>) -> Response {
-    choose(visit, Channel::Sms, form).await
+pub(crate) async fn choose_sms(
+    State(state): State<WebState>,
+    visit: Visit,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    choose(&state, visit, Channel::Sms, form).await
 }
 
 #[derive(Deserialize)]
@@ -226,13 +247,18 @@ pub(crate) async fn send(
     };
     let language = Some(t.lang());
     let (sent, resend) = match channel {
-        Channel::Email => (
-            state
-                .users
-                .add_email(&visit.call, visit.user(), form.email.trim(), None, language)
-                .await,
-            vec![("email", form.email.trim().to_owned())],
-        ),
+        Channel::Email => {
+            if let Err(message) = visit.may_send(state) {
+                return refuse(message);
+            }
+            (
+                state
+                    .users
+                    .add_email(&visit.call, visit.user(), form.email.trim(), None, language)
+                    .await,
+                vec![("email", form.email.trim().to_owned())],
+            )
+        }
         Channel::Sms => {
             let phone = match number(&form.country, &form.phone) {
                 Ok(phone) => phone,
@@ -248,6 +274,9 @@ pub(crate) async fn send(
                         ("allowed", &list.join(", ")),
                     ],
                 ));
+            }
+            if let Err(message) = visit.may_send(state) {
+                return refuse(message);
             }
             (
                 state
@@ -286,6 +315,9 @@ pub(crate) async fn send_email(
     if let Some(page) = visit.refuse(&form.csrf).or_else(|| enroll_only(&visit)) {
         return page;
     }
+    if let Some(page) = already_enrolled(&state, &visit).await {
+        return visit.allow_return(page);
+    }
     let page = send(&state, &visit, Channel::Email, &form).await;
     visit.allow_return(page)
 }
@@ -297,6 +329,9 @@ pub(crate) async fn send_sms(
 ) -> Response {
     if let Some(page) = visit.refuse(&form.csrf).or_else(|| enroll_only(&visit)) {
         return page;
+    }
+    if let Some(page) = already_enrolled(&state, &visit).await {
+        return visit.allow_return(page);
     }
     let page = send(&state, &visit, Channel::Sms, &form).await;
     visit.allow_return(page)
@@ -330,6 +365,9 @@ pub(crate) async fn confirm(
     if let Some(page) = visit.refuse(&form.csrf).or_else(|| enroll_only(&visit)) {
         return page;
     }
+    if let Some(page) = already_enrolled(&state, &visit).await {
+        return visit.allow_return(page);
+    }
     let page = match state
         .users
         .confirm_channel(
@@ -342,7 +380,20 @@ pub(crate) async fn confirm(
         .await
     {
         Ok(Some(codes)) if !codes.0.is_empty() => {
-            CodesPage::after_enrollment(&visit, codes).render()
+            // Codes come with the first factor only: the one the user has now is this one (the
+            // form's own `method` is the browser's word, not evidence).
+            let method = match state.users.status(visit.call.tenant(), visit.user()).await {
+                Ok(Some(status)) => status
+                    .methods
+                    .into_iter()
+                    .find(|m| *m != twofold_domain::Method::RecoveryCode),
+                Ok(None) => None,
+                Err(e) => return super::internal(visit.texts, &e),
+            };
+            match method {
+                Some(method) => CodesPage::after_enrollment(&state, &visit, method, codes).render(),
+                None => enroll::show(&state, &visit, None).await,
+            }
         }
         Ok(_) => enroll::show(&state, &visit, None).await,
         Err(e) => match problem(visit.texts, &e) {

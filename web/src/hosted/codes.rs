@@ -4,31 +4,37 @@
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
+use twofold_domain::Method;
 use twofold_services::users::RecoveryCodes;
 
 use super::visit::Visit;
 use super::Frame;
-use crate::page;
+use crate::{page, WebState};
 
 #[derive(Template)]
 #[template(path = "hosted/codes.html")]
 pub(crate) struct CodesPage {
     frame: Frame,
     codes: Vec<String>,
-    /// After enrolling the session ends with the box ticked; in the settings it goes back to
-    /// them.
-    ends_session: bool,
+    /// After enrolling, the session ends with the box ticked, carrying the server's mark of
+    /// the method enrolled; in the settings it goes back to them (`None`).
+    enrolled: Option<String>,
 }
 
 impl CodesPage {
-    pub(crate) fn after_enrollment(visit: &Visit, codes: RecoveryCodes) -> Self {
+    pub(crate) fn after_enrollment(
+        state: &WebState,
+        visit: &Visit,
+        method: Method,
+        codes: RecoveryCodes,
+    ) -> Self {
         Self {
             frame: Frame {
                 cancellable: false,
                 ..Frame::of(visit)
             },
             codes: codes.0,
-            ends_session: true,
+            enrolled: Some(state.hosted.mark(&visit.secret, method.as_str())),
         }
     }
 
@@ -36,7 +42,7 @@ impl CodesPage {
         Self {
             frame: Frame::of(visit),
             codes: codes.0,
-            ends_session: false,
+            enrolled: None,
         }
     }
 

@@ -195,9 +195,12 @@ pub(crate) fn problem(texts: HostedTexts, e: &ServiceError) -> Result<String, Bo
         ErrorCode::CodeExpired => "hosted-code-expired",
         ErrorCode::LockedOut => "hosted-locked",
         ErrorCode::RateLimited => "hosted-slow-down",
-        ErrorCode::PolicyViolation | ErrorCode::InvalidInput | ErrorCode::Conflict => {
-            return Ok(e.to_string())
-        }
+        // The API's messages speak to developers ("pass `proof`..."); the user gets words.
+        ErrorCode::PolicyViolation => "hosted-not-allowed",
+        ErrorCode::InvalidInput | ErrorCode::Conflict => "hosted-input-refused",
+        // In a flow the user and tenant exist: what is not found is the code's challenge
+        // (replaced by a newer one, or too old).
+        ErrorCode::NotFound => "hosted-code-stale",
         _ => return Err(Box::new(refused(texts, e))),
     };
     Ok(texts.t(id))
@@ -265,9 +268,11 @@ async fn cancel(
 struct DoneForm {
     #[serde(default)]
     csrf: String,
-    /// Present on the recovery codes' page: its box must be ticked.
+    /// From the recovery codes' page after an enrollment: the method enrolled in this session,
+    /// marked by the server ([`twofold_services::hosted::HostedPages::mark`]); its box must be
+    /// ticked.
     #[serde(default)]
-    codes_shown: String,
+    enrolled: String,
     #[serde(default)]
     saved: String,
 }
@@ -282,7 +287,11 @@ async fn done(State(state): State<WebState>, visit: Visit, Form(form): Form<Done
         Purpose::Verify => return not_this_flow(visit.texts),
         Purpose::Manage => None,
         Purpose::Enroll => {
-            if !form.codes_shown.is_empty() && form.saved != "on" {
+            let enrolled = state
+                .hosted
+                .marked(&visit.secret, &form.enrolled)
+                .and_then(Method::parse);
+            if enrolled.is_some() && form.saved != "on" {
                 return ended(
                     visit.texts,
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -294,20 +303,14 @@ async fn done(State(state): State<WebState>, visit: Visit, Form(form): Form<Done
                 Ok(status) => status,
                 Err(e) => return internal(visit.texts, &e),
             };
-            let Some(status) = status.filter(|s| s.enabled) else {
+            if !status.is_some_and(|s| s.enabled) {
                 // Nothing enrolled yet: back to the choice.
                 return Redirect::to("/hosted").into_response();
-            };
-            // A user who had 2FA before and only went on enrolled nothing: no method, so a
-            // result of an enrollment is never mistaken for a proven factor.
-            if form.codes_shown.is_empty() {
-                None
-            } else {
-                status
-                    .methods
-                    .into_iter()
-                    .find(|m| *m != Method::RecoveryCode)
             }
+            // Only a method enrolled in this very session is reported: a user who had 2FA
+            // before and only went on enrolled nothing, so a result of an enrollment is never
+            // mistaken for a proven factor.
+            enrolled
         }
     };
     let ending = Ending {

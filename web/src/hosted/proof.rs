@@ -125,6 +125,14 @@ pub(crate) async fn send(
         "SMS" => Channel::Sms,
         _ => return not_this_flow(visit.texts),
     };
+    if let Err(message) = visit.may_send(&state) {
+        let said = Said {
+            error: Some(message),
+            ..Said::default()
+        };
+        let page = manage::show(&state, &visit, said).await;
+        return visit.allow_return(page);
+    }
     let said = match state
         .users
         .send_code(

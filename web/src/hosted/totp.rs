@@ -187,7 +187,7 @@ pub(crate) async fn confirm_totp(
             }
             _ => enroll::show(&state, &visit, None).await,
         },
-        Ok(codes) => CodesPage::after_enrollment(&visit, codes).render(),
+        Ok(codes) => CodesPage::after_enrollment(&state, &visit, Method::Totp, codes).render(),
         Err(e) => match problem(visit.texts, &e) {
             // The app holds the key already; a new one is a button away (the page offers it).
             Ok(message) => page::html(

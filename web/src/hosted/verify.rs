@@ -13,6 +13,7 @@ use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
 use twofold_services::hosted::Ending;
 use twofold_services::users::{ProofInput, VerifyInput};
+use twofold_services::ServiceError;
 
 use super::channels::{shown_again, CodePage, RESEND_AFTER_SECONDS};
 use super::visit::Visit;
@@ -139,7 +140,15 @@ pub(crate) async fn check(
         _ => None,
     };
     if let Err(e) = state.hosted.still_returns(&visit.session).await {
-        return super::refused(visit.texts, &e);
+        return match e {
+            ServiceError::Forbidden(_) => super::ended(
+                visit.texts,
+                axum::http::StatusCode::FORBIDDEN,
+                "hosted-error-title",
+                visit.texts.t("hosted-return-gone"),
+            ),
+            other => super::refused(visit.texts, &other),
+        };
     }
     let input = VerifyInput {
         factor: ProofInput {
@@ -220,6 +229,14 @@ pub(crate) async fn send(
         "SMS" => Channel::Sms,
         _ => return not_this_flow(visit.texts),
     };
+    if let Err(message) = visit.may_send(&state) {
+        let refusal = Refusal {
+            message,
+            recovery: false,
+        };
+        let page = show(&state, &visit, Some(refusal)).await;
+        return visit.allow_return(page);
+    }
     let page = match state
         .users
         .send_code(

@@ -48,6 +48,15 @@ impl Visit {
         }
     }
 
+    /// `Err` with the words to show when this visit has asked for all the codes by email or SMS
+    /// it may.
+    pub(crate) fn may_send(&self, state: &WebState) -> Result<(), String> {
+        state
+            .console_budgets
+            .hosted_send(&self.csrf)
+            .map_err(|_| self.texts.t("hosted-too-many-codes"))
+    }
+
     /// `page`, allowed to end by sending the browser back to the tenant's site: Chromium and
     /// WebKit check `form-action` against the redirect that ends a form's POST.
     pub(crate) fn allow_return(&self, mut page: Response) -> Response {

@@ -74,7 +74,11 @@ async fn confirm_and_finish(
     let back = browser
         .post(
             "/hosted/done",
-            &[("csrf", &csrf), ("codes_shown", "1"), ("saved", "on")],
+            &[
+                ("csrf", &csrf),
+                ("enrolled", &confirmed.field("enrolled")),
+                ("saved", "on"),
+            ],
         )
         .await;
     redeem(app, &acme.app, &result_of(&back), id).await.data()["redeemUserSession"].clone()

@@ -95,7 +95,11 @@ pub(crate) async fn enroll(app: &TestApp, acme: &Acme, user: &str) -> (String, V
     let back = browser
         .post(
             "/hosted/done",
-            &[("csrf", &csrf), ("codes_shown", "1"), ("saved", "on")],
+            &[
+                ("csrf", &csrf),
+                ("enrolled", &confirmed.field("enrolled")),
+                ("saved", "on"),
+            ],
         )
         .await;
     let result = redeem(app, &acme.app, &result_of(&back), &id).await;
@@ -192,13 +196,20 @@ async fn enrolling_shows_the_key_then_the_recovery_codes_once_and_returns_a_resu
 
     // Going on without ticking the box is refused (a browser does not send the form).
     let unsaved = browser
-        .post("/hosted/done", &[("csrf", &csrf), ("codes_shown", "1")])
+        .post(
+            "/hosted/done",
+            &[("csrf", &csrf), ("enrolled", &confirmed.field("enrolled"))],
+        )
         .await;
     assert_eq!(unsaved.status, 422, "{}", unsaved.body);
     let back = browser
         .post(
             "/hosted/done",
-            &[("csrf", &csrf), ("codes_shown", "1"), ("saved", "on")],
+            &[
+                ("csrf", &csrf),
+                ("enrolled", &confirmed.field("enrolled")),
+                ("saved", "on"),
+            ],
         )
         .await;
     let result = redeem(&app, &acme.app, &result_of(&back), &id).await;
@@ -495,8 +506,17 @@ async fn a_link_s_session_serves_only_its_own_flow() {
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     // The session lives on; going on from "already set up" says no method: nothing was
-    // enrolled or proved.
-    let back = browser.post("/hosted/done", &[("csrf", &csrf)]).await;
+    // enrolled or proved, whatever the form claims.
+    let back = browser
+        .post(
+            "/hosted/done",
+            &[
+                ("csrf", &csrf),
+                ("enrolled", &format!("TOTP.{}", "0".repeat(64))),
+                ("saved", "on"),
+            ],
+        )
+        .await;
     let result = redeem(&app, &acme.app, &result_of(&back), &id).await;
     assert_eq!(result.data()["redeemUserSession"]["completed"], true);
     assert_eq!(

@@ -172,3 +172,100 @@ async fn the_user_may_choose_to_leave_a_live_visit_for_a_new_link() {
         page.body
     );
 }
+
+#[tokio::test]
+async fn one_visit_may_ask_for_five_codes_whatever_the_numbers_and_addresses() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let (mut browser, page, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    let csrf = page.field("csrf");
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        let sent = browser
+            .post(
+                "/hosted/enroll/sms/send",
+                &[
+                    ("csrf", &csrf),
+                    ("country", "995"),
+                    ("phone", &format!("55512345{n}")),
+                ],
+            )
+            .await;
+        statuses.push(sent.status);
+        let sent = browser
+            .post(
+                "/hosted/enroll/email/send",
+                &[("csrf", &csrf), ("email", &format!("n{n}@acme.ge"))],
+            )
+            .await;
+        statuses.push(sent.status);
+        if n == 2 {
+            assert!(
+                sent.body.contains("as many codes as one visit may"),
+                "{}",
+                sent.body
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 422]);
+    // Five codes issued (each replacing the last), the sixth never.
+    assert_eq!(app.count_events(&acme.id, "CodeSent").await, 5);
+}
+
+#[tokio::test]
+async fn an_address_cannot_be_added_on_the_enrollment_pages_once_the_user_has_2fa() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    // Two tabs: the first enrolls the app while the second waits on the number's page.
+    let (mut second, page, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    enroll(&app, &acme, "nino").await;
+    let sent = second
+        .post(
+            "/hosted/enroll/sms/send",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("country", "995"),
+                ("phone", "555123456"),
+            ],
+        )
+        .await;
+    assert!(sent.body.contains("data-enrolled"), "{}", sent.body);
+    assert!(!sent.body.to_lowercase().contains("proof"), "{}", sent.body);
+    assert!(app.twilio.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_code_of_a_replaced_address_is_explained_with_a_way_to_a_new_one() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let (mut browser, page, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    let csrf = page.field("csrf");
+    let first = browser
+        .post(
+            "/hosted/enroll/email/send",
+            &[("csrf", &csrf), ("email", "a@acme.ge")],
+        )
+        .await;
+    browser
+        .post(
+            "/hosted/enroll/email/send",
+            &[("csrf", &csrf), ("email", "b@acme.ge")],
+        )
+        .await;
+    let code = crate::channels::mailed_code(&app, 1).await;
+    let stale = browser
+        .post(
+            "/hosted/enroll/channel/confirm",
+            &[
+                ("csrf", &csrf),
+                ("challenge", &first.field("challenge")),
+                ("method", "EMAIL"),
+                ("email", "a@acme.ge"),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 422, "{}", stale.body);
+    assert!(stale.body.contains("no longer valid"), "{}", stale.body);
+    assert!(stale.body.contains("data-resend"), "a way to a new code");
+}
