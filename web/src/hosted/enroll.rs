@@ -32,25 +32,34 @@ struct EnrollPage {
     error: Option<String>,
 }
 
-/// The methods to choose from. The authenticator app is set up here so far; email, SMS and
-/// passkeys follow.
+/// The methods to choose from: the authenticator app, and passkeys where the tenant's relying
+/// party admits the pages' origin ([`super::passkey`]); email and SMS follow.
 pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<String>) -> Response {
     let status = match state.users.status(visit.call.tenant(), visit.user()).await {
         Ok(status) => status,
         Err(e) => return internal(visit.texts, &e),
     };
     let t = visit.texts;
-    let choices = [Method::Totp]
+    let policy = &visit.session.policy;
+    let choices = [Method::WebAuthn, Method::Totp]
         .into_iter()
-        .filter(|m| visit.session.policy.allows(*m))
+        .filter(|m| match m {
+            Method::WebAuthn => state.hosted.offers_passkeys(policy),
+            m => policy.allows(*m),
+        })
         .map(|m| Choice {
             method: m.as_str(),
             label: t.t(&format!("hosted-method-{}", m.as_str())),
             hint: t.t(&format!("hosted-method-{}-hint", m.as_str())),
         })
         .collect();
+    let status_code = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     page::html(
-        StatusCode::OK,
+        status_code,
         &EnrollPage {
             frame: Frame::of(visit),
             choices,
@@ -82,7 +91,7 @@ impl TotpPage {
     }
 }
 
-fn enroll_only(visit: &Visit) -> Option<Response> {
+pub(crate) fn enroll_only(visit: &Visit) -> Option<Response> {
     (visit.session.link.purpose != Purpose::Enroll).then(|| not_this_flow(visit.texts))
 }
 

@@ -13,6 +13,7 @@
 mod codes;
 mod enroll;
 mod manage;
+mod passkey;
 mod texts;
 mod verify;
 mod visit;
@@ -48,6 +49,11 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/hosted/done", post(done))
         .route("/hosted/enroll/totp", post(enroll::start_totp))
         .route("/hosted/enroll/totp/confirm", post(enroll::confirm_totp))
+        .route("/hosted/enroll/webauthn", post(passkey::start_registration))
+        .route(
+            "/hosted/enroll/webauthn/finish",
+            post(passkey::finish_registration),
+        )
         .route("/hosted/verify", post(verify::check))
         .route("/hosted/manage", post(manage::change))
         .layer(axum::middleware::map_response(no_store))

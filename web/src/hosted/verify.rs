@@ -1,5 +1,6 @@
-//! Signing in: a code from the user's authenticator app or one of their recovery codes, and
-//! "trust this browser" where the policy allows it (the device token reaches the tenant with the
+//! Signing in: a passkey (where the pages offer passkeys, see [`super::passkey`]), a code from
+//! the user's authenticator app or one of their recovery codes, and "trust this browser" where
+//! the policy allows it (the device token reaches the tenant with the
 //! result, never the page).
 
 use askama::Template;
@@ -11,8 +12,10 @@ use serde::Deserialize;
 use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
 use twofold_services::hosted::Ending;
-use twofold_services::users::{ProofInput, VerifyInput};
+use twofold_services::users::{ProofInput, UserStatus, VerifyInput, WebAuthnChallengeView};
+use twofold_services::ServiceError;
 
+use super::passkey::{self, BrowserErrors};
 use super::visit::Visit;
 use super::{end, internal, not_this_flow, problem, Frame};
 use crate::{page, WebState};
@@ -23,6 +26,9 @@ struct VerifyPage {
     frame: Frame,
     /// The user has no factor to sign in with.
     nothing: bool,
+    /// A sign-in ceremony for the user's passkeys, started with the page.
+    passkey: Option<WebAuthnChallengeView>,
+    errors: BrowserErrors,
     totp: bool,
     recovery_codes: u32,
     /// Days a trusted browser is remembered; 0: not allowed.
@@ -46,6 +52,10 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
         Ok(status) => status.filter(|s| s.enabled),
         Err(e) => return internal(visit.texts, &e),
     };
+    let passkey = match start_passkey(state, visit, status.as_ref()).await {
+        Ok(passkey) => passkey,
+        Err(e) => return internal(visit.texts, &e),
+    };
     let (totp, recovery_codes) = status
         .as_ref()
         .map(|s| {
@@ -65,6 +75,8 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
         &VerifyPage {
             frame: Frame::of(visit),
             nothing: status.is_none(),
+            passkey,
+            errors: BrowserErrors::of(visit.texts),
             totp,
             recovery_codes,
             trust_days: visit.session.policy.trusted_device_days,
@@ -72,6 +84,33 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
             error: error.map(|e| e.message),
         },
     )
+}
+
+/// The ceremony the page's passkey button answers, when the user has a passkey the pages can
+/// use. Started with the page (the button runs the browser's part at once, as a click must for
+/// some browsers); a refusal (the policy changed, the user is locked out) only leaves the
+/// button out: the other forms say what is wrong when used.
+async fn start_passkey(
+    state: &WebState,
+    visit: &Visit,
+    status: Option<&UserStatus>,
+) -> Result<Option<WebAuthnChallengeView>, ServiceError> {
+    let has_passkey = status.is_some_and(|s| s.methods.contains(&Method::WebAuthn));
+    if !has_passkey || !state.hosted.offers_passkeys(&visit.session.policy) {
+        return Ok(None);
+    }
+    match state
+        .users
+        .start_webauthn_authentication(&visit.call, visit.user())
+        .await
+    {
+        Ok(view) => Ok(Some(view)),
+        Err(e @ ServiceError::Internal(_)) => Err(e),
+        Err(e) => {
+            tracing::debug!(error = %e, "no passkey ceremony on the sign-in page");
+            Ok(None)
+        }
+    }
 }
 
 /// A refused code, and which form it came from.
@@ -88,6 +127,9 @@ pub(crate) struct CheckForm {
     method: String,
     #[serde(default)]
     code: String,
+    /// The passkey ceremony a WEBAUTHN assertion answers.
+    #[serde(default)]
+    challenge_id: String,
     #[serde(default)]
     trust: String,
 }
@@ -105,6 +147,9 @@ pub(crate) async fn check(
     }
     let method = match Method::parse(&form.method) {
         Some(m @ (Method::Totp | Method::RecoveryCode)) => m,
+        Some(Method::WebAuthn) if state.hosted.offers_passkeys(&visit.session.policy) => {
+            Method::WebAuthn
+        }
         _ => return not_this_flow(visit.texts),
     };
     if let Err(e) = state.hosted.still_returns(&visit.session).await {
@@ -114,7 +159,7 @@ pub(crate) async fn check(
         factor: ProofInput {
             method,
             code: form.code.trim().to_owned(),
-            challenge_id: None,
+            challenge_id: (method == Method::WebAuthn).then(|| form.challenge_id.trim().to_owned()),
         },
         trust_device: form.trust == "on" && visit.session.policy.trusted_device_days > 0,
         device_label: None,
@@ -128,7 +173,11 @@ pub(crate) async fn check(
             };
             end(&state, &visit, ending).await
         }
-        Err(e) => match problem(visit.texts, &e) {
+        Err(e) => match if method == Method::WebAuthn {
+            passkey::problem(visit.texts, &e)
+        } else {
+            problem(visit.texts, &e)
+        } {
             Ok(message) => {
                 let refusal = Refusal {
                     message,

@@ -62,5 +62,6 @@ async fn return_origins_are_checked_kept_as_browsers_write_them_and_read_back() 
 
 mod flows;
 mod links;
+mod passkeys;
 mod review;
 mod review2;
