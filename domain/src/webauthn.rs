@@ -99,10 +99,8 @@ impl RelyingParty {
     /// Whether a page at `url` may run this relying party's ceremonies: its origin, as
     /// browsers serialise it, is one of [`Self::origins`].
     pub fn admits_page_at(&self, url: &str) -> bool {
-        Url::parse(url.trim()).is_ok_and(|u| {
-            let origin = u.origin().ascii_serialization();
-            self.origins.iter().any(|o| *o == origin)
-        })
+        Url::parse(url.trim())
+            .is_ok_and(|u| self.origins.contains(&u.origin().ascii_serialization()))
     }
 }
 

@@ -232,6 +232,9 @@ async fn a_passkey_enrolled_on_the_pages_signs_in_with_webauthn_trusting_the_bro
     assert!(result["deviceToken"].is_string(), "{result}");
 }
 
+/// What a browser posts for a registration's options.
+type Answering<'a> = dyn Fn(&str, &mut SoftKey) -> String + 'a;
+
 #[tokio::test]
 async fn a_forged_garbage_or_wrong_origin_credential_is_refused_in_words_and_changes_nothing() {
     let app = app().await;
@@ -245,7 +248,7 @@ async fn a_forged_garbage_or_wrong_origin_credential_is_refused_in_words_and_cha
         "clientExtensionResults": {},
     })
     .to_string();
-    let answers: [&dyn Fn(&str, &mut SoftKey) -> String; 4] = [
+    let answers: [&Answering<'_>; 4] = [
         &|_, _| "not json at all".to_owned(),
         &|_, _| forged.clone(),
         &|_, _| String::new(),
