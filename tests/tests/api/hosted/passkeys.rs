@@ -105,6 +105,19 @@ async fn start_registration(browser: &mut Browser, csrf: &str) -> (String, Strin
         "{}",
         started.body
     );
+    // As a browser without JavaScript shows it: the words, and no button to press.
+    assert!(
+        started
+            .body
+            .contains("<p data-passkey-unsupported>Passkeys need a browser that supports them"),
+        "{}",
+        started.body
+    );
+    assert!(
+        started.body.contains("data-passkey-run hidden>"),
+        "{}",
+        started.body
+    );
     (
         started.field("challenge_id"),
         attribute(&started, "data-options"),
