@@ -29,6 +29,8 @@ struct EnrollPage {
     choices: Vec<Choice>,
     /// The user already has a factor: adding one is the settings' business (with proof).
     enrolled: bool,
+    /// Not shown to an enrolled user: the refusal of a stale page's choice is the API's
+    /// demand for proof, and the page already says why there is nothing to set up.
     error: Option<String>,
 }
 

@@ -101,7 +101,8 @@ pub(crate) async fn start_registration(
                 errors: BrowserErrors::of(visit.texts),
             },
         ),
-        Err(e) => match problem(visit.texts, &e) {
+        // Not an answer of the browser's refused: the policy's or the account's words.
+        Err(e) => match super::problem(visit.texts, &e) {
             Ok(message) => enroll::show(&state, &visit, Some(message)).await,
             Err(page) => *page,
         },

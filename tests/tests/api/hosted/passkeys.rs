@@ -348,3 +348,30 @@ async fn a_sign_in_cannot_register_a_passkey_and_a_wrong_assertion_is_refused_in
     assert!(refused.body.contains(REFUSED), "{}", refused.body);
     assert_ne!(refused.field("challenge_id"), challenge_id);
 }
+
+#[tokio::test]
+async fn an_enrolled_user_adds_no_passkey_through_an_enrollment_without_proof() {
+    let app = app().await;
+    let acme = acme(&app, &[pages_origin(&app)]).await;
+    let mut soft = SoftKey::new();
+    enroll(&app, &acme, "nino", &mut soft).await;
+    let (mut browser, page, _) = open(&app, &acme, "nino", "ENROLL").await;
+    assert!(page.body.contains("data-enrolled"), "{}", page.body);
+    assert!(
+        !page.body.contains("data-method=\"WEBAUTHN\""),
+        "{}",
+        page.body
+    );
+    // A post the page does not offer: the API's rule for a further factor (proof) holds.
+    let csrf = page.field("csrf");
+    let refused = browser
+        .post("/hosted/enroll/webauthn", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("data-enrolled"), "{}", refused.body);
+    assert!(!refused.body.contains("data-passkey="), "{}", refused.body);
+    // Said in words for the user, not the API's demand for proof.
+    assert!(!refused.body.contains("proof"), "{}", refused.body);
+    let now = status(&app, &acme, "nino").await;
+    assert_eq!(now["webAuthnCredentials"].as_array().unwrap().len(), 1);
+}
