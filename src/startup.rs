@@ -356,6 +356,13 @@ impl Application {
         self
     }
 
+    /// Replaces where browsers reach the service, for a caller that knows it only once the
+    /// port is bound (a test serving its pages as `http://localhost:PORT`).
+    pub fn with_public_url(mut self, public_url: &str) -> Self {
+        self.wiring.hosted = self.wiring.hosted.clone().with_public_url(public_url);
+        self
+    }
+
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
         self.address

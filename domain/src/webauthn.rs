@@ -95,6 +95,13 @@ impl RelyingParty {
             user_verification: change.user_verification.unwrap_or_default(),
         })
     }
+
+    /// Whether a page at `url` may run this relying party's ceremonies: its origin, as
+    /// browsers serialise it, is one of [`Self::origins`].
+    pub fn admits_page_at(&self, url: &str) -> bool {
+        Url::parse(url.trim())
+            .is_ok_and(|u| self.origins.contains(&u.origin().ascii_serialization()))
+    }
 }
 
 /// A lower-case DNS name that is `localhost` or has a registrable domain of its own.

@@ -201,3 +201,20 @@ fn an_origin_is_at_most_269_bytes() {
     assert_eq!(too_long.len(), 270);
     assert!(refused("example.com", &[&too_long]));
 }
+
+#[test]
+fn a_page_runs_ceremonies_only_on_a_listed_origin() {
+    let rp = RelyingParty::parse(&change(
+        "example.com",
+        &["https://2fa.example.com", "https://example.com:8443"],
+    ))
+    .unwrap();
+    // The service's public URL, as TWOFOLD_PUBLIC_URL may be written.
+    assert!(rp.admits_page_at("https://2fa.example.com"));
+    assert!(rp.admits_page_at("https://2FA.example.com:443/"));
+    assert!(rp.admits_page_at("https://example.com:8443/base"));
+    assert!(!rp.admits_page_at("https://example.com"));
+    assert!(!rp.admits_page_at("http://2fa.example.com"));
+    assert!(!rp.admits_page_at("https://2fa.example.com.evil.net"));
+    assert!(!rp.admits_page_at("not a url"));
+}

@@ -204,6 +204,17 @@ impl HostedPages {
         self
     }
 
+    /// Whether the pages may offer passkeys under `policy`: browsers bind a credential to the
+    /// tenant's `rpId` and check the page's origin against it, so the pages' own origin (this
+    /// service's public one) must be among the tenant's WebAuthn origins (decision 153).
+    pub fn offers_passkeys(&self, policy: &twofold_domain::Policy) -> bool {
+        policy.allows(Method::WebAuthn)
+            && policy
+                .web_authn
+                .as_ref()
+                .is_some_and(|rp| rp.admits_page_at(&self.public_url))
+    }
+
     fn new_secret(&self, prefix: &str) -> HostedSecret {
         let mut bytes = Zeroizing::new([0u8; 32]);
         self.entropy.fill(bytes.as_mut());

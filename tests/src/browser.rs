@@ -12,6 +12,7 @@
 mod artifacts;
 mod axe;
 mod driver;
+mod webauthn;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -249,6 +250,28 @@ impl Browser {
                 message: text(&entry["message"]),
             })
             .collect()
+    }
+
+    /// Adds a virtual platform authenticator (a passkey holder that verifies its user and
+    /// answers every ceremony at once): its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let answer = self
+            .client
+            .issue_cmd(webauthn::WebAuthnCommand::add_platform_authenticator())
+            .await
+            .expect("adding a virtual authenticator");
+        answer.as_str().expect("the authenticator's id").to_owned()
+    }
+
+    /// The credentials the virtual authenticator `id` holds, as WebDriver describes them
+    /// (`credentialId`, `rpId`, `isResidentCredential`, `signCount`, ...).
+    pub async fn virtual_credentials(&self, id: &str) -> Vec<Value> {
+        let answer = self
+            .client
+            .issue_cmd(webauthn::WebAuthnCommand::credentials(id))
+            .await
+            .expect("reading the virtual authenticator's credentials");
+        answer.as_array().expect("a list").clone()
     }
 
     /// Ends the session (Chromium closes) and then chromedriver. Dropping a `Browser` kills

@@ -195,7 +195,8 @@ pub struct TestOptions {
     /// (an open transaction that wrote) shortens it: each command it makes meanwhile waits
     /// it out.
     pub settle_timeout: std::time::Duration,
-    /// `TWOFOLD_PUBLIC_URL` (`None`: `http://` and the bound address).
+    /// `TWOFOLD_PUBLIC_URL` (`None`: `http://` and the bound address); `{port}` in it stands
+    /// for the bound port (`http://localhost:{port}`: a secure context for WebAuthn).
     pub public_url: Option<String>,
 }
 
@@ -312,11 +313,21 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         graphiql: options.graphiql,
         console: options.console,
         settle_timeout: options.settle_timeout,
-        public_url: options.public_url.clone(),
+        public_url: options
+            .public_url
+            .clone()
+            .filter(|url| !url.contains("{port}")),
     })
     .await
     .expect("building the application")
     .with_websocket_limits(options.websocket.clone());
+    let app = match &options.public_url {
+        Some(url) if url.contains("{port}") => {
+            let port = app.address().port().to_string();
+            app.with_public_url(&url.replace("{port}", &port))
+        }
+        _ => app,
+    };
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let db = PgPoolOptions::new()

@@ -46,6 +46,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/countdown.js"),
     ),
+    (
+        "passkey.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/passkey.js"),
+    ),
 ];
 
 pub(crate) fn routes(console: bool) -> Router<WebState> {

@@ -82,9 +82,27 @@ impl RsWebAuthn {
 
 /// The browser's options: the `publicKey` member, without the library's authenticator hint.
 fn options<T: Serialize>(public_key: &T) -> Result<String, EngineError> {
+    Ok(options_value(public_key)?.to_string())
+}
+
+fn options_value<T: Serialize>(public_key: &T) -> Result<Value, EngineError> {
     let mut value = serde_json::to_value(public_key).map_err(|e| failed("options", e))?;
     if let Some(map) = value.as_object_mut() {
         map.remove("hints");
+    }
+    Ok(value)
+}
+
+/// A registration's options for `userVerification: preferred`, without the library's
+/// opportunistic (not enforced) credProtect `userVerificationRequired`: Chromium refuses the
+/// whole ceremony with `NotSupportedError` ("protection policy is inconsistent") when that
+/// policy comes without required user verification. The library records the extension as not
+/// requested and checks nothing else of it.
+fn preferred_registration_options<T: Serialize>(public_key: &T) -> Result<String, EngineError> {
+    let mut value = options_value(public_key)?;
+    if let Some(extensions) = value.get_mut("extensions").and_then(Value::as_object_mut) {
+        extensions.remove("credentialProtectionPolicy");
+        extensions.remove("enforceCredentialProtectionPolicy");
     }
     Ok(value.to_string())
 }
@@ -148,7 +166,7 @@ impl WebAuthnEngine for RsWebAuthn {
             .map(|id| URL_SAFE_NO_PAD.decode(id))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| failed("credential id", e))?;
-        let (ccr, state) = match rp.user_verification {
+        let (options, state) = match rp.user_verification {
             UserVerification::Required => {
                 let (ccr, s) = webauthn
                     .start_passkey_registration(
@@ -158,7 +176,7 @@ impl WebAuthnEngine for RsWebAuthn {
                         Some(exclude),
                     )
                     .map_err(|e| failed("registration", e))?;
-                (ccr, State::PasskeyRegistration(s))
+                (options(&ccr.public_key)?, State::PasskeyRegistration(s))
             }
             UserVerification::Preferred => {
                 let (ccr, s) = webauthn
@@ -171,11 +189,14 @@ impl WebAuthnEngine for RsWebAuthn {
                         None,
                     )
                     .map_err(|e| failed("registration", e))?;
-                (ccr, State::SecurityKeyRegistration(s))
+                (
+                    preferred_registration_options(&ccr.public_key)?,
+                    State::SecurityKeyRegistration(s),
+                )
             }
         };
         Ok(Ceremony {
-            options: options(&ccr.public_key)?,
+            options,
             state: state_json(&state)?,
         })
     }
@@ -331,6 +352,14 @@ mod tests {
             assert_eq!(o["authenticatorSelection"]["userVerification"], expected);
             assert_eq!(o["attestation"], "none");
             assert!(o.get("hints").is_none(), "{o}");
+            // Chromium refuses a required credProtect policy without required verification.
+            let protection = &o["extensions"]["credentialProtectionPolicy"];
+            match uv {
+                UserVerification::Preferred => assert!(protection.is_null(), "{o}"),
+                UserVerification::Required => {
+                    assert_eq!(protection, "userVerificationRequired", "{o}")
+                }
+            }
             // The challenge is in the state, which is never shown: it parses back.
             assert!(matches!(
                 parse_state(&ceremony.state).unwrap(),

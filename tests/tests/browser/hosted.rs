@@ -11,12 +11,12 @@ use twofold_tests::{spawn_app, TestApp};
 
 use crate::console::{click, look, sign_in, text};
 
-const CREATE: &str = "mutation($u: ID!, $p: UserSessionPurpose!, $r: String!) { createUserSession(userId: $u, purpose: $p, returnUrl: $r) { id url } }";
-const REDEEM: &str = "mutation($c: String!, $s: ID) { redeemUserSession(code: $c, sessionId: $s) { userId completed method deviceToken } }";
-const REQUIREMENT: &str = "query($u: ID!, $d: String) { signInRequirement(userId: $u, deviceToken: $d) { required reason } }";
+pub(crate) const CREATE: &str = "mutation($u: ID!, $p: UserSessionPurpose!, $r: String!) { createUserSession(userId: $u, purpose: $p, returnUrl: $r) { id url } }";
+pub(crate) const REDEEM: &str = "mutation($c: String!, $s: ID) { redeemUserSession(code: $c, sessionId: $s) { userId completed method deviceToken } }";
+pub(crate) const REQUIREMENT: &str = "query($u: ID!, $d: String) { signInRequirement(userId: $u, deviceToken: $d) { required reason } }";
 
 /// The tenant's own site, which the pages send the user back to.
-async fn tenant_site() -> String {
+pub(crate) async fn tenant_site() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let site = axum::Router::new().fallback(|| async {
@@ -50,7 +50,7 @@ async fn open(
 }
 
 /// Waits until the browser is back on the tenant's site; redeems the result it carries.
-async fn redeem(
+pub(crate) async fn redeem(
     browser: &Browser,
     app: &TestApp,
     app_key: &str,

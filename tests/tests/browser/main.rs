@@ -6,4 +6,5 @@ mod console_pages;
 mod graphiql;
 mod harness;
 mod hosted;
+mod hosted_passkeys;
 mod pages;

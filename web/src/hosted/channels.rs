@@ -12,14 +12,14 @@ use serde::Deserialize;
 use twofold_domain::calling_codes::CallingCode;
 use twofold_domain::channel::Channel;
 use twofold_domain::contact::{ContactError, PhoneNumber};
-use twofold_domain::hosted::Purpose;
 use twofold_services::users::ChallengeView;
 use twofold_services::ServiceError;
 
 use super::codes::CodesPage;
+use super::enroll::{self, enroll_only};
 use super::texts::HostedTexts;
 use super::visit::Visit;
-use super::{enroll, not_this_flow, problem, CsrfForm, Frame};
+use super::{not_this_flow, problem, CsrfForm, Frame};
 use crate::{page, WebState};
 
 /// Seconds before the page offers to send another code (the service's own limits still apply).
@@ -122,10 +122,6 @@ pub(crate) fn shown_again(sent_to: &str) -> String {
     } else {
         String::new()
     }
-}
-
-fn enroll_only(visit: &Visit) -> Option<Response> {
-    (visit.session.link.purpose != Purpose::Enroll).then(|| not_this_flow(visit.texts))
 }
 
 /// The enrollment page instead, for a user who has 2FA already (another tab enrolled them):

@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
+use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
 
 use super::visit::Visit;
@@ -24,27 +25,39 @@ struct EnrollPage {
     choices: Vec<Choice>,
     /// The user already has a factor: adding one is the settings' business (with proof).
     enrolled: bool,
+    /// Not shown to an enrolled user: the refusal of a stale page's choice is the API's
+    /// demand for proof, and the page already says why there is nothing to set up.
     error: Option<String>,
 }
 
-/// The methods to choose from: those the policy allows that the pages can set up.
+/// The methods to choose from: those the policy allows that the pages can set up (passkeys
+/// where the tenant's relying party admits the pages' origin, [`super::passkey`]).
 pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<String>) -> Response {
     let status = match state.users.status(visit.call.tenant(), visit.user()).await {
         Ok(status) => status,
         Err(e) => return internal(visit.texts, &e),
     };
     let t = visit.texts;
-    let choices = [Method::Totp, Method::Email, Method::Sms]
+    let policy = &visit.session.policy;
+    let choices = [Method::WebAuthn, Method::Totp, Method::Email, Method::Sms]
         .into_iter()
-        .filter(|m| visit.session.policy.allows(*m))
+        .filter(|m| match m {
+            Method::WebAuthn => state.hosted.offers_passkeys(policy),
+            m => policy.allows(*m),
+        })
         .map(|m| Choice {
             method: m.as_str(),
             label: t.t(&format!("hosted-method-{}", m.as_str())),
             hint: t.t(&format!("hosted-method-{}-hint", m.as_str())),
         })
         .collect();
+    let status_code = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     page::html(
-        StatusCode::OK,
+        status_code,
         &EnrollPage {
             frame: Frame::of(visit),
             choices,
@@ -52,4 +65,9 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<String>)
             error,
         },
     )
+}
+
+/// The page for a form of the enrollment posted in another flow.
+pub(crate) fn enroll_only(visit: &Visit) -> Option<Response> {
+    (visit.session.link.purpose != Purpose::Enroll).then(|| super::not_this_flow(visit.texts))
 }

@@ -14,6 +14,7 @@ mod channels;
 mod codes;
 mod enroll;
 mod manage;
+mod passkey;
 mod proof;
 mod start;
 mod texts;
@@ -57,6 +58,11 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/hosted/enroll/email/send", post(channels::send_email))
         .route("/hosted/enroll/sms/send", post(channels::send_sms))
         .route("/hosted/enroll/channel/confirm", post(channels::confirm))
+        .route("/hosted/enroll/webauthn", post(passkey::start_registration))
+        .route(
+            "/hosted/enroll/webauthn/finish",
+            post(passkey::finish_registration),
+        )
         .route("/hosted/verify", post(verify::check))
         .route("/hosted/verify/send", post(verify::send))
         .route("/hosted/manage", post(manage::change))

@@ -1,4 +1,5 @@
-//! Signing in: a code from the user's authenticator app or one of their recovery codes, and
+//! Signing in: a passkey (where the pages offer passkeys, see [`super::passkey`]), a code from
+//! the user's authenticator app, by email or SMS, or one of their recovery codes, and
 //! "trust this browser" where the policy allows it (the device token reaches the tenant with the
 //! result, never the page).
 
@@ -12,10 +13,11 @@ use twofold_domain::channel::Channel;
 use twofold_domain::hosted::Purpose;
 use twofold_domain::Method;
 use twofold_services::hosted::Ending;
-use twofold_services::users::{ProofInput, VerifyInput};
+use twofold_services::users::{ProofInput, UserStatus, VerifyInput, WebAuthnChallengeView};
 use twofold_services::ServiceError;
 
 use super::channels::{shown_again, CodePage, RESEND_AFTER_SECONDS};
+use super::passkey::{self, BrowserErrors};
 use super::visit::Visit;
 use super::{end, internal, not_this_flow, problem, Frame};
 use crate::{page, WebState};
@@ -26,6 +28,9 @@ struct VerifyPage {
     frame: Frame,
     /// The user has no factor to sign in with.
     nothing: bool,
+    /// A sign-in ceremony for the user's passkeys, started with the page.
+    passkey: Option<WebAuthnChallengeView>,
+    errors: BrowserErrors,
     totp: bool,
     recovery_codes: u32,
     /// Days a trusted browser is remembered; 0: not allowed.
@@ -49,6 +54,10 @@ impl VerifyPage {
 pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>) -> Response {
     let status = match state.users.status(visit.call.tenant(), visit.user()).await {
         Ok(status) => status.filter(|s| s.enabled),
+        Err(e) => return internal(visit.texts, &e),
+    };
+    let passkey = match start_passkey(state, visit, status.as_ref()).await {
+        Ok(passkey) => passkey,
         Err(e) => return internal(visit.texts, &e),
     };
     let (totp, recovery_codes) = status
@@ -86,6 +95,8 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
         &VerifyPage {
             frame: Frame::of(visit),
             nothing: status.is_none(),
+            passkey,
+            errors: BrowserErrors::of(visit.texts),
             totp,
             recovery_codes,
             channels,
@@ -94,6 +105,33 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, error: Option<Refusal>
             error: error.map(|e| e.message),
         },
     )
+}
+
+/// The ceremony the page's passkey button answers, when the user has a passkey the pages can
+/// use. Started with the page (the button runs the browser's part at once, as a click must for
+/// some browsers); a refusal (the policy changed, the user is locked out) only leaves the
+/// button out: the other forms say what is wrong when used.
+async fn start_passkey(
+    state: &WebState,
+    visit: &Visit,
+    status: Option<&UserStatus>,
+) -> Result<Option<WebAuthnChallengeView>, ServiceError> {
+    let has_passkey = status.is_some_and(|s| s.methods.contains(&Method::WebAuthn));
+    if !has_passkey || !state.hosted.offers_passkeys(&visit.session.policy) {
+        return Ok(None);
+    }
+    match state
+        .users
+        .start_webauthn_authentication(&visit.call, visit.user())
+        .await
+    {
+        Ok(view) => Ok(Some(view)),
+        Err(e @ ServiceError::Internal(_)) => Err(e),
+        Err(e) => {
+            tracing::debug!(error = %e, "no passkey ceremony on the sign-in page");
+            Ok(None)
+        }
+    }
 }
 
 /// A refused code, and which form it came from.
@@ -112,6 +150,9 @@ pub(crate) struct CheckForm {
     code: String,
     #[serde(default)]
     trust: String,
+    /// The passkey ceremony a WEBAUTHN assertion answers.
+    #[serde(default)]
+    challenge_id: String,
     /// For EMAIL and SMS: the challenge the code was sent with, and where (to show again).
     #[serde(default)]
     challenge: String,
@@ -132,6 +173,9 @@ pub(crate) async fn check(
     }
     let method = match Method::parse(&form.method) {
         Some(m @ (Method::Totp | Method::RecoveryCode | Method::Email | Method::Sms)) => m,
+        Some(Method::WebAuthn) if state.hosted.offers_passkeys(&visit.session.policy) => {
+            Method::WebAuthn
+        }
         _ => return not_this_flow(visit.texts),
     };
     let channel = match method {
@@ -154,7 +198,10 @@ pub(crate) async fn check(
         factor: ProofInput {
             method,
             code: form.code.trim().to_owned(),
-            challenge_id: channel.map(|_| form.challenge.trim().to_owned()),
+            challenge_id: match method {
+                Method::WebAuthn => Some(form.challenge_id.trim().to_owned()),
+                _ => channel.map(|_| form.challenge.trim().to_owned()),
+            },
         },
         trust_device: form.trust == "on" && visit.session.policy.trusted_device_days > 0,
         device_label: None,
@@ -168,7 +215,11 @@ pub(crate) async fn check(
             };
             end(&state, &visit, ending).await
         }
-        Err(e) => match problem(visit.texts, &e) {
+        Err(e) => match if method == Method::WebAuthn {
+            passkey::problem(visit.texts, &e)
+        } else {
+            problem(visit.texts, &e)
+        } {
             Ok(message) if channel.is_some() => {
                 let mut page = code_page(&visit, method, &form.challenge, &form.sent_to);
                 page.resend_at = 0;

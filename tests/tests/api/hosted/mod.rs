@@ -64,5 +64,6 @@ mod channels;
 mod flows;
 mod links;
 mod manage;
+mod passkeys;
 mod review;
 mod review2;

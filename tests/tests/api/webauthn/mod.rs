@@ -3,7 +3,7 @@
 //! page on the tenant's site would.
 
 mod attack;
-mod authenticator;
+pub(crate) mod authenticator;
 mod ceremonies;
 mod library_authenticator;
 mod refusals;
