@@ -30,7 +30,7 @@ pub(crate) async fn tenant_site() -> String {
 }
 
 /// Opens a link for `purpose` in the browser: the link's id, for redeeming.
-async fn open(
+pub(crate) async fn open(
     browser: &Browser,
     app: &TestApp,
     app_key: &str,
@@ -90,7 +90,7 @@ fn scan(png: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-async fn type_into(browser: &Browser, css: &str, value: &str) {
+pub(crate) async fn type_into(browser: &Browser, css: &str, value: &str) {
     browser
         .client()
         .find(Locator::Css(css))

@@ -6,5 +6,6 @@ mod console_pages;
 mod graphiql;
 mod harness;
 mod hosted;
+mod hosted_codes;
 mod hosted_passkeys;
 mod pages;
