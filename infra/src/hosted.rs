@@ -80,6 +80,16 @@ impl HostedStore for PgHostedStore {
         link_hash: &KeyedHash,
         link: &HostedLink,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::new)?;
+        sqlx::query(
+            "DELETE FROM hosted_sessions \
+             WHERE tenant_id = $1 AND user_id = $2 AND opened_at IS NULL",
+        )
+        .bind(link.key.tenant_id.as_str())
+        .bind(link.user_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::new)?;
         sqlx::query(
             "INSERT INTO hosted_sessions (link_hash, tenant_id, key_id, user_id, purpose, \
                return_url, locale, created_at, link_id) \
@@ -94,9 +104,10 @@ impl HostedStore for PgHostedStore {
         .bind(link.locale.as_ref().map(|l| l.as_str()))
         .bind(link.created_at)
         .bind(&link.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::new)?;
+        tx.commit().await.map_err(StoreError::new)?;
         Ok(())
     }
 

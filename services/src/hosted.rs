@@ -32,9 +32,9 @@ const LINK_ID_PREFIX: &str = "hs_";
 /// so anything else is refused before any hash or look-up.
 const SECRET_CHARS: usize = 52;
 /// Unopened links a tenant may have at once (each is a row kept about 90 minutes): far above
-/// what sign-ins need (a link is opened within seconds), and what bounds the rows a leaked APP
-/// key can make.
-pub const MAX_UNOPENED_LINKS: u64 = 1_000;
+/// what sign-ins need (a link is opened within seconds, and a new link for a user ends that
+/// user's unopened ones), and what bounds the rows a leaked APP key can make.
+pub const MAX_UNOPENED_LINKS: u64 = 10_000;
 
 /// One of the three secrets. Redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -357,6 +357,16 @@ impl HostedPages {
         let (what, _) = mark.split_once('.')?;
         let expected = self.mark(session, what);
         crate::console_sessions::ConsoleSessions::csrf_matches(&expected, mark).then_some(what)
+    }
+
+    /// The token of the question "leave the visit in progress for this link?": keyed under the
+    /// server's pepper, so another site cannot post the answer for the user even where the
+    /// browser sends no `Sec-Fetch-Site`.
+    pub fn replace_token(&self, link: &str) -> String {
+        self.hasher
+            .keyed_hash("hosted-replace", link.trim().as_bytes())
+            .as_hex()
+            .to_owned()
     }
 
     /// The live session of a cookie's secret.

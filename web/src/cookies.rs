@@ -30,6 +30,18 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     found
 }
 
+/// How many cookies named `name` the request carries (a sibling domain may plant one beside
+/// ours, which [`read`] then ignores).
+pub(crate) fn count(headers: &HeaderMap, name: &str) -> usize {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|text| Cookie::split_parse(text).flatten())
+        .filter(|c| c.name() == name)
+        .count()
+}
+
 /// Whether the browser is on this machine over plain HTTP, where `Secure` cookies may not be
 /// kept: by every sign, not the `Host` header alone. In production TLS ends at a proxy in front,
 /// and a proxy may rewrite `Host` to its upstream (nginx's default sends `Host: 127.0.0.1:8080`

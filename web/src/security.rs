@@ -37,10 +37,9 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
     // Not `no-referrer`: under it a browser sends `Origin: null` with its form posts, and the
     // cookies' `Secure` decision needs the real one (`cookies::is_local`). Other sites still get
     // no referrer.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    // A page may send less (a hosted page whose address holds a link).
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
     h.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),

@@ -115,3 +115,4 @@ hosted-passkey-refused = Die Antwort Ihres Passkeys wurde nicht angenommen. Nich
 hosted-passkey-expired = Die Passkey-Anfrage hat zu lange gedauert. Nichts wurde geändert; versuchen Sie es erneut.
 hosted-verify-passkey-intro = Verwenden Sie den Passkey oder Sicherheitsschlüssel, den Sie für Ihr Konto eingerichtet haben.
 hosted-verify-passkey = Passkey verwenden
+hosted-replace-question-unknown = Dieser Browser ist vielleicht mitten in einem anderen Besuch. Der neue Link beendet ihn. Wenn Sie nicht gerade selbst einen neuen Link angefordert haben, gehen Sie stattdessen zurück.

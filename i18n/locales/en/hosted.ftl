@@ -115,3 +115,4 @@ hosted-passkey-refused = Your passkey's answer could not be accepted. Nothing wa
 hosted-passkey-expired = The passkey request took too long. Nothing was changed; try again.
 hosted-verify-passkey-intro = Use the passkey or security key you set up for your account.
 hosted-verify-passkey = Use a passkey
+hosted-replace-question-unknown = This browser may be in the middle of another visit. Opening the new link ends it. If you did not just ask for a new link yourself, go back instead.

@@ -115,3 +115,4 @@ hosted-passkey-refused = No se pudo aceptar la respuesta de su llave de acceso. 
 hosted-passkey-expired = La solicitud de la llave de acceso tardó demasiado. No se ha cambiado nada; inténtelo de nuevo.
 hosted-verify-passkey-intro = Use la llave de acceso o la llave de seguridad que configuró para su cuenta.
 hosted-verify-passkey = Usar una llave de acceso
+hosted-replace-question-unknown = Puede que este navegador esté en medio de otra visita. Abrir el nuevo enlace la termina. Si no acaba de pedir usted mismo un enlace nuevo, vuelva atrás.

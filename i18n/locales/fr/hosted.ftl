@@ -115,3 +115,4 @@ hosted-passkey-refused = La réponse de votre clé d'accès n'a pas pu être acc
 hosted-passkey-expired = La demande de clé d'accès a pris trop de temps. Rien n'a été modifié ; réessayez.
 hosted-verify-passkey-intro = Utilisez la clé d'accès ou la clé de sécurité configurée pour votre compte.
 hosted-verify-passkey = Utiliser une clé d'accès
+hosted-replace-question-unknown = Ce navigateur est peut-être en pleine autre visite. Ouvrir le nouveau lien y met fin. Si vous n'avez pas demandé vous-même un nouveau lien à l'instant, revenez plutôt en arrière.

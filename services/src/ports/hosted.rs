@@ -47,7 +47,8 @@ pub struct HostedOutcome {
 /// Links, the sessions they open and their results.
 #[async_trait]
 pub trait HostedStore: Send + Sync {
-    /// Records a new link.
+    /// Records a new link, ending the unopened links of the same user in the same tenant (a new
+    /// sign-in's link replaces an abandoned one, and one user cannot fill the tenant's cap).
     async fn create_link(&self, link_hash: &KeyedHash, link: &HostedLink)
         -> Result<(), StoreError>;
 

@@ -33,6 +33,14 @@ pub struct ConsoleBudgets {
     hosted_session: DefaultKeyedRateLimiter<String>,
     hosted_from: DefaultKeyedRateLimiter<Option<IpAddr>>,
     hosted_sends: DefaultKeyedRateLimiter<String>,
+    hosted_sends_for: DefaultKeyedRateLimiter<String>,
+}
+
+/// 5 codes, then one per 10 minutes.
+fn sends() -> Quota {
+    Quota::with_period(std::time::Duration::from_secs(600))
+        .expect("a non-zero period")
+        .allow_burst(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN))
 }
 
 fn per_minute(n: u32, burst: u32) -> Quota {
@@ -52,11 +60,9 @@ impl Default for ConsoleBudgets {
             hosted_from: governor::RateLimiter::keyed(per_minute(600, 120)),
             // Codes by email or SMS a hosted visit may ask for: 5, then one every 10 minutes
             // (a visit lasts 30), whatever numbers it types.
-            hosted_sends: governor::RateLimiter::keyed(
-                Quota::with_period(std::time::Duration::from_secs(600))
-                    .expect("a non-zero period")
-                    .allow_burst(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
-            ),
+            hosted_sends: governor::RateLimiter::keyed(sends()),
+            // The same for all the visits of one user: a new link is not a new budget.
+            hosted_sends_for: governor::RateLimiter::keyed(sends()),
         }
     }
 }
@@ -85,10 +91,12 @@ impl ConsoleBudgets {
         take(&self.exempt_from, &(key.key_id.as_str().to_owned(), ip))
     }
 
-    /// One code sent by email or SMS for the hosted session `session`: each costs the tenant a
-    /// message, and the number is the user's to type (SMS pumping).
-    pub(crate) fn hosted_send(&self, session: &str) -> Result<(), u64> {
-        take(&self.hosted_sends, &session.to_owned())
+    /// One code sent by email or SMS for the hosted session `session` of `user` (tenant and
+    /// user id): each costs the tenant a message, and the number is the user's to type (SMS
+    /// pumping).
+    pub(crate) fn hosted_send(&self, session: &str, user: &str) -> Result<(), u64> {
+        take(&self.hosted_sends, &session.to_owned())?;
+        take(&self.hosted_sends_for, &user.to_owned())
     }
 
     /// One hosted page of the session `session` (any stable name of it) from `ip`.

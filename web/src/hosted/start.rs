@@ -22,19 +22,34 @@ pub(crate) struct StartQuery {
     link: String,
 }
 
+/// The answer to the question: the link, and the page's token for it.
+#[derive(Deserialize)]
+pub(crate) struct ReplaceForm {
+    #[serde(default)]
+    link: String,
+    #[serde(default)]
+    token: String,
+}
+
 #[derive(Template)]
 #[template(path = "hosted/replace.html")]
 struct ReplacePage {
     texts: HostedTexts,
-    /// The organisation of the visit in progress.
-    tenant: String,
+    /// The organisation of the visit in progress, when the browser's cookie says which.
+    tenant: Option<String>,
     link: String,
+    /// [`twofold_services::hosted::HostedPages::replace_token`] of the link.
+    token: String,
 }
 
 impl ReplacePage {
     fn question(&self) -> String {
-        self.texts
-            .with("hosted-replace-question", &[("tenant", &self.tenant)])
+        match &self.tenant {
+            Some(tenant) => self
+                .texts
+                .with("hosted-replace-question", &[("tenant", tenant)]),
+            None => self.texts.t("hosted-replace-question-unknown"),
+        }
     }
 }
 
@@ -49,22 +64,42 @@ pub(crate) async fn open(State(state): State<WebState>, parts: Parts) -> Respons
         state.anonymous.spend(ip);
         return link_invalid(texts);
     };
-    let live = match cookies::read(&parts.headers, cookies::HOSTED_SESSION)
+    // A browser in a visit is asked before the visit is replaced: when its cookie is live, and
+    // when two are sent (a sibling domain's planted beside ours hides which one is ours).
+    let sent = cookies::count(&parts.headers, cookies::HOSTED_SESSION);
+    let mut tenant = None;
+    if let Some(secret) = cookies::read(&parts.headers, cookies::HOSTED_SESSION)
         .and_then(|v| HostedSecret::session_from_cookie(&v))
     {
-        Some(secret) => state.hosted.resume(&secret).await.ok().flatten(),
-        None => None,
-    };
-    if let Some(live) = live {
-        let texts = HostedTexts::choose(Some(&live), &parts.headers);
-        return page::html(
+        if let Err(seconds) = state
+            .console_budgets
+            .hosted(&state.hosted.csrf_of(&secret), ip)
+        {
+            return throttled(texts, seconds);
+        }
+        match state.hosted.resume(&secret).await {
+            Ok(Some(live)) => tenant = Some(live),
+            Ok(None) => state.anonymous.spend(ip),
+            Err(e) => return internal(texts, &e),
+        }
+    }
+    if tenant.is_some() || sent > 1 {
+        let texts = HostedTexts::choose(tenant.as_ref(), &parts.headers);
+        let mut r = page::html(
             StatusCode::OK,
             &ReplacePage {
                 texts,
-                tenant: live.tenant_name,
+                tenant: tenant.map(|live| live.tenant_name),
+                token: state.hosted.replace_token(&query.link),
                 link: query.link,
             },
         );
+        // The link is in this page's address: its files must not carry it in `Referer`.
+        r.headers_mut().insert(
+            header::REFERRER_POLICY,
+            axum::http::HeaderValue::from_static("strict-origin"),
+        );
+        return r;
     }
     spend(&state, &parts, &query.link).await
 }
@@ -74,12 +109,21 @@ pub(crate) async fn open(State(state): State<WebState>, parts: Parts) -> Respons
 pub(crate) async fn replace(
     State(state): State<WebState>,
     parts: Parts,
-    Form(form): Form<StartQuery>,
+    Form(form): Form<ReplaceForm>,
 ) -> Response {
     let texts = HostedTexts::choose(None, &parts.headers);
     let ip = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     if let Some(seconds) = state.anonymous.refused(ip) {
         return throttled(texts, seconds);
+    }
+    let expected = state.hosted.replace_token(&form.link);
+    if !twofold_services::console_sessions::ConsoleSessions::csrf_matches(&expected, &form.token) {
+        return super::ended(
+            texts,
+            StatusCode::FORBIDDEN,
+            "hosted-error-title",
+            texts.t("hosted-form-expired"),
+        );
     }
     spend(&state, &parts, &form.link).await
 }

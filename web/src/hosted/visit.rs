@@ -53,7 +53,10 @@ impl Visit {
     pub(crate) fn may_send(&self, state: &WebState) -> Result<(), String> {
         state
             .console_budgets
-            .hosted_send(&self.csrf)
+            .hosted_send(
+                &self.csrf,
+                &format!("{}/{}", self.call.tenant().as_str(), self.user()),
+            )
             .map_err(|_| self.texts.t("hosted-too-many-codes"))
     }
 

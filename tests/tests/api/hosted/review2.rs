@@ -72,13 +72,13 @@ async fn a_tenant_s_unopened_links_are_capped_and_other_tenants_are_not_affected
     let app = twofold_tests::spawn_app().await;
     let acme = tenant(&app, "Acme").await;
     let other = tenant(&app, "Other").await;
-    // A leaked APP key has made a thousand links no one opens.
+    // A leaked APP key has made ten thousand links no one opens.
     let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
     sqlx::query(
         "INSERT INTO hosted_sessions (link_hash, link_id, tenant_id, key_id, user_id, purpose, \
            return_url, created_at) \
          SELECT 'h' || n, 'hs_' || n, $1, 'k', 'u', 'VERIFY', 'https://app.acme.ge/', now() \
-         FROM generate_series(1, 1000) n",
+         FROM generate_series(1, 10000) n",
     )
     .bind(&acme.id)
     .execute(&pool)
@@ -162,7 +162,17 @@ async fn the_user_may_choose_to_leave_a_live_visit_for_a_new_link() {
         .to_owned();
     let asked = browser.get(url.strip_prefix(&app.address).unwrap()).await;
     let link = asked.field("link");
-    let opened = browser.post("/hosted/start", &[("link", &link)]).await;
+    // Without the page's token (a site posting where the browser sends no Sec-Fetch-Site):
+    // refused, and the visit in progress kept.
+    let forged = browser.post("/hosted/start", &[("link", &link)]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(browser.cookies["twofold_hosted"], first);
+    let opened = browser
+        .post(
+            "/hosted/start",
+            &[("link", &link), ("token", &asked.field("token"))],
+        )
+        .await;
     assert_eq!(opened.status, 303, "{}", opened.body);
     assert_ne!(browser.cookies["twofold_hosted"], first);
     let page = browser.get("/hosted").await;
@@ -268,4 +278,102 @@ async fn a_code_of_a_replaced_address_is_explained_with_a_way_to_a_new_one() {
     assert_eq!(stale.status, 422, "{}", stale.body);
     assert!(stale.body.contains("no longer valid"), "{}", stale.body);
     assert!(stale.body.contains("data-resend"), "a way to a new code");
+}
+
+#[tokio::test]
+async fn a_new_link_for_a_user_ends_their_unopened_ones() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let link = |user: &'static str| {
+        let app = &app;
+        let key = acme.app.clone();
+        async move {
+            let made = app
+                .gql(
+                    Some(&key),
+                    super::links::CREATE,
+                    json!({ "u": user, "p": "VERIFY", "r": super::links::RETURN }),
+                )
+                .await;
+            let url = made.data()["createUserSession"]["url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            url.strip_prefix(&app.address).unwrap().to_owned()
+        }
+    };
+    let old = link("nino").await;
+    let other = link("ana").await;
+    let new = link("nino").await;
+    let mut browser = crate::console::Browser::new(&app);
+    assert_eq!(
+        browser.get(&old).await.status,
+        404,
+        "ended by the newer link"
+    );
+    assert_eq!(browser.get(&new).await.status, 303);
+    let mut elsewhere = crate::console::Browser::new(&app);
+    assert_eq!(
+        elsewhere.get(&other).await.status,
+        303,
+        "another user's link lives"
+    );
+}
+
+#[tokio::test]
+async fn a_planted_second_cookie_does_not_let_a_link_replace_a_visit_unasked() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let made = app
+        .gql(
+            Some(&acme.app),
+            super::links::CREATE,
+            json!({ "u": "mallory", "p": "ENROLL", "r": super::links::RETURN }),
+        )
+        .await;
+    let url = made.data()["createUserSession"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (browser, _, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    let mut planted = browser.with_header("cookie", "twofold_hosted=planted");
+    let asked = planted.get(url.strip_prefix(&app.address).unwrap()).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("data-replace"), "{}", asked.body);
+    assert_eq!(asked.headers["referrer-policy"], "strict-origin");
+}
+
+#[tokio::test]
+async fn asking_again_and_again_with_a_live_visit_is_throttled() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let (mut browser, _, _) = visit(&app, &acme, "nino", "ENROLL").await;
+    let path = format!("/hosted/start?link=tfl_{}", "b".repeat(52));
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(browser.get(&path).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_new_link_is_not_a_new_budget_of_codes_for_the_same_user() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let mut statuses = Vec::new();
+    for round in 0..2 {
+        let (mut browser, page, _) = visit(&app, &acme, "nino", "ENROLL").await;
+        let csrf = page.field("csrf");
+        for n in 0..3 {
+            let sent = browser
+                .post(
+                    "/hosted/enroll/email/send",
+                    &[("csrf", &csrf), ("email", &format!("n{round}{n}@acme.ge"))],
+                )
+                .await;
+            statuses.push(sent.status);
+        }
+        browser.post("/hosted/cancel", &[("csrf", &csrf)]).await;
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 422]);
 }
