@@ -1,7 +1,8 @@
 //! The hosted pages in headless Chromium: a user enrolls by scanning the QR code off the page
 //! (decoded from the screenshot by `zbarimg`, as a phone's camera would), saves the recovery
-//! codes, comes back to the tenant's site with a result, signs in trusting the browser, and
-//! finds 2FA cannot be turned off while the organisation enforces it. Every step is
+//! codes, comes back to the tenant's site with a result, signs in trusting the browser, finds
+//! 2FA cannot be turned off while the organisation enforces it, is reset by an admin, enrolls
+//! again and turns 2FA off with a code once it is no longer enforced. Every step is
 //! screenshotted (target/screenshots/hosted-*.png) and passes axe.
 
 use fantoccini::Locator;
@@ -91,9 +92,11 @@ fn scan(png: &std::path::Path) -> String {
 }
 
 pub(crate) async fn type_into(browser: &Browser, css: &str, value: &str) {
+    // Waits for the field: the page it is on may still be loading after a click.
     browser
         .client()
-        .find(Locator::Css(css))
+        .wait()
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .send_keys(value)
@@ -271,6 +274,39 @@ async fn a_user_scans_the_qr_code_saves_the_codes_and_signs_in_trusting_the_brow
     .await;
     let result = redeem(&browser, &app, &app_key, &site, &id).await;
     assert_eq!(result["method"], "TOTP");
+
+    // No longer enforced: the user turns 2FA off in the settings with a code from the app (the
+    // step after the one the enrollment used).
+    app.gql(
+        Some(&admin),
+        "mutation { setPolicy(input: { enforceTwoFactor: false }) { enforceTwoFactor } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let id = open(&browser, &app, &app_key, &site, "MANAGE").await;
+    let step = next_step + 1;
+    let clock = chrono::Utc::now().timestamp() as u64;
+    if clock < (step - 1) * 30 {
+        tokio::time::sleep(std::time::Duration::from_secs((step - 1) * 30 - clock)).await;
+    }
+    type_into(
+        &browser,
+        "input#code",
+        &again.generate(step * 30).to_string(),
+    )
+    .await;
+    click(c, Locator::Css("[data-action=disable]")).await;
+    c.wait()
+        .for_element(Locator::Css("[data-no-factor]"))
+        .await
+        .expect("2FA is off");
+    click(c, Locator::Css("[data-done]")).await;
+    redeem(&browser, &app, &app_key, &site, &id).await;
+    let after = app
+        .gql(Some(&app_key), REQUIREMENT, json!({ "u": "nino" }))
+        .await;
+    assert_eq!(after.data()["signInRequirement"]["required"], false);
     browser.close().await;
 }
 

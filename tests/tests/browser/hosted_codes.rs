@@ -49,7 +49,14 @@ async fn codes_on(browser: &Browser) -> Vec<String> {
 /// In the settings: sends a proof code by email and types it in.
 async fn prove_by_email(browser: &Browser, app: &TestApp, n: usize) {
     let c = browser.client();
-    click(c, Locator::Css("[data-send=EMAIL]")).await;
+    // After a click the settings may still be loading.
+    c.wait()
+        .for_element(Locator::Css("[data-send=EMAIL]"))
+        .await
+        .expect("the settings")
+        .click()
+        .await
+        .unwrap();
     c.wait()
         .for_element(Locator::Css("input[name=challenge]:not([value=''])"))
         .await

@@ -377,3 +377,59 @@ async fn a_new_link_is_not_a_new_budget_of_codes_for_the_same_user() {
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 422]);
 }
+
+#[tokio::test]
+async fn expired_links_visits_and_result_codes_are_refused() {
+    let app = twofold_tests::spawn_app().await;
+    let acme = tenant(&app, "Acme").await;
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let age = |table: &'static str, minutes: i32| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(&format!(
+                "UPDATE {table} SET created_at = now() - make_interval(mins => $1)"
+            ))
+            .bind(minutes)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    // A link made 11 minutes ago no longer opens.
+    let made = app
+        .gql(
+            Some(&acme.app),
+            super::links::CREATE,
+            json!({ "u": "nino", "p": "VERIFY", "r": super::links::RETURN }),
+        )
+        .await;
+    let url = made.data()["createUserSession"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    age("hosted_sessions", 11).await;
+    let mut browser = crate::console::Browser::new(&app);
+    let expired = browser.get(url.strip_prefix(&app.address).unwrap()).await;
+    assert_eq!(expired.status, 404, "{}", expired.body);
+    assert!(expired.body.contains("expired or has already been used"));
+
+    // A visit 31 minutes after its link was made has ended.
+    let (mut browser, page, _) = visit(&app, &acme, "ana", "VERIFY").await;
+    age("hosted_sessions", 31).await;
+    let ended = browser.get("/hosted").await;
+    assert_eq!(ended.status, 401, "{}", ended.body);
+    let refused = browser
+        .post("/hosted/cancel", &[("csrf", &page.field("csrf"))])
+        .await;
+    assert_eq!(refused.status, 401, "no result from an ended visit");
+
+    // A result code older than 5 minutes is not redeemed.
+    let (mut browser, page, id2) = visit(&app, &acme, "beka", "VERIFY").await;
+    let back = browser
+        .post("/hosted/cancel", &[("csrf", &page.field("csrf"))])
+        .await;
+    let code = super::flows::result_of(&back);
+    age("hosted_results", 6).await;
+    let late = super::links::redeem(&app, &acme.app, &code, &id2).await;
+    assert_eq!(late.error_code(), "INVALID_INPUT");
+}
