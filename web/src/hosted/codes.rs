@@ -40,7 +40,11 @@ impl CodesPage {
 
     pub(crate) fn regenerated(visit: &Visit, codes: RecoveryCodes) -> Self {
         Self {
-            frame: Frame::of(visit),
+            // The old codes are gone: nothing to cancel.
+            frame: Frame {
+                cancellable: false,
+                ..Frame::of(visit)
+            },
             codes: codes.0,
             enrolled: None,
         }

@@ -104,7 +104,11 @@ pub(crate) async fn show(state: &WebState, visit: &Visit, said: Said) -> Respons
     page::html(
         status_code,
         &ManagePage {
-            frame: Frame::of(visit),
+            // The settings end with "back to" the organisation, which is the cancel.
+            frame: Frame {
+                cancellable: false,
+                ..Frame::of(visit)
+            },
             factors,
             recovery_codes,
             proofs,
