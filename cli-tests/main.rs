@@ -50,8 +50,13 @@ struct Banner {
 
 /// Starts `serve` and reads its banner (bounded wait).
 fn serve(data_dir: &Path) -> (Child, Banner) {
+    serve_with(data_dir, &[])
+}
+
+fn serve_with(data_dir: &Path, env: &[(&str, &str)]) -> (Child, Banner) {
     let mut child = twofold(data_dir)
         .arg("serve")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -108,11 +113,15 @@ fn interrupt_and_wait(child: Child) {
     signal_and_wait(child, libc::SIGINT);
 }
 
-fn signal_and_wait(mut child: Child, signal: i32) {
+fn signal_and_wait(child: Child, signal: i32) {
     // SAFETY: sending a signal to our own child process, as Ctrl-C or a supervisor would.
     unsafe {
         libc::kill(child.id() as i32, signal);
     }
+    wait_for_exit(child);
+}
+
+fn wait_for_exit(mut child: Child) {
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "serve exited with {status}");
@@ -121,7 +130,7 @@ fn signal_and_wait(mut child: Child, signal: i32) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
-    panic!("serve did not stop within 30 s of signal {signal}");
+    panic!("serve did not stop within 30 s of its signal");
 }
 
 async fn gql(url: &str, key: &str, query: &str) -> Value {
@@ -212,8 +221,8 @@ async fn zero_config_serve_runs_stops_cleanly_and_restarts_on_the_same_data() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn serve_after_a_crash_reuses_its_postgresql_and_still_stops_it_on_sigterm() {
+#[tokio::test]
+async fn serve_after_a_crash_reuses_its_postgresql_and_still_stops_it_on_sigterm() {
     let dir = temp_dir("crash");
     let pid_file = dir.join("pg/data/postmaster.pid");
     let (mut crashed, _) = serve(&dir);
@@ -224,8 +233,50 @@ fn serve_after_a_crash_reuses_its_postgresql_and_still_stops_it_on_sigterm() {
         "the crash left the private PostgreSQL running"
     );
 
-    let (child, _) = serve(&dir);
-    signal_and_wait(child, libc::SIGTERM);
+    // SIGTERM drains: not ready at once, still answering for the drain delay, then gone.
+    let (child, banner) = serve_with(&dir, &[("TWOFOLD_DRAIN_SECONDS", "4")]);
+    let get = |path: &str| {
+        let url = format!("{}{path}", banner.url);
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, ready) = get("/health/ready").await;
+    assert_eq!((code, &ready["status"]), (200, &json!("ready")), "{ready}");
+    assert_eq!(ready["checks"]["delivery"], "ok", "{ready}");
+    // SAFETY: signalling our own child, as a supervisor would.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let (code, ready) = get("/health/ready").await;
+        if code == 503 {
+            assert_eq!(ready["status"], "draining", "{ready}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "still ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get("/health/live").await.0, 200);
+    let answered = reqwest::Client::new()
+        .post(format!("{}/graphql", banner.url))
+        .bearer_auth(&banner.admin)
+        .json(&json!({ "query": "{ tenant { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status().as_u16(), 200);
+    assert_eq!(
+        answered.json::<Value>().await.unwrap()["data"]["tenant"]["id"],
+        "demo"
+    );
+    wait_for_exit(child);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "stopped before the drain delay"
+    );
     assert!(
         !pid_file.exists(),
         "the private PostgreSQL was left running after SIGTERM"

@@ -133,10 +133,22 @@ async fn run(
             } else {
                 tracing::info!(%url, "Twofold listening");
             }
+            let draining = app.draining();
+            let drain_delay = settings.drain_delay;
             let stop = async move {
-                match signals {
+                let signal = match signals {
                     Some(signals) => signals.wait().await,
                     None => std::future::pending().await,
+                };
+                draining.begin();
+                // A supervisor's SIGTERM: stay up, not ready, until the load balancer has
+                // noticed; Ctrl-C stops at once.
+                if signal == Stop::Terminate && !drain_delay.is_zero() {
+                    tracing::info!(
+                        seconds = drain_delay.as_secs(),
+                        "draining: /health/ready answers 503 while requests are still served"
+                    );
+                    tokio::time::sleep(drain_delay).await;
                 }
             };
             app.run_until_stopped(stop).await
@@ -240,11 +252,21 @@ impl StopSignals {
         })
     }
 
-    async fn wait(mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {},
-            _ = self.terminate.recv() => {},
-        }
-        tracing::info!("shutting down");
+    async fn wait(mut self) -> Stop {
+        let signal = tokio::select! {
+            _ = self.interrupt.recv() => Stop::Interrupt,
+            _ = self.terminate.recv() => Stop::Terminate,
+        };
+        tracing::info!(?signal, "shutting down");
+        signal
     }
+}
+
+/// Which signal asked `serve` to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGINT: someone at a terminal; stop now.
+    Interrupt,
+    /// SIGTERM: a supervisor; drain first.
+    Terminate,
 }

@@ -13,6 +13,7 @@ use twofold_domain::provider::ProviderRules;
 use twofold_domain::tenant::Tenant;
 use twofold_domain::user::User;
 use twofold_graphql::client_addr::TrustedProxies;
+use twofold_graphql::http::Draining;
 use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
@@ -27,6 +28,7 @@ use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
 use twofold_infra::hosted::PgHostedStore;
 use twofold_infra::http_limits::HttpLimits;
+use twofold_infra::operations::PgOperations;
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::activity::PgOverviewReadModel;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
@@ -304,6 +306,7 @@ pub struct Application {
     http: HttpLimits,
     graphiql: bool,
     console: bool,
+    draining: Draining,
 }
 
 impl Application {
@@ -347,7 +350,13 @@ impl Application {
             http: config.http,
             graphiql: config.graphiql,
             console: config.console,
+            draining: Draining::default(),
         })
+    }
+
+    /// Flips `/health/ready` to 503 when begun (on a stop signal, before the drain delay).
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
     }
 
     /// Replaces the WebSocket limits (the defaults of [`WsLimits`] otherwise).
@@ -406,7 +415,12 @@ impl Application {
                 live_rx.clone(),
             ),
             auth: self.wiring.auth.clone(),
-            health: Arc::new(pg::PgHealth(self.wiring.pool.clone())),
+            operations: Arc::new(PgOperations::new(
+                self.wiring.pool.clone(),
+                self.wiring.processor.clone(),
+                self.run_worker.then(|| self.wiring.worker.stats()),
+            )),
+            draining: self.draining.clone(),
             audit: self.wiring.audit.clone(),
             queries: Arc::default(),
             metrics: Arc::default(),

@@ -1,15 +1,25 @@
-//! Counters behind `GET /metrics` (DESIGN.md section 4), in Prometheus' text format.
+//! What `GET /metrics` shows (DESIGN.md section 4), kept and encoded by `prometheus-client`.
 //!
 //! What an operator watches: requests by status class, GraphQL errors by their stable code
 //! (a rise in `INVALID_CODE` or `LOCKED_OUT` is a guessing attack, one in `INTERNAL` a fault),
-//! and how long requests take. Every figure is a total over all tenants: no label carries a
-//! tenant, a user, a key or anything else a request sent, so the endpoint can leak nothing of
-//! a tenant's and its series never grow with traffic.
+//! how long requests take, and, read at each scrape, the database pool, the event processor's
+//! lag and backlog, the delivery queue's depth and age, and the worker's outcomes per channel.
+//! Every figure is a total over all tenants: no label carries a tenant, a user, a key or
+//! anything a request sent, so the endpoint can leak nothing of a tenant's and its series never
+//! grow with traffic.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use twofold_services::ports::{Backlog, InstanceState};
 use twofold_services::ErrorCode;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
@@ -17,33 +27,206 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// The codes counted, in the order they are reported.
-const CODES: [ErrorCode; 11] = ErrorCode::ALL;
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The error codes of one response, left on it by the handler for the metrics layer.
 #[derive(Debug, Clone, Default)]
 pub struct ErrorCodes(pub Vec<ErrorCode>);
 
-/// The service's counters. One per process, shared by every request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: &'static str,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+/// What a scrape read of the instance and its database, for [`Scraped`] to encode.
+#[derive(Debug, Default)]
+struct Snapshot {
+    instance: InstanceState,
+    /// `None`: the database did not answer within the scrape's time.
+    backlog: Option<Backlog>,
+}
+
+/// Encodes the last [`Snapshot`] taken for this scrape, with the uptime.
+#[derive(Debug)]
+struct Scraped {
+    started: Instant,
+    snapshot: Mutex<Snapshot>,
+}
+
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl prometheus_client::encoding::EncodeGaugeValue + Clone,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+impl Collector for Scraped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        encode_gauge(
+            &mut encoder,
+            "twofold_uptime_seconds",
+            "Seconds since this instance started.",
+            self.started.elapsed().as_secs_f64(),
+        )?;
+        let i = &snapshot.instance;
+        {
+            let mut family = encoder.encode_descriptor(
+                "twofold_db_pool_connections",
+                "Connections the database pool holds, by state.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let busy = i.pool_size.saturating_sub(i.pool_idle);
+            for (state, n) in [("idle", i.pool_idle), ("busy", busy)] {
+                ConstGauge::new(n).encode(family.encode_family(&StateLabel { state })?)?;
+            }
+        }
+        encode_gauge(
+            &mut encoder,
+            "twofold_db_pool_max_connections",
+            "The most connections the database pool opens.",
+            i.pool_max,
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "twofold_event_processor_lag_seconds",
+            "Seconds since the event processor last reached the commit horizon.",
+            i.processor_lag.as_secs_f64(),
+        )?;
+        if let Some(running) = i.delivery_worker {
+            encode_gauge(
+                &mut encoder,
+                "twofold_delivery_worker_up",
+                "1 while this instance's delivery worker runs.",
+                i64::from(running),
+            )?;
+            let mut family = encoder.encode_descriptor(
+                "twofold_deliveries",
+                "Delivery attempts of this instance, by channel, kind and outcome.",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &i.deliveries {
+                let labels = DeliveryLabels {
+                    channel: c.channel.as_str(),
+                    kind: c.kind.as_str(),
+                    outcome: c.result.as_str(),
+                };
+                ConstCounter::new(c.count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        encode_gauge(
+            &mut encoder,
+            "twofold_database_up",
+            "1 when the database answered this scrape's queries in time.",
+            i64::from(snapshot.backlog.is_some()),
+        )?;
+        if let Some(b) = &snapshot.backlog {
+            encode_gauge(
+                &mut encoder,
+                "twofold_events_unprocessed",
+                "Events after the oldest projection checkpoint (counted up to 100000).",
+                b.events_unprocessed,
+            )?;
+            encode_gauge(
+                &mut encoder,
+                "twofold_delivery_queue_pending",
+                "Deliveries not finished yet, due now or waiting for a retry.",
+                b.deliveries_pending,
+            )?;
+            encode_gauge(
+                &mut encoder,
+                "twofold_delivery_queue_due",
+                "Deliveries due now.",
+                b.deliveries_due,
+            )?;
+            encode_gauge(
+                &mut encoder,
+                "twofold_delivery_queue_oldest_due_seconds",
+                "How long the oldest due delivery has been waiting (0 with none).",
+                b.oldest_due.as_secs_f64(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The service's metrics. One per process, shared by every request.
 #[derive(Debug)]
 pub struct Metrics {
-    started: Instant,
-    /// Responses by status class: 1xx to 5xx.
-    responses: [AtomicU64; 5],
-    errors: [AtomicU64; CODES.len()],
-    /// Requests per bucket of [`BUCKETS`] (not cumulative), then the ones above the last.
-    latency: [AtomicU64; BUCKETS.len() + 1],
-    latency_sum_micros: AtomicU64,
+    registry: Registry,
+    responses: Family<ClassLabel, Counter>,
+    errors: Family<CodeLabel, Counter>,
+    latency: Histogram,
+    scraped: Arc<Scraped>,
+    /// One scrape at a time: each puts its snapshot in [`Scraped`] and encodes it.
+    scraping: Mutex<()>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self {
+        let mut registry = Registry::default();
+        let responses = Family::<ClassLabel, Counter>::default();
+        let errors = Family::<CodeLabel, Counter>::default();
+        let latency = Histogram::new(BUCKETS);
+        // Every series from the start, at zero: one that appears with its first count
+        // hides that count from `rate()`.
+        for class in CLASSES {
+            drop(responses.get_or_create(&ClassLabel { class }));
+        }
+        for code in ErrorCode::ALL {
+            drop(errors.get_or_create(&CodeLabel {
+                code: code.as_str(),
+            }));
+        }
+        registry.register(
+            "twofold_http_responses",
+            "HTTP responses, by status class",
+            responses.clone(),
+        );
+        registry.register(
+            "twofold_graphql_errors",
+            "GraphQL errors answered, by extensions.code",
+            errors.clone(),
+        );
+        registry.register(
+            "twofold_http_request_duration_seconds",
+            "Time from a request's arrival to its response",
+            latency.clone(),
+        );
+        let scraped = Arc::new(Scraped {
             started: Instant::now(),
-            responses: Default::default(),
-            errors: Default::default(),
-            latency: Default::default(),
-            latency_sum_micros: AtomicU64::new(0),
+            snapshot: Mutex::default(),
+        });
+        registry.register_collector(Box::new(scraped.clone()));
+        Self {
+            registry,
+            responses,
+            errors,
+            latency,
+            scraped,
+            scraping: Mutex::default(),
         }
     }
 }
@@ -51,135 +234,37 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one answered request.
     pub fn record(&self, status: u16, took: Duration, codes: &[ErrorCode]) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        let class = CLASSES[usize::from(status / 100).clamp(1, 5) - 1];
+        self.responses.get_or_create(&ClassLabel { class }).inc();
         for code in codes {
-            if let Some(i) = CODES.iter().position(|c| c == code) {
-                self.errors[i].fetch_add(1, Ordering::Relaxed);
-            }
+            self.errors
+                .get_or_create(&CodeLabel {
+                    code: code.as_str(),
+                })
+                .inc();
         }
-        let seconds = took.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(BUCKETS.len());
-        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(
-            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.latency.observe(took.as_secs_f64());
     }
 
-    /// Everything, in Prometheus' text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let _ = writeln!(
-            out,
-            "# HELP twofold_uptime_seconds Seconds since this instance started.\n\
-             # TYPE twofold_uptime_seconds gauge\n\
-             twofold_uptime_seconds {:.3}",
-            self.started.elapsed().as_secs_f64()
-        );
-        out.push_str(
-            "# HELP twofold_http_responses_total HTTP responses, by status class.\n\
-             # TYPE twofold_http_responses_total counter\n",
-        );
-        for (i, count) in self.responses.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "twofold_http_responses_total{{class=\"{}xx\"}} {}",
-                i + 1,
-                count.load(Ordering::Relaxed)
-            );
+    /// Everything, in Prometheus' text exposition format (version 0.0.4), with what this
+    /// scrape read of the instance and (`None` when it did not answer) the database.
+    pub fn render(&self, instance: InstanceState, backlog: Option<Backlog>) -> String {
+        let _one = self.scraping.lock().unwrap_or_else(PoisonError::into_inner);
+        *self
+            .scraped
+            .snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Snapshot { instance, backlog };
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail; an encoder error would be a bug in a label.
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::error!(error = %e, "encoding the metrics failed");
         }
-        out.push_str(
-            "# HELP twofold_graphql_errors_total GraphQL errors answered, by extensions.code.\n\
-             # TYPE twofold_graphql_errors_total counter\n",
-        );
-        for (code, count) in CODES.iter().zip(&self.errors) {
-            let _ = writeln!(
-                out,
-                "twofold_graphql_errors_total{{code=\"{}\"}} {}",
-                code.as_str(),
-                count.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str(
-            "# HELP twofold_http_request_duration_seconds Time from a request's arrival to its \
-             response.\n\
-             # TYPE twofold_http_request_duration_seconds histogram\n",
-        );
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&self.latency) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "twofold_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += self.latency[BUCKETS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "twofold_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
-             twofold_http_request_duration_seconds_sum {:.6}\n\
-             twofold_http_request_duration_seconds_count {cumulative}",
-            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
         out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn value(text: &str, series: &str) -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-    }
-
-    #[test]
-    fn requests_are_counted_by_class_code_and_latency_bucket() {
-        let metrics = Metrics::default();
-        metrics.record(200, Duration::from_millis(3), &[]);
-        metrics.record(200, Duration::from_millis(3), &[ErrorCode::InvalidCode]);
-        metrics.record(
-            401,
-            Duration::from_micros(500),
-            &[ErrorCode::Unauthenticated],
-        );
-        metrics.record(503, Duration::from_secs(30), &[ErrorCode::Internal]);
-        let text = metrics.render();
-        // Buckets are cumulative: 0.5 ms, then two of 3 ms, then one past the last bound.
-        let expected = [
-            ("twofold_http_responses_total{class=\"2xx\"}", 2.0),
-            ("twofold_http_responses_total{class=\"4xx\"}", 1.0),
-            ("twofold_http_responses_total{class=\"5xx\"}", 1.0),
-            ("twofold_graphql_errors_total{code=\"INVALID_CODE\"}", 1.0),
-            ("twofold_graphql_errors_total{code=\"LOCKED_OUT\"}", 0.0),
-            (
-                "twofold_http_request_duration_seconds_bucket{le=\"0.001\"}",
-                1.0,
-            ),
-            (
-                "twofold_http_request_duration_seconds_bucket{le=\"0.005\"}",
-                3.0,
-            ),
-            (
-                "twofold_http_request_duration_seconds_bucket{le=\"5\"}",
-                3.0,
-            ),
-            (
-                "twofold_http_request_duration_seconds_bucket{le=\"+Inf\"}",
-                4.0,
-            ),
-            ("twofold_http_request_duration_seconds_count", 4.0),
-        ];
-        for (series, want) in expected {
-            assert_eq!(value(&text, series), want, "{series} in\n{text}");
-        }
-        let sum = value(&text, "twofold_http_request_duration_seconds_sum");
-        assert!((sum - 30.0065).abs() < 1e-6, "{sum}");
-    }
-}
+mod tests;

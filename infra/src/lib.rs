@@ -12,6 +12,7 @@ pub mod event_store;
 pub mod group_commit;
 pub mod hosted;
 pub mod http_limits;
+pub mod operations;
 pub mod pg;
 pub mod processor;
 pub mod projections;

@@ -1,5 +1,5 @@
 //! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql` (and the live subscriptions
-//! when that GET is a WebSocket upgrade), `GET /audit/export`, `GET /health`, `GET /metrics`.
+//! when that GET is a WebSocket upgrade), `GET /audit/export`, the health probes, `GET /metrics`.
 //! One module per route; the extractors every route uses (request id, metadata, caller) are in
 //! `extract.rs`, and every failure before GraphQL runs is an `HttpError` (`error.rs`).
 
@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use twofold_services::ports::HealthCheck;
+use twofold_services::ports::Operations;
 use twofold_services::{audit::AuditService, Authenticator};
 
 pub use crate::admission::QueryCache;
@@ -33,7 +33,7 @@ pub(crate) use error::{error_response, rate_limited};
 pub use export::jsonl_response;
 pub(crate) use extract::{bearer, client_ip, record_caller};
 pub use extract::{request_context, RequestId};
-pub use operations::HealthCache;
+pub use operations::{Draining, HealthCache, READY_PROCESSOR_LAG};
 pub(crate) use post::finish;
 pub use post::MAX_ERRORS;
 
@@ -54,8 +54,10 @@ pub struct ApiState {
     pub schema: TwofoldSchema,
     /// Bearer authentication.
     pub auth: Arc<Authenticator>,
-    /// Behind `/health`.
-    pub health: Arc<dyn HealthCheck>,
+    /// Behind the health probes and `/metrics`.
+    pub operations: Arc<dyn Operations>,
+    /// Set when a stop signal arrived: `/health/ready` answers 503.
+    pub draining: Draining,
     /// Behind `/audit/export`.
     pub audit: AuditService,
     /// Documents already parsed.
@@ -81,6 +83,8 @@ pub fn router(state: ApiState, pages: Router) -> Router {
         .route("/graphql", post::route())
         .route("/audit/export", get(export::audit_export))
         .route("/health", get(operations::health))
+        .route("/health/live", get(operations::live))
+        .route("/health/ready", get(operations::ready))
         .route("/metrics", get(operations::metrics))
         .route("/graphiql/{version}/{file}", get(crate::graphiql::asset))
         .method_not_allowed_fallback(crate::fallback::method_not_allowed)

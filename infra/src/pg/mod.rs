@@ -1,4 +1,4 @@
-//! PostgreSQL: connection pool, migrations and health check.
+//! PostgreSQL: connection pool and migrations.
 
 pub mod direct;
 mod horizon;
@@ -53,18 +53,4 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx
     }
     pool.close().await;
     Ok(())
-}
-
-/// `/health`: the database answers a trivial query.
-pub struct PgHealth(pub PgPool);
-
-#[async_trait::async_trait]
-impl twofold_services::ports::HealthCheck for PgHealth {
-    async fn check(&self) -> Result<(), twofold_services::StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.0)
-            .await
-            .map(|_| ())
-            .map_err(twofold_services::StoreError::new)
-    }
 }

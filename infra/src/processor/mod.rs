@@ -74,6 +74,9 @@ pub struct EventProcessor {
     /// The least time between two batches of the background loop after one that applied
     /// events (requests that must read their writes run a batch themselves, without waiting).
     min_gap: Duration,
+    /// When a catch-up last reached the commit horizon: the processor's lag, for the
+    /// readiness probe and `/metrics`.
+    caught_up_at: std::sync::Mutex<std::time::Instant>,
 }
 
 impl EventProcessor {
@@ -103,6 +106,7 @@ impl EventProcessor {
             settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             poll_interval: Duration::from_millis(100),
             min_gap: Duration::from_millis(10),
+            caught_up_at: std::sync::Mutex::new(std::time::Instant::now()),
         })
     }
 
@@ -129,6 +133,10 @@ impl EventProcessor {
                 break;
             }
         }
+        *self
+            .caught_up_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
         if total > 0 {
             self.progressed.notify_waiters();
             self.applied.send_modify(|n| *n = n.wrapping_add(1));
@@ -244,6 +252,15 @@ impl EventProcessor {
             rebuilt.push(name);
         }
         Ok(rebuilt)
+    }
+
+    /// Time since a catch-up last reached the commit horizon. Near the poll interval while all
+    /// is well; it grows while batches fail (the database is down) or a backlog is worked off.
+    pub fn lag(&self) -> Duration {
+        self.caught_up_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
     }
 
     /// Asks for a batch soon: called after every command that committed events in this

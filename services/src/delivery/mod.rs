@@ -25,7 +25,9 @@ use crate::ServiceError;
 mod notice;
 mod settings;
 mod spawn;
+mod stats;
 pub use spawn::DELIVERY_CONCURRENCY;
+pub use stats::{AttemptResult, DeliveryCount, DeliveryStats};
 
 /// The worker's policy: retries, concurrency, retention (`TWOFOLD_DELIVERY_*`, see
 /// [`RetryPolicy::from_lookup`]).
@@ -73,6 +75,7 @@ pub struct DeliveryWorker {
     /// Tenants' own providers; `None`: every tenant uses `email` and `sms`.
     tenant_senders: Option<Arc<dyn TenantSenders>>,
     policy: RetryPolicy,
+    stats: Arc<DeliveryStats>,
 }
 
 impl DeliveryWorker {
@@ -91,6 +94,7 @@ impl DeliveryWorker {
             sms,
             tenant_senders: None,
             policy,
+            stats: Arc::default(),
         }
     }
 
@@ -103,6 +107,11 @@ impl DeliveryWorker {
     /// The policy the worker runs with.
     pub fn policy(&self) -> RetryPolicy {
         self.policy
+    }
+
+    /// Its counters, for `/metrics` and `/health/ready`.
+    pub fn stats(&self) -> Arc<DeliveryStats> {
+        self.stats.clone()
     }
 
     /// Deletes finished jobs older than the retention.
@@ -142,6 +151,7 @@ impl DeliveryWorker {
                 self.queue
                     .finish(&job.challenge_id, false, Some("obsolete"))
                     .await?;
+                self.counted(&job, AttemptResult::Obsolete);
                 return Ok(());
             }
             Err(e) => {
@@ -169,6 +179,7 @@ impl DeliveryWorker {
                     )
                     .await?;
                 self.queue.finish(&job.challenge_id, true, None).await?;
+                self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("code delivered");
                 Ok(())
             }
@@ -218,6 +229,7 @@ impl DeliveryWorker {
                 self.queue
                     .retry_later(&job.challenge_id, attempts, delay, &error)
                     .await?;
+                self.counted(job, AttemptResult::Retried);
             }
             e => {
                 let error = e.to_string();
@@ -235,8 +247,14 @@ impl DeliveryWorker {
                 self.queue
                     .finish(&job.challenge_id, false, Some(&error))
                     .await?;
+                self.counted(job, AttemptResult::Failed);
             }
         }
         Ok(())
+    }
+
+    /// Counted once the queue holds the outcome, so a count is never ahead of the log.
+    fn counted(&self, job: &DeliveryJob, result: AttemptResult) {
+        self.stats.record(job.channel, job.kind, result);
     }
 }

@@ -10,7 +10,7 @@
 
 use twofold_domain::user::DeliveryOutcome;
 
-use super::DeliveryWorker;
+use super::{AttemptResult, DeliveryWorker};
 use crate::ports::{DeliveryJob, SendError};
 use crate::ServiceError;
 
@@ -23,6 +23,7 @@ impl DeliveryWorker {
             Ok(None) => {
                 tracing::info!("notice already recorded or no longer kept; nothing to send");
                 self.queue.finish(id, false, Some("obsolete")).await?;
+                self.counted(&job, AttemptResult::Obsolete);
                 return Ok(());
             }
             // The same sender as the tenant's codes: its own provider when it set one.
@@ -51,12 +52,14 @@ impl DeliveryWorker {
                     )
                     .await?;
                 self.queue.finish(id, true, None).await?;
+                self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("notice delivered");
             }
             Err(SendError::Retryable(error)) if attempts < self.policy.max_attempts => {
                 let delay = self.policy.first_backoff * 2u32.saturating_pow(attempts - 1);
                 tracing::warn!(%error, ?delay, "notice delivery failed; will retry");
                 self.queue.retry_later(id, attempts, delay, &error).await?;
+                self.counted(&job, AttemptResult::Retried);
             }
             Err(e) => {
                 let error = e.to_string();
@@ -72,6 +75,7 @@ impl DeliveryWorker {
                     )
                     .await?;
                 self.queue.finish(id, false, Some(&error)).await?;
+                self.counted(&job, AttemptResult::Failed);
             }
         }
         Ok(())

@@ -30,6 +30,7 @@ impl DeliveryWorker {
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let _running = self.stats.run_guard();
             let slots = Arc::new(Semaphore::new(self.policy.concurrency.max(1)));
             let mut sends = JoinSet::new();
             let mut pruned_at: Option<Instant> = None;

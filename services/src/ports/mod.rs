@@ -226,13 +226,6 @@ pub trait ProcessorProgress: Send + Sync {
     async fn progressed(&self);
 }
 
-/// Whether the service can do its work (the database answers). Behind `/health`.
-#[async_trait]
-pub trait HealthCheck: Send + Sync {
-    /// `Ok` when healthy.
-    async fn check(&self) -> Result<(), StoreError>;
-}
-
 /// Seals secrets and PII under the tenant's data key (AES-256-GCM), itself wrapped by the master
 /// key. `context` (e.g. `"{aggregate id}/totp"`) is bound into the seal as associated data, so a
 /// sealed value copied to another user or purpose does not open.
@@ -318,3 +311,5 @@ mod overview;
 pub use overview::*;
 mod hosted;
 pub use hosted::*;
+mod operations;
+pub use operations::*;

@@ -33,6 +33,43 @@ async fn health_checks_the_database() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The readiness probe says why; the liveness probe does not restart an instance for it.
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "unavailable", "{body}");
+    assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
+
+    // Once the database is back, the instance is ready again by itself.
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while app.get("/health/ready").await.status().as_u16() != 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the instance did not recover"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn ready_reports_the_database_the_processor_and_the_worker() {
+    let app = spawn_app().await;
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "status": "ready",
+            "checks": { "database": "ok", "processor": "ok", "delivery": "ok" }
+        })
+    );
+    let live: serde_json::Value = app.get("/health/live").await.json().await.unwrap();
+    assert_eq!(live["status"], "ok");
 }
 
 #[tokio::test]

@@ -98,3 +98,79 @@ async fn metrics_count_answers_and_error_codes_for_the_operator_only() {
         assert!(!after.contains(secret), "{secret} in\n{after}");
     }
 }
+
+/// Reads `/metrics` until `series` has `want`, or fails after 20 s.
+async fn until(app: &twofold_tests::TestApp, series: &str, want: f64) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = metrics(app, Some(&app.operator_token))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if text
+            .lines()
+            .any(|l| l.strip_prefix(series) == Some(&format!(" {want}")))
+        {
+            return text;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{series} never reached {want}:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_show_the_pool_the_processor_the_queue_and_deliveries_per_channel() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    let text = metrics(&app, Some(&app.operator_token))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "twofold_database_up",
+        "twofold_delivery_worker_up",
+        "twofold_db_pool_max_connections",
+    ] {
+        assert!(value(&text, series) >= 1.0, "{series} in\n{text}");
+    }
+    assert!(value(&text, "twofold_event_processor_lag_seconds") < 30.0);
+    let delivered =
+        "twofold_deliveries_total{channel=\"EMAIL\",kind=\"code\",outcome=\"delivered\"}";
+    assert_eq!(value(&text, delivered), 0.0, "{text}");
+
+    let email = "metrics-user@example.com";
+    let added = app
+        .gql(
+            Some(&key),
+            "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }",
+            json!({ "u": "metrics-user", "e": email }),
+        )
+        .await;
+    assert!(added.body["errors"].is_null(), "{:?}", added.body);
+    app.smtp
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await;
+    // Counted once the queue records the outcome, just after the provider accepted it.
+    let text = until(&app, delivered, 1.0).await;
+    assert_eq!(
+        value(
+            &text,
+            "twofold_deliveries_total{channel=\"SMS\",kind=\"code\",outcome=\"delivered\"}"
+        ),
+        0.0
+    );
+    let text = until(&app, "twofold_delivery_queue_due", 0.0).await;
+    assert_eq!(
+        value(&text, "twofold_delivery_queue_oldest_due_seconds"),
+        0.0
+    );
+    for secret in [email, "metrics-user", key.as_str()] {
+        assert!(!text.contains(secret), "{secret} in\n{text}");
+    }
+}
