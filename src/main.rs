@@ -136,19 +136,22 @@ async fn run(
             let draining = app.draining();
             let drain_delay = settings.drain_delay;
             let stop = async move {
-                let signal = match signals {
-                    Some(signals) => signals.wait().await,
-                    None => std::future::pending().await,
+                let Some(mut signals) = signals else {
+                    return std::future::pending().await;
                 };
+                let signal = signals.wait().await;
                 draining.begin();
                 // A supervisor's SIGTERM: stay up, not ready, until the load balancer has
-                // noticed; Ctrl-C stops at once.
+                // noticed; Ctrl-C, or a second signal during the drain, stops at once.
                 if signal == Stop::Terminate && !drain_delay.is_zero() {
                     tracing::info!(
                         seconds = drain_delay.as_secs(),
                         "draining: /health/ready answers 503 while requests are still served"
                     );
-                    tokio::time::sleep(drain_delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(drain_delay) => {}
+                        _ = signals.wait() => {}
+                    }
                 }
             };
             app.run_until_stopped(stop).await
@@ -252,7 +255,7 @@ impl StopSignals {
         })
     }
 
-    async fn wait(mut self) -> Stop {
+    async fn wait(&mut self) -> Stop {
         let signal = tokio::select! {
             _ = self.interrupt.recv() => Stop::Interrupt,
             _ = self.terminate.recv() => Stop::Terminate,

@@ -391,8 +391,11 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let processor = self.wiring.processor.clone().spawn(stop_rx.clone());
         let deliveries = self.run_worker.then(|| {
-            let worker = self.wiring.worker.clone();
-            worker.spawn(self.wiring.processor.clone(), stop_rx.clone())
+            tokio::spawn(supervise_worker(
+                self.wiring.worker.clone(),
+                self.wiring.processor.clone(),
+                stop_rx.clone(),
+            ))
         });
         // Live audit streams end as soon as shutdown starts: their WebSockets are upgraded
         // connections, which the HTTP server's graceful shutdown does not wait for.
@@ -460,5 +463,26 @@ impl Application {
         }
         self.wiring.pool.close().await;
         served.context("serving HTTP")
+    }
+}
+
+/// Runs the delivery worker, starting it again after a panic: a dead worker would leave this
+/// instance's share of the codes waiting for the other instances' workers, or for no one.
+async fn supervise_worker(
+    worker: twofold_services::delivery::DeliveryWorker,
+    progress: Arc<EventProcessor>,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        match worker.clone().spawn(progress.clone(), stop.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "the delivery worker stopped; starting it again in 1 s");
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }

@@ -111,7 +111,7 @@ impl Collector for Scraped {
         encode_gauge(
             &mut encoder,
             "twofold_event_processor_lag_seconds",
-            "Seconds since the event processor last reached the commit horizon.",
+            "Seconds since the event processor last committed a batch (or found nothing to do).",
             i.processor_lag.as_secs_f64(),
         )?;
         if let Some(running) = i.delivery_worker {

@@ -160,13 +160,30 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
             }
         }
         Err(BatchFailure::Everyone(e)) => {
-            let message = e.to_string();
+            let shared = Arc::new(e);
             for Pending { done, .. } in batch {
-                let _ = done.send(Err(PersistenceError::ConnectionError(
-                    message.clone().into(),
-                )));
+                let _ = done.send(Err(PersistenceError::ConnectionError(Box::new(
+                    SharedFailure(shared.clone()),
+                ))));
             }
         }
+    }
+}
+
+/// One failure told to every command of a batch. Its source is the driver's error, so a
+/// caller can still tell an outage (retryable) from anything else.
+#[derive(Debug)]
+struct SharedFailure(Arc<sqlx::Error>);
+
+impl std::fmt::Display for SharedFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the batch's transaction failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SharedFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 

@@ -59,13 +59,26 @@ impl Operations for PgOperations {
     }
 
     async fn backlog(&self) -> Result<Backlog, StoreError> {
-        // Both counts walk an index from a known start and stop at the cap.
+        // In a transaction bounded by its own timeouts: a scrape abandoned by its caller must
+        // not keep running in PostgreSQL, nor queue a migration's lock behind it.
+        let mut tx = self.pool.begin().await.map_err(StoreError::new)?;
+        for set in [
+            "SET LOCAL statement_timeout = '1s'",
+            "SET LOCAL lock_timeout = '100ms'",
+        ] {
+            sqlx::query(set)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::new)?;
+        }
+        // Both counts walk an index from a known start and stop at the cap. Only the running
+        // projections' checkpoints count: a renamed one's row would pin the figure.
         let row = sqlx::query(
             "SELECT \
                (SELECT count(*) FROM ( \
                   SELECT 1 FROM events e, \
                     (SELECT last_tx, last_position FROM projection_checkpoints \
-                     ORDER BY last_tx, last_position LIMIT 1) c \
+                     WHERE consumer = ANY($2) ORDER BY last_tx, last_position LIMIT 1) c \
                   WHERE (e.tx_id, e.global_position) > (c.last_tx, c.last_position) \
                   LIMIT $1) behind) AS events_unprocessed, \
                (SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' \
@@ -77,9 +90,11 @@ impl Operations for PgOperations {
                  AS oldest_due",
         )
         .bind(i64::try_from(Backlog::COUNT_CAP).unwrap_or(i64::MAX))
-        .fetch_one(&self.pool)
+        .bind(self.processor.projection_names())
+        .fetch_one(&mut *tx)
         .await
         .map_err(StoreError::new)?;
+        tx.rollback().await.map_err(StoreError::new)?;
         let count = |column: &str| -> Result<u64, StoreError> {
             let n: i64 = row.try_get(column).map_err(StoreError::new)?;
             Ok(u64::try_from(n).unwrap_or(0))

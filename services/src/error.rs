@@ -129,7 +129,35 @@ pub enum ServiceError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
+/// Recognises, in one error of a chain, a failure to reach the database. Only the adapters
+/// know their driver's errors; `twofold_infra::pg::connect` registers its test.
+type UnavailableTest = fn(&(dyn std::error::Error + 'static)) -> bool;
+
+static UNAVAILABLE: std::sync::OnceLock<UnavailableTest> = std::sync::OnceLock::new();
+
+/// Registers how a database outage is recognised (the first registration stays).
+pub fn recognise_unavailable(test: UnavailableTest) {
+    let _ = UNAVAILABLE.set(test);
+}
+
 impl ServiceError {
+    /// Whether this internal error is the database being unreachable (down, restarting, a
+    /// connection cut, the pool unable to connect in time): the caller may retry, and the
+    /// service recovers by itself once the database is back.
+    pub fn is_unavailable(&self) -> bool {
+        let (ServiceError::Internal(e), Some(test)) = (self, UNAVAILABLE.get()) else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(e) = next {
+            if test(e) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+
     /// The API code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -348,6 +348,37 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
 }
 
 impl TestApp {
+    /// An outage of this test's database only (`true`): it refuses new connections and the
+    /// open ones are cut, as in a restart, while the other tests' databases carry on.
+    /// `false` ends it.
+    pub async fn database_outage(&self, down: bool) {
+        let name = self
+            .database_url
+            .rsplit('/')
+            .next()
+            .and_then(|tail| tail.split('?').next())
+            .expect("a database name in the URL")
+            .to_owned();
+        let admin = admin_pool().await;
+        sqlx::query(&format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {down}",
+            down = !down
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
+        if down {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&name)
+            .execute(&admin)
+            .await
+            .unwrap();
+        }
+        admin.close().await;
+    }
+
     /// How many events of `event_type` the tenant's stream holds.
     pub async fn count_events(&self, tenant: &str, event_type: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = $2")

@@ -15,6 +15,8 @@ pub(crate) struct HttpError {
     code: ErrorCode,
     message: String,
     retry_after: Option<u64>,
+    /// An outage's answer: `extensions.retryable`.
+    retryable: bool,
 }
 
 impl HttpError {
@@ -24,6 +26,24 @@ impl HttpError {
             code,
             message: message.into(),
             retry_after: None,
+            retryable: false,
+        }
+    }
+
+    /// The database could not be reached before GraphQL ran (authenticating the key): 503,
+    /// still `INTERNAL`, marked retryable, `Retry-After: 1`.
+    pub(crate) fn unavailable(request_id: &str) -> Self {
+        Self {
+            retry_after: Some(1),
+            retryable: true,
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                format!(
+                    "{} (request id {request_id})",
+                    crate::error::InternalCause::UNAVAILABLE
+                ),
+            )
         }
     }
 
@@ -50,9 +70,16 @@ impl HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        let mut extensions = serde_json::json!({ "code": self.code.as_str() });
+        if let Some(seconds) = self.retry_after {
+            extensions["retryAfterSeconds"] = seconds.into();
+        }
+        if self.retryable {
+            extensions["retryable"] = true.into();
+        }
         let body = serde_json::json!({
             "data": null,
-            "errors": [{ "message": self.message, "extensions": { "code": self.code.as_str() } }],
+            "errors": [{ "message": self.message, "extensions": extensions }],
         });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {

@@ -7,10 +7,10 @@ use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use twofold_services::{ErrorCode, Principal, RequestContext, ServiceError};
 
-use super::error::{error_response, rate_limited};
+use super::error::{error_response, rate_limited, HttpError};
 use super::{ApiState, MAX_BODY_BYTES, MAX_CREDENTIAL_CHARS};
 use crate::client_addr::ClientAddr;
 
@@ -184,6 +184,10 @@ pub(crate) async fn authenticate(
                 // Spent too: a flood of guessed keys must not go unthrottled exactly when the
                 // pool is saturated.
                 state.anonymous.spend(ip);
+                if e.is_unavailable() {
+                    tracing::warn!(error = ?e, "authentication: the database could not be reached");
+                    return Err(HttpError::unavailable(request_id).into_response());
+                }
                 tracing::error!(error = ?e, "authentication failed internally");
                 return Err(error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -65,9 +65,9 @@ impl Draining {
     }
 }
 
-/// The processor may fall this far behind before the instance says it is not ready: well past
-/// a busy moment's backlog, well short of the settle timeout's many multiples that users
-/// would notice as stale reads.
+/// The processor may go this long without committing a batch before `/health/ready` calls the
+/// instance `degraded`: well past a busy moment, well short of what users would notice as
+/// stale reads.
 pub const READY_PROCESSOR_LAG: Duration = Duration::from_secs(30);
 
 fn status(ok: bool, body: serde_json::Value) -> Response {
@@ -79,9 +79,13 @@ fn status(ok: bool, body: serde_json::Value) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// `GET /health`: whether the database answers (kept from the first release; probes should
-/// use `/health/live` and `/health/ready`).
+/// `GET /health`: whether the database answers, and 503 while draining like `/health/ready`
+/// (kept from the first release for load balancers that probe it; new probes should use
+/// `/health/live` and `/health/ready`).
 pub(super) async fn health(State(state): State<ApiState>) -> Response {
+    if state.draining.is_set() {
+        return status(false, json!({ "status": "draining" }));
+    }
     let ok = state.health_cache.database(&*state.operations).await;
     let word = if ok { "ok" } else { "unavailable" };
     status(ok, json!({ "status": word }))
@@ -93,10 +97,12 @@ pub(super) async fn live() -> Response {
     status(true, json!({ "status": "ok" }))
 }
 
-/// `GET /health/ready`: whether this instance should get traffic: not stopping, the database
-/// answers, the event processor keeps up, and its delivery worker (if it runs one) is running.
-/// The providers' own health is not part of it: an SMS outage would otherwise take every
-/// instance out of rotation, sign-ins by app included.
+/// `GET /health/ready`: whether this instance should get traffic. 503 while it drains or
+/// cannot reach the database. The event processor's lag and the delivery worker are reported
+/// (`degraded`, still 200) but do not take the instance out of rotation: both are shared by
+/// every instance (a `projections rebuild` holds every processor back, a provider outage every
+/// worker), so failing on them would take the whole fleet down at once, sign-ins by app
+/// included, and routing traffic elsewhere would mend neither. `/metrics` has both for alerts.
 pub(super) async fn ready(State(state): State<ApiState>) -> Response {
     if state.draining.is_set() {
         return status(false, json!({ "status": "draining" }));
@@ -105,11 +111,15 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
     let instance = state.operations.instance();
     let processor = instance.processor_lag <= READY_PROCESSOR_LAG;
     let delivery = instance.delivery_worker.unwrap_or(true);
-    let ok = database && processor && delivery;
+    let word = match (database, processor && delivery) {
+        (false, _) => "unavailable",
+        (true, false) => "degraded",
+        (true, true) => "ready",
+    };
     status(
-        ok,
+        database,
         json!({
-            "status": if ok { "ready" } else { "unavailable" },
+            "status": word,
             "checks": {
                 "database": if database { "ok" } else { "unavailable" },
                 "processor": if processor { "ok" } else { "behind" },

@@ -121,13 +121,24 @@ pub(crate) fn finish(mut response: GqlResponse, request_id: &str) -> GqlResponse
     }
     for error in &mut response.errors {
         if let Some(cause) = error.source::<InternalCause>() {
-            tracing::error!(cause = %cause.0, "internal error");
-            error.message = format!("internal error (request id {request_id})");
+            if cause.unavailable {
+                tracing::warn!(cause = %cause.cause, "the database could not be reached");
+                error.message = format!("{} (request id {request_id})", InternalCause::UNAVAILABLE);
+            } else {
+                tracing::error!(cause = %cause.cause, "internal error");
+                error.message = format!("internal error (request id {request_id})");
+            }
         }
         if let Some(e) = error.source::<ServiceError>() {
             // A resolver returned a service error without mapping it; use its own code.
             let code = e.code();
-            if code == ErrorCode::Internal {
+            if e.is_unavailable() {
+                tracing::warn!(error = ?e, "the database could not be reached");
+                error.message = format!("{} (request id {request_id})", InternalCause::UNAVAILABLE);
+                let ext = error.extensions.get_or_insert_with(Default::default);
+                ext.set("retryable", true);
+                ext.set("retryAfterSeconds", 1);
+            } else if code == ErrorCode::Internal {
                 tracing::error!(error = ?e, "internal error");
                 error.message = format!("internal error (request id {request_id})");
             }

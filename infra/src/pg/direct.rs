@@ -44,7 +44,11 @@ impl DirectConnections {
         let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match reused {
             Some(conn) => conn,
-            None => self.options.connect().await?,
+            // Bounded like the wait for a slot: a database host that drops packets must not
+            // hold a request for the kernel's connect timeout (minutes).
+            None => tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
         };
         Ok(Lease {
             owner: self,

@@ -16,6 +16,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Opens a pool and its first connection, so an unreachable or misconfigured database stops
 /// start-up with a clear error instead of failing the first request.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    twofold_services::recognise_unavailable(is_unavailable);
     let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -53,4 +54,38 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx
     }
     pool.close().await;
     Ok(())
+}
+
+/// Whether `e` is a driver error that says the database could not be reached or used: no
+/// connection in time, a connection cut (network, restart, `pg_terminate_backend`), or the
+/// server refusing connections (SQLSTATE class 08, 53300 too many connections, 55000 a database
+/// not accepting connections, 57P01 to 57P03 shutting down, crashed or starting up).
+pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "53300" | "55000" | "57P01" | "57P02" | "57P03"
+                )
+        }),
+        _ => e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::TimedOut
+            )
+        }),
+    }
 }

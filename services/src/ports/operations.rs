@@ -16,8 +16,8 @@ pub struct InstanceState {
     pub pool_idle: u32,
     /// The most the pool opens.
     pub pool_max: u32,
-    /// Time since the event processor last reached the commit horizon: it grows while the
-    /// processor fails or falls behind, and stays near its poll interval when all is well.
+    /// Time since the event processor last committed a batch: it grows while batches fail or
+    /// wait, and stays near its poll interval when all is well.
     pub processor_lag: Duration,
     /// `None` when this instance runs no delivery worker; else whether its loop is running.
     pub delivery_worker: Option<bool>,

@@ -9,20 +9,7 @@ async fn health_checks_the_database() {
     assert_eq!(body["status"], "ok");
 
     // With the database refusing connections the service says it is unavailable.
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    let admin = twofold_tests::admin_pool().await;
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(&name)
-        .execute(&admin)
-        .await
-        .unwrap();
+    app.database_outage(true).await;
     // The answer is reused for at most a second (an anonymous flood of `/health` must not keep
     // the pool busy), so the outage shows within about that.
     let started = std::time::Instant::now();
@@ -41,10 +28,7 @@ async fn health_checks_the_database() {
     assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
 
     // Once the database is back, the instance is ready again by itself.
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    app.database_outage(false).await;
     let started = std::time::Instant::now();
     while app.get("/health/ready").await.status().as_u16() != 200 {
         assert!(

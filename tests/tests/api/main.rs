@@ -22,6 +22,7 @@ mod keys;
 mod locales;
 mod metrics;
 mod notifications;
+mod outage;
 mod overview;
 mod policy;
 mod processor;
