@@ -361,6 +361,11 @@ fn admin_commands_work_in_zero_config_mode_and_leave_no_server_running() {
     assert!(created.contains("Tenant:    acme (Acme Corp)"), "{created}");
     assert!(created.contains("Admin key: tfk_"), "{created}");
     assert!(run(&["projections", "rebuild"]).contains("Rebuilt: tenants"));
+    let rotated = run(&["keys", "rotate"]);
+    assert!(
+        rotated.contains("Every data key is under the current master key"),
+        "{rotated}"
+    );
 
     // The same id twice is refused, without a panic.
     let out = twofold(&dir)

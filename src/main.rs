@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use twofold::startup::{AppConfig, Application, Delivery, Wiring};
 use twofold::{telemetry, zero_config};
 use twofold_infra::config::Settings;
+use twofold_infra::crypto::seal::{rotate_master_key, MasterKeys};
 use twofold_infra::delivery::{DeliverySettings, Senders};
 use twofold_infra::pg;
 use twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT;
@@ -35,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Manage the master key that wraps the tenants' data keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Measure verify throughput and latency against PostgreSQL's commit rate, in one run, on
     /// a private PostgreSQL (build with --release for meaningful figures).
     Bench(twofold::bench::BenchOptions),
@@ -50,6 +56,13 @@ enum TenantCommand {
         #[arg(long)]
         id: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rewrap every data key under TWOFOLD_MASTER_KEY, opening those still under
+    /// TWOFOLD_MASTER_KEY_PREVIOUS; safe while the service runs, and to run again.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +191,41 @@ async fn run(
         }
         // Handled in `main` before any configuration is read.
         Command::Bench(_) => Err(anyhow::anyhow!("bench runs on its own database")),
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let pool = pg::connect(&db.url, 2).await?;
+            pg::migrate(&pool).await?;
+            let keys = MasterKeys::new(
+                secrets.master_key.clone(),
+                secrets.previous_master_key.clone(),
+            );
+            let done = rotate_master_key(&pool, &keys)
+                .await
+                .context("rewrapping the data keys")?;
+            println!(
+                "Master key {}: {} data keys rewrapped, {} already under it, {} changed meanwhile \
+                 (left as they are).",
+                keys.current_id(),
+                done.rewrapped,
+                done.current,
+                done.changed_meanwhile
+            );
+            if !done.failed.is_empty() {
+                anyhow::bail!(
+                    "{} data keys open under neither TWOFOLD_MASTER_KEY nor \
+                     TWOFOLD_MASTER_KEY_PREVIOUS and were left untouched (tenants: {}); \
+                     keep the key that wrapped them and run this again",
+                    done.failed.len(),
+                    done.failed.join(", ")
+                );
+            }
+            println!(
+                "Every data key is under the current master key: TWOFOLD_MASTER_KEY_PREVIOUS \
+                 can be removed."
+            );
+            Ok(())
+        }
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
         } => {

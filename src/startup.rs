@@ -18,7 +18,7 @@ use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, W
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
 use twofold_infra::console_sessions::PgConsoleSessions;
-use twofold_infra::crypto::seal::PgSealer;
+use twofold_infra::crypto::seal::{MasterKeys, PgSealer};
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::RsWebAuthn;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
@@ -132,8 +132,19 @@ impl Wiring {
             entropy.clone(),
         )
         .with_budget_ceilings(delivery.ceilings);
-        let sealer: Arc<dyn Sealer> =
-            Arc::new(PgSealer::new(pool.clone(), secrets.master_key.clone()));
+        if secrets.previous_master_key.is_some() {
+            tracing::warn!(
+                "TWOFOLD_MASTER_KEY_PREVIOUS is set: data keys still wrapped under it open; run \
+                 `twofold keys rotate`, then remove it"
+            );
+        }
+        let sealer: Arc<dyn Sealer> = Arc::new(PgSealer::with_master_keys(
+            pool.clone(),
+            MasterKeys::new(
+                secrets.master_key.clone(),
+                secrets.previous_master_key.clone(),
+            ),
+        ));
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
         let crypto = Arc::new(
             UserCrypto::new(sealer.clone(), totp, hasher.clone())

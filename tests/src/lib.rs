@@ -164,6 +164,7 @@ pub fn test_secrets() -> Secrets {
         ))
         .expect("valid test token"),
         master_key: Key32::generate(),
+        previous_master_key: None,
         hash_pepper: Key32::generate(),
     }
 }

@@ -18,6 +18,7 @@ mod http_surface;
 mod input_check;
 mod input_fuzz;
 mod isolation;
+mod key_rotation;
 mod keys;
 mod locales;
 mod metrics;

@@ -10,6 +10,8 @@
 //! a [`SealedSecret`] is that, in standard base64. Deleting a tenant's row in
 //! `tenant_data_keys` crypto-shreds everything sealed for it while the events stay immutable.
 
+mod master;
+mod rotate;
 mod sealer;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -23,6 +25,8 @@ use zeroize::Zeroizing;
 
 use crate::config::Key32;
 
+pub use master::{master_key_id, MasterKeys};
+pub use rotate::{rotate_master_key, Rotation};
 pub use sealer::PgSealer;
 
 /// The format version written as the first byte of every seal and wrapped key, so the format
@@ -55,6 +59,13 @@ pub enum SealError {
     /// The tenant has no data key: nothing was ever sealed for it, or its key was shredded.
     #[error("tenant {0} has no data key (nothing sealed for it yet, or its key was shredded)")]
     NoDataKey(String),
+    /// The stored data key was wrapped under a master key that is neither
+    /// `TWOFOLD_MASTER_KEY` nor `TWOFOLD_MASTER_KEY_PREVIOUS`.
+    #[error(
+        "the data key of tenant {tenant} is wrapped under master key id {id}, which is neither \
+         TWOFOLD_MASTER_KEY nor TWOFOLD_MASTER_KEY_PREVIOUS"
+    )]
+    UnknownMasterKey { tenant: String, id: String },
     /// The stored data key does not open under the configured master key.
     #[error(
         "the data key of tenant {0} does not open under the master key \

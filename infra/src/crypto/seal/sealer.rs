@@ -13,7 +13,7 @@ use twofold_services::StoreError;
 use zeroize::Zeroizing;
 
 use super::{
-    decode, encode, open_with, random_nonce, seal_aad, seal_with, unwrap_data_key, wrap_data_key,
+    decode, encode, open_with, random_nonce, seal_aad, seal_with, wrap_data_key, MasterKeys,
     SealError,
 };
 use crate::config::Key32;
@@ -27,7 +27,7 @@ type DataKey = Arc<Zeroizing<[u8; 32]>>;
 /// opening do no database round trip after a tenant's first use.
 pub struct PgSealer {
     pool: PgPool,
-    master_key: Key32,
+    master: MasterKeys,
     keys: RwLock<HashMap<TenantId, DataKey>>,
 }
 
@@ -35,9 +35,15 @@ impl PgSealer {
     /// A sealer over `pool` (migrated, so `tenant_data_keys` exists) with `master_key`
     /// (TWOFOLD_MASTER_KEY).
     pub fn new(pool: PgPool, master_key: Key32) -> Self {
+        Self::with_master_keys(pool, MasterKeys::new(master_key, None))
+    }
+
+    /// A sealer that also opens data keys still wrapped under the previous master key, while a
+    /// rotation is under way (`TWOFOLD_MASTER_KEY_PREVIOUS`).
+    pub fn with_master_keys(pool: PgPool, master: MasterKeys) -> Self {
         Self {
             pool,
-            master_key,
+            master,
             keys: RwLock::new(HashMap::new()),
         }
     }
@@ -67,9 +73,12 @@ impl PgSealer {
             .cloned()
     }
 
-    async fn load(&self, tenant: &TenantId) -> Result<Option<Vec<u8>>, StoreError> {
-        sqlx::query_scalar::<_, Vec<u8>>(
-            "SELECT wrapped_key FROM tenant_data_keys WHERE tenant_id = $1",
+    async fn load(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        sqlx::query_as::<_, (Vec<u8>, Option<String>)>(
+            "SELECT wrapped_key, master_key_id FROM tenant_data_keys WHERE tenant_id = $1",
         )
         .bind(tenant.as_str())
         .fetch_optional(&self.pool)
@@ -83,13 +92,15 @@ impl PgSealer {
     async fn create(&self, tenant: &TenantId) -> Result<(), StoreError> {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut());
-        let wrapped = wrap_data_key(&self.master_key, tenant, &key).map_err(StoreError::new)?;
+        let wrapped =
+            wrap_data_key(self.master.current(), tenant, &key).map_err(StoreError::new)?;
         sqlx::query(
-            "INSERT INTO tenant_data_keys (tenant_id, wrapped_key) VALUES ($1, $2) \
-             ON CONFLICT (tenant_id) DO NOTHING",
+            "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id) \
+             VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO NOTHING",
         )
         .bind(tenant.as_str())
         .bind(wrapped)
+        .bind(self.master.current_id())
         .execute(&self.pool)
         .await
         .map_err(StoreError::new)?;
@@ -102,7 +113,7 @@ impl PgSealer {
         if let Some(key) = self.cached(tenant) {
             return Ok(key);
         }
-        let wrapped = match self.load(tenant).await? {
+        let (wrapped, id) = match self.load(tenant).await? {
             Some(wrapped) => wrapped,
             None if create => {
                 self.create(tenant).await?;
@@ -116,8 +127,11 @@ impl PgSealer {
                 )))
             }
         };
-        let key =
-            Arc::new(unwrap_data_key(&self.master_key, tenant, &wrapped).map_err(StoreError::new)?);
+        let (key, _) = self
+            .master
+            .unwrap(tenant, &wrapped, id.as_deref())
+            .map_err(StoreError::new)?;
+        let key = Arc::new(key);
         // Another task may have cached the same key meanwhile; either copy is the one stored.
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         Ok(keys.entry(tenant.clone()).or_insert(key).clone())
@@ -268,7 +282,7 @@ mod tests {
         let wrong = PgSealer::new(pool.clone(), Key32::from_bytes([4; 32]));
         let err = wrong.open(&acme, "acme/user/u/totp", &a).await.unwrap_err();
         let shown = format!("{err} {err:?}");
-        assert!(shown.contains("DataKeyRejected"), "{shown}");
+        assert!(shown.contains("UnknownMasterKey"), "{shown}");
         assert!(!shown.contains("secret-a"), "{shown}");
 
         // Shredding makes every seal of the tenant unreadable; the other tenant is intact.
