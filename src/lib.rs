@@ -2,6 +2,7 @@
 //! business logic lives here.
 
 pub mod bench;
+pub mod chaos;
 pub mod server;
 pub mod startup;
 pub mod telemetry;

@@ -44,6 +44,9 @@ enum Command {
     /// Measure verify throughput and latency against PostgreSQL's commit rate, in one run, on
     /// a private PostgreSQL (build with --release for meaningful figures).
     Bench(twofold::bench::BenchOptions),
+    /// Three instances on one private PostgreSQL under load while instances, PostgreSQL and the
+    /// providers fail; then every acknowledged answer is accounted for (docs/operations.md).
+    Chaos(twofold::chaos::ChaosOptions),
 }
 
 #[derive(Subcommand)]
@@ -83,11 +86,23 @@ async fn main() -> anyhow::Result<()> {
         // The benchmark brings its own database, service and configuration.
         return twofold::bench::run(options).await;
     }
+    if let Command::Chaos(options) = cli.command {
+        return twofold::chaos::run(options).await;
+    }
     // Only `serve` waits for a signal; other commands keep the default (stop at once).
     let signals = matches!(cli.command, Command::Serve)
         .then(StopSignals::install)
         .transpose()?;
     let settings = Settings::from_env()?;
+    // Zero-config keeps its master key in dev-secrets.env; a rotation that did not also replace
+    // it there would lock the next `serve` out of every tenant.
+    if matches!(cli.command, Command::Keys { .. }) && settings.zero_config() {
+        anyhow::bail!(
+            "keys rotate is for deployments with DATABASE_URL: zero-config mode keeps its master \
+             key in {}/dev-secrets.env",
+            settings.data_dir.display()
+        );
+    }
     let secrets = settings.secrets()?;
     let delivery = delivery_from_env(settings.database_url.is_some())?;
     let db = zero_config::database(&settings).await?;
@@ -190,7 +205,9 @@ async fn run(
             Ok(())
         }
         // Handled in `main` before any configuration is read.
-        Command::Bench(_) => Err(anyhow::anyhow!("bench runs on its own database")),
+        Command::Bench(_) | Command::Chaos(_) => {
+            Err(anyhow::anyhow!("bench and chaos run on their own database"))
+        }
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
@@ -204,20 +221,26 @@ async fn run(
                 .await
                 .context("rewrapping the data keys")?;
             println!(
-                "Master key {}: {} data keys rewrapped, {} already under it, {} changed meanwhile \
-                 (left as they are).",
+                "Master key {}: {} data keys rewrapped, {} already under it.",
                 keys.current_id(),
                 done.rewrapped,
                 done.current,
-                done.changed_meanwhile
             );
             if !done.failed.is_empty() {
                 anyhow::bail!(
                     "{} data keys open under neither TWOFOLD_MASTER_KEY nor \
                      TWOFOLD_MASTER_KEY_PREVIOUS and were left untouched (tenants: {}); \
-                     keep the key that wrapped them and run this again",
+                     keep every old master key and run this again with the one that wrapped them",
                     done.failed.len(),
                     done.failed.join(", ")
+                );
+            }
+            if !done.complete() {
+                anyhow::bail!(
+                    "{} data keys are still not under the current master key (created meanwhile \
+                     by an instance without it?): give every instance the new key, then run this \
+                     again; keep TWOFOLD_MASTER_KEY_PREVIOUS until it reports success",
+                    done.remaining
                 );
             }
             println!(

@@ -132,19 +132,21 @@ impl Wiring {
             entropy.clone(),
         )
         .with_budget_ceilings(delivery.ceilings);
-        if secrets.previous_master_key.is_some() {
+        let master = MasterKeys::new(
+            secrets.master_key.clone(),
+            secrets.previous_master_key.clone(),
+        );
+        tracing::info!(
+            master_key_id = master.current_id(),
+            "data keys are wrapped under this master key"
+        );
+        if master.has_previous() {
             tracing::warn!(
                 "TWOFOLD_MASTER_KEY_PREVIOUS is set: data keys still wrapped under it open; run \
                  `twofold keys rotate`, then remove it"
             );
         }
-        let sealer: Arc<dyn Sealer> = Arc::new(PgSealer::with_master_keys(
-            pool.clone(),
-            MasterKeys::new(
-                secrets.master_key.clone(),
-                secrets.previous_master_key.clone(),
-            ),
-        ));
+        let sealer: Arc<dyn Sealer> = Arc::new(PgSealer::with_master_keys(pool.clone(), master));
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
         let crypto = Arc::new(
             UserCrypto::new(sealer.clone(), totp, hasher.clone())

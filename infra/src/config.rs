@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 
-/// A 32-byte secret key (master key, hash pepper). Its `Debug` never shows the bytes.
-#[derive(Clone, PartialEq, Eq)]
+/// A 32-byte secret key (master key, hash pepper). Its `Debug` never shows the bytes, and its
+/// bytes are wiped when it is dropped.
+#[derive(Clone, PartialEq, Eq, zeroize::ZeroizeOnDrop)]
 pub struct Key32([u8; 32]);
 
 impl Key32 {
@@ -26,9 +27,13 @@ impl Key32 {
             var,
             expected: "32 random bytes written as 64 hex characters (e.g. `openssl rand -hex 32`)",
         };
-        let bytes = hex::decode(raw.trim()).map_err(|_| malformed())?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| malformed())?;
-        Ok(Self(bytes))
+        let decoded = zeroize::Zeroizing::new(hex::decode(raw.trim()).map_err(|_| malformed())?);
+        let mut key = Self([0u8; 32]);
+        if decoded.len() != key.0.len() {
+            return Err(malformed());
+        }
+        key.0.copy_from_slice(&decoded);
+        Ok(key)
     }
 
     /// A new random key from the OS CSPRNG.

@@ -17,14 +17,10 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The promises of the verify path, for events after `since` (a global position).
-pub async fn verify(
-    pool: &PgPool,
-    tenant: &str,
-    since: i64,
-    load: &LoadResult,
-) -> anyhow::Result<Vec<Check>> {
-    let reused: i64 = sqlx::query_scalar(
+/// How many (user, time step) pairs the tenant's log accepted more than once (a TOTP
+/// verification or an enrollment's confirmation).
+pub(crate) async fn steps_accepted_twice(pool: &PgPool, tenant: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
         "SELECT count(*) FROM ( \
            SELECT aggregate_id, step FROM ( \
              SELECT aggregate_id, (payload -> 'CodeVerified' ->> 'totp_step')::bigint AS step \
@@ -37,7 +33,17 @@ pub async fn verify(
     )
     .bind(tenant)
     .fetch_one(pool)
-    .await?;
+    .await?)
+}
+
+/// The promises of the verify path, for events after `since` (a global position).
+pub async fn verify(
+    pool: &PgPool,
+    tenant: &str,
+    since: i64,
+    load: &LoadResult,
+) -> anyhow::Result<Vec<Check>> {
+    let reused = steps_accepted_twice(pool, tenant).await?;
     let count = |event_type: &'static str| async move {
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = $2 \
@@ -89,7 +95,7 @@ pub async fn verify(
 
 /// Replays every user that failed after `since` with the domain's own rules: no failure may be
 /// recorded while the user is locked, and each count must follow the previous one.
-async fn failures_within_caps(
+pub(crate) async fn failures_within_caps(
     pool: &PgPool,
     tenant: &str,
     since: i64,

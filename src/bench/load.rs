@@ -127,7 +127,7 @@ impl XorShift {
 
 /// A code that is certainly wrong for `user` now: differs from the codes of the steps around
 /// the current one.
-pub(super) fn wrong_code(user: &Enrolled) -> String {
+pub(crate) fn wrong_code(user: &Enrolled) -> String {
     let current = unix_now() / user.totp.step();
     let valid: Vec<String> = (current.saturating_sub(2)..=current + 2)
         .map(|s| user.code_at(s))

@@ -8,16 +8,16 @@
 //! this process and shares the cores with the service and PostgreSQL; everyone's CPU time is
 //! reported.
 
-mod api;
-mod checks;
+pub(crate) mod api;
+pub(crate) mod checks;
 mod delivery;
 mod history;
 mod limit;
-mod load;
+pub(crate) mod load;
 mod procfs;
 mod report;
-mod service;
-mod sinks;
+pub(crate) mod service;
+pub(crate) mod sinks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,10 +71,42 @@ pub struct BenchOptions {
     pub smoke: bool,
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     OsEntropy.fill(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The environment of a `twofold serve` under measurement: fresh secrets, the local sinks as
+/// providers, and the ceilings that would throttle a load generator lifted (one tenant and one
+/// key measure the service's ceiling; the delivery measurement sends more codes than a tenant's
+/// default budget allows).
+pub(crate) fn service_env(
+    database_url: &str,
+    operator: &str,
+    smtp: &sinks::SmtpSink,
+    sms: &sinks::SmsSink,
+) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("TWOFOLD_OPERATOR_TOKEN", operator.to_owned()),
+        ("TWOFOLD_MASTER_KEY", random_hex(32)),
+        ("TWOFOLD_HASH_PEPPER", random_hex(32)),
+        ("TWOFOLD_SMTP_URL", smtp.url()),
+        ("TWOFOLD_EMAIL_FROM", "Bench <bench@example.com>".to_owned()),
+        ("TWOFOLD_SMS_PROVIDER", "twilio".to_owned()),
+        ("TWOFOLD_TWILIO_API_BASE", sms.base_url()),
+        ("TWOFOLD_TWILIO_ACCOUNT_SID", "ACbench".to_owned()),
+        ("TWOFOLD_TWILIO_AUTH_TOKEN", "bench-token".to_owned()),
+        ("TWOFOLD_TWILIO_FROM", "+15005550006".to_owned()),
+        ("TWOFOLD_RATE_LIMIT_MAX", "1000000".to_owned()),
+        ("TWOFOLD_RATE_LIMIT_DEFAULT", "1000000".to_owned()),
+        ("TWOFOLD_MAX_SMS_HOURLY_BUDGET", "100000".to_owned()),
+        ("TWOFOLD_MAX_EMAIL_HOURLY_BUDGET", "1000000".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 /// Runs the benchmark and prints its report. Fails if a correctness check fails.
@@ -140,38 +172,14 @@ async fn run_on(
     let operator = random_hex(24);
     let smtp = sinks::SmtpSink::start()?;
     let sms = sinks::SmsSink::start()?;
-    let env: Vec<(String, String)> = [
-        ("DATABASE_URL", url.clone()),
-        ("TWOFOLD_OPERATOR_TOKEN", operator.clone()),
-        ("TWOFOLD_MASTER_KEY", random_hex(32)),
-        ("TWOFOLD_HASH_PEPPER", random_hex(32)),
-        ("TWOFOLD_SMTP_URL", smtp.url()),
-        ("TWOFOLD_EMAIL_FROM", "Bench <bench@example.com>".to_owned()),
-        ("TWOFOLD_SMS_PROVIDER", "twilio".to_owned()),
-        ("TWOFOLD_TWILIO_API_BASE", sms.base_url()),
-        ("TWOFOLD_TWILIO_ACCOUNT_SID", "ACbench".to_owned()),
-        ("TWOFOLD_TWILIO_AUTH_TOKEN", "bench-token".to_owned()),
-        ("TWOFOLD_TWILIO_FROM", "+15005550006".to_owned()),
-        // One tenant and one key measure the service's ceiling: the operator lifts the per-key
-        // rate and gives the tenant all but one of the pool's connections.
-        ("TWOFOLD_RATE_LIMIT_MAX", "1000000".to_owned()),
-        ("TWOFOLD_RATE_LIMIT_DEFAULT", "1000000".to_owned()),
-        // The delivery measurement sends more codes than the default ceilings allow a tenant.
-        ("TWOFOLD_MAX_SMS_HOURLY_BUDGET", "100000".to_owned()),
-        ("TWOFOLD_MAX_EMAIL_HOURLY_BUDGET", "1000000".to_owned()),
-        (
-            "TWOFOLD_TENANT_MAX_CONCURRENT_REQUESTS",
-            (options.db_pool_size.unwrap_or(8).max(2) - 1).to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .chain(
-        options
-            .db_pool_size
-            .map(|n| ("TWOFOLD_DB_POOL_SIZE".to_owned(), n.to_string())),
-    )
-    .collect();
+    let mut env = service_env(&url, &operator, &smtp, &sms);
+    env.push((
+        "TWOFOLD_TENANT_MAX_CONCURRENT_REQUESTS".to_owned(),
+        (options.db_pool_size.unwrap_or(8).max(2) - 1).to_string(),
+    ));
+    if let Some(n) = options.db_pool_size {
+        env.push(("TWOFOLD_DB_POOL_SIZE".to_owned(), n.to_string()));
+    }
     let exe = std::env::current_exe().context("finding the twofold executable")?;
     let log = dir.join("service.log");
     let service = service::ServiceProcess::start(&exe, &env, &log).await?;

@@ -25,7 +25,22 @@ impl ServiceProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let log_file = std::fs::File::create(log)?;
+        Self::start_on(exe, env, log, port, "/health").await
+    }
+
+    /// Like [`ServiceProcess::start`] on a given port (a restarted instance keeps its address),
+    /// appending to `log`, and waiting for `ready_path` to answer 200.
+    pub async fn start_on(
+        exe: &Path,
+        env: &[(String, String)],
+        log: &Path,
+        port: u16,
+        ready_path: &str,
+    ) -> anyhow::Result<Self> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let mut command = tokio::process::Command::new(exe);
         command.arg("serve");
         for (k, _) in std::env::vars() {
@@ -52,7 +67,7 @@ impl ServiceProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = http
-                .get(format!("{}/health", service.base_url))
+                .get(format!("{}{ready_path}", service.base_url))
                 .send()
                 .await
             {
@@ -84,5 +99,21 @@ impl ServiceProcess {
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// Sends SIGTERM (a supervisor's stop: the service drains, then exits) and waits for the
+    /// exit, at most `timeout` (then SIGKILL).
+    pub async fn terminate(mut self, timeout: Duration) {
+        // SAFETY: kill(2) on our own child's pid, which `wait` below has not reaped yet.
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGTERM);
+        }
+        if tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 }

@@ -23,13 +23,26 @@ pub struct Received {
     pub body: String,
 }
 
-/// Messages received so far, shared with the server threads.
+/// Messages received so far, shared with the server threads, and whether the provider is
+/// "down" (`twofold chaos` refuses every message for a while: 451 by SMTP, 503 by HTTP).
 #[derive(Clone, Default)]
-pub struct Inbox(Arc<Mutex<Vec<Received>>>);
+pub struct Inbox(
+    Arc<Mutex<Vec<Received>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl Inbox {
     fn lock(&self) -> MutexGuard<'_, Vec<Received>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Refuses (`true`) or accepts again every message from now on.
+    pub fn set_down(&self, down: bool) {
+        self.1.store(down, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_down(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn push(&self, r: Received) {
@@ -98,6 +111,9 @@ impl mailin_embedded::Handler for MailHandler {
         _is8bit: bool,
         to: &[String],
     ) -> mailin_embedded::Response {
+        if self.inbox.is_down() {
+            return mailin_embedded::response::INTERNAL_ERROR;
+        }
         self.to = to.to_vec();
         self.data.clear();
         mailin_embedded::response::OK
@@ -198,6 +214,12 @@ async fn twilio_message(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    if inbox.is_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "message": "down for the chaos run" })),
+        );
+    }
     let sid = format!("SM{:032}", inbox.len());
     inbox.push(Received {
         to: form.to,

@@ -173,12 +173,22 @@ impl LocalPostgres {
 
     /// Stop the server (pg_ctl stop -m fast, waiting). Idempotent.
     pub fn stop(&self) -> Result<(), LocalPgError> {
+        self.stop_in("fast")
+    }
+
+    /// Stops the server the way a crash does (`pg_ctl stop -m immediate`): no checkpoint, the
+    /// next start runs crash recovery. For fault-injection runs (`twofold chaos`).
+    pub fn stop_immediately(&self) -> Result<(), LocalPgError> {
+        self.stop_in("immediate")
+    }
+
+    fn stop_in(&self, mode: &str) -> Result<(), LocalPgError> {
         let _lock = lock_folder(&self.dir)?;
         let mut cmd = self.run_as.command(&self.binaries.pg_ctl);
         cmd.arg("stop")
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["-m", "fast", "-w", "-t"])
+            .args(["-m", mode, "-w", "-t"])
             .arg(WAIT_SECS.to_string());
         let out = run(cmd)?;
         if out.status.success() {

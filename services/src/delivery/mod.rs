@@ -29,6 +29,10 @@ mod stats;
 pub use spawn::DELIVERY_CONCURRENCY;
 pub use stats::{AttemptResult, DeliveryCount, DeliveryStats};
 
+/// How long a sent code's record is retried while the database is unreachable, and how often.
+const RECORD_PATIENCE: Duration = Duration::from_secs(60);
+const RECORD_RETRY: Duration = Duration::from_millis(500);
+
 /// The worker's policy: retries, concurrency, retention (`TWOFOLD_DELIVERY_*`, see
 /// [`RetryPolicy::from_lookup`]).
 #[derive(Debug, Clone, Copy)]
@@ -169,22 +173,47 @@ impl DeliveryWorker {
         };
         match sender.send(&message).await {
             Ok(receipt) => {
-                self.users
-                    .record_delivery(
-                        &job.user,
-                        &job.challenge_id,
-                        DeliveryOutcome::Delivered {
-                            provider_message_id: receipt.provider_message_id,
-                        },
-                    )
-                    .await?;
-                self.queue.finish(&job.challenge_id, true, None).await?;
+                let outcome = DeliveryOutcome::Delivered {
+                    provider_message_id: receipt.provider_message_id,
+                };
+                // Sent: from here a failure must not lead to a second send. While the database
+                // is unreachable (a restart, a failover), keep trying to record it rather than
+                // leave the job to its lease, whose retry would find the code already used and
+                // record nothing.
+                let mut waited = Duration::ZERO;
+                loop {
+                    match self.record_sent(&job, outcome.clone()).await {
+                        Ok(()) => break,
+                        Err(e) if e.is_unavailable() && waited < RECORD_PATIENCE => {
+                            tracing::warn!(
+                                "code sent; the database is unreachable, recording it again shortly"
+                            );
+                            tokio::time::sleep(RECORD_RETRY).await;
+                            waited += RECORD_RETRY;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("code delivered");
                 Ok(())
             }
             Err(e) => self.failed(&job, attempts, e).await,
         }
+    }
+
+    /// Records a sent code on the user and finishes its job (each step idempotent, so a repeat
+    /// after a partial failure is harmless).
+    async fn record_sent(
+        &self,
+        job: &DeliveryJob,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), ServiceError> {
+        self.users
+            .record_delivery(&job.user, &job.challenge_id, outcome)
+            .await?;
+        self.queue.finish(&job.challenge_id, true, None).await?;
+        Ok(())
     }
 
     /// The sender of the job's channel: the tenant's own provider when it set one for this

@@ -58,8 +58,35 @@ async fn a_rotation_rewraps_every_data_key_and_only_the_new_master_key_is_needed
             .unwrap();
     assert_eq!(ids, vec![Some(keys.current_id().to_owned())]);
 
+    assert!(done.complete(), "{done:?}");
+
     // The instance started before the rotation keeps working (it holds the data key).
     assert!(start(&running, &key, "cid").await.body["errors"].is_null());
+
+    // It still has only the old key, so a data key it makes now is under the old key: the
+    // rotation must not call itself done, and a label claiming otherwise must not hide it.
+    let (beta, beta_admin) = running.create_tenant("Beta").await;
+    let (_, beta_key) = running.issue_key(&beta_admin, "APP").await;
+    assert!(start(&running, &beta_key, "eve").await.body["errors"].is_null());
+    let old_id = twofold_infra::crypto::seal::master_key_id(&old);
+    sqlx::query("UPDATE tenant_data_keys SET master_key_id = $1 WHERE tenant_id = $2")
+        .bind(keys.current_id())
+        .bind(&beta)
+        .execute(&running.db)
+        .await
+        .unwrap();
+    let mislabelled = rotate_master_key(&running.db, &keys).await.unwrap();
+    assert_eq!(mislabelled.failed, vec![beta.clone()]);
+    assert!(!mislabelled.complete());
+    sqlx::query("UPDATE tenant_data_keys SET master_key_id = $1 WHERE tenant_id = $2")
+        .bind(&old_id)
+        .bind(&beta)
+        .execute(&running.db)
+        .await
+        .unwrap();
+    let caught_up = rotate_master_key(&running.db, &keys).await.unwrap();
+    assert_eq!(caught_up.rewrapped, 1, "{caught_up:?}");
+    assert!(caught_up.complete(), "{caught_up:?}");
     // A fresh instance with only the new key opens the secret sealed before the rotation.
     let mut rotated = running.secrets.clone();
     rotated.master_key = new;

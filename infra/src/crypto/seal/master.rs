@@ -56,6 +56,11 @@ impl MasterKeys {
         &self.current
     }
 
+    /// Whether a previous key (other than the current one) is configured.
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
     /// Its id, stored with each data key it wraps.
     pub fn current_id(&self) -> &str {
         &self.current_id

@@ -13,24 +13,70 @@ use super::{wrap_data_key, MasterKeys};
 pub struct Rotation {
     /// Rewrapped under the current master key now.
     pub rewrapped: u64,
-    /// Already under it.
+    /// Already under it (and checked to open under it).
     pub current: u64,
-    /// Changed by someone else between the read and the write (shredded, or rewrapped by a
-    /// concurrent rotation): left as they are.
-    pub changed_meanwhile: u64,
-    /// Tenants whose data key opens under neither configured master key: still unreadable,
-    /// and left untouched.
+    /// Tenants whose data key opens under neither configured master key (or is labelled with
+    /// the current key but does not open under it): still unreadable, and left untouched.
     pub failed: Vec<String>,
+    /// Rows not under the current key after the last pass (created meanwhile by an instance
+    /// that still has only the old key, or changed under the rotation): run it again once
+    /// every instance has the new key. Zero means done.
+    pub remaining: u64,
+}
+
+impl Rotation {
+    /// Whether the previous master key is no longer needed by anything stored now.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.remaining == 0
+    }
 }
 
 /// Rows per read: the table is read in tenant order, a page at a time.
 const PAGE: i64 = 500;
 
-/// Rewraps every data key not yet under `master`'s current key. Each row is replaced only if it
+/// Passes before giving up on rows that keep appearing under the old key.
+const PASSES: usize = 5;
+
+/// Rewraps every data key not yet under `master`'s current key, pass after pass until a pass
+/// finds nothing to do, then counts what is still not under it. Each row is replaced only if it
 /// still holds what was read (a compare-and-set), so a row shredded meanwhile stays shredded.
-/// Running it again is harmless: rows already under the current key are only counted.
+/// Every row is opened, also those labelled with the current key, so a wrong label cannot hide a
+/// row that still needs the old key. Running it again is harmless.
 pub async fn rotate_master_key(pool: &PgPool, master: &MasterKeys) -> Result<Rotation, StoreError> {
     let mut rotation = Rotation::default();
+    for _ in 0..PASSES {
+        let pass = one_pass(pool, master).await?;
+        rotation.rewrapped += pass.rewrapped;
+        rotation.current = pass.current;
+        rotation.failed = pass.failed;
+        if pass.rewrapped == 0 && pass.changed == 0 {
+            break;
+        }
+    }
+    rotation.remaining = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM tenant_data_keys \
+         WHERE master_key_id IS DISTINCT FROM $1 AND NOT tenant_id = ANY($2)",
+    )
+    .bind(master.current_id())
+    .bind(&rotation.failed)
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::new)?
+    .try_into()
+    .unwrap_or(0);
+    Ok(rotation)
+}
+
+#[derive(Default)]
+struct Pass {
+    rewrapped: u64,
+    current: u64,
+    changed: u64,
+    failed: Vec<String>,
+}
+
+async fn one_pass(pool: &PgPool, master: &MasterKeys) -> Result<Pass, StoreError> {
+    let mut pass = Pass::default();
     let mut after = String::new();
     loop {
         let rows: Vec<(String, Vec<u8>, Option<String>)> = sqlx::query_as(
@@ -47,18 +93,19 @@ pub async fn rotate_master_key(pool: &PgPool, master: &MasterKeys) -> Result<Rot
         };
         after = last.clone();
         for (tenant, wrapped, id) in rows {
-            if id.as_deref() == Some(master.current_id()) {
-                rotation.current += 1;
+            let Ok(tenant_id) = TenantId::parse(&tenant) else {
+                pass.failed.push(tenant);
+                continue;
+            };
+            let Ok((key, under_current)) = master.unwrap(&tenant_id, &wrapped, id.as_deref())
+            else {
+                pass.failed.push(tenant);
+                continue;
+            };
+            if under_current && id.as_deref() == Some(master.current_id()) {
+                pass.current += 1;
                 continue;
             }
-            let Ok(tenant_id) = TenantId::parse(&tenant) else {
-                rotation.failed.push(tenant);
-                continue;
-            };
-            let Ok((key, _)) = master.unwrap(&tenant_id, &wrapped, id.as_deref()) else {
-                rotation.failed.push(tenant);
-                continue;
-            };
             let rewrapped =
                 wrap_data_key(master.current(), &tenant_id, &key).map_err(StoreError::new)?;
             let updated = sqlx::query(
@@ -74,11 +121,11 @@ pub async fn rotate_master_key(pool: &PgPool, master: &MasterKeys) -> Result<Rot
             .map_err(StoreError::new)?
             .rows_affected();
             if updated == 1 {
-                rotation.rewrapped += 1;
+                pass.rewrapped += 1;
             } else {
-                rotation.changed_meanwhile += 1;
+                pass.changed += 1;
             }
         }
     }
-    Ok(rotation)
+    Ok(pass)
 }

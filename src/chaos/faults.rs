@@ -1,0 +1,160 @@
+//! The system under test (three instances, PostgreSQL behind a switchable proxy, the two
+//! providers) and the faults done to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use twofold_pg_local::{LocalPgOptions, LocalPostgres};
+
+use super::proxy::Proxy;
+use crate::bench::service::ServiceProcess;
+use crate::bench::sinks::{SmsSink, SmtpSink};
+
+/// What a SIGTERMed instance gets to drain and finish before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct System {
+    exe: PathBuf,
+    env: Vec<(String, String)>,
+    dir: PathBuf,
+    ports: Vec<u16>,
+    instances: Vec<Option<ServiceProcess>>,
+    pub pg: LocalPostgres,
+    pub db_proxy: Proxy,
+    pub smtp: SmtpSink,
+    pub sms: SmsSink,
+}
+
+fn pg_options() -> LocalPgOptions {
+    // Durable, as in production: an immediate stop must lose nothing committed.
+    LocalPgOptions {
+        ephemeral: false,
+        statement_stats: false,
+    }
+}
+
+pub async fn start_pg(dir: &Path) -> anyhow::Result<LocalPostgres> {
+    let pg_dir = dir.join("pg");
+    let pg =
+        tokio::task::spawn_blocking(move || LocalPostgres::start(&pg_dir, &pg_options())).await??;
+    pg.stop_when_process_exits(std::process::id())?;
+    Ok(pg)
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl System {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        exe: PathBuf,
+        env: Vec<(String, String)>,
+        dir: PathBuf,
+        instances: usize,
+        pg: LocalPostgres,
+        db_proxy: Proxy,
+        smtp: SmtpSink,
+        sms: SmsSink,
+    ) -> anyhow::Result<Self> {
+        let mut ports = Vec::new();
+        for _ in 0..instances {
+            ports.push(
+                std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port(),
+            );
+        }
+        let mut system = Self {
+            exe,
+            env,
+            dir,
+            ports,
+            instances: Vec::new(),
+            pg,
+            db_proxy,
+            smtp,
+            sms,
+        };
+        for i in 0..instances {
+            let instance = system.launch(i).await?;
+            system.instances.push(Some(instance));
+        }
+        Ok(system)
+    }
+
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.ports.iter().map(|p| loopback(*p)).collect()
+    }
+
+    async fn launch(&self, i: usize) -> anyhow::Result<ServiceProcess> {
+        let log = self.dir.join(format!("instance-{i}.log"));
+        ServiceProcess::start_on(&self.exe, &self.env, &log, self.ports[i], "/health/ready")
+            .await
+            .with_context(|| format!("starting instance {i}"))
+    }
+
+    /// SIGKILL, then a restart on the same port.
+    pub async fn kill_and_restart(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(instance) = self.instances[i].take() {
+            instance.stop().await;
+        }
+        self.instances[i] = Some(self.launch(i).await?);
+        Ok(())
+    }
+
+    /// Each instance in turn: SIGTERM (it drains), then a restart once it is ready again.
+    pub async fn rolling_restart(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.instances.len() {
+            if let Some(instance) = self.instances[i].take() {
+                instance.terminate(STOP_TIMEOUT).await;
+            }
+            self.instances[i] = Some(self.launch(i).await?);
+            // The load balancer's probe sees it ready before the next one stops.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops PostgreSQL (fast: a clean shutdown; immediate: as a crash) and starts it again;
+    /// the proxy in front of it follows it to its new port.
+    pub async fn restart_pg(&mut self, immediate: bool) -> anyhow::Result<()> {
+        let pg_dir = self.dir.join("pg");
+        tokio::task::block_in_place(|| {
+            if immediate {
+                self.pg.stop_immediately()
+            } else {
+                self.pg.stop()
+            }
+        })?;
+        let pg = tokio::task::block_in_place(|| LocalPostgres::start(&pg_dir, &pg_options()))?;
+        pg.stop_when_process_exits(std::process::id())?;
+        self.db_proxy.retarget(0, loopback(pg.port()));
+        self.pg = pg;
+        Ok(())
+    }
+
+    /// The providers refuse every message (SMTP 451, HTTP 503) for `d`.
+    pub async fn providers_down(&self, d: Duration) {
+        self.smtp.inbox.set_down(true);
+        self.sms.inbox.set_down(true);
+        tokio::time::sleep(d).await;
+        self.smtp.inbox.set_down(false);
+        self.sms.inbox.set_down(false);
+    }
+
+    pub async fn stop(mut self) {
+        for instance in self.instances.iter_mut().filter_map(Option::take) {
+            instance.terminate(Duration::from_secs(10)).await;
+        }
+        let pg = self.pg;
+        let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
+    }
+}
+
+/// Seconds since `at`, for the report.
+pub fn since(at: Instant) -> f64 {
+    at.elapsed().as_secs_f64()
+}
