@@ -387,7 +387,27 @@ fn admin_commands_work_in_zero_config_mode_and_leave_no_server_running() {
 #[test]
 fn a_chaos_smoke_run_loses_and_duplicates_nothing_acknowledged() {
     let dir = temp_dir("chaos");
-    let out = twofold(&dir).args(["chaos", "--smoke"]).output().unwrap();
+    let child = twofold(&dir)
+        .args(["chaos", "--smoke"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hung run must fail the suite, not hold it: the harness's children die with it.
+    let pid = child.id() as i32;
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(600)).is_err() {
+            // SAFETY: signalling our own child, still running (not yet reaped: the test is
+            // waiting for it).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    let _ = watchdog.join();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -403,6 +423,9 @@ fn a_chaos_smoke_run_loses_and_duplicates_nothing_acknowledged() {
     };
     assert_eq!((field("lost"), field("duplicated")), (0.0, 0.0), "{stdout}");
     assert!(field("acknowledged") > 100.0, "{stdout}");
+    // Shown, not failed on: a SIGKILL between a send and its record can cause either.
+    field("provider_duplicated");
+    field("delivered_unrecorded");
     for phase in [
         "SIGKILL and restart",
         "rolling SIGTERM restart",

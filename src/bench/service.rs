@@ -54,11 +54,19 @@ impl ServiceProcess {
             .stdout(Stdio::null())
             .stderr(log_file)
             .kill_on_drop(true);
+        // SAFETY: prctl(2) in the child between fork and exec only sets the signal it gets
+        // when its parent dies: a harness killed or timed out leaves no service running.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = command.spawn().context("starting the service")?;
         let pid = child
             .id()
             .ok_or_else(|| anyhow!("the service exited at once"))?;
-        let service = Self {
+        let mut service = Self {
             child,
             pid,
             base_url: format!("http://127.0.0.1:{port}"),
@@ -74,6 +82,12 @@ impl ServiceProcess {
                 if r.status().is_success() {
                     return Ok(service);
                 }
+            }
+            if let Ok(Some(status)) = service.child.try_wait() {
+                return Err(anyhow!(
+                    "the service exited ({status}) before it was ready; see {}",
+                    log.display()
+                ));
             }
             if Instant::now() > deadline {
                 return Err(anyhow!(

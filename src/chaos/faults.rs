@@ -25,6 +25,8 @@ pub struct System {
     pub db_proxy: Proxy,
     pub smtp: SmtpSink,
     pub sms: SmsSink,
+    /// The load balancer in front of the instances, once they first started.
+    pub lb: Option<Proxy>,
 }
 
 fn pg_options() -> LocalPgOptions {
@@ -77,11 +79,13 @@ impl System {
             db_proxy,
             smtp,
             sms,
+            lb: None,
         };
         for i in 0..instances {
             let instance = system.launch(i).await?;
             system.instances.push(Some(instance));
         }
+        system.lb = Some(Proxy::start(system.addresses(), Some("/health/ready")).await?);
         Ok(system)
     }
 
@@ -89,11 +93,33 @@ impl System {
         self.ports.iter().map(|p| loopback(*p)).collect()
     }
 
-    async fn launch(&self, i: usize) -> anyhow::Result<ServiceProcess> {
+    /// Starts instance `i` on a fresh free port (its old one may have been taken by an
+    /// outgoing connection meanwhile) and points the load balancer's slot `i` at it.
+    async fn launch(&mut self, i: usize) -> anyhow::Result<ServiceProcess> {
         let log = self.dir.join(format!("instance-{i}.log"));
-        ServiceProcess::start_on(&self.exe, &self.env, &log, self.ports[i], "/health/ready")
-            .await
-            .with_context(|| format!("starting instance {i}"))
+        let mut tries = 0;
+        let instance = loop {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            match ServiceProcess::start_on(&self.exe, &self.env, &log, port, "/health/ready").await
+            {
+                Ok(instance) => {
+                    self.ports[i] = port;
+                    break instance;
+                }
+                // The port was taken between our probe and the instance's bind: another one.
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    eprintln!("chaos: instance {i} did not start ({e}); trying another port");
+                }
+                Err(e) => return Err(e).with_context(|| format!("starting instance {i}")),
+            }
+        };
+        if let Some(lb) = &self.lb {
+            lb.retarget(i, loopback(self.ports[i]));
+        }
+        Ok(instance)
     }
 
     /// SIGKILL, then a restart on the same port.

@@ -96,8 +96,8 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
         sms,
     )
     .await?;
-    let lb = Proxy::start(system.addresses(), Some("/health/ready")).await?;
-    let api = Api::new(&format!("http://127.0.0.1:{}", lb.port()), WORKERS)?;
+    let lb_port = system.lb.as_ref().map(Proxy::port).unwrap_or_default();
+    let api = Api::new(&format!("http://127.0.0.1:{lb_port}"), WORKERS)?;
 
     let (tenant, cast) = cast(&api, &operator, &system.smtp.inbox, options.smoke).await?;
     let cast = Arc::new(cast);
@@ -130,24 +130,17 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
         Some(Instant::now() + Duration::from_secs(3));
     load.await.map_err(|e| anyhow!("the load stopped: {e}"))?;
 
-    let sent: Vec<String> = ledger
-        .sent
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .cloned()
-        .collect();
-    eprintln!(
-        "chaos: waiting for the {} acknowledged codes' outcomes",
-        sent.len()
-    );
+    let sent = ledger.sent.lock().unwrap_or_else(|p| p.into_inner()).len();
+    eprintln!("chaos: waiting until no delivery is pending ({sent} codes acknowledged)");
     let settling = Instant::now();
-    let inboxes: [&Inbox; 2] = [&system.smtp.inbox, &system.sms.inbox];
-    account::settle_deliveries(&direct, &tenant, &sent, &inboxes, Duration::from_secs(150)).await;
+    if !account::settle_deliveries(&direct, &tenant, Duration::from_secs(150)).await {
+        eprintln!("chaos: deliveries still pending after 150 s");
+    }
     eprintln!(
         "chaos: settled in {:.1} s",
         settling.elapsed().as_secs_f64()
     );
+    let inboxes: [&Inbox; 2] = [&system.smtp.inbox, &system.sms.inbox];
     let accounts = account::check(&direct, &tenant, &ledger, &inboxes).await?;
     let stats = ledger.stats();
     report(&stats, &faults, &accounts, started.elapsed());
@@ -156,6 +149,12 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
     if accounts.lost > 0 || accounts.duplicated > 0 || accounts.lockout_errors > 0 {
         return Err(anyhow!(
             "the run lost or duplicated acknowledged work (see the lines above)"
+        ));
+    }
+    if !accounts.unexercised.is_empty() {
+        return Err(anyhow!(
+            "the run acknowledged no {}: it proves nothing about them",
+            accounts.unexercised.join(", ")
         ));
     }
     Ok(())
@@ -358,7 +357,12 @@ fn report(
     );
     println!();
     println!(
-        "CHAOS acknowledged={} lost={} duplicated={} max_unavailable_s={max_unavailable:.2}",
-        accounts.acknowledged, accounts.lost, accounts.duplicated
+        "CHAOS acknowledged={} lost={} duplicated={} max_unavailable_s={max_unavailable:.2} \
+         provider_duplicated={} delivered_unrecorded={}",
+        accounts.acknowledged,
+        accounts.lost,
+        accounts.duplicated,
+        accounts.provider_duplicates,
+        accounts.delivered_unrecorded
     );
 }

@@ -29,8 +29,10 @@ mod stats;
 pub use spawn::DELIVERY_CONCURRENCY;
 pub use stats::{AttemptResult, DeliveryCount, DeliveryStats};
 
-/// How long a sent code's record is retried while the database is unreachable, and how often.
-const RECORD_PATIENCE: Duration = Duration::from_secs(60);
+/// How often a sent code's record is tried again while the database is unreachable. It is
+/// tried until half the job's lease has passed since the claim: the last attempt (at most the
+/// pool's 5 s) ends well before the lease runs out and another worker could claim the job and
+/// send the code a second time.
 const RECORD_RETRY: Duration = Duration::from_millis(500);
 
 /// The worker's policy: retries, concurrency, retention (`TWOFOLD_DELIVERY_*`, see
@@ -144,6 +146,8 @@ impl DeliveryWorker {
     }
 
     async fn deliver(&self, job: DeliveryJob) -> Result<(), ServiceError> {
+        // Just after the claim: the lease runs from about now.
+        let claimed = tokio::time::Instant::now();
         if job.kind == DeliveryKind::Notification {
             return self.deliver_notice(job).await;
         }
@@ -180,16 +184,18 @@ impl DeliveryWorker {
                 // is unreachable (a restart, a failover), keep trying to record it rather than
                 // leave the job to its lease, whose retry would find the code already used and
                 // record nothing.
-                let mut waited = Duration::ZERO;
                 loop {
                     match self.record_sent(&job, outcome.clone()).await {
                         Ok(()) => break,
-                        Err(e) if e.is_unavailable() && waited < RECORD_PATIENCE => {
+                        // Wall time since the claim, attempts included (each may wait 5 s for
+                        // a connection): the last one starts before half the lease is gone.
+                        Err(e)
+                            if e.is_unavailable() && claimed.elapsed() < self.policy.lease / 2 =>
+                        {
                             tracing::warn!(
                                 "code sent; the database is unreachable, recording it again shortly"
                             );
                             tokio::time::sleep(RECORD_RETRY).await;
-                            waited += RECORD_RETRY;
                         }
                         Err(e) => return Err(e),
                     }
