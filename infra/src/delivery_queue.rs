@@ -42,7 +42,8 @@ impl DeliveryQueue for PgDeliveryQueue {
                  WHERE status = 'pending' AND next_attempt_at <= now() \
                    AND (lease_until IS NULL OR lease_until < now()) \
                  ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING challenge_id, tenant_id, aggregate_id, channel, attempts, kind",
+             RETURNING challenge_id, tenant_id, aggregate_id, channel, attempts, kind, \
+                       lease_until",
         )
         .bind(millis(lease))
         .fetch_optional(&self.pool)
@@ -74,27 +75,31 @@ impl DeliveryQueue for PgDeliveryQueue {
             user: UserRef { tenant, user },
             channel,
             attempts: u32::try_from(attempts).unwrap_or(0),
+            lease: row
+                .try_get::<chrono::DateTime<chrono::Utc>, _>("lease_until")
+                .map_err(StoreError::new)?,
         }))
     }
 
     async fn finish(
         &self,
-        challenge_id: &str,
+        job: &DeliveryJob,
         delivered: bool,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE deliveries SET status = $2, last_error = $3, lease_until = NULL, \
                     attempts = attempts + 1, updated_at = now() \
-             WHERE challenge_id = $1",
+             WHERE challenge_id = $1 AND status = 'pending' AND lease_until = $4",
         )
-        .bind(challenge_id)
+        .bind(&job.challenge_id)
         .bind(if delivered { "delivered" } else { "failed" })
         .bind(error)
+        .bind(job.lease)
         .execute(&self.pool)
         .await
         .map_err(StoreError::new)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn prune(&self, older_than: Duration) -> Result<u64, StoreError> {
@@ -111,23 +116,24 @@ impl DeliveryQueue for PgDeliveryQueue {
 
     async fn retry_later(
         &self,
-        challenge_id: &str,
+        job: &DeliveryJob,
         attempts: u32,
         delay: Duration,
         error: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE deliveries SET attempts = $2, last_error = $3, lease_until = NULL, \
                     next_attempt_at = now() + $4 * interval '1 millisecond', updated_at = now() \
-             WHERE challenge_id = $1",
+             WHERE challenge_id = $1 AND status = 'pending' AND lease_until = $5",
         )
-        .bind(challenge_id)
+        .bind(&job.challenge_id)
         .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
         .bind(error)
         .bind(millis(delay))
+        .bind(job.lease)
         .execute(&self.pool)
         .await
         .map_err(StoreError::new)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 }

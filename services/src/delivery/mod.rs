@@ -156,9 +156,7 @@ impl DeliveryWorker {
             Ok(Some(message)) => message,
             Ok(None) => {
                 tracing::info!("nothing to send any more (spent, expired or already delivered)");
-                self.queue
-                    .finish(&job.challenge_id, false, Some("obsolete"))
-                    .await?;
+                self.queue.finish(&job, false, Some("obsolete")).await?;
                 self.counted(&job, AttemptResult::Obsolete);
                 return Ok(());
             }
@@ -218,7 +216,11 @@ impl DeliveryWorker {
         self.users
             .record_delivery(&job.user, &job.challenge_id, outcome)
             .await?;
-        self.queue.finish(&job.challenge_id, true, None).await?;
+        if !self.queue.finish(job, true, None).await? {
+            tracing::warn!(
+                "the job's lease ran out before its outcome was saved; another worker has it"
+            );
+        }
         Ok(())
     }
 
@@ -261,9 +263,7 @@ impl DeliveryWorker {
             SendError::Retryable(error) if attempts < self.policy.max_attempts => {
                 let delay = self.policy.first_backoff * 2u32.saturating_pow(attempts - 1);
                 tracing::warn!(%error, ?delay, "delivery failed; will retry");
-                self.queue
-                    .retry_later(&job.challenge_id, attempts, delay, &error)
-                    .await?;
+                self.queue.retry_later(job, attempts, delay, &error).await?;
                 self.counted(job, AttemptResult::Retried);
             }
             e => {
@@ -279,9 +279,7 @@ impl DeliveryWorker {
                         },
                     )
                     .await?;
-                self.queue
-                    .finish(&job.challenge_id, false, Some(&error))
-                    .await?;
+                self.queue.finish(job, false, Some(&error)).await?;
                 self.counted(job, AttemptResult::Failed);
             }
         }

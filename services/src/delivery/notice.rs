@@ -22,7 +22,7 @@ impl DeliveryWorker {
         let sent = match self.users.outgoing_notice(&job.user, id).await {
             Ok(None) => {
                 tracing::info!("notice already recorded or no longer kept; nothing to send");
-                self.queue.finish(id, false, Some("obsolete")).await?;
+                self.queue.finish(&job, false, Some("obsolete")).await?;
                 self.counted(&job, AttemptResult::Obsolete);
                 return Ok(());
             }
@@ -51,14 +51,16 @@ impl DeliveryWorker {
                         },
                     )
                     .await?;
-                self.queue.finish(id, true, None).await?;
+                self.queue.finish(&job, true, None).await?;
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("notice delivered");
             }
             Err(SendError::Retryable(error)) if attempts < self.policy.max_attempts => {
                 let delay = self.policy.first_backoff * 2u32.saturating_pow(attempts - 1);
                 tracing::warn!(%error, ?delay, "notice delivery failed; will retry");
-                self.queue.retry_later(id, attempts, delay, &error).await?;
+                self.queue
+                    .retry_later(&job, attempts, delay, &error)
+                    .await?;
                 self.counted(&job, AttemptResult::Retried);
             }
             Err(e) => {
@@ -74,7 +76,7 @@ impl DeliveryWorker {
                         },
                     )
                     .await?;
-                self.queue.finish(id, false, Some(&error)).await?;
+                self.queue.finish(&job, false, Some(&error)).await?;
                 self.counted(&job, AttemptResult::Failed);
             }
         }

@@ -181,6 +181,11 @@ pub struct DeliveryJob {
     pub channel: twofold_domain::channel::Channel,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// The end of this claim's lease, exactly as stored: the claim's fencing token.
+    /// [`DeliveryQueue::finish`] and [`DeliveryQueue::retry_later`] act only while the row still
+    /// holds it, so a worker whose lease ran out (and whose job another worker claimed) cannot
+    /// overwrite that worker's outcome.
+    pub lease: chrono::DateTime<chrono::Utc>,
 }
 
 /// The queue of codes to deliver (fed from the event log, drained by the delivery worker).
@@ -188,24 +193,25 @@ pub struct DeliveryJob {
 pub trait DeliveryQueue: Send + Sync {
     /// Claims the next due job for `lease` (another worker may take it after the lease ends).
     async fn claim(&self, lease: std::time::Duration) -> Result<Option<DeliveryJob>, StoreError>;
-    /// The job is done (delivered, or given up for good).
+    /// The job is done (delivered, or given up for good). Returns `false` when the claim's lease
+    /// was lost to another worker: nothing was changed.
     async fn finish(
         &self,
-        challenge_id: &str,
+        job: &DeliveryJob,
         delivered: bool,
         error: Option<&str>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Deletes finished (delivered or failed) jobs last changed more than `older_than` ago;
     /// returns how many.
     async fn prune(&self, older_than: std::time::Duration) -> Result<u64, StoreError>;
-    /// Try again after `delay`.
+    /// Try again after `delay`. Returns `false`, changing nothing, when the lease was lost.
     async fn retry_later(
         &self,
-        challenge_id: &str,
+        job: &DeliveryJob,
         attempts: u32,
         delay: std::time::Duration,
         error: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 }
 
 /// Where a tenant's own providers may be reached: the name-resolution half of the SSRF rule

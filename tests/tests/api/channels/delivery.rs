@@ -211,3 +211,62 @@ async fn codes_are_sent_side_by_side_not_one_after_another() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_worker_whose_lease_ran_out_cannot_overwrite_the_next_claim() {
+    use std::time::Duration;
+    use twofold_infra::delivery_queue::PgDeliveryQueue;
+    use twofold_services::ports::DeliveryQueue;
+
+    let app = spawn_app_with(TestOptions {
+        run_worker: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let (_, key) = tenant(&app).await;
+    let c = gql(
+        &app,
+        &key,
+        ADD_PHONE,
+        json!({ "u": "hal", "p": "+995 555 12 34 60" }),
+    )
+    .await;
+    let id = c.data()["addPhone"]["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE challenge_id = $1")
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(started.elapsed() < WAIT, "the job was never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queue = PgDeliveryQueue::new(app.db.clone());
+    // A lease that ends at once, as a worker stalled past its lease would have; another
+    // worker then claims the job.
+    let stale = queue.claim(Duration::ZERO).await.unwrap().unwrap();
+    let fresh = queue.claim(Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(
+        (stale.challenge_id.as_str(), fresh.challenge_id.as_str()),
+        (id.as_str(), id.as_str())
+    );
+
+    // The stalled worker's outcome changes nothing: the job is the other worker's.
+    assert!(!queue.finish(&stale, false, Some("obsolete")).await.unwrap());
+    assert!(!queue
+        .retry_later(&stale, 1, Duration::from_secs(1), "late")
+        .await
+        .unwrap());
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, last_error FROM deliveries WHERE challenge_id = $1")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), error), ("pending", None));
+    assert!(queue.finish(&fresh, true, None).await.unwrap());
+    // Once finished, no claim's outcome applies any more.
+    assert!(!queue.finish(&fresh, false, Some("again")).await.unwrap());
+}
