@@ -61,6 +61,35 @@ impl Api {
         Ok(Answer::Data(body["data"].clone()))
     }
 
+    /// A new tenant named `name`: its id, its first ADMIN key, and an APP key issued with it.
+    pub async fn create_tenant(
+        &self,
+        operator: &str,
+        name: &str,
+    ) -> anyhow::Result<(String, String, String)> {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let created = self
+            .data(
+                operator,
+                "mutation($n: String!) { createTenant(name: $n) { tenant { id } adminKey { secret } } }",
+                json!({ "n": name }),
+            )
+            .await?;
+        let admin = text(&created["createTenant"]["adminKey"]["secret"]);
+        let issued = self
+            .data(
+                &admin,
+                "mutation { issueApiKey(role: APP, label: \"load\") { secret } }",
+                json!({}),
+            )
+            .await?;
+        Ok((
+            text(&created["createTenant"]["tenant"]["id"]),
+            admin,
+            text(&issued["issueApiKey"]["secret"]),
+        ))
+    }
+
     /// Like [`Api::call`], but an error answer is an error.
     pub async fn data(&self, key: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
         match self.call(key, query, variables).await? {

@@ -187,32 +187,7 @@ async fn run_on(
     let rss_idle_start = service.rss();
 
     let api = api::Api::new(&service.base_url, options.concurrency)?;
-    let created = api
-        .data(
-            &operator,
-            "mutation { createTenant(name: \"Bench\") { tenant { id } adminKey { secret } } }",
-            json!({}),
-        )
-        .await?;
-    let tenant = created["createTenant"]["tenant"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let admin = created["createTenant"]["adminKey"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let issued = api
-        .data(
-            &admin,
-            "mutation { issueApiKey(role: APP, label: \"bench\") { secret } }",
-            json!({}),
-        )
-        .await?;
-    let key = issued["issueApiKey"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (tenant, admin, key) = api.create_tenant(&operator, "Bench").await?;
     api.data(
         &admin,
         "mutation { setPolicy(input: { smsHourlyBudget: 100000, emailHourlyBudget: 1000000 }) { smsHourlyBudget } }",

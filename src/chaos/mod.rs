@@ -219,31 +219,7 @@ async fn cast(
     mail: &Inbox,
     smoke: bool,
 ) -> anyhow::Result<(String, Cast)> {
-    let created = api
-        .data(
-            operator,
-            "mutation { createTenant(name: \"Chaos\") { tenant { id } adminKey { secret } } }",
-            json!({}),
-        )
-        .await?;
-    let tenant = created["createTenant"]["tenant"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let admin_key = created["createTenant"]["adminKey"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let app_key = api
-        .data(
-            &admin_key,
-            "mutation { issueApiKey(role: APP, label: \"chaos\") { secret } }",
-            json!({}),
-        )
-        .await?["issueApiKey"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (tenant, admin_key, app_key) = api.create_tenant(operator, "Chaos").await?;
     let (signers, mailed, resettable, targets) = if smoke {
         (60, 20, 6, 6)
     } else {
