@@ -70,6 +70,7 @@ impl UserEvent {
             // Every success resets the failure count and the lockout (`User::succeeded`).
             UserEvent::LockoutCleared { .. }
             | UserEvent::TwoFactorReset { .. }
+            | UserEvent::UserErased { .. }
             | UserEvent::CodeVerified { .. }
             | UserEvent::RecoveryCodeUsed { .. }
             | UserEvent::TotpEnabled { .. }

@@ -1,5 +1,6 @@
-//! What an admin does to a user's 2FA: end a lockout, or reset everything so the user enrols
-//! again. Both need a user the tenant has seen, and both are recorded with who and why.
+//! What an admin does to a user's 2FA: end a lockout, reset everything so the user enrols
+//! again, or erase the user. Each needs a user the tenant has seen, and each is recorded with
+//! who and why.
 
 use chrono::{DateTime, Utc};
 
@@ -35,6 +36,26 @@ impl User {
         }
         let mut events = self.revoke_devices(DeviceRevocation::TwoFactorReset, at);
         events.push(UserEvent::TwoFactorReset { by, reason, at });
+        Ok(events)
+    }
+}
+
+impl User {
+    /// `eraseUser`: what a reset removes, plus the contact details and the language; no notice
+    /// goes out (there is no address left to send it to). Erasing an erased user records it
+    /// again: the service destroys the keys each time, so a retry after a failed destruction
+    /// finishes the job.
+    pub(super) fn decide_erase(
+        &self,
+        by: ApiKeyId,
+        reason: Reason,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if !self.exists() {
+            return Err(UserError::UnknownUser);
+        }
+        let mut events = self.revoke_devices(DeviceRevocation::UserErased, at);
+        events.push(UserEvent::UserErased { by, reason, at });
         Ok(events)
     }
 }

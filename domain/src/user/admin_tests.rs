@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use super::fixtures::*;
 use super::*;
+use crate::channel::Channel;
 use crate::{ApiKeyId, Method, Reason};
 
 #[tokio::test]
@@ -130,6 +131,93 @@ async fn time_steps_used_before_a_reset_stay_used() {
     });
     given.push(started());
     tf().given(given)
+        .when_async(cmd(
+            t0(),
+            UserAction::ConfirmTotp {
+                code: "step:100".into(),
+                proof: None,
+                recovery_codes: codes("n"),
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::VerificationFailed {
+            method: Method::Totp,
+            challenge_id: None,
+            consecutive_failures: 1,
+            at: t0(),
+        }]);
+}
+
+#[tokio::test]
+async fn an_erasure_needs_a_known_user_revokes_devices_and_sends_no_notice() {
+    let by = ApiKeyId::parse("admin0001").unwrap();
+    let reason = Reason::parse("GDPR request 42").unwrap();
+    let erase = || {
+        cmd(
+            t0(),
+            UserAction::Erase {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+        )
+    };
+    tf().given_no_previous_events()
+        .when_async(erase())
+        .await
+        .then_expect_error(UserError::UnknownUser);
+    let mut given = phone_user();
+    given.push(trusted("d1", t0(), 30));
+    // Notices are on for these fixtures: an erasure still queues none, having no address left.
+    tf().given(given)
+        .when_async(erase())
+        .await
+        .then_expect_events(vec![
+            UserEvent::DeviceTrustRevoked {
+                device_id: "d1".into(),
+                reason: DeviceRevocation::UserErased,
+                explanation: None,
+                at: t0(),
+            },
+            UserEvent::UserErased {
+                by: by.clone(),
+                reason: reason.clone(),
+                at: t0(),
+            },
+        ]);
+}
+
+#[tokio::test]
+async fn an_erased_user_keeps_nothing_sealed_and_starts_again() {
+    let mut events = phone_user();
+    events.extend(enrolled()); // step 100 used
+    events.push(UserEvent::LocaleChanged {
+        locale: "ka".into(),
+        at: t0(),
+    });
+    events.extend(failures(10, Method::Totp));
+    events.push(UserEvent::UserErased {
+        by: ApiKeyId::parse("admin0001").unwrap(),
+        reason: Reason::parse("GDPR request 42").unwrap(),
+        at: t0(),
+    });
+    let user = state(events.clone());
+    assert!(
+        user.exists(),
+        "the user is known: a new start, not a stranger"
+    );
+    assert!(!user.enabled());
+    assert!(user.methods().is_empty());
+    assert!(user.contact(Channel::Sms).is_none());
+    assert!(user.contact(Channel::Email).is_none());
+    assert!(user.locale().is_none());
+    assert_eq!(user.locked_until(t0()), None);
+    assert!(user.challenges().is_empty());
+    // Nothing sealed survives in the snapshot an erased user is stored as.
+    let snapshot = serde_json::to_string(&user).unwrap();
+    assert!(!snapshot.contains("sealed"), "{snapshot}");
+    // A new start: enrol again, but the step used before the erasure stays used.
+    events.push(started());
+    tf().given(events)
         .when_async(cmd(
             t0(),
             UserAction::ConfirmTotp {

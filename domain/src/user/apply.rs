@@ -39,7 +39,8 @@ impl User {
             }
             UserEvent::FactorRemoved { .. }
             | UserEvent::TwoFactorDisabled { .. }
-            | UserEvent::TwoFactorReset { .. } => self.apply_removal(event),
+            | UserEvent::TwoFactorReset { .. }
+            | UserEvent::UserErased { .. } => self.apply_removal(event),
             UserEvent::SignInEvaluated { .. } => {}
             // A tag no longer supported reads as none: the tenant's default, else English.
             UserEvent::LocaleChanged { locale, .. } => self.locale = Locale::parse(&locale).ok(),
@@ -313,6 +314,15 @@ impl User {
                     last_totp_step: self.last_totp_step,
                     // Notices still on their way (one may tell of this very reset) go on.
                     notifications: std::mem::take(&mut self.notifications),
+                    ..User::default()
+                };
+            }
+            // A new start: only what keeps old codes from counting again survives. Notices
+            // still queued are dropped, their address sealed under the destroyed key.
+            UserEvent::UserErased { .. } => {
+                *self = User {
+                    first_seen_at: self.first_seen_at,
+                    last_totp_step: self.last_totp_step,
                     ..User::default()
                 };
             }

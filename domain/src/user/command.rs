@@ -291,4 +291,13 @@ pub enum UserAction {
         /// Why.
         reason: Reason,
     },
+    /// Erase the user (admin, a data-protection request): everything `Reset` removes, and the
+    /// contact details and language too. The service destroys the user's data keys after this
+    /// is recorded, so every seal ever made for the user stops opening.
+    Erase {
+        /// The admin's key.
+        by: ApiKeyId,
+        /// Why (the request's reference, say).
+        reason: Reason,
+    },
 }

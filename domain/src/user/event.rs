@@ -29,6 +29,8 @@ pub enum DeviceRevocation {
     LimitReached,
     /// A factor was replaced (a new TOTP, address or number confirmed in its place).
     FactorReplaced,
+    /// An admin erased the user.
+    UserErased,
     /// A factor was removed.
     FactorRemoved,
 }
@@ -350,6 +352,18 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An admin erased the user: every factor, contact, code, device and notice went, and the
+    /// user's data keys were destroyed after this was recorded, so whatever was sealed for the
+    /// user (in this log, its snapshots, the outbox or a backup) no longer opens. Later events
+    /// are a new start under a new key.
+    UserErased {
+        /// The admin's key.
+        by: ApiKeyId,
+        /// Why.
+        reason: Reason,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A security notice is to be sent (decided with the change it tells of, in the same
     /// commit); the delivery worker sends it and records the outcome.
     NotificationQueued {
@@ -408,6 +422,7 @@ impl DomainEvent for UserEvent {
             UserEvent::PreferredChannelChosen { .. } => "PreferredChannelChosen",
             UserEvent::LocaleChanged { .. } => "LocaleChanged",
             UserEvent::TwoFactorReset { .. } => "TwoFactorReset",
+            UserEvent::UserErased { .. } => "UserErased",
             UserEvent::DeviceTrusted { .. } => "DeviceTrusted",
             UserEvent::DeviceTrustRevoked { .. } => "DeviceTrustRevoked",
             UserEvent::SignInEvaluated { .. } => "SignInEvaluated",
@@ -444,6 +459,7 @@ impl UserEvent {
             | UserEvent::TwoFactorDisabled { at, .. }
             | UserEvent::FactorRemoved { at, .. }
             | UserEvent::TwoFactorReset { at, .. }
+            | UserEvent::UserErased { at, .. }
             | UserEvent::EmailFactorAdded { at, .. }
             | UserEvent::PhoneFactorAdded { at, .. }
             | UserEvent::CodeSent { at, .. }

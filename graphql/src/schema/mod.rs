@@ -26,7 +26,8 @@ use crate::types::{
     ApiKey, AuditEvent, AuditEventConnection, AuditFilterGql, Challenge, ChannelGql,
     ComplianceReport, CreatedTenant, DeliverySettings, DeliverySettingsInput, IssuedApiKey,
     MethodGql, Policy, PolicyInput, RecoveryCodes, RoleGql, SignInRequirement, Tenant,
-    TestDeliveryResult, TotpEnrollment, UserTwoFactor, Verification, WebAuthnChallenge,
+    TestDeliveryResult, TotpEnrollment, UserErasure, UserTwoFactor, Verification,
+    WebAuthnChallenge,
 };
 
 /// The executable schema.

@@ -19,6 +19,25 @@ impl UserMutation {
         Ok(UserTwoFactor(status))
     }
 
+    /// ADMIN. Erases the user, for a data-protection request: every factor, contact detail,
+    /// recovery code, trusted device and queued notice goes, as with `resetTwoFactor`, and the
+    /// user's data keys are destroyed, so their email address, phone number, TOTP secret and
+    /// passkeys can never be read again from any stored copy, backups included. The history
+    /// stays, masked, with a `UserErased` event; the user may enroll again as a new start.
+    #[graphql(guard = "RoleGuard(ADMIN)")]
+    async fn erase_user(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        reason: String,
+    ) -> async_graphql::Result<UserErasure> {
+        let erasure = users(ctx)
+            .erase(call(ctx)?, &user_id, &reason)
+            .await
+            .map_err(ApiError)?;
+        Ok(erasure.into())
+    }
+
     /// ADMIN. Ends a lockout early.
     #[graphql(guard = "RoleGuard(ADMIN)")]
     async fn clear_lockout(

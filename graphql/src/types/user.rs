@@ -233,3 +233,25 @@ impl SignInRequirement {
         self.0.trusted_device.clone().map(ID)
     }
 }
+
+/// What `eraseUser` did. The history keeps the user's events, masked as before; what was
+/// sealed in them (contact details, TOTP secret, WebAuthn material) no longer opens.
+#[derive(SimpleObject)]
+pub struct UserErasure {
+    user_id: ID,
+    /// When `UserErased` was recorded.
+    erased_at: DateTime<Utc>,
+    /// Data keys destroyed: 1 when the user had anything sealed, 0 when nothing was left
+    /// (erasing again after an erasure that failed half-way finishes it).
+    keys_destroyed: i32,
+}
+
+impl From<twofold_services::users::Erasure> for UserErasure {
+    fn from(e: twofold_services::users::Erasure) -> Self {
+        Self {
+            user_id: ID(e.user_id.as_str().to_owned()),
+            erased_at: e.erased_at,
+            keys_destroyed: i32::try_from(e.keys_destroyed).unwrap_or(i32::MAX),
+        }
+    }
+}

@@ -202,6 +202,7 @@ fn counted(event_type: &str) -> bool {
             | "UserLockedOut"
             | "LockoutCleared"
             | "TwoFactorReset"
+            | "UserErased"
             | "TotpEnabled"
             | "ChannelVerified"
             | "WebAuthnCredentialRegistered"

@@ -52,7 +52,9 @@ fn assignments(event: &UserEvent) -> Option<&'static str> {
             channel: Channel::Sms,
             ..
         } => "phone_verified = true",
-        UserEvent::TwoFactorDisabled { .. } | UserEvent::TwoFactorReset { .. } => {
+        UserEvent::TwoFactorDisabled { .. }
+        | UserEvent::TwoFactorReset { .. }
+        | UserEvent::UserErased { .. } => {
             "totp = false, email_verified = false, phone_verified = false, \
              webauthn_credentials = '{}'"
         }

@@ -46,6 +46,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "DeviceTrustRevoked",
     "SignInEvaluated",
     "TwoFactorReset",
+    "UserErased",
     "WebAuthnRegistrationStarted",
     "WebAuthnCredentialRegistered",
     "WebAuthnAuthenticationStarted",
@@ -373,7 +374,7 @@ fn user(event: &UserEvent) -> Value {
             "graceEndsAt": grace_ends_at,
             "at": at,
         }),
-        UserEvent::TwoFactorReset { by, reason, at } => {
+        UserEvent::TwoFactorReset { by, reason, at } | UserEvent::UserErased { by, reason, at } => {
             json!({ "by": by.as_str(), "reason": reason.as_str(), "at": at })
         }
         UserEvent::WebAuthnRegistrationStarted {

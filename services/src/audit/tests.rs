@@ -263,6 +263,11 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             reason: Reason::parse("lost phone").unwrap(),
             at,
         },
+        UserEvent::UserErased {
+            by: key(),
+            reason: Reason::parse("GDPR request 42").unwrap(),
+            at,
+        },
         UserEvent::WebAuthnRegistrationStarted {
             challenge_id: "wa1".into(),
             state: sealed(),

@@ -226,12 +226,14 @@ pub trait ProcessorProgress: Send + Sync {
     async fn progressed(&self);
 }
 
-/// Seals secrets and PII under the tenant's data key (AES-256-GCM), itself wrapped by the master
-/// key. `context` (e.g. `"{aggregate id}/totp"`) is bound into the seal as associated data, so a
-/// sealed value copied to another user or purpose does not open.
+/// Seals secrets and PII (AES-256-GCM) under data keys wrapped by the master key: a tenant's
+/// own key for what belongs to the tenant, and one key per user for what belongs to a user, so
+/// destroying that key erases the user. `context` (e.g. `"{aggregate id}/totp"`) is bound into
+/// the seal as associated data, so a sealed value copied to another user or purpose does not
+/// open.
 #[async_trait]
 pub trait Sealer: Send + Sync {
-    /// Seals `plaintext`.
+    /// Seals `plaintext` under the tenant's own key.
     async fn seal(
         &self,
         tenant: &TenantId,
@@ -245,6 +247,26 @@ pub trait Sealer: Send + Sync {
         context: &str,
         sealed: &twofold_domain::secrets::SealedSecret,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError>;
+    /// Seals `plaintext` under the user's own key (created on first use).
+    async fn seal_for_user(
+        &self,
+        user: &twofold_domain::user::UserRef,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<twofold_domain::secrets::SealedSecret, StoreError>;
+    /// Opens a seal made by [`Sealer::seal_for_user`] for the same user and context (or one
+    /// made under the tenant's key before users had their own).
+    async fn open_for_user(
+        &self,
+        user: &twofold_domain::user::UserRef,
+        context: &str,
+        sealed: &twofold_domain::secrets::SealedSecret,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError>;
+    /// Destroys the user's keys: nothing sealed for the user opens again, anywhere. Returns
+    /// how many keys went (none when there was nothing to destroy).
+    async fn erase_user(&self, user: &twofold_domain::user::UserRef) -> Result<u64, StoreError>;
+    /// Destroys every key of the tenant and its users.
+    async fn erase_tenant(&self, tenant: &TenantId) -> Result<u64, StoreError>;
 }
 
 /// What an authenticator app needs to enroll: shown once, never stored in clear.

@@ -42,7 +42,7 @@ impl Harness {
         let tenants = Arc::new(FakeDirectory::default());
         let entropy = Arc::new(FakeEntropy::default());
         let crypto = Arc::new(UserCrypto::new(
-            Arc::new(FakeSealer),
+            Arc::new(FakeSealer::default()),
             totp.clone(),
             Arc::new(FakeHasher),
         ));

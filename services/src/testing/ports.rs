@@ -81,8 +81,12 @@ impl SecretHasher for FakeHasher {
     }
 }
 
-/// "Seals" in clear, but a seal opens only for the tenant and context it was made for.
-pub(crate) struct FakeSealer;
+/// "Seals" in clear, but a seal opens only for the tenant (or user) and context it was made
+/// for, and a user's seals stop opening once the user is erased.
+#[derive(Default)]
+pub(crate) struct FakeSealer {
+    erased: Mutex<std::collections::HashSet<String>>,
+}
 
 #[async_trait]
 impl Sealer for FakeSealer {
@@ -111,6 +115,41 @@ impl Sealer for FakeSealer {
             .and_then(from_hex)
             .map(zeroize::Zeroizing::new)
             .ok_or_else(|| StoreError::new(std::io::Error::other("the seal does not open here")))
+    }
+
+    async fn seal_for_user(
+        &self,
+        user: &twofold_domain::user::UserRef,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret, StoreError> {
+        let owner = format!("user:{}|{context}", user.aggregate_id());
+        self.seal(&user.tenant, &owner, plaintext).await
+    }
+
+    async fn open_for_user(
+        &self,
+        user: &twofold_domain::user::UserRef,
+        context: &str,
+        sealed: &SealedSecret,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        if self.erased.lock().unwrap().contains(&user.aggregate_id()) {
+            return Err(StoreError::new(std::io::Error::other(
+                "the user was erased",
+            )));
+        }
+        let owner = format!("user:{}|{context}", user.aggregate_id());
+        self.open(&user.tenant, &owner, sealed).await
+    }
+
+    async fn erase_user(&self, user: &twofold_domain::user::UserRef) -> Result<u64, StoreError> {
+        Ok(u64::from(
+            self.erased.lock().unwrap().insert(user.aggregate_id()),
+        ))
+    }
+
+    async fn erase_tenant(&self, _tenant: &TenantId) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }
 

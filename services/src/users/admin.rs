@@ -1,7 +1,9 @@
-//! What a tenant's administrator does for a user: reset their factors, clear a lockout.
+//! What a tenant's administrator does for a user: reset their factors, clear a lockout, erase
+//! them.
 
+use chrono::{DateTime, Utc};
 use twofold_domain::user::UserAction;
-use twofold_domain::Reason;
+use twofold_domain::{Reason, UserId};
 
 use super::{parse_user, UserService, UserStatus};
 use crate::{Call, ServiceError};
@@ -29,6 +31,37 @@ impl UserService {
         Ok(UserStatus::of(&user.user, &state, at))
     }
 
+    /// Erases the user (admin): records `UserErased`, then destroys the user's data keys, so
+    /// every contact detail, TOTP secret and WebAuthn credential ever sealed for the user stops
+    /// opening, in the event log, its snapshots and every backup of it. If the destruction
+    /// fails after the record, the error says so and erasing again finishes it.
+    pub async fn erase(
+        &self,
+        call: &Call,
+        user_id: &str,
+        reason: &str,
+    ) -> Result<Erasure, ServiceError> {
+        let user = parse_user(call.tenant(), user_id)?;
+        let reason = Reason::parse(reason).map_err(ServiceError::invalid)?;
+        let (_, _, at) = self
+            .run(
+                call,
+                &user,
+                UserAction::Erase {
+                    by: call.key.key_id.clone(),
+                    reason,
+                },
+            )
+            .await?;
+        let keys_destroyed = self.crypto.sealer.erase_user(&user).await?;
+        tracing::info!(keys_destroyed, "user erased");
+        Ok(Erasure {
+            user_id: user.user,
+            erased_at: at,
+            keys_destroyed,
+        })
+    }
+
     /// Ends a lockout early (admin).
     pub async fn clear_lockout(
         &self,
@@ -50,4 +83,15 @@ impl UserService {
             .await?;
         Ok(UserStatus::of(&user.user, &state, at))
     }
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub user_id: UserId,
+    /// When `UserErased` was recorded.
+    pub erased_at: DateTime<Utc>,
+    /// Data keys destroyed: 1 for a user who had anything sealed, 0 when there was nothing
+    /// (or an earlier erasure already destroyed it).
+    pub keys_destroyed: u64,
 }

@@ -68,8 +68,8 @@ impl UserService {
         let sealed = self
             .crypto
             .sealer
-            .seal(
-                &user.tenant,
+            .seal_for_user(
+                &user,
                 &contact_context(&user, Channel::Email),
                 email.as_str().as_bytes(),
             )
@@ -126,8 +126,8 @@ impl UserService {
         let sealed = self
             .crypto
             .sealer
-            .seal(
-                &user.tenant,
+            .seal_for_user(
+                &user,
                 &contact_context(&user, Channel::Sms),
                 phone.e164().as_bytes(),
             )

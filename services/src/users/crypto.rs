@@ -113,7 +113,7 @@ impl CodeChecker for UserCrypto {
     ) -> Result<Option<u64>, ServicesError> {
         let secret = self
             .sealer
-            .open(&user.tenant, &totp_context(user), secret)
+            .open_for_user(user, &totp_context(user), secret)
             .await
             .map_err(|e| ServicesError(e.to_string()))?;
         let now = u64::try_from(at.timestamp()).unwrap_or(0);
@@ -157,8 +157,8 @@ impl CodeChecker for UserCrypto {
         };
         let sealed = self
             .sealer
-            .seal(
-                &user.tenant,
+            .seal_for_user(
+                user,
                 &webauthn_credential_context(user),
                 registered.credential.as_bytes(),
             )
@@ -236,7 +236,7 @@ impl UserCrypto {
     ) -> Result<zeroize::Zeroizing<String>, crate::ServiceError> {
         let opened = self
             .sealer
-            .open(&user.tenant, &contact_context(user, channel), sealed)
+            .open_for_user(user, &contact_context(user, channel), sealed)
             .await?;
         let text = std::str::from_utf8(&opened)
             .map_err(|_| crate::ServiceError::Internal("sealed destination is not text".into()))?;
@@ -307,7 +307,7 @@ impl UserCrypto {
         );
         Ok(self
             .sealer
-            .seal(&user.tenant, &webauthn_ceremony_context(user), &json)
+            .seal_for_user(user, &webauthn_ceremony_context(user), &json)
             .await?)
     }
 
@@ -318,7 +318,7 @@ impl UserCrypto {
     ) -> Result<SealedCeremony, ServicesError> {
         let json = self
             .sealer
-            .open(&user.tenant, &webauthn_ceremony_context(user), sealed)
+            .open_for_user(user, &webauthn_ceremony_context(user), sealed)
             .await
             .map_err(|e| ServicesError(e.to_string()))?;
         serde_json::from_slice(&json).map_err(|e| ServicesError(format!("ceremony state: {e}")))
@@ -332,7 +332,7 @@ impl UserCrypto {
     ) -> Result<zeroize::Zeroizing<String>, crate::ServiceError> {
         let bytes = self
             .sealer
-            .open(&user.tenant, &webauthn_credential_context(user), sealed)
+            .open_for_user(user, &webauthn_credential_context(user), sealed)
             .await?;
         String::from_utf8(bytes.to_vec())
             .map(zeroize::Zeroizing::new)

@@ -65,7 +65,7 @@ impl UserService {
         let sealed = self
             .crypto
             .sealer
-            .seal(&user.tenant, &totp_context(&user), secret.as_ref())
+            .seal_for_user(&user, &totp_context(&user), secret.as_ref())
             .await?;
         self.run(
             call,

@@ -18,6 +18,7 @@ use crate::send_limits::{BudgetCeilings, SendLimits};
 use crate::ServiceError;
 
 mod admin;
+pub use admin::Erasure;
 mod channels;
 mod crypto;
 mod delivery;

@@ -28,7 +28,7 @@ fn code(uri: &str) -> String {
 async fn a_rotation_rewraps_every_data_key_and_only_the_new_master_key_is_needed_afterwards() {
     let running = spawn_app().await;
     let old = running.secrets.master_key.clone();
-    let (_, admin) = running.create_tenant("Acme").await;
+    let (tenant, admin) = running.create_tenant("Acme").await;
     let (_, key) = running.issue_key(&admin, "APP").await;
     let started = start(&running, &key, "ann").await;
     let uri = started.body["data"]["startTotpEnrollment"]["otpauthUri"]
@@ -42,7 +42,11 @@ async fn a_rotation_rewraps_every_data_key_and_only_the_new_master_key_is_needed
     rotating.master_key = new.clone();
     rotating.previous_master_key = Some(old.clone());
     let during = spawn_app_on(running.database_url.clone(), rotating).await;
-    assert!(start(&during, &key, "bea").await.body["errors"].is_null());
+    let bea = start(&during, &key, "bea").await;
+    let bea_uri = bea.body["data"]["startTotpEnrollment"]["otpauthUri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{:?}", bea.body))
+        .to_owned();
 
     let keys = MasterKeys::new(new.clone(), Some(old.clone()));
     let done = rotate_master_key(&running.db, &keys).await.unwrap();
@@ -51,39 +55,36 @@ async fn a_rotation_rewraps_every_data_key_and_only_the_new_master_key_is_needed
     // Again: nothing left to do.
     let again = rotate_master_key(&running.db, &keys).await.unwrap();
     assert_eq!((again.rewrapped, again.current), (0, done.rewrapped));
-    let ids: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT DISTINCT master_key_id FROM tenant_data_keys")
-            .fetch_all(&running.db)
-            .await
-            .unwrap();
-    assert_eq!(ids, vec![Some(keys.current_id().to_owned())]);
+    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_key_id FROM data_keys")
+        .fetch_all(&running.db)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![keys.current_id().to_owned()]);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys WHERE user_id <> ''")
+        .fetch_one(&running.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 2, "ann's and bea's keys were rewrapped too");
 
     assert!(done.complete(), "{done:?}");
 
-    // The instance started before the rotation keeps working (it holds the data key).
+    // The instance started before the rotation keeps working: it holds ann's key, and a new
+    // user gets a new key.
     assert!(start(&running, &key, "cid").await.body["errors"].is_null());
 
-    // It still has only the old key, so a data key it makes now is under the old key: the
-    // rotation must not call itself done, and a label claiming otherwise must not hide it.
-    let (beta, beta_admin) = running.create_tenant("Beta").await;
-    let (_, beta_key) = running.issue_key(&beta_admin, "APP").await;
-    assert!(start(&running, &beta_key, "eve").await.body["errors"].is_null());
+    // It still has only the old master key, so cid's key is under it: the rotation must not
+    // call itself done, and a label claiming otherwise must not hide it.
     let old_id = twofold_infra::crypto::seal::master_key_id(&old);
-    sqlx::query("UPDATE tenant_data_keys SET master_key_id = $1 WHERE tenant_id = $2")
-        .bind(keys.current_id())
-        .bind(&beta)
-        .execute(&running.db)
-        .await
-        .unwrap();
+    let relabel = |id: String| {
+        sqlx::query("UPDATE data_keys SET master_key_id = $1 WHERE user_id = 'cid'")
+            .bind(id)
+            .execute(&running.db)
+    };
+    relabel(keys.current_id().to_owned()).await.unwrap();
     let mislabelled = rotate_master_key(&running.db, &keys).await.unwrap();
-    assert_eq!(mislabelled.failed, vec![beta.clone()]);
+    assert_eq!(mislabelled.failed, vec![format!("{tenant} (a user's key)")]);
     assert!(!mislabelled.complete());
-    sqlx::query("UPDATE tenant_data_keys SET master_key_id = $1 WHERE tenant_id = $2")
-        .bind(&old_id)
-        .bind(&beta)
-        .execute(&running.db)
-        .await
-        .unwrap();
+    relabel(old_id).await.unwrap();
     let caught_up = rotate_master_key(&running.db, &keys).await.unwrap();
     assert_eq!(caught_up.rewrapped, 1, "{caught_up:?}");
     assert!(caught_up.complete(), "{caught_up:?}");
@@ -102,5 +103,12 @@ async fn a_rotation_rewraps_every_data_key_and_only_the_new_master_key_is_needed
     );
     // One with only the old key no longer can: a leaked old key opens nothing stored now.
     let stale = spawn_app_on(running.database_url.clone(), running.secrets.clone()).await;
-    assert_eq!(start(&stale, &key, "dan").await.error_code(), "INTERNAL");
+    let refused = stale
+        .gql(
+            Some(&key),
+            CONFIRM,
+            json!({ "u": "bea", "c": code(&bea_uri) }),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "INTERNAL", "{:?}", refused.body);
 }

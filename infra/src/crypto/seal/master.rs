@@ -66,31 +66,43 @@ impl MasterKeys {
         &self.current_id
     }
 
-    /// Unwraps a stored data key with the master key its id names. A row without an id (wrapped
-    /// before ids were recorded) is tried under the current key, then the previous one.
-    /// Returns the key and whether it was under the current master key.
+    /// Unwraps a stored tenant data key (the first format, `tenant_data_keys`) with the master
+    /// key its id names. A row without an id (wrapped before ids were recorded) is tried under
+    /// the current key, then the previous one. Returns the key and whether it was under the
+    /// current master key.
     pub fn unwrap(
         &self,
         tenant: &TenantId,
         wrapped: &[u8],
         id: Option<&str>,
     ) -> Result<(Zeroizing<[u8; 32]>, bool), SealError> {
+        self.unwrap_by(tenant.as_str(), id, |master| {
+            unwrap_data_key(master, tenant, wrapped)
+        })
+    }
+
+    /// Unwraps with `open` under the master key `id` names (`owner` only names the key in an
+    /// error); see [`MasterKeys::unwrap`].
+    pub(super) fn unwrap_by(
+        &self,
+        owner: &str,
+        id: Option<&str>,
+        open: impl Fn(&Key32) -> Result<Zeroizing<[u8; 32]>, SealError>,
+    ) -> Result<(Zeroizing<[u8; 32]>, bool), SealError> {
         let previous = self.previous.as_ref();
         match id {
-            Some(id) if id == self.current_id => {
-                unwrap_data_key(&self.current, tenant, wrapped).map(|k| (k, true))
-            }
+            Some(id) if id == self.current_id => open(&self.current).map(|k| (k, true)),
             Some(id) => match previous.filter(|(_, p)| p == id) {
-                Some((key, _)) => unwrap_data_key(key, tenant, wrapped).map(|k| (k, false)),
+                Some((key, _)) => open(key).map(|k| (k, false)),
                 None => Err(SealError::UnknownMasterKey {
-                    tenant: tenant.as_str().to_owned(),
+                    tenant: owner.to_owned(),
                     id: id.to_owned(),
                 }),
             },
-            None => match unwrap_data_key(&self.current, tenant, wrapped) {
+            None => match open(&self.current) {
                 Ok(key) => Ok((key, true)),
                 Err(e) => match previous {
-                    Some((key, _)) => unwrap_data_key(key, tenant, wrapped).map(|k| (k, false)),
+                    Some((key, _)) => open(key).map(|k| (k, false)),
                     None => Err(e),
                 },
             },

@@ -1,15 +1,22 @@
-//! Sealing of secrets and PII under per-tenant data keys (DESIGN.md section 3, "Secrets").
+//! Sealing of secrets and PII under data keys (DESIGN.md section 3, "Secrets"; decision 160).
 //!
-//! Two layers of AES-256-GCM, one byte format:
-//! - each tenant has a data key (32 bytes from the OS CSPRNG), stored in `tenant_data_keys`
-//!   wrapped under the master key (`TWOFOLD_MASTER_KEY`) with the tenant id as associated data;
-//! - a value is sealed under its tenant's data key with `tenant id || 0x00 || context` as
-//!   associated data, so a seal copied to another tenant, user or purpose does not open.
+//! Two layers of AES-256-GCM:
+//! - each owner (a tenant, or one user of a tenant) has a data key (32 bytes from the OS
+//!   CSPRNG), stored in `data_keys` under a random key id, wrapped under the master key
+//!   (`TWOFOLD_MASTER_KEY`) with the owner and the key id as associated data;
+//! - a value is sealed under its owner's data key with the key id, the tenant id and a context
+//!   (`"{aggregate id}/totp"`) as associated data, so a seal copied to another tenant, user or
+//!   purpose does not open, and it carries the key id, so it names the one key that opens it.
 //!
-//! Both layers write `version (0x01) || 12-byte random nonce || ciphertext and 16-byte tag`;
-//! a [`SealedSecret`] is that, in standard base64. Deleting a tenant's row in
-//! `tenant_data_keys` crypto-shreds everything sealed for it while the events stay immutable.
+//! A seal is `0x02 || 16-byte key id || 12-byte random nonce || ciphertext and 16-byte tag`, in
+//! standard base64 (a [`SealedSecret`]). Deleting a user's row in `data_keys` crypto-shreds
+//! everything ever sealed for that user while the events stay immutable (`eraseUser`).
+//!
+//! The first format (`0x01`, no key id, one key per tenant in `tenant_data_keys`) is still
+//! opened, for values sealed before per-user keys; `twofold keys reseal` moves what is still
+//! in use to the new keys and then destroys those tenant keys.
 
+mod keys;
 mod master;
 mod rotate;
 mod sealer;
@@ -29,9 +36,14 @@ pub use master::{master_key_id, MasterKeys};
 pub use rotate::{rotate_master_key, Rotation};
 pub use sealer::PgSealer;
 
-/// The format version written as the first byte of every seal and wrapped key, so the format
-/// can change later without guessing what an old value is.
+/// The first format's version byte: every seal and wrapped key of `tenant_data_keys`.
 pub const SEAL_VERSION: u8 = 0x01;
+
+/// The version byte of a seal that names its data key (and of the keys in `data_keys`).
+pub const SEAL_VERSION_KEYED: u8 = 0x02;
+
+/// Bytes of a data key's id in a seal.
+const KEY_ID_LEN: usize = 16;
 
 /// AES-GCM nonce length (96 bits, random per seal).
 pub const NONCE_LEN: usize = 12;
@@ -66,6 +78,10 @@ pub enum SealError {
          TWOFOLD_MASTER_KEY nor TWOFOLD_MASTER_KEY_PREVIOUS"
     )]
     UnknownMasterKey { tenant: String, id: String },
+    /// The seal names a data key that is not there: erased (`eraseUser`, `twofold tenant
+    /// erase`), or sealed for another owner.
+    #[error("the data key this value was sealed under is gone (erased)")]
+    Erased,
     /// The stored data key does not open under the configured master key.
     #[error(
         "the data key of tenant {0} does not open under the master key \
@@ -176,6 +192,62 @@ pub fn unwrap_data_key(
     }
     key.copy_from_slice(&bytes);
     Ok(key)
+}
+
+/// The associated data of a seal that names its key: the key id first (fixed length), then
+/// [`seal_aad`].
+fn keyed_seal_aad(key_id: &uuid::Uuid, tenant: &TenantId, context: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(1 + KEY_ID_LEN + tenant.as_str().len() + 1 + context.len());
+    aad.push(SEAL_VERSION_KEYED);
+    aad.extend_from_slice(key_id.as_bytes());
+    aad.extend_from_slice(&seal_aad(tenant, context));
+    aad
+}
+
+/// Seals under the data key `key_id` names: `0x02 || key id || nonce || ciphertext+tag`.
+pub(super) fn seal_keyed(
+    key: &[u8; 32],
+    key_id: &uuid::Uuid,
+    tenant: &TenantId,
+    context: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let inner = seal_with(
+        key,
+        &keyed_seal_aad(key_id, tenant, context),
+        plaintext,
+        random_nonce(),
+    )?;
+    let mut out = Vec::with_capacity(1 + KEY_ID_LEN + inner.len() - 1);
+    out.push(SEAL_VERSION_KEYED);
+    out.extend_from_slice(key_id.as_bytes());
+    out.extend_from_slice(&inner[1..]);
+    Ok(out)
+}
+
+/// The key id a [`seal_keyed`] value names.
+pub(super) fn sealed_key_id(sealed: &[u8]) -> Result<uuid::Uuid, SealError> {
+    match sealed.first() {
+        Some(&SEAL_VERSION_KEYED) => {}
+        Some(&v) => return Err(SealError::UnknownVersion(v)),
+        None => return Err(SealError::Malformed),
+    }
+    let id = sealed.get(1..1 + KEY_ID_LEN).ok_or(SealError::Malformed)?;
+    Ok(uuid::Uuid::from_slice(id).map_err(|_| SealError::Malformed)?)
+}
+
+/// Opens what [`seal_keyed`] produced, under the key its id names.
+pub(super) fn open_keyed(
+    key: &[u8; 32],
+    tenant: &TenantId,
+    context: &str,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let key_id = sealed_key_id(sealed)?;
+    let mut inner = Vec::with_capacity(sealed.len() - KEY_ID_LEN);
+    inner.push(SEAL_VERSION);
+    inner.extend_from_slice(&sealed[1 + KEY_ID_LEN..]);
+    open_with(key, &keyed_seal_aad(&key_id, tenant, context), &inner)
 }
 
 /// The text form of a seal: standard base64, no line breaks.

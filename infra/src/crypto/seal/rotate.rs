@@ -1,11 +1,13 @@
-//! `twofold keys rotate`: every data key rewrapped under the current master key, while the
-//! service runs. Only the wrapping changes: the data keys themselves, and so every seal in the
+//! `twofold keys rotate`: every data key (the tenants' and users' in `data_keys`, and the first
+//! format's in `tenant_data_keys`) rewrapped under the current master key, while the service
+//! runs. Only the wrapping changes: the data keys themselves, and so every seal in the
 //! event log, stay as they are, and instances that hold a data key in memory never notice.
 
 use sqlx::PgPool;
 use twofold_domain::TenantId;
 use twofold_services::StoreError;
 
+use super::keys::{self, Owner};
 use super::{wrap_data_key, MasterKeys};
 
 /// What a rotation did.
@@ -15,8 +17,9 @@ pub struct Rotation {
     pub rewrapped: u64,
     /// Already under it (and checked to open under it).
     pub current: u64,
-    /// Tenants whose data key opens under neither configured master key (or is labelled with
-    /// the current key but does not open under it): still unreadable, and left untouched.
+    /// Keys that open under neither configured master key (or are labelled with the current
+    /// key but do not open under it), by tenant (`acme`, or `acme (a user's key)`): still
+    /// unreadable, and left untouched.
     pub failed: Vec<String>,
     /// Rows not under the current key after the last pass (created meanwhile by an instance
     /// that still has only the old key, or changed under the rotation): run it again once
@@ -45,7 +48,12 @@ const PASSES: usize = 5;
 pub async fn rotate_master_key(pool: &PgPool, master: &MasterKeys) -> Result<Rotation, StoreError> {
     let mut rotation = Rotation::default();
     for _ in 0..PASSES {
-        let pass = one_pass(pool, master).await?;
+        let mut pass = one_pass(pool, master).await?;
+        let owned = owned_pass(pool, master).await?;
+        pass.rewrapped += owned.rewrapped;
+        pass.current += owned.current;
+        pass.changed += owned.changed;
+        pass.failed.extend(owned.failed);
         rotation.rewrapped += pass.rewrapped;
         rotation.current = pass.current;
         rotation.failed = pass.failed;
@@ -53,12 +61,22 @@ pub async fn rotate_master_key(pool: &PgPool, master: &MasterKeys) -> Result<Rot
             break;
         }
     }
+    // Rows that failed are counted there, not here; `failed` names tenants, so a tenant with
+    // one failed key has every key of its own left out of this count.
     rotation.remaining = sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM tenant_data_keys \
-         WHERE master_key_id IS DISTINCT FROM $1 AND NOT tenant_id = ANY($2)",
+        "SELECT (SELECT count(*) FROM tenant_data_keys \
+                 WHERE master_key_id IS DISTINCT FROM $1 AND NOT tenant_id = ANY($2)) \
+              + (SELECT count(*) FROM data_keys \
+                 WHERE master_key_id <> $1 AND NOT tenant_id = ANY($2))",
     )
     .bind(master.current_id())
-    .bind(&rotation.failed)
+    .bind(
+        rotation
+            .failed
+            .iter()
+            .map(|f| f.split(' ').next().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>(),
+    )
     .fetch_one(pool)
     .await
     .map_err(StoreError::new)?
@@ -113,6 +131,73 @@ async fn one_pass(pool: &PgPool, master: &MasterKeys) -> Result<Pass, StoreError
                  WHERE tenant_id = $1 AND wrapped_key = $2",
             )
             .bind(&tenant)
+            .bind(&wrapped)
+            .bind(&rewrapped)
+            .bind(master.current_id())
+            .execute(pool)
+            .await
+            .map_err(StoreError::new)?
+            .rows_affected();
+            if updated == 1 {
+                pass.rewrapped += 1;
+            } else {
+                pass.changed += 1;
+            }
+        }
+    }
+    Ok(pass)
+}
+
+/// One pass over `data_keys`, in key id order, as [`one_pass`] does for the first format.
+async fn owned_pass(pool: &PgPool, master: &MasterKeys) -> Result<Pass, StoreError> {
+    let mut pass = Pass::default();
+    let mut after = uuid::Uuid::nil().to_string();
+    loop {
+        let rows: Vec<(String, String, String, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT key_id::text, tenant_id, user_id, wrapped_key, master_key_id FROM data_keys \
+             WHERE key_id > $1::uuid ORDER BY key_id LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::new)?;
+        let Some((last, ..)) = rows.last() else {
+            break;
+        };
+        after = last.clone();
+        for (key_id, tenant, user, wrapped, id) in rows {
+            let parsed = (
+                uuid::Uuid::parse_str(&key_id),
+                TenantId::parse(&tenant),
+                (!user.is_empty())
+                    .then(|| twofold_domain::UserId::parse(&user))
+                    .transpose(),
+            );
+            let (Ok(key_id), Ok(tenant_id), Ok(user_id)) = parsed else {
+                pass.failed.push(tenant);
+                continue;
+            };
+            let owner = Owner {
+                tenant: &tenant_id,
+                user: user_id.as_ref(),
+            };
+            let Ok((key, under_current)) = keys::unwrap(master, owner, &key_id, &wrapped, &id)
+            else {
+                pass.failed.push(owner.label());
+                continue;
+            };
+            if under_current && id == master.current_id() {
+                pass.current += 1;
+                continue;
+            }
+            let rewrapped =
+                keys::wrap(master.current(), owner, &key_id, &key).map_err(StoreError::new)?;
+            let updated = sqlx::query(
+                "UPDATE data_keys SET wrapped_key = $3, master_key_id = $4 \
+                 WHERE key_id = $1::uuid AND wrapped_key = $2",
+            )
+            .bind(key_id.to_string())
             .bind(&wrapped)
             .bind(&rewrapped)
             .bind(master.current_id())

@@ -1,38 +1,38 @@
-//! `PgSealer`: the per-tenant data keys in PostgreSQL, and the cache that spares a round trip.
+//! `PgSealer`: the data keys in PostgreSQL, and the caches that spare a round trip.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use rand::RngCore;
 use sqlx::PgPool;
 use twofold_domain::secrets::SealedSecret;
+use twofold_domain::user::UserRef;
 use twofold_domain::TenantId;
 use twofold_services::ports::Sealer;
 use twofold_services::StoreError;
 use zeroize::Zeroizing;
 
+use super::keys::{self, DataKey, KeyCache, Owner};
 use super::{
-    decode, encode, open_with, random_nonce, seal_aad, seal_with, wrap_data_key, MasterKeys,
-    SealError,
+    decode, encode, open_keyed, open_with, seal_aad, seal_keyed, sealed_key_id, MasterKeys,
+    SealError, SEAL_VERSION,
 };
 use crate::config::Key32;
 
-/// A tenant's unwrapped data key, shared by the cache and the callers using it; zeroed when
-/// the last holder drops it.
-type DataKey = Arc<Zeroizing<[u8; 32]>>;
-
-/// The [`Sealer`] of the service: per-tenant data keys in PostgreSQL (`tenant_data_keys`),
-/// wrapped under the master key, unwrapped once per process and kept in memory so sealing and
-/// opening do no database round trip after a tenant's first use.
+/// The [`Sealer`] of the service. New seals go under the owner's key in `data_keys` (a tenant's
+/// own, or one per user) and name it; the first format's per-tenant keys (`tenant_data_keys`)
+/// still open what was sealed before. Keys are unwrapped on first use and kept in memory, so
+/// opening does no round trip while warm; sealing always reads the owner's current key, so a
+/// key erased by another instance is never sealed under again.
 pub struct PgSealer {
     pool: PgPool,
     master: MasterKeys,
-    keys: RwLock<HashMap<TenantId, DataKey>>,
+    tenant_keys: RwLock<HashMap<TenantId, DataKey>>,
+    keys: KeyCache,
 }
 
 impl PgSealer {
-    /// A sealer over `pool` (migrated, so `tenant_data_keys` exists) with `master_key`
+    /// A sealer over `pool` (migrated, so the key tables exist) with `master_key`
     /// (TWOFOLD_MASTER_KEY).
     pub fn new(pool: PgPool, master_key: Key32) -> Self {
         Self::with_master_keys(pool, MasterKeys::new(master_key, None))
@@ -44,97 +44,89 @@ impl PgSealer {
         Self {
             pool,
             master,
-            keys: RwLock::new(HashMap::new()),
+            tenant_keys: RwLock::new(HashMap::new()),
+            keys: KeyCache::new(),
         }
     }
 
-    /// Crypto-shreds a tenant: deletes its data key, so nothing sealed for it opens again, and
-    /// drops it from this process's cache. Returns whether there was a key. Other processes
-    /// sharing the database keep their cached copy until they restart.
-    pub async fn shred(&self, tenant: &TenantId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM tenant_data_keys WHERE tenant_id = $1")
-            .bind(tenant.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::new)?
-            .rows_affected();
-        self.keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(tenant);
-        Ok(deleted > 0)
+    async fn seal_for(
+        &self,
+        owner: Owner<'_>,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret, StoreError> {
+        let (key_id, key) = keys::current(&self.pool, &self.master, owner).await?;
+        self.keys.put(owner, key_id, key.clone());
+        let sealed =
+            seal_keyed(&key, &key_id, owner.tenant, context, plaintext).map_err(StoreError::new)?;
+        Ok(encode(&sealed))
     }
 
-    fn cached(&self, tenant: &TenantId) -> Option<DataKey> {
-        self.keys
+    async fn open_for(
+        &self,
+        owner: Owner<'_>,
+        context: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let bytes = decode(sealed).map_err(StoreError::new)?;
+        if bytes.first() == Some(&SEAL_VERSION) {
+            // The first format: under the tenant's one key, whoever the owner.
+            let key = self.tenant_key(owner.tenant).await?;
+            return open_with(&key, &seal_aad(owner.tenant, context), &bytes)
+                .map_err(StoreError::new);
+        }
+        let key_id = sealed_key_id(&bytes).map_err(StoreError::new)?;
+        let key = match self.keys.get(owner, &key_id) {
+            Some(key) => key,
+            None => {
+                let key = keys::by_id(&self.pool, &self.master, owner, &key_id)
+                    .await?
+                    .ok_or_else(|| StoreError::new(SealError::Erased))?;
+                self.keys.put(owner, key_id, key.clone());
+                key
+            }
+        };
+        open_keyed(&key, owner.tenant, context, &bytes).map_err(StoreError::new)
+    }
+
+    /// The tenant's first-format key, which only opens: nothing is sealed under it any more.
+    async fn tenant_key(&self, tenant: &TenantId) -> Result<DataKey, StoreError> {
+        if let Some(key) = self
+            .tenant_keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(tenant)
-            .cloned()
-    }
-
-    async fn load(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
-        sqlx::query_as::<_, (Vec<u8>, Option<String>)>(
+        {
+            return Ok(key.clone());
+        }
+        let (wrapped, id) = sqlx::query_as::<_, (Vec<u8>, Option<String>)>(
             "SELECT wrapped_key, master_key_id FROM tenant_data_keys WHERE tenant_id = $1",
         )
         .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::new)
-    }
-
-    /// Stores a new random data key for `tenant` unless one exists. Concurrent first seals
-    /// (in this process or another) race here; `ON CONFLICT DO NOTHING` keeps the first and
-    /// every caller then reads that one.
-    async fn create(&self, tenant: &TenantId) -> Result<(), StoreError> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(key.as_mut());
-        let wrapped =
-            wrap_data_key(self.master.current(), tenant, &key).map_err(StoreError::new)?;
-        sqlx::query(
-            "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id) \
-             VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(wrapped)
-        .bind(self.master.current_id())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::new)?;
-        Ok(())
-    }
-
-    /// The tenant's data key: from the cache, else from the database (created first when
-    /// `create` is set and there is none).
-    async fn data_key(&self, tenant: &TenantId, create: bool) -> Result<DataKey, StoreError> {
-        if let Some(key) = self.cached(tenant) {
-            return Ok(key);
-        }
-        let (wrapped, id) = match self.load(tenant).await? {
-            Some(wrapped) => wrapped,
-            None if create => {
-                self.create(tenant).await?;
-                self.load(tenant).await?.ok_or_else(|| {
-                    StoreError::new(SealError::NoDataKey(tenant.as_str().to_owned()))
-                })?
-            }
-            None => {
-                return Err(StoreError::new(SealError::NoDataKey(
-                    tenant.as_str().to_owned(),
-                )))
-            }
-        };
+        .map_err(StoreError::new)?
+        .ok_or_else(|| StoreError::new(SealError::NoDataKey(tenant.as_str().to_owned())))?;
         let (key, _) = self
             .master
             .unwrap(tenant, &wrapped, id.as_deref())
             .map_err(StoreError::new)?;
         let key = Arc::new(key);
-        // Another task may have cached the same key meanwhile; either copy is the one stored.
-        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self
+            .tenant_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         Ok(keys.entry(tenant.clone()).or_insert(key).clone())
+    }
+
+    fn forget(&self, tenant: &TenantId, user: Option<&twofold_domain::UserId>) {
+        self.keys.forget(tenant, user);
+        if user.is_none() {
+            self.tenant_keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(tenant);
+        }
     }
 }
 
@@ -152,10 +144,8 @@ impl Sealer for PgSealer {
         context: &str,
         plaintext: &[u8],
     ) -> Result<SealedSecret, StoreError> {
-        let key = self.data_key(tenant, true).await?;
-        let sealed = seal_with(&key, &seal_aad(tenant, context), plaintext, random_nonce())
-            .map_err(StoreError::new)?;
-        Ok(encode(&sealed))
+        let owner = Owner { tenant, user: None };
+        self.seal_for(owner, context, plaintext).await
     }
 
     async fn open(
@@ -164,17 +154,54 @@ impl Sealer for PgSealer {
         context: &str,
         sealed: &SealedSecret,
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let bytes = decode(sealed).map_err(StoreError::new)?;
-        let key = self.data_key(tenant, false).await?;
-        open_with(&key, &seal_aad(tenant, context), &bytes).map_err(StoreError::new)
+        let owner = Owner { tenant, user: None };
+        self.open_for(owner, context, sealed).await
+    }
+
+    async fn seal_for_user(
+        &self,
+        user: &UserRef,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret, StoreError> {
+        let owner = Owner {
+            tenant: &user.tenant,
+            user: Some(&user.user),
+        };
+        self.seal_for(owner, context, plaintext).await
+    }
+
+    async fn open_for_user(
+        &self,
+        user: &UserRef,
+        context: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let owner = Owner {
+            tenant: &user.tenant,
+            user: Some(&user.user),
+        };
+        self.open_for(owner, context, sealed).await
+    }
+
+    async fn erase_user(&self, user: &UserRef) -> Result<u64, StoreError> {
+        let erased = keys::erase(&self.pool, &user.tenant, Some(&user.user)).await?;
+        self.forget(&user.tenant, Some(&user.user));
+        Ok(erased)
+    }
+
+    async fn erase_tenant(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        let erased = keys::erase(&self.pool, tenant, None).await?;
+        self.forget(tenant, None);
+        Ok(erased)
     }
 }
 
 /// The database part, on a private throwaway PostgreSQL cluster.
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{tenant, KEY, NONCE};
-    use super::super::{NONCE_LEN, TAG_LEN};
+    use super::super::seal_with;
+    use super::super::tests::{tenant, NONCE};
     use super::*;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use base64::Engine as _;
@@ -218,8 +245,19 @@ mod tests {
         Cluster { pg, dir }
     }
 
+    fn user(tenant: &str, id: &str) -> UserRef {
+        UserRef {
+            tenant: super::super::tests::tenant(tenant),
+            user: twofold_domain::UserId::parse(id).unwrap(),
+        }
+    }
+
+    async fn count(pool: &PgPool, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread")]
-    async fn seals_with_lazily_created_per_tenant_keys_and_shreds() {
+    async fn seals_under_per_owner_keys_and_erases_one_user_or_a_tenant() {
         let cluster = cluster().await;
         let pool = crate::pg::connect(&cluster.pg.url("postgres"), 8)
             .await
@@ -227,77 +265,169 @@ mod tests {
         crate::pg::migrate(&pool).await.unwrap();
         let master = Key32::from_bytes([3; 32]);
         let acme = tenant("acme");
-        let other = tenant("other");
+        let (alice, bob) = (user("acme", "alice"), user("acme", "bob"));
+        let ctx = |u: &UserRef| format!("{}/totp", u.aggregate_id());
 
-        // Opening for a tenant without a data key is an error.
+        // Concurrent first seals from two instances agree on one key per owner.
         let sealer = PgSealer::new(pool.clone(), master.clone());
-        let foreign = SealedSecret::from_encoded(
-            BASE64.encode(seal_with(&KEY, &seal_aad(&acme, "c"), b"x", NONCE).unwrap()),
-        );
-        let err = sealer.open(&acme, "c", &foreign).await.unwrap_err();
-        assert!(format!("{err:?}").contains("NoDataKey"), "{err:?}");
-
-        // Concurrent first seals from two sealers agree on one key.
         let second = PgSealer::new(pool.clone(), master.clone());
+        let alice_ctx = ctx(&alice);
         let (a, b) = tokio::join!(
-            sealer.seal(&acme, "acme/user/u/totp", b"secret-a"),
-            second.seal(&acme, "acme/user/u/totp", b"secret-b"),
+            sealer.seal_for_user(&alice, &alice_ctx, b"secret-a"),
+            second.seal_for_user(&alice, &alice_ctx, b"secret-b"),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(
-            &second.open(&acme, "acme/user/u/totp", &a).await.unwrap()[..],
+            &*second
+                .open_for_user(&alice, &ctx(&alice), &a)
+                .await
+                .unwrap(),
             b"secret-a"
         );
         assert_eq!(
-            &sealer.open(&acme, "acme/user/u/totp", &b).await.unwrap()[..],
+            &*sealer
+                .open_for_user(&alice, &ctx(&alice), &b)
+                .await
+                .unwrap(),
             b"secret-b"
         );
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_data_keys")
-            .fetch_one(&pool)
+        let bob_seal = sealer
+            .seal_for_user(&bob, &ctx(&bob), b"secret-bob")
             .await
             .unwrap();
-        assert_eq!(rows, 1);
+        let tenant_seal = sealer
+            .seal(&acme, "settings", b"smtp password")
+            .await
+            .unwrap();
+        assert_eq!(count(&pool, "SELECT count(*) FROM data_keys").await, 3);
+        // Each key is stored wrapped, never raw, and no first-format key is made any more.
+        assert_eq!(
+            count(
+                &pool,
+                "SELECT count(*) FROM data_keys WHERE length(wrapped_key) = 61"
+            )
+            .await,
+            3
+        );
+        assert_eq!(
+            count(&pool, "SELECT count(*) FROM tenant_data_keys").await,
+            0
+        );
 
-        // The stored key is wrapped, never the raw key.
-        let wrapped: Vec<u8> =
-            sqlx::query_scalar("SELECT wrapped_key FROM tenant_data_keys WHERE tenant_id = 'acme'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        assert_eq!(wrapped.len(), 1 + NONCE_LEN + 32 + TAG_LEN);
+        // A seal names its key and opens only for its owner and context.
+        let raw = BASE64.decode(a.as_encoded()).unwrap();
+        assert_eq!(raw[0], 0x02);
+        assert!(sealer.open_for_user(&bob, &ctx(&alice), &a).await.is_err());
+        assert!(sealer.open_for_user(&alice, &ctx(&bob), &a).await.is_err());
+        assert!(sealer.open(&acme, &ctx(&alice), &a).await.is_err());
+        assert!(sealer
+            .open_for_user(&alice, "settings", &tenant_seal)
+            .await
+            .is_err());
+        assert!(sealer
+            .open_for_user(&user("other", "alice"), &ctx(&alice), &a)
+            .await
+            .is_err());
+        // A seal whose key id was swapped for another owner's does not open either.
+        let bob_raw = BASE64.decode(bob_seal.as_encoded()).unwrap();
+        let mut swapped = raw.clone();
+        swapped[1..17].copy_from_slice(&bob_raw[1..17]);
+        let swapped = SealedSecret::from_encoded(BASE64.encode(&swapped));
+        assert!(sealer
+            .open_for_user(&alice, &ctx(&alice), &swapped)
+            .await
+            .is_err());
+        assert!(sealer
+            .open_for_user(&bob, &ctx(&alice), &swapped)
+            .await
+            .is_err());
 
-        // Wrong context, and another tenant (which gets its own key), do not open.
-        assert!(sealer.open(&acme, "acme/user/v/totp", &a).await.is_err());
-        let o = sealer.seal(&other, "c", b"o").await.unwrap();
-        assert!(sealer.open(&other, "acme/user/u/totp", &a).await.is_err());
-        assert!(sealer.open(&acme, "c", &o).await.is_err());
-
-        // A restarted process (empty cache) opens through the database.
+        // A restarted process opens through the database; the wrong master key does not, and
+        // its error names neither key nor user.
         let fresh = PgSealer::new(pool.clone(), master.clone());
         assert_eq!(
-            &fresh.open(&acme, "acme/user/u/totp", &a).await.unwrap()[..],
+            &*fresh.open_for_user(&alice, &ctx(&alice), &a).await.unwrap(),
             b"secret-a"
         );
-        // The wrong master key cannot unwrap the data key; the error names no key.
         let wrong = PgSealer::new(pool.clone(), Key32::from_bytes([4; 32]));
-        let err = wrong.open(&acme, "acme/user/u/totp", &a).await.unwrap_err();
+        let err = wrong
+            .open_for_user(&alice, &ctx(&alice), &a)
+            .await
+            .unwrap_err();
         let shown = format!("{err} {err:?}");
         assert!(shown.contains("UnknownMasterKey"), "{shown}");
-        assert!(!shown.contains("secret-a"), "{shown}");
+        assert!(
+            !shown.contains("secret-a") && !shown.contains("alice"),
+            "{shown}"
+        );
 
-        // Shredding makes every seal of the tenant unreadable; the other tenant is intact.
-        assert!(sealer.shred(&acme).await.unwrap());
-        assert!(sealer.open(&acme, "acme/user/u/totp", &a).await.is_err());
-        let fresh = PgSealer::new(pool.clone(), master.clone());
-        assert!(fresh.open(&acme, "acme/user/u/totp", &a).await.is_err());
-        assert_eq!(&fresh.open(&other, "c", &o).await.unwrap()[..], b"o");
-        // A new seal after shredding gets a new key; the old seals stay dead.
-        let new = sealer.seal(&acme, "acme/user/u/totp", b"n").await.unwrap();
+        // Erasing alice: her seals are dead everywhere (a warm cache in the erasing process,
+        // a cold one elsewhere); bob and the tenant are intact.
+        assert_eq!(sealer.erase_user(&alice).await.unwrap(), 1);
+        // (An instance holding her key warm forgets it within the cache's TTL.)
+        for s in [&sealer, &PgSealer::new(pool.clone(), master.clone())] {
+            let err = s.open_for_user(&alice, &ctx(&alice), &a).await.unwrap_err();
+            assert!(format!("{err:?}").contains("Erased"), "{err:?}");
+        }
         assert_eq!(
-            &fresh.open(&acme, "acme/user/u/totp", &new).await.unwrap()[..],
+            &*fresh
+                .open_for_user(&bob, &ctx(&bob), &bob_seal)
+                .await
+                .unwrap(),
+            b"secret-bob"
+        );
+        assert_eq!(
+            &*fresh.open(&acme, "settings", &tenant_seal).await.unwrap(),
+            b"smtp password"
+        );
+        // A new start: a new key, and the old seals stay dead.
+        let new = second
+            .seal_for_user(&alice, &ctx(&alice), b"n")
+            .await
+            .unwrap();
+        assert_eq!(
+            &*sealer
+                .open_for_user(&alice, &ctx(&alice), &new)
+                .await
+                .unwrap(),
             b"n"
         );
-        assert!(fresh.open(&acme, "acme/user/u/totp", &a).await.is_err());
+        assert!(sealer
+            .open_for_user(&alice, &ctx(&alice), &a)
+            .await
+            .is_err());
+        assert_eq!(sealer.erase_user(&user("acme", "nobody")).await.unwrap(), 0);
+
+        // A first-format seal (under the tenant's one key) still opens, for its user too.
+        let legacy_key = [7u8; 32];
+        sqlx::query(
+            "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id) \
+             VALUES ('acme', $1, $2)",
+        )
+        .bind(super::super::wrap_data_key(&master, &acme, &legacy_key).unwrap())
+        .bind(super::super::master_key_id(&master))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let old = SealedSecret::from_encoded(BASE64.encode(
+            seal_with(&legacy_key, &seal_aad(&acme, &ctx(&bob)), b"old-bob", NONCE).unwrap(),
+        ));
+        assert_eq!(
+            &*fresh.open_for_user(&bob, &ctx(&bob), &old).await.unwrap(),
+            b"old-bob"
+        );
+
+        // Erasing the tenant takes every key of it, the first-format one too.
+        let other = tenant("other");
+        let kept = sealer.seal(&other, "c", b"o").await.unwrap();
+        assert_eq!(fresh.erase_tenant(&acme).await.unwrap(), 4);
+        assert!(fresh
+            .open_for_user(&bob, &ctx(&bob), &bob_seal)
+            .await
+            .is_err());
+        assert!(fresh.open_for_user(&bob, &ctx(&bob), &old).await.is_err());
+        assert!(fresh.open(&acme, "settings", &tenant_seal).await.is_err());
+        assert_eq!(&*fresh.open(&other, "c", &kept).await.unwrap(), b"o");
         pool.close().await;
     }
 }
