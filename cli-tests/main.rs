@@ -377,6 +377,29 @@ fn admin_commands_work_in_zero_config_mode_and_leave_no_server_running() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already exists"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+
+    // Erasing needs a reason and a tenant that exists; then every key is revoked.
+    let out = twofold(&dir)
+        .args(["tenant", "erase", "acme"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
+    let out = twofold(&dir)
+        .args(["tenant", "erase", "nobody", "--reason", "typo"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not found") && !err.contains("panicked"),
+        "{err}"
+    );
+    let erased = run(&["tenant", "erase", "acme", "--reason", "contract ended"]);
+    assert!(
+        erased.contains("Tenant acme erased: every API key revoked"),
+        "{erased}"
+    );
     assert!(!dir.join("pg/data/postmaster.pid").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

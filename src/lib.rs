@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod databases;
 pub mod server;
 pub mod startup;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use twofold::databases::Databases;
 use twofold::startup::{AppConfig, Application, Delivery, Wiring};
 use twofold::{telemetry, zero_config};
 use twofold_infra::config::Settings;
@@ -58,6 +59,16 @@ enum TenantCommand {
         /// Tenant id (lowercase letters, digits, '-'); generated when omitted.
         #[arg(long)]
         id: Option<String>,
+    },
+    /// Erase a tenant: revoke every API key, then destroy the data keys of the tenant and all
+    /// its users, so no contact detail, TOTP secret, passkey or provider credential of it can
+    /// be read again (the history stays, masked). Cannot be undone.
+    Erase {
+        /// Tenant id.
+        id: String,
+        /// Why (recorded in the history).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -135,6 +146,7 @@ async fn run(
                 .map_err(anyhow::Error::msg)?;
             let app = Application::build(AppConfig {
                 database_url: db.url.clone(),
+                key_database_url: settings.key_database_url.clone(),
                 bind: settings.bind,
                 secrets: secrets.clone(),
                 max_connections: settings.db_pool_size,
@@ -193,7 +205,7 @@ async fn run(
         Command::Tenant {
             command: TenantCommand::Create { name, id },
         } => {
-            let wiring = connect(&db.url, &secrets, delivery).await?;
+            let wiring = connect(settings, &db.url, &secrets, delivery).await?;
             let created = wiring
                 .tenants
                 .create_tenant(&name, id.as_deref(), &RequestContext::system("cli"))
@@ -204,6 +216,18 @@ async fn run(
             println!("(The key is shown once; store it now.)");
             Ok(())
         }
+        Command::Tenant {
+            command: TenantCommand::Erase { id, reason },
+        } => {
+            let wiring = connect(settings, &db.url, &secrets, delivery).await?;
+            let destroyed = wiring
+                .tenants
+                .erase_tenant(&id, &reason, &RequestContext::system("cli"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Tenant {id} erased: every API key revoked, {destroyed} data keys destroyed.");
+            Ok(())
+        }
         // Handled in `main` before any configuration is read.
         Command::Bench(_) | Command::Chaos(_) => {
             Err(anyhow::anyhow!("bench and chaos run on their own database"))
@@ -211,8 +235,9 @@ async fn run(
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
-            let pool = pg::connect(&db.url, 2).await?;
-            pg::migrate(&pool).await?;
+            let databases =
+                Databases::connect(&db.url, settings.key_database_url.as_deref(), 2).await?;
+            let pool = databases.keys;
             let keys = MasterKeys::new(
                 secrets.master_key.clone(),
                 secrets.previous_master_key.clone(),
@@ -252,7 +277,7 @@ async fn run(
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
         } => {
-            let wiring = connect(&db.url, &secrets, delivery).await?;
+            let wiring = connect(settings, &db.url, &secrets, delivery).await?;
             let rebuilt = wiring.processor.rebuild(name.as_deref()).await?;
             println!("Rebuilt: {}", rebuilt.join(", "));
             Ok(())
@@ -261,13 +286,13 @@ async fn run(
 }
 
 async fn connect(
+    settings: &Settings,
     url: &str,
     secrets: &twofold_infra::config::Secrets,
     delivery: &Delivery,
 ) -> anyhow::Result<Wiring> {
-    let pool = pg::connect(url, 4).await?;
-    pg::migrate(&pool).await?;
-    Wiring::new(pool, secrets, delivery, DEFAULT_SETTLE_TIMEOUT).await
+    let databases = Databases::connect(url, settings.key_database_url.as_deref(), 4).await?;
+    Wiring::new(databases, secrets, delivery, DEFAULT_SETTLE_TIMEOUT).await
 }
 
 /// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel

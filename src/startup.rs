@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::databases::Databases;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -34,7 +36,7 @@ use twofold_infra::projections::activity::PgOverviewReadModel;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
 use twofold_infra::send_limiter::PgSendLimiter;
-use twofold_infra::{event_store, pg, projections};
+use twofold_infra::{event_store, projections};
 use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
 use twofold_services::compliance::ComplianceService;
@@ -89,11 +91,12 @@ pub struct Wiring {
 impl Wiring {
     /// Wires every use-case to PostgreSQL and the crypto adapters.
     pub async fn new(
-        pool: PgPool,
+        databases: Databases,
         secrets: &Secrets,
         delivery: &Delivery,
         settle_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        let pool = databases.events;
         let processor = Arc::new(
             EventProcessor::new(pool.clone(), projections::all())
                 .await
@@ -124,14 +127,6 @@ impl Wiring {
         );
         let tenant_commands = commands.clone();
         let session_commands = commands.clone();
-        let tenants = TenantService::new(
-            commands,
-            directory.clone(),
-            auth.clone(),
-            clock.clone(),
-            entropy.clone(),
-        )
-        .with_budget_ceilings(delivery.ceilings);
         let master = MasterKeys::new(
             secrets.master_key.clone(),
             secrets.previous_master_key.clone(),
@@ -146,7 +141,22 @@ impl Wiring {
                  `twofold keys rotate`, then remove it"
             );
         }
-        let sealer: Arc<dyn Sealer> = Arc::new(PgSealer::with_master_keys(pool.clone(), master));
+        if !databases.separate_keys {
+            tracing::info!(
+                "data keys live in the event database: an erasure does not reach its backups \
+                 (TWOFOLD_KEY_DATABASE_URL, docs/operations.md)"
+            );
+        }
+        let sealer: Arc<dyn Sealer> = Arc::new(PgSealer::with_master_keys(databases.keys, master));
+        let tenants = TenantService::new(
+            commands,
+            directory.clone(),
+            auth.clone(),
+            clock.clone(),
+            entropy.clone(),
+            sealer.clone(),
+        )
+        .with_budget_ceilings(delivery.ceilings);
         let totp: Arc<dyn TotpEngine> = Arc::new(RfcTotp);
         let crypto = Arc::new(
             UserCrypto::new(sealer.clone(), totp, hasher.clone())
@@ -288,6 +298,8 @@ pub fn install_crypto_provider() {
 pub struct AppConfig {
     /// PostgreSQL URL.
     pub database_url: String,
+    /// `TWOFOLD_KEY_DATABASE_URL`: a separate database for the data keys; `None`: the same.
+    pub key_database_url: Option<String>,
     /// Where to listen (port 0 picks a free one).
     pub bind: SocketAddr,
     /// Operator token, master key, pepper.
@@ -325,12 +337,14 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, wires, binds.
     pub async fn build(config: AppConfig) -> anyhow::Result<Self> {
-        let pool = pg::connect(&config.database_url, config.max_connections)
-            .await
-            .context("connecting to PostgreSQL (check DATABASE_URL)")?;
-        pg::migrate(&pool).await.context("running migrations")?;
+        let databases = Databases::connect(
+            &config.database_url,
+            config.key_database_url.as_deref(),
+            config.max_connections,
+        )
+        .await?;
         let mut wiring = Wiring::new(
-            pool,
+            databases,
             &config.secrets,
             &config.delivery,
             config.settle_timeout,

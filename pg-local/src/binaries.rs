@@ -20,6 +20,19 @@ pub(crate) struct Binaries {
     pub(crate) postgres: PathBuf,
 }
 
+/// Another program of the PostgreSQL installation the cluster runs on (`pg_dump`,
+/// `pg_restore`, `pg_basebackup`): from the folder `initdb` is found in.
+pub fn program(name: &str) -> Result<PathBuf, LocalPgError> {
+    let found = Binaries::find(None, Path::new("."))?;
+    let path = found
+        .initdb
+        .parent()
+        .map(|dir| dir.join(name))
+        .filter(|path| is_executable(path))
+        .ok_or(LocalPgError::BinariesNotFound)?;
+    Ok(path)
+}
+
 impl Binaries {
     /// `initdb` and `pg_ctl` from PATH, else from the newest /usr/lib/postgresql/*/bin; but the
     /// version that made an existing data folder if the first choice is another one.

@@ -22,5 +22,6 @@ mod test_support;
 mod watchdog;
 
 pub use auth::Password;
+pub use binaries::program;
 pub use cluster::{LocalPgOptions, LocalPostgres};
 pub use error::LocalPgError;

@@ -201,7 +201,10 @@ impl From<TenantError> for ServiceError {
     fn from(e: TenantError) -> Self {
         let message = e.to_string();
         match e {
-            TenantError::NotFound | TenantError::KeyNotFound(_) => ServiceError::NotFound(message),
+            // An erased tenant is gone, as far as anyone calling is concerned.
+            TenantError::NotFound | TenantError::KeyNotFound(_) | TenantError::Erased => {
+                ServiceError::NotFound(message)
+            }
             TenantError::Policy(_) => ServiceError::InvalidInput(message),
             // Decision 9: a revoked key gets the message every failed credential gets.
             TenantError::KeyRevoked(_) => crate::auth::unauthenticated(),

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use twofold_domain::tenant::{NewApiKey, Tenant, TenantCommand};
-use twofold_domain::{ApiKeyId, KeyLabel, Policy, PolicyChange, Role, TenantId, TenantName};
+use twofold_domain::{
+    ApiKeyId, KeyLabel, Policy, PolicyChange, Reason, Role, TenantId, TenantName,
+};
 
 use crate::auth::Authenticator;
 use crate::commands::Commands;
 use crate::encoding::base32_lower;
-use crate::ports::{ApiKeyView, Clock, Entropy, TenantDirectory, TenantView};
+use crate::ports::{ApiKeyView, Clock, Entropy, Sealer, TenantDirectory, TenantView};
 use crate::send_limits::BudgetCeilings;
 use crate::{Actor, Call, RequestContext, ServiceError};
 
@@ -46,6 +48,7 @@ pub struct TenantService {
     auth: Arc<Authenticator>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    sealer: Arc<dyn Sealer>,
     ceilings: BudgetCeilings,
 }
 
@@ -72,6 +75,7 @@ impl TenantService {
         auth: Arc<Authenticator>,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
+        sealer: Arc<dyn Sealer>,
     ) -> Self {
         Self {
             commands,
@@ -79,6 +83,7 @@ impl TenantService {
             auth,
             clock,
             entropy,
+            sealer,
             ceilings: BudgetCeilings::default(),
         }
     }
@@ -87,6 +92,31 @@ impl TenantService {
     pub fn with_budget_ceilings(mut self, ceilings: BudgetCeilings) -> Self {
         self.ceilings = ceilings;
         self
+    }
+
+    /// Erases a tenant (operator only: `twofold tenant erase`): revokes every API key and
+    /// records `TenantErased`, then destroys the data keys of the tenant and all its users, so
+    /// nothing sealed for them opens again. Returns how many data keys went; erasing again
+    /// finishes a destruction that failed after the record.
+    pub async fn erase_tenant(
+        &self,
+        tenant_id: &str,
+        reason: &str,
+        ctx: &RequestContext,
+    ) -> Result<u64, ServiceError> {
+        let tenant_id = TenantId::parse(tenant_id).map_err(ServiceError::invalid)?;
+        let reason = Reason::parse(reason).map_err(ServiceError::invalid)?;
+        self.commands
+            .execute(
+                &tenant_id.tenant_aggregate_id(),
+                TenantCommand::Erase {
+                    reason,
+                    at: self.clock.now(),
+                },
+                ctx.metadata(&tenant_id, &Actor::Operator),
+            )
+            .await?;
+        Ok(self.sealer.erase_tenant(&tenant_id).await?)
     }
 
     /// Creates a tenant with a server-minted id (or `requested_id`, for the zero-config `demo`

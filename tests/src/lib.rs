@@ -5,6 +5,7 @@
 //! `DATABASE_URL` when set. Every test gets its own database, created from a migrated template,
 //! so tests run in parallel without seeing each other. `TEST_LOG=1` shows the service's logs.
 
+pub mod backup;
 pub mod browser;
 mod client;
 pub mod fakes;
@@ -113,6 +114,13 @@ pub async fn admin_pool() -> PgPool {
         .expect("connecting to the test server")
 }
 
+/// The test server's URL without a database, to name one after it.
+pub(crate) async fn server_base() -> String {
+    tokio::task::spawn_blocking(|| server().base.clone())
+        .await
+        .expect("starting the test server")
+}
+
 /// A fresh, migrated, empty database; returns its URL.
 pub async fn fresh_database() -> String {
     TEMPLATE
@@ -199,6 +207,8 @@ pub struct TestOptions {
     /// `TWOFOLD_PUBLIC_URL` (`None`: `http://` and the bound address); `{port}` in it stands
     /// for the bound port (`http://localhost:{port}`: a secure context for WebAuthn).
     pub public_url: Option<String>,
+    /// `TWOFOLD_KEY_DATABASE_URL`: a separate database for the data keys.
+    pub key_database_url: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -216,6 +226,7 @@ impl Default for TestOptions {
             delivery_retention: RetryPolicy::default().retention,
             settle_timeout: twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT,
             public_url: None,
+            key_database_url: None,
         }
     }
 }
@@ -240,6 +251,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The secrets (a second instance must share them).
     pub secrets: Secrets,
+    /// The instance's use-cases, for what only the operator's command line does.
+    pub wiring: twofold::startup::Wiring,
     client: reqwest::Client,
 }
 
@@ -262,6 +275,15 @@ pub async fn spawn_app_on(database_url: String, secrets: Secrets) -> TestApp {
 /// Starts another instance on `app`'s database, with the same secrets and `options`.
 pub async fn spawn_instance_of(app: &TestApp, options: TestOptions) -> TestApp {
     spawn_instance(app.database_url.clone(), app.secrets.clone(), options).await
+}
+
+/// Starts an instance on `database_url` with `secrets` and `options`.
+pub async fn spawn_instance_on(
+    database_url: String,
+    secrets: Secrets,
+    options: TestOptions,
+) -> TestApp {
+    spawn_instance(database_url, secrets, options).await
 }
 
 async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOptions) -> TestApp {
@@ -306,6 +328,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
     };
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),
+        key_database_url: options.key_database_url.clone(),
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         secrets: secrets.clone(),
         max_connections: 10,
@@ -330,6 +353,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         _ => app,
     };
     let address = format!("http://{}", app.address());
+    let wiring = app.wiring().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let db = PgPoolOptions::new()
         .max_connections(4)
@@ -344,6 +368,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         db,
         database_url,
         secrets,
+        wiring,
         client: reqwest::Client::new(),
     }
 }

@@ -46,6 +46,9 @@ pub enum TenantError {
     /// The policy change is out of bounds.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Anything but another erasure, on an erased tenant.
+    #[error("the tenant was erased")]
+    Erased,
 }
 
 /// A key as the tenant remembers it.
@@ -88,6 +91,9 @@ pub struct Tenant {
     /// Changes of the delivery settings so far (clearing counts too).
     #[serde(default)]
     delivery_version: u64,
+    /// Erased by the operator: every key revoked, nothing accepted any more.
+    #[serde(default)]
+    erased: bool,
 }
 
 impl Tenant {
@@ -169,8 +175,28 @@ impl Tenant {
         if !self.exists() {
             return Err(TenantError::NotFound);
         }
+        if let TenantCommand::Erase { reason, at } = command {
+            // Every key goes, the last ADMIN key too. Erasing again records it again: the
+            // service destroys the keys each time, so a retry finishes a failed destruction.
+            let mut events: Vec<TenantEvent> = self
+                .active_keys()
+                .map(|(id, _)| TenantEvent::ApiKeyRevoked {
+                    key_id: id.clone(),
+                    revoked_at: at,
+                })
+                .collect();
+            events.push(TenantEvent::TenantErased {
+                reason,
+                erased_at: at,
+            });
+            return Ok(events);
+        }
+        if self.erased {
+            return Err(TenantError::Erased);
+        }
         match command {
             TenantCommand::Register { .. } => Err(TenantError::AlreadyRegistered),
+            TenantCommand::Erase { .. } => unreachable!("decided above"),
             TenantCommand::IssueApiKey { key, at } => {
                 if self.keys.contains_key(&key.id) {
                     return Err(TenantError::DuplicateKeyId(key.id));
@@ -344,6 +370,11 @@ impl Aggregate for Tenant {
                     sealed,
                     changed_at,
                 });
+            }
+            TenantEvent::TenantErased { .. } => {
+                self.erased = true;
+                // Sealed under a destroyed key: nothing could send with them any more.
+                self.delivery = None;
             }
             // Sessions are rows, not state: the tenant decides nothing by them.
             TenantEvent::DeliveryTested { .. }

@@ -79,6 +79,12 @@ pub enum TenantCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Erase the tenant (operator only): revoke every key and refuse everything after.
+    Erase {
+        reason: crate::Reason,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record that the user of a session signed out.
     SignOutOfConsole {
         key_id: ApiKeyId,

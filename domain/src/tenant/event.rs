@@ -98,6 +98,16 @@ pub enum TenantEvent {
         /// When.
         signed_out_at: DateTime<Utc>,
     },
+    /// The operator erased the tenant (`twofold tenant erase`): every key was revoked with
+    /// this, and the data keys of the tenant and its users were destroyed after it was
+    /// recorded, so nothing sealed for them opens again. Nothing but another erasure is
+    /// accepted after it.
+    TenantErased {
+        /// Why.
+        reason: crate::Reason,
+        /// When.
+        erased_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -111,6 +121,7 @@ impl DomainEvent for TenantEvent {
             TenantEvent::DeliveryTested { .. } => "DeliveryTested",
             TenantEvent::ConsoleSignedIn { .. } => "ConsoleSignedIn",
             TenantEvent::ConsoleSignedOut { .. } => "ConsoleSignedOut",
+            TenantEvent::TenantErased { .. } => "TenantErased",
         }
         .to_owned()
     }

@@ -55,6 +55,9 @@ pub enum ConfigError {
 pub struct Settings {
     /// `DATABASE_URL`; `None` selects the zero-config private PostgreSQL.
     pub database_url: Option<String>,
+    /// `TWOFOLD_KEY_DATABASE_URL`: a database of its own for the data keys, so an erasure
+    /// reaches the event database's backups; `None`: the keys live in the event database.
+    pub key_database_url: Option<String>,
     /// `TWOFOLD_BIND`, default `127.0.0.1:8080`.
     pub bind: SocketAddr,
     /// `TWOFOLD_DATA_DIR`, default `.twofold`.
@@ -181,6 +184,16 @@ impl Settings {
             graphiql: switch("TWOFOLD_GRAPHIQL")?,
             console: switch("TWOFOLD_CONSOLE")?,
             database_url: set("DATABASE_URL"),
+            key_database_url: match (set("TWOFOLD_KEY_DATABASE_URL"), set("DATABASE_URL")) {
+                (Some(_), None) => {
+                    return Err(ConfigError::Malformed {
+                        var: "TWOFOLD_KEY_DATABASE_URL",
+                        expected: "to be set only with DATABASE_URL (zero-config mode keeps its \
+                                   keys in its private PostgreSQL)",
+                    })
+                }
+                (keys, _) => keys,
+            },
             public_url: set("TWOFOLD_PUBLIC_URL")
                 .map(|v| public_url(&v))
                 .transpose()?,

@@ -132,6 +132,17 @@ impl Projection for TenantsProjection {
                 .execute(&mut *db)
                 .await?;
             }
+            // Its keys were revoked by the events before; the settings were sealed under a
+            // destroyed key.
+            TenantEvent::TenantErased { erased_at, .. } => {
+                sqlx::query(
+                    "UPDATE tenants SET delivery = NULL, updated_at = $2 WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .bind(erased_at)
+                .execute(&mut *db)
+                .await?;
+            }
             TenantEvent::DeliveryTested { .. }
             | TenantEvent::ConsoleSignedIn { .. }
             | TenantEvent::ConsoleSignedOut { .. } => {}

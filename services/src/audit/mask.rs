@@ -23,6 +23,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "DeliveryTested",
     "ConsoleSignedIn",
     "ConsoleSignedOut",
+    "TenantErased",
     // user
     "TotpEnrollmentStarted",
     "TotpEnabled",
@@ -169,6 +170,10 @@ fn tenant(event: &TenantEvent) -> Value {
             "keyId": key_id.as_str(),
             "session": session.as_str(),
             "at": signed_out_at,
+        }),
+        TenantEvent::TenantErased { reason, erased_at } => json!({
+            "reason": reason.as_str(),
+            "at": erased_at,
         }),
     }
 }

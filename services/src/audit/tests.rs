@@ -363,6 +363,10 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             session: SessionRef::of(&hash()),
             signed_out_at: at,
         },
+        TenantEvent::TenantErased {
+            reason: Reason::parse("contract ended").unwrap(),
+            erased_at: at,
+        },
     ];
     users
         .into_iter()

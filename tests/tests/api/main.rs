@@ -8,6 +8,7 @@ mod compliance;
 mod concurrency;
 mod connections;
 mod console;
+mod erasure;
 mod event_store;
 mod factor_changes;
 mod graphiql;

@@ -3,10 +3,12 @@
 //! that spares the hot path a round trip.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use twofold_domain::{TenantId, UserId};
 use twofold_services::StoreError;
@@ -173,8 +175,8 @@ pub(super) async fn by_id(
     Ok(Some(Arc::new(key)))
 }
 
-/// How long an unwrapped key is kept in memory: an instance that did not do an erasure itself
-/// forgets the erased key within this, even for a user it served a moment before.
+/// How long an unwrapped key is kept in memory, so a key does not stay in memory for as long as
+/// the process runs even if an erasure announcement were missed.
 pub(super) const CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Most keys kept in memory (about 150 bytes each).
@@ -187,27 +189,51 @@ struct Cached {
     fetched: Instant,
 }
 
-/// Unwrapped keys by id, for at most [`CACHE_TTL`] each and [`CACHE_CAPACITY`] in all.
+/// The channel an erasure is announced on, so every instance forgets the keys at once.
+pub(super) const ERASED_CHANNEL: &str = "twofold_data_keys_erased";
+
+/// Unwrapped keys by id, for at most [`CACHE_TTL`] each and [`CACHE_CAPACITY`] in all, used
+/// only while this instance listens for erasures (otherwise every open reads the key).
 pub(super) struct KeyCache {
     keys: RwLock<HashMap<Uuid, Cached>>,
+    /// The first format's per-tenant keys (`tenant_data_keys`), which only open.
+    tenant_keys: RwLock<HashMap<TenantId, DataKey>>,
+    /// Bumped by every erasure heard: a key read before it is not kept after it.
+    generation: AtomicU64,
+    listening: AtomicBool,
 }
 
 impl KeyCache {
     pub(super) fn new() -> Self {
         Self {
             keys: RwLock::new(HashMap::new()),
+            tenant_keys: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
         }
     }
 
+    /// Where the cache stands; pass it to [`KeyCache::put`] with a key read after it.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     pub(super) fn get(&self, owner: Owner<'_>, key_id: &Uuid) -> Option<DataKey> {
+        if !self.listening.load(Ordering::SeqCst) {
+            return None;
+        }
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let cached = keys.get(key_id)?;
         let mine = &cached.tenant == owner.tenant && cached.user == owner.user_column();
         (mine && cached.fetched.elapsed() < CACHE_TTL).then(|| cached.key.clone())
     }
 
-    pub(super) fn put(&self, owner: Owner<'_>, key_id: Uuid, key: DataKey) {
+    /// Keeps a key read at `generation`, unless an erasure was heard since.
+    pub(super) fn put(&self, generation: u64, owner: Owner<'_>, key_id: Uuid, key: DataKey) {
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.listening.load(Ordering::SeqCst) || self.generation() != generation {
+            return;
+        }
         if keys.len() >= CACHE_CAPACITY {
             keys.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
             if keys.len() >= CACHE_CAPACITY {
@@ -227,46 +253,154 @@ impl KeyCache {
         );
     }
 
-    /// Forgets the keys of one user (`Some`), or of a whole tenant and its users (`None`).
-    pub(super) fn forget(&self, tenant: &TenantId, user: Option<&UserId>) {
+    pub(super) fn tenant_key(&self, tenant: &TenantId) -> Option<DataKey> {
+        if !self.listening.load(Ordering::SeqCst) {
+            return None;
+        }
+        let keys = self
+            .tenant_keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        keys.get(tenant).cloned()
+    }
+
+    pub(super) fn put_tenant_key(&self, generation: u64, tenant: &TenantId, key: DataKey) {
+        // Held as in `put`: an announcement cannot slip between the check and the insert.
+        let keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.listening.load(Ordering::SeqCst) || self.generation() != generation {
+            return;
+        }
+        let mut tenant_keys = self
+            .tenant_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        tenant_keys.insert(tenant.clone(), key);
+        drop(keys);
+    }
+
+    /// Forgets what an erasure announcement (`keys:<id>,<id>` or `tenant:<id>`) names, and
+    /// everything when it names nothing this build understands.
+    pub(super) fn forget_announced(&self, payload: &str) {
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        keys.retain(|_, c| &c.tenant != tenant || user.is_some_and(|u| c.user != u.as_str()));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(ids) = payload.strip_prefix("keys:") {
+            for id in ids.split(',').filter_map(|id| Uuid::parse_str(id).ok()) {
+                keys.remove(&id);
+            }
+        } else if let Some(tenant) = payload.strip_prefix("tenant:") {
+            keys.retain(|_, c| c.tenant.as_str() != tenant);
+            self.tenant_keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|t, _| t.as_str() != tenant);
+        } else {
+            keys.clear();
+            self.tenant_keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+    }
+
+    fn stop_listening(&self) {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        self.listening.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        keys.clear();
+        self.tenant_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// Follows the erasure channel on `pool`; the cache is used only while this runs connected,
+/// and starts empty each time it connects (what was erased meanwhile is unknown).
+pub(super) async fn listen(cache: Weak<KeyCache>, pool: PgPool) {
+    loop {
+        if pool.is_closed() || cache.strong_count() == 0 {
+            return;
+        }
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(ERASED_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        }
+        .await;
+        let mut listener = match connected {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for erasures; not caching data keys");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Some(cache) = cache.upgrade() {
+            cache.stop_listening();
+            cache.listening.store(true, Ordering::SeqCst);
+        }
+        loop {
+            let received = listener.try_recv().await;
+            let Some(cache) = cache.upgrade() else {
+                return;
+            };
+            match received {
+                Ok(Some(notification)) => cache.forget_announced(notification.payload()),
+                Ok(None) | Err(_) => {
+                    cache.stop_listening();
+                    break;
+                }
+            }
+        }
     }
 }
 
 /// Deletes one user's keys (`Some`), or every key of a tenant, its users' and its first-format
-/// key (`None`). Returns how many rows went.
+/// key (`None`), and announces it in the same transaction. Returns how many rows went.
 pub(super) async fn erase(
     pool: &PgPool,
     tenant: &TenantId,
     user: Option<&UserId>,
 ) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await.map_err(StoreError::new)?;
-    let mut erased = match user {
+    let ids: Vec<String> = match user {
         Some(user) => {
-            sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1 AND user_id = $2")
-                .bind(tenant.as_str())
-                .bind(user.as_str())
-                .execute(&mut *tx)
-                .await
+            sqlx::query_scalar(
+                "DELETE FROM data_keys WHERE tenant_id = $1 AND user_id = $2 \
+                 RETURNING key_id::text",
+            )
+            .bind(tenant.as_str())
+            .bind(user.as_str())
+            .fetch_all(&mut *tx)
+            .await
         }
         None => {
-            sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1")
+            sqlx::query_scalar("DELETE FROM data_keys WHERE tenant_id = $1 RETURNING key_id::text")
                 .bind(tenant.as_str())
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
         }
     }
-    .map_err(StoreError::new)?
-    .rows_affected();
-    if user.is_none() {
-        erased += sqlx::query("DELETE FROM tenant_data_keys WHERE tenant_id = $1")
-            .bind(tenant.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::new)?
-            .rows_affected();
-    }
+    .map_err(StoreError::new)?;
+    let mut erased = ids.len() as u64;
+    let announcement = match user {
+        Some(_) => format!("keys:{}", ids.join(",")),
+        None => {
+            erased += sqlx::query("DELETE FROM tenant_data_keys WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::new)?
+                .rows_affected();
+            format!("tenant:{}", tenant.as_str())
+        }
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ERASED_CHANNEL)
+        .bind(announcement)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::new)?;
     tx.commit().await.map_err(StoreError::new)?;
     Ok(erased)
 }

@@ -1,7 +1,6 @@
 //! `PgSealer`: the data keys in PostgreSQL, and the caches that spare a round trip.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
@@ -27,8 +26,7 @@ use crate::config::Key32;
 pub struct PgSealer {
     pool: PgPool,
     master: MasterKeys,
-    tenant_keys: RwLock<HashMap<TenantId, DataKey>>,
-    keys: KeyCache,
+    keys: Arc<KeyCache>,
 }
 
 impl PgSealer {
@@ -39,14 +37,13 @@ impl PgSealer {
     }
 
     /// A sealer that also opens data keys still wrapped under the previous master key, while a
-    /// rotation is under way (`TWOFOLD_MASTER_KEY_PREVIOUS`).
+    /// rotation is under way (`TWOFOLD_MASTER_KEY_PREVIOUS`). It listens for erasures on
+    /// `pool` (in a task that ends when the sealer is dropped), so a key erased by any instance
+    /// is forgotten by all at once.
     pub fn with_master_keys(pool: PgPool, master: MasterKeys) -> Self {
-        Self {
-            pool,
-            master,
-            tenant_keys: RwLock::new(HashMap::new()),
-            keys: KeyCache::new(),
-        }
+        let keys = Arc::new(KeyCache::new());
+        tokio::spawn(keys::listen(Arc::downgrade(&keys), pool.clone()));
+        Self { pool, master, keys }
     }
 
     async fn seal_for(
@@ -55,8 +52,9 @@ impl PgSealer {
         context: &str,
         plaintext: &[u8],
     ) -> Result<SealedSecret, StoreError> {
+        let generation = self.keys.generation();
         let (key_id, key) = keys::current(&self.pool, &self.master, owner).await?;
-        self.keys.put(owner, key_id, key.clone());
+        self.keys.put(generation, owner, key_id, key.clone());
         let sealed =
             seal_keyed(&key, &key_id, owner.tenant, context, plaintext).map_err(StoreError::new)?;
         Ok(encode(&sealed))
@@ -79,10 +77,11 @@ impl PgSealer {
         let key = match self.keys.get(owner, &key_id) {
             Some(key) => key,
             None => {
+                let generation = self.keys.generation();
                 let key = keys::by_id(&self.pool, &self.master, owner, &key_id)
                     .await?
                     .ok_or_else(|| StoreError::new(SealError::Erased))?;
-                self.keys.put(owner, key_id, key.clone());
+                self.keys.put(generation, owner, key_id, key.clone());
                 key
             }
         };
@@ -91,14 +90,10 @@ impl PgSealer {
 
     /// The tenant's first-format key, which only opens: nothing is sealed under it any more.
     async fn tenant_key(&self, tenant: &TenantId) -> Result<DataKey, StoreError> {
-        if let Some(key) = self
-            .tenant_keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(tenant)
-        {
-            return Ok(key.clone());
+        if let Some(key) = self.keys.tenant_key(tenant) {
+            return Ok(key);
         }
+        let generation = self.keys.generation();
         let (wrapped, id) = sqlx::query_as::<_, (Vec<u8>, Option<String>)>(
             "SELECT wrapped_key, master_key_id FROM tenant_data_keys WHERE tenant_id = $1",
         )
@@ -112,21 +107,8 @@ impl PgSealer {
             .unwrap(tenant, &wrapped, id.as_deref())
             .map_err(StoreError::new)?;
         let key = Arc::new(key);
-        let mut keys = self
-            .tenant_keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        Ok(keys.entry(tenant.clone()).or_insert(key).clone())
-    }
-
-    fn forget(&self, tenant: &TenantId, user: Option<&twofold_domain::UserId>) {
-        self.keys.forget(tenant, user);
-        if user.is_none() {
-            self.tenant_keys
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(tenant);
-        }
+        self.keys.put_tenant_key(generation, tenant, key.clone());
+        Ok(key)
     }
 }
 
@@ -186,13 +168,16 @@ impl Sealer for PgSealer {
 
     async fn erase_user(&self, user: &UserRef) -> Result<u64, StoreError> {
         let erased = keys::erase(&self.pool, &user.tenant, Some(&user.user)).await?;
-        self.forget(&user.tenant, Some(&user.user));
+        // Not waiting for the announcement to come back: this process forgets at once.
+        self.keys
+            .forget_announced(&format!("tenant:{}", user.tenant.as_str()));
         Ok(erased)
     }
 
     async fn erase_tenant(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let erased = keys::erase(&self.pool, tenant, None).await?;
-        self.forget(tenant, None);
+        self.keys
+            .forget_announced(&format!("tenant:{}", tenant.as_str()));
         Ok(erased)
     }
 }
