@@ -77,6 +77,10 @@ enum KeysCommand {
     /// Rewrap every data key under TWOFOLD_MASTER_KEY, opening those still under
     /// TWOFOLD_MASTER_KEY_PREVIOUS; safe while the service runs, and to run again.
     Rotate,
+    /// Move what was sealed before per-user keys (under one key per tenant) to the per-user
+    /// keys, then destroy those tenant keys, so an erasure reaches the whole history; safe while
+    /// the service runs, and to run again.
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -107,7 +111,13 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     // Zero-config keeps its master key in dev-secrets.env; a rotation that did not also replace
     // it there would lock the next `serve` out of every tenant.
-    if matches!(cli.command, Command::Keys { .. }) && settings.zero_config() {
+    let rotation = matches!(
+        cli.command,
+        Command::Keys {
+            command: KeysCommand::Rotate
+        }
+    );
+    if rotation && settings.zero_config() {
         anyhow::bail!(
             "keys rotate is for deployments with DATABASE_URL: zero-config mode keeps its master \
              key in {}/dev-secrets.env",
@@ -231,6 +241,13 @@ async fn run(
         // Handled in `main` before any configuration is read.
         Command::Bench(_) | Command::Chaos(_) => {
             Err(anyhow::anyhow!("bench and chaos run on their own database"))
+        }
+        Command::Keys {
+            command: KeysCommand::Reseal,
+        } => {
+            let databases =
+                Databases::connect(&db.url, settings.key_database_url.as_deref(), 4).await?;
+            twofold::reseal::run(databases, &secrets, delivery, DEFAULT_SETTLE_TIMEOUT).await
         }
         Command::Keys {
             command: KeysCommand::Rotate,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use twofold_domain::tenant::{NewApiKey, Tenant, TenantCommand};
+use twofold_domain::user::UserRef;
 use twofold_domain::{
     ApiKeyId, KeyLabel, Policy, PolicyChange, Reason, Role, TenantId, TenantName,
 };
@@ -117,6 +118,84 @@ impl TenantService {
             )
             .await?;
         Ok(self.sealer.erase_tenant(&tenant_id).await?)
+    }
+
+    /// `twofold keys reseal` for one tenant: every user's first-format seals, then the delivery
+    /// settings, sealed again under the new keys; then, only if nothing in use is left in the
+    /// first format, the tenant's first-format key is destroyed, so what the history holds
+    /// sealed under it (old addresses and secrets, in events and snapshots) no longer opens
+    /// either. Safe to run while the service runs, and again.
+    pub async fn reseal(
+        &self,
+        users: &crate::users::UserService,
+        tenant: &TenantId,
+        user_ids: &[twofold_domain::UserId],
+        ctx: &RequestContext,
+    ) -> Result<TenantReseal, ServiceError> {
+        let mut report = TenantReseal::default();
+        let refs: Vec<UserRef> = user_ids
+            .iter()
+            .map(|user| UserRef {
+                tenant: tenant.clone(),
+                user: user.clone(),
+            })
+            .collect();
+        for user in &refs {
+            report.seals += users.reseal(user, ctx).await?;
+        }
+        report.seals += usize::from(self.reseal_settings(tenant, ctx).await?);
+        // Counted afresh: a user changed meanwhile holds only new seals, but an instance still
+        // running an older build could have sealed in the first format since.
+        for user in &refs {
+            report.left += users.first_format_seals(user).await?;
+        }
+        let state = self.load(tenant).await?;
+        report.left += usize::from(
+            state
+                .delivery()
+                .is_some_and(|d| self.sealer.needs_reseal(&d.sealed)),
+        );
+        if report.left == 0 {
+            report.retired = self.sealer.retire_first_format_key(tenant).await?;
+        }
+        Ok(report)
+    }
+
+    /// The delivery settings sealed again under the tenant's new key, if they are in the first
+    /// format (recorded as a change to the same settings).
+    async fn reseal_settings(
+        &self,
+        tenant: &TenantId,
+        ctx: &RequestContext,
+    ) -> Result<bool, ServiceError> {
+        let state = self.load(tenant).await?;
+        let Some(delivery) = state
+            .delivery()
+            .filter(|d| self.sealer.needs_reseal(&d.sealed))
+        else {
+            return Ok(false);
+        };
+        let context = crate::delivery_settings::settings_context(tenant);
+        let value = self.sealer.open(tenant, &context, &delivery.sealed).await?;
+        let sealed = self.sealer.seal(tenant, &context, &value).await?;
+        self.commands
+            .execute(
+                &tenant.tenant_aggregate_id(),
+                TenantCommand::SetDeliverySettings {
+                    settings: Some((delivery.facts.clone(), sealed)),
+                    at: self.clock.now(),
+                },
+                ctx.metadata(tenant, &Actor::Operator),
+            )
+            .await?;
+        Ok(true)
+    }
+
+    async fn load(&self, tenant: &TenantId) -> Result<Tenant, ServiceError> {
+        self.commands
+            .load(&tenant.tenant_aggregate_id())
+            .await
+            .map_err(crate::error::from_aggregate_error)
     }
 
     /// Creates a tenant with a server-minted id (or `requested_id`, for the zero-config `demo`
@@ -279,4 +358,15 @@ impl TenantService {
         TenantId::parse(&format!("t{}", base32_lower(&bytes)))
             .map_err(|e| ServiceError::Internal(Box::new(e)))
     }
+}
+
+/// What `twofold keys reseal` did for one tenant.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TenantReseal {
+    /// Seals moved to the new keys.
+    pub seals: usize,
+    /// First-format seals still in use afterwards (the key is kept while any is).
+    pub left: usize,
+    /// Whether the first-format key was destroyed.
+    pub retired: bool,
 }

@@ -222,6 +222,7 @@ impl User {
             UserAction::ClearLockout { by, reason } => self.decide_clear_lockout(by, reason, at),
             UserAction::Reset { by, reason } => self.decide_reset(by, reason, at),
             UserAction::Erase { by, reason } => self.decide_erase(by, reason, at),
+            UserAction::Reseal { seals } => Ok(self.decide_reseal(seals, at)),
         }
     }
 }

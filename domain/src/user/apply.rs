@@ -42,6 +42,7 @@ impl User {
             | UserEvent::TwoFactorReset { .. }
             | UserEvent::UserErased { .. } => self.apply_removal(event),
             UserEvent::SignInEvaluated { .. } => {}
+            UserEvent::SecretsResealed { seals, .. } => self.apply_resealed(seals),
             // A tag no longer supported reads as none: the tenant's default, else English.
             UserEvent::LocaleChanged { locale, .. } => self.locale = Locale::parse(&locale).ok(),
             UserEvent::WebAuthnRegistrationStarted { .. }

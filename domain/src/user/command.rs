@@ -291,6 +291,8 @@ pub enum UserAction {
         /// Why.
         reason: Reason,
     },
+    /// Record new seals of what the state holds (operator, `twofold keys reseal`).
+    Reseal { seals: Vec<super::Resealed> },
     /// Erase the user (admin, a data-protection request): everything `Reset` removes, and the
     /// contact details and language too. The service destroys the user's data keys after this
     /// is recorded, so every seal ever made for the user stops opening.

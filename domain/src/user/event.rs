@@ -364,6 +364,13 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// What the state held sealed was sealed again under another key (`twofold keys reseal`):
+    /// the same values, new seals, in the places named.
+    SecretsResealed {
+        seals: Vec<(super::SealSlot, SealedSecret)>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A security notice is to be sent (decided with the change it tells of, in the same
     /// commit); the delivery worker sends it and records the outcome.
     NotificationQueued {
@@ -423,6 +430,7 @@ impl DomainEvent for UserEvent {
             UserEvent::LocaleChanged { .. } => "LocaleChanged",
             UserEvent::TwoFactorReset { .. } => "TwoFactorReset",
             UserEvent::UserErased { .. } => "UserErased",
+            UserEvent::SecretsResealed { .. } => "SecretsResealed",
             UserEvent::DeviceTrusted { .. } => "DeviceTrusted",
             UserEvent::DeviceTrustRevoked { .. } => "DeviceTrustRevoked",
             UserEvent::SignInEvaluated { .. } => "SignInEvaluated",
@@ -460,6 +468,7 @@ impl UserEvent {
             | UserEvent::FactorRemoved { at, .. }
             | UserEvent::TwoFactorReset { at, .. }
             | UserEvent::UserErased { at, .. }
+            | UserEvent::SecretsResealed { at, .. }
             | UserEvent::EmailFactorAdded { at, .. }
             | UserEvent::PhoneFactorAdded { at, .. }
             | UserEvent::CodeSent { at, .. }

@@ -15,6 +15,7 @@ mod event;
 mod factors;
 mod lockout;
 mod notify;
+mod reseal;
 mod sign_in;
 mod state;
 mod totp;
@@ -68,6 +69,7 @@ pub use error::UserError;
 pub use event::{DeviceRevocation, UserEvent};
 pub use lockout::{lockout_duration, Lockout, FAILURES_PER_LOCKOUT, MAX_FAILURES_WITHOUT_ADMIN};
 pub use notify::{notice_mask, NotificationKind, Notifications, QueuedNotification};
+pub use reseal::{Resealed, SealSlot};
 pub use sign_in::{grace_ends_at, SignInAttempt, SignInDecision, SignInPolicy, SignInReason};
 pub use state::{
     Challenge, ContactFactor, DeliveryState, RecoverySlot, TotpFactor, TrustedDevice, User,

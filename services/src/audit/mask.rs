@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 use twofold_domain::tenant::TenantEvent;
-use twofold_domain::user::UserEvent;
+use twofold_domain::user::{SealSlot, UserEvent};
 
 /// Every event type the log can hold: the values `eventTypes` filters accept.
 pub const EVENT_TYPES: &[&str] = &[
@@ -48,6 +48,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "SignInEvaluated",
     "TwoFactorReset",
     "UserErased",
+    "SecretsResealed",
     "WebAuthnRegistrationStarted",
     "WebAuthnCredentialRegistered",
     "WebAuthnAuthenticationStarted",
@@ -382,6 +383,14 @@ fn user(event: &UserEvent) -> Value {
         UserEvent::TwoFactorReset { by, reason, at } | UserEvent::UserErased { by, reason, at } => {
             json!({ "by": by.as_str(), "reason": reason.as_str(), "at": at })
         }
+        // Which places were resealed, never the seals.
+        UserEvent::SecretsResealed { seals, at } => json!({
+            "places": seals.iter().map(|(slot, _)| match slot {
+                SealSlot::WebAuthnCredential(_) => "WebAuthnCredential".to_owned(),
+                other => format!("{other:?}"),
+            }).collect::<Vec<_>>(),
+            "at": at,
+        }),
         UserEvent::WebAuthnRegistrationStarted {
             challenge_id,
             state: _,

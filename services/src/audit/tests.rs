@@ -268,6 +268,10 @@ fn one_of_every_event() -> Vec<(&'static str, serde_json::Value, String)> {
             reason: Reason::parse("GDPR request 42").unwrap(),
             at,
         },
+        UserEvent::SecretsResealed {
+            seals: vec![(twofold_domain::user::SealSlot::Totp, sealed())],
+            at,
+        },
         UserEvent::WebAuthnRegistrationStarted {
             challenge_id: "wa1".into(),
             state: sealed(),

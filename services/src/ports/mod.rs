@@ -267,6 +267,12 @@ pub trait Sealer: Send + Sync {
     async fn erase_user(&self, user: &twofold_domain::user::UserRef) -> Result<u64, StoreError>;
     /// Destroys every key of the tenant and its users.
     async fn erase_tenant(&self, tenant: &TenantId) -> Result<u64, StoreError>;
+    /// Whether `sealed` is under the tenant's first-format key (sealed before per-user keys),
+    /// and should be sealed again (`twofold keys reseal`).
+    fn needs_reseal(&self, sealed: &twofold_domain::secrets::SealedSecret) -> bool;
+    /// Destroys the tenant's first-format key, once nothing in use is sealed under it: every
+    /// seal made before per-user keys stops opening. Returns whether there was one.
+    async fn retire_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError>;
 }
 
 /// What an authenticator app needs to enroll: shown once, never stored in clear.

@@ -151,6 +151,14 @@ impl Sealer for FakeSealer {
     async fn erase_tenant(&self, _tenant: &TenantId) -> Result<u64, StoreError> {
         Ok(0)
     }
+
+    fn needs_reseal(&self, _sealed: &SealedSecret) -> bool {
+        false
+    }
+
+    async fn retire_first_format_key(&self, _tenant: &TenantId) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// TOTP with a stand-in for HMAC: a code is a function of the secret and the time step only.

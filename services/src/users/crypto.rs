@@ -39,7 +39,7 @@ fn webauthn_ceremony_context(user: &UserRef) -> String {
 }
 
 /// The seal context of a registered WebAuthn credential.
-fn webauthn_credential_context(user: &UserRef) -> String {
+pub(super) fn webauthn_credential_context(user: &UserRef) -> String {
     format!("{}/webauthn-credential", user.aggregate_id())
 }
 

@@ -28,6 +28,7 @@ mod errors;
 mod factors;
 mod inputs;
 mod notices;
+mod reseal;
 mod run;
 mod sign_in;
 #[cfg(test)]

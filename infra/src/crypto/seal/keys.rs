@@ -278,7 +278,8 @@ impl KeyCache {
         drop(keys);
     }
 
-    /// Forgets what an erasure announcement (`keys:<id>,<id>` or `tenant:<id>`) names, and
+    /// Forgets what an erasure announcement (`keys:<id>,<id>`, `first-format:<tenant>` or
+    /// `tenant:<id>`) names, and
     /// everything when it names nothing this build understands.
     pub(super) fn forget_announced(&self, payload: &str) {
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
@@ -287,6 +288,11 @@ impl KeyCache {
             for id in ids.split(',').filter_map(|id| Uuid::parse_str(id).ok()) {
                 keys.remove(&id);
             }
+        } else if let Some(tenant) = payload.strip_prefix("first-format:") {
+            self.tenant_keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|t, _| t.as_str() != tenant);
         } else if let Some(tenant) = payload.strip_prefix("tenant:") {
             keys.retain(|_, c| c.tenant.as_str() != tenant);
             self.tenant_keys
@@ -403,4 +409,26 @@ pub(super) async fn erase(
         .map_err(StoreError::new)?;
     tx.commit().await.map_err(StoreError::new)?;
     Ok(erased)
+}
+
+/// Deletes the tenant's first-format key and announces it (every instance forgets it).
+pub(super) async fn retire_first_format_key(
+    pool: &PgPool,
+    tenant: &TenantId,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.map_err(StoreError::new)?;
+    let deleted = sqlx::query("DELETE FROM tenant_data_keys WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::new)?
+        .rows_affected();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ERASED_CHANNEL)
+        .bind(format!("first-format:{}", tenant.as_str()))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::new)?;
+    tx.commit().await.map_err(StoreError::new)?;
+    Ok(deleted > 0)
 }

@@ -16,6 +16,7 @@
 //! opened, for values sealed before per-user keys; `twofold keys reseal` moves what is still
 //! in use to the new keys and then destroys those tenant keys.
 
+mod first_format;
 mod keys;
 mod master;
 mod rotate;
@@ -32,6 +33,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Key32;
 
+pub use first_format::{tenants_with_first_format_keys, users_of};
 pub use master::{master_key_id, MasterKeys};
 pub use rotate::{rotate_master_key, Rotation};
 pub use sealer::PgSealer;

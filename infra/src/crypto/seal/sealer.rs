@@ -174,6 +174,14 @@ impl Sealer for PgSealer {
         Ok(erased)
     }
 
+    fn needs_reseal(&self, sealed: &SealedSecret) -> bool {
+        decode(sealed).is_ok_and(|bytes| bytes.first() == Some(&SEAL_VERSION))
+    }
+
+    async fn retire_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        keys::retire_first_format_key(&self.pool, tenant).await
+    }
+
     async fn erase_tenant(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let erased = keys::erase(&self.pool, tenant, None).await?;
         self.keys

@@ -2,6 +2,7 @@
 //! read models, the key database, or a backup taken before and restored after) yields the
 //! user's contact details or TOTP secret, while the history stays and other users are intact.
 
+mod reseal;
 mod tenant;
 
 use std::time::Duration;
@@ -25,13 +26,14 @@ const ERASE: &str = "mutation($u: ID!, $r: String!) { eraseUser(userId: $u, reas
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The TOTP code for `uri` at the current step plus `offset`.
-fn totp_code(uri: &str, offset: u64) -> String {
+fn totp_code(uri: &str, offset: i64) -> String {
     let totp = totp_rs::Totp::from_url(uri).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    totp.generate((now / 30 + offset) * 30).to_string()
+    totp.generate((now / 30).saturating_add_signed(offset) * 30)
+        .to_string()
 }
 
 /// What a user was given: the TOTP URI and secret, and the recovery codes.
@@ -47,7 +49,7 @@ async fn enroll(app: &TestApp, key: &str, user: &str) -> Enrolled {
 
 /// Enrolls with the code `offset` steps from now (a step used once is never accepted again,
 /// not even for a new secret after an erasure).
-async fn enroll_at(app: &TestApp, key: &str, user: &str, offset: u64) -> Enrolled {
+async fn enroll_at(app: &TestApp, key: &str, user: &str, offset: i64) -> Enrolled {
     let started = app.gql(Some(key), START, json!({ "u": user })).await;
     let uri = started.data()["startTotpEnrollment"]["otpauthUri"]
         .as_str()

@@ -1,0 +1,47 @@
+//! `twofold keys reseal`: every tenant that still has a first-format key, its users' seals and
+//! its delivery settings moved to the new keys, then that key destroyed.
+
+use twofold_infra::crypto::seal::{tenants_with_first_format_keys, users_of};
+use twofold_services::RequestContext;
+
+use crate::databases::Databases;
+use crate::startup::{Delivery, Wiring};
+
+/// Runs it; fails (after doing what it could) if any tenant keeps its first-format key.
+pub async fn run(
+    databases: Databases,
+    secrets: &twofold_infra::config::Secrets,
+    delivery: &Delivery,
+    settle_timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let (events, keys) = (databases.events.clone(), databases.keys.clone());
+    let wiring = Wiring::new(databases, secrets, delivery, settle_timeout).await?;
+    let ctx = RequestContext::system("cli");
+    let mut kept = vec![];
+    for tenant in tenants_with_first_format_keys(&keys).await? {
+        let users = users_of(&events, &tenant).await?;
+        let done = wiring
+            .tenants
+            .reseal(&wiring.users, &tenant, &users, &ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("tenant {tenant}: {e}"))?;
+        println!(
+            "Tenant {tenant}: {} seals moved to the new keys; first-format key {}.",
+            done.seals,
+            if done.retired { "destroyed" } else { "kept" }
+        );
+        if !done.retired {
+            kept.push(format!("{tenant} ({} seals left)", done.left));
+        }
+    }
+    if !kept.is_empty() {
+        anyhow::bail!(
+            "first-format keys kept for {}: something was sealed in the first format meanwhile \
+             (an instance still on an older version?); run this again once every instance runs \
+             this version",
+            kept.join(", ")
+        );
+    }
+    println!("No first-format key is left: an erasure now reaches everything ever sealed.");
+    Ok(())
+}
