@@ -22,10 +22,13 @@ pub struct Databases {
 const KEY_POOL_SIZE: u32 = 4;
 
 impl Databases {
-    /// Connects to and migrates both. With a separate key database, refuses to start while the
-    /// event database still holds data keys (its backups would hold them too), or while the
-    /// key database holds none but the event database has sealed for tenants (a key database
-    /// left empty by mistake would make new keys and leave every earlier seal unreadable).
+    /// Connects to and migrates both. Refuses to start:
+    /// - without a key database when this event database was once started with one (a process
+    ///   that forgot the variable would make keys here, and erase or rotate nothing there);
+    /// - with one that is the event database itself under another URL;
+    /// - while the event database still holds data keys (its backups would hold them too);
+    /// - while the key database holds none but secrets are sealed (a wrong database would make
+    ///   new keys and leave every earlier seal unreadable).
     pub async fn connect(
         events_url: &str,
         keys_url: Option<&str>,
@@ -35,7 +38,16 @@ impl Databases {
             .await
             .context("connecting to PostgreSQL (check DATABASE_URL)")?;
         pg::migrate(&events).await.context("running migrations")?;
-        let Some(keys_url) = keys_url.filter(|k| *k != events_url) else {
+        let recorded_separate: Option<bool> = sqlx::query_scalar("SELECT separate FROM key_store")
+            .fetch_optional(&events)
+            .await?;
+        let Some(keys_url) = keys_url else {
+            if recorded_separate == Some(true) {
+                anyhow::bail!(
+                    "this event database keeps its data keys in a separate key database: set \
+                     TWOFOLD_KEY_DATABASE_URL (docs/operations.md, \"Erasure and backups\")"
+                );
+            }
             return Ok(Self {
                 keys: events.clone(),
                 events,
@@ -45,6 +57,12 @@ impl Databases {
         let keys = pg::connect(keys_url, KEY_POOL_SIZE)
             .await
             .context("connecting to the key database (check TWOFOLD_KEY_DATABASE_URL)")?;
+        if identity(&events, events_url).await == identity(&keys, keys_url).await {
+            anyhow::bail!(
+                "TWOFOLD_KEY_DATABASE_URL names the event database itself: leave it unset, or \
+                 name another database"
+            );
+        }
         // The whole schema: only the two key tables are used there, but one migration history
         // keeps both databases on the same version.
         pg::migrate(&keys)
@@ -53,14 +71,18 @@ impl Databases {
         let left_behind = key_rows(&events).await?;
         if left_behind > 0 {
             anyhow::bail!(
-                "TWOFOLD_KEY_DATABASE_URL is set, but the event database still holds {left_behind} \
-                 data keys: move them to the key database and delete them here \
-                 (docs/operations.md, \"A separate key database\")"
+                "TWOFOLD_KEY_DATABASE_URL is set, but the event database holds {left_behind} data \
+                 keys. When moving to a key database, copy them there first, then delete them \
+                 here. After restoring an old backup of the event database, only delete them \
+                 here: copying them would bring back the keys of users erased since \
+                 (docs/operations.md, \"Erasure and backups\")"
             );
         }
         let sealed_before: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'user' \
-             AND event_type IN ('TotpEnrollmentStarted', 'EmailFactorAdded', 'PhoneFactorAdded'))",
+            "SELECT EXISTS (SELECT 1 FROM events WHERE event_type IN ( \
+               'TotpEnrollmentStarted', 'EmailFactorAdded', 'PhoneFactorAdded', \
+               'WebAuthnRegistrationStarted', 'WebAuthnCredentialRegistered', \
+               'DeliverySettingsChanged'))",
         )
         .fetch_one(&events)
         .await?;
@@ -68,15 +90,32 @@ impl Databases {
             anyhow::bail!(
                 "the key database (TWOFOLD_KEY_DATABASE_URL) holds no data keys, but the event \
                  database has secrets sealed under some: is it the right database? \
-                 (docs/operations.md, \"A separate key database\")"
+                 (docs/operations.md, \"Erasure and backups\")"
             );
         }
+        sqlx::query(
+            "INSERT INTO key_store (separate) VALUES (true) \
+             ON CONFLICT (only_row) DO UPDATE SET separate = true",
+        )
+        .execute(&events)
+        .await?;
         Ok(Self {
             events,
             keys,
             separate_keys: true,
         })
     }
+}
+
+/// Which server and database a pool reaches, whatever its URL says; the URL itself where the
+/// server will not tell (reading `pg_control_system()` may need a grant).
+async fn identity(pool: &PgPool, url: &str) -> (String, String) {
+    sqlx::query_as(
+        "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()::text",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|_| (url.to_owned(), String::new()))
 }
 
 async fn key_rows(pool: &PgPool) -> anyhow::Result<i64> {

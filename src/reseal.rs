@@ -19,26 +19,33 @@ pub async fn run(
     let ctx = RequestContext::system("cli");
     let mut kept = vec![];
     for tenant in tenants_with_first_format_keys(&keys).await? {
-        let users = users_of(&events, &tenant).await?;
-        let done = wiring
+        let fail = |e: twofold_services::ServiceError| anyhow::anyhow!("tenant {tenant}: {e}");
+        let (users, _) = users_of(&events, &tenant).await?;
+        let moved = wiring
             .tenants
             .reseal(&wiring.users, &tenant, &users, &ctx)
             .await
-            .map_err(|e| anyhow::anyhow!("tenant {tenant}: {e}"))?;
+            .map_err(fail)?;
+        // Listed again: a user created meanwhile by an older instance must hold it back.
+        let (users, unlisted) = users_of(&events, &tenant).await?;
+        let (left, retired) = wiring
+            .tenants
+            .retire_first_format_key(&wiring.users, &tenant, &users, unlisted)
+            .await
+            .map_err(fail)?;
         println!(
-            "Tenant {tenant}: {} seals moved to the new keys; first-format key {}.",
-            done.seals,
-            if done.retired { "destroyed" } else { "kept" }
+            "Tenant {tenant}: {moved} seals moved to the new keys; first-format key {}.",
+            if retired { "destroyed" } else { "kept" }
         );
-        if !done.retired {
-            kept.push(format!("{tenant} ({} seals left)", done.left));
+        if !retired {
+            kept.push(format!("{tenant} ({left} seals left)"));
         }
     }
     if !kept.is_empty() {
         anyhow::bail!(
-            "first-format keys kept for {}: something was sealed in the first format meanwhile \
-             (an instance still on an older version?); run this again once every instance runs \
-             this version",
+            "first-format keys kept for {}: something is still sealed in the first format (an \
+             instance still on an older version, or a user id this version does not accept); \
+             run this again once every instance runs this version",
             kept.join(", ")
         );
     }

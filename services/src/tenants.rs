@@ -120,45 +120,50 @@ impl TenantService {
         Ok(self.sealer.erase_tenant(&tenant_id).await?)
     }
 
-    /// `twofold keys reseal` for one tenant: every user's first-format seals, then the delivery
-    /// settings, sealed again under the new keys; then, only if nothing in use is left in the
-    /// first format, the tenant's first-format key is destroyed, so what the history holds
-    /// sealed under it (old addresses and secrets, in events and snapshots) no longer opens
-    /// either. Safe to run while the service runs, and again.
+    /// `twofold keys reseal` for one tenant, first half: every listed user's first-format
+    /// seals, then the delivery settings, sealed again under the new keys. Returns how many
+    /// moved. Safe to run while the service runs, and again.
     pub async fn reseal(
         &self,
         users: &crate::users::UserService,
         tenant: &TenantId,
         user_ids: &[twofold_domain::UserId],
         ctx: &RequestContext,
-    ) -> Result<TenantReseal, ServiceError> {
-        let mut report = TenantReseal::default();
-        let refs: Vec<UserRef> = user_ids
-            .iter()
-            .map(|user| UserRef {
-                tenant: tenant.clone(),
-                user: user.clone(),
-            })
-            .collect();
-        for user in &refs {
-            report.seals += users.reseal(user, ctx).await?;
+    ) -> Result<usize, ServiceError> {
+        let mut moved = 0;
+        for user in user_refs(tenant, user_ids) {
+            moved += users.reseal(&user, ctx).await?;
         }
-        report.seals += usize::from(self.reseal_settings(tenant, ctx).await?);
-        // Counted afresh: a user changed meanwhile holds only new seals, but an instance still
-        // running an older build could have sealed in the first format since.
-        for user in &refs {
-            report.left += users.first_format_seals(user).await?;
+        Ok(moved + usize::from(self.reseal_settings(tenant, ctx).await?))
+    }
+
+    /// Second half: destroys the tenant's first-format key if nothing in use is sealed under it
+    /// any more, so what the history holds sealed under it (old addresses and secrets, in events
+    /// and snapshots) no longer opens either. `user_ids` must be listed afresh, after the first
+    /// half (a user created meanwhile by an instance on an older version counts), and
+    /// `unlisted` counts users whose id could not be read (each counts as one seal left).
+    /// Returns what was left, and whether the key was destroyed.
+    pub async fn retire_first_format_key(
+        &self,
+        users: &crate::users::UserService,
+        tenant: &TenantId,
+        user_ids: &[twofold_domain::UserId],
+        unlisted: usize,
+    ) -> Result<(usize, bool), ServiceError> {
+        let mut left = unlisted;
+        for user in user_refs(tenant, user_ids) {
+            left += users.first_format_seals(&user).await?;
         }
         let state = self.load(tenant).await?;
-        report.left += usize::from(
+        left += usize::from(
             state
                 .delivery()
                 .is_some_and(|d| self.sealer.needs_reseal(&d.sealed)),
         );
-        if report.left == 0 {
-            report.retired = self.sealer.retire_first_format_key(tenant).await?;
+        if left > 0 {
+            return Ok((left, false));
         }
-        Ok(report)
+        Ok((0, self.sealer.retire_first_format_key(tenant).await?))
     }
 
     /// The delivery settings sealed again under the tenant's new key, if they are in the first
@@ -360,13 +365,12 @@ impl TenantService {
     }
 }
 
-/// What `twofold keys reseal` did for one tenant.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct TenantReseal {
-    /// Seals moved to the new keys.
-    pub seals: usize,
-    /// First-format seals still in use afterwards (the key is kept while any is).
-    pub left: usize,
-    /// Whether the first-format key was destroyed.
-    pub retired: bool,
+fn user_refs(tenant: &TenantId, user_ids: &[twofold_domain::UserId]) -> Vec<UserRef> {
+    user_ids
+        .iter()
+        .map(|user| UserRef {
+            tenant: tenant.clone(),
+            user: user.clone(),
+        })
+        .collect()
 }

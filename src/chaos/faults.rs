@@ -171,6 +171,13 @@ impl System {
         self.sms.inbox.set_down(false);
     }
 
+    /// Stops the instances, leaving PostgreSQL running for the checks.
+    pub async fn stop_instances(&mut self) {
+        for instance in self.instances.iter_mut().filter_map(Option::take) {
+            instance.terminate(Duration::from_secs(10)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         for instance in self.instances.iter_mut().filter_map(Option::take) {
             instance.terminate(Duration::from_secs(10)).await;

@@ -8,6 +8,7 @@ mod account;
 mod faults;
 mod load;
 mod proxy;
+mod read_models;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,8 +87,8 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
     let exe = std::env::current_exe().context("finding the twofold executable")?;
     eprintln!("chaos: starting {INSTANCES} instances");
     let mut system = System::start(
-        exe,
-        env,
+        exe.clone(),
+        env.clone(),
         dir.to_path_buf(),
         INSTANCES,
         pg,
@@ -141,11 +142,32 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
         settling.elapsed().as_secs_f64()
     );
     let inboxes: [&Inbox; 2] = [&system.smtp.inbox, &system.sms.inbox];
-    let accounts = account::check(&direct, &tenant, &ledger, &inboxes).await?;
+    let mut accounts = account::check(&direct, &tenant, &ledger, &inboxes).await?;
+    let (logged, read, missing, disordered) =
+        read_models::audit_gaps(&api, &cast.admin_key, &direct, &tenant).await?;
+    accounts.lines.push(format!(
+        "audit history read through the API, oldest first: {read} of {logged} events, \
+         {missing} missing, {disordered} repeated or out of commit order"
+    ));
+    system.stop_instances().await;
+    let differing = read_models::differing_from_rebuild(&direct, &exe, &env).await?;
+    accounts.lines.push(format!(
+        "read models equal to a rebuild from the log: {}",
+        if differing.is_empty() {
+            "all five".to_owned()
+        } else {
+            format!("NO, {} differ", differing.join(", "))
+        }
+    ));
     let stats = ledger.stats();
     report(&stats, &faults, &accounts, started.elapsed());
     system.stop().await;
     direct.close().await;
+    if missing > 0 || disordered > 0 || !differing.is_empty() {
+        return Err(anyhow!(
+            "the audit history has gaps or the read models differ from a rebuild (see above)"
+        ));
+    }
     if accounts.lost > 0 || accounts.duplicated > 0 || accounts.lockout_errors > 0 {
         return Err(anyhow!(
             "the run lost or duplicated acknowledged work (see the lines above)"

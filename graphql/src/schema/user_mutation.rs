@@ -22,8 +22,10 @@ impl UserMutation {
     /// ADMIN. Erases the user, for a data-protection request: every factor, contact detail,
     /// recovery code, trusted device and queued notice goes, as with `resetTwoFactor`, and the
     /// user's data keys are destroyed, so their email address, phone number, TOTP secret and
-    /// passkeys can never be read again from any stored copy, backups included. The history
-    /// stays, masked, with a `UserErased` event; the user may enroll again as a new start.
+    /// passkeys can never be read again from any stored copy (backups too, with a separate key
+    /// database; see `complete` for what was sealed before per-user keys). The history stays,
+    /// masked, with a `UserErased` event; the user may enroll again as a new start. The reason
+    /// is kept and shown to auditors: put a reference in it, not personal data.
     #[graphql(guard = "RoleGuard(ADMIN)")]
     async fn erase_user(
         &self,

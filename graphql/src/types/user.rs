@@ -244,6 +244,11 @@ pub struct UserErasure {
     /// Data keys destroyed: 1 when the user had anything sealed, 0 when nothing was left
     /// (erasing again after an erasure that failed half-way finishes it).
     keys_destroyed: i32,
+    /// False while the tenant still has its data key from before per-user keys: what was
+    /// sealed for the user before then (in older events, snapshots and backups) still opens
+    /// until the operator runs `twofold keys reseal`, which destroys that key and so completes
+    /// every erasure made before it.
+    complete: bool,
 }
 
 impl From<twofold_services::users::Erasure> for UserErasure {
@@ -252,6 +257,7 @@ impl From<twofold_services::users::Erasure> for UserErasure {
             user_id: ID(e.user_id.as_str().to_owned()),
             erased_at: e.erased_at,
             keys_destroyed: i32::try_from(e.keys_destroyed).unwrap_or(i32::MAX),
+            complete: e.complete,
         }
     }
 }

@@ -270,6 +270,9 @@ pub trait Sealer: Send + Sync {
     /// Whether `sealed` is under the tenant's first-format key (sealed before per-user keys),
     /// and should be sealed again (`twofold keys reseal`).
     fn needs_reseal(&self, sealed: &twofold_domain::secrets::SealedSecret) -> bool;
+    /// Whether the tenant still has its first-format key (what was sealed before per-user keys
+    /// opens under it until `twofold keys reseal` destroys it).
+    async fn has_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError>;
     /// Destroys the tenant's first-format key, once nothing in use is sealed under it: every
     /// seal made before per-user keys stops opening. Returns whether there was one.
     async fn retire_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError>;

@@ -152,6 +152,10 @@ impl Sealer for FakeSealer {
         Ok(0)
     }
 
+    async fn has_first_format_key(&self, _tenant: &TenantId) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     fn needs_reseal(&self, _sealed: &SealedSecret) -> bool {
         false
     }

@@ -54,11 +54,17 @@ impl UserService {
             )
             .await?;
         let keys_destroyed = self.crypto.sealer.erase_user(&user).await?;
-        tracing::info!(keys_destroyed, "user erased");
+        let complete = !self
+            .crypto
+            .sealer
+            .has_first_format_key(&user.tenant)
+            .await?;
+        tracing::info!(keys_destroyed, complete, "user erased");
         Ok(Erasure {
             user_id: user.user,
             erased_at: at,
             keys_destroyed,
+            complete,
         })
     }
 
@@ -94,4 +100,7 @@ pub struct Erasure {
     /// Data keys destroyed: 1 for a user who had anything sealed, 0 when there was nothing
     /// (or an earlier erasure already destroyed it).
     pub keys_destroyed: u64,
+    /// False while the tenant still has its key from before per-user keys: what was sealed
+    /// for the user before then still opens, until `twofold keys reseal` destroys that key.
+    pub complete: bool,
 }

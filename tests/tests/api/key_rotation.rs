@@ -54,7 +54,7 @@ async fn a_rotation_rewraps_every_data_key_and_only_the_new_master_key_is_needed
     assert!(done.rewrapped >= 1, "{done:?}");
     // Again: nothing left to do.
     let again = rotate_master_key(&running.db, &keys).await.unwrap();
-    assert_eq!((again.rewrapped, again.current), (0, done.rewrapped));
+    assert_eq!((again.rewrapped, again.current), (0, done.current));
     let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_key_id FROM data_keys")
         .fetch_all(&running.db)
         .await

@@ -95,6 +95,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("testDelivery", "mutation { testDelivery(channel: EMAIL, destination: \"a@example.com\") { delivered } }", &["ADMIN"]),
     ("resetTwoFactor", "mutation { resetTwoFactor(userId: \"u\", reason: \"r\") { enabled } }", &["ADMIN"]),
     ("clearLockout", "mutation { clearLockout(userId: \"u\", reason: \"r\") { enabled } }", &["ADMIN"]),
+    ("eraseUser", "mutation { eraseUser(userId: \"u\", reason: \"r\") { keysDestroyed } }", &["ADMIN"]),
     ("startTotpEnrollment", "mutation { startTotpEnrollment(userId: \"u\") { secret } }", &["APP"]),
     ("confirmTotpEnrollment", "mutation { confirmTotpEnrollment(userId: \"u\", code: \"123456\") { codes } }", &["APP"]),
     ("addEmail", "mutation { addEmail(userId: \"u\", email: \"u@example.com\") { id } }", &["APP"]),

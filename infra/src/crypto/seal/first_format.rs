@@ -17,8 +17,13 @@ pub async fn tenants_with_first_format_keys(keys: &PgPool) -> Result<Vec<TenantI
         .collect())
 }
 
-/// Every user the event log knows of in `tenant`.
-pub async fn users_of(events: &PgPool, tenant: &TenantId) -> Result<Vec<UserId>, StoreError> {
+/// Every user the event log knows of in `tenant`, and how many user aggregates of it have an id
+/// this version does not accept (they cannot be checked, so they count against retiring the
+/// tenant's first-format key).
+pub async fn users_of(
+    events: &PgPool,
+    tenant: &TenantId,
+) -> Result<(Vec<UserId>, usize), StoreError> {
     let prefix = format!("{}/user/", tenant.as_str());
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT aggregate_id FROM events \
@@ -28,9 +33,11 @@ pub async fn users_of(events: &PgPool, tenant: &TenantId) -> Result<Vec<UserId>,
     .fetch_all(events)
     .await
     .map_err(StoreError::new)?;
-    Ok(ids
+    let parsed: Vec<UserId> = ids
         .iter()
         .filter_map(|id| id.strip_prefix(&prefix))
         .filter_map(|user| UserId::parse(user).ok())
-        .collect())
+        .collect();
+    let unparsable = ids.len() - parsed.len();
+    Ok((parsed, unparsable))
 }

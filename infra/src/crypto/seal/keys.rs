@@ -323,12 +323,16 @@ impl KeyCache {
 /// Follows the erasure channel on `pool`; the cache is used only while this runs connected,
 /// and starts empty each time it connects (what was erased meanwhile is unknown).
 pub(super) async fn listen(cache: Weak<KeyCache>, pool: PgPool) {
+    // A connection of its own, so listening takes none of the pool's working connections.
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
     loop {
         if pool.is_closed() || cache.strong_count() == 0 {
             return;
         }
         let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&own).await?;
             listener.listen(ERASED_CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         }

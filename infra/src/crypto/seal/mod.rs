@@ -235,7 +235,7 @@ pub(super) fn sealed_key_id(sealed: &[u8]) -> Result<uuid::Uuid, SealError> {
         None => return Err(SealError::Malformed),
     }
     let id = sealed.get(1..1 + KEY_ID_LEN).ok_or(SealError::Malformed)?;
-    Ok(uuid::Uuid::from_slice(id).map_err(|_| SealError::Malformed)?)
+    uuid::Uuid::from_slice(id).map_err(|_| SealError::Malformed)
 }
 
 /// Opens what [`seal_keyed`] produced, under the key its id names.

@@ -27,6 +27,14 @@ pub struct PgSealer {
     pool: PgPool,
     master: MasterKeys,
     keys: Arc<KeyCache>,
+    /// The task listening for erasures, ended with the sealer (it holds a pooled connection).
+    listener: tokio::task::AbortHandle,
+}
+
+impl Drop for PgSealer {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl PgSealer {
@@ -37,13 +45,18 @@ impl PgSealer {
     }
 
     /// A sealer that also opens data keys still wrapped under the previous master key, while a
-    /// rotation is under way (`TWOFOLD_MASTER_KEY_PREVIOUS`). It listens for erasures on
-    /// `pool` (in a task that ends when the sealer is dropped), so a key erased by any instance
-    /// is forgotten by all at once.
+    /// rotation is under way (`TWOFOLD_MASTER_KEY_PREVIOUS`). It listens for erasures on one
+    /// of `pool`'s connections (in a task that ends when the sealer is dropped), so a key
+    /// erased by any instance is forgotten by all at once.
     pub fn with_master_keys(pool: PgPool, master: MasterKeys) -> Self {
         let keys = Arc::new(KeyCache::new());
-        tokio::spawn(keys::listen(Arc::downgrade(&keys), pool.clone()));
-        Self { pool, master, keys }
+        let listener = tokio::spawn(keys::listen(Arc::downgrade(&keys), pool.clone()));
+        Self {
+            pool,
+            master,
+            keys,
+            listener: listener.abort_handle(),
+        }
     }
 
     async fn seal_for(
@@ -176,6 +189,14 @@ impl Sealer for PgSealer {
 
     fn needs_reseal(&self, sealed: &SealedSecret) -> bool {
         decode(sealed).is_ok_and(|bytes| bytes.first() == Some(&SEAL_VERSION))
+    }
+
+    async fn has_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_data_keys WHERE tenant_id = $1)")
+            .bind(tenant.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::new)
     }
 
     async fn retire_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError> {

@@ -2,6 +2,7 @@
 //! read models, the key database, or a backup taken before and restored after) yields the
 //! user's contact details or TOTP secret, while the history stays and other users are intact.
 
+mod key_database;
 mod reseal;
 mod tenant;
 
@@ -21,7 +22,7 @@ const CONFIRM: &str =
     "mutation($u: ID!, $c: String!) { confirmTotpEnrollment(userId: $u, code: $c) { codes } }";
 const VERIFY: &str =
     "mutation($u: ID!, $m: Method!, $c: String!) { verify(userId: $u, method: $m, code: $c) { method } }";
-const ERASE: &str = "mutation($u: ID!, $r: String!) { eraseUser(userId: $u, reason: $r) { userId erasedAt keysDestroyed } }";
+const ERASE: &str = "mutation($u: ID!, $r: String!) { eraseUser(userId: $u, reason: $r) { userId erasedAt keysDestroyed complete } }";
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -317,6 +318,7 @@ async fn after_an_erasure_no_stored_copy_not_even_a_restored_backup_yields_the_u
         .await;
     assert_eq!(erased(&done)["userId"], "eve", "{:?}", done.body);
     assert_eq!(erased(&done)["keysDestroyed"], 1);
+    assert_eq!(erased(&done)["complete"], true);
 
     // Nothing stored yields eve's contact details or secret: no clear text anywhere in either
     // database, and no seal of hers opens any more. Bob's still do.

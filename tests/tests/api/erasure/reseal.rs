@@ -26,7 +26,8 @@ async fn as_first_format(app: &twofold_tests::TestApp, tenant: &str, id: &str) {
     let tenant_id = TenantId::parse(tenant).unwrap();
     let legacy = [0x5a; 32];
     sqlx::query(
-        "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id) VALUES ($1, $2, $3)",
+        "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO NOTHING",
     )
     .bind(tenant)
     .bind(wrap_data_key(&app.secrets.master_key, &tenant_id, &legacy).unwrap())
@@ -100,6 +101,8 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
+    // Three users from before: one stays, one is erased before the reseal, one appears while
+    // it runs (made by an instance still on the older version).
     let old = enroll(&app, &key, "old").await;
     add_contact(
         &app,
@@ -112,7 +115,11 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
     )
     .await;
     app.wait_for_events("%/user/old", "CodeDelivered", 1).await;
-    as_first_format(&app, &tenant, "old").await;
+    enroll(&app, &key, "gone").await;
+    enroll(&app, &key, "late").await;
+    for u in ["old", "gone", "late"] {
+        as_first_format(&app, &tenant, u).await;
+    }
 
     // A fresh instance (no key in memory) still opens the first format: the user signs in.
     let fresh = twofold_tests::spawn_app_on(app.database_url.clone(), app.secrets.clone()).await;
@@ -124,36 +131,88 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
         )
         .await;
     assert_eq!(signed_in.data()["verify"]["method"], "TOTP");
-    let sealer = PgSealer::new(app.db.clone(), app.secrets.master_key.clone());
-    let (_, before) = openable(&app.database_url, &sealer, &user(&tenant, "old")).await;
+    let sealer = || PgSealer::new(app.db.clone(), app.secrets.master_key.clone());
+    let (_, before) = openable(&app.database_url, &sealer(), &user(&tenant, "old")).await;
     assert!(before >= 2, "the first-format seals open ({before})");
 
+    // Erasing before the reseal: the state is cleared, but the old seals still open under the
+    // tenant's old key, and the answer says the erasure is not complete.
+    let early = app
+        .gql(
+            Some(&admin),
+            ERASE,
+            json!({ "u": "gone", "r": "GDPR request 6" }),
+        )
+        .await;
+    assert_eq!(
+        early.data()["eraseUser"]["complete"],
+        false,
+        "{:?}",
+        early.body
+    );
+    let (_, still) = openable(&app.database_url, &sealer(), &user(&tenant, "gone")).await;
+    assert!(
+        still >= 1,
+        "first-format seals of an erased user open until the reseal"
+    );
+
     let tenant_id = TenantId::parse(&tenant).unwrap();
-    let users = [UserId::parse("old").unwrap()];
+    let listed: Vec<UserId> = ["gone", "old"].map(|u| UserId::parse(u).unwrap()).to_vec();
     let cli = RequestContext::system("cli");
-    let done = app
-        .wiring
-        .tenants
-        .reseal(&app.wiring.users, &tenant_id, &users, &cli)
+    let tenants = &app.wiring.tenants;
+    let moved = tenants
+        .reseal(&app.wiring.users, &tenant_id, &listed, &cli)
         .await
         .unwrap();
+    assert_eq!(moved, 2, "old's secret and address");
+    // Listed afresh, "late" holds the key back; so does a user whose id cannot be read.
+    let all: Vec<UserId> = ["gone", "late", "old"]
+        .map(|u| UserId::parse(u).unwrap())
+        .to_vec();
+    let (left, retired) = tenants
+        .retire_first_format_key(&app.wiring.users, &tenant_id, &all, 0)
+        .await
+        .unwrap();
+    assert_eq!((left, retired), (1, false));
+    let (left, retired) = tenants
+        .retire_first_format_key(&app.wiring.users, &tenant_id, &listed, 1)
+        .await
+        .unwrap();
+    assert_eq!((left, retired), (1, false));
     assert_eq!(
-        (done.seals, done.left, done.retired),
-        (2, 0, true),
-        "{done:?}"
+        tenants
+            .reseal(&app.wiring.users, &tenant_id, &all, &cli)
+            .await
+            .unwrap(),
+        1,
+        "late's secret"
     );
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_data_keys")
+    let (left, retired) = tenants
+        .retire_first_format_key(&app.wiring.users, &tenant_id, &all, 0)
+        .await
+        .unwrap();
+    assert_eq!((left, retired), (0, true));
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_data_keys")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(left, 0, "the tenant's first-format key is gone");
-    // Nothing changes for the user: the secret still opens (a wrong code is judged, not an
+    assert_eq!(keys, 0, "the tenant's first-format key is gone");
+
+    // The early erasure is now complete: nothing of "gone" opens any more.
+    let (seals, opened) = openable(&app.database_url, &sealer(), &user(&tenant, "gone")).await;
+    assert!(seals >= 1 && opened == 0, "{seals} seals, {opened} opened");
+    // Nothing changes for the others: the secret still opens (a wrong code is judged, not an
     // internal error) and a code still reaches the address.
+    let window: Vec<String> = (-1..=1).map(|o| totp_code(&old.uri, o)).collect();
+    let wrong = (0..4)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !window.contains(c))
+        .unwrap();
     let judged = fresh
         .gql(
             Some(&key),
             VERIFY,
-            json!({ "u": "old", "m": "TOTP", "c": "000000" }),
+            json!({ "u": "old", "m": "TOTP", "c": wrong }),
         )
         .await;
     assert_eq!(judged.error_code(), "INVALID_CODE", "{:?}", judged.body);
@@ -167,15 +226,13 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
     assert!(sent.body["errors"].is_null(), "{:?}", sent.body);
     app.wait_for_events("%/user/old", "CodeDelivered", 2).await;
     // Running it again finds nothing to do.
-    let rerun = app
-        .wiring
-        .tenants
-        .reseal(&app.wiring.users, &tenant_id, &users, &cli)
+    let rerun = tenants
+        .reseal(&app.wiring.users, &tenant_id, &all, &cli)
         .await
         .unwrap();
-    assert_eq!((rerun.seals, rerun.left), (0, 0));
+    assert_eq!(rerun, 0);
 
-    // Now an erasure reaches the old events too: no seal of the user's history opens.
+    // Now an erasure reaches the old events too, and is complete at once.
     let erased = app
         .gql(
             Some(&admin),
@@ -184,7 +241,7 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
         )
         .await;
     assert_eq!(erased.data()["eraseUser"]["keysDestroyed"], 1);
-    let fresh_sealer = PgSealer::new(app.db.clone(), app.secrets.master_key.clone());
-    let (seals, opened) = openable(&app.database_url, &fresh_sealer, &user(&tenant, "old")).await;
+    assert_eq!(erased.data()["eraseUser"]["complete"], true);
+    let (seals, opened) = openable(&app.database_url, &sealer(), &user(&tenant, "old")).await;
     assert!(seals >= 4 && opened == 0, "{seals} seals, {opened} opened");
 }

@@ -76,8 +76,8 @@ async fn a_destination_that_does_not_open_ends_in_a_recorded_failure() {
     )
     .await
     .data();
-    // The tenant's data key is gone (crypto-shredded): the sealed address cannot be opened.
-    sqlx::query("DELETE FROM tenant_data_keys WHERE tenant_id = $1")
+    // The tenant's data keys are gone (crypto-shredded): the sealed address cannot be opened.
+    sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1")
         .bind(&tenant_id)
         .execute(&app.db)
         .await
