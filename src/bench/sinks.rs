@@ -24,10 +24,13 @@ pub struct Received {
 }
 
 /// Messages received so far, shared with the server threads, and whether the provider is
-/// "down" (`twofold chaos` refuses every message for a while: 451 by SMTP, 503 by HTTP).
+/// "down" (`twofold chaos` refuses every message for a while: 451 by SMTP, 503 by HTTP) or
+/// "hanging" (it answers nothing until the hang ends, then refuses what it held, as when the
+/// network drops the packets).
 #[derive(Clone, Default)]
 pub struct Inbox(
     Arc<Mutex<Vec<Received>>>,
+    Arc<std::sync::atomic::AtomicBool>,
     Arc<std::sync::atomic::AtomicBool>,
 );
 
@@ -43,6 +46,15 @@ impl Inbox {
 
     fn is_down(&self) -> bool {
         self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Answers nothing (`true`) from now on, or answers again.
+    pub fn set_hanging(&self, hanging: bool) {
+        self.2.store(hanging, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_hanging(&self) -> bool {
+        self.2.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn push(&self, r: Received) {
@@ -111,6 +123,12 @@ impl mailin_embedded::Handler for MailHandler {
         _is8bit: bool,
         to: &[String],
     ) -> mailin_embedded::Response {
+        if self.inbox.is_hanging() {
+            while self.inbox.is_hanging() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return mailin_embedded::response::INTERNAL_ERROR;
+        }
         if self.inbox.is_down() {
             return mailin_embedded::response::INTERNAL_ERROR;
         }
@@ -214,6 +232,15 @@ async fn twilio_message(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    if inbox.is_hanging() {
+        while inbox.is_hanging() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "message": "the chaos run's hang is over" })),
+        );
+    }
     if inbox.is_down() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -171,6 +171,15 @@ impl System {
         self.sms.inbox.set_down(false);
     }
 
+    /// Both providers take messages and answer nothing for `d`, then refuse what they held.
+    pub async fn providers_hang(&self, d: Duration) {
+        self.smtp.inbox.set_hanging(true);
+        self.sms.inbox.set_hanging(true);
+        tokio::time::sleep(d).await;
+        self.smtp.inbox.set_hanging(false);
+        self.sms.inbox.set_hanging(false);
+    }
+
     /// Stops the instances, leaving PostgreSQL running for the checks.
     pub async fn stop_instances(&mut self) {
         for instance in self.instances.iter_mut().filter_map(Option::take) {

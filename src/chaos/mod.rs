@@ -224,6 +224,13 @@ async fn schedule(
 
     ledger.enter("calm");
     calm(2).await;
+    ledger.enter("providers hang");
+    let at = Instant::now();
+    system.providers_hang(outage).await;
+    fault("providers hang", at);
+
+    ledger.enter("calm");
+    calm(2).await;
     ledger.enter("PostgreSQL immediate restart");
     let at = Instant::now();
     system.restart_pg(true).await?;
