@@ -24,6 +24,7 @@ pub(crate) const HBA_CONF: &str = "\
 local all all scram-sha-256
 host  all all 127.0.0.1/32 scram-sha-256
 host  all all ::1/128 scram-sha-256
+host  replication all 127.0.0.1/32 scram-sha-256
 ";
 
 /// The superuser's password. Hex, so it goes into a URL as it is; never shown in `Debug`.

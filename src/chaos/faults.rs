@@ -22,6 +22,10 @@ pub struct System {
     ports: Vec<u16>,
     instances: Vec<Option<ServiceProcess>>,
     pub pg: LocalPostgres,
+    /// The current primary's folder (a promoted standby's after a failover).
+    pg_dir: PathBuf,
+    /// Standbys made so far (each gets its own folder and name).
+    standbys: usize,
     pub db_proxy: Proxy,
     pub smtp: SmtpSink,
     pub sms: SmsSink,
@@ -72,10 +76,12 @@ impl System {
         let mut system = Self {
             exe,
             env,
-            dir,
+            dir: dir.clone(),
             ports,
             instances: Vec::new(),
             pg,
+            pg_dir: dir.join("pg"),
+            standbys: 0,
             db_proxy,
             smtp,
             sms,
@@ -147,7 +153,7 @@ impl System {
     /// Stops PostgreSQL (fast: a clean shutdown; immediate: as a crash) and starts it again;
     /// the proxy in front of it follows it to its new port.
     pub async fn restart_pg(&mut self, immediate: bool) -> anyhow::Result<()> {
-        let pg_dir = self.dir.join("pg");
+        let pg_dir = self.pg_dir.clone();
         tokio::task::block_in_place(|| {
             if immediate {
                 self.pg.stop_immediately()
@@ -159,6 +165,65 @@ impl System {
         pg.stop_when_process_exits(std::process::id())?;
         self.db_proxy.retarget(0, loopback(pg.port()));
         self.pg = pg;
+        Ok(())
+    }
+
+    /// Makes a standby of the primary (`pg_basebackup`, streaming replication) and, when
+    /// `synchronous`, has the primary wait for it on every commit (`synchronous_standby_names`),
+    /// as a deployment built for zero loss does; returns once the standby streams (and is
+    /// synchronous, if asked).
+    pub async fn start_standby(&mut self, synchronous: bool) -> anyhow::Result<LocalPostgres> {
+        self.standbys += 1;
+        let name = format!("standby{}", self.standbys);
+        let dir = self.dir.join(&name);
+        let standby =
+            tokio::task::block_in_place(|| self.pg.start_standby(&dir, &name, &pg_options()))
+                .context("making a standby with pg_basebackup")?;
+        standby.stop_when_process_exits(std::process::id())?;
+        let primary = twofold_infra::pg::connect(&self.pg.url("postgres"), 1).await?;
+        let wanted = if synchronous { "sync" } else { "async" };
+        let names = if synchronous { name.as_str() } else { "" };
+        sqlx::query(&format!(
+            "ALTER SYSTEM SET synchronous_standby_names = '{names}'"
+        ))
+        .execute(&primary)
+        .await?;
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&primary)
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1",
+            )
+            .bind(&name)
+            .fetch_optional(&primary)
+            .await?;
+            if state.as_deref() == Some(wanted) {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the standby was not streaming ({wanted}) within 60 s ({state:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        primary.close().await;
+        Ok(standby)
+    }
+
+    /// The primary is lost (stopped as by a crash), the standby promoted, and the database
+    /// proxy pointed at it, as a virtual IP or a pooler would be.
+    pub async fn fail_over(&mut self, standby: LocalPostgres) -> anyhow::Result<()> {
+        tokio::task::block_in_place(|| self.pg.stop_immediately())?;
+        tokio::task::block_in_place(|| standby.promote())?;
+        self.db_proxy.retarget(0, loopback(standby.port()));
+        self.pg_dir = standby
+            .data_dir()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.dir.clone());
+        self.pg = standby;
         Ok(())
     }
 

@@ -33,6 +33,10 @@ pub struct ChaosOptions {
     /// One pass of the schedule with short outages and few users (what CI runs).
     #[arg(long)]
     pub smoke: bool,
+    /// Fail over to a standby the primary does not wait for (asynchronous replication), to
+    /// measure what that loses: losses are reported, not a failure.
+    #[arg(long)]
+    pub async_standby: bool,
 }
 
 const INSTANCES: usize = 3;
@@ -121,7 +125,7 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
     };
     let mut faults = Vec::new();
     loop {
-        faults.extend(schedule(&mut system, &ledger, options.smoke).await?);
+        faults.extend(schedule(&mut system, &ledger, options.smoke, options.async_standby).await?);
         if Instant::now() >= schedule_until {
             break;
         }
@@ -168,7 +172,12 @@ async fn run_in(options: &ChaosOptions, dir: &std::path::Path) -> anyhow::Result
             "the audit history has gaps or the read models differ from a rebuild (see above)"
         ));
     }
-    if accounts.lost > 0 || accounts.duplicated > 0 || accounts.lockout_errors > 0 {
+    if options.async_standby {
+        println!(
+            "(asynchronous standby: what was lost or accepted twice above is what a failover \
+             without synchronous replication costs)"
+        );
+    } else if accounts.lost > 0 || accounts.duplicated > 0 || accounts.lockout_errors > 0 {
         return Err(anyhow!(
             "the run lost or duplicated acknowledged work (see the lines above)"
         ));
@@ -187,6 +196,7 @@ async fn schedule(
     system: &mut System,
     ledger: &Ledger,
     smoke: bool,
+    asynchronous: bool,
 ) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let calm = |s| tokio::time::sleep(Duration::from_secs(s));
     let outage = Duration::from_secs(if smoke { 5 } else { 20 });
@@ -235,6 +245,14 @@ async fn schedule(
     let at = Instant::now();
     system.restart_pg(true).await?;
     fault("PostgreSQL immediate restart", at);
+
+    ledger.enter("calm");
+    let standby = system.start_standby(!asynchronous).await?;
+    calm(2).await;
+    ledger.enter("failover to the standby");
+    let at = Instant::now();
+    system.fail_over(standby).await?;
+    fault("failover to the standby", at);
     ledger.enter("calm");
     calm(2).await;
     Ok(done)

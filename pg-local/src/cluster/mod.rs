@@ -4,6 +4,7 @@
 mod init;
 mod launch;
 mod reuse;
+mod standby;
 #[cfg(test)]
 mod tests;
 
