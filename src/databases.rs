@@ -5,9 +5,14 @@
 //! key, and a restore is opened with the live key database, where an erased user's key is gone
 //! (docs/operations.md, "Erasure and backups").
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use sqlx::PgPool;
+use twofold_infra::config::Secrets;
+use twofold_infra::crypto::seal::{MasterKeys, PgSealer};
 use twofold_infra::pg;
+use twofold_services::ports::Sealer;
 
 /// The pools the service uses; `keys` is `events` when there is no separate key database.
 #[derive(Clone, Debug)]
@@ -104,6 +109,34 @@ impl Databases {
             keys,
             separate_keys: true,
         })
+    }
+}
+
+impl Databases {
+    /// The sealer over the key database, with the master keys; says at start which master key
+    /// wraps new keys, whether a previous one is still accepted, and where the keys live.
+    pub fn sealer(&self, secrets: &Secrets) -> Arc<dyn Sealer> {
+        let master = MasterKeys::new(
+            secrets.master_key.clone(),
+            secrets.previous_master_key.clone(),
+        );
+        tracing::info!(
+            master_key_id = master.current_id(),
+            "data keys are wrapped under this master key"
+        );
+        if master.has_previous() {
+            tracing::warn!(
+                "TWOFOLD_MASTER_KEY_PREVIOUS is set: data keys still wrapped under it open; run \
+                 `twofold keys rotate`, then remove it"
+            );
+        }
+        if !self.separate_keys {
+            tracing::info!(
+                "data keys live in the event database: an erasure does not reach its backups \
+                 (TWOFOLD_KEY_DATABASE_URL, docs/operations.md)"
+            );
+        }
+        Arc::new(PgSealer::with_master_keys(self.keys.clone(), master))
     }
 }
 

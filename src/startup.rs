@@ -20,7 +20,6 @@ use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, W
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
 use twofold_infra::console_sessions::PgConsoleSessions;
-use twofold_infra::crypto::seal::{MasterKeys, PgSealer};
 use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::RsWebAuthn;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
@@ -46,7 +45,7 @@ use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySetting
 use twofold_services::hosted::HostedPages;
 use twofold_services::overview::OverviewService;
 use twofold_services::ports::CodeSender;
-use twofold_services::ports::{Clock, Entropy, Sealer, SecretHasher, TenantDirectory, TotpEngine};
+use twofold_services::ports::{Clock, Entropy, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{UserCrypto, UserPorts, UserService};
 use twofold_services::{Authenticator, BudgetCeilings};
@@ -96,7 +95,7 @@ impl Wiring {
         delivery: &Delivery,
         settle_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let pool = databases.events;
+        let pool = databases.events.clone();
         let processor = Arc::new(
             EventProcessor::new(pool.clone(), projections::all())
                 .await
@@ -127,27 +126,7 @@ impl Wiring {
         );
         let tenant_commands = commands.clone();
         let session_commands = commands.clone();
-        let master = MasterKeys::new(
-            secrets.master_key.clone(),
-            secrets.previous_master_key.clone(),
-        );
-        tracing::info!(
-            master_key_id = master.current_id(),
-            "data keys are wrapped under this master key"
-        );
-        if master.has_previous() {
-            tracing::warn!(
-                "TWOFOLD_MASTER_KEY_PREVIOUS is set: data keys still wrapped under it open; run \
-                 `twofold keys rotate`, then remove it"
-            );
-        }
-        if !databases.separate_keys {
-            tracing::info!(
-                "data keys live in the event database: an erasure does not reach its backups \
-                 (TWOFOLD_KEY_DATABASE_URL, docs/operations.md)"
-            );
-        }
-        let sealer: Arc<dyn Sealer> = Arc::new(PgSealer::with_master_keys(databases.keys, master));
+        let sealer = databases.sealer(secrets);
         let tenants = TenantService::new(
             commands,
             directory.clone(),
