@@ -269,6 +269,12 @@ async fn serve_after_a_crash_reuses_its_postgresql_and_still_stops_it_on_sigterm
         .await
         .unwrap();
     assert_eq!(answered.status().as_u16(), 200);
+    // Every answer during the drain asks the client to close its connection, so its next
+    // request goes through the load balancer to an instance that stays.
+    assert_eq!(
+        answered.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     assert_eq!(
         answered.json::<Value>().await.unwrap()["data"]["tenant"]["id"],
         "demo"

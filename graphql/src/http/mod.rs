@@ -76,6 +76,22 @@ pub struct ApiState {
     pub trusted_proxies: TrustedProxies,
 }
 
+/// While the instance drains, every answer says `Connection: close`: a client's next request
+/// then opens a new connection, which the load balancer (no longer seeing this instance ready)
+/// sends elsewhere, instead of racing the close of its kept-alive one.
+async fn close_when_draining(
+    axum::extract::State(draining): axum::extract::State<Draining>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    if draining.is_set() {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
 /// The application router, with `pages` (the console's routes, or none) behind the same
 /// request id, client address, tracing, metrics and `no-store` layers.
 pub fn router(state: ApiState, pages: Router) -> Router {
@@ -94,6 +110,10 @@ pub fn router(state: ApiState, pages: Router) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::client_addr::resolve,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.draining.clone(),
+            close_when_draining,
         ))
         // Every answer is for one caller and one moment; a route that may be cached (GraphiQL's
         // assets) sets its own header first.
