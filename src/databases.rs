@@ -21,6 +21,9 @@ pub struct Databases {
     pub keys: PgPool,
     /// Whether `keys` is a database of its own.
     pub separate_keys: bool,
+    /// Whether it is also on another server, so no backup of the event database's server holds
+    /// the keys.
+    pub keys_apart: bool,
 }
 
 /// Connections a separate key database needs: a key is read once per user and cache period.
@@ -57,6 +60,7 @@ impl Databases {
                 keys: events.clone(),
                 events,
                 separate_keys: false,
+                keys_apart: false,
             });
         };
         let keys = pg::connect(keys_url, KEY_POOL_SIZE)
@@ -73,6 +77,24 @@ impl Databases {
         pg::migrate(&keys)
             .await
             .context("running migrations on the key database")?;
+        // Recorded first: from now on no process writes a key into the event database (a
+        // trigger refuses it), so the checks below cannot be raced by one started without the
+        // variable. Going back to one database means deleting this row (operations.md).
+        sqlx::query(
+            "INSERT INTO key_store (separate) VALUES (true) \
+             ON CONFLICT (only_row) DO UPDATE SET separate = true",
+        )
+        .execute(&events)
+        .await?;
+        let same_cluster =
+            identity(&events, events_url).await.0 == identity(&keys, keys_url).await.0;
+        if same_cluster {
+            tracing::warn!(
+                "the key database is on the same PostgreSQL server as the event database: a \
+                 backup of the whole server (pg_basebackup, snapshots) holds both, and an erasure \
+                 does not reach it"
+            );
+        }
         let left_behind = key_rows(&events).await?;
         if left_behind > 0 {
             anyhow::bail!(
@@ -98,16 +120,11 @@ impl Databases {
                  (docs/operations.md, \"Erasure and backups\")"
             );
         }
-        sqlx::query(
-            "INSERT INTO key_store (separate) VALUES (true) \
-             ON CONFLICT (only_row) DO UPDATE SET separate = true",
-        )
-        .execute(&events)
-        .await?;
         Ok(Self {
             events,
             keys,
             separate_keys: true,
+            keys_apart: !same_cluster,
         })
     }
 }
@@ -136,7 +153,9 @@ impl Databases {
                  (TWOFOLD_KEY_DATABASE_URL, docs/operations.md)"
             );
         }
-        Arc::new(PgSealer::with_master_keys(self.keys.clone(), master))
+        Arc::new(
+            PgSealer::with_master_keys(self.keys.clone(), master).with_keys_apart(self.keys_apart),
+        )
     }
 }
 

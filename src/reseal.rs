@@ -19,26 +19,21 @@ pub async fn run(
     let ctx = RequestContext::system("cli");
     let mut kept = vec![];
     for tenant in tenants_with_first_format_keys(&keys).await? {
-        let fail = |e: twofold_services::ServiceError| anyhow::anyhow!("tenant {tenant}: {e}");
-        let (users, _) = users_of(&events, &tenant).await?;
-        let moved = wiring
-            .tenants
-            .reseal(&wiring.users, &tenant, &users, &ctx)
-            .await
-            .map_err(fail)?;
-        // Listed again: a user created meanwhile by an older instance must hold it back.
-        let (users, unlisted) = users_of(&events, &tenant).await?;
-        let (left, retired) = wiring
-            .tenants
-            .retire_first_format_key(&wiring.users, &tenant, &users, unlisted)
-            .await
-            .map_err(fail)?;
-        println!(
-            "Tenant {tenant}: {moved} seals moved to the new keys; first-format key {}.",
-            if retired { "destroyed" } else { "kept" }
-        );
-        if !retired {
-            kept.push(format!("{tenant} ({left} seals left)"));
+        // One tenant's failure does not stop the others: each is done and reported on its own.
+        match reseal_tenant(&wiring, &events, &tenant, &ctx).await {
+            Ok((moved, left, retired)) => {
+                println!(
+                    "Tenant {tenant}: {moved} seals moved to the new keys; first-format key {}.",
+                    if retired { "destroyed" } else { "kept" }
+                );
+                if !retired {
+                    kept.push(format!("{tenant} ({left} seals left)"));
+                }
+            }
+            Err(e) => {
+                eprintln!("Tenant {tenant}: {e}");
+                kept.push(format!("{tenant} (failed: {e})"));
+            }
         }
     }
     if !kept.is_empty() {
@@ -51,4 +46,27 @@ pub async fn run(
     }
     println!("No first-format key is left: an erasure now reaches everything ever sealed.");
     Ok(())
+}
+
+async fn reseal_tenant(
+    wiring: &Wiring,
+    events: &sqlx::PgPool,
+    tenant: &twofold_domain::TenantId,
+    ctx: &RequestContext,
+) -> anyhow::Result<(usize, usize, bool)> {
+    let fail = |e: twofold_services::ServiceError| anyhow::anyhow!("{e}");
+    let (users, _) = users_of(events, tenant).await?;
+    let moved = wiring
+        .tenants
+        .reseal(&wiring.users, tenant, &users, ctx)
+        .await
+        .map_err(fail)?;
+    // Listed again: a user created meanwhile by an older instance must hold the key back.
+    let (users, unlisted) = users_of(events, tenant).await?;
+    let (left, retired) = wiring
+        .tenants
+        .retire_first_format_key(&wiring.users, tenant, &users, unlisted)
+        .await
+        .map_err(fail)?;
+    Ok((moved, left, retired))
 }

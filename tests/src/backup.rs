@@ -71,3 +71,47 @@ impl Backup {
         url
     }
 }
+
+/// A PostgreSQL server of its own (another cluster, so another system identifier), for a key
+/// database that no backup of the test server holds. Stopped and removed on drop.
+pub struct OtherServer {
+    pg: twofold_pg_local::LocalPostgres,
+    dir: PathBuf,
+}
+
+impl OtherServer {
+    pub async fn start() -> OtherServer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("twofold-keys-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = dir.clone();
+        let pg = tokio::task::spawn_blocking(move || {
+            twofold_pg_local::LocalPostgres::start(
+                &d,
+                &twofold_pg_local::LocalPgOptions {
+                    ephemeral: true,
+                    statement_stats: false,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .expect("starting a second PostgreSQL server");
+        pg.stop_when_process_exits(std::process::id()).unwrap();
+        OtherServer { pg, dir }
+    }
+
+    /// Its maintenance database's URL (the key database of a test).
+    pub fn url(&self) -> String {
+        self.pg.url("postgres")
+    }
+}
+
+impl Drop for OtherServer {
+    fn drop(&mut self) {
+        let _ = self.pg.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -234,3 +234,67 @@ async fn an_erased_user_keeps_nothing_sealed_and_starts_again() {
             at: t0(),
         }]);
 }
+
+#[tokio::test]
+async fn a_reseal_replaces_only_seals_still_in_place_queued_notices_included() {
+    use crate::secrets::SealedSecret;
+    let sealed = |s: &str| SealedSecret::from_encoded(s.into());
+    let mut given = phone_user(); // the number sealed as "sealed-phone"
+    given.push(UserEvent::NotificationQueued {
+        notification_id: "n-1".into(),
+        kind: NotificationKind::DeviceTrusted,
+        channel: Channel::Sms,
+        destination: sealed("sealed-phone"),
+        sent_to: "+995 •••• 56".into(),
+        at: t0(),
+    });
+    let phone_slot = SealSlot::Phone;
+    let notice_slot = SealSlot::Notification {
+        id: "n-1".into(),
+        channel: Channel::Sms,
+    };
+    let user = state(given.clone());
+    assert_eq!(
+        user.seals()
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect::<Vec<_>>(),
+        vec![phone_slot.clone(), notice_slot.clone()]
+    );
+    let resealed = |slot: SealSlot, old: &str| Resealed {
+        slot,
+        old: sealed(old),
+        new: sealed("new"),
+    };
+    // A slot that changed meanwhile (its seal is no longer the one resealed) is left alone.
+    tf().given(given.clone())
+        .when_async(cmd(
+            t0(),
+            UserAction::Reseal {
+                seals: vec![
+                    resealed(phone_slot.clone(), "sealed-phone"),
+                    resealed(notice_slot.clone(), "sealed-phone"),
+                    resealed(SealSlot::Totp, "whatever"),
+                ],
+            },
+        ))
+        .await
+        .then_expect_events(vec![UserEvent::SecretsResealed {
+            seals: vec![
+                (phone_slot.clone(), sealed("new")),
+                (notice_slot, sealed("new")),
+            ],
+            at: t0(),
+        }]);
+    let mut after = given;
+    after.push(UserEvent::SecretsResealed {
+        seals: vec![(phone_slot, sealed("new"))],
+        at: t0(),
+    });
+    let user = state(after);
+    assert_eq!(user.contact(Channel::Sms).unwrap().sealed, sealed("new"));
+    assert_eq!(
+        user.notification("n-1").unwrap().destination,
+        sealed("sealed-phone")
+    );
+}

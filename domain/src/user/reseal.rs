@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{User, UserEvent};
+use crate::channel::Channel;
 use crate::secrets::SealedSecret;
 
 /// A place in the state that holds a seal.
@@ -20,6 +21,11 @@ pub enum SealSlot {
     PendingPhone,
     /// A passkey or security key, by our id for it.
     WebAuthnCredential(String),
+    /// A security notice still queued, by its id: its destination, sealed as the contact was.
+    Notification {
+        id: String,
+        channel: Channel,
+    },
 }
 
 /// A new seal for the value a slot holds now.
@@ -32,8 +38,9 @@ pub struct Resealed {
 }
 
 impl User {
-    /// Every seal the state holds, where it is. Ceremonies and queued notices are left out:
-    /// they last minutes, and end by themselves.
+    /// Every seal the state holds, where it is: factors, passkeys, and queued notices (which
+    /// may wait out a provider's outage). WebAuthn ceremonies are left out: they last five
+    /// minutes, and a user whose ceremony fails starts another.
     pub fn seals(&self) -> Vec<(SealSlot, &SealedSecret)> {
         let places = [
             (SealSlot::Totp, self.totp.as_ref().map(|t| &t.secret)),
@@ -57,9 +64,19 @@ impl User {
             .credentials
             .iter()
             .map(|c| (SealSlot::WebAuthnCredential(c.id.clone()), Some(&c.sealed)));
+        let notices = self.notifications.iter().map(|n| {
+            (
+                SealSlot::Notification {
+                    id: n.id.clone(),
+                    channel: n.channel,
+                },
+                Some(&n.destination),
+            )
+        });
         places
             .into_iter()
             .chain(credentials)
+            .chain(notices)
             .filter_map(|(slot, sealed)| sealed.map(|s| (slot, s)))
             .collect()
     }
@@ -78,6 +95,11 @@ impl User {
                 .iter_mut()
                 .find(|c| &c.id == id)
                 .map(|c| &mut c.sealed),
+            SealSlot::Notification { id, .. } => self
+                .notifications
+                .iter_mut()
+                .find(|n| &n.id == id)
+                .map(|n| &mut n.destination),
         }
     }
 

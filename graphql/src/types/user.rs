@@ -244,10 +244,11 @@ pub struct UserErasure {
     /// Data keys destroyed: 1 when the user had anything sealed, 0 when nothing was left
     /// (erasing again after an erasure that failed half-way finishes it).
     keys_destroyed: i32,
-    /// False while the tenant still has its data key from before per-user keys: what was
-    /// sealed for the user before then (in older events, snapshots and backups) still opens
-    /// until the operator runs `twofold keys reseal`, which destroys that key and so completes
-    /// every erasure made before it.
+    /// Whether no stored copy can open anything of the user any more, backups included. False
+    /// when the data keys live with the events (no separate key database on another server:
+    /// a backup taken before the erasure still holds the key, until it is gone), and while the
+    /// tenant still has its data key from before per-user keys (what was sealed before then
+    /// opens until the operator runs `twofold keys reseal`, which completes those erasures).
     complete: bool,
 }
 

@@ -47,10 +47,12 @@ impl LocalPostgres {
             ])
             .arg("--dbname")
             .arg(format!(
-                "host=127.0.0.1 port={} user={DB_SUPERUSER} password={} application_name={name}",
-                self.port,
-                self.password.expose()
-            ));
+                "host=127.0.0.1 port={} user={DB_SUPERUSER} application_name={name}",
+                self.port
+            ))
+            // In the environment, not the arguments: `ps` shows every user the arguments.
+            // `--write-recovery-conf` still writes it into the standby's configuration (0600).
+            .env("PGPASSWORD", self.password.expose());
         let out = run(cmd)?;
         if !out.status.success() {
             return Err(LocalPgError::CommandFailed {

@@ -387,6 +387,7 @@ fn user(event: &UserEvent) -> Value {
         UserEvent::SecretsResealed { seals, at } => json!({
             "places": seals.iter().map(|(slot, _)| match slot {
                 SealSlot::WebAuthnCredential(_) => "WebAuthnCredential".to_owned(),
+                SealSlot::Notification { .. } => "Notification".to_owned(),
                 other => format!("{other:?}"),
             }).collect::<Vec<_>>(),
             "at": at,

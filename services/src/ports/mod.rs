@@ -270,6 +270,9 @@ pub trait Sealer: Send + Sync {
     /// Whether `sealed` is under the tenant's first-format key (sealed before per-user keys),
     /// and should be sealed again (`twofold keys reseal`).
     fn needs_reseal(&self, sealed: &twofold_domain::secrets::SealedSecret) -> bool;
+    /// Whether the keys live apart from the events (another server), so an erasure also
+    /// reaches the backups of the event database.
+    fn keys_apart(&self) -> bool;
     /// Whether the tenant still has its first-format key (what was sealed before per-user keys
     /// opens under it until `twofold keys reseal` destroys it).
     async fn has_first_format_key(&self, tenant: &TenantId) -> Result<bool, StoreError>;

@@ -156,6 +156,10 @@ impl Sealer for FakeSealer {
         Ok(false)
     }
 
+    fn keys_apart(&self) -> bool {
+        false
+    }
+
     fn needs_reseal(&self, _sealed: &SealedSecret) -> bool {
         false
     }

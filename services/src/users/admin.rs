@@ -54,11 +54,8 @@ impl UserService {
             )
             .await?;
         let keys_destroyed = self.crypto.sealer.erase_user(&user).await?;
-        let complete = !self
-            .crypto
-            .sealer
-            .has_first_format_key(&user.tenant)
-            .await?;
+        let sealer = &self.crypto.sealer;
+        let complete = sealer.keys_apart() && !sealer.has_first_format_key(&user.tenant).await?;
         tracing::info!(keys_destroyed, complete, "user erased");
         Ok(Erasure {
             user_id: user.user,
@@ -100,7 +97,9 @@ pub struct Erasure {
     /// Data keys destroyed: 1 for a user who had anything sealed, 0 when there was nothing
     /// (or an earlier erasure already destroyed it).
     pub keys_destroyed: u64,
-    /// False while the tenant still has its key from before per-user keys: what was sealed
-    /// for the user before then still opens, until `twofold keys reseal` destroys that key.
+    /// Whether nothing stored anywhere opens any more. False when the keys share the event
+    /// database's server (a backup taken before the erasure holds the key), or while the
+    /// tenant still has its key from before per-user keys (what was sealed before then opens
+    /// until `twofold keys reseal` destroys it).
     pub complete: bool,
 }

@@ -15,6 +15,7 @@ fn context(user: &UserRef, slot: &SealSlot) -> String {
         SealSlot::Email | SealSlot::PendingEmail => contact_context(user, Channel::Email),
         SealSlot::Phone | SealSlot::PendingPhone => contact_context(user, Channel::Sms),
         SealSlot::WebAuthnCredential(_) => webauthn_credential_context(user),
+        SealSlot::Notification { channel, .. } => contact_context(user, *channel),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct PgSealer {
     keys: Arc<KeyCache>,
     /// The task listening for erasures, ended with the sealer (it holds a pooled connection).
     listener: tokio::task::AbortHandle,
+    /// The keys live on another server than the events (so their backups hold no key).
+    keys_apart: bool,
 }
 
 impl Drop for PgSealer {
@@ -56,7 +58,15 @@ impl PgSealer {
             master,
             keys,
             listener: listener.abort_handle(),
+            keys_apart: false,
         }
+    }
+
+    /// Says the keys live on another server than the events: an erasure then reaches the event
+    /// database's backups (`Sealer::keys_apart`).
+    pub fn with_keys_apart(mut self, apart: bool) -> Self {
+        self.keys_apart = apart;
+        self
     }
 
     async fn seal_for(
@@ -185,6 +195,10 @@ impl Sealer for PgSealer {
         self.keys
             .forget_announced(&format!("tenant:{}", user.tenant.as_str()));
         Ok(erased)
+    }
+
+    fn keys_apart(&self) -> bool {
+        self.keys_apart
     }
 
     fn needs_reseal(&self, sealed: &SealedSecret) -> bool {

@@ -24,16 +24,19 @@ async fn a_key_database_once_used_is_required_and_must_be_another_database() {
     assert!(both.separate_keys);
     let err = refusal(&events, None).await;
     assert!(err.contains("set TWOFOLD_KEY_DATABASE_URL"), "{err}");
+    // An instance started before the switch (or without the variable) cannot make a key in
+    // the event database any more: an erasure through the key database would miss it.
+    let insert = "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
+                  VALUES (gen_random_uuid(), 'acme', 'eve', '\\x00', '0123456789abcdef')";
+    let late = sqlx::query(insert).execute(&both.events).await.unwrap_err();
+    assert!(late.to_string().contains("separate key database"), "{late}");
+    sqlx::query(insert).execute(&both.keys).await.unwrap();
 
-    // Keys in the event database (an old backup restored, or a copy not cleaned up) are
+    // Keys in an event database (an old backup restored, or a copy not cleaned up) are
     // refused, and the advice does not say to copy them over.
-    sqlx::query(
-        "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
-         VALUES (gen_random_uuid(), 'acme', 'eve', '\\x00', '0123456789abcdef')",
-    )
-    .execute(&both.events)
-    .await
-    .unwrap();
-    let err = refusal(&events, Some(&keys)).await;
+    let restored = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&restored).await.unwrap();
+    sqlx::query(insert).execute(&pool).await.unwrap();
+    let err = refusal(&restored, Some(&keys)).await;
     assert!(err.contains("only delete them here"), "{err}");
 }

@@ -228,7 +228,9 @@ fn erased(answer: &Answer) -> &Value {
 
 #[tokio::test]
 async fn after_an_erasure_no_stored_copy_not_even_a_restored_backup_yields_the_users_secrets() {
-    let keys_url = twofold_tests::fresh_database().await;
+    // The keys on another server, as a deployment whose erasures reach its backups keeps them.
+    let keys_server = twofold_tests::backup::OtherServer::start().await;
+    let keys_url = keys_server.url();
     let app = twofold_tests::spawn_app_with(twofold_tests::TestOptions {
         key_database_url: Some(keys_url.clone()),
         ..Default::default()

@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use sqlx::PgPool;
 use twofold_domain::secrets::SealedSecret;
 use twofold_domain::{TenantId, UserId};
 use twofold_infra::crypto::seal::{
@@ -11,7 +12,6 @@ use twofold_infra::crypto::seal::{
 };
 use twofold_services::ports::Sealer;
 use twofold_services::RequestContext;
-use twofold_tests::spawn_app;
 
 use super::{add_contact, enroll, openable, totp_code, user, ERASE, VERIFY};
 
@@ -20,8 +20,8 @@ const CONTEXTS: [&str; 3] = ["totp", "email", "sms"];
 /// Rewrites the user's events as the earlier version wrote them: every seal under the
 /// tenant's one key (which is stored), no per-user key, no snapshot. (Test set-up only: the
 /// log's immutability trigger is skipped for it.)
-async fn as_first_format(app: &twofold_tests::TestApp, tenant: &str, id: &str) {
-    let sealer = PgSealer::new(app.db.clone(), app.secrets.master_key.clone());
+async fn as_first_format(app: &twofold_tests::TestApp, keys: &PgPool, tenant: &str, id: &str) {
+    let sealer = PgSealer::new(keys.clone(), app.secrets.master_key.clone());
     let owner = user(tenant, id);
     let tenant_id = TenantId::parse(tenant).unwrap();
     let legacy = [0x5a; 32];
@@ -32,7 +32,7 @@ async fn as_first_format(app: &twofold_tests::TestApp, tenant: &str, id: &str) {
     .bind(tenant)
     .bind(wrap_data_key(&app.secrets.master_key, &tenant_id, &legacy).unwrap())
     .bind(master_key_id(&app.secrets.master_key))
-    .execute(&app.db)
+    .execute(keys)
     .await
     .unwrap();
     let rows: Vec<(i64, Value)> = sqlx::query_as(
@@ -84,13 +84,19 @@ async fn as_first_format(app: &twofold_tests::TestApp, tenant: &str, id: &str) {
         .unwrap();
     }
     tx.commit().await.unwrap();
-    for sql in [
-        "DELETE FROM aggregate_snapshots WHERE aggregate_id = $1",
-        "DELETE FROM data_keys WHERE tenant_id || '/user/' || user_id = $1",
+    for (sql, pool) in [
+        (
+            "DELETE FROM aggregate_snapshots WHERE aggregate_id = $1",
+            &app.db,
+        ),
+        (
+            "DELETE FROM data_keys WHERE tenant_id || '/user/' || user_id = $1",
+            keys,
+        ),
     ] {
         sqlx::query(sql)
             .bind(owner.aggregate_id())
-            .execute(&app.db)
+            .execute(pool)
             .await
             .unwrap();
     }
@@ -98,7 +104,14 @@ async fn as_first_format(app: &twofold_tests::TestApp, tenant: &str, id: &str) {
 
 #[tokio::test]
 async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the_old_history() {
-    let app = spawn_app().await;
+    // The keys on another server, so a complete erasure can say so.
+    let keys_server = twofold_tests::backup::OtherServer::start().await;
+    let options = || twofold_tests::TestOptions {
+        key_database_url: Some(keys_server.url()),
+        ..Default::default()
+    };
+    let app = twofold_tests::spawn_app_with(options()).await;
+    let keys = PgPool::connect(&keys_server.url()).await.unwrap();
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
     // Three users from before: one stays, one is erased before the reseal, one appears while
@@ -118,11 +131,13 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
     enroll(&app, &key, "gone").await;
     enroll(&app, &key, "late").await;
     for u in ["old", "gone", "late"] {
-        as_first_format(&app, &tenant, u).await;
+        as_first_format(&app, &keys, &tenant, u).await;
     }
 
     // A fresh instance (no key in memory) still opens the first format: the user signs in.
-    let fresh = twofold_tests::spawn_app_on(app.database_url.clone(), app.secrets.clone()).await;
+    let fresh =
+        twofold_tests::spawn_instance_on(app.database_url.clone(), app.secrets.clone(), options())
+            .await;
     let signed_in = fresh
         .gql(
             Some(&key),
@@ -131,7 +146,7 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
         )
         .await;
     assert_eq!(signed_in.data()["verify"]["method"], "TOTP");
-    let sealer = || PgSealer::new(app.db.clone(), app.secrets.master_key.clone());
+    let sealer = || PgSealer::new(keys.clone(), app.secrets.master_key.clone());
     let (_, before) = openable(&app.database_url, &sealer(), &user(&tenant, "old")).await;
     assert!(before >= 2, "the first-format seals open ({before})");
 
@@ -192,11 +207,11 @@ async fn resealing_moves_old_seals_to_the_users_key_and_then_erasure_reaches_the
         .await
         .unwrap();
     assert_eq!((left, retired), (0, true));
-    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_data_keys")
-        .fetch_one(&app.db)
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_data_keys")
+        .fetch_one(&keys)
         .await
         .unwrap();
-    assert_eq!(keys, 0, "the tenant's first-format key is gone");
+    assert_eq!(left, 0, "the tenant's first-format key is gone");
 
     // The early erasure is now complete: nothing of "gone" opens any more.
     let (seals, opened) = openable(&app.database_url, &sealer(), &user(&tenant, "gone")).await;
