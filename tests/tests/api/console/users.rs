@@ -18,6 +18,26 @@ pub(crate) async fn signed_in(app: &TestApp, admin: &str, role: &str) -> (Browse
     (browser, id)
 }
 
+/// The user page at `location` once its history shows an `event` row. The history shows only
+/// what is below the commit horizon (decision 52): a transaction of the database that began
+/// before the action committed (a processor batch, on a loaded machine) holds it back until it
+/// ends, so the page is read again until the row is there.
+async fn page_with(browser: &mut Browser, location: &str, event: &str) -> String {
+    let row = format!("<tr data-event=\"{event}\">");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = browser.get(location).await;
+        if page.body.contains(&row) {
+            return page.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{event} never reached the history"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_admin_resets_a_user_with_a_reason_that_the_history_shows_with_the_admin_s_key() {
     let app = spawn_app().await;
@@ -46,10 +66,9 @@ async fn an_admin_resets_a_user_with_a_reason_that_the_history_shows_with_the_ad
     assert_eq!(done.location(), "/console/users/alice%40acme?done=reset");
     assert_eq!(status(&app, &t.app, "alice@acme").await["enabled"], false);
 
-    let page = browser.get(done.location()).await;
-    assert!(page.body.contains("data-done"), "{}", page.body);
-    let reset_row = page
-        .body
+    let body = page_with(&mut browser, done.location(), "TwoFactorReset").await;
+    assert!(body.contains("data-done"), "{body}");
+    let reset_row = body
         .split("<tr data-event=\"TwoFactorReset\">")
         .nth(1)
         .expect("the reset in the history")
@@ -62,8 +81,8 @@ async fn an_admin_resets_a_user_with_a_reason_that_the_history_shows_with_the_ad
         "{reset_row}"
     );
     // Newest first: the reset comes before the enrollment.
-    let reset_at = page.body.find("data-event=\"TwoFactorReset\"").unwrap();
-    let enrolled_at = page.body.find("data-event=\"TotpEnabled\"").unwrap();
+    let reset_at = body.find("data-event=\"TwoFactorReset\"").unwrap();
+    let enrolled_at = body.find("data-event=\"TotpEnabled\"").unwrap();
     assert!(enrolled_at > reset_at);
 }
 
@@ -92,9 +111,8 @@ async fn an_admin_clears_a_lockout() {
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(status(&app, &t.app, "bob").await["lockedUntil"].is_null());
-    let page = browser.get(done.location()).await;
-    assert!(page.body.contains("Not locked out"));
-    assert!(page.body.contains("data-event=\"LockoutCleared\""));
+    let body = page_with(&mut browser, done.location(), "LockoutCleared").await;
+    assert!(body.contains("Not locked out"));
 }
 
 #[tokio::test]
@@ -126,22 +144,8 @@ async fn an_admin_revokes_a_trusted_device() {
     assert_eq!(done.location(), "/console/users/carol?done=device");
     let left = status(&app, &t.app, "carol").await["trustedDevices"].clone();
     assert_eq!(left, json!([]));
-    // The reason is in the history, with the admin's key, as a reset's is. The history shows
-    // only what is below the commit horizon (decision 52): a transaction of the database that
-    // began before the revocation committed (a processor batch, on a loaded machine) holds it
-    // back until it ends, so the page is read again until it shows it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let body = loop {
-        let page = browser.get(done.location()).await;
-        if page.body.contains("<tr data-event=\"DeviceTrustRevoked\">") {
-            break page.body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the revocation never reached the history"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // The reason is in the history, with the admin's key, as a reset's is.
+    let body = page_with(&mut browser, done.location(), "DeviceTrustRevoked").await;
     let row = body
         .split("<tr data-event=\"DeviceTrustRevoked\">")
         .nth(1)
