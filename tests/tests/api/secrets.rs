@@ -10,7 +10,9 @@ const CONFIRM: &str =
 const VERIFY: &str = "mutation($u: ID!, $m: Method!, $c: String!) { verify(userId: $u, method: $m, code: $c) { method } }";
 const REGEN: &str = "mutation($u: ID!, $c: String!) { regenerateRecoveryCodes(userId: $u, method: RECOVERY_CODE, code: $c) { codes } }";
 
-fn strings(v: &Value, out: &mut Vec<String>) {
+/// Every string in a JSON value, JSON text inside strings included (metadata values are JSON
+/// text themselves); shared with the erasure tests.
+pub(crate) fn strings(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) => {
             out.push(s.clone());
@@ -152,6 +154,7 @@ async fn a_full_scenario_leaves_no_secret_in_storage_or_logs() {
         "tenants",
         "api_keys",
         "tenant_data_keys",
+        "data_keys",
         "projection_checkpoints",
     ] {
         let rows: Vec<Value> = sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {table} t"))

@@ -17,6 +17,8 @@ use twofold_services::ports::Sealer;
 use twofold_tests::fakes::extract_code;
 use twofold_tests::{Answer, TestApp};
 
+use crate::secrets::strings;
+
 const START: &str = "mutation($u: ID!) { startTotpEnrollment(userId: $u) { secret otpauthUri } }";
 const CONFIRM: &str =
     "mutation($u: ID!, $c: String!) { confirmTotpEnrollment(userId: $u, code: $c) { codes } }";
@@ -118,23 +120,6 @@ async fn add_contact(
     )
     .await
     .data();
-}
-
-/// Every string in a JSON value, JSON text inside strings included.
-fn strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => {
-            out.push(s.clone());
-            if let Ok(inner) = serde_json::from_str::<Value>(s) {
-                if !inner.is_string() {
-                    strings(&inner, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
-        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
-        _ => {}
-    }
 }
 
 /// Every row of every table of the database, as text.

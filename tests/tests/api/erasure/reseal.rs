@@ -46,7 +46,7 @@ async fn as_first_format(app: &twofold_tests::TestApp, keys: &PgPool, tenant: &s
     for (sequence, payload) in rows {
         let mut text = payload.to_string();
         let mut strings = vec![];
-        super::strings(&payload, &mut strings);
+        crate::secrets::strings(&payload, &mut strings);
         for candidate in strings {
             for context in CONTEXTS {
                 let context = format!("{}/{context}", owner.aggregate_id());
