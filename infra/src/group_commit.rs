@@ -1,40 +1,40 @@
 //! Group commit: the events of commands that finish deciding at about the same time are written
-//! in one transaction.
+//! in one statement, and so in one transaction.
 //!
-//! Each command used to pay for its own `BEGIN` and `COMMIT` round trips and its own durable
-//! commit. Under load most of a command's database time was that, not its `INSERT`. Here a
-//! command hands its events to a committer and waits for the outcome; the committer writes
-//! everything that is waiting in one transaction (postgres-es's own `INSERT`, one per event),
-//! with at most [`IN_FLIGHT`] such transactions at once. A lone command is written at once, by
-//! postgres-es, so group commit adds no waiting when there is nothing to share a commit with;
-//! when commits are busy, the commands that queue behind them share the next one.
+//! Each command used to pay for its own `BEGIN` and `COMMIT` round trips, one `INSERT` per event
+//! and its own durable commit. Here a command hands its events to a committer and waits for the
+//! outcome; the committer writes everything that is waiting with one multi-row `INSERT`
+//! ([`crate::append`]: the rows postgres-es writes, one round trip, committed by itself), with at
+//! most [`IN_FLIGHT`] such statements at once. A lone command is written at once, so group
+//! commit adds no waiting when there is nothing to share a commit with; when commits are busy,
+//! the commands that queue behind them share the next one.
 //!
 //! Each command's answer is still exact, and one command never fails another (decision 100). A
-//! batch is atomic, so its commands commit together or not at all. When the database refuses
-//! one of the batch's `INSERT`s, for whatever reason (an optimistic-concurrency conflict: two
-//! commands on one aggregate in the same batch, or another writer came first; a value it cannot
-//! store, such as a NUL in a JSON string; a deadlock), nothing of the batch is written, certainly:
-//! the transaction is rolled back before it ever reaches `COMMIT`. Every command of the batch is
-//! then written again in a transaction of its own, so only the command at fault sees the error
-//! (a conflicting caller re-decides on fresh state, as before). The same holds for a `COMMIT`
-//! that PostgreSQL refused with a deadlock or serialization failure: it says it rolled back.
-//! A batch writes its events in key order (aggregate id, then sequence), so two transactions
-//! that write the same aggregates wait for each other in one direction only and do not deadlock
-//! in the first place. Other errors reach every command of the batch: a lost connection or an
-//! unreachable database is not the doing of one command, and a `COMMIT` that failed otherwise
-//! has an outcome nobody can know, so writing its commands again could report a committed
-//! command as refused, or write it twice.
+//! statement is atomic, so a batch's commands commit together or not at all. When PostgreSQL
+//! refuses the statement, for whatever reason (an optimistic-concurrency conflict: two commands
+//! on one aggregate in the same batch, or another writer came first; a value it cannot store,
+//! such as a NUL in a JSON string; a deadlock), it says so and nothing of the batch is written.
+//! Every command of the batch is then written again in a statement of its own, so only the
+//! command at fault sees the error (a conflicting caller re-decides on fresh state, as before).
+//! A batch writes its events in key order (aggregate id, then sequence), so two statements that
+//! write the same aggregates wait for each other in one direction only and do not deadlock in
+//! the first place. A failure without an answer from PostgreSQL (a lost connection, an
+//! unreachable database) reaches every command of the batch: it is not the doing of one
+//! command, and the statement may have committed, so writing its commands again could report a
+//! committed command as refused, or write it twice.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use cqrs_es::Aggregate;
-use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-/// How many batch transactions may be open at once: while some wait for their commit to reach
+use crate::append;
+use crate::pg::direct::DirectConnections;
+
+/// How many batch statements may be running at once: while some wait for their commit to reach
 /// the disk, others are written. Measured with `twofold bench` (16 clients, 2 cores): 2 left
 /// the cores partly idle (commands queued behind commit latency), 4 saturated them, 6 gave
 /// nothing more.
@@ -63,8 +63,7 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
     pub fn new(pool: PgPool) -> Self {
         Self {
             repo: Arc::new(Writer {
-                single: PostgresEventRepository::new(pool.clone()),
-                pool,
+                connections: DirectConnections::new(&pool, IN_FLIGHT),
             }),
             queue: OnceLock::new(),
             aggregate: PhantomData,
@@ -117,49 +116,38 @@ fn spawn_committer<A: Aggregate + 'static>(repo: Arc<Writer>) -> mpsc::Unbounded
     sender
 }
 
-/// Where a committer writes: postgres-es for a command alone, our own transaction (with the
-/// same `INSERT`) for a batch, so that we know at which step a batch failed.
+/// Where a committer writes: connections of its own, one per transaction in flight, without
+/// the pool's ping on release.
 struct Writer {
-    single: PostgresEventRepository,
-    pool: PgPool,
+    connections: DirectConnections,
 }
 
-/// postgres-es's statement for one event.
-const INSERT_EVENT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-/// How a batch transaction failed.
-enum BatchFailure {
-    /// Nothing of the batch was written, and PostgreSQL said why: write each command alone.
-    RolledBack(sqlx::Error),
-    /// Not known to be any one command's doing, or not known to be rolled back.
-    Everyone(sqlx::Error),
-}
-
-/// Writes a batch in one transaction, falling back to one transaction per command when the
-/// database refused it before it could commit.
+/// Writes a batch in one statement, falling back to one statement per command when PostgreSQL
+/// refused it (nothing of it was written, and it may be one command's doing).
 async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
-    if batch.len() == 1 {
-        for Pending { events, done } in batch {
-            let _ = done.send(repo.single.persist::<A>(&events, None).await);
-        }
-        return;
-    }
     let mut batch = batch;
     in_lock_order(&mut batch);
-    match write_batch::<A>(&repo.pool, &batch).await {
+    match write(repo, batch.iter().flat_map(|p| &p.events), A::TYPE).await {
         Ok(()) => {
             for Pending { done, .. } in batch {
                 let _ = done.send(Ok(()));
             }
         }
-        Err(BatchFailure::RolledBack(e)) => {
-            tracing::debug!(error = %e, commands = batch.len(), "batch refused; writing its commands one by one");
-            for Pending { events, done } in batch {
-                let _ = done.send(repo.single.persist::<A>(&events, None).await);
+        Err(e) if batch.len() == 1 => {
+            if let Some(Pending { done, .. }) = batch.pop() {
+                let _ = done.send(Err(append::persistence_error(e)));
             }
         }
-        Err(BatchFailure::Everyone(e)) => {
+        Err(e) if e.as_database_error().is_some() => {
+            tracing::debug!(error = %e, commands = batch.len(), "batch refused; writing its commands one by one");
+            for Pending { events, done } in batch {
+                let outcome = write(repo, events.iter(), A::TYPE).await;
+                let _ = done.send(outcome.map_err(append::persistence_error));
+            }
+        }
+        Err(e) => {
+            // No answer from PostgreSQL: whether the statement committed is unknown, so no
+            // command of it may be written again or told it failed for its own reason.
             let shared = Arc::new(e);
             for Pending { done, .. } in batch {
                 let _ = done.send(Err(PersistenceError::ConnectionError(Box::new(
@@ -170,6 +158,26 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     }
 }
 
+/// One statement on a connection of the writer's. A connection goes back for reuse when
+/// PostgreSQL answered, with rows or with an error (a refused statement leaves it idle and
+/// clean); without an answer it is closed.
+async fn write<'a>(
+    repo: &Writer,
+    events: impl Iterator<Item = &'a SerializedEvent>,
+    aggregate_type: &str,
+) -> Result<(), sqlx::Error> {
+    let mut lease = repo.connections.acquire().await?;
+    let outcome = append::append(lease.conn(), aggregate_type, events).await;
+    if outcome.is_ok()
+        || outcome
+            .as_ref()
+            .is_err_and(|e| e.as_database_error().is_some())
+    {
+        lease.finish();
+    }
+    outcome
+}
+
 /// One failure told to every command of a batch. Its source is the driver's error, so a
 /// caller can still tell an outage (retryable) from anything else.
 #[derive(Debug)]
@@ -177,7 +185,7 @@ struct SharedFailure(Arc<sqlx::Error>);
 
 impl std::fmt::Display for SharedFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the batch's transaction failed: {}", self.0)
+        write!(f, "the batch's statement failed: {}", self.0)
     }
 }
 
@@ -185,40 +193,6 @@ impl std::error::Error for SharedFailure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.0)
     }
-}
-
-/// One transaction with every event of the batch, in the batch's order.
-async fn write_batch<A: Aggregate>(pool: &PgPool, batch: &[Pending]) -> Result<(), BatchFailure> {
-    let mut tx = pool.begin().await.map_err(BatchFailure::Everyone)?;
-    for event in batch.iter().flat_map(|p| &p.events) {
-        let inserted = sqlx::query(INSERT_EVENT)
-            .bind(A::TYPE)
-            .bind(event.aggregate_id.as_str())
-            .bind(i64::try_from(event.sequence).unwrap_or(i64::MAX))
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(&event.payload)
-            .bind(&event.metadata)
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = inserted {
-            // A statement PostgreSQL answered with an error aborted the transaction, which is
-            // rolled back when `tx` drops: nothing was written. Without an answer (the
-            // connection was lost) the cause is not one command's.
-            return Err(if e.as_database_error().is_some() {
-                BatchFailure::RolledBack(e)
-            } else {
-                BatchFailure::Everyone(e)
-            });
-        }
-    }
-    tx.commit().await.map_err(|e| {
-        if is_rolled_back_conflict(&e) {
-            BatchFailure::RolledBack(e)
-        } else {
-            BatchFailure::Everyone(e)
-        }
-    })
 }
 
 /// Puts a batch's commands in the order of the keys they insert (aggregate id, then sequence).
@@ -233,15 +207,6 @@ fn in_lock_order(batch: &mut [Pending]) {
             .map(|e| (e.aggregate_id.as_str(), e.sequence))
     }
     batch.sort_by(|a, b| key(a).cmp(&key(b)));
-}
-
-/// Whether PostgreSQL refused a `COMMIT` with a deadlock or serialization failure, which it
-/// resolves by rolling the transaction back: nothing of it was written.
-fn is_rolled_back_conflict(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 #[cfg(test)]

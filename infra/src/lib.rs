@@ -1,6 +1,7 @@
 //! Twofold's adapters: PostgreSQL (event store, projections, the event processor, a private
 //! cluster for zero-config and tests), crypto, configuration.
 
+pub mod append;
 pub mod audit_log;
 pub mod config;
 pub mod console_sessions;

@@ -1,0 +1,81 @@
+//! Appending events: any number of them, of any number of commands, in one `INSERT` statement
+//! run on its own (no `BEGIN`, no `COMMIT`: PostgreSQL commits a lone statement by itself).
+//!
+//! postgres-es writes a command's events with `BEGIN`, one `INSERT` per event and `COMMIT`:
+//! three round trips or more, each costing the service and PostgreSQL a wake-up and a message.
+//! This statement writes exactly the rows postgres-es writes (its columns, its values; the
+//! columns PostgreSQL fills in get their defaults, row by row in the order given), so
+//! postgres-es still reads and replays them (the test `append_writes_what_postgres_es_writes`
+//! compares the two). A statement is atomic: it writes every row or none.
+
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+
+/// The rows of postgres-es's `INSERT`, from arrays, in the arrays' order (`ORDER BY n`: the
+/// order `global_position` is drawn in, which the processor reads a commit's events in).
+const APPEND_SQL: &str = "INSERT INTO events \
+       (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+     SELECT $1, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
+     FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
+       WITH ORDINALITY AS e(aggregate_id, sequence, event_type, event_version, payload, metadata, n) \
+     ORDER BY e.n";
+
+/// Writes `events` (of aggregate type `aggregate_type`) in one statement, committed when it
+/// returns `Ok`. On `Err` with a database error, PostgreSQL refused the statement and nothing
+/// was written; on any other error the outcome is unknown.
+pub async fn append<'a>(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    events: impl Iterator<Item = &'a SerializedEvent>,
+) -> Result<(), sqlx::Error> {
+    let (lower, _) = events.size_hint();
+    let mut ids = Vec::with_capacity(lower);
+    let mut sequences = Vec::with_capacity(lower);
+    let mut types = Vec::with_capacity(lower);
+    let mut versions = Vec::with_capacity(lower);
+    let mut payloads = Vec::with_capacity(lower);
+    let mut metadata = Vec::with_capacity(lower);
+    for event in events {
+        ids.push(event.aggregate_id.as_str());
+        sequences.push(i64::try_from(event.sequence).unwrap_or(i64::MAX));
+        types.push(event.event_type.as_str());
+        versions.push(event.event_version.as_str());
+        payloads.push(Json(&event.payload));
+        metadata.push(Json(&event.metadata));
+    }
+    sqlx::query(APPEND_SQL)
+        .bind(aggregate_type)
+        .bind(ids)
+        .bind(sequences)
+        .bind(types)
+        .bind(versions)
+        .bind(payloads)
+        .bind(metadata)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether PostgreSQL refused the statement because of what other writers did, which a
+/// command answers by deciding again on fresh state: a key already taken (another command
+/// wrote that sequence first, postgres-es's optimistic lock), a deadlock or a serialization
+/// failure. Nothing of the statement was written.
+pub fn is_conflict(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
+}
+
+/// The error a command sees for a failed append, as postgres-es reports its own: a conflict
+/// is `OptimisticLockError`, a lost connection a `ConnectionError`, the rest unknown.
+pub fn persistence_error(error: sqlx::Error) -> PersistenceError {
+    if is_conflict(&error) {
+        PersistenceError::OptimisticLockError
+    } else if error.as_database_error().is_some() {
+        PersistenceError::UnknownError(Box::new(error))
+    } else {
+        PersistenceError::ConnectionError(Box::new(error))
+    }
+}
