@@ -35,6 +35,8 @@ const MAX_ENTRIES: usize = 10_000;
 struct Entries {
     tenants: HashMap<TenantId, (TenantView, Instant)>,
     keys: HashMap<String, (ApiKeyView, Instant)>,
+    /// Each tenant's keys, as an operation that waited for its tenant's share checks them.
+    key_lists: HashMap<TenantId, (Vec<ApiKeyView>, Instant)>,
 }
 
 struct Inner {
@@ -54,6 +56,7 @@ impl Inner {
         let mut entries = self.entries();
         self.generation.fetch_add(1, Ordering::SeqCst);
         entries.tenants.retain(|id, _| id.as_str() != tenant);
+        entries.key_lists.retain(|id, _| id.as_str() != tenant);
         entries
             .keys
             .retain(|_, (k, _)| k.tenant_id.as_str() != tenant);
@@ -179,7 +182,19 @@ impl TenantDirectory for CachedDirectory {
     }
 
     async fn api_keys(&self, id: &TenantId) -> Result<Vec<ApiKeyView>, StoreError> {
-        self.source.api_keys(id).await
+        let listening = self.is_listening();
+        if listening {
+            if let Some(keys) = fresh(self.inner.entries().key_lists.get(id)) {
+                return Ok(keys);
+            }
+        }
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let keys = self.source.api_keys(id).await?;
+        if listening {
+            self.inner
+                .remember(generation, |e| &mut e.key_lists, id.clone(), keys.clone());
+        }
+        Ok(keys)
     }
 
     async fn key_by_hash(&self, hash: &KeyedHash) -> Result<Option<ApiKeyView>, StoreError> {

@@ -173,13 +173,17 @@ async fn run_on(
     let smtp = sinks::SmtpSink::start()?;
     let sms = sinks::SmsSink::start()?;
     let mut env = service_env(&url, &operator, &smtp, &sms);
+    // One tenant's ceiling: its share of the instance (at most the pool less one) lets every
+    // client's request run at once, so the pool is one larger than the clients unless given.
+    let pool_size = options
+        .db_pool_size
+        .unwrap_or(u32::try_from(options.concurrency + 1).unwrap_or(u32::MAX))
+        .max(2);
     env.push((
         "TWOFOLD_TENANT_MAX_CONCURRENT_REQUESTS".to_owned(),
-        (options.db_pool_size.unwrap_or(8).max(2) - 1).to_string(),
+        (pool_size - 1).to_string(),
     ));
-    if let Some(n) = options.db_pool_size {
-        env.push(("TWOFOLD_DB_POOL_SIZE".to_owned(), n.to_string()));
-    }
+    env.push(("TWOFOLD_DB_POOL_SIZE".to_owned(), pool_size.to_string()));
     let exe = std::env::current_exe().context("finding the twofold executable")?;
     let log = dir.join("service.log");
     let service = service::ServiceProcess::start(&exe, &env, &log).await?;
