@@ -165,6 +165,7 @@ async fn run(
                 graphiql: settings.graphiql,
                 console: settings.console,
                 settle_timeout: DEFAULT_SETTLE_TIMEOUT,
+                aggregate_cache: settings.aggregate_cache,
                 public_url: settings.public_url.clone(),
             })
             .await?;
@@ -309,7 +310,8 @@ async fn connect(
     delivery: &Delivery,
 ) -> anyhow::Result<Wiring> {
     let databases = Databases::connect(url, settings.key_database_url.as_deref(), 4).await?;
-    Wiring::new(databases, secrets, delivery, DEFAULT_SETTLE_TIMEOUT).await
+    // A one-shot command decides on stored state only: nothing to keep between commands.
+    Wiring::new(databases, secrets, delivery, DEFAULT_SETTLE_TIMEOUT, 0).await
 }
 
 /// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel

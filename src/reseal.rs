@@ -15,7 +15,7 @@ pub async fn run(
     settle_timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let (events, keys) = (databases.events.clone(), databases.keys.clone());
-    let wiring = Wiring::new(databases, secrets, delivery, settle_timeout).await?;
+    let wiring = Wiring::new(databases, secrets, delivery, settle_timeout, 0).await?;
     let ctx = RequestContext::system("cli");
     let mut kept = vec![];
     for tenant in tenants_with_first_format_keys(&keys).await? {

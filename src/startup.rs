@@ -94,6 +94,7 @@ impl Wiring {
         secrets: &Secrets,
         delivery: &Delivery,
         settle_timeout: Duration,
+        aggregate_cache: usize,
     ) -> anyhow::Result<Self> {
         let pool = databases.events.clone();
         let processor = Arc::new(
@@ -116,11 +117,10 @@ impl Wiring {
             Some(secrets.operator_token.expose()),
         ));
         let commands = Commands::<Tenant>::new(
-            Arc::new(event_store::PgStore::<Tenant>::new(
-                &pool,
-                (),
-                TENANT_STATE_VERSION,
-            )),
+            Arc::new(
+                event_store::PgStore::<Tenant>::new(&pool, (), TENANT_STATE_VERSION)
+                    .with_cache(aggregate_cache),
+            ),
             processor.clone(),
             entropy.clone(),
         );
@@ -142,11 +142,10 @@ impl Wiring {
                 .with_webauthn(Arc::new(RsWebAuthn::new()), directory.clone()),
         );
         let user_commands = Commands::<User>::new(
-            Arc::new(event_store::PgStore::<User>::new(
-                &pool,
-                crypto.clone(),
-                USER_STATE_VERSION,
-            )),
+            Arc::new(
+                event_store::PgStore::<User>::new(&pool, crypto.clone(), USER_STATE_VERSION)
+                    .with_cache(aggregate_cache),
+            ),
             processor.clone(),
             entropy.clone(),
         );
@@ -295,6 +294,8 @@ pub struct AppConfig {
     pub console: bool,
     /// How long a command waits for its write to reach the read models.
     pub settle_timeout: Duration,
+    /// Aggregates kept in memory per store (`TWOFOLD_AGGREGATE_CACHE`).
+    pub aggregate_cache: usize,
     /// Where browsers reach the service (`TWOFOLD_PUBLIC_URL`); `None`: `http://` and the
     /// bound address.
     pub public_url: Option<String>,
@@ -327,6 +328,7 @@ impl Application {
             &config.secrets,
             &config.delivery,
             config.settle_timeout,
+            config.aggregate_cache,
         )
         .await?;
         let listener = TcpListener::bind(config.bind)

@@ -337,6 +337,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         graphiql: options.graphiql,
         console: options.console,
         settle_timeout: options.settle_timeout,
+        aggregate_cache: twofold_infra::event_store::DEFAULT_CACHED_AGGREGATES,
         public_url: options
             .public_url
             .clone()

@@ -64,6 +64,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `TWOFOLD_DB_POOL_SIZE`: most PostgreSQL connections of this instance, default 8.
     pub db_pool_size: u32,
+    /// `TWOFOLD_AGGREGATE_CACHE`: how many users (and tenants) each instance keeps in memory
+    /// between commands, default [`crate::event_store::DEFAULT_CACHED_AGGREGATES`]; 0 turns
+    /// the cache off.
+    pub aggregate_cache: usize,
     /// `TWOFOLD_HTTP_*`: slow-client timeouts and the connection cap.
     pub http: crate::http_limits::HttpLimits,
     /// `TWOFOLD_GRAPHIQL`: `on` (default) or `off`, whether `GET /graphql` serves GraphiQL.
@@ -157,6 +161,18 @@ impl Settings {
                 })?,
             None => DEFAULT_POOL_SIZE,
         };
+        let aggregate_cache = match set("TWOFOLD_AGGREGATE_CACHE") {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 10_000_000)
+                .ok_or(ConfigError::Malformed {
+                    var: "TWOFOLD_AGGREGATE_CACHE",
+                    expected: "a number of aggregates from 0 to 10000000",
+                })?,
+            None => crate::event_store::DEFAULT_CACHED_AGGREGATES,
+        };
         let switch = |var: &'static str| match set(var).as_deref().map(str::trim) {
             None | Some("on") => Ok(true),
             Some("off") => Ok(false),
@@ -199,6 +215,7 @@ impl Settings {
                 .transpose()?,
             bind,
             db_pool_size,
+            aggregate_cache,
             http: crate::http_limits::HttpLimits::from_lookup(&get)?,
             data_dir: set("TWOFOLD_DATA_DIR")
                 .map(PathBuf::from)

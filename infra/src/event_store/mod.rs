@@ -8,7 +8,10 @@
 //! `state_version` is not the running code's (the state's layout changed). Events are written
 //! with group commit ([`crate::group_commit`]).
 
+mod cache;
+
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
@@ -20,6 +23,9 @@ use serde_json::value::RawValue;
 use sqlx::types::Json;
 use sqlx::PgPool;
 use twofold_services::commands::{CommandGateway, Executed};
+
+pub use cache::AggregateCache;
+use cache::Cached;
 
 use crate::group_commit::GroupCommit;
 use crate::pg::direct::DirectConnections;
@@ -40,7 +46,12 @@ pub struct PgStore<A: Aggregate> {
     loads: DirectConnections,
     services: A::Services,
     state_version: &'static str,
+    cache: AggregateCache<A>,
 }
+
+/// Aggregates each store keeps in memory by default ([`cache`]); `TWOFOLD_AGGREGATE_CACHE`
+/// sets it for the service.
+pub const DEFAULT_CACHED_AGGREGATES: usize = 10_000;
 
 /// The statement every aggregate load runs: the snapshot (kind 0), if any, then the events
 /// after it (kind 1), in one round trip. `$1` is the aggregate type, `$2` its id, `$3` the
@@ -66,7 +77,19 @@ impl<A: Aggregate + 'static> PgStore<A> {
             loads: DirectConnections::new(pool, LOAD_CONNECTIONS),
             services,
             state_version,
+            cache: AggregateCache::new(DEFAULT_CACHED_AGGREGATES),
         }
+    }
+
+    /// Keeps up to `capacity` aggregates in memory instead of the default (0: none).
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = AggregateCache::new(capacity);
+        self
+    }
+
+    /// How many aggregates are in memory now.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// The aggregate's state and how many events had to be replayed to build it (the cost of
@@ -169,7 +192,7 @@ impl<A: Aggregate + 'static> PgStore<A> {
 impl<A> CommandGateway<A> for PgStore<A>
 where
     A: Aggregate + Clone + 'static,
-    A::Command: Send + 'static,
+    A::Command: Clone + Send + 'static,
     A::Error: Send + Sync + 'static,
     A::Services: Send + Sync,
 {
@@ -183,7 +206,70 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
-        let (mut state, sequence, replayed) = self.load_counted(aggregate_id).await?;
+        if let Some(entry) = self.cache.take(aggregate_id) {
+            let Cached {
+                state,
+                sequence,
+                replayed,
+            } = Arc::try_unwrap(entry).unwrap_or_else(|shared| Cached {
+                state: shared.state.clone(),
+                sequence: shared.sequence,
+                replayed: shared.replayed,
+            });
+            let at = Loaded {
+                state,
+                sequence,
+                replayed,
+            };
+            match self
+                .decide_and_commit(aggregate_id, at, command.clone(), &metadata)
+                .await
+            {
+                // The append checked the cached state was current.
+                Ok(executed) if executed.last_sequence.is_some() => return Ok(executed),
+                // Decided on a state nothing checked, or the state was stale: decide again on
+                // the stored state.
+                Ok(_) | Err(AggregateError::UserError(_) | AggregateError::AggregateConflict) => {}
+                // The append's outcome is unknown: deciding again could record it twice.
+                Err(e) => return Err(e),
+            }
+        }
+        let (state, sequence, replayed) = self.load_counted(aggregate_id).await?;
+        let at = Loaded {
+            state,
+            sequence,
+            replayed,
+        };
+        self.decide_and_commit(aggregate_id, at, command, &metadata)
+            .await
+    }
+}
+
+/// The state a command is decided on, and where its stream stands.
+struct Loaded<A> {
+    state: A,
+    sequence: usize,
+    replayed: usize,
+}
+
+impl<A> PgStore<A>
+where
+    A: Aggregate + Clone + 'static,
+{
+    /// Handles `command` on `at` and appends its events after `at.sequence`; on a commit the
+    /// new state is cached.
+    async fn decide_and_commit(
+        &self,
+        aggregate_id: &str,
+        at: Loaded<A>,
+        command: A::Command,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Executed<A>, AggregateError<A::Error>> {
+        let Loaded {
+            mut state,
+            sequence,
+            replayed,
+        } = at;
         let sink = EventSink::default();
         state
             .handle(command, &self.services, &sink)
@@ -197,7 +283,7 @@ where
                 events,
             });
         }
-        let metadata = serde_json::to_value(&metadata).map_err(PersistenceError::from)?;
+        let metadata = serde_json::to_value(metadata).map_err(PersistenceError::from)?;
         let mut serialized = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             serialized.push(SerializedEvent::new(
@@ -212,9 +298,19 @@ where
         }
         self.writer.append(serialized).await?;
         let last = sequence + events.len();
-        if replayed + events.len() >= SNAPSHOT_AFTER {
+        let mut replayed = replayed + events.len();
+        if replayed >= SNAPSHOT_AFTER {
             self.save_snapshot(aggregate_id, &state, last).await;
+            replayed = 0;
         }
+        self.cache.put(
+            aggregate_id,
+            Cached {
+                state: state.clone(),
+                sequence: last,
+                replayed,
+            },
+        );
         Ok(Executed {
             state,
             last_sequence: Some(last),

@@ -2,6 +2,7 @@
 //! the way an authenticator app does.
 
 mod enrollment;
+mod instances;
 mod verification;
 
 use serde_json::{json, Value};
