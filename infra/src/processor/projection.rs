@@ -1,12 +1,20 @@
 //! What a projection is to the processor: the events it reads and the trait it implements.
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
+use twofold_domain::user::{User, UserEvent};
 
-/// An event as read from the log.
-#[derive(Debug, Clone)]
+/// An event as read from the log. Its payload stays JSON text until a projection asks for it,
+/// and a user event is decoded at most once for all projections: most events of a batch are
+/// used by one projection or none.
+#[derive(Debug)]
 pub struct StoredEvent {
     /// e.g. `tenant`.
     pub aggregate_type: String,
@@ -17,9 +25,7 @@ pub struct StoredEvent {
     /// e.g. `ApiKeyIssued`.
     pub event_type: String,
     /// The serialized domain event.
-    pub payload: serde_json::Value,
-    /// Request metadata (actor, request id, ...).
-    pub metadata: serde_json::Value,
+    pub payload: Box<RawValue>,
     /// The writing transaction.
     pub tx_id: i64,
     /// Global insertion position.
@@ -28,6 +34,8 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
     /// The owning tenant.
     pub tenant_id: String,
+    /// The payload as a user event, once decoded.
+    user_event: OnceLock<UserEvent>,
 }
 
 impl StoredEvent {
@@ -37,19 +45,36 @@ impl StoredEvent {
             aggregate_id: row.try_get("aggregate_id")?,
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
+            payload: row.try_get::<Json<Box<RawValue>>, _>("payload")?.0,
             tx_id: row.try_get("tx")?,
             position: row.try_get("global_position")?,
             recorded_at: row.try_get("recorded_at")?,
             tenant_id: row.try_get("tenant_id")?,
+            user_event: OnceLock::new(),
         })
+    }
+
+    /// The payload as the event type `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.payload.get())
+    }
+
+    /// The payload of a user event, decoded on the first call; `None` for other aggregates.
+    pub fn user_event(&self) -> Result<Option<&UserEvent>, serde_json::Error> {
+        if self.aggregate_type != User::TYPE {
+            return Ok(None);
+        }
+        if let Some(event) = self.user_event.get() {
+            return Ok(Some(event));
+        }
+        let event = self.decode::<UserEvent>()?;
+        Ok(Some(self.user_event.get_or_init(|| event)))
     }
 }
 
 /// The columns of [`StoredEvent`], for queries that read events.
 pub const EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, payload, \
-     metadata, tx_id::text::bigint AS tx, global_position, recorded_at, tenant_id";
+     tx_id::text::bigint AS tx, global_position, recorded_at, tenant_id";
 
 /// Why a projection could not apply an event.
 #[derive(Debug, thiserror::Error)]

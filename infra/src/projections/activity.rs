@@ -151,14 +151,23 @@ impl<'a> Tally<'a> {
             .execute(&mut *db)
             .await?;
         }
-        // The batch's last word on each user's lockout: a new end, or none. An end is written
-        // as a row too, so which rows exist does not depend on where batches were cut.
-        if !self.lockouts.is_empty() {
-            let lockouts: Vec<_> = self.lockouts.into_iter().collect();
+        // Each user's row once: the batch's last word on the lockout (a new end, or none; an
+        // end is written as a row too, so which rows exist does not depend on where batches
+        // were cut) and the latest sign-in. A passing code ends any lockout, so a user signed
+        // in has a lockout word too and nearly every row is written by the first statement.
+        let lockouts: Vec<_> = self.lockouts.into_iter().collect();
+        let mut sign_ins = self.sign_ins;
+        let signed: Vec<Option<DateTime<Utc>>> = lockouts
+            .iter()
+            .map(|(key, _)| sign_ins.remove(key))
+            .collect();
+        if !lockouts.is_empty() {
             sqlx::query(
-                "INSERT INTO user_activity (tenant_id, user_id, locked_until) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) \
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET locked_until = EXCLUDED.locked_until",
+                "INSERT INTO user_activity AS u (tenant_id, user_id, locked_until, last_sign_in_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET \
+                   locked_until = EXCLUDED.locked_until, \
+                   last_sign_in_at = GREATEST(u.last_sign_in_at, EXCLUDED.last_sign_in_at)",
             )
             .bind(lockouts.iter().map(|((t, _), _)| *t).collect::<Vec<_>>())
             .bind(lockouts.iter().map(|((_, u), _)| *u).collect::<Vec<_>>())
@@ -171,11 +180,12 @@ impl<'a> Tally<'a> {
                     })
                     .collect::<Vec<_>>(),
             )
+            .bind(signed)
             .execute(&mut *db)
             .await?;
         }
-        if !self.sign_ins.is_empty() {
-            let signed: Vec<_> = self.sign_ins.into_iter().collect();
+        if !sign_ins.is_empty() {
+            let signed: Vec<_> = sign_ins.into_iter().collect();
             sqlx::query(
                 "INSERT INTO user_activity AS u (tenant_id, user_id, last_sign_in_at) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) \
@@ -245,9 +255,10 @@ impl Projection for ActivityProjection {
             let Some(user) = user_of(&event.aggregate_id) else {
                 continue;
             };
-            let data = serde_json::from_value::<UserEvent>(event.payload.clone())
-                .map_err(|e| (event.position, e.into()))?;
-            tally.add(event, user, &data, &commits);
+            let Some(data) = event.user_event().map_err(|e| (event.position, e.into()))? else {
+                continue;
+            };
+            tally.add(event, user, data, &commits);
         }
         tally.write(db).await.map_err(|e| (first, e.into()))
     }

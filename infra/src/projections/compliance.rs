@@ -99,15 +99,15 @@ impl Projection for ComplianceProjection {
             .map_err(|(_, e)| e)
     }
 
-    /// One statement records every user first seen in the batch (most events change nothing
-    /// else), then the few events that change factors are applied in order.
+    /// One statement records every user first seen in the batch (a user is first seen at the
+    /// first event of their stream, sequence 1, and most events change nothing else), then the
+    /// few events that change factors are applied in order.
     async fn apply_all(
         &self,
         db: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), (i64, ProjectionError)> {
         let first = events.first().map_or(0, |e| e.position);
-        let mut seen = std::collections::HashSet::new();
         let (mut tenants, mut users, mut times) = (Vec::new(), Vec::new(), Vec::new());
         let mut changes = Vec::new();
         for event in events {
@@ -117,16 +117,17 @@ impl Projection for ComplianceProjection {
             let Some(user) = user_of(&event.aggregate_id) else {
                 continue;
             };
-            let data = serde_json::from_value::<UserEvent>(event.payload.clone())
-                .map_err(|e| (event.position, e.into()))?;
-            if seen.insert((event.tenant_id.as_str(), user)) {
+            let Some(data) = event.user_event().map_err(|e| (event.position, e.into()))? else {
+                continue;
+            };
+            if event.sequence == 1 {
                 tenants.push(event.tenant_id.as_str());
                 users.push(user);
                 times.push(data.at());
             }
-            if let Some(set) = assignments(&data) {
+            if let Some(set) = assignments(data) {
                 changes.push((event, user, set, None, data.at()));
-            } else if let Some((set, credential)) = credential_assignment(&data) {
+            } else if let Some((set, credential)) = credential_assignment(data) {
                 changes.push((event, user, set, Some(credential.to_owned()), data.at()));
             }
         }

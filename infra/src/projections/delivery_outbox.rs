@@ -34,25 +34,24 @@ impl Projection for DeliveryOutbox {
         {
             return Ok(());
         }
-        let (id, channel, kind) = match serde_json::from_value::<UserEvent>(event.payload.clone())?
-        {
-            UserEvent::CodeSent {
+        let (id, channel, kind) = match event.user_event()? {
+            Some(UserEvent::CodeSent {
                 challenge_id,
                 channel,
                 ..
-            } => (challenge_id, channel, DeliveryKind::Code),
-            UserEvent::NotificationQueued {
+            }) => (challenge_id, channel, DeliveryKind::Code),
+            Some(UserEvent::NotificationQueued {
                 notification_id,
                 channel,
                 ..
-            } => (notification_id, channel, DeliveryKind::Notification),
+            }) => (notification_id, channel, DeliveryKind::Notification),
             _ => return Ok(()),
         };
         sqlx::query(
             "INSERT INTO deliveries (challenge_id, tenant_id, aggregate_id, channel, kind) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (challenge_id) DO NOTHING",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&event.tenant_id)
         .bind(&event.aggregate_id)
         .bind(channel.as_str())

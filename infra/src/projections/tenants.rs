@@ -36,7 +36,7 @@ impl Projection for TenantsProjection {
             return Ok(());
         }
         let tenant = event.tenant_id.as_str();
-        match serde_json::from_value::<TenantEvent>(event.payload.clone())? {
+        match event.decode::<TenantEvent>()? {
             TenantEvent::TenantRegistered {
                 name,
                 policy,
