@@ -68,6 +68,16 @@ pub fn is_conflict(error: &sqlx::Error) -> bool {
         .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
 }
 
+/// Whether the connection can serve another statement after `error`: PostgreSQL answered with
+/// an error that ends only the statement, not the session (not a connection failure, class
+/// 08, nor a shutdown or admin termination, class 57).
+pub fn session_survives(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| !code.starts_with("08") && !code.starts_with("57"))
+}
+
 /// The error a command sees for a failed append, as postgres-es reports its own: a conflict
 /// is `OptimisticLockError`, a lost connection a `ConnectionError`, the rest unknown.
 pub fn persistence_error(error: sqlx::Error) -> PersistenceError {

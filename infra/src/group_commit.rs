@@ -24,6 +24,7 @@
 //! committed command as refused, or write it twice.
 
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
@@ -47,6 +48,9 @@ pub const MAX_COMMANDS: usize = 64;
 /// One command's events and where to send the outcome.
 struct Pending {
     events: Vec<SerializedEvent>,
+    /// The newest connection epoch the command's state is known to be current for (see
+    /// [`GroupCommit::append_decided_at`]); `None`: any.
+    decided_at: Option<u64>,
     done: oneshot::Sender<Result<(), PersistenceError>>,
 }
 
@@ -61,9 +65,14 @@ pub struct GroupCommit<A> {
 impl<A: Aggregate + 'static> GroupCommit<A> {
     /// A committer writing to the `events` table of `pool`.
     pub fn new(pool: PgPool) -> Self {
+        Self::with_epoch(pool, Arc::default())
+    }
+
+    /// A committer whose connections take their numbers from `epoch` (shared with the loads).
+    pub fn with_epoch(pool: PgPool, epoch: Arc<AtomicU64>) -> Self {
         Self {
             repo: Arc::new(Writer {
-                connections: DirectConnections::new(&pool, IN_FLIGHT),
+                connections: DirectConnections::new(&pool, IN_FLIGHT).sharing_epoch(epoch),
             }),
             queue: OnceLock::new(),
             aggregate: PhantomData,
@@ -73,10 +82,36 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
     /// Commits one command's events (all of them or none) and returns once they are durable.
     /// `Err(OptimisticLockError)` means another writer committed to the aggregate first.
     pub async fn append(&self, events: Vec<SerializedEvent>) -> Result<(), PersistenceError> {
+        self.send(events, None).await
+    }
+
+    /// As [`GroupCommit::append`], for a command decided on a state read before any connection
+    /// numbered above `epoch` was opened. Such a state may predate a restart or failover of the
+    /// server, which can lose the last commits before it (asynchronous commit or replication);
+    /// the primary key cannot tell, since the lost sequence numbers are free again. So it is
+    /// written only over a connection at most that old (all older ones died with the server),
+    /// and otherwise refused as a conflict: the command decides again on a fresh load.
+    pub async fn append_decided_at(
+        &self,
+        events: Vec<SerializedEvent>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        self.send(events, Some(epoch)).await
+    }
+
+    async fn send(
+        &self,
+        events: Vec<SerializedEvent>,
+        decided_at: Option<u64>,
+    ) -> Result<(), PersistenceError> {
         let (done, outcome) = oneshot::channel();
         self.queue
             .get_or_init(|| spawn_committer::<A>(self.repo.clone()))
-            .send(Pending { events, done })
+            .send(Pending {
+                events,
+                decided_at,
+                done,
+            })
             .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
@@ -127,25 +162,25 @@ struct Writer {
 async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     let mut batch = batch;
     in_lock_order(&mut batch);
-    match write(repo, batch.iter().flat_map(|p| &p.events), A::TYPE).await {
-        Ok(()) => {
-            for Pending { done, .. } in batch {
-                let _ = done.send(Ok(()));
-            }
-        }
-        Err(e) if batch.len() == 1 => {
-            if let Some(Pending { done, .. }) = batch.pop() {
+    let alone = batch.len() == 1;
+    match write(repo, batch, A::TYPE).await {
+        Ok(()) => {}
+        Err((e, batch)) if alone => {
+            if let Some(Pending { done, .. }) = batch.into_iter().next() {
                 let _ = done.send(Err(append::persistence_error(e)));
             }
         }
-        Err(e) if e.as_database_error().is_some() => {
+        Err((e, batch)) if e.as_database_error().is_some() => {
             tracing::debug!(error = %e, commands = batch.len(), "batch refused; writing its commands one by one");
-            for Pending { events, done } in batch {
-                let outcome = write(repo, events.iter(), A::TYPE).await;
-                let _ = done.send(outcome.map_err(append::persistence_error));
+            for pending in batch {
+                if let Err((e, mut left)) = write(repo, vec![pending], A::TYPE).await {
+                    if let Some(Pending { done, .. }) = left.pop() {
+                        let _ = done.send(Err(append::persistence_error(e)));
+                    }
+                }
             }
         }
-        Err(e) => {
+        Err((e, batch)) => {
             // No answer from PostgreSQL: whether the statement committed is unknown, so no
             // command of it may be written again or told it failed for its own reason.
             let shared = Arc::new(e);
@@ -158,24 +193,52 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     }
 }
 
-/// One statement on a connection of the writer's. A connection goes back for reuse when
-/// PostgreSQL answered, with rows or with an error (a refused statement leaves it idle and
-/// clean); without an answer it is closed.
-async fn write<'a>(
+/// Writes `batch` in one statement on a connection of the writer's, and tells its commands
+/// when it committed. Commands decided on a state older than the connection are refused first
+/// (see [`GroupCommit::append_decided_at`]). On failure, the error and the commands that were in
+/// the statement come back. A connection goes back for reuse when PostgreSQL answered, with
+/// rows or with an error that leaves the session usable; otherwise it is closed.
+async fn write(
     repo: &Writer,
-    events: impl Iterator<Item = &'a SerializedEvent>,
+    batch: Vec<Pending>,
     aggregate_type: &str,
-) -> Result<(), sqlx::Error> {
-    let mut lease = repo.connections.acquire().await?;
-    let outcome = append::append(lease.conn(), aggregate_type, events).await;
-    if outcome.is_ok()
-        || outcome
-            .as_ref()
-            .is_err_and(|e| e.as_database_error().is_some())
-    {
-        lease.finish();
+) -> Result<(), (sqlx::Error, Vec<Pending>)> {
+    let mut lease = match repo.connections.acquire().await {
+        Ok(lease) => lease,
+        Err(e) => return Err((e, batch)),
+    };
+    let opened = lease.opened();
+    let (current, stale): (Vec<Pending>, Vec<Pending>) = batch
+        .into_iter()
+        .partition(|p| p.decided_at.is_none_or(|at| at >= opened));
+    for Pending { done, .. } in stale {
+        let _ = done.send(Err(PersistenceError::OptimisticLockError));
     }
-    outcome
+    if current.is_empty() {
+        lease.finish();
+        return Ok(());
+    }
+    let outcome = append::append(
+        lease.conn(),
+        aggregate_type,
+        current.iter().flat_map(|p| &p.events),
+    )
+    .await;
+    match outcome {
+        Ok(()) => {
+            lease.finish();
+            for Pending { done, .. } in current {
+                let _ = done.send(Ok(()));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if append::session_survives(&e) {
+                lease.finish();
+            }
+            Err((e, current))
+        }
+    }
 }
 
 /// One failure told to every command of a batch. Its source is the driver's error, so a
@@ -228,6 +291,7 @@ mod tests {
             .collect();
         Pending {
             events,
+            decided_at: None,
             done: oneshot::channel().0,
         }
     }

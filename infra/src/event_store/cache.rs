@@ -9,7 +9,12 @@
 //!   key refuses them if any other writer came first (another instance, the command line, a
 //!   concurrent command here). A stale entry costs a reload, never a wrong commit;
 //! - a decision no append checked (a refusal, or nothing to record) is made again on the
-//!   stored state, so a stale entry cannot answer either.
+//!   stored state, so a stale entry cannot answer either;
+//! - the key cannot tell a stream that went backwards: a restart or failover of PostgreSQL may
+//!   lose its last commits (asynchronous commit or replication), freeing their sequence
+//!   numbers. Every entry carries the connection epoch its state was read at, and a command
+//!   decided on it is written only over a connection no newer (older ones die with the server),
+//!   else decided again on a fresh load.
 //!
 //! An entry is taken out while a command uses it, so two commands here never decide on the same
 //! copy, and put back (as the new state) only after a commit. The eviction policy is
@@ -26,6 +31,9 @@ pub struct Cached<A> {
     pub sequence: usize,
     /// Events applied since the stored snapshot (what a load would replay).
     pub replayed: usize,
+    /// The store's connection epoch when the state was read (see
+    /// [`crate::group_commit::GroupCommit::append_decided_at`]).
+    pub epoch: u64,
 }
 
 /// At most `capacity` aggregates of one type.

@@ -11,6 +11,7 @@
 mod cache;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -47,6 +48,8 @@ pub struct PgStore<A: Aggregate> {
     services: A::Services,
     state_version: &'static str,
     cache: AggregateCache<A>,
+    /// Numbers every new connection of the loads and the writer (see [`cache`]).
+    epoch: Arc<AtomicU64>,
 }
 
 /// Aggregates each store keeps in memory by default ([`cache`]); `TWOFOLD_AGGREGATE_CACHE`
@@ -70,14 +73,16 @@ impl<A: Aggregate + 'static> PgStore<A> {
     /// `state_version` names the layout of `A`'s serialized state; change it whenever that
     /// layout changes meaning, and old snapshots are ignored.
     pub fn new(pool: &PgPool, services: A::Services, state_version: &'static str) -> Self {
+        let epoch = Arc::new(AtomicU64::new(0));
         Self {
             pool: pool.clone(),
             repo: PostgresEventRepository::new(pool.clone()),
-            writer: GroupCommit::new(pool.clone()),
-            loads: DirectConnections::new(pool, LOAD_CONNECTIONS),
+            writer: GroupCommit::with_epoch(pool.clone(), epoch.clone()),
+            loads: DirectConnections::new(pool, LOAD_CONNECTIONS).sharing_epoch(epoch.clone()),
             services,
             state_version,
             cache: AggregateCache::new(DEFAULT_CACHED_AGGREGATES),
+            epoch,
         }
     }
 
@@ -211,15 +216,18 @@ where
                 state,
                 sequence,
                 replayed,
+                epoch,
             } = Arc::try_unwrap(entry).unwrap_or_else(|shared| Cached {
                 state: shared.state.clone(),
                 sequence: shared.sequence,
                 replayed: shared.replayed,
+                epoch: shared.epoch,
             });
             let at = Loaded {
                 state,
                 sequence,
                 replayed,
+                epoch,
             };
             match self
                 .decide_and_commit(aggregate_id, at, command.clone(), &metadata)
@@ -227,29 +235,35 @@ where
             {
                 // The append checked the cached state was current.
                 Ok(executed) if executed.last_sequence.is_some() => return Ok(executed),
-                // Decided on a state nothing checked, or the state was stale: decide again on
-                // the stored state.
+                // Decided on a state nothing checked, or the state was stale (or may predate a
+                // restart of the server): decide again on the stored state.
                 Ok(_) | Err(AggregateError::UserError(_) | AggregateError::AggregateConflict) => {}
                 // The append's outcome is unknown: deciding again could record it twice.
                 Err(e) => return Err(e),
             }
         }
+        // Read before the load: a connection opened after it may be to a server that lost what
+        // the load saw.
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let (state, sequence, replayed) = self.load_counted(aggregate_id).await?;
         let at = Loaded {
             state,
             sequence,
             replayed,
+            epoch,
         };
         self.decide_and_commit(aggregate_id, at, command, &metadata)
             .await
     }
 }
 
-/// The state a command is decided on, and where its stream stands.
+/// The state a command is decided on, where its stream stands, and the connection epoch it was
+/// read at.
 struct Loaded<A> {
     state: A,
     sequence: usize,
     replayed: usize,
+    epoch: u64,
 }
 
 impl<A> PgStore<A>
@@ -269,6 +283,7 @@ where
             mut state,
             sequence,
             replayed,
+            epoch,
         } = at;
         let sink = EventSink::default();
         state
@@ -296,7 +311,7 @@ where
                 metadata.clone(),
             ));
         }
-        self.writer.append(serialized).await?;
+        self.writer.append_decided_at(serialized, epoch).await?;
         let last = sequence + events.len();
         let mut replayed = replayed + events.len();
         if replayed >= SNAPSHOT_AFTER {
@@ -309,6 +324,7 @@ where
                 state: state.clone(),
                 sequence: last,
                 replayed,
+                epoch,
             },
         );
         Ok(Executed {

@@ -1,28 +1,45 @@
-//! A few PostgreSQL connections for the hot read path, without sqlx's ping on release.
+//! A few PostgreSQL connections for the hot paths (aggregate loads, event appends), without
+//! sqlx's ping on release.
 //!
 //! sqlx 0.8's pool sends a `Sync` and waits for the answer every time a connection goes back
 //! to it (to catch connections left mid-query by a dropped future). On a machine where the
 //! service and PostgreSQL share the cores, that round trip costs about as much CPU as the
-//! query it follows, on both sides. Aggregate loads (one per command) take their connection
-//! from here instead: a connection goes back only when its query finished; if the future is
-//! dropped midway or the query fails, the connection is closed with it instead, so a
-//! connection in an unknown state is never reused, which is what the ping is for.
+//! query it follows, on both sides. Here a connection goes back only when its query finished;
+//! if the future is dropped midway or the query fails without an answer, the connection is
+//! closed with it instead, so a connection in an unknown state is never reused, which is what
+//! the ping is for. A connection idle for a while is pinged before use instead: the server may
+//! have restarted meanwhile.
+//!
+//! Every new connection takes the next number of an epoch counter, which the owner may share
+//! between several sets (see `crate::event_store`): a state read before a connection was
+//! opened may predate a restart of the server, which can lose recent commits.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// How long a caller waits for a free connection before failing (as the pool's acquire does).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A connection idle longer than this is pinged before it is used again.
+pub const IDLE_CHECK: Duration = Duration::from_secs(2);
+
+struct Idle {
+    conn: PgConnection,
+    opened: u64,
+    since: Instant,
+}
+
 /// Up to `size` connections, opened on demand, reused while healthy.
 pub struct DirectConnections {
     options: PgConnectOptions,
-    idle: Mutex<Vec<PgConnection>>,
+    idle: Mutex<Vec<Idle>>,
     slots: Semaphore,
+    epoch: Arc<AtomicU64>,
 }
 
 impl DirectConnections {
@@ -32,7 +49,14 @@ impl DirectConnections {
             options: (*pool.connect_options()).clone(),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(size.max(1)),
+            epoch: Arc::default(),
         }
+    }
+
+    /// Numbers new connections from `epoch`, shared with other sets.
+    pub fn sharing_epoch(mut self, epoch: Arc<AtomicU64>) -> Self {
+        self.epoch = epoch;
+        self
     }
 
     /// A connection for one query: an idle one, or a new one.
@@ -42,17 +66,30 @@ impl DirectConnections {
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match reused {
-            Some(conn) => conn,
-            // Bounded like the wait for a slot: a database host that drops packets must not
-            // hold a request for the kernel's connect timeout (minutes).
-            None => tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
-        };
+        if let Some(mut idle) = reused {
+            let alive = idle.since.elapsed() < IDLE_CHECK
+                || tokio::time::timeout(ACQUIRE_TIMEOUT, idle.conn.ping())
+                    .await
+                    .is_ok_and(|pinged| pinged.is_ok());
+            if alive {
+                return Ok(Lease {
+                    owner: self,
+                    conn: idle.conn,
+                    opened: idle.opened,
+                    _slot: slot,
+                });
+            }
+        }
+        // Bounded like the wait for a slot: a database host that drops packets must not hold a
+        // request for the kernel's connect timeout (minutes).
+        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let opened = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(Lease {
             owner: self,
             conn,
+            opened,
             _slot: slot,
         })
     }
@@ -62,6 +99,7 @@ impl DirectConnections {
 pub struct Lease<'a> {
     owner: &'a DirectConnections,
     conn: PgConnection,
+    opened: u64,
     _slot: SemaphorePermit<'a>,
 }
 
@@ -70,12 +108,21 @@ impl Lease<'_> {
         &mut self.conn
     }
 
+    /// The epoch number this connection took when it was opened.
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
     /// Gives the connection back for reuse: call only after its query completed.
     pub fn finish(self) {
         self.owner
             .idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(self.conn);
+            .push(Idle {
+                conn: self.conn,
+                opened: self.opened,
+                since: Instant::now(),
+            });
     }
 }

@@ -65,3 +65,72 @@ async fn two_instances_interleaving_commands_on_one_user_decide_on_its_latest_st
     .unwrap();
     assert_eq!(accepted, ["CodeVerified", "RecoveryCodeUsed"]);
 }
+
+// A restart or failover of PostgreSQL can lose the last commits (asynchronous commit or
+// replication) and so free their sequence numbers: the primary key cannot tell that the
+// instance's memory of the user is newer than the database. Here the user's last event is lost
+// and the server's connections are cut, as a failover does: the next sign-in is decided on what
+// the database holds (the lost sign-in's code is accepted again, not refused as used), and the
+// stream stays gapless.
+#[tokio::test]
+async fn a_commit_the_database_lost_is_not_built_on_from_memory() {
+    let app = spawn_app().await;
+    let t = tenant(&app, "Acme").await;
+    let (mut authenticator, _) = enroll(&app, &t.app, "lena").await;
+    let code = authenticator.next_code();
+    let first = verify(&app, &t.app, "lena", "TOTP", &code).await;
+    assert_eq!(first.data()["verify"]["method"], "TOTP");
+
+    let mut tx = app.db.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let lost: String = sqlx::query_scalar(
+        "DELETE FROM events WHERE aggregate_id LIKE '%/user/lena' AND sequence = \
+           (SELECT max(sequence) FROM events WHERE aggregate_id LIKE '%/user/lena') \
+         RETURNING event_type",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(lost, "CodeVerified");
+    tx.commit().await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // Past the idle check, the instance finds its connections dead before using them.
+    tokio::time::sleep(
+        twofold_infra::pg::direct::IDLE_CHECK + std::time::Duration::from_millis(200),
+    )
+    .await;
+
+    // The outage may cost a retryable answer; none may be decided on the lost state. As far as
+    // the database knows, the code's step was never used: it is accepted again.
+    let mut answer = verify(&app, &t.app, "lena", "TOTP", &code).await;
+    for _ in 0..5 {
+        if answer.body["errors"].is_null() {
+            break;
+        }
+        assert_eq!(answer.error_code(), "UNAVAILABLE", "{:?}", answer.body);
+        answer = verify(&app, &t.app, "lena", "TOTP", &code).await;
+    }
+    assert_eq!(
+        answer.data()["verify"]["method"],
+        "TOTP",
+        "{:?}",
+        answer.body
+    );
+    let sequences: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_id LIKE '%/user/lena' ORDER BY sequence",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let expected: Vec<i64> = (1..=sequences.len() as i64).collect();
+    assert_eq!(sequences, expected, "the stream has a gap");
+}
