@@ -36,7 +36,9 @@ struct Entries {
     tenants: HashMap<TenantId, (TenantView, Instant)>,
     keys: HashMap<String, (ApiKeyView, Instant)>,
     /// Each tenant's keys, as an operation that waited for its tenant's share checks them.
-    key_lists: HashMap<TenantId, (Vec<ApiKeyView>, Instant)>,
+    /// Shared, not copied, under the lock every request takes: a tenant may have many revoked
+    /// keys.
+    key_lists: HashMap<TenantId, (Arc<[ApiKeyView]>, Instant)>,
 }
 
 struct Inner {
@@ -184,17 +186,18 @@ impl TenantDirectory for CachedDirectory {
     async fn api_keys(&self, id: &TenantId) -> Result<Vec<ApiKeyView>, StoreError> {
         let listening = self.is_listening();
         if listening {
-            if let Some(keys) = fresh(self.inner.entries().key_lists.get(id)) {
-                return Ok(keys);
+            let cached = fresh(self.inner.entries().key_lists.get(id));
+            if let Some(keys) = cached {
+                return Ok(keys.to_vec());
             }
         }
         let generation = self.inner.generation.load(Ordering::SeqCst);
-        let keys = self.source.api_keys(id).await?;
+        let keys: Arc<[ApiKeyView]> = self.source.api_keys(id).await?.into();
         if listening {
             self.inner
                 .remember(generation, |e| &mut e.key_lists, id.clone(), keys.clone());
         }
-        Ok(keys)
+        Ok(keys.to_vec())
     }
 
     async fn key_by_hash(&self, hash: &KeyedHash) -> Result<Option<ApiKeyView>, StoreError> {
