@@ -19,6 +19,8 @@ pub struct DeliveryResult {
     pub codes: usize,
     /// From the first `sendCode` to the last message arriving.
     pub elapsed: Duration,
+    /// How long until every `sendCode` was answered (the rest is the worker's).
+    pub answered: Duration,
     /// Challenges of the timed part that arrived more than once.
     pub duplicates: usize,
     /// Challenges of the timed part that never arrived.
@@ -139,6 +141,7 @@ pub async fn run(
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
+    let answered = started.elapsed();
     let n = users.len();
     let all_email = wait_for(&smtp.inbox, email_before + n, Duration::from_secs(300)).await;
     let all_sms = wait_for(&sms.inbox, sms_before + n, Duration::from_secs(300)).await;
@@ -171,6 +174,7 @@ pub async fn run(
     Ok(DeliveryResult {
         codes: 2 * n,
         elapsed,
+        answered,
         duplicates,
         missing,
     })

@@ -55,9 +55,15 @@ pub struct BenchOptions {
     /// Users per history length in the history mode.
     #[arg(long, default_value_t = 64)]
     pub history_users: usize,
-    /// The service's `TWOFOLD_DB_POOL_SIZE` (its default when not given).
+    /// The service's `TWOFOLD_DB_POOL_SIZE`; by default one more than `--concurrency`, so
+    /// that one tenant's share of the instance (the pool less one) lets every client run.
     #[arg(long)]
     pub db_pool_size: Option<u32>,
+    /// The service's `TWOFOLD_AGGREGATE_CACHE` (its default when not given). The verify load
+    /// takes users in enrollment order, so a cache smaller than the users finds none of them
+    /// (a cold verify); one larger than the users finds each (a warm verify).
+    #[arg(long)]
+    pub aggregate_cache: Option<usize>,
     /// Print where PostgreSQL's time went during the verify load, statement by statement
     /// (loads `pg_stat_statements`, which costs a little itself).
     #[arg(long)]
@@ -184,6 +190,9 @@ async fn run_on(
         (pool_size - 1).to_string(),
     ));
     env.push(("TWOFOLD_DB_POOL_SIZE".to_owned(), pool_size.to_string()));
+    if let Some(n) = options.aggregate_cache {
+        env.push(("TWOFOLD_AGGREGATE_CACHE".to_owned(), n.to_string()));
+    }
     let exe = std::env::current_exe().context("finding the twofold executable")?;
     let log = dir.join("service.log");
     let service = service::ServiceProcess::start(&exe, &env, &log).await?;

@@ -120,10 +120,11 @@ impl Report<'_> {
         );
         println!("  enrollment  {enroll_rate:.0} users/s");
         println!(
-            "  delivery    {:.0} codes/s sendCode → delivered ({} codes, email + SMS, {:.1} s)",
+            "  delivery    {:.0} codes/s sendCode → delivered ({} codes, email + SMS, {:.1} s; every sendCode answered after {:.1} s)",
             delivered.rate(),
             delivered.codes,
-            delivered.elapsed.as_secs_f64()
+            delivered.elapsed.as_secs_f64(),
+            delivered.answered.as_secs_f64()
         );
         println!(
             "  memory      idle RSS {:.1} MiB at start, {:.1} MiB after the load",
