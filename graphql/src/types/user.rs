@@ -99,31 +99,52 @@ impl UserTwoFactor {
     }
 }
 
+/// What an authenticator app needs, shown once. (Its QR codes are drawn only when selected.)
+pub struct TotpEnrollment(twofold_services::users::TotpEnrollment);
+
 /// What an authenticator app needs, shown once.
-#[derive(SimpleObject)]
-pub struct TotpEnrollment {
+#[Object]
+impl TotpEnrollment {
     /// Base32, for manual entry.
-    secret: String,
-    otpauth_uri: String,
+    async fn secret(&self) -> &str {
+        &self.0.provisioning.secret_base32
+    }
+
+    async fn otpauth_uri(&self) -> &str {
+        &self.0.provisioning.uri
+    }
+
     /// data:image/png;base64,...
-    qr_png: String,
-    qr_svg: String,
-    algorithm: String,
-    digits: i32,
-    period: i32,
+    async fn qr_png(&self) -> async_graphql::Result<String> {
+        self.0
+            .pictures
+            .png()
+            .map_err(|e| crate::error::ApiError(e).into())
+    }
+
+    async fn qr_svg(&self) -> async_graphql::Result<String> {
+        self.0
+            .pictures
+            .svg()
+            .map_err(|e| crate::error::ApiError(e).into())
+    }
+
+    async fn algorithm(&self) -> &str {
+        self.0.params.algorithm.as_str()
+    }
+
+    async fn digits(&self) -> i32 {
+        i32::from(self.0.params.digits)
+    }
+
+    async fn period(&self) -> i32 {
+        i32::try_from(self.0.params.period).unwrap_or(i32::MAX)
+    }
 }
 
 impl From<twofold_services::users::TotpEnrollment> for TotpEnrollment {
     fn from(e: twofold_services::users::TotpEnrollment) -> Self {
-        Self {
-            secret: e.provisioning.secret_base32,
-            otpauth_uri: e.provisioning.uri,
-            qr_png: e.provisioning.qr_png_data_uri,
-            qr_svg: e.provisioning.qr_svg,
-            algorithm: e.params.algorithm.as_str().to_owned(),
-            digits: i32::from(e.params.digits),
-            period: i32::try_from(e.params.period).unwrap_or(i32::MAX),
-        }
+        Self(e)
     }
 }
 

@@ -19,6 +19,19 @@ pub enum QrError {
     Png(String),
 }
 
+/// Whether `text` fits in the largest QR code at level M, as [`encode`] would make it, without
+/// making it (encoding is most of the cost). A text of any character outside QR's numeric and
+/// alphanumeric sets (an `otpauth://` URI has lower-case letters) is one byte-mode segment: a
+/// 4-bit mode, a 16-bit length at version 40, and 8 bits per byte, within version 40-M's 2,334
+/// data codewords (2,331 bytes of text). Other texts are asked of the encoder.
+pub fn fits(text: &str) -> bool {
+    const VERSION_40_M_DATA_BITS: usize = 2_334 * 8;
+    if text.bytes().any(|b| b.is_ascii_lowercase()) {
+        return 4 + 16 + 8 * text.len() <= VERSION_40_M_DATA_BITS;
+    }
+    encode(text).is_ok()
+}
+
 /// The QR code of `text` (error correction level M, as authenticator enrollment QR codes use),
 /// to draw with [`svg_of`] and [`png_data_uri`] so both show the same code.
 pub fn encode(text: &str) -> Result<QrCode, QrError> {
@@ -86,6 +99,21 @@ mod tests {
     use super::*;
 
     const URI: &str = "otpauth://totp/Acme:alice%40example.com?secret=UWS2LJNFUWS2LJNFUWS2LJNFUWS2LJNF&issuer=Acme&algorithm=SHA1&digits=6&period=30";
+
+    #[test]
+    fn fits_agrees_with_the_encoder_around_the_largest_code() {
+        for len in (2_300..2_360).chain([1, 100, 2_000, 3_000]) {
+            for text in [
+                "a".repeat(len),
+                format!("otpauth://totp/{}", "%40b".repeat(len / 3)),
+                "A".repeat(len),
+                "7".repeat(len),
+            ] {
+                assert_eq!(fits(&text), encode(&text).is_ok(), "{} bytes", text.len());
+            }
+        }
+        assert!(fits(URI));
+    }
 
     /// Reads the dark modules back out of an SVG written by [`svg_of`]: the `M x,y h n v1 h-n z`
     /// runs of its path, in viewBox units.

@@ -83,14 +83,22 @@ impl TotpEngine for RfcTotp {
         ensure_param(&mut uri, "algorithm", params.algorithm.as_str());
         ensure_param(&mut uri, "digits", &params.digits.to_string());
         ensure_param(&mut uri, "period", &params.period.to_string());
-        let code = qr::encode(&uri).map_err(|_| TotpError::TooLongForQr(uri.len()))?;
+        if !qr::fits(&uri) {
+            return Err(TotpError::TooLongForQr(uri.len()));
+        }
         Ok(TotpProvisioning {
             secret_base32: totp.secret().to_base32(),
-            qr_png_data_uri: qr::png_data_uri(&code)
-                .map_err(|e| TotpError::Failed(e.to_string()))?,
-            qr_svg: qr::svg_of(&code),
             uri,
         })
+    }
+
+    fn qr_png(&self, uri: &str) -> Result<String, TotpError> {
+        let code = qr::encode(uri).map_err(|_| TotpError::TooLongForQr(uri.len()))?;
+        qr::png_data_uri(&code).map_err(|e| TotpError::Failed(e.to_string()))
+    }
+
+    fn qr_svg(&self, uri: &str) -> Result<String, TotpError> {
+        qr::svg(uri).map_err(|_| TotpError::TooLongForQr(uri.len()))
     }
 
     fn matching_step(
@@ -302,8 +310,8 @@ mod tests {
         assert_eq!(parsed.secret().as_bytes(), &secret);
         assert_eq!(parsed.issuer(), Some("Acme  Corp"));
         assert_eq!(parsed.account_name(), "alice@example.com");
-        assert_eq!(decode_png(&out.qr_png_data_uri), out.uri);
-        assert!(out.qr_svg.starts_with("<svg"));
+        assert_eq!(decode_png(&RfcTotp.qr_png(&out.uri).unwrap()), out.uri);
+        assert!(RfcTotp.qr_svg(&out.uri).unwrap().starts_with("<svg"));
         assert!(!format!("{out:?}").contains("UWS2"));
     }
 
@@ -324,7 +332,7 @@ mod tests {
         let parsed = Totp::from_url(&out.uri).unwrap();
         assert_eq!(parsed.algorithm(), Algorithm::SHA512);
         assert_eq!(parsed.digits(), 8);
-        assert_eq!(decode_png(&out.qr_png_data_uri), out.uri);
+        assert_eq!(decode_png(&RfcTotp.qr_png(&out.uri).unwrap()), out.uri);
         // A code from the provisioned generator is accepted.
         let code = parsed.generate(1_700_000_000).to_string();
         assert_eq!(

@@ -286,12 +286,10 @@ pub trait Sealer: Send + Sync {
 pub struct TotpProvisioning {
     /// The secret in base32 (RFC 4648, no padding), for manual entry.
     pub secret_base32: String,
-    /// `otpauth://totp/...` URI.
+    /// `otpauth://totp/...` URI, known to fit in a QR code; [`TotpEngine::qr_png`] and
+    /// [`TotpEngine::qr_svg`] draw it when a caller asks for the picture (drawing took half
+    /// of an enrollment's CPU, for callers that mostly show the URI or the secret).
     pub uri: String,
-    /// The URI as a QR code, `data:image/png;base64,...`.
-    pub qr_png_data_uri: String,
-    /// The URI as a QR code, an SVG document.
-    pub qr_svg: String,
 }
 
 impl std::fmt::Debug for TotpProvisioning {
@@ -324,6 +322,12 @@ pub trait TotpEngine: Send + Sync {
         issuer: &str,
         account: &str,
     ) -> Result<TotpProvisioning, TotpError>;
+
+    /// `uri` (a provisioned one) as a QR code, `data:image/png;base64,...`.
+    fn qr_png(&self, uri: &str) -> Result<String, TotpError>;
+
+    /// `uri` (a provisioned one) as a QR code, an SVG document.
+    fn qr_svg(&self, uri: &str) -> Result<String, TotpError>;
 
     /// The time step (unix time / period) within ±1 step of `unix_time` whose code equals
     /// `code`, compared in constant time; `None` when no step matches or `code` is not

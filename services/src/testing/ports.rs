@@ -205,9 +205,15 @@ impl TotpEngine for FakeTotp {
         Ok(TotpProvisioning {
             uri: format!("otpauth://totp/{issuer}:{account}?secret={secret_base32}"),
             secret_base32,
-            qr_png_data_uri: String::new(),
-            qr_svg: String::new(),
         })
+    }
+
+    fn qr_png(&self, _uri: &str) -> Result<String, TotpError> {
+        Ok(String::new())
+    }
+
+    fn qr_svg(&self, _uri: &str) -> Result<String, TotpError> {
+        Ok(String::new())
     }
 
     fn matching_step(

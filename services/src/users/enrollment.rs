@@ -6,7 +6,9 @@ use twofold_domain::Method;
 
 use super::crypto::totp_context;
 use super::errors::outcome;
-use super::{parse_user, proof, ProofInput, RecoveryCodes, TotpEnrollment, UserService};
+use super::{
+    parse_user, proof, ProofInput, QrPictures, RecoveryCodes, TotpEnrollment, UserService,
+};
 use crate::ports::TotpError;
 use crate::{Call, ServiceError};
 
@@ -77,6 +79,10 @@ impl UserService {
         )
         .await?;
         Ok(TotpEnrollment {
+            pictures: QrPictures {
+                engine: self.crypto.totp.clone(),
+                uri: provisioning.uri.clone(),
+            },
             provisioning,
             params,
         })

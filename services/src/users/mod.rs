@@ -39,8 +39,8 @@ mod webauthn;
 pub use crypto::{contact_context, UserCrypto};
 pub use inputs::{ProofInput, VerifyInput};
 pub use views::{
-    ChallengeView, RecoveryCodes, TotpEnrollment, TrustedDeviceView, UserStatus, Verified,
-    WebAuthnCredentialView,
+    ChallengeView, QrPictures, RecoveryCodes, TotpEnrollment, TrustedDeviceView, UserStatus,
+    Verified, WebAuthnCredentialView,
 };
 pub use webauthn::WebAuthnChallengeView;
 

@@ -116,12 +116,13 @@ pub(crate) async fn start_totp(
         .users
         .start_totp_enrollment(&visit.call, visit.user(), None)
         .await
+        .and_then(|enrollment| Ok((enrollment.pictures.png()?, enrollment)))
     {
-        Ok(enrollment) => page::html(
+        Ok((qr, enrollment)) => page::html(
             StatusCode::OK,
             &TotpPage {
                 frame: Frame::of(&visit),
-                qr: enrollment.provisioning.qr_png_data_uri.clone(),
+                qr,
                 key: enrollment.provisioning.secret_base32.clone(),
                 proofs: proofs_for(&visit, status.as_ref(), &form.proof, &form.challenge),
                 restart: restart_of(&visit),
