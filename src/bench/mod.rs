@@ -230,10 +230,10 @@ async fn run_on(
     let mut users = api::enroll(&api, &key, "u", first_batch, options.concurrency).await?;
     let enroll_rate = first_batch as f64 / t.elapsed().as_secs_f64();
     let wanted = options.users.unwrap_or_else(|| {
-        // An enrollment is two requests that cost about what a verify does. A user just
-        // enrolled has used the current step, so it gives one valid code (the next step) now
-        // and one more each time a 30 s step passes.
-        let verify_rate = enroll_rate * 2.0 * 1.5;
+        // An enrollment is two requests, each costing about twice what a verify does (a seal,
+        // recovery codes). A user just enrolled has used the current step, so it gives one
+        // valid code (the next step) now and one more each time a 30 s step passes.
+        let verify_rate = enroll_rate * 2.0 * 2.0;
         let valid = verify_rate * options.seconds as f64 * (1.0 - options.wrong_share);
         let per_user = 1.0 + options.seconds as f64 / 30.0;
         (valid / per_user * 1.5) as usize + options.concurrency
