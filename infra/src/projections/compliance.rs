@@ -145,30 +145,78 @@ impl Projection for ComplianceProjection {
             .await
             .map_err(|e| (first, e.into()))?;
         }
+        // In order; consecutive changes with the same assignment, each on another user, in
+        // one statement (an enrollment wave is mostly `totp = true`).
+        let mut run = Run::default();
         for (event, user, set, credential, at) in changes {
-            let statement = format!(
+            let joins = credential.is_none()
+                && run.set == Some(set)
+                && !run
+                    .rows
+                    .iter()
+                    .any(|(e, u, _)| e.tenant_id == event.tenant_id && *u == user);
+            if !joins {
+                run.flush(db).await?;
+            }
+            let Some(credential) = credential else {
+                run.set = Some(set);
+                run.rows.push((event, user, at));
+                continue;
+            };
+            sqlx::query(&format!(
                 "UPDATE user_compliance SET {set}, updated_at = $3 \
                  WHERE tenant_id = $1 AND user_id = $2"
-            );
-            let mut query = sqlx::query(&statement)
-                .bind(&event.tenant_id)
-                .bind(user)
-                .bind(at);
-            if let Some(credential) = credential {
-                query = query.bind(credential);
-            }
-            query
-                .execute(&mut *db)
-                .await
-                .map_err(|e| (event.position, e.into()))?;
+            ))
+            .bind(&event.tenant_id)
+            .bind(user)
+            .bind(at)
+            .bind(credential)
+            .execute(&mut *db)
+            .await
+            .map_err(|e| (event.position, e.into()))?;
         }
-        Ok(())
+        run.flush(db).await
     }
 
     async fn reset(&self, db: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::query("DELETE FROM user_compliance")
             .execute(&mut *db)
             .await?;
+        Ok(())
+    }
+}
+
+/// Consecutive factor changes with the same assignment, on distinct users.
+#[derive(Default)]
+struct Run<'a> {
+    set: Option<&'static str>,
+    rows: Vec<(&'a StoredEvent, &'a str, DateTime<Utc>)>,
+}
+
+impl Run<'_> {
+    async fn flush(&mut self, db: &mut PgConnection) -> Result<(), (i64, ProjectionError)> {
+        let (Some(set), Some(first)) = (self.set, self.rows.first()) else {
+            return Ok(());
+        };
+        let position = first.0.position;
+        sqlx::query(&format!(
+            "UPDATE user_compliance c SET {set}, updated_at = d.at \
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS d(t, u, at) \
+             WHERE c.tenant_id = d.t AND c.user_id = d.u"
+        ))
+        .bind(
+            self.rows
+                .iter()
+                .map(|(e, _, _)| e.tenant_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(self.rows.iter().map(|(_, u, _)| *u).collect::<Vec<_>>())
+        .bind(self.rows.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
+        .execute(&mut *db)
+        .await
+        .map_err(|e| (position, e.into()))?;
+        self.rows.clear();
+        self.set = None;
         Ok(())
     }
 }

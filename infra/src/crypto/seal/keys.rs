@@ -179,8 +179,12 @@ pub(super) async fn by_id(
 /// the process runs even if an erasure announcement were missed.
 pub(super) const CACHE_TTL: Duration = Duration::from_secs(300);
 
-/// Most keys kept in memory (about 150 bytes each).
-pub(super) const CACHE_CAPACITY: usize = 65_536;
+/// Most keys kept in memory (about 150 bytes each, 20 MiB in all): a user's key is read by
+/// every sign-in that opens their secret, so this is the users an instance serves within
+/// [`CACHE_TTL`] without a key read each. The least useful go first (quick_cache's S3-FIFO);
+/// until issue 21 a full cache started over, and 100,000 users signing in made nearly every
+/// sign-in read its key.
+pub(super) const CACHE_CAPACITY: usize = 131_072;
 
 struct Cached {
     tenant: TenantId,
@@ -195,7 +199,10 @@ pub(super) const ERASED_CHANNEL: &str = "twofold_data_keys_erased";
 /// Unwrapped keys by id, for at most [`CACHE_TTL`] each and [`CACHE_CAPACITY`] in all, used
 /// only while this instance listens for erasures (otherwise every open reads the key).
 pub(super) struct KeyCache {
-    keys: RwLock<HashMap<Uuid, Cached>>,
+    keys: quick_cache::sync::Cache<Uuid, Arc<Cached>>,
+    /// Held for writing by whatever stores or forgets keys, so an erasure heard cannot slip
+    /// between a store's generation check and its insert.
+    guard: RwLock<()>,
     /// The first format's per-tenant keys (`tenant_data_keys`), which only open.
     tenant_keys: RwLock<HashMap<TenantId, DataKey>>,
     /// Bumped by every erasure heard: a key read before it is not kept after it.
@@ -206,7 +213,8 @@ pub(super) struct KeyCache {
 impl KeyCache {
     pub(super) fn new() -> Self {
         Self {
-            keys: RwLock::new(HashMap::new()),
+            keys: quick_cache::sync::Cache::new(CACHE_CAPACITY),
+            guard: RwLock::new(()),
             tenant_keys: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
@@ -222,34 +230,25 @@ impl KeyCache {
         if !self.listening.load(Ordering::SeqCst) {
             return None;
         }
-        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        let cached = keys.get(key_id)?;
+        let cached = self.keys.get(key_id)?;
         let mine = &cached.tenant == owner.tenant && cached.user == owner.user_column();
         (mine && cached.fetched.elapsed() < CACHE_TTL).then(|| cached.key.clone())
     }
 
     /// Keeps a key read at `generation`, unless an erasure was heard since.
     pub(super) fn put(&self, generation: u64, owner: Owner<'_>, key_id: Uuid, key: DataKey) {
-        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.guard.write().unwrap_or_else(PoisonError::into_inner);
         if !self.listening.load(Ordering::SeqCst) || self.generation() != generation {
             return;
         }
-        if keys.len() >= CACHE_CAPACITY {
-            keys.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
-            if keys.len() >= CACHE_CAPACITY {
-                // Rare (that many distinct users within the TTL): start over rather than track
-                // recency on every read.
-                keys.clear();
-            }
-        }
-        keys.insert(
+        self.keys.insert(
             key_id,
-            Cached {
+            Arc::new(Cached {
                 tenant: owner.tenant.clone(),
                 user: owner.user_column().to_owned(),
                 key,
                 fetched: Instant::now(),
-            },
+            }),
         );
     }
 
@@ -266,7 +265,7 @@ impl KeyCache {
 
     pub(super) fn put_tenant_key(&self, generation: u64, tenant: &TenantId, key: DataKey) {
         // Held as in `put`: an announcement cannot slip between the check and the insert.
-        let keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.guard.write().unwrap_or_else(PoisonError::into_inner);
         if !self.listening.load(Ordering::SeqCst) || self.generation() != generation {
             return;
         }
@@ -275,15 +274,16 @@ impl KeyCache {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         tenant_keys.insert(tenant.clone(), key);
-        drop(keys);
+        drop(guard);
     }
 
     /// Forgets what an erasure announcement (`keys:<id>,<id>`, `first-format:<tenant>` or
     /// `tenant:<id>`) names, and
     /// everything when it names nothing this build understands.
     pub(super) fn forget_announced(&self, payload: &str) {
-        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.guard.write().unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::SeqCst);
+        let keys = &self.keys;
         if let Some(ids) = payload.strip_prefix("keys:") {
             for id in ids.split(',').filter_map(|id| Uuid::parse_str(id).ok()) {
                 keys.remove(&id);
@@ -309,10 +309,10 @@ impl KeyCache {
     }
 
     fn stop_listening(&self) {
-        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.guard.write().unwrap_or_else(PoisonError::into_inner);
         self.listening.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        keys.clear();
+        self.keys.clear();
         self.tenant_keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
