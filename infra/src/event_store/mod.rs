@@ -69,6 +69,20 @@ pub const LOAD_SQL: &str = "WITH s AS (SELECT last_sequence, state FROM aggregat
         AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
      ORDER BY 1, 2";
 
+/// Writes a snapshot (`$1` aggregate type, `$2` id, `$3` last sequence, `$4` state version, `$5`
+/// state) unless a newer one of the same version is there, and only over the event it ends
+/// at: a server that lost that commit (a failover between the append and this statement) must
+/// not get a snapshot of it, which every later load would start from.
+pub const SNAPSHOT_SQL: &str = "INSERT INTO aggregate_snapshots \
+       (aggregate_type, aggregate_id, last_sequence, state_version, state) \
+     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM events \
+       WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3) \
+     ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+       SET last_sequence = EXCLUDED.last_sequence, state = EXCLUDED.state, \
+           state_version = EXCLUDED.state_version, updated_at = now() \
+     WHERE aggregate_snapshots.last_sequence < EXCLUDED.last_sequence \
+        OR aggregate_snapshots.state_version <> EXCLUDED.state_version";
+
 impl<A: Aggregate + 'static> PgStore<A> {
     /// `state_version` names the layout of `A`'s serialized state; change it whenever that
     /// layout changes meaning, and old snapshots are ignored.
@@ -166,23 +180,14 @@ impl<A: Aggregate + 'static> PgStore<A> {
     async fn save_snapshot(&self, aggregate_id: &str, state: &A, sequence: usize) {
         let result = async {
             let json = serde_json::to_value(state)?;
-            sqlx::query(
-                "INSERT INTO aggregate_snapshots \
-                   (aggregate_type, aggregate_id, last_sequence, state_version, state) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                   SET last_sequence = EXCLUDED.last_sequence, state = EXCLUDED.state, \
-                       state_version = EXCLUDED.state_version, updated_at = now() \
-                 WHERE aggregate_snapshots.last_sequence < EXCLUDED.last_sequence \
-                    OR aggregate_snapshots.state_version <> EXCLUDED.state_version",
-            )
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-            .bind(self.state_version)
-            .bind(json)
-            .execute(&self.pool)
-            .await?;
+            sqlx::query(SNAPSHOT_SQL)
+                .bind(A::TYPE)
+                .bind(aggregate_id)
+                .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+                .bind(self.state_version)
+                .bind(json)
+                .execute(&self.pool)
+                .await?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         }
         .await;
