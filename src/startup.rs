@@ -16,7 +16,9 @@ use twofold_domain::tenant::Tenant;
 use twofold_domain::user::User;
 use twofold_graphql::client_addr::TrustedProxies;
 use twofold_graphql::http::Draining;
-use twofold_graphql::{build_schema, router, ApiServices, ApiState, Websockets, WsLimits};
+use twofold_graphql::{
+    build_schema, router, ApiParts, ApiServices, ApiState, Websockets, WsLimits,
+};
 use twofold_infra::audit_log::PgAuditLog;
 use twofold_infra::config::Secrets;
 use twofold_infra::console_sessions::PgConsoleSessions;
@@ -412,7 +414,7 @@ impl Application {
             shutdown.await;
             let _ = live_tx.send(true);
         };
-        let state = ApiState {
+        let state = ApiState::from(ApiParts {
             schema: build_schema(
                 ApiServices {
                     tenants: self.wiring.tenants.clone(),
@@ -440,7 +442,7 @@ impl Application {
             anonymous: Arc::default(),
             health_cache: Arc::default(),
             trusted_proxies: TrustedProxies::new(self.http.trusted_proxies.clone()),
-        };
+        });
         // The hosted pages are served whatever `TWOFOLD_CONSOLE` says: links made by
         // `createUserSession` must open.
         let pages = twofold_web::router(

@@ -21,7 +21,7 @@ pub mod syntax_error;
 pub mod types;
 pub mod websocket;
 
-pub use http::{router, ApiState, QueryCache};
+pub use http::{router, ApiParts, ApiState, QueryCache};
 pub use metrics::Metrics;
 pub use schema::{build_schema, schema_builder, ApiServices, TwofoldSchema};
 pub use websocket::{Websockets, WsLimits};

@@ -47,9 +47,28 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest credential considered; anything longer cannot be a key and is refused unread.
 pub(crate) const MAX_CREDENTIAL_CHARS: usize = 512;
 
-/// What the handlers share.
+/// What the handlers share: axum clones it for every request and middleware, so it is one
+/// shared pointer (the profile counted 2.5% of a verify's CPU in cloning and dropping the
+/// parts one by one).
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiParts>);
+
+impl From<ApiParts> for ApiState {
+    fn from(parts: ApiParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
+/// The parts of [`ApiState`].
+pub struct ApiParts {
     /// The schema, with services attached.
     pub schema: TwofoldSchema,
     /// Bearer authentication.

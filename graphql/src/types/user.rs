@@ -115,6 +115,7 @@ impl TotpEnrollment {
     }
 
     /// data:image/png;base64,...
+    #[graphql(complexity = 50)]
     async fn qr_png(&self) -> async_graphql::Result<String> {
         self.0
             .pictures
@@ -122,6 +123,7 @@ impl TotpEnrollment {
             .map_err(|e| crate::error::ApiError(e).into())
     }
 
+    #[graphql(complexity = 50)]
     async fn qr_svg(&self) -> async_graphql::Result<String> {
         self.0
             .pictures

@@ -170,9 +170,13 @@ impl Sealer for FakeSealer {
 }
 
 /// TOTP with a stand-in for HMAC: a code is a function of the secret and the time step only.
-/// Remembers the secrets it provisioned, so a test can compute the app's code.
+/// Remembers the secrets it provisioned, so a test can compute the app's code, and counts the
+/// QR codes it drew.
 #[derive(Default)]
-pub(crate) struct FakeTotp(Mutex<HashMap<String, Vec<u8>>>);
+pub(crate) struct FakeTotp(
+    Mutex<HashMap<String, Vec<u8>>>,
+    pub(crate) std::sync::atomic::AtomicUsize,
+);
 
 impl FakeTotp {
     fn code(secret: &[u8], step: u64, digits: u8) -> String {
@@ -208,12 +212,14 @@ impl TotpEngine for FakeTotp {
         })
     }
 
-    fn qr_png(&self, _uri: &str) -> Result<String, TotpError> {
-        Ok(String::new())
+    fn qr_png(&self, uri: &str) -> Result<String, TotpError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(format!("png of {uri}"))
     }
 
-    fn qr_svg(&self, _uri: &str) -> Result<String, TotpError> {
-        Ok(String::new())
+    fn qr_svg(&self, uri: &str) -> Result<String, TotpError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(format!("svg of {uri}"))
     }
 
     fn matching_step(

@@ -82,6 +82,7 @@ impl UserService {
             pictures: QrPictures {
                 engine: self.crypto.totp.clone(),
                 uri: provisioning.uri.clone(),
+                drawn: Default::default(),
             },
             provisioning,
             params,

@@ -140,12 +140,21 @@ pub struct TotpEnrollment {
     pub pictures: QrPictures,
 }
 
-/// Draws an enrollment URI as a QR code only when a caller shows it: drawing took half of an
-/// enrollment's CPU, and many callers show the URI or the secret instead.
+/// Draws an enrollment URI as a QR code only when a caller shows it, once per format however
+/// often it is asked for: drawing took half of an enrollment's CPU, many callers show the URI
+/// or the secret instead, and a document may select the same picture under many aliases.
 #[derive(Clone)]
 pub struct QrPictures {
     pub(super) engine: std::sync::Arc<dyn crate::ports::TotpEngine>,
     pub(super) uri: String,
+    pub(super) drawn: std::sync::Arc<Drawn>,
+}
+
+/// The pictures drawn so far.
+#[derive(Default)]
+pub(super) struct Drawn {
+    png: std::sync::OnceLock<String>,
+    svg: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for QrPictures {
@@ -157,17 +166,25 @@ impl std::fmt::Debug for QrPictures {
 impl QrPictures {
     /// `data:image/png;base64,...`.
     pub fn png(&self) -> Result<String, ServiceError> {
-        self.engine
-            .qr_png(&self.uri)
-            .map_err(|e| ServiceError::Internal(Box::new(e)))
+        once(&self.drawn.png, || self.engine.qr_png(&self.uri))
     }
 
     /// An SVG document.
     pub fn svg(&self) -> Result<String, ServiceError> {
-        self.engine
-            .qr_svg(&self.uri)
-            .map_err(|e| ServiceError::Internal(Box::new(e)))
+        once(&self.drawn.svg, || self.engine.qr_svg(&self.uri))
     }
+}
+
+/// The picture `draw` makes, drawn on the first call only (a failed drawing is not kept).
+fn once(
+    cell: &std::sync::OnceLock<String>,
+    draw: impl FnOnce() -> Result<String, crate::ports::TotpError>,
+) -> Result<String, ServiceError> {
+    if let Some(drawn) = cell.get() {
+        return Ok(drawn.clone());
+    }
+    let drawn = draw().map_err(|e| ServiceError::Internal(Box::new(e)))?;
+    Ok(cell.get_or_init(|| drawn).clone())
 }
 
 /// New recovery codes, shown once.

@@ -126,3 +126,26 @@ async fn an_app_cannot_be_enrolled_where_the_policy_forbids_it() {
     );
     assert!(h.events("alice").await.is_empty());
 }
+
+// A document may select the pictures under many aliases: each is drawn once, when first asked
+// for, and not at all when nobody asks.
+#[tokio::test]
+async fn qr_codes_are_drawn_only_when_asked_and_once_per_format() {
+    use std::sync::atomic::Ordering;
+    let h = Harness::new();
+    let enrollment = h
+        .users
+        .start_totp_enrollment(&app(), "alice", None)
+        .await
+        .unwrap();
+    assert_eq!(h.totp.1.load(Ordering::SeqCst), 0);
+    let uri = enrollment.provisioning.uri.clone();
+    for _ in 0..20 {
+        assert_eq!(enrollment.pictures.png().unwrap(), format!("png of {uri}"));
+        assert_eq!(
+            enrollment.pictures.clone().svg().unwrap(),
+            format!("svg of {uri}")
+        );
+    }
+    assert_eq!(h.totp.1.load(Ordering::SeqCst), 2);
+}
