@@ -13,22 +13,42 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 
 /// The rows of postgres-es's `INSERT`, from arrays, in the arrays' order (`ORDER BY n`: the
-/// order `global_position` is drawn in, which the processor reads a commit's events in).
-const APPEND_SQL: &str = "INSERT INTO events \
+/// order `global_position` is drawn in, which the processor reads a commit's events in), and
+/// none at all if any event would stand past a hole: its predecessor neither stored nor in the
+/// statement. The primary key refuses a sequence taken twice but not one written past a hole,
+/// and a hole appears when a command builds on a state the database no longer holds (a restart
+/// or failover that lost the last commits frees their sequence numbers, and an instance's
+/// memory, decision 162, still counts them, also behind a pooler whose connections survive).
+const APPEND_SQL: &str = "WITH e AS (SELECT * FROM \
+       unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
+       WITH ORDINALITY AS e(aggregate_id, sequence, event_type, event_version, payload, metadata, n)), \
+     hole AS (SELECT 1 FROM e WHERE e.sequence > 1 \
+       AND NOT EXISTS (SELECT 1 FROM e p WHERE p.aggregate_id = e.aggregate_id \
+                         AND p.sequence = e.sequence - 1) \
+       AND NOT EXISTS (SELECT 1 FROM events p WHERE p.aggregate_type = $1 \
+                         AND p.aggregate_id = e.aggregate_id AND p.sequence = e.sequence - 1)) \
+     INSERT INTO events \
        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
      SELECT $1, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
-     FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
-       WITH ORDINALITY AS e(aggregate_id, sequence, event_type, event_version, payload, metadata, n) \
-     ORDER BY e.n";
+     FROM e WHERE NOT EXISTS (SELECT 1 FROM hole) ORDER BY e.n";
+
+/// What an append did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Every event is written and committed.
+    Written,
+    /// Nothing is written: an event would have stood past a hole in its stream.
+    Hole,
+}
 
 /// Writes `events` (of aggregate type `aggregate_type`) in one statement, committed when it
-/// returns `Ok`. On `Err` with a database error, PostgreSQL refused the statement and nothing
-/// was written; on any other error the outcome is unknown.
+/// returns `Ok(Written)`; `Ok(Hole)` wrote nothing. On `Err` with a database error, PostgreSQL
+/// refused the statement and nothing was written; on any other error the outcome is unknown.
 pub async fn append<'a>(
     conn: &mut PgConnection,
     aggregate_type: &str,
     events: impl Iterator<Item = &'a SerializedEvent>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Appended, sqlx::Error> {
     let (lower, _) = events.size_hint();
     let mut ids = Vec::with_capacity(lower);
     let mut sequences = Vec::with_capacity(lower);
@@ -44,7 +64,8 @@ pub async fn append<'a>(
         payloads.push(Json(&event.payload));
         metadata.push(Json(&event.metadata));
     }
-    sqlx::query(APPEND_SQL)
+    let expected = ids.len() as u64;
+    let written = sqlx::query(APPEND_SQL)
         .bind(aggregate_type)
         .bind(ids)
         .bind(sequences)
@@ -53,8 +74,13 @@ pub async fn append<'a>(
         .bind(payloads)
         .bind(metadata)
         .execute(conn)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected();
+    Ok(if written == expected {
+        Appended::Written
+    } else {
+        Appended::Hole
+    })
 }
 
 /// Whether PostgreSQL refused the statement because of what other writers did, which a

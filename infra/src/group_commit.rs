@@ -157,30 +157,40 @@ struct Writer {
     connections: DirectConnections,
 }
 
-/// Writes a batch in one statement, falling back to one statement per command when PostgreSQL
-/// refused it (nothing of it was written, and it may be one command's doing).
+/// Why a statement wrote nothing.
+enum Refusal {
+    /// PostgreSQL refused it, and said why.
+    Database(sqlx::Error),
+    /// An event would have stood past a hole in its stream ([`append::Appended::Hole`]).
+    Hole,
+    /// No answer: whether it committed is unknown.
+    Unknown(sqlx::Error),
+}
+
+impl Refusal {
+    /// What a command alone hears: a hole is a conflict (it decides again on fresh state).
+    fn into_command_error(self) -> PersistenceError {
+        match self {
+            Refusal::Database(e) | Refusal::Unknown(e) => append::persistence_error(e),
+            Refusal::Hole => PersistenceError::OptimisticLockError,
+        }
+    }
+}
+
+/// Writes a batch in one statement, falling back to one statement per command when it wrote
+/// nothing for a reason that may be one command's doing.
 async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     let mut batch = batch;
     in_lock_order(&mut batch);
     let alone = batch.len() == 1;
     match write(repo, batch, A::TYPE).await {
         Ok(()) => {}
-        Err((e, batch)) if alone => {
+        Err((refusal, batch)) if alone => {
             if let Some(Pending { done, .. }) = batch.into_iter().next() {
-                let _ = done.send(Err(append::persistence_error(e)));
+                let _ = done.send(Err(refusal.into_command_error()));
             }
         }
-        Err((e, batch)) if e.as_database_error().is_some() => {
-            tracing::debug!(error = %e, commands = batch.len(), "batch refused; writing its commands one by one");
-            for pending in batch {
-                if let Err((e, mut left)) = write(repo, vec![pending], A::TYPE).await {
-                    if let Some(Pending { done, .. }) = left.pop() {
-                        let _ = done.send(Err(append::persistence_error(e)));
-                    }
-                }
-            }
-        }
-        Err((e, batch)) => {
+        Err((Refusal::Unknown(e), batch)) => {
             // No answer from PostgreSQL: whether the statement committed is unknown, so no
             // command of it may be written again or told it failed for its own reason.
             let shared = Arc::new(e);
@@ -190,22 +200,35 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
                 ))));
             }
         }
+        Err((_, batch)) => {
+            tracing::debug!(
+                commands = batch.len(),
+                "batch refused; writing its commands one by one"
+            );
+            for pending in batch {
+                if let Err((refusal, mut left)) = write(repo, vec![pending], A::TYPE).await {
+                    if let Some(Pending { done, .. }) = left.pop() {
+                        let _ = done.send(Err(refusal.into_command_error()));
+                    }
+                }
+            }
+        }
     }
 }
 
 /// Writes `batch` in one statement on a connection of the writer's, and tells its commands
 /// when it committed. Commands decided on a state older than the connection are refused first
-/// (see [`GroupCommit::append_decided_at`]). On failure, the error and the commands that were in
-/// the statement come back. A connection goes back for reuse when PostgreSQL answered, with
-/// rows or with an error that leaves the session usable; otherwise it is closed.
+/// (see [`GroupCommit::append_decided_at`]). When nothing was written, why and the commands that
+/// were in the statement come back. A connection goes back for reuse when PostgreSQL answered,
+/// with rows or with an error that leaves the session usable; otherwise it is closed.
 async fn write(
     repo: &Writer,
     batch: Vec<Pending>,
     aggregate_type: &str,
-) -> Result<(), (sqlx::Error, Vec<Pending>)> {
+) -> Result<(), (Refusal, Vec<Pending>)> {
     let mut lease = match repo.connections.acquire().await {
         Ok(lease) => lease,
-        Err(e) => return Err((e, batch)),
+        Err(e) => return Err((Refusal::Unknown(e), batch)),
     };
     let opened = lease.opened();
     let (current, stale): (Vec<Pending>, Vec<Pending>) = batch
@@ -225,19 +248,24 @@ async fn write(
     )
     .await;
     match outcome {
-        Ok(()) => {
+        Ok(append::Appended::Written) => {
             lease.finish();
             for Pending { done, .. } in current {
                 let _ = done.send(Ok(()));
             }
             Ok(())
         }
-        Err(e) => {
+        Ok(append::Appended::Hole) => {
+            lease.finish();
+            Err((Refusal::Hole, current))
+        }
+        Err(e) if e.as_database_error().is_some() => {
             if append::session_survives(&e) {
                 lease.finish();
             }
-            Err((e, current))
+            Err((Refusal::Database(e), current))
         }
+        Err(e) => Err((Refusal::Unknown(e), current)),
     }
 }
 

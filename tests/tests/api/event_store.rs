@@ -431,3 +431,45 @@ async fn append_writes_what_postgres_es_writes() {
     .unwrap();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
 }
+
+// An event past a hole in its stream (its predecessor neither stored nor in the same command)
+// is not written: the command hears a conflict, and the others of its batch are written.
+#[tokio::test]
+async fn an_event_past_a_hole_is_refused_as_a_conflict_and_fails_alone() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+    writer
+        .append(vec![sign_in_event(&tenant, "holey", 1)])
+        .await
+        .unwrap();
+    let outcomes = futures::future::join_all(vec![
+        writer.append(vec![sign_in_event(&tenant, "holey", 3)]),
+        writer.append(vec![
+            sign_in_event(&tenant, "whole", 1),
+            sign_in_event(&tenant, "whole", 2),
+        ]),
+    ])
+    .await;
+    assert!(
+        matches!(outcomes[0], Err(PersistenceError::OptimisticLockError)),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    let stored: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT split_part(aggregate_id, '/', 2), sequence FROM events \
+         WHERE aggregate_type = 'user' ORDER BY 1, 2",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        [
+            ("holey".to_owned(), 1),
+            ("whole".to_owned(), 1),
+            ("whole".to_owned(), 2)
+        ]
+    );
+}

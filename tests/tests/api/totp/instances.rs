@@ -161,8 +161,8 @@ async fn a_commit_the_database_lost_is_not_built_on_from_memory() {
 }
 
 // The same loss behind a transaction pooler, whose connections outlive the server's restart:
-// the instance's connections are not cut, and the database itself refuses an event written
-// past a hole (the `events_gapless` trigger), so the command decides again.
+// the instance's connections are not cut, and the append writes nothing past a hole (its
+// statement checks each command's predecessor), so the command decides again.
 #[tokio::test]
 async fn a_lost_commit_is_not_built_on_even_when_the_connections_survive() {
     let app = spawn_app().await;
