@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use cqrs_es::Aggregate;
 
-/// An aggregate's state right after a commit.
+/// An aggregate's state right after a commit (or a load), where its stream stands, and the
+/// connection epoch it was read at: what a command is decided on.
 pub struct Cached<A> {
     pub state: A,
     /// The sequence of the last event in the state.

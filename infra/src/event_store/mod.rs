@@ -217,23 +217,12 @@ where
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
         if let Some(entry) = self.cache.take(aggregate_id) {
-            let Cached {
-                state,
-                sequence,
-                replayed,
-                epoch,
-            } = Arc::try_unwrap(entry).unwrap_or_else(|shared| Cached {
+            let at = Arc::try_unwrap(entry).unwrap_or_else(|shared| Cached {
                 state: shared.state.clone(),
                 sequence: shared.sequence,
                 replayed: shared.replayed,
                 epoch: shared.epoch,
             });
-            let at = Loaded {
-                state,
-                sequence,
-                replayed,
-                epoch,
-            };
             match self
                 .decide_and_commit(aggregate_id, at, command.clone(), &metadata)
                 .await
@@ -251,7 +240,7 @@ where
         // the load saw.
         let epoch = self.epoch.load(Ordering::SeqCst);
         let (state, sequence, replayed) = self.load_counted(aggregate_id).await?;
-        let at = Loaded {
+        let at = Cached {
             state,
             sequence,
             replayed,
@@ -260,15 +249,6 @@ where
         self.decide_and_commit(aggregate_id, at, command, &metadata)
             .await
     }
-}
-
-/// The state a command is decided on, where its stream stands, and the connection epoch it was
-/// read at.
-struct Loaded<A> {
-    state: A,
-    sequence: usize,
-    replayed: usize,
-    epoch: u64,
 }
 
 impl<A> PgStore<A>
@@ -280,11 +260,11 @@ where
     async fn decide_and_commit(
         &self,
         aggregate_id: &str,
-        at: Loaded<A>,
+        at: Cached<A>,
         command: A::Command,
         metadata: &HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
-        let Loaded {
+        let Cached {
             mut state,
             sequence,
             replayed,
