@@ -64,10 +64,10 @@ fn serve_with(data_dir: &Path, env: &[(&str, &str)]) -> (Child, Banner) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Reads to the end even after the banner, so the service never writes to a closed pipe
+        // here (that case has its own test).
         for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
+            let _ = tx.send(line.unwrap_or_default());
         }
     });
     let field = |line: &str, label: &str| -> Option<String> {
@@ -288,6 +288,46 @@ async fn serve_after_a_crash_reuses_its_postgresql_and_still_stops_it_on_sigterm
         !pid_file.exists(),
         "the private PostgreSQL was left running after SIGTERM"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn serve_keeps_serving_when_nobody_reads_its_output() {
+    let dir = temp_dir("closed-stdout");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = twofold(&dir)
+        .arg("serve")
+        .env("TWOFOLD_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the banner is printed, as a supervisor closing the pipe would.
+    drop(child.stdout.take());
+
+    let client = reqwest::Client::new();
+    let ready = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("serve exited with {status} when its output could not be written");
+        }
+        if let Ok(res) = client.get(format!("{url}/health/ready")).send().await {
+            break res.status().as_u16();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready, 200);
+    // The demo keys are written before the banner: a request with one proves start-up went past it.
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo-keys.json")).unwrap())
+            .unwrap();
+    let tenant = gql(&url, keys["admin"].as_str().unwrap(), "{ tenant { id } }").await;
+    assert_eq!(tenant["data"]["tenant"]["id"], "demo", "{tenant}");
+    interrupt_and_wait(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

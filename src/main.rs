@@ -1,5 +1,7 @@
 //! `twofold`: the command line. Parses arguments, reads configuration, hands over to `startup`.
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twofold::databases::Databases;
@@ -172,15 +174,17 @@ async fn run(
             let url = format!("http://{}", app.address());
             if settings.zero_config() {
                 let keys = zero_config::demo_keys(app.wiring(), &settings.data_dir).await?;
-                println!(
-                    "{}",
-                    zero_config::banner(
-                        &url,
-                        db.local.as_ref(),
-                        secrets.operator_token.expose(),
-                        keys.as_ref()
-                    )
+                let banner = zero_config::banner(
+                    &url,
+                    db.local.as_ref(),
+                    secrets.operator_token.expose(),
+                    keys.as_ref(),
                 );
+                // Whoever started us may have stopped reading (a closed pipe, `serve | head`):
+                // the banner is a courtesy, and `println!` would panic and take the service down.
+                if let Err(e) = writeln!(std::io::stdout().lock(), "{banner}") {
+                    tracing::warn!(error = %e, %url, "could not print the start-up banner");
+                }
             } else {
                 tracing::info!(%url, "Twofold listening");
             }
