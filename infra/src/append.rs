@@ -19,14 +19,17 @@ use sqlx::PgConnection;
 /// and a hole appears when a command builds on a state the database no longer holds (a restart
 /// or failover that lost the last commits frees their sequence numbers, and an instance's
 /// memory, decision 162, still counts them, also behind a pooler whose connections survive).
-const APPEND_SQL: &str = "WITH e AS (SELECT * FROM \
+/// `OFFSET 0` keeps the stored-predecessor check a lookup by key per event: as an anti-join,
+/// a plan made while `events` was small read every row of the aggregate type (decision 166).
+pub const APPEND_SQL: &str = "WITH e AS (SELECT * FROM \
        unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
        WITH ORDINALITY AS e(aggregate_id, sequence, event_type, event_version, payload, metadata, n)), \
      hole AS (SELECT 1 FROM e WHERE e.sequence > 1 \
        AND NOT EXISTS (SELECT 1 FROM e p WHERE p.aggregate_id = e.aggregate_id \
                          AND p.sequence = e.sequence - 1) \
        AND NOT EXISTS (SELECT 1 FROM events p WHERE p.aggregate_type = $1 \
-                         AND p.aggregate_id = e.aggregate_id AND p.sequence = e.sequence - 1)) \
+                         AND p.aggregate_id = e.aggregate_id AND p.sequence = e.sequence - 1 \
+                         OFFSET 0)) \
      INSERT INTO events \
        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
      SELECT $1, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \

@@ -1,6 +1,6 @@
 //! [`SendLimiter`] over the `send_reservations` table: exact under concurrency on any number of
 //! instances, because a reservation counts and inserts under a transaction-scoped advisory lock
-//! per bucket.
+//! per bucket, all in one statement (a function in the database).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -45,73 +45,45 @@ impl SendLimiter for PgSendLimiter {
         caps: &[SendCap],
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::new)?;
         // In a fixed order, so two reservations sharing buckets never deadlock.
         let mut keys: Vec<i32> = caps.iter().map(|c| lock_key(&c.bucket)).collect();
         keys.sort_unstable();
         keys.dedup();
-        for key in keys {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-                .bind(LOCK_CLASS)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::new)?;
-        }
-        sqlx::query(
-            "DELETE FROM send_reservations WHERE ctid = ANY(ARRAY( \
-                 SELECT ctid FROM send_reservations WHERE expires_at < $1 \
-                 LIMIT $2 FOR UPDATE SKIP LOCKED))",
-        )
-        .bind(now)
-        .bind(PRUNE_BATCH)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::new)?;
-        // A statement after the locks: its snapshot sees every reservation committed before
-        // this one got them.
         let buckets: Vec<&str> = caps.iter().map(|c| c.bucket.as_str()).collect();
+        let limits: Vec<i64> = caps.iter().map(|c| i64::from(c.limit)).collect();
         let since: Vec<DateTime<Utc>> = caps.iter().map(|c| now - c.window).collect();
-        let rows = sqlx::query(
-            "SELECT count(r.bucket) AS used, min(r.reserved_at) AS oldest \
-             FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS c(bucket, since, n) \
-             LEFT JOIN send_reservations r ON r.bucket = c.bucket AND r.reserved_at > c.since \
-             GROUP BY c.n ORDER BY c.n",
-        )
-        .bind(&buckets)
-        .bind(&since)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::new)?;
-        for (i, (cap, row)) in caps.iter().zip(&rows).enumerate() {
-            let used: i64 = row.try_get("used").map_err(StoreError::new)?;
-            if used >= i64::from(cap.limit) {
-                let oldest: Option<DateTime<Utc>> =
-                    row.try_get("oldest").map_err(StoreError::new)?;
-                let free_at = oldest.unwrap_or(now) + cap.window;
-                tx.commit().await.map_err(StoreError::new)?;
-                return Ok(Reservation::Refused {
-                    cap: i,
-                    retry_after_seconds: (free_at - now).num_seconds(),
-                });
-            }
-        }
         let expires: Vec<DateTime<Utc>> = caps.iter().map(|c| now + c.window).collect();
-        sqlx::query(
-            "INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at) \
-             SELECT c.bucket, $2, $3, c.expires_at \
-             FROM unnest($1::text[], $4::timestamptz[]) AS c(bucket, expires_at) \
-             ON CONFLICT DO NOTHING",
+        // One autocommit statement: the tenant's budget lock is held for one round trip, not
+        // eight (migration `20261210000000_reserve_sends_in_one_statement.sql`).
+        let refused = sqlx::query(
+            "SELECT refused_cap, oldest FROM twofold_reserve_sends($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
+        .bind(LOCK_CLASS)
+        .bind(&keys)
         .bind(&buckets)
+        .bind(&limits)
+        .bind(&since)
+        .bind(&expires)
         .bind(now)
         .bind(id)
-        .bind(&expires)
-        .execute(&mut *tx)
+        .bind(PRUNE_BATCH)
+        .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::new)?;
-        tx.commit().await.map_err(StoreError::new)?;
-        Ok(Reservation::Granted)
+        let Some(row) = refused else {
+            return Ok(Reservation::Granted);
+        };
+        let cap: i32 = row.try_get("refused_cap").map_err(StoreError::new)?;
+        let oldest: Option<DateTime<Utc>> = row.try_get("oldest").map_err(StoreError::new)?;
+        let index = usize::try_from(cap).map_err(StoreError::new)?;
+        let window = caps
+            .get(index)
+            .ok_or_else(|| StoreError::new(std::io::Error::other("refused by an unknown cap")))?
+            .window;
+        Ok(Reservation::Refused {
+            cap: index,
+            retry_after_seconds: (oldest.unwrap_or(now) + window - now).num_seconds(),
+        })
     }
 
     async fn release(&self, id: &str, caps: &[SendCap]) -> Result<(), StoreError> {

@@ -44,9 +44,16 @@ pub struct DirectConnections {
 
 impl DirectConnections {
     /// Connections to the same database as `pool`, at most `size` at once.
+    ///
+    /// Their statements find rows by key. Without sequential scans, a connection that prepared
+    /// one while a table was still small (a new deployment, the bench's first seconds) does not
+    /// keep that plan's scan of the whole table once it has grown: PostgreSQL re-plans only
+    /// after the next autoanalyze, and meanwhile an append took 20 to 40 ms instead of 0.1.
     pub fn new(pool: &PgPool, size: usize) -> Self {
         Self {
-            options: (*pool.connect_options()).clone(),
+            options: (*pool.connect_options())
+                .clone()
+                .options([("enable_seqscan", "off")]),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(size.max(1)),
             epoch: Arc::default(),

@@ -345,6 +345,87 @@ async fn a_load_connection_left_mid_query_is_closed_not_reused() {
     lease.finish();
 }
 
+// The hot path's statements keep finding rows by key after their tables grow. PostgreSQL
+// re-plans a prepared statement only after an autoanalyze; a plan made while `events` held a
+// few rows read all of it (a sequential scan, or the index by aggregate type alone), and once
+// it had grown each append took 5 to 40 ms (the bench's delivery phase, decision 166).
+#[tokio::test]
+async fn the_hot_path_s_statements_plan_index_lookups_even_on_small_tables() {
+    use twofold_infra::append::APPEND_SQL;
+    use twofold_infra::event_store::{LOAD_SQL, SNAPSHOT_SQL};
+    let app = spawn_app().await;
+    app.create_tenant("Acme").await;
+    // Statistics of a small database, then a table that has grown since (autovacuum off, so no
+    // autoanalyze can come in between).
+    sqlx::raw_sql(
+        "ALTER TABLE events SET (autovacuum_enabled = false); \
+         ANALYZE events, aggregate_snapshots; \
+         INSERT INTO events \
+           (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT 'user', 'acme/u' || u, s, 'CodeVerified', '1', '{}', '{}' \
+         FROM generate_series(1, 2000) u, generate_series(1, 10) s",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let conns = DirectConnections::new(&app.db, 1);
+    let mut lease = conns.acquire().await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(lease.conn())
+        .await
+        .unwrap();
+    for (name, sql, args) in [
+        (
+            "append",
+            APPEND_SQL,
+            "'user', ARRAY['acme/u'], ARRAY[2]::bigint[], ARRAY['X'], ARRAY['1'], \
+             ARRAY['{}']::jsonb[], ARRAY['{}']::jsonb[]",
+        ),
+        ("load", LOAD_SQL, "'user', 'acme/u', '1'"),
+        ("snapshot", SNAPSHOT_SQL, "'user', 'acme/u', 1, '1', '{}'"),
+    ] {
+        sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
+            .execute(lease.conn())
+            .await
+            .unwrap();
+        let plan: Value =
+            sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({args})"))
+                .fetch_one(lease.conn())
+                .await
+                .unwrap();
+        let mut scans = Vec::new();
+        table_scans(&plan, &mut scans);
+        assert!(!scans.is_empty(), "{name}: {plan}");
+        for (node, condition) in scans {
+            assert!(
+                node.starts_with("Index") && condition.contains("aggregate_id"),
+                "the {name} statement reads a table other than by key ({node}, {condition}): {plan}"
+            );
+        }
+    }
+    lease.finish();
+}
+
+/// Every node of `plan` that reads a table: its type and its index condition.
+fn table_scans(plan: &Value, out: &mut Vec<(String, String)>) {
+    match plan {
+        Value::Array(items) => items.iter().for_each(|v| table_scans(v, out)),
+        Value::Object(node) => {
+            if node.contains_key("Relation Name") && node.get("Operation").is_none() {
+                out.push((
+                    node["Node Type"].as_str().unwrap_or_default().to_owned(),
+                    node.get("Index Cond")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
+            }
+            node.values().for_each(|v| table_scans(v, out));
+        }
+        _ => {}
+    }
+}
+
 async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
     sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(conn)

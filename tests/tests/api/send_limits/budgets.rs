@@ -57,6 +57,30 @@ async fn fifty_parallel_sends_against_an_email_budget_of_ten_send_exactly_ten() 
 }
 
 #[tokio::test]
+async fn sends_queued_on_the_budget_s_lock_each_count_the_ones_before_them() {
+    let app = spawn_app().await;
+    let (acme, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    let users = users_with_email(&app, &key, "queued", 8).await;
+    // The 8 verification mails count toward the hour: three more may go.
+    set_policy(&app, &admin, "emailHourlyBudget: 11").await;
+    // Every send waits on the budget's lock at once; released, they take it one by one. A
+    // count that read the table before the lock (one statement doing both) would let each of
+    // them through.
+    let lock = crate::rate_limits::EmailBudgetLock::hold(&app, &acme).await;
+    let instances = [&app];
+    let sends = send_all_at_once(&instances, &key, &users);
+    let release = async {
+        lock.wait_for_waiters(&app, 6).await;
+        lock.release().await;
+    };
+    let ((sent, limited), ()) = tokio::join!(sends, release);
+    assert_eq!((sent, limited), (3, 5));
+    drain(&app).await;
+    assert_eq!(app.smtp.messages().len(), 11, "exactly three sign-in mails");
+}
+
+#[tokio::test]
 async fn parallel_sends_on_two_instances_against_an_sms_budget_send_exactly_the_budget() {
     let app = spawn_app().await;
     let (admin, key) = tenant(&app, "Acme").await;
