@@ -64,6 +64,10 @@ pub struct BenchOptions {
     /// (a cold verify); one larger than the users finds each (a warm verify).
     #[arg(long)]
     pub aggregate_cache: Option<usize>,
+    /// The service's `TWOFOLD_DELIVERY_CONCURRENCY` (its default when not given): sends in
+    /// flight at once in the delivery path.
+    #[arg(long)]
+    pub delivery_concurrency: Option<usize>,
     /// Print where PostgreSQL's time went during the verify load, statement by statement
     /// (loads `pg_stat_statements`, which costs a little itself).
     #[arg(long)]
@@ -192,6 +196,9 @@ async fn run_on(
     env.push(("TWOFOLD_DB_POOL_SIZE".to_owned(), pool_size.to_string()));
     if let Some(n) = options.aggregate_cache {
         env.push(("TWOFOLD_AGGREGATE_CACHE".to_owned(), n.to_string()));
+    }
+    if let Some(n) = options.delivery_concurrency {
+        env.push(("TWOFOLD_DELIVERY_CONCURRENCY".to_owned(), n.to_string()));
     }
     let exe = std::env::current_exe().context("finding the twofold executable")?;
     let log = dir.join("service.log");

@@ -189,7 +189,7 @@ impl SmtpSink {
         });
         server
             .with_name("sink.bench.twofold")
-            // A thread per open connection, and the worker has up to 8 sends in flight: with
+            // A thread per open connection, and the worker has up to 32 sends in flight: with
             // 4 threads, sends queued on the sink and the bench measured the sink.
             .with_num_threads(64)
             .with_tcp_listener(listener);

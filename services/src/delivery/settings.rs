@@ -94,12 +94,12 @@ mod tests {
     #[test]
     fn defaults_and_values() {
         let d = read(&[]).unwrap();
-        assert_eq!(d.concurrency, 8);
+        assert_eq!(d.concurrency, 32);
         assert_eq!(d.max_attempts, 5);
         assert_eq!(d.first_backoff, Duration::from_secs(2));
         assert_eq!(d.retention, Duration::from_secs(7 * 86_400));
         let p = read(&[
-            ("TWOFOLD_DELIVERY_CONCURRENCY", "32"),
+            ("TWOFOLD_DELIVERY_CONCURRENCY", "12"),
             ("TWOFOLD_DELIVERY_MAX_ATTEMPTS", " 3 "),
             ("TWOFOLD_DELIVERY_FIRST_BACKOFF_SECONDS", "10"),
             ("TWOFOLD_DELIVERY_RETENTION", "12h"),
@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(
             (p.concurrency, p.max_attempts, p.first_backoff, p.retention),
             (
-                32,
+                12,
                 3,
                 Duration::from_secs(10),
                 Duration::from_secs(12 * 3600)

@@ -10,11 +10,13 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::DeliveryWorker;
 use crate::ports::ProcessorProgress;
 
-/// Sends in flight at once per instance by default (`TWOFOLD_DELIVERY_CONCURRENCY`). A send mostly waits for the provider (an SMTP
-/// exchange, an HTTPS request), so sends overlap instead of queueing behind each other: one at a
-/// time, a burst of sign-ins waited for every earlier code. Each send holds its own job's lease,
-/// so no code is sent twice for this.
-pub const DELIVERY_CONCURRENCY: usize = 8;
+/// Sends in flight at once per instance by default (`TWOFOLD_DELIVERY_CONCURRENCY`). A send mostly
+/// waits for the provider (an SMTP exchange, an HTTPS request), so sends overlap instead of
+/// queueing behind each other: behind a provider that takes 300 ms, 8 at once delivered 27 codes
+/// a second, 32 deliver about 100 (decision 166). A send holds a database connection only for its
+/// own statements, never while the provider answers. Each send holds its own job's lease, so no
+/// code is sent twice for this.
+pub const DELIVERY_CONCURRENCY: usize = 32;
 
 /// How long the worker waits for the processor before claiming again (a retry falls due).
 const POLL: Duration = Duration::from_millis(200);
