@@ -1,17 +1,35 @@
--- A send's reservation in one round trip (decision 166). The same steps as before -- the
--- buckets' advisory locks in a fixed order, a bounded prune, the window's count, the insert --
--- ran as eight statements of one transaction, and the tenant's budget lock was held across all
--- their round trips: every code of a tenant queued behind the previous one's round trips, so a
--- tenant could not send more than about 500 codes per second.
+-- A send's reservation in one round trip, counted per minute (decision 166).
 --
--- VOLATILE: under READ COMMITTED each statement in the function takes a new snapshot, so the
--- count, which runs after the locks, sees every reservation committed before this one got them.
--- Called as one autocommit statement, the locks are released when it commits, as before.
--- Without sequential scans: the function's plans are cached per connection, and one made while
--- the table was small would keep scanning all of it, under the tenant's lock, until the next
--- autoanalyze.
+-- The steps were eight statements of one transaction, with the tenant's budget lock held across
+-- all their round trips; and the count read every reservation of the window, so with a tenant
+-- near its hourly budget (10,000 emails by default) each send read 10,000 rows under that lock.
+-- A tenant could not send more than a few hundred codes a second, fewer the more it had sent.
+--
+-- Now: the reservation rows stay (a send that is not issued gives its slots back by challenge
+-- id, exactly once), and `send_counts` keeps how many each bucket took per minute. A window is
+-- counted in whole minutes, from the minute it begins in: a send up to a minute older than the
+-- window still counts, the safe side for a cap, and a count reads at most 61 rows per cap.
+CREATE TABLE send_counts (
+    bucket text        NOT NULL,
+    minute timestamptz NOT NULL,
+    sends  integer     NOT NULL,
+    PRIMARY KEY (bucket, minute)
+);
+CREATE INDEX send_counts_by_minute ON send_counts (minute);
+
+INSERT INTO send_counts (bucket, minute, sends)
+SELECT bucket, date_trunc('minute', reserved_at), count(*)
+FROM send_reservations
+GROUP BY 1, 2;
+
+-- One autocommit statement: the locks are released when it commits, as before. VOLATILE: under
+-- READ COMMITTED each statement in the function takes a new snapshot, so the count, which runs
+-- after the locks, sees every reservation committed before this one got them. Without
+-- sequential scans: the function's plans are cached per connection, and one made while a table
+-- was small would keep scanning all of it, under the tenant's lock, until the next autoanalyze.
+--
 -- Returns no row when every cap had room (the slots are taken), else the first full cap
--- (0-based, in the caller's order) and that bucket's oldest reservation in its window.
+-- (0-based, in the caller's order) and when that cap's oldest counted minute leaves its window.
 CREATE FUNCTION twofold_reserve_sends(
     lock_class integer,
     lock_keys integer[],
@@ -21,8 +39,9 @@ CREATE FUNCTION twofold_reserve_sends(
     expiries timestamptz[],
     reserved timestamptz,
     challenge text,
-    prune_batch bigint
-) RETURNS TABLE (refused_cap integer, oldest timestamptz)
+    prune_batch bigint,
+    counts_before timestamptz
+) RETURNS TABLE (refused_cap integer, frees_at timestamptz)
 LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
 DECLARE
     lock_key integer;
@@ -35,23 +54,38 @@ BEGIN
     DELETE FROM send_reservations WHERE ctid = ANY(ARRAY(
         SELECT ctid FROM send_reservations WHERE expires_at < reserved
         LIMIT prune_batch FOR UPDATE SKIP LOCKED));
+    DELETE FROM send_counts WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM send_counts WHERE minute < counts_before
+        LIMIT prune_batch FOR UPDATE SKIP LOCKED));
     FOR cap IN
-        SELECT c.n, c.lim, count(s.bucket) AS used, min(s.reserved_at) AS first_in_window
-        FROM unnest(buckets, sinces, limits) WITH ORDINALITY AS c(name, since, lim, n)
-        LEFT JOIN send_reservations s ON s.bucket = c.name AND s.reserved_at > c.since
-        GROUP BY c.n, c.lim
+        SELECT c.n, c.lim, c.since, c.window_start,
+               (SELECT coalesce(sum(k.sends), 0) FROM send_counts k
+                 WHERE k.bucket = c.name AND k.minute >= c.window_start) AS used,
+               (SELECT min(k.minute) FROM send_counts k
+                 WHERE k.bucket = c.name AND k.minute >= c.window_start AND k.sends > 0)
+                 AS first_minute
+        FROM (SELECT u.name, u.lim, u.n, u.since, date_trunc('minute', u.since) AS window_start
+              FROM unnest(buckets, sinces, limits) WITH ORDINALITY AS u(name, since, lim, n)) c
         ORDER BY c.n
     LOOP
         IF cap.used >= cap.lim THEN
             refused_cap := cap.n - 1;
-            oldest := cap.first_in_window;
+            -- The oldest counted minute's sends stop counting once the window starts after it.
+            frees_at := coalesce(cap.first_minute, cap.window_start)
+                        + (reserved - cap.since) + interval '1 minute';
             RETURN NEXT;
             RETURN;
         END IF;
     END LOOP;
-    INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at)
-    SELECT c.name, reserved, challenge, c.expiry
-    FROM unnest(buckets, expiries) AS c(name, expiry)
-    ON CONFLICT DO NOTHING;
+    -- A challenge reserved twice (concurrent copies of one request) counts once.
+    WITH added AS (
+        INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at)
+        SELECT c.name, reserved, challenge, c.expiry
+        FROM unnest(buckets, expiries) AS c(name, expiry)
+        ON CONFLICT DO NOTHING
+        RETURNING bucket)
+    INSERT INTO send_counts AS k (bucket, minute, sends)
+    SELECT bucket, date_trunc('minute', reserved), count(*) FROM added GROUP BY bucket
+    ON CONFLICT (bucket, minute) DO UPDATE SET sends = k.sends + excluded.sends;
 END
 $$;

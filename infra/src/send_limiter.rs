@@ -53,10 +53,14 @@ impl SendLimiter for PgSendLimiter {
         let limits: Vec<i64> = caps.iter().map(|c| i64::from(c.limit)).collect();
         let since: Vec<DateTime<Utc>> = caps.iter().map(|c| now - c.window).collect();
         let expires: Vec<DateTime<Utc>> = caps.iter().map(|c| now + c.window).collect();
+        // Minutes older than every window's first are no longer counted.
+        let longest = caps.iter().map(|c| c.window).max().unwrap_or_default();
+        let counts_before = now - longest - chrono::Duration::minutes(1);
         // One autocommit statement: the tenant's budget lock is held for one round trip, not
         // eight (migration `20261210000000_reserve_sends_in_one_statement.sql`).
         let refused = sqlx::query(
-            "SELECT refused_cap, oldest FROM twofold_reserve_sends($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "SELECT refused_cap, frees_at \
+             FROM twofold_reserve_sends($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(LOCK_CLASS)
         .bind(&keys)
@@ -67,6 +71,7 @@ impl SendLimiter for PgSendLimiter {
         .bind(now)
         .bind(id)
         .bind(PRUNE_BATCH)
+        .bind(counts_before)
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::new)?;
@@ -74,26 +79,42 @@ impl SendLimiter for PgSendLimiter {
             return Ok(Reservation::Granted);
         };
         let cap: i32 = row.try_get("refused_cap").map_err(StoreError::new)?;
-        let oldest: Option<DateTime<Utc>> = row.try_get("oldest").map_err(StoreError::new)?;
+        let frees_at: DateTime<Utc> = row.try_get("frees_at").map_err(StoreError::new)?;
         let index = usize::try_from(cap).map_err(StoreError::new)?;
-        let window = caps
-            .get(index)
-            .ok_or_else(|| StoreError::new(std::io::Error::other("refused by an unknown cap")))?
-            .window;
+        if index >= caps.len() {
+            return Err(StoreError::new(std::io::Error::other(
+                "refused by an unknown cap",
+            )));
+        }
         Ok(Reservation::Refused {
             cap: index,
-            retry_after_seconds: (oldest.unwrap_or(now) + window - now).num_seconds(),
+            retry_after_seconds: (frees_at - now).num_seconds(),
         })
     }
 
-    async fn release(&self, id: &str, caps: &[SendCap]) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        id: &str,
+        caps: &[SendCap],
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let buckets: Vec<&str> = caps.iter().map(|c| c.bucket.as_str()).collect();
-        sqlx::query("DELETE FROM send_reservations WHERE bucket = ANY($1) AND challenge_id = $2")
-            .bind(&buckets)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::new)?;
+        // Only the rows this call deletes are taken off the count: a release repeated, or of
+        // slots never taken, changes nothing.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM send_reservations \
+               WHERE bucket = ANY($1) AND reserved_at = $3 AND challenge_id = $2 \
+               RETURNING bucket) \
+             UPDATE send_counts k SET sends = k.sends - g.n \
+             FROM (SELECT bucket, count(*) AS n FROM gone GROUP BY bucket) g \
+             WHERE k.bucket = g.bucket AND k.minute = date_trunc('minute', $3::timestamptz)",
+        )
+        .bind(&buckets)
+        .bind(id)
+        .bind(reserved_at)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
         Ok(())
     }
 }

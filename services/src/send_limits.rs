@@ -126,6 +126,7 @@ fn channel_name(channel: Channel) -> String {
 pub(crate) struct Slot {
     id: String,
     caps: Vec<SendCap>,
+    at: DateTime<Utc>,
 }
 
 /// Applies the caps through a [`SendLimiter`].
@@ -222,6 +223,7 @@ impl SendLimits {
             Reservation::Granted => Ok(Slot {
                 id: challenge_id.to_owned(),
                 caps,
+                at: now,
             }),
             Reservation::Refused {
                 cap,
@@ -266,7 +268,7 @@ impl SendLimits {
         if issued {
             return;
         }
-        if let Err(e) = self.limiter.release(&slot.id, &slot.caps).await {
+        if let Err(e) = self.limiter.release(&slot.id, &slot.caps, slot.at).await {
             // The slot stays counted until its window ends: the safe side for a cap.
             tracing::warn!(error = %e, "could not give back a send slot");
         }

@@ -143,8 +143,14 @@ pub trait SendLimiter: Send + Sync {
         caps: &[SendCap],
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError>;
-    /// Gives back the slots `id` took in `caps` (its code was not issued after all).
-    async fn release(&self, id: &str, caps: &[SendCap]) -> Result<(), StoreError>;
+    /// Gives back the slots `id` took in `caps` at `reserved_at` (the `now` of its
+    /// reservation) because its code was not issued after all.
+    async fn release(
+        &self,
+        id: &str,
+        caps: &[SendCap],
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// What a queued delivery carries.

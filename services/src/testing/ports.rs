@@ -294,7 +294,12 @@ impl SendLimiter for FakeLimiter {
         Ok(Reservation::Granted)
     }
 
-    async fn release(&self, id: &str, caps: &[SendCap]) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        id: &str,
+        caps: &[SendCap],
+        _reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.0
             .lock()
             .unwrap()

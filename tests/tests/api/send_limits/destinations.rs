@@ -194,12 +194,20 @@ async fn disabling_or_resetting_two_factor_does_not_reset_a_destinations_history
 }
 
 #[tokio::test]
-async fn expired_reservations_are_pruned() {
+async fn expired_reservations_and_counts_are_pruned() {
     let app = spawn_app().await;
     let (_, key) = tenant(&app, "Acme").await;
     sqlx::query(
         "INSERT INTO send_reservations (bucket, challenge_id, reserved_at, expires_at) \
          SELECT 'old-' || i, 'c' || i, now() - interval '2 hours', now() - interval '1 hour' \
+         FROM generate_series(1, 50) i",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO send_counts (bucket, minute, sends) \
+         SELECT 'old-' || i, date_trunc('minute', now() - interval '2 hours'), 1 \
          FROM generate_series(1, 50) i",
     )
     .execute(&app.db)
@@ -218,6 +226,12 @@ async fn expired_reservations_are_pruned() {
             .await
             .unwrap();
     assert_eq!(left, 0, "a send prunes expired rows");
+    let old_counts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM send_counts WHERE bucket LIKE 'old-%'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(old_counts, 0, "and the counts of minutes past every window");
     let kept: Vec<Value> = sqlx::query_scalar("SELECT to_jsonb(bucket) FROM send_reservations")
         .fetch_all(&app.db)
         .await
