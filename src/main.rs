@@ -136,7 +136,9 @@ async fn main() -> anyhow::Result<()> {
         // they had to start it.
         if is_serve || db.started_here {
             local.stop().context("stopping the private PostgreSQL")?;
-            eprintln!("Stopped the private PostgreSQL.");
+            // Not `eprintln!`: a closed stderr (`serve 2>&1 | head`) must not turn a clean stop
+            // into a panic.
+            let _ = writeln!(std::io::stderr(), "Stopped the private PostgreSQL.");
         }
     }
     result

@@ -14,7 +14,7 @@
 //! between several sets (see `crate::event_store`): a state read before a connection was
 //! opened may predate a restart of the server, which can lose recent commits.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ struct Idle {
 /// Up to `size` connections, opened on demand, reused while healthy.
 pub struct DirectConnections {
     options: PgConnectOptions,
+    /// The pool's own options, for a server or pooler that refuses `options`' settings.
+    plain: PgConnectOptions,
+    untuned: AtomicBool,
     idle: Mutex<Vec<Idle>>,
     slots: Semaphore,
     epoch: Arc<AtomicU64>,
@@ -48,12 +51,20 @@ impl DirectConnections {
     /// Their statements find rows by key. Without sequential scans, a connection that prepared
     /// one while a table was still small (a new deployment, the bench's first seconds) does not
     /// keep that plan's scan of the whole table once it has grown: PostgreSQL re-plans only
-    /// after the next autoanalyze, and meanwhile an append took 20 to 40 ms instead of 0.1.
+    /// after the next autoanalyze, and meanwhile an append took 5 to 40 ms instead of 0.1.
     pub fn new(pool: &PgPool, size: usize) -> Self {
+        Self::with_settings(pool, size, &[("enable_seqscan", "off")])
+    }
+
+    /// Connections that ask for `settings` when they connect. A server or pooler that refuses
+    /// them (PgBouncer refuses settings it does not track) gets connections without them, and
+    /// the log says so once.
+    pub fn with_settings(pool: &PgPool, size: usize, settings: &[(&str, &str)]) -> Self {
+        let plain = (*pool.connect_options()).clone();
         Self {
-            options: (*pool.connect_options())
-                .clone()
-                .options([("enable_seqscan", "off")]),
+            options: plain.clone().options(settings.iter().copied()),
+            plain,
+            untuned: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(size.max(1)),
             epoch: Arc::default(),
@@ -87,11 +98,7 @@ impl DirectConnections {
                 });
             }
         }
-        // Bounded like the wait for a slot: a database host that drops packets must not hold a
-        // request for the kernel's connect timeout (minutes).
-        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let conn = self.connect().await?;
         let opened = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(Lease {
             owner: self,
@@ -100,6 +107,38 @@ impl DirectConnections {
             _slot: slot,
         })
     }
+}
+
+impl DirectConnections {
+    /// A new connection, with the settings unless they were refused before. Bounded like the
+    /// wait for a slot: a database host that drops packets must not hold a request for the
+    /// kernel's connect timeout (minutes).
+    async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
+        if self.untuned.load(Ordering::Relaxed) {
+            return bounded_connect(&self.plain).await;
+        }
+        match bounded_connect(&self.options).await {
+            // Refused by the server: if it is the settings, a plain connection gets through.
+            Err(sqlx::Error::Database(refused)) => {
+                let conn = bounded_connect(&self.plain).await?;
+                if !self.untuned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %refused,
+                        "the database refused this instance's connection settings (a pooler?): \
+                         hot-path statements run without them (docs/operations.md)"
+                    );
+                }
+                Ok(conn)
+            }
+            connected => connected,
+        }
+    }
+}
+
+async fn bounded_connect(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
+    tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
 }
 
 /// A connection on loan. [`Lease::finish`] gives it back; dropping the lease closes it.

@@ -3,7 +3,7 @@
 //! (`tests/`) runs the same use-cases over PostgreSQL and HTTP.
 
 mod gateway;
-mod ports;
+pub(crate) mod ports;
 
 use std::sync::Arc;
 

@@ -346,35 +346,26 @@ async fn a_load_connection_left_mid_query_is_closed_not_reused() {
 }
 
 // The hot path's statements keep finding rows by key after their tables grow. PostgreSQL
-// re-plans a prepared statement only after an autoanalyze; a plan made while `events` held a
-// few rows read all of it (a sequential scan, or the index by aggregate type alone), and once
-// it had grown each append took 5 to 40 ms (the bench's delivery phase, decision 166).
+// plans a prepared statement once per connection and re-plans it only after an autoanalyze; a
+// plan made while `events` held a few rows read all of it (a sequential scan, or the index by
+// aggregate type alone), and once it had grown each append took 5 to 40 ms (the bench's
+// delivery phase, decision 166).
 #[tokio::test]
-async fn the_hot_path_s_statements_plan_index_lookups_even_on_small_tables() {
+async fn the_hot_path_s_statements_keep_index_lookups_planned_on_small_tables() {
     use twofold_infra::append::APPEND_SQL;
     use twofold_infra::event_store::{LOAD_SQL, SNAPSHOT_SQL};
     let app = spawn_app().await;
     app.create_tenant("Acme").await;
-    // Statistics of a small database, then a table that has grown since (autovacuum off, so no
-    // autoanalyze can come in between).
+    // Statistics of a small database (autovacuum off, so no autoanalyze can come later).
     sqlx::raw_sql(
         "ALTER TABLE events SET (autovacuum_enabled = false); \
-         ANALYZE events, aggregate_snapshots; \
-         INSERT INTO events \
-           (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         SELECT 'user', 'acme/u' || u, s, 'CodeVerified', '1', '{}', '{}' \
-         FROM generate_series(1, 2000) u, generate_series(1, 10) s",
+         ALTER TABLE aggregate_snapshots SET (autovacuum_enabled = false); \
+         ANALYZE events, aggregate_snapshots",
     )
     .execute(&app.db)
     .await
     .unwrap();
-    let conns = DirectConnections::new(&app.db, 1);
-    let mut lease = conns.acquire().await.unwrap();
-    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
-        .execute(lease.conn())
-        .await
-        .unwrap();
-    for (name, sql, args) in [
+    let statements = [
         (
             "append",
             APPEND_SQL,
@@ -383,11 +374,46 @@ async fn the_hot_path_s_statements_plan_index_lookups_even_on_small_tables() {
         ),
         ("load", LOAD_SQL, "'user', 'acme/u', '1'"),
         ("snapshot", SNAPSHOT_SQL, "'user', 'acme/u', 1, '1', '{}'"),
-    ] {
-        sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
+    ];
+    // A connection of the hot path plans each statement now, as at a deployment's start
+    // (nothing it runs here is kept).
+    let conns = DirectConnections::new(&app.db, 1);
+    let mut lease = conns.acquire().await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(lease.conn())
+        .await
+        .unwrap();
+    for (name, sql, args) in statements {
+        sqlx::raw_sql(&format!(
+            "PREPARE {name} AS {sql}; BEGIN; EXECUTE {name}({args}); ROLLBACK"
+        ))
+        .execute(lease.conn())
+        .await
+        .unwrap();
+    }
+    // Then the tables grow.
+    sqlx::raw_sql(
+        "INSERT INTO events \
+           (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT 'user', 'acme/u' || u, s, 'CodeVerified', '1', '{}', '{}' \
+         FROM generate_series(1, 2000) u, generate_series(1, 10) s; \
+         INSERT INTO aggregate_snapshots \
+           (aggregate_type, aggregate_id, last_sequence, state_version, state) \
+         SELECT 'user', 'acme/u' || u, 10, '1', '{}' FROM generate_series(1, 2000) u",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // The plans made before, and plans made now from the small database's statistics.
+    for (name, sql, _) in statements {
+        sqlx::raw_sql(&format!("PREPARE {name}_late AS {sql}"))
             .execute(lease.conn())
             .await
             .unwrap();
+    }
+    let early = statements.map(|(name, _, args)| (name.to_owned(), args));
+    let late = statements.map(|(name, _, args)| (format!("{name}_late"), args));
+    for (name, args) in early.into_iter().chain(late) {
         let plan: Value =
             sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({args})"))
                 .fetch_one(lease.conn())
@@ -404,6 +430,29 @@ async fn the_hot_path_s_statements_plan_index_lookups_even_on_small_tables() {
         }
     }
     lease.finish();
+}
+
+// Behind a pooler that refuses the hot path's connection settings (PgBouncer refuses those it
+// does not track), its connections still open, without them.
+#[tokio::test]
+async fn hot_path_connections_open_without_their_settings_where_they_are_refused() {
+    let app = spawn_app().await;
+    let tuned = DirectConnections::new(&app.db, 1);
+    assert_eq!(seqscan_of(&tuned).await, "off");
+    // PostgreSQL itself refuses a setting it does not know, as a pooler refuses one.
+    let refused = DirectConnections::with_settings(&app.db, 1, &[("no_such_setting", "on")]);
+    assert_eq!(seqscan_of(&refused).await, "on");
+}
+
+/// `enable_seqscan` on a connection of `conns`.
+async fn seqscan_of(conns: &DirectConnections) -> String {
+    let mut lease = conns.acquire().await.expect("a connection");
+    let seqscan = sqlx::query_scalar("SHOW enable_seqscan")
+        .fetch_one(lease.conn())
+        .await
+        .unwrap();
+    lease.finish();
+    seqscan
 }
 
 /// Every node of `plan` that reads a table: its type and its index condition.
