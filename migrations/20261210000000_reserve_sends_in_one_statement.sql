@@ -6,7 +6,7 @@
 -- A tenant could not send more than a few hundred codes a second, fewer the more it had sent.
 --
 -- Now: the reservation rows stay (a send that is not issued gives its slots back by challenge
--- id, exactly once), and `send_counts` keeps how many each bucket took per minute. A window is
+-- id, exactly once), and `send_counts` keeps how many rows each bucket has per minute. A window is
 -- counted in whole minutes, from the minute it begins in: a send up to a minute older than the
 -- window still counts, the safe side for a cap, and a count reads at most 61 rows per cap.
 CREATE TABLE send_counts (
@@ -17,10 +17,33 @@ CREATE TABLE send_counts (
 );
 CREATE INDEX send_counts_by_minute ON send_counts (minute);
 
+-- The counts follow the rows by construction: every insert and delete of a reservation, by
+-- this function, a release, a prune, or an instance of the previous version still running
+-- during a rolling deploy (it inserts rows and knows nothing of the counts). Minutes are cut in
+-- UTC, whatever the session's time zone.
+CREATE FUNCTION send_counts_follow_reservations() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO send_counts AS k (bucket, minute, sends)
+        VALUES (NEW.bucket, date_trunc('minute', NEW.reserved_at, 'UTC'), 1)
+        ON CONFLICT (bucket, minute) DO UPDATE SET sends = k.sends + 1;
+        RETURN NEW;
+    END IF;
+    UPDATE send_counts SET sends = sends - 1
+    WHERE bucket = OLD.bucket AND minute = date_trunc('minute', OLD.reserved_at, 'UTC');
+    RETURN OLD;
+END
+$$;
+
+LOCK TABLE send_reservations IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO send_counts (bucket, minute, sends)
-SELECT bucket, date_trunc('minute', reserved_at), count(*)
+SELECT bucket, date_trunc('minute', reserved_at, 'UTC'), count(*)
 FROM send_reservations
 GROUP BY 1, 2;
+CREATE TRIGGER send_counts_follow_reservations
+    AFTER INSERT OR DELETE ON send_reservations
+    FOR EACH ROW EXECUTE FUNCTION send_counts_follow_reservations();
 
 -- One autocommit statement: the locks are released when it commits, as before. VOLATILE: under
 -- READ COMMITTED each statement in the function takes a new snapshot, so the count, which runs
@@ -64,7 +87,7 @@ BEGIN
                (SELECT min(k.minute) FROM send_counts k
                  WHERE k.bucket = c.name AND k.minute >= c.window_start AND k.sends > 0)
                  AS first_minute
-        FROM (SELECT u.name, u.lim, u.n, u.since, date_trunc('minute', u.since) AS window_start
+        FROM (SELECT u.name, u.lim, u.n, u.since, date_trunc('minute', u.since, 'UTC') AS window_start
               FROM unnest(buckets, sinces, limits) WITH ORDINALITY AS u(name, since, lim, n)) c
         ORDER BY c.n
     LOOP
@@ -77,15 +100,10 @@ BEGIN
             RETURN;
         END IF;
     END LOOP;
-    -- A challenge reserved twice (concurrent copies of one request) counts once.
-    WITH added AS (
-        INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at)
-        SELECT c.name, reserved, challenge, c.expiry
-        FROM unnest(buckets, expiries) AS c(name, expiry)
-        ON CONFLICT DO NOTHING
-        RETURNING bucket)
-    INSERT INTO send_counts AS k (bucket, minute, sends)
-    SELECT bucket, date_trunc('minute', reserved), count(*) FROM added GROUP BY bucket
-    ON CONFLICT (bucket, minute) DO UPDATE SET sends = k.sends + excluded.sends;
+    -- The trigger counts each row inserted.
+    INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at)
+    SELECT c.name, reserved, challenge, c.expiry
+    FROM unnest(buckets, expiries) AS c(name, expiry)
+    ON CONFLICT DO NOTHING;
 END
 $$;

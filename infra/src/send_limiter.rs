@@ -15,6 +15,12 @@ pub const LOCK_CLASS: i32 = 0x7466_736c; // "tfsl"
 /// shrinks back to its live rows, and few enough to keep every reservation cheap.
 const PRUNE_BATCH: i64 = 100;
 
+/// The longest window a cap may count (the hourly budgets'): per-minute counts are kept that
+/// long.
+fn longest_window() -> chrono::Duration {
+    chrono::Duration::hours(1)
+}
+
 /// The second lock key of a bucket (FNV-1a). Two buckets sharing a key only wait for each
 /// other; the count stays exact. (Public so a test can hold a bucket's lock.)
 pub fn lock_key(bucket: &str) -> i32 {
@@ -53,9 +59,14 @@ impl SendLimiter for PgSendLimiter {
         let limits: Vec<i64> = caps.iter().map(|c| i64::from(c.limit)).collect();
         let since: Vec<DateTime<Utc>> = caps.iter().map(|c| now - c.window).collect();
         let expires: Vec<DateTime<Utc>> = caps.iter().map(|c| now + c.window).collect();
-        // Minutes older than every window's first are no longer counted.
-        let longest = caps.iter().map(|c| c.window).max().unwrap_or_default();
-        let counts_before = now - longest - chrono::Duration::minutes(1);
+        // Counts are kept for the longest window any cap may have, not the longest of this
+        // call's: a call with only short caps must not prune the counts a budget still needs.
+        if caps.iter().any(|c| c.window > longest_window()) {
+            return Err(StoreError::new(std::io::Error::other(
+                "a send cap's window is longer than the counts are kept",
+            )));
+        }
+        let counts_before = now - longest_window() - chrono::Duration::minutes(1);
         // One autocommit statement: the tenant's budget lock is held for one round trip, not
         // eight (migration `20261210000000_reserve_sends_in_one_statement.sql`).
         let refused = sqlx::query(
@@ -99,15 +110,11 @@ impl SendLimiter for PgSendLimiter {
         reserved_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let buckets: Vec<&str> = caps.iter().map(|c| c.bucket.as_str()).collect();
-        // Only the rows this call deletes are taken off the count: a release repeated, or of
-        // slots never taken, changes nothing.
+        // A lookup by key; the rows' trigger takes them off the counts, so a release repeated,
+        // or of slots never taken, changes nothing.
         sqlx::query(
-            "WITH gone AS (DELETE FROM send_reservations \
-               WHERE bucket = ANY($1) AND reserved_at = $3 AND challenge_id = $2 \
-               RETURNING bucket) \
-             UPDATE send_counts k SET sends = k.sends - g.n \
-             FROM (SELECT bucket, count(*) AS n FROM gone GROUP BY bucket) g \
-             WHERE k.bucket = g.bucket AND k.minute = date_trunc('minute', $3::timestamptz)",
+            "DELETE FROM send_reservations \
+             WHERE bucket = ANY($1) AND reserved_at = $3 AND challenge_id = $2",
         )
         .bind(&buckets)
         .bind(id)

@@ -118,8 +118,14 @@ impl DirectConnections {
             return bounded_connect(&self.plain).await;
         }
         match bounded_connect(&self.options).await {
-            // Refused by the server: if it is the settings, a plain connection gets through.
-            Err(sqlx::Error::Database(refused)) => {
+            // The settings refused: by name, value or timing (PostgreSQL), or as a start-up
+            // parameter (PgBouncer). Other errors (a password, too many connections, a server
+            // starting) are the caller's, and the settings are tried again next time.
+            Err(sqlx::Error::Database(refused))
+                if refused.code().is_some_and(|code| {
+                    matches!(code.as_ref(), "42704" | "22023" | "55P02" | "08P01")
+                }) =>
+            {
                 let conn = bounded_connect(&self.plain).await?;
                 if !self.untuned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(

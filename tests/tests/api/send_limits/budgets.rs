@@ -81,6 +81,27 @@ async fn sends_queued_on_the_budget_s_lock_each_count_the_ones_before_them() {
 }
 
 #[tokio::test]
+async fn reservations_written_by_the_previous_version_count_toward_the_budget() {
+    let app = spawn_app().await;
+    let (acme, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    let users = users_with_email(&app, &key, "old", 1).await;
+    // One verification mail so far; four more from an instance of the previous version, still
+    // running during a rolling deploy: it writes reservation rows and knows nothing of counts.
+    set_policy(&app, &admin, "emailHourlyBudget: 5").await;
+    sqlx::query(
+        "INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at) \
+         SELECT $1, now(), 'old-' || i, now() + interval '1 hour' FROM generate_series(1, 4) i",
+    )
+    .bind(format!("tenant/{acme}/email"))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let over = app.gql(Some(&key), SEND, json!({ "u": users[0] })).await;
+    assert_eq!(over.error_code(), "RATE_LIMITED", "{}", over.body);
+}
+
+#[tokio::test]
 async fn parallel_sends_on_two_instances_against_an_sms_budget_send_exactly_the_budget() {
     let app = spawn_app().await;
     let (admin, key) = tenant(&app, "Acme").await;

@@ -193,6 +193,39 @@ async fn disabling_or_resetting_two_factor_does_not_reset_a_destinations_history
     );
 }
 
+// Counts are kept for the longest window any cap may have: a reservation with only short caps
+// (the destinations' ten minutes) must not prune what an hourly budget still counts.
+#[tokio::test]
+async fn a_reservation_with_short_caps_keeps_the_counts_of_longer_ones() {
+    use twofold_services::ports::{SendCap, SendLimiter};
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at) \
+         VALUES ('tenant/t/sms', now() - interval '30 minutes', 'earlier', \
+                 now() + interval '30 minutes')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let limiter = twofold_infra::send_limiter::PgSendLimiter::new(app.db.clone());
+    let short = SendCap {
+        bucket: "dest/x".to_owned(),
+        limit: 5,
+        window: chrono::Duration::minutes(10),
+    };
+    limiter
+        .reserve("now", &[short], chrono::Utc::now())
+        .await
+        .unwrap();
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = 'tenant/t/sms'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(kept, 1, "the budget's count from 30 minutes ago is kept");
+}
+
 #[tokio::test]
 async fn expired_reservations_and_counts_are_pruned() {
     let app = spawn_app().await;
@@ -200,14 +233,6 @@ async fn expired_reservations_and_counts_are_pruned() {
     sqlx::query(
         "INSERT INTO send_reservations (bucket, challenge_id, reserved_at, expires_at) \
          SELECT 'old-' || i, 'c' || i, now() - interval '2 hours', now() - interval '1 hour' \
-         FROM generate_series(1, 50) i",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO send_counts (bucket, minute, sends) \
-         SELECT 'old-' || i, date_trunc('minute', now() - interval '2 hours'), 1 \
          FROM generate_series(1, 50) i",
     )
     .execute(&app.db)
