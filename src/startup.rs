@@ -87,6 +87,8 @@ pub struct Wiring {
     pub console_sessions: ConsoleSessions,
     /// The hosted pages' links and results.
     pub hosted: HostedPages,
+    /// The send caps' reservations (how many wait shows a tenant's sends queued on its budget).
+    pub send_limiter: Arc<PgSendLimiter>,
 }
 
 impl Wiring {
@@ -211,7 +213,7 @@ impl Wiring {
             tenants: directory,
             clock,
             entropy,
-            limiter,
+            limiter: limiter.clone(),
         })
         .with_budget_ceilings(delivery.ceilings);
         let worker = DeliveryWorker::new(
@@ -235,6 +237,7 @@ impl Wiring {
             auth,
             console_sessions,
             hosted,
+            send_limiter: limiter,
         })
     }
 }

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use tracing::Instrument;
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::policy::bounds;
 use twofold_domain::user::{UserEvent, SENDS_PER_WINDOW, SEND_WINDOW_MINUTES};
@@ -220,10 +219,7 @@ impl SendLimits {
         now: DateTime<Utc>,
     ) -> Result<Slot, ServiceError> {
         let caps = self.caps(tenant, channel, purpose, destination);
-        match self
-            .reserve_unless_abandoned(challenge_id, &caps, now)
-            .await?
-        {
+        match self.limiter.reserve(challenge_id, &caps, now).await? {
             Reservation::Granted => Ok(Slot {
                 id: challenge_id.to_owned(),
                 caps,
@@ -266,38 +262,6 @@ impl SendLimits {
         }
     }
 
-    /// Reserves in a task of its own. The reservation commits by itself, so a request dropped
-    /// while it waits for a bucket's lock (its client hung up, a proxy timed out) would still
-    /// take the slots, with no code issued and nothing to give them back: an attacker could
-    /// spend someone's caps without a trace. When nobody is left to use a granted reservation,
-    /// the task gives it back.
-    async fn reserve_unless_abandoned(
-        &self,
-        challenge_id: &str,
-        caps: &[SendCap],
-        now: DateTime<Utc>,
-    ) -> Result<Reservation, ServiceError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let limiter = self.limiter.clone();
-        let (id, caps) = (challenge_id.to_owned(), caps.to_vec());
-        tokio::spawn(
-            async move {
-                let reserved = limiter.reserve(&id, &caps, now).await;
-                if let Err(Ok(Reservation::Granted)) = answer.send(reserved) {
-                    tracing::info!("the send was abandoned while it waited: slots given back");
-                    if let Err(e) = limiter.release(&id, &caps, now).await {
-                        tracing::warn!(error = %e, "could not give back an abandoned send's slots");
-                    }
-                }
-            }
-            .in_current_span(),
-        );
-        let reserved = answered.await.map_err(|_| {
-            ServiceError::Internal("the send reservation's task ended without an answer".into())
-        })?;
-        Ok(reserved?)
-    }
-
     /// Keeps the slot when the code was issued, gives it back otherwise (the command failed, or
     /// a concurrent retry got the open challenge instead).
     pub(crate) async fn settle(&self, slot: Slot, issued: bool) {
@@ -321,88 +285,6 @@ pub(crate) fn issued(events: &[UserEvent], id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::SendCap;
-    use crate::testing::ports::FakeHasher;
-    use crate::StoreError;
-
-    /// Grants a reservation only when the test opens the gate, as a bucket's lock held
-    /// elsewhere would; counts releases.
-    struct Gated {
-        entered: tokio::sync::Notify,
-        gate: tokio::sync::Semaphore,
-        released: tokio::sync::Notify,
-        released_ids: std::sync::Mutex<Vec<String>>,
-    }
-
-    impl Default for Gated {
-        fn default() -> Self {
-            Self {
-                entered: tokio::sync::Notify::new(),
-                gate: tokio::sync::Semaphore::new(0),
-                released: tokio::sync::Notify::new(),
-                released_ids: std::sync::Mutex::default(),
-            }
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl SendLimiter for Gated {
-        async fn reserve(
-            &self,
-            _id: &str,
-            _caps: &[SendCap],
-            _now: DateTime<Utc>,
-        ) -> Result<Reservation, StoreError> {
-            self.entered.notify_one();
-            self.gate.acquire().await.unwrap().forget();
-            Ok(Reservation::Granted)
-        }
-
-        async fn release(
-            &self,
-            id: &str,
-            _caps: &[SendCap],
-            _reserved_at: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            self.released_ids.lock().unwrap().push(id.to_owned());
-            self.released.notify_one();
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn a_reservation_whose_send_was_dropped_while_it_waited_is_given_back() {
-        let limiter = Arc::new(Gated::default());
-        let limits = SendLimits::new(limiter.clone(), Arc::new(FakeHasher));
-        let caps = vec![SendCap {
-            bucket: "tenant/t/email".to_owned(),
-            limit: 10,
-            window: Duration::hours(1),
-        }];
-        let now = Utc::now();
-        // The request goes away while its reservation waits (its client hung up).
-        tokio::select! {
-            _ = limits.reserve_unless_abandoned("dropped", &caps, now) => {
-                panic!("granted before the gate opened")
-            }
-            () = limiter.entered.notified() => {}
-        }
-        limiter.gate.add_permits(1);
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            limiter.released.notified(),
-        )
-        .await
-        .expect("the abandoned reservation is given back");
-        // One that is waited for is kept for its send.
-        limiter.gate.add_permits(1);
-        let kept = limits
-            .reserve_unless_abandoned("kept", &caps, now)
-            .await
-            .unwrap();
-        assert_eq!(kept, Reservation::Granted);
-        assert_eq!(*limiter.released_ids.lock().unwrap(), vec!["dropped"]);
-    }
 
     #[test]
     fn budget_ceilings_default_and_stay_within_the_policy_bounds() {

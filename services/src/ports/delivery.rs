@@ -136,7 +136,12 @@ pub enum Reservation {
 #[async_trait]
 pub trait SendLimiter: Send + Sync {
     /// Atomically: if every cap has room at `now`, takes one slot in each under `id` (the
-    /// challenge id) and answers `Granted`; otherwise takes nothing.
+    /// challenge id) and answers `Granted`; otherwise takes nothing. `caps` are in the order a
+    /// refusal is reported, the broadest (the tenant's budget) last.
+    ///
+    /// A reservation whose caller stops waiting for it (its request was dropped: the client
+    /// hung up, a proxy timed out) is not kept: nobody would issue its code or give its slots
+    /// back, so an attacker could spend someone's caps without a trace.
     async fn reserve(
         &self,
         id: &str,

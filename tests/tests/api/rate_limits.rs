@@ -158,8 +158,8 @@ async fn the_rate_holds_over_a_websocket_too() {
 }
 
 /// The lock of a tenant's email budget, held by the test: each email code of the tenant then
-/// waits for it inside a transaction, holding a database connection and a share of the
-/// tenant's operations, as slow statements under load would.
+/// waits for its reservation (queued on the instance behind a statement that waits for the
+/// lock), holding a share of the tenant's operations, as slow statements under load would.
 pub(crate) struct EmailBudgetLock {
     connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
     key: i32,
@@ -179,9 +179,10 @@ impl EmailBudgetLock {
         Self { connection, key }
     }
 
-    /// Waits until `n` statements wait for this lock (the tenant's share is then in use).
-    pub(crate) async fn wait_for_waiters(&self, app: &TestApp, n: i64) {
-        wait_for_waiters(app, self.key, n).await;
+    /// Waits until `n` sends wait on `app` (the tenant's share is then in use), their first
+    /// statement for this lock.
+    pub(crate) async fn wait_for_waiters(&self, app: &TestApp, n: usize) {
+        wait_for_sends(&[app], self.key, n).await;
     }
 
     pub(crate) async fn release(mut self) {
@@ -194,11 +195,13 @@ impl EmailBudgetLock {
     }
 }
 
-/// Waits until `n` statements wait for the email budget lock `key`.
-async fn wait_for_waiters(app: &TestApp, key: i32, n: i64) {
+/// Waits until `n` sends wait for their reservation on `instances`, and a statement of each
+/// instance for the budget lock `key`.
+pub(crate) async fn wait_for_sends(instances: &[&TestApp], key: i32, n: usize) {
+    let app = instances[0];
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting: i64 = sqlx::query_scalar(
+        let statements: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
              AND classid = $1::oid AND objid = $2::oid",
         )
@@ -207,10 +210,17 @@ async fn wait_for_waiters(app: &TestApp, key: i32, n: i64) {
         .fetch_one(&app.db)
         .await
         .unwrap();
-        if waiting >= n {
+        let sends: usize = instances
+            .iter()
+            .map(|i| i.wiring.send_limiter.waiting())
+            .sum();
+        if sends >= n && statements >= i64::try_from(instances.len()).unwrap() {
             return;
         }
-        assert!(Instant::now() < deadline, "{waiting} of {n} sends wait");
+        assert!(
+            Instant::now() < deadline,
+            "{sends} of {n} sends wait, {statements} statements"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -279,7 +289,7 @@ async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_not
     let holders = email_codes(&a, &app_key, "h", 6);
     let lock_key = lock.key;
     let attack = async {
-        wait_for_waiters(&a, lock_key, 6).await;
+        wait_for_sends(&[&a], lock_key, 6).await;
         // Authenticated now, then queued behind the full share.
         a.gql(
             Some(&stolen),
@@ -289,7 +299,7 @@ async fn a_key_revoked_while_its_operation_waits_for_the_tenant_s_share_runs_not
         .await
     };
     let defence = async {
-        wait_for_waiters(&a, lock_key, 6).await;
+        wait_for_sends(&[&a], lock_key, 6).await;
         // The victim revokes the stolen key through another instance, whose share is free.
         b.gql(
             Some(&first_admin),

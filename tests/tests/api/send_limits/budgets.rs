@@ -24,6 +24,18 @@ async fn users_with_email(app: &TestApp, key: &str, prefix: &str, n: usize) -> V
 
 /// Sends a sign-in code to every user at once, spread over `instances`; returns (codes sent,
 /// RATE_LIMITED answers).
+/// A second instance on `app`'s database; `app`'s worker drains the outbox of both.
+async fn without_worker(app: &TestApp) -> TestApp {
+    spawn_instance_of(
+        app,
+        TestOptions {
+            run_worker: false,
+            ..TestOptions::default()
+        },
+    )
+    .await
+}
+
 async fn send_all_at_once(instances: &[&TestApp], key: &str, users: &[String]) -> (usize, usize) {
     let answers = join_all(
         users
@@ -59,19 +71,22 @@ async fn fifty_parallel_sends_against_an_email_budget_of_ten_send_exactly_ten() 
 #[tokio::test]
 async fn sends_queued_on_the_budget_s_lock_each_count_the_ones_before_them() {
     let app = spawn_app().await;
+    let other = without_worker(&app).await;
     let (acme, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
     let users = users_with_email(&app, &key, "queued", 8).await;
     // The 8 verification mails count toward the hour: three more may go.
     set_policy(&app, &admin, "emailHourlyBudget: 11").await;
-    // Every send waits on the budget's lock at once; released, they take it one by one. A
-    // count that read the table before the lock (one statement doing both) would let each of
-    // them through.
+    // Every send waits at once, half on each instance: each instance's first batch waits on the
+    // budget's lock, its other sends queued behind it. Released, the batches take the lock one
+    // by one. A batch that counted before it had the lock, or a send that did not count the
+    // ones granted before it in its batch, would let more through.
     let lock = crate::rate_limits::EmailBudgetLock::hold(&app, &acme).await;
-    let instances = [&app];
+    let instances = [&app, &other];
     let sends = send_all_at_once(&instances, &key, &users);
     let release = async {
-        lock.wait_for_waiters(&app, 6).await;
+        let budget = twofold_infra::send_limiter::lock_key(&format!("tenant/{acme}/email"));
+        crate::rate_limits::wait_for_sends(&instances, budget, 8).await;
         lock.release().await;
     };
     let ((sent, limited), ()) = tokio::join!(sends, release);
@@ -117,14 +132,7 @@ async fn parallel_sends_on_two_instances_against_an_sms_budget_send_exactly_the_
     set_policy(&app, &admin, "smsHourlyBudget: 25").await;
     // Half the requests reach a second instance: the budget is counted in the database, not in
     // either process. (Its outbox is drained by the first instance's worker.)
-    let other = spawn_instance_of(
-        &app,
-        TestOptions {
-            run_worker: false,
-            ..TestOptions::default()
-        },
-    )
-    .await;
+    let other = without_worker(&app).await;
     let (sent, limited) = send_all_at_once(&[&app, &other], &key, &users).await;
     assert_eq!((sent, limited), (5, 15));
     drain(&app).await;

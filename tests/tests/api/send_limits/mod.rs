@@ -2,6 +2,7 @@
 //! 10 across tenants, whichever user it is registered to; the tenant's hourly SMS and email
 //! budgets hold exactly under concurrency; disabling or resetting 2FA forgets nothing.
 
+mod batches;
 mod budgets;
 mod destinations;
 

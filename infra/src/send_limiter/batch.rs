@@ -1,0 +1,138 @@
+//! One batch of reservations written by one statement (`twofold_reserve_send_batch`, migration
+//! `20261211000000_reserve_sends_in_batches.sql`), and the give-back of reservations nobody
+//! waits for any more.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+use twofold_services::ports::{Reservation, SendCap};
+use twofold_services::StoreError;
+
+use super::{lock_key, longest_window, LOCK_CLASS};
+
+/// Expired rows removed per batch: more than a batch of a few sends inserts, so the table
+/// shrinks back to its live rows, and few enough to keep every batch cheap.
+const PRUNE_BATCH: i64 = 200;
+
+/// How often a batch refused with a deadlock or serialization failure is written again. The
+/// statement is atomic, so a refused one took nothing; the triggers lock in one order, so this
+/// is a safety net, not a path taken.
+const RETRIES: usize = 3;
+
+/// One send's reservation, as the batch writes it.
+pub(super) struct Request<'a> {
+    pub id: &'a str,
+    pub caps: &'a [SendCap],
+    pub now: DateTime<Utc>,
+}
+
+/// Writes `requests` in their order: each is granted if every one of its caps has room,
+/// counting those granted before it. One answer per request, in order.
+pub(super) async fn write(
+    pool: &PgPool,
+    requests: &[Request<'_>],
+) -> Result<Vec<Reservation>, StoreError> {
+    // Every bucket's lock, in one order for every statement, so batches sharing buckets never
+    // deadlock.
+    let mut keys: Vec<i32> = requests
+        .iter()
+        .flat_map(|r| r.caps.iter().map(|c| lock_key(&c.bucket)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut owners = Vec::new();
+    let mut buckets = Vec::new();
+    let mut limits = Vec::new();
+    let mut since = Vec::new();
+    let mut expires = Vec::new();
+    for (n, r) in requests.iter().enumerate() {
+        let owner = i32::try_from(n + 1).map_err(StoreError::new)?;
+        for c in r.caps {
+            owners.push(owner);
+            buckets.push(c.bucket.as_str());
+            limits.push(i64::from(c.limit));
+            since.push(r.now - c.window);
+            expires.push(r.now + c.window);
+        }
+    }
+    let reserved: Vec<DateTime<Utc>> = requests.iter().map(|r| r.now).collect();
+    let ids: Vec<&str> = requests.iter().map(|r| r.id).collect();
+    let oldest = reserved.iter().min().copied().unwrap_or_else(Utc::now);
+    // Counts are kept for the longest window any cap may have, not the longest of this batch's:
+    // a batch with only short caps must not prune the counts a budget still needs.
+    let counts_before = oldest - longest_window() - chrono::Duration::minutes(1);
+    let mut tries = 0;
+    let refusals = loop {
+        let result = sqlx::query(
+            "SELECT reservation, refused_cap, frees_at \
+             FROM twofold_reserve_send_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(LOCK_CLASS)
+        .bind(&keys)
+        .bind(&owners)
+        .bind(&buckets)
+        .bind(&limits)
+        .bind(&since)
+        .bind(&expires)
+        .bind(&reserved)
+        .bind(&ids)
+        .bind(PRUNE_BATCH)
+        .bind(counts_before)
+        .fetch_all(pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e))
+                if tries < RETRIES && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tries += 1;
+                tracing::warn!(error = %e, "a send reservation batch was refused; writing it again");
+            }
+            other => break other.map_err(StoreError::new)?,
+        }
+    };
+    let mut answers = vec![Reservation::Granted; requests.len()];
+    for row in refusals {
+        let reservation: i32 = row.try_get("reservation").map_err(StoreError::new)?;
+        let cap: i32 = row.try_get("refused_cap").map_err(StoreError::new)?;
+        let frees_at: DateTime<Utc> = row.try_get("frees_at").map_err(StoreError::new)?;
+        let index = usize::try_from(reservation).map_err(StoreError::new)?;
+        let cap = usize::try_from(cap).map_err(StoreError::new)?;
+        let request = requests.get(index).filter(|r| cap < r.caps.len());
+        let (Some(request), Some(answer)) = (request, answers.get_mut(index)) else {
+            return Err(StoreError::new(std::io::Error::other(
+                "refused an unknown reservation or by an unknown cap",
+            )));
+        };
+        *answer = Reservation::Refused {
+            cap,
+            retry_after_seconds: (frees_at - request.now).num_seconds(),
+        };
+    }
+    Ok(answers)
+}
+
+/// Gives back the slots of granted reservations, by key; the triggers take them off the counts,
+/// so giving back twice, or slots never taken, changes nothing.
+pub(super) async fn give_back(pool: &PgPool, granted: &[Request<'_>]) -> Result<(), StoreError> {
+    let mut buckets = Vec::new();
+    let mut reserved = Vec::new();
+    let mut ids = Vec::new();
+    for r in granted {
+        for c in r.caps {
+            buckets.push(c.bucket.as_str());
+            reserved.push(r.now);
+            ids.push(r.id);
+        }
+    }
+    sqlx::query(
+        "DELETE FROM send_reservations \
+         WHERE (bucket, reserved_at, challenge_id) IN \
+               (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]))",
+    )
+    .bind(&buckets)
+    .bind(&reserved)
+    .bind(&ids)
+    .execute(pool)
+    .await
+    .map_err(StoreError::new)?;
+    Ok(())
+}

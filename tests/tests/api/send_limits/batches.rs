@@ -1,0 +1,178 @@
+//! The reservations of one lane (sends sharing a tenant's budget) are queued on the instance
+//! and written in batches, straight through `PgSendLimiter`.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use twofold_infra::send_limiter::{lock_key, PgSendLimiter, LOCK_CLASS};
+use twofold_services::ports::{Reservation, SendCap, SendLimiter};
+use twofold_tests::{spawn_app, TestApp};
+
+const BUDGET: &str = "tenant/t/email";
+
+fn caps(destination: &str, budget: u32) -> Vec<SendCap> {
+    vec![
+        SendCap {
+            bucket: format!("dest/{destination}"),
+            limit: 5,
+            window: chrono::Duration::minutes(10),
+        },
+        SendCap {
+            bucket: BUDGET.to_owned(),
+            limit: budget,
+            window: chrono::Duration::hours(1),
+        },
+    ]
+}
+
+/// Rows and counts of `bucket`.
+async fn kept(app: &TestApp, bucket: &str) -> (Vec<String>, i64) {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT challenge_id FROM send_reservations WHERE bucket = $1 ORDER BY challenge_id",
+    )
+    .bind(bucket)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let counted: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
+            .bind(bucket)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    (rows, counted)
+}
+
+/// Holds `bucket`'s lock on a connection of its own.
+async fn hold(app: &TestApp, bucket: &str) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut connection = app.db.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(LOCK_CLASS)
+        .bind(lock_key(bucket))
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    connection
+}
+
+/// Waits until `n` reservations wait in `limiter`, the first batch's statement for a lock.
+async fn until_waiting(app: &TestApp, limiter: &PgSendLimiter, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let statements: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND classid = $1::oid",
+        )
+        .bind(LOCK_CLASS)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if limiter.waiting() >= n && statements >= 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} wait", limiter.waiting());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn reservations_abandoned_while_they_wait_are_not_kept() {
+    let app = spawn_app().await;
+    let limiter = PgSendLimiter::new(app.db.clone());
+    let now = Utc::now();
+    let (a, b, c) = (caps("a", 100), caps("b", 100), caps("c", 100));
+    let mut lock = hold(&app, BUDGET).await;
+    // The first is being written (its statement waits for the lock), the second is queued
+    // behind it; then both requests go away, as when their clients hang up.
+    tokio::select! {
+        _ = async {
+            tokio::join!(
+                limiter.reserve("written", &a, now),
+                limiter.reserve("queued", &b, now),
+            )
+        } => panic!("reserved while the lock was held"),
+        () = until_waiting(&app, &limiter, 2) => {}
+    }
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // A send that is waited for is written after whatever the lane had to give back.
+    let answer = limiter.reserve("kept", &c, now).await.unwrap();
+    assert_eq!(answer, Reservation::Granted);
+    assert_eq!(kept(&app, BUDGET).await, (vec!["kept".to_owned()], 1));
+    assert_eq!(kept(&app, "dest/a").await, (vec![], 0), "given back");
+    assert_eq!(kept(&app, "dest/b").await, (vec![], 0), "never taken");
+}
+
+#[tokio::test]
+async fn a_batch_counts_the_sends_granted_before_each_of_its_own() {
+    let app = spawn_app().await;
+    let limiter = PgSendLimiter::new(app.db.clone());
+    let now = Utc::now();
+    // A budget of three, with one send counted already; one destination may take two more.
+    let earlier = caps("earlier", 3);
+    assert_eq!(
+        limiter.reserve("earlier", &earlier, now).await.unwrap(),
+        Reservation::Granted
+    );
+    let mut lock = hold(&app, BUDGET).await;
+    let requests: Vec<(String, Vec<SendCap>)> = (0..5)
+        .map(|i| {
+            (
+                format!("s{i}"),
+                caps(if i < 3 { "same" } else { "other" }, 3),
+            )
+        })
+        .collect();
+    let all = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(id, caps)| limiter.reserve(id, caps, now)),
+    );
+    let release = async {
+        // The first waits for the lock alone; the other four are then written in one batch.
+        until_waiting(&app, &limiter, 5).await;
+        sqlx::query("SELECT pg_advisory_unlock_all()")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+    };
+    let (answers, ()) = tokio::join!(all, release);
+    let answers: Vec<Reservation> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers[..2], [Reservation::Granted, Reservation::Granted]);
+    for refused in &answers[2..] {
+        let Reservation::Refused {
+            cap,
+            retry_after_seconds,
+        } = *refused
+        else {
+            panic!("{answers:?}")
+        };
+        assert_eq!(cap, 1, "the budget is full: {answers:?}");
+        // The oldest send counted is this minute's: it leaves the hour in about an hour.
+        assert!(
+            (3_540..=3_660).contains(&retry_after_seconds),
+            "{retry_after_seconds}"
+        );
+    }
+    let (rows, counted) = kept(&app, BUDGET).await;
+    assert_eq!((rows.len(), counted), (3, 3));
+}
+
+#[tokio::test]
+async fn counts_follow_rows_when_a_reservation_is_repeated_or_given_back_twice() {
+    let app = spawn_app().await;
+    let limiter = PgSendLimiter::new(app.db.clone());
+    let now = Utc::now();
+    let caps = caps("x", 10);
+    for _ in 0..2 {
+        limiter.reserve("twice", &caps, now).await.unwrap();
+    }
+    assert_eq!(kept(&app, BUDGET).await, (vec!["twice".to_owned()], 1));
+    for _ in 0..2 {
+        limiter.release("twice", &caps, now).await.unwrap();
+    }
+    assert_eq!(kept(&app, BUDGET).await, (vec![], 0));
+    assert_eq!(kept(&app, "dest/x").await, (vec![], 0));
+}
