@@ -17,7 +17,7 @@ DROP TRIGGER send_counts_follow_reservations ON send_reservations;
 DROP FUNCTION send_counts_follow_reservations();
 
 CREATE FUNCTION send_counts_add_reservations() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 BEGIN
     INSERT INTO send_counts AS k (bucket, minute, sends)
     SELECT bucket, date_trunc('minute', reserved_at, 'UTC'), count(*)
@@ -29,19 +29,24 @@ BEGIN
 END
 $$;
 
+-- Only rows that had not expired come off the counts: a release, which gives back a send that
+-- was not issued. An expired row, deleted by a prune, lies before its bucket's window (or in
+-- the minute the window starts in, where counting it is the safe side), so its count no longer
+-- matters and is pruned with its minute. A prune therefore locks no counts: one tenant's prune
+-- never waits for another tenant's sends.
 CREATE FUNCTION send_counts_remove_reservations() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 BEGIN
     -- Rows are locked as the sort emits them, so in key order.
     PERFORM 1
     FROM send_counts k
     JOIN (SELECT DISTINCT bucket, date_trunc('minute', reserved_at, 'UTC') AS minute
-          FROM removed) r ON k.bucket = r.bucket AND k.minute = r.minute
+          FROM removed WHERE expires_at >= now()) r ON k.bucket = r.bucket AND k.minute = r.minute
     ORDER BY k.bucket, k.minute
     FOR UPDATE OF k;
     UPDATE send_counts k SET sends = k.sends - r.n
     FROM (SELECT bucket, date_trunc('minute', reserved_at, 'UTC') AS minute, count(*) AS n
-          FROM removed GROUP BY 1, 2) r
+          FROM removed WHERE expires_at >= now() GROUP BY 1, 2) r
     WHERE k.bucket = r.bucket AND k.minute = r.minute;
     RETURN NULL;
 END
@@ -62,6 +67,7 @@ CREATE TRIGGER send_counts_remove_reservations
 -- the caller) are released when it commits. VOLATILE, so the count, which runs after the
 -- locks, sees every reservation committed before this statement got them; without sequential
 -- scans, so a plan cached while a table was small does not scan all of it under the locks.
+-- Each lock is waited for at most `lock_wait_ms`.
 --
 -- `owners` gives, for each cap, the reservation it belongs to (1-based); a reservation's caps
 -- are consecutive and in the order a refusal is reported. `reserved` and `challenges` are per
@@ -78,7 +84,8 @@ CREATE FUNCTION twofold_reserve_send_batch(
     reserved timestamptz[],
     challenges text[],
     prune_batch bigint,
-    counts_before timestamptz
+    counts_before timestamptz,
+    lock_wait_ms integer
 ) RETURNS TABLE (reservation integer, refused_cap integer, frees_at timestamptz)
 LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
 DECLARE
@@ -97,6 +104,9 @@ DECLARE
     r integer;
     k integer;
 BEGIN
+    -- A lock held for longer (a stalled transaction) fails the batch, which took nothing, rather
+    -- than leave the lane's sends, and their tenant's share of the instance, waiting on it.
+    PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
     FOREACH lock_key IN ARRAY lock_keys LOOP
         PERFORM pg_advisory_xact_lock(lock_class, lock_key);
     END LOOP;

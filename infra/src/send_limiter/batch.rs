@@ -29,8 +29,12 @@ pub(super) struct Request<'a> {
 /// counting those granted before it. One answer per request, in order.
 pub(super) async fn write(
     pool: &PgPool,
+    lock_wait: std::time::Duration,
     requests: &[Request<'_>],
 ) -> Result<Vec<Reservation>, StoreError> {
+    let lock_wait_ms = i32::try_from(lock_wait.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
     // Every bucket's lock, in one order for every statement, so batches sharing buckets never
     // deadlock.
     let mut keys: Vec<i32> = requests
@@ -64,7 +68,7 @@ pub(super) async fn write(
     let refusals = loop {
         let result = sqlx::query(
             "SELECT reservation, refused_cap, frees_at \
-             FROM twofold_reserve_send_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             FROM twofold_reserve_send_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(LOCK_CLASS)
         .bind(&keys)
@@ -77,6 +81,7 @@ pub(super) async fn write(
         .bind(&ids)
         .bind(PRUNE_BATCH)
         .bind(counts_before)
+        .bind(lock_wait_ms)
         .fetch_all(pool)
         .await;
         match result {

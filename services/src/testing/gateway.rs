@@ -14,6 +14,10 @@ use crate::commands::{CommandGateway, Executed};
 pub(crate) struct MemGateway<A: Aggregate> {
     store: MemStore<A>,
     services: A::Services,
+    /// Held for writing by a test to hold commands before they decide.
+    gate: tokio::sync::RwLock<()>,
+    /// How many commands have arrived.
+    arrived: tokio::sync::watch::Sender<usize>,
 }
 
 impl<A: Aggregate> MemGateway<A> {
@@ -22,7 +26,25 @@ impl<A: Aggregate> MemGateway<A> {
         Self {
             store: MemStore::default(),
             services,
+            gate: tokio::sync::RwLock::default(),
+            arrived: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Holds every command at its start until the guard is dropped.
+    pub(crate) async fn hold(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().await
+    }
+
+    /// Returns once more than `n` commands have arrived (held or not).
+    pub(crate) async fn arrived(&self, n: usize) {
+        let mut arrived = self.arrived.subscribe();
+        let _ = arrived.wait_for(|a| *a > n).await;
+    }
+
+    /// How many commands have arrived.
+    pub(crate) fn commands(&self) -> usize {
+        *self.arrived.borrow()
     }
 
     /// Every event recorded on `aggregate_id`, oldest first, with its metadata.
@@ -51,6 +73,8 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
+        self.arrived.send_modify(|a| *a += 1);
+        drop(self.gate.read().await);
         let mut context = self.store.load_aggregate(aggregate_id).await?;
         let sink = EventSink::default();
         context

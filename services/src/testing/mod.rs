@@ -31,7 +31,8 @@ pub(crate) struct Harness {
     pub clock: Arc<FakeClock>,
     pub totp: Arc<FakeTotp>,
     pub tenants: Arc<FakeDirectory>,
-    gateway: Arc<MemGateway<User>>,
+    pub limiter: Arc<FakeLimiter>,
+    pub gateway: Arc<MemGateway<User>>,
 }
 
 impl Harness {
@@ -49,19 +50,21 @@ impl Harness {
         let gateway = Arc::new(MemGateway::<User>::new(
             crypto.clone() as Arc<dyn CodeChecker>
         ));
+        let limiter = Arc::new(FakeLimiter::default());
         let users = UserService::new(UserPorts {
             commands: Commands::new(gateway.clone(), Arc::new(NoReadModel), entropy.clone()),
             crypto,
             tenants: tenants.clone(),
             clock: clock.clone(),
             entropy,
-            limiter: Arc::new(FakeLimiter::default()),
+            limiter: limiter.clone(),
         });
         let harness = Self {
             users,
             clock,
             totp,
             tenants,
+            limiter,
             gateway,
         };
         harness.set_policy(|_| {});

@@ -265,6 +265,16 @@ impl TenantDirectory for FakeDirectory {
 #[derive(Default)]
 pub(crate) struct FakeLimiter(Mutex<Vec<(String, String, DateTime<Utc>)>>);
 
+impl FakeLimiter {
+    /// The sends holding slots.
+    pub(crate) fn sends(&self) -> usize {
+        let taken = self.0.lock().unwrap();
+        let ids: std::collections::HashSet<&str> =
+            taken.iter().map(|(id, _, _)| id.as_str()).collect();
+        ids.len()
+    }
+}
+
 #[async_trait]
 impl SendLimiter for FakeLimiter {
     async fn reserve(

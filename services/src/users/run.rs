@@ -2,6 +2,7 @@
 //! that issues a code) under the send caps.
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use twofold_domain::channel::{Channel, Purpose};
 use twofold_domain::user::{
     Notifications, User, UserAction, UserCommand, UserError, UserEvent, UserRef,
@@ -93,16 +94,29 @@ impl UserService {
             }
             Err(e) => return Err(e),
         };
-        let result = self.run(call, user, action).await;
-        // Kept when the code was issued, and when nobody can say whether it was (an internal
-        // error may come after the commit): a send too many is the safe side.
-        let keep = match &result {
-            Ok((_, events, _)) => issued(events, challenge_id),
-            Err(ServiceError::Internal(_)) => true,
-            Err(_) => false,
-        };
-        self.limits.settle(slot, keep).await;
-        result
+        // From the slot to its settling in a task of its own: a request dropped in between
+        // (its client hung up while the command ran) would leave the slot taken with no code
+        // issued, spending the caps without a trace. The command runs to its end instead.
+        let (service, call, user) = (self.clone(), call.clone(), user.clone());
+        let challenge_id = challenge_id.to_owned();
+        let settled = tokio::spawn(
+            async move {
+                let result = service.run(&call, &user, action).await;
+                // Kept when the code was issued, and when nobody can say whether it was (an
+                // internal error may come after the commit): a send too many is the safe side.
+                let keep = match &result {
+                    Ok((_, events, _)) => issued(events, &challenge_id),
+                    Err(ServiceError::Internal(_)) => true,
+                    Err(_) => false,
+                };
+                service.limits.settle(slot, keep).await;
+                result
+            }
+            .in_current_span(),
+        );
+        settled
+            .await
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?
     }
 
     /// Runs `action` on `user` at the clock's time, recorded with the call's metadata.

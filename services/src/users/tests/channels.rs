@@ -148,3 +148,39 @@ async fn asking_again_within_seconds_returns_the_open_challenge_without_a_second
         .count();
     assert_eq!(sign_in_codes, 1);
 }
+
+#[tokio::test]
+async fn a_send_dropped_while_its_command_runs_keeps_a_slot_only_for_a_code_issued() {
+    let h = Harness::new();
+    confirmed_email(&h).await;
+    let codes = |events: &[UserEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, UserEvent::CodeSent { .. }))
+            .count()
+    };
+    assert_eq!((h.limiter.sends(), codes(&h.events("bob").await)), (1, 1));
+    // The send takes its slot, then its request goes away (the client hung up) while its
+    // command waits.
+    let held = h.gateway.hold().await;
+    let before = h.gateway.commands();
+    let call = app();
+    tokio::select! {
+        _ = h.users.send_code(&call, "bob", Some(Channel::Email), None, None) => {
+            panic!("the command ran while held")
+        }
+        () = h.gateway.arrived(before) => {}
+    }
+    drop(held);
+    // The command runs to its end: the slot it took is for a code issued.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while codes(&h.events("bob").await) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped send's slot is kept with no code: {} slots",
+            h.limiter.sends()
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.limiter.sends(), 2);
+}

@@ -176,3 +176,83 @@ async fn counts_follow_rows_when_a_reservation_is_repeated_or_given_back_twice()
     assert_eq!(kept(&app, BUDGET).await, (vec![], 0));
     assert_eq!(kept(&app, "dest/x").await, (vec![], 0));
 }
+
+#[tokio::test]
+async fn a_grant_dropped_before_its_caller_reads_it_is_given_back() {
+    let app = spawn_app().await;
+    let limiter = PgSendLimiter::new(app.db.clone());
+    let caps = caps("unread", 10);
+    let mut reserve = Box::pin(limiter.reserve("unread", &caps, Utc::now()));
+    assert!(futures::poll!(&mut reserve).is_pending(), "queued");
+    // The lane answers, but the caller is not polled again before it is dropped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while limiter.waiting() > 0 {
+        assert!(Instant::now() < deadline, "never answered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(kept(&app, BUDGET).await.1, 1, "granted");
+    drop(reserve);
+    while kept(&app, BUDGET).await != (vec![], 0) {
+        assert!(Instant::now() < deadline, "the unread grant is kept");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_waits_for_a_stalled_lock_only_so_long_and_takes_nothing() {
+    let app = spawn_app().await;
+    let limiter = PgSendLimiter::with_lock_wait(app.db.clone(), Duration::from_millis(200));
+    let now = Utc::now();
+    let mut lock = hold(&app, BUDGET).await;
+    let stalled = tokio::time::timeout(
+        Duration::from_secs(10),
+        limiter.reserve("stalled", &caps("s", 10), now),
+    )
+    .await
+    .expect("the batch gives up on the lock");
+    assert!(stalled.is_err(), "{stalled:?}");
+    assert_eq!(kept(&app, "dest/s").await, (vec![], 0));
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // The lane goes on with the next sends.
+    let after = limiter.reserve("after", &caps("s", 10), now).await.unwrap();
+    assert_eq!(after, Reservation::Granted);
+}
+
+#[tokio::test]
+async fn pruning_another_bucket_s_expired_sends_waits_for_none_of_its_counts() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at) \
+         SELECT 'tenant/other/sms', now() - interval '30 minutes', 'old' || i, \
+                now() - interval '10 minutes' \
+         FROM generate_series(1, 5) i",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // Another tenant's send is changing that bucket's counts.
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM send_counts WHERE bucket = 'tenant/other/sms' FOR UPDATE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let limiter = PgSendLimiter::new(app.db.clone());
+    let granted = tokio::time::timeout(
+        Duration::from_secs(5),
+        limiter.reserve("now", &caps("p", 10), Utc::now()),
+    )
+    .await
+    .expect("not held up by another bucket's counts");
+    assert_eq!(granted.unwrap(), Reservation::Granted);
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM send_reservations WHERE bucket = 'tenant/other/sms'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "and the expired sends are pruned");
+    other.rollback().await.unwrap();
+}
