@@ -97,7 +97,12 @@ DECLARE
     granted integer[] := '{}';
     caps integer := coalesce(array_length(owners, 1), 0);
     head integer := 1;
-    oldest timestamptz := (SELECT min(t) FROM unnest(reserved) AS t);
+    -- Expiry is judged by the earlier of this instance's clock and the database's, so an
+    -- instance whose clock runs ahead prunes nothing another instance still counts (and a
+    -- prune never takes a row off the counts: the trigger judges by the database's clock).
+    sent timestamptz := (SELECT min(t) FROM unnest(reserved) AS t);
+    oldest timestamptz := least(sent, now());
+    counts_until timestamptz := least(counts_before, now() - (sent - counts_before));
     past integer;
     full_cap integer;
     extra bigint;
@@ -114,7 +119,7 @@ BEGIN
         SELECT ctid FROM send_reservations WHERE expires_at < oldest
         LIMIT prune_batch FOR UPDATE SKIP LOCKED));
     DELETE FROM send_counts WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM send_counts WHERE minute < counts_before
+        SELECT ctid FROM send_counts WHERE minute < counts_until
         LIMIT prune_batch FOR UPDATE SKIP LOCKED));
     SELECT array_agg(coalesce(s.used, 0) ORDER BY u.n), array_agg(s.first_minute ORDER BY u.n)
     INTO used, first_minutes

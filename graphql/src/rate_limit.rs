@@ -27,7 +27,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use twofold_domain::TenantId;
 use twofold_services::tenants::TenantService;
-use twofold_services::{ErrorCode, KeyPrincipal, Principal};
+use twofold_services::{Call, ErrorCode, KeyPrincipal, Principal};
 
 use crate::error::coded;
 use crate::guard::Caller;
@@ -334,7 +334,24 @@ impl Extension for RateLimitExtension {
             return next.run(ctx, operation_name).await;
         };
         match limits.admit(key).await {
-            Ok(_permit) => next.run(ctx, operation_name).await,
+            Ok(place) => {
+                // Held by the request's `Call` while the operation runs, and so also by any work
+                // it leaves running once its caller is gone (which copies the call).
+                let call = ctx.data_opt::<Call>();
+                let held_here = match call {
+                    Some(call) => {
+                        call.admission.hold(place);
+                        None
+                    }
+                    None => Some(place),
+                };
+                let response = next.run(ctx, operation_name).await;
+                if let Some(call) = call {
+                    call.admission.let_go();
+                }
+                drop(held_here);
+                response
+            }
             Err(refusal) => Response::from_errors(vec![refusal]),
         }
     }

@@ -1,7 +1,9 @@
 //! Who is acting and through which request: recorded as metadata on every event so the audit
 //! log can answer "who did this, from where".
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use twofold_domain::{ApiKeyId, Role, TenantId};
 
@@ -75,6 +77,55 @@ impl RequestContext {
     }
 }
 
+/// The place a request holds in its tenant's share of the instance (taken by the API's and the
+/// pages' admission). A copy of the request's [`Call`] made while the place is held holds it
+/// too, so work the request leaves running once its caller is gone (a code's command and the
+/// settling of its slot) keeps it until that work ends: a caller who hangs up cannot have more
+/// running than its share.
+#[derive(Default)]
+pub struct Admission(Mutex<Option<Arc<dyn Any + Send + Sync>>>);
+
+impl Admission {
+    fn place(&self) -> MutexGuard<'_, Option<Arc<dyn Any + Send + Sync>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds `place` until [`Admission::let_go`] or the drop of this admission, and of every
+    /// copy made meanwhile.
+    pub fn hold(&self, place: impl Any + Send + Sync) {
+        *self.place() = Some(Arc::new(place));
+    }
+
+    /// Stops holding the place here (copies made meanwhile keep it). The request's own call
+    /// may outlive the request's work (a subscription keeps its call while it streams).
+    pub fn let_go(&self) {
+        *self.place() = None;
+    }
+}
+
+impl Clone for Admission {
+    fn clone(&self) -> Self {
+        Self(Mutex::new(self.place().clone()))
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("held", &self.place().is_some())
+            .finish()
+    }
+}
+
+/// Admissions do not tell calls apart.
+impl PartialEq for Admission {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Admission {}
+
 /// A tenant key's call of a use-case: the key (its tenant, id and role) and the request it came
 /// with. Built once per request, after authentication, and passed whole to the use-cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +134,18 @@ pub struct Call {
     pub key: KeyPrincipal,
     /// Where the call came from.
     pub request: RequestContext,
+    /// The request's place in its tenant's share of the instance, if it took one.
+    pub admission: Admission,
 }
 
 impl Call {
     /// The call of `key`, made through `request`.
     pub fn new(key: KeyPrincipal, request: RequestContext) -> Self {
-        Self { key, request }
+        Self {
+            key,
+            request,
+            admission: Admission::default(),
+        }
     }
 
     /// The caller's tenant.

@@ -26,5 +26,5 @@ pub mod users;
 pub mod webauthn_port;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};
-pub use context::{Actor, Call, RequestContext};
+pub use context::{Actor, Admission, Call, RequestContext};
 pub use error::{recognise_unavailable, ErrorCode, ServiceError, StoreError};

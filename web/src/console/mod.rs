@@ -74,9 +74,6 @@ pub(crate) struct SignedIn {
     pub(crate) call: Call,
     pub(crate) chrome: Chrome,
     pub(crate) request_id: String,
-    /// A place in the tenant's share of the instance, held while the handler runs (a
-    /// streamed answer keeps its own cap instead).
-    _share: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl SignedIn {
@@ -261,15 +258,20 @@ impl FromRequestParts<WebState> for SignedIn {
             read_only: session.key.role != twofold_domain::Role::Admin,
             csrf: session.csrf.clone(),
         };
+        // A place in the tenant's share of the instance, held by the call: while the handler
+        // runs, and by work it leaves running (a streamed answer keeps its own cap instead).
+        let call = session.call(request);
+        if let Some(place) = share {
+            call.admission.hold(place);
+        }
         Ok(SignedIn {
-            call: session.call(request),
+            call,
             session,
             chrome: Chrome {
                 who: Some(who),
                 ..anonymous
             },
             request_id,
-            _share: share,
         })
     }
 }

@@ -5,7 +5,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use tokio::sync::OwnedSemaphorePermit;
 use twofold_graphql::client_addr::ClientAddr;
 use twofold_services::console_sessions::ConsoleSessions;
 use twofold_services::hosted::{HostedSecret, HostedSession};
@@ -25,7 +24,6 @@ pub(crate) struct Visit {
     /// handler takes a user id from the browser.
     pub(crate) call: Call,
     pub(crate) csrf: String,
-    _share: Option<OwnedSemaphorePermit>,
 }
 
 impl Visit {
@@ -140,13 +138,18 @@ impl FromRequestParts<WebState> for Visit {
         span.record("tenant", key.tenant_id.as_str());
         span.record("actor", format!("APP:{}", key.key_id).as_str());
         let (_, request) = crate::console::metadata(parts);
+        // The place is held by the call, so also by work the page leaves running (a code's
+        // command) if the browser goes away.
+        let call = session.call(request);
+        if let Some(place) = share {
+            call.admission.hold(place);
+        }
         Ok(Self {
             csrf,
-            call: session.call(request),
+            call,
             secret,
             session,
             texts,
-            _share: share,
         })
     }
 }

@@ -256,3 +256,26 @@ async fn pruning_another_bucket_s_expired_sends_waits_for_none_of_its_counts() {
     assert_eq!(left, 0, "and the expired sends are pruned");
     other.rollback().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_instance_whose_clock_runs_ahead_prunes_nothing_still_counted() {
+    let app = spawn_app().await;
+    // A destination's send eight minutes ago, in its ten-minute window by the database's clock.
+    sqlx::query(
+        "INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at) \
+         VALUES ('dest/victim', now() - interval '8 minutes', 'earlier', \
+                 now() + interval '2 minutes')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let limiter = PgSendLimiter::new(app.db.clone());
+    let ahead = Utc::now() + chrono::Duration::minutes(5);
+    let granted = limiter.reserve("ahead", &caps("p", 10), ahead).await;
+    assert_eq!(granted.unwrap(), Reservation::Granted);
+    assert_eq!(
+        kept(&app, "dest/victim").await,
+        (vec!["earlier".to_owned()], 1),
+        "still counted"
+    );
+}

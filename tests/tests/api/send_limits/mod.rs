@@ -5,6 +5,7 @@
 mod batches;
 mod budgets;
 mod destinations;
+mod hang_ups;
 
 use std::time::Duration;
 

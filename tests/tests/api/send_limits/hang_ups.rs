@@ -1,0 +1,69 @@
+//! A caller who hangs up once its code's slots are taken: the command runs on, in the place its
+//! request held in the tenant's share of the instance.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use twofold_tests::{spawn_app, TestApp};
+
+use crate::rate_limits::email_codes;
+
+/// Waits until `n` email codes of `tenant` hold their slots.
+async fn until_reserved(app: &TestApp, tenant: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reserved: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM send_reservations WHERE bucket = $1")
+                .bind(format!("tenant/{tenant}/email"))
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if reserved >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{reserved} of {n} reserved");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_share() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    // Commands wait for this lock to record their events, once their slots are taken.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // As many codes as the tenant's share has places; their callers hang up once the slots are
+    // taken.
+    tokio::select! {
+        _ = email_codes(&app, &key, "gone", 6) => panic!("answered while events were locked"),
+        () = until_reserved(&app, &tenant, 6) => {}
+    }
+    // The six commands still run, so the share is full: another operation of the tenant waits
+    // for a place and is told to slow down.
+    let started = Instant::now();
+    let refused = app
+        .gql(
+            Some(&key),
+            "{ signInRequirement(userId: \"q\") { required } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "RATE_LIMITED", "{}", refused.body);
+    assert!(started.elapsed() >= Duration::from_secs(4), "it waited");
+    lock.rollback().await.unwrap();
+    // The commands end, each with its code.
+    app.wait_for_events(&format!("{tenant}/%"), "CodeSent", 6)
+        .await;
+    app.gql(
+        Some(&key),
+        "{ signInRequirement(userId: \"q\") { required } }",
+        json!({}),
+    )
+    .await
+    .data();
+}
