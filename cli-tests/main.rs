@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+mod admin;
+
 const BIN: &str = env!("CARGO_BIN_EXE_twofold");
 
 /// A `twofold` command with a clean environment: no database, no secrets.
@@ -382,71 +384,6 @@ fn missing_or_malformed_secrets_stop_start_up_with_a_clear_message() {
     ]);
     assert!(err.contains("connecting to PostgreSQL"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn admin_commands_work_in_zero_config_mode_and_leave_no_server_running() {
-    let dir = temp_dir("admin");
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let run = |args: &[&str]| {
-        let out = twofold(&dir).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            !dir.join("pg/data/postmaster.pid").exists(),
-            "{args:?} left the private PostgreSQL running"
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert!(run(&["migrate"]).contains("Migrations applied"));
-    let created = run(&["tenant", "create", "Acme Corp", "--id", "acme"]);
-    assert!(created.contains("Tenant:    acme (Acme Corp)"), "{created}");
-    assert!(created.contains("Admin key: tfk_"), "{created}");
-    assert!(run(&["projections", "rebuild"]).contains("Rebuilt: tenants"));
-    // A rotation is for deployments with DATABASE_URL: zero-config's key lives in its file.
-    let out = twofold(&dir).args(["keys", "rotate"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dev-secrets.env"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-
-    // The same id twice is refused, without a panic.
-    let out = twofold(&dir)
-        .args(["tenant", "create", "Other", "--id", "acme"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already exists"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-
-    // Erasing needs a reason and a tenant that exists; then every key is revoked.
-    let out = twofold(&dir)
-        .args(["tenant", "erase", "acme"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
-    let out = twofold(&dir)
-        .args(["tenant", "erase", "nobody", "--reason", "typo"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("not found") && !err.contains("panicked"),
-        "{err}"
-    );
-    let erased = run(&["tenant", "erase", "acme", "--reason", "contract ended"]);
-    assert!(
-        erased.contains("Tenant acme erased: every API key revoked"),
-        "{erased}"
-    );
-    assert!(!dir.join("pg/data/postmaster.pid").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod databases;
+pub mod output;
 pub mod reseal;
 pub mod server;
 pub mod startup;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twofold::databases::Databases;
 use twofold::startup::{AppConfig, Application, Delivery, Wiring};
-use twofold::{telemetry, zero_config};
+use twofold::{say, telemetry, zero_config};
 use twofold_infra::config::Settings;
 use twofold_infra::crypto::seal::{rotate_master_key, MasterKeys};
 use twofold_infra::delivery::{DeliverySettings, Senders};
@@ -216,21 +216,30 @@ async fn run(
         Command::Migrate => {
             let pool = pg::connect(&db.url, 2).await?;
             pg::migrate(&pool).await?;
-            println!("Migrations applied.");
+            say!("Migrations applied.")?;
             Ok(())
         }
         Command::Tenant {
             command: TenantCommand::Create { name, id },
         } => {
+            // The admin key is shown once, after the tenant exists: nothing is created when its
+            // key could not be shown.
+            say!("Creating tenant {name}...")?;
             let wiring = connect(settings, &db.url, &secrets, delivery).await?;
             let created = wiring
                 .tenants
                 .create_tenant(&name, id.as_deref(), &RequestContext::system("cli"))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("Tenant:    {} ({})", created.tenant.id, created.tenant.name);
-            println!("Admin key: {}", created.admin_key.secret);
-            println!("(The key is shown once; store it now.)");
+            say!("Tenant:    {} ({})", created.tenant.id, created.tenant.name)
+                .and_then(|()| say!("Admin key: {}", created.admin_key.secret))
+                .and_then(|()| say!("(The key is shown once; store it now.)"))
+                .with_context(|| {
+                    format!(
+                        "tenant {} was created, but its admin key {} could not be shown: issue                          another ADMIN key with the operator token, then revoke this one",
+                        created.tenant.id, created.admin_key.key.id
+                    )
+                })?;
             Ok(())
         }
         Command::Tenant {
@@ -242,7 +251,7 @@ async fn run(
                 .erase_tenant(&id, &reason, &RequestContext::system("cli"))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("Tenant {id} erased: every API key revoked, {destroyed} data keys destroyed.");
+            say!("Tenant {id} erased: every API key revoked, {destroyed} data keys destroyed.")?;
             Ok(())
         }
         // Handled in `main` before any configuration is read.
@@ -269,12 +278,12 @@ async fn run(
             let done = rotate_master_key(&pool, &keys)
                 .await
                 .context("rewrapping the data keys")?;
-            println!(
+            say!(
                 "Master key {}: {} data keys rewrapped, {} already under it.",
                 keys.current_id(),
                 done.rewrapped,
                 done.current,
-            );
+            )?;
             if !done.failed.is_empty() {
                 anyhow::bail!(
                     "{} data keys open under neither TWOFOLD_MASTER_KEY nor \
@@ -292,10 +301,10 @@ async fn run(
                     done.remaining
                 );
             }
-            println!(
+            say!(
                 "Every data key is under the current master key: TWOFOLD_MASTER_KEY_PREVIOUS \
                  can be removed."
-            );
+            )?;
             Ok(())
         }
         Command::Projections {
@@ -303,7 +312,7 @@ async fn run(
         } => {
             let wiring = connect(settings, &db.url, &secrets, delivery).await?;
             let rebuilt = wiring.processor.rebuild(name.as_deref()).await?;
-            println!("Rebuilt: {}", rebuilt.join(", "));
+            say!("Rebuilt: {}", rebuilt.join(", "))?;
             Ok(())
         }
     }

@@ -22,10 +22,10 @@ pub async fn run(
         // One tenant's failure does not stop the others: each is done and reported on its own.
         match reseal_tenant(&wiring, &events, &tenant, &ctx).await {
             Ok((moved, left, retired)) => {
-                println!(
+                crate::say!(
                     "Tenant {tenant}: {moved} seals moved to the new keys; first-format key {}.",
                     if retired { "destroyed" } else { "kept" }
-                );
+                )?;
                 if !retired {
                     kept.push(format!("{tenant} ({left} seals left)"));
                 }
@@ -44,7 +44,7 @@ pub async fn run(
             kept.join(", ")
         );
     }
-    println!("No first-format key is left: an erasure now reaches everything ever sealed.");
+    crate::say!("No first-format key is left: an erasure now reaches everything ever sealed.")?;
     Ok(())
 }
 
