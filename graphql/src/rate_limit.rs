@@ -336,18 +336,18 @@ impl Extension for RateLimitExtension {
         match limits.admit(key).await {
             Ok(place) => {
                 // Held by the request's `Call` while the operation runs, and so also by any work
-                // it leaves running once its caller is gone (which copies the call).
+                // it leaves running once its caller is gone (`Call::keeping_place`).
                 let call = ctx.data_opt::<Call>();
                 let held_here = match call {
                     Some(call) => {
-                        call.admission.hold(place);
+                        call.admission().hold(place);
                         None
                     }
                     None => Some(place),
                 };
                 let response = next.run(ctx, operation_name).await;
                 if let Some(call) = call {
-                    call.admission.let_go();
+                    call.admission().let_go();
                 }
                 drop(held_here);
                 response

@@ -78,10 +78,10 @@ impl RequestContext {
 }
 
 /// The place a request holds in its tenant's share of the instance (taken by the API's and the
-/// pages' admission). A copy of the request's [`Call`] made while the place is held holds it
-/// too, so work the request leaves running once its caller is gone (a code's command and the
-/// settling of its slot) keeps it until that work ends: a caller who hangs up cannot have more
-/// running than its share.
+/// pages' admission). Work the request leaves running once its caller is gone (a code's command
+/// and the settling of its slot) takes the call with [`Call::keeping_place`] and holds the place
+/// until it ends: a caller who hangs up cannot have more running than its share. A plain copy of
+/// a call holds no place, so a call kept anywhere else (a stream, a cache) cannot pin one.
 #[derive(Default)]
 pub struct Admission(Mutex<Option<Arc<dyn Any + Send + Sync>>>);
 
@@ -103,9 +103,17 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// Another holder of the place held now, if any.
+    fn share(&self) -> Self {
+        Self(Mutex::new(self.place().clone()))
+    }
+}
+
+/// A copy holds no place: see [`Call::keeping_place`].
 impl Clone for Admission {
     fn clone(&self) -> Self {
-        Self(Mutex::new(self.place().clone()))
+        Self::default()
     }
 }
 
@@ -135,7 +143,7 @@ pub struct Call {
     /// Where the call came from.
     pub request: RequestContext,
     /// The request's place in its tenant's share of the instance, if it took one.
-    pub admission: Admission,
+    admission: Admission,
 }
 
 impl Call {
@@ -145,6 +153,21 @@ impl Call {
             key,
             request,
             admission: Admission::default(),
+        }
+    }
+
+    /// Where the request's place in its tenant's share is held.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// A copy for work the request leaves running once its caller may be gone: it holds the
+    /// request's place in its tenant's share until it is dropped.
+    pub fn keeping_place(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            request: self.request.clone(),
+            admission: self.admission.share(),
         }
     }
 
@@ -163,6 +186,28 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_copy_for_work_left_running_keeps_the_request_s_place() {
+        let place = Arc::new(());
+        let call = Call::new(
+            KeyPrincipal {
+                tenant_id: TenantId::parse("acme").unwrap(),
+                key_id: ApiKeyId::parse("abcdefgh").unwrap(),
+                role: Role::App,
+            },
+            RequestContext::system("test"),
+        );
+        call.admission().hold(place.clone());
+        let copy = call.clone();
+        let kept = call.keeping_place();
+        call.admission().let_go();
+        assert_eq!(Arc::strong_count(&place), 2, "held by the work's copy only");
+        drop(copy);
+        assert_eq!(Arc::strong_count(&place), 2);
+        drop(kept);
+        assert_eq!(Arc::strong_count(&place), 1, "let go with the work");
+    }
 
     #[test]
     fn metadata_has_every_key_and_a_bounded_user_agent() {

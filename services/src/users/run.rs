@@ -16,6 +16,11 @@ use crate::ports::TenantView;
 use crate::send_limits::issued;
 use crate::{Call, ServiceError};
 
+/// How long a code's command may run once its slot is taken. It runs on when its caller hangs
+/// up, holding the request's place in its tenant's share, so a stalled database must not pin
+/// that place for good; the slot stays counted (the code may have been issued).
+pub const COMMAND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A code about to be issued: where it goes, under which tenant's caps.
 pub(super) struct CodeSend<'a> {
     pub tenant: &'a TenantView,
@@ -96,12 +101,21 @@ impl UserService {
         };
         // From the slot to its settling in a task of its own: a request dropped in between
         // (its client hung up while the command ran) would leave the slot taken with no code
-        // issued, spending the caps without a trace. The command runs to its end instead.
-        let (service, call, user) = (self.clone(), call.clone(), user.clone());
+        // issued, spending the caps without a trace. The command runs to its end instead, in
+        // the request's place in its tenant's share, for at most `COMMAND_DEADLINE`.
+        let (service, call, user) = (self.clone(), call.keeping_place(), user.clone());
         let challenge_id = challenge_id.to_owned();
         let settled = tokio::spawn(
             async move {
-                let result = service.run(&call, &user, action).await;
+                let result =
+                    match tokio::time::timeout(COMMAND_DEADLINE, service.run(&call, &user, action))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(ServiceError::Internal(
+                            "a code's command did not finish within its deadline".into(),
+                        )),
+                    };
                 // Kept when the code was issued, and when nobody can say whether it was (an
                 // internal error may come after the commit): a send too many is the safe side.
                 let keep = match &result {

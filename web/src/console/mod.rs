@@ -262,7 +262,7 @@ impl FromRequestParts<WebState> for SignedIn {
         // runs, and by work it leaves running (a streamed answer keeps its own cap instead).
         let call = session.call(request);
         if let Some(place) = share {
-            call.admission.hold(place);
+            call.admission().hold(place);
         }
         Ok(SignedIn {
             call,

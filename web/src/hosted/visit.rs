@@ -142,7 +142,7 @@ impl FromRequestParts<WebState> for Visit {
         // command) if the browser goes away.
         let call = session.call(request);
         if let Some(place) = share {
-            call.admission.hold(place);
+            call.admission().hold(place);
         }
         Ok(Self {
             csrf,

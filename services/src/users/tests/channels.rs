@@ -184,3 +184,33 @@ async fn a_send_dropped_while_its_command_runs_keeps_a_slot_only_for_a_code_issu
     }
     assert_eq!(h.limiter.sends(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_code_s_command_that_never_finishes_lets_its_place_go_and_keeps_its_slot() {
+    let h = Harness::new();
+    confirmed_email(&h).await;
+    let held = h.gateway.hold().await;
+    let place = std::sync::Arc::new(());
+    let call = app();
+    call.admission().hold(place.clone());
+    // The command waits for ever (a stalled database); the paused clock runs to the deadline.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(3_600),
+        h.users
+            .send_code(&call, "bob", Some(Channel::Email), None, None),
+    )
+    .await
+    .expect("the command gives up at its deadline");
+    assert!(
+        matches!(answer, Err(ServiceError::Internal(_))),
+        "{answer:?}"
+    );
+    call.admission().let_go();
+    assert_eq!(
+        std::sync::Arc::strong_count(&place),
+        1,
+        "the place is let go"
+    );
+    assert_eq!(h.limiter.sends(), 2, "the slot stays counted");
+    drop(held);
+}
