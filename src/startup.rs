@@ -53,9 +53,8 @@ use twofold_services::users::{UserCrypto, UserPorts, UserService};
 use twofold_services::{Authenticator, BudgetCeilings};
 use twofold_web::WebState;
 
-/// The layout version of the user aggregate's snapshots: change it whenever `User`'s
-/// serialized state changes, so old snapshots are ignored rather than misread. Public for the
-/// benchmark, which runs the load statement with it.
+/// The layout version of `User`'s snapshots: changed with its serialized state, so old ones are
+/// ignored rather than misread. Public for the benchmark, which runs the load statement with it.
 pub const USER_STATE_VERSION: &str = "user-1";
 
 /// The layout version of the tenant aggregate's snapshots (see `USER_STATE_VERSION`).
@@ -87,7 +86,7 @@ pub struct Wiring {
     pub console_sessions: ConsoleSessions,
     /// The hosted pages' links and results.
     pub hosted: HostedPages,
-    /// The send caps' reservations (how many wait shows a tenant's sends queued on its budget).
+    /// The send caps' reservations (the tests read how many wait).
     pub send_limiter: Arc<PgSendLimiter>,
 }
 
