@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use twofold_domain::channel::Channel;
 use twofold_domain::user::UserRef;
@@ -31,54 +33,75 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A claimed row as a job, with when it fell due.
+fn job_of(row: &PgRow) -> Result<(DateTime<Utc>, DeliveryJob), StoreError> {
+    let get = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::new);
+    let tenant =
+        TenantId::parse(&get("tenant_id")?).map_err(|_| StoreError::new(Corrupt("tenant_id")))?;
+    let aggregate_id = get("aggregate_id")?;
+    let user = aggregate_id
+        .split_once("/user/")
+        .and_then(|(_, u)| UserId::parse(u).ok())
+        .ok_or_else(|| StoreError::new(Corrupt("aggregate_id")))?;
+    let channel = match get("channel")?.as_str() {
+        "EMAIL" => Channel::Email,
+        "SMS" => Channel::Sms,
+        _ => return Err(StoreError::new(Corrupt("channel"))),
+    };
+    let attempts: i32 = row.try_get("attempts").map_err(StoreError::new)?;
+    let kind = match get("kind")?.as_str() {
+        "code" => DeliveryKind::Code,
+        "notification" => DeliveryKind::Notification,
+        _ => return Err(StoreError::new(Corrupt("kind"))),
+    };
+    let time = |c: &str| row.try_get::<DateTime<Utc>, _>(c).map_err(StoreError::new);
+    let job = DeliveryJob {
+        challenge_id: get("challenge_id")?,
+        kind,
+        user: UserRef { tenant, user },
+        channel,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        lease: time("lease_until")?,
+    };
+    Ok((time("next_attempt_at")?, job))
+}
+
 #[async_trait]
 impl DeliveryQueue for PgDeliveryQueue {
-    async fn claim(&self, lease: Duration) -> Result<Option<DeliveryJob>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE deliveries SET lease_until = now() + $1 * interval '1 millisecond', \
+    async fn claim_up_to(&self, lease: Duration, n: usize) -> Result<Vec<DeliveryJob>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "UPDATE deliveries d SET lease_until = now() + $1 * interval '1 millisecond', \
                     updated_at = now() \
-             WHERE challenge_id = ( \
+             FROM ( \
                  SELECT challenge_id FROM deliveries \
                  WHERE status = 'pending' AND next_attempt_at <= now() \
                    AND (lease_until IS NULL OR lease_until < now()) \
-                 ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING challenge_id, tenant_id, aggregate_id, channel, attempts, kind, \
-                       lease_until",
+                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due \
+             WHERE d.challenge_id = due.challenge_id \
+             RETURNING d.challenge_id, d.tenant_id, d.aggregate_id, d.channel, d.attempts, \
+                       d.kind, d.next_attempt_at, d.lease_until",
         )
         .bind(millis(lease))
-        .fetch_optional(&self.pool)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
         .await
         .map_err(StoreError::new)?;
-        let Some(row) = row else { return Ok(None) };
-        let get = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::new);
-        let tenant = TenantId::parse(&get("tenant_id")?)
-            .map_err(|_| StoreError::new(Corrupt("tenant_id")))?;
-        let aggregate_id = get("aggregate_id")?;
-        let user = aggregate_id
-            .split_once("/user/")
-            .and_then(|(_, u)| UserId::parse(u).ok())
-            .ok_or_else(|| StoreError::new(Corrupt("aggregate_id")))?;
-        let channel = match get("channel")?.as_str() {
-            "EMAIL" => Channel::Email,
-            "SMS" => Channel::Sms,
-            _ => return Err(StoreError::new(Corrupt("channel"))),
-        };
-        let attempts: i32 = row.try_get("attempts").map_err(StoreError::new)?;
-        let kind = match get("kind")?.as_str() {
-            "code" => DeliveryKind::Code,
-            "notification" => DeliveryKind::Notification,
-            _ => return Err(StoreError::new(Corrupt("kind"))),
-        };
-        Ok(Some(DeliveryJob {
-            challenge_id: get("challenge_id")?,
-            kind,
-            user: UserRef { tenant, user },
-            channel,
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            lease: row
-                .try_get::<chrono::DateTime<chrono::Utc>, _>("lease_until")
-                .map_err(StoreError::new)?,
-        }))
+        // A row that does not parse is left to its lease and logged each time it is claimed;
+        // it must not hold back the others claimed with it for a lease.
+        let mut jobs: Vec<_> = rows
+            .iter()
+            .filter_map(|row| {
+                job_of(row)
+                    .inspect_err(|e| tracing::error!(error = %e, "unreadable delivery job"))
+                    .ok()
+            })
+            .collect();
+        // RETURNING keeps no order: the longest due goes first.
+        jobs.sort_by_key(|(due, _)| *due);
+        Ok(jobs.into_iter().map(|(_, job)| job).collect())
     }
 
     async fn finish(

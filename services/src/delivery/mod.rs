@@ -132,6 +132,11 @@ impl DeliveryWorker {
         Ok(self.queue.claim(self.policy.lease).await?)
     }
 
+    /// Like [`DeliveryWorker::claim`], up to `n` jobs in one round trip.
+    pub async fn claim_up_to(&self, n: usize) -> Result<Vec<DeliveryJob>, ServiceError> {
+        Ok(self.queue.claim_up_to(self.policy.lease, n).await?)
+    }
+
     /// Sends a job [`DeliveryWorker::claim`] returned, and records the outcome.
     pub async fn deliver_claimed(&self, job: DeliveryJob) -> Result<(), ServiceError> {
         let span = tracing::info_span!(
@@ -206,8 +211,9 @@ impl DeliveryWorker {
         }
     }
 
-    /// Records a sent code on the user and finishes its job (each step idempotent, so a repeat
-    /// after a partial failure is harmless).
+    /// Records a sent code on the user (idempotent, so a repeat after a failure is harmless).
+    /// The event processor closes the job from the recorded event, a batch of jobs per
+    /// statement; until then the lease keeps it from other workers.
     async fn record_sent(
         &self,
         job: &DeliveryJob,
@@ -215,13 +221,7 @@ impl DeliveryWorker {
     ) -> Result<(), ServiceError> {
         self.users
             .record_delivery(&job.user, &job.challenge_id, outcome)
-            .await?;
-        if !self.queue.finish(job, true, None).await? {
-            tracing::warn!(
-                "the job's lease ran out before its outcome was saved; another worker has it"
-            );
-        }
-        Ok(())
+            .await
     }
 
     /// The sender of the job's channel: the tenant's own provider when it set one for this
@@ -286,7 +286,8 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    /// Counted once the queue holds the outcome, so a count is never ahead of the log.
+    /// Counted once the log (or, for a retry, the queue) holds the outcome, so a count is
+    /// never ahead of what is stored.
     fn counted(&self, job: &DeliveryJob, result: AttemptResult) {
         self.stats.record(job.channel, job.kind, result);
     }

@@ -51,7 +51,7 @@ impl DeliveryWorker {
                         },
                     )
                     .await?;
-                self.queue.finish(&job, true, None).await?;
+                // The event processor closes the job from the recorded event.
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("notice delivered");
             }

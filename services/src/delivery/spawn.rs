@@ -18,6 +18,9 @@ use crate::ports::ProcessorProgress;
 /// code is sent twice for this.
 pub const DELIVERY_CONCURRENCY: usize = 32;
 
+/// The most jobs one claim takes: the slots free at once, up to this many, share a round trip.
+const CLAIM_AT_ONCE: usize = 16;
+
 /// How long the worker waits for the processor before claiming again (a retry falls due).
 const POLL: Duration = Duration::from_millis(200);
 
@@ -60,21 +63,36 @@ impl DeliveryWorker {
                         Err(_) => break,
                     },
                 };
-                match self.claim().await {
-                    Ok(Some(job)) => {
-                        let worker = self.clone();
-                        sends.spawn(async move {
-                            if let Err(e) = worker.deliver_claimed(job).await {
-                                tracing::error!(error = ?e, "delivery failed; the job will be retried");
-                            }
-                            drop(slot);
-                        });
-                        continue;
+                // Every slot free now, up to a claim's worth, is filled by one claim.
+                let mut free = vec![slot];
+                while free.len() < CLAIM_AT_ONCE {
+                    match slots.clone().try_acquire_owned() {
+                        Ok(slot) => free.push(slot),
+                        Err(_) => break,
                     }
-                    Ok(None) => {}
+                }
+                let wanted = free.len();
+                match self.claim_up_to(wanted).await {
+                    Ok(jobs) => {
+                        let claimed = jobs.len();
+                        for (job, slot) in jobs.into_iter().zip(free.drain(..)) {
+                            let worker = self.clone();
+                            sends.spawn(async move {
+                                if let Err(e) = worker.deliver_claimed(job).await {
+                                    tracing::error!(error = ?e, "delivery failed; the job will be retried");
+                                }
+                                drop(slot);
+                            });
+                        }
+                        // A full claim: more may be due now. Fewer: the due jobs are all
+                        // taken, so wait for the processor to queue more.
+                        if claimed == wanted {
+                            continue;
+                        }
+                    }
                     Err(e) => tracing::error!(error = ?e, "delivery worker failed; will retry"),
                 }
-                drop(slot);
+                drop(free);
                 tokio::select! {
                     _ = progress.progressed() => {}
                     _ = tokio::time::sleep(POLL) => {}

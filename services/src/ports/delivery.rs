@@ -203,9 +203,19 @@ pub struct DeliveryJob {
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     /// Claims the next due job for `lease` (another worker may take it after the lease ends).
-    async fn claim(&self, lease: std::time::Duration) -> Result<Option<DeliveryJob>, StoreError>;
-    /// The job is done (delivered, or given up for good). Returns `false` when the claim's lease
-    /// was lost to another worker: nothing was changed.
+    async fn claim(&self, lease: std::time::Duration) -> Result<Option<DeliveryJob>, StoreError> {
+        Ok(self.claim_up_to(lease, 1).await?.pop())
+    }
+    /// Claims up to `n` due jobs, the longest due first, each for `lease`: one round trip for
+    /// a worker with several free slots.
+    async fn claim_up_to(
+        &self,
+        lease: std::time::Duration,
+        n: usize,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+    /// The job is done (given up for good, or nothing left to send). Returns `false` when the
+    /// claim's lease was lost to another worker: nothing was changed. A delivered job is closed
+    /// by the event processor from its recorded `CodeDelivered` or `NotificationDelivered`.
     async fn finish(
         &self,
         job: &DeliveryJob,

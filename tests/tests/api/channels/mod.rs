@@ -4,6 +4,7 @@
 mod challenges;
 mod delivery;
 mod enrollment;
+mod outbox;
 
 use std::time::Duration;
 
