@@ -25,6 +25,11 @@ pub struct DeliveryResult {
     pub duplicates: usize,
     /// Challenges of the timed part that never arrived.
     pub missing: usize,
+    /// CPU seconds of the timed part: the service, PostgreSQL, the load generator (with its
+    /// SMTP and SMS sinks).
+    pub cpu: [f64; 3],
+    /// Where PostgreSQL's time went in the timed part (with `--statement-stats`).
+    pub statements: Vec<String>,
 }
 
 impl DeliveryResult {
@@ -32,6 +37,18 @@ impl DeliveryResult {
     pub fn rate(&self) -> f64 {
         self.codes as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// CPU per code, in µs, of each of [`DeliveryResult::cpu`].
+    pub fn cpu_per_code(&self) -> [f64; 3] {
+        self.cpu.map(|s| s * 1e6 / self.codes.max(1) as f64)
+    }
+}
+
+/// What the timed part is measured with: CPU clocks to read before and after, and the pool to
+/// read statement statistics from when asked.
+pub struct Probe<'a> {
+    pub cpu: &'a dyn Fn() -> [Duration; 3],
+    pub statements: Option<&'a sqlx::PgPool>,
 }
 
 // Each factor change on these TOTP users proves a current factor with a recovery code.
@@ -80,6 +97,7 @@ pub async fn run(
     smtp: &SmtpSink,
     sms: &SmsSink,
     concurrency: usize,
+    probe: Probe<'_>,
 ) -> anyhow::Result<DeliveryResult> {
     stream::iter(users.iter().enumerate())
         .map(|(i, u)| async move {
@@ -127,6 +145,10 @@ pub async fn run(
         .await?;
 
     let (email_before, sms_before) = (smtp.inbox.len(), sms.inbox.len());
+    if let Some(pool) = probe.statements {
+        super::reset_statement_stats(pool).await?;
+    }
+    let cpu_before = (probe.cpu)();
     let started = Instant::now();
     let requests = users
         .iter()
@@ -146,6 +168,12 @@ pub async fn run(
     let all_email = wait_for(&smtp.inbox, email_before + n, Duration::from_secs(300)).await;
     let all_sms = wait_for(&sms.inbox, sms_before + n, Duration::from_secs(300)).await;
     let elapsed = started.elapsed();
+    let cpu_after = (probe.cpu)();
+    let statements = match probe.statements {
+        Some(pool) => super::statement_stats(pool).await?,
+        None => Vec::new(),
+    };
+    let cpu = [0, 1, 2].map(|i| cpu_after[i].saturating_sub(cpu_before[i]).as_secs_f64());
     // Give a duplicate (a second send of one challenge) a moment to show up before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let timed: Vec<_> = smtp.inbox.messages()[email_before..]
@@ -177,5 +205,7 @@ pub async fn run(
         answered,
         duplicates,
         missing,
+        cpu,
+        statements,
     })
 }

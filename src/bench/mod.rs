@@ -68,7 +68,8 @@ pub struct BenchOptions {
     /// flight at once in the delivery path.
     #[arg(long)]
     pub delivery_concurrency: Option<usize>,
-    /// Print where PostgreSQL's time went during the verify load, statement by statement
+    /// Print where PostgreSQL's time went during the verify load and the delivery path,
+    /// statement by statement
     /// (loads `pg_stat_statements`, which costs a little itself).
     #[arg(long)]
     pub statement_stats: bool,
@@ -272,12 +273,7 @@ async fn run_on(
         users.len()
     );
     if options.statement_stats {
-        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            .execute(&pool)
-            .await?;
-        sqlx::query("SELECT pg_stat_statements_reset()")
-            .execute(&pool)
-            .await?;
+        reset_statement_stats(&pool).await?;
     }
     let mut result = load::run(
         &api,
@@ -347,6 +343,13 @@ async fn run_on(
         &smtp,
         &sms,
         options.concurrency,
+        delivery::Probe {
+            cpu: &|| {
+                let (svc, pg, generator) = cpu();
+                [svc, pg, generator]
+            },
+            statements: options.statement_stats.then_some(&pool),
+        },
     )
     .await?;
     let check_delivery = checks::delivery(&delivered);
@@ -416,6 +419,17 @@ async fn run_on(
             log.display()
         ));
     }
+    Ok(())
+}
+
+/// Loads `pg_stat_statements` if needed and forgets what it counted so far.
+async fn reset_statement_stats(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await?;
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -126,6 +126,10 @@ impl Report<'_> {
             delivered.elapsed.as_secs_f64(),
             delivered.answered.as_secs_f64()
         );
+        let [svc_code, pg_code, gen_code] = delivered.cpu_per_code();
+        println!(
+            "  per code    service {svc_code:.0} µs, postgres {pg_code:.0} µs, load generator and sinks {gen_code:.0} µs of CPU"
+        );
         println!(
             "  memory      idle RSS {:.1} MiB at start, {:.1} MiB after the load",
             *rss_idle_start as f64 / MIB,
@@ -140,6 +144,12 @@ impl Report<'_> {
         if !statements.is_empty() {
             println!("  postgres    statements during the verify load, by total execution time:");
             for line in statements.iter() {
+                println!("              {line}");
+            }
+        }
+        if !delivered.statements.is_empty() {
+            println!("  postgres    statements during the delivery path, by total execution time:");
+            for line in delivered.statements.iter() {
                 println!("              {line}");
             }
         }

@@ -157,9 +157,15 @@ impl EventProcessor {
         // lose the newest batches together with their checkpoints (one transaction), and they
         // are applied again from the log on restart. The events themselves are committed
         // durably by the commands that wrote them.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
+        // Projections find their rows by key. Without sequential scans, a plan made while a
+        // table was small does not scan all of it once it has grown: closing a batch's
+        // delivered jobs scanned the whole queue until the next autoanalyze (decision 168).
+        sqlx::query(
+            "SELECT set_config('synchronous_commit', 'off', true), \
+                    set_config('enable_seqscan', 'off', true)",
+        )
+        .execute(&mut *tx)
+        .await?;
         let names = self.projection_names();
         let rows = sqlx::query(
             "SELECT consumer, last_tx::text::bigint AS last_tx, last_position \
