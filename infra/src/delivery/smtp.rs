@@ -14,7 +14,6 @@ use lettre::message::header::{
     ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
 };
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
 
@@ -22,18 +21,6 @@ use super::{render, BuildError, SmtpSettings};
 use crate::config::ConfigError;
 
 mod notice;
-
-/// Idle connections kept open to the service's SMTP server between mails. A mail on an open
-/// connection skips the connect, greeting, `EHLO` and `QUIT` (and a TLS handshake), for a `NOOP`
-/// that checks the connection is still good; one that is not is dropped and a new one opened.
-/// Connections beyond these (up to the sends in flight) are closed after their mail, so a
-/// server that serves more than this many connections at once never has a new one wait behind
-/// idle ones.
-const POOLED_CONNECTIONS: u32 = 8;
-
-/// How long a pooled connection may stay idle: it is closed within twice this. Short, so a busy
-/// minute does not hold the server's connections for long after it.
-const POOLED_IDLE: Duration = Duration::from_secs(5);
 
 /// Sends email codes through one SMTP server.
 pub struct SmtpSender {
@@ -62,11 +49,6 @@ impl SmtpSender {
                 expected: "an SMTP URL such as smtp://127.0.0.1:2525",
             })?
             .timeout(Some(settings.timeout))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(POOLED_CONNECTIONS)
-                    .idle_timeout(POOLED_IDLE),
-            )
             .build();
         Ok(Self {
             transport,
@@ -298,7 +280,6 @@ mod tests {
     use twofold_domain::channel::{Channel, Purpose};
     use zeroize::Zeroizing;
 
-    /// Built in the test's runtime: the connection pool starts a housekeeping task.
     fn sender() -> SmtpSender {
         SmtpSender::new(&SmtpSettings {
             url: Zeroizing::new("smtp://127.0.0.1:2525".into()),
@@ -322,8 +303,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_mail_is_multipart_with_a_stable_message_id() {
+    #[test]
+    fn the_mail_is_multipart_with_a_stable_message_id() {
         let mail = sender()
             .compose(&message("Acme <Corp>", "amy@example.com"))
             .unwrap();
@@ -349,8 +330,8 @@ mod tests {
         assert_eq!(raw.matches("042917").count(), 2, "plain and HTML: {raw}");
     }
 
-    #[tokio::test]
-    async fn non_ascii_names_stay_readable_as_quoted_printable() {
+    #[test]
+    fn non_ascii_names_stay_readable_as_quoted_printable() {
         let mail = sender()
             .compose(&message("თბილისი Bank", "amy@example.com"))
             .unwrap();
@@ -360,8 +341,8 @@ mod tests {
         assert!(raw.contains("042917"), "{raw}");
     }
 
-    #[tokio::test]
-    async fn a_name_holding_an_encoded_word_is_shown_as_given() {
+    #[test]
+    fn a_name_holding_an_encoded_word_is_shown_as_given() {
         use base64::Engine as _;
         let name = "=?utf-8?b?UGF5UGFs?= Security";
         let mail = sender().compose(&message(name, "amy@example.com")).unwrap();
@@ -393,8 +374,8 @@ mod tests {
         assert_eq!(decoded, format!("Your {name} sign-in code"));
     }
 
-    #[tokio::test]
-    async fn an_invalid_address_is_permanent_and_not_echoed() {
+    #[test]
+    fn an_invalid_address_is_permanent_and_not_echoed() {
         let e = sender()
             .compose(&message("Acme", "not-an-address"))
             .unwrap_err();
@@ -402,8 +383,8 @@ mod tests {
         assert!(!e.to_string().contains("not-an-address"), "{e}");
     }
 
-    #[tokio::test]
-    async fn queue_ids_are_taken_from_the_reply_and_nothing_else() {
+    #[test]
+    fn queue_ids_are_taken_from_the_reply_and_nothing_else() {
         assert_eq!(
             queue_id(["2.0.0 Ok: queued as 4F1A2B3C4D"].into_iter()),
             Some("4F1A2B3C4D".to_owned())

@@ -101,9 +101,7 @@ impl SmtpCapture {
         let mut server = mailin_embedded::Server::new(handler);
         server
             .with_name("capture.twofold.test")
-            // A thread per connection: more than the sender keeps open between mails (8), so a
-            // mail on a new connection is not left waiting behind idle ones.
-            .with_num_threads(16)
+            .with_num_threads(4)
             .with_tcp_listener(listener);
         std::thread::Builder::new()
             .name(format!("smtp-capture-{}", addr.port()))

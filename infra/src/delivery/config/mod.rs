@@ -177,10 +177,8 @@ mod tests {
         assert!(!e.contains("carrier-pigeon"), "{e}");
     }
 
-    // In a runtime, as the service builds them: an SMTP sender's connection pool starts a
-    // housekeeping task.
-    #[tokio::test]
-    async fn senders_are_built_for_every_configuration() {
+    #[test]
+    fn senders_are_built_for_every_configuration() {
         let console = crate::delivery::Senders::build(&parse(&[]).unwrap()).unwrap();
         let _ = format!("{console:?}");
         let mut vars = twilio(&[]);

@@ -8,7 +8,6 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, AsyncSmtpTransport, Tokio1Executor};
 use twofold_domain::provider::{SmtpProvider, SmtpSecurity};
 use twofold_services::ports::{
@@ -101,14 +100,7 @@ impl GuardedSmtpSender {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip)
             .port(self.port)
             .hello_name(ClientId::Domain(self.from.email.domain().to_owned()))
-            .timeout(Some(self.timeout))
-            // No connection outlives its send: the next send resolves and checks the host
-            // again. The pool's housekeeping task ends within the idle timeout.
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(0)
-                    .idle_timeout(Duration::from_secs(1)),
-            );
+            .timeout(Some(self.timeout));
         builder = match &self.tls {
             None => builder.tls(Tls::None),
             Some((SmtpSecurity::StartTls, params)) => builder.tls(Tls::Required(params.clone())),
