@@ -16,6 +16,10 @@
 //!   decided on it is written only over a connection no newer (older ones die with the server),
 //!   else decided again on a fresh load.
 //!
+//! - a read (a load) leaves the entry in place and uses it only after the database confirms
+//!   the stream's last sequence is still the entry's, over a connection no newer than the
+//!   entry's epoch; otherwise it loads.
+//!
 //! An entry is taken out while a command uses it, so two commands here never decide on the same
 //! copy, and put back (as the new state) only after a commit. The eviction policy is
 //! quick_cache's (S3-FIFO, scan resistant); the capacity counts aggregates.
@@ -53,6 +57,12 @@ impl<A: Aggregate> AggregateCache<A> {
     /// Takes the aggregate's entry out, if there is one.
     pub fn take(&self, aggregate_id: &str) -> Option<Arc<Cached<A>>> {
         self.entries.as_ref()?.remove(aggregate_id).map(|(_, v)| v)
+    }
+
+    /// The aggregate's entry, left in place, if there is one (for a read, which must check it
+    /// is still current before trusting it).
+    pub fn peek(&self, aggregate_id: &str) -> Option<Arc<Cached<A>>> {
+        self.entries.as_ref()?.get(aggregate_id)
     }
 
     /// Keeps the state a command just committed, unless a newer one is already there.

@@ -69,6 +69,10 @@ pub const LOAD_SQL: &str = "WITH s AS (SELECT last_sequence, state FROM aggregat
         AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
      ORDER BY 1, 2";
 
+/// The sequence of an aggregate's last event (`$1` type, `$2` id); `NULL` for none.
+const LAST_SEQUENCE_SQL: &str =
+    "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2";
+
 /// Writes a snapshot (`$1` aggregate type, `$2` id, `$3` last sequence, `$4` state version, `$5`
 /// state) unless a newer one of the same version is there, and only over the event it ends
 /// at: a server that lost that commit (a failover between the append and this statement) must
@@ -177,6 +181,35 @@ impl<A: Aggregate + 'static> PgStore<A> {
         Ok((state, sequence, replayed))
     }
 
+    /// Whether a cached entry is the stored state: its last event is still the stream's last,
+    /// asked over a connection opened before the entry's state was read. A newer connection
+    /// may be to a server that lost commits since (a restart or failover) and has taken their
+    /// sequence numbers again, so the entry is not trusted then. One index lookup instead of a
+    /// load: no snapshot or events sent, none decoded.
+    async fn still_current(
+        &self,
+        aggregate_id: &str,
+        entry: &Cached<A>,
+    ) -> Result<bool, AggregateError<A::Error>> {
+        let mut lease = self
+            .loads
+            .acquire()
+            .await
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
+        if lease.opened() > entry.epoch {
+            lease.finish();
+            return Ok(false);
+        }
+        let last: Option<i64> = sqlx::query_scalar(LAST_SEQUENCE_SQL)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .fetch_one(lease.conn())
+            .await
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
+        lease.finish();
+        Ok(last.and_then(|l| usize::try_from(l).ok()) == Some(entry.sequence))
+    }
+
     async fn save_snapshot(&self, aggregate_id: &str, state: &A, sequence: usize) {
         let result = async {
             let json = serde_json::to_value(state)?;
@@ -207,6 +240,11 @@ where
     A::Services: Send + Sync,
 {
     async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        if let Some(entry) = self.cache.peek(aggregate_id) {
+            if self.still_current(aggregate_id, &entry).await? {
+                return Ok(entry.state.clone());
+            }
+        }
         Ok(self.load_counted(aggregate_id).await?.0)
     }
 

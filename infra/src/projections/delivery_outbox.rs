@@ -29,6 +29,14 @@ struct Queued<'a> {
     kinds: Vec<&'static str>,
 }
 
+/// The jobs a batch of events closes as delivered, with whose they are.
+#[derive(Default)]
+struct Delivered<'a> {
+    ids: Vec<&'a str>,
+    tenants: Vec<&'a str>,
+    aggregates: Vec<&'a str>,
+}
+
 #[async_trait]
 impl Projection for DeliveryOutbox {
     fn name(&self) -> &'static str {
@@ -60,7 +68,7 @@ impl Projection for DeliveryOutbox {
     ) -> Result<(), (i64, ProjectionError)> {
         let first = events.first().map_or(0, |e| e.position);
         let mut queued = Queued::default();
-        let mut delivered: Vec<&str> = Vec::new();
+        let mut delivered = Delivered::default();
         for event in events {
             if event.aggregate_type != User::TYPE
                 || !matches!(
@@ -89,7 +97,9 @@ impl Projection for DeliveryOutbox {
                         ..
                     },
                 ) => {
-                    delivered.push(challenge_id);
+                    delivered.ids.push(challenge_id);
+                    delivered.tenants.push(&event.tenant_id);
+                    delivered.aggregates.push(&event.aggregate_id);
                     continue;
                 }
                 _ => continue,
@@ -115,15 +125,20 @@ impl Projection for DeliveryOutbox {
             .await
             .map_err(|e| (first, e.into()))?;
         }
-        if !delivered.is_empty() {
+        if !delivered.ids.is_empty() {
             // The log is the truth: a job another worker closed as obsolete (its lease ran out
-            // before this batch) is delivered all the same. Already delivered: a replay.
+            // before this batch) is delivered all the same. Already delivered: a replay. Only
+            // the user's own job: ids are random and server-made, and the check costs nothing.
             sqlx::query(
-                "UPDATE deliveries SET status = 'delivered', last_error = NULL, \
-                        lease_until = NULL, attempts = attempts + 1, updated_at = now() \
-                 WHERE challenge_id = ANY($1) AND status <> 'delivered'",
+                "UPDATE deliveries d SET status = 'delivered', last_error = NULL, \
+                        lease_until = NULL, attempts = d.attempts + 1, updated_at = now() \
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS e(id, tenant, aggregate) \
+                 WHERE d.challenge_id = e.id AND d.tenant_id = e.tenant \
+                   AND d.aggregate_id = e.aggregate AND d.status <> 'delivered'",
             )
-            .bind(&delivered)
+            .bind(&delivered.ids)
+            .bind(&delivered.tenants)
+            .bind(&delivered.aggregates)
             .execute(&mut *db)
             .await
             .map_err(|e| (first, e.into()))?;

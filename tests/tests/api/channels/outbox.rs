@@ -150,3 +150,53 @@ async fn a_delivered_job_is_closed_from_the_log_and_a_rebuild_neither_reopens_no
         (1, 1)
     );
 }
+
+// Defence in depth: a delivery recorded on one tenant's user closes only that user's job, even
+// if (ids being random and made by the server, it cannot happen) it named another's job.
+#[tokio::test]
+async fn a_delivery_recorded_for_one_user_never_closes_another_tenant_s_job() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO deliveries (challenge_id, tenant_id, aggregate_id, channel, kind, lease_until) \
+         VALUES ('c-shared', 'other', 'other/user/victim', 'EMAIL', 'code', now() + interval '1 hour')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let event = twofold_domain::user::UserEvent::CodeDelivered {
+        challenge_id: "c-shared".into(),
+        provider_message_id: None,
+        at: chrono::Utc::now(),
+    };
+    let position: i64 = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+           payload, metadata) VALUES ('user', 'mallory/user/m', 1, $1, '1', $2, '{}') \
+         RETURNING global_position",
+    )
+    .bind(cqrs_es::DomainEvent::event_type(&event))
+    .bind(serde_json::to_value(&event).unwrap())
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT last_position FROM projection_checkpoints WHERE consumer = 'delivery_outbox'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+        < position
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the processor never read the event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM deliveries WHERE challenge_id = 'c-shared'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(status, "pending");
+}

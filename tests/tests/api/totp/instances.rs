@@ -221,3 +221,46 @@ async fn a_snapshot_is_not_written_past_the_log() {
         assert_eq!(stored.is_some(), kept, "snapshot at {sequence} of {last}");
     }
 }
+
+// Reads use an instance's memory of a user only once the database confirms it is current: here
+// A remembers rita from its own command, B then changes her, and A's reads (the status query,
+// and the sign-in code's choice of channel) show B's change.
+#[tokio::test]
+async fn a_read_on_one_instance_shows_a_change_made_on_another() {
+    const ADD_EMAIL: &str =
+        "mutation($u: ID!, $e: String!) { addEmail(userId: $u, email: $e) { id } }";
+    const ADD_PHONE: &str =
+        "mutation($u: ID!, $p: String!) { addPhone(userId: $u, phone: $p) { id } }";
+    const STATUS: &str = "query($u: ID!) { user(userId: $u) { email phone } }";
+    let a = spawn_app().await;
+    let b = spawn_instance_on(
+        a.database_url.clone(),
+        a.secrets.clone(),
+        TestOptions::default(),
+    )
+    .await;
+    let t = tenant(&a, "Acme").await;
+    a.gql(
+        Some(&t.app),
+        ADD_EMAIL,
+        json!({ "u": "rita", "e": "rita@example.com" }),
+    )
+    .await
+    .data();
+    let seen = a.gql(Some(&t.app), STATUS, json!({ "u": "rita" })).await;
+    assert!(seen.data()["user"]["phone"].is_null(), "{:?}", seen.body);
+
+    b.gql(
+        Some(&t.app),
+        ADD_PHONE,
+        json!({ "u": "rita", "p": "+995 555 12 34 90" }),
+    )
+    .await
+    .data();
+    let after = a.gql(Some(&t.app), STATUS, json!({ "u": "rita" })).await;
+    assert!(
+        after.data()["user"]["phone"].is_string(),
+        "A answered from a stale memory: {:?}",
+        after.body
+    );
+}
