@@ -32,8 +32,14 @@ pub struct Executed<A: Aggregate> {
 /// `twofold-infra`.
 #[async_trait]
 pub trait CommandGateway<A: Aggregate>: Send + Sync {
-    /// Loads the aggregate's current state.
+    /// Loads the aggregate's current state from the database.
     async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>>;
+    /// The aggregate's current state for a hot read, from memory where the implementation can
+    /// confirm that memory is current; by default, [`CommandGateway::load`]. Only for reads
+    /// whose answer a later command checks again, or whose error costs at most a send.
+    async fn read(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        self.load(aggregate_id).await
+    }
     /// Loads, handles `command`, commits. A concurrent commit surfaces as `AggregateConflict`.
     async fn execute_once(
         &self,
@@ -85,6 +91,11 @@ where
     /// Loads the aggregate.
     pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
         self.gateway.load(aggregate_id).await
+    }
+
+    /// The aggregate for a hot read (see [`CommandGateway::read`]).
+    pub async fn read(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        self.gateway.read(aggregate_id).await
     }
 
     /// Executes `command`, re-loading and re-deciding on conflict up to [`MAX_ATTEMPTS`] times

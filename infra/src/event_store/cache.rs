@@ -16,9 +16,9 @@
 //!   decided on it is written only over a connection no newer (older ones die with the server),
 //!   else decided again on a fresh load.
 //!
-//! - a read (a load) leaves the entry in place and uses it only after the database confirms
-//!   the stream's last sequence is still the entry's, over a connection no newer than the
-//!   entry's epoch; otherwise it loads.
+//! - a hot read (`CommandGateway::read`) leaves the entry in place and uses it only after the
+//!   database confirms the stream's last sequence is still the entry's, over a connection no
+//!   newer than the entry's epoch; otherwise it loads. Other reads always load.
 //!
 //! An entry is taken out while a command uses it, so two commands here never decide on the same
 //! copy, and put back (as the new state) only after a commit. The eviction policy is

@@ -240,7 +240,13 @@ where
     A::Services: Send + Sync,
 {
     async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
-        if let Some(entry) = self.cache.peek(aggregate_id) {
+        Ok(self.load_counted(aggregate_id).await?.0)
+    }
+
+    /// Behind a pooler (its connections refused our settings) a connection may outlive a
+    /// failover that lost commits, so the epoch rule cannot vouch for the memory: load.
+    async fn read(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        if let Some(entry) = self.cache.peek(aggregate_id).filter(|_| self.loads.tuned()) {
             if self.still_current(aggregate_id, &entry).await? {
                 return Ok(entry.state.clone());
             }

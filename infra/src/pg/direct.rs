@@ -71,6 +71,12 @@ impl DirectConnections {
         }
     }
 
+    /// Whether its connections have their settings: false once a server or pooler refused
+    /// them (a sign of a transaction pooler, whose connections can outlive a failover).
+    pub fn tuned(&self) -> bool {
+        !self.untuned.load(Ordering::Relaxed)
+    }
+
     /// Numbers new connections from `epoch`, shared with other sets.
     pub fn sharing_epoch(mut self, epoch: Arc<AtomicU64>) -> Self {
         self.epoch = epoch;

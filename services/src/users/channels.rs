@@ -230,9 +230,11 @@ impl UserService {
         if let Some(c) = channel {
             Self::require_method(&tenant.policy, c.method())?;
         }
+        // The command decides again on the stored state; this read picks the destination
+        // whose caps are reserved and a challenge to hand back.
         let current = self
             .commands
-            .load(&user.aggregate_id())
+            .read(&user.aggregate_id())
             .await
             .map_err(crate::error::from_aggregate_error)?;
         let effective = channel.or(current.preferred_channel());

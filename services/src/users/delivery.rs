@@ -66,7 +66,7 @@ impl UserService {
     ) -> Result<Option<crate::ports::OutgoingCode>, ServiceError> {
         let state = self
             .commands
-            .load(&user.aggregate_id())
+            .read(&user.aggregate_id())
             .await
             .map_err(crate::error::from_aggregate_error)?;
         let now = self.clock.now();
@@ -140,7 +140,7 @@ impl UserService {
     ) -> Result<Option<crate::ports::OutgoingNotice>, ServiceError> {
         let state = self
             .commands
-            .load(&user.aggregate_id())
+            .read(&user.aggregate_id())
             .await
             .map_err(crate::error::from_aggregate_error)?;
         let Some(queued) = state.notification(notification_id) else {

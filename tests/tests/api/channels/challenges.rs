@@ -2,7 +2,7 @@
 //! per-destination limit and the tenant's SMS budget.
 
 use serde_json::json;
-use twofold_tests::spawn_app;
+use twofold_tests::{spawn_app, spawn_instance_of, TestOptions};
 
 use super::{gql, mailed_code, tenant, ADD_EMAIL, ADD_PHONE, CONFIRM, SEND, VERIFY, WAIT};
 
@@ -160,5 +160,56 @@ async fn the_tenants_hourly_sms_budget_caps_sms_sends() {
     assert_eq!(
         app.count_events_like("%/user/h3", "PhoneFactorAdded").await,
         0
+    );
+}
+
+// `sendCode` reads the user from this instance's memory only once the database confirms it is
+// current: a code used on another instance is not handed back as the open challenge.
+#[tokio::test]
+async fn a_code_used_on_another_instance_is_not_handed_back_as_open() {
+    let a = spawn_app().await;
+    let b = spawn_instance_of(
+        &a,
+        TestOptions {
+            run_worker: false,
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let (_, key) = tenant(&a).await;
+    let added = gql(
+        &a,
+        &key,
+        ADD_EMAIL,
+        json!({ "u": "rita", "e": "rita@example.com" }),
+    )
+    .await;
+    let id = added.data()["addEmail"]["id"].as_str().unwrap().to_owned();
+    let code = mailed_code(&a, 1).await;
+    gql(
+        &a,
+        &key,
+        CONFIRM,
+        json!({ "u": "rita", "c": id, "k": code }),
+    )
+    .await
+    .data();
+    let sent = gql(&a, &key, SEND, json!({ "u": "rita", "ch": "EMAIL" })).await;
+    let first = sent.data()["sendCode"]["id"].as_str().unwrap().to_owned();
+    let code = mailed_code(&a, 2).await;
+    let used = gql(
+        &b,
+        &key,
+        VERIFY,
+        json!({ "u": "rita", "m": "EMAIL", "k": code, "c": first }),
+    )
+    .await;
+    assert_eq!(used.data()["verify"]["method"], "EMAIL", "{:?}", used.body);
+
+    let again = gql(&a, &key, SEND, json!({ "u": "rita", "ch": "EMAIL" })).await;
+    assert_ne!(
+        again.data()["sendCode"]["id"].as_str().unwrap(),
+        first,
+        "a spent code was handed back as the open challenge"
     );
 }
