@@ -26,6 +26,8 @@ mod notice;
 mod settings;
 mod spawn;
 mod stats;
+#[cfg(test)]
+mod tests;
 pub use spawn::DELIVERY_CONCURRENCY;
 pub use stats::{AttemptResult, DeliveryCount, DeliveryStats};
 
@@ -213,15 +215,21 @@ impl DeliveryWorker {
 
     /// Records a sent code on the user (idempotent, so a repeat after a failure is harmless).
     /// The event processor closes the job from the recorded event, a batch of jobs per
-    /// statement; until then the lease keeps it from other workers.
+    /// statement; until then the lease keeps it from other workers. A record that wrote
+    /// nothing (the challenge went with a reset meanwhile) closes the job here: no event will.
     async fn record_sent(
         &self,
         job: &DeliveryJob,
         outcome: DeliveryOutcome,
     ) -> Result<(), ServiceError> {
-        self.users
+        let recorded = self
+            .users
             .record_delivery(&job.user, &job.challenge_id, outcome)
-            .await
+            .await?;
+        if !recorded {
+            self.queue.finish(job, true, None).await?;
+        }
+        Ok(())
     }
 
     /// The sender of the job's channel: the tenant's own provider when it set one for this

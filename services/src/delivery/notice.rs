@@ -42,7 +42,8 @@ impl DeliveryWorker {
         };
         match sent {
             Ok(receipt) => {
-                self.users
+                let recorded = self
+                    .users
                     .record_notification(
                         &job.user,
                         id,
@@ -51,7 +52,11 @@ impl DeliveryWorker {
                         },
                     )
                     .await?;
-                // The event processor closes the job from the recorded event.
+                // The event processor closes the job from the recorded event; a record that
+                // wrote nothing (the notice is no longer kept) closes it here.
+                if !recorded {
+                    self.queue.finish(&job, true, None).await?;
+                }
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("notice delivered");
             }

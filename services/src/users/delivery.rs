@@ -6,13 +6,15 @@ use super::UserService;
 use crate::{RequestContext, ServiceError};
 
 impl UserService {
-    /// Records how the delivery of a challenge ended (the delivery worker).
+    /// Records how the delivery of a challenge ended (the delivery worker). `false`: nothing was
+    /// recorded, because the outcome already was or the challenge is gone (a reset or a
+    /// disable removed it while its code was on its way).
     pub async fn record_delivery(
         &self,
         user: &UserRef,
         challenge_id: &str,
         outcome: DeliveryOutcome,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         self.record_outcome(
             user,
             format!("delivery-{challenge_id}"),
@@ -30,10 +32,11 @@ impl UserService {
         user: &UserRef,
         request_id: String,
         action: UserAction,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         let at = self.clock.now();
         let ctx = RequestContext::system(request_id);
-        self.commands
+        let executed = self
+            .commands
             .execute(
                 &user.aggregate_id(),
                 UserCommand {
@@ -45,7 +48,7 @@ impl UserService {
                 ctx.metadata(&user.tenant, &crate::Actor::System),
             )
             .await?;
-        Ok(())
+        Ok(!executed.events.is_empty())
     }
 
     /// The tenant's own delivery providers, if it set any (the delivery worker).
@@ -118,7 +121,7 @@ impl UserService {
         user: &UserRef,
         notification_id: &str,
         outcome: DeliveryOutcome,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         self.record_outcome(
             user,
             format!("notice-{notification_id}"),

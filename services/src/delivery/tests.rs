@@ -1,0 +1,115 @@
+//! The worker's bookkeeping around a send, on the in-memory gateway.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use twofold_domain::channel::Channel;
+use twofold_domain::user::UserEvent;
+
+use super::{DeliveryWorker, RetryPolicy};
+use crate::ports::{
+    CodeSender, DeliveryJob, DeliveryKind, DeliveryQueue, DeliveryReceipt, NoticeSender,
+    OutgoingCode, OutgoingNotice, SendError,
+};
+use crate::testing::{admin, app, user, Harness};
+use crate::users::UserService;
+use crate::StoreError;
+
+/// A queue that remembers which jobs were finished, and how.
+#[derive(Default)]
+struct Finishes(Mutex<Vec<(String, bool)>>);
+
+#[async_trait]
+impl DeliveryQueue for Finishes {
+    async fn claim_up_to(&self, _: Duration, _: usize) -> Result<Vec<DeliveryJob>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn finish(
+        &self,
+        job: &DeliveryJob,
+        delivered: bool,
+        _: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut finished = self.0.lock().unwrap();
+        finished.push((job.challenge_id.clone(), delivered));
+        Ok(true)
+    }
+    async fn prune(&self, _: Duration) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn retry_later(
+        &self,
+        _: &DeliveryJob,
+        _: u32,
+        _: Duration,
+        _: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}
+
+/// A provider that accepts the mail while an admin resets its user, as one taking its time
+/// would let happen.
+struct ResetWhileSending(UserService);
+
+#[async_trait]
+impl CodeSender for ResetWhileSending {
+    async fn send(&self, _: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        self.0
+            .reset(&admin(), "bob", "lost his phone")
+            .await
+            .expect("the reset");
+        Ok(DeliveryReceipt {
+            provider_message_id: None,
+        })
+    }
+}
+
+#[async_trait]
+impl NoticeSender for ResetWhileSending {
+    async fn send_notice(&self, _: &OutgoingNotice) -> Result<DeliveryReceipt, SendError> {
+        Ok(DeliveryReceipt {
+            provider_message_id: None,
+        })
+    }
+}
+
+// A sent code whose challenge a reset took meanwhile records nothing, so no event closes its
+// job: the worker closes it, rather than leave it pending until its lease runs out.
+#[tokio::test]
+async fn a_code_whose_challenge_went_while_it_was_sent_has_its_job_closed_by_the_worker() {
+    let h = Harness::new();
+    let challenge = h
+        .users
+        .add_email(&app(), "bob", "bob@example.com", None, None)
+        .await
+        .unwrap();
+    let queue = Arc::new(Finishes::default());
+    let sender = Arc::new(ResetWhileSending(h.users.clone()));
+    let worker = DeliveryWorker::new(
+        h.users.clone(),
+        queue.clone(),
+        sender.clone(),
+        sender,
+        RetryPolicy::default(),
+    );
+    worker
+        .deliver_claimed(DeliveryJob {
+            challenge_id: challenge.id.clone(),
+            kind: DeliveryKind::Code,
+            user: user("bob"),
+            channel: Channel::Email,
+            attempts: 0,
+            lease: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+
+    assert!(!h
+        .events("bob")
+        .await
+        .iter()
+        .any(|e| matches!(e, UserEvent::CodeDelivered { .. })));
+    assert_eq!(*queue.0.lock().unwrap(), [(challenge.id, true)]);
+}
