@@ -1,10 +1,12 @@
--- Prunes only when due (decision 168): an instance prunes expired reservations and counts
--- with at most one batch per 100 ms, and passes `prune_batch` 0 to the others, which then skip
--- both prune statements. An empty prune still cost a statement and its delete trigger on
--- every batch (about a sixth of the batch's time in the bench's delivery phase).
+-- Prunes only when due (decision 168): an instance's batch prunes expired reservations and
+-- counts once per 100 ms or per 250 reservation rows written, whichever comes first, and
+-- passes `prune_batch` 0 otherwise, which skips both prune statements. An empty prune still
+-- cost a statement and its delete trigger on every batch (about a seventh of the batch's time
+-- in the bench's delivery phase).
 --
 -- The same function otherwise, and the same signature, so instances of the previous version
--- (which pass 200 to every batch) keep pruning on every batch during a rolling deploy.
+-- that are already running (they pass 200 to every batch) keep pruning on every batch during
+-- a rolling deploy.
 CREATE OR REPLACE FUNCTION twofold_reserve_send_batch(
     lock_class integer,
     lock_keys integer[],

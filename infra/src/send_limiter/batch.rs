@@ -11,13 +11,41 @@ use twofold_services::StoreError;
 use super::{lock_key, longest_window, LOCK_CLASS};
 
 /// Expired rows (reservations, and per-minute counts) removed by a batch that prunes: few
-/// enough to keep that batch cheap. At one such batch per [`PRUNE_EVERY`], an instance prunes
-/// up to 5,000 rows a second, about 1,600 sends' (three caps each), more than it can issue.
+/// enough to keep that batch cheap.
 const PRUNE_BATCH: i64 = 500;
 
-/// How often an instance's batches prune. The others skip both prune statements and their
-/// trigger, which cost about a sixth of a batch even when nothing had expired.
-pub(super) const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often an instance's batches prune at least. The others skip both prune statements and
+/// their trigger, which cost about a seventh of a batch even when nothing had expired.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Reservation rows written after which the next batch prunes however recent the last prune:
+/// half of [`PRUNE_BATCH`], so pruning keeps up with any rate of sends (each expires, and is
+/// pruned, a window after it was written).
+const PRUNE_AFTER_ROWS: usize = 250;
+
+/// When an instance's next batch prunes: its first, then one every [`PRUNE_EVERY`] or after
+/// [`PRUNE_AFTER_ROWS`] reservation rows, whichever comes first.
+#[derive(Debug, Default)]
+pub(super) struct PruneClock {
+    pruned_at: Option<std::time::Instant>,
+    rows_since: usize,
+}
+
+impl PruneClock {
+    /// Whether a batch writing `rows` reservation rows at `now` prunes.
+    pub(super) fn due(&mut self, rows: usize, now: std::time::Instant) -> bool {
+        self.rows_since += rows;
+        let due = self.rows_since >= PRUNE_AFTER_ROWS
+            || self
+                .pruned_at
+                .is_none_or(|at| now.duration_since(at) >= PRUNE_EVERY);
+        if due {
+            self.pruned_at = Some(now);
+            self.rows_since = 0;
+        }
+        due
+    }
+}
 
 /// How often a batch refused with a deadlock or serialization failure is written again. The
 /// statement is atomic, so a refused one took nothing; the triggers lock in one order, so this
@@ -147,4 +175,27 @@ pub(super) async fn give_back(pool: &PgPool, granted: &[Request<'_>]) -> Result<
     .await
     .map_err(StoreError::new)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{PruneClock, PRUNE_AFTER_ROWS, PRUNE_EVERY};
+
+    #[test]
+    fn batches_prune_first_then_every_interval_or_every_so_many_rows() {
+        let start = Instant::now();
+        let mut clock = PruneClock::default();
+        assert!(clock.due(3, start), "the first batch prunes");
+        assert!(!clock.due(3, start + Duration::from_millis(1)));
+        assert!(clock.due(3, start + PRUNE_EVERY), "an interval later");
+        // Busy: many rows within one interval still prune as often as they fill half a prune.
+        let busy = start + PRUNE_EVERY + Duration::from_millis(1);
+        let mut prunes = 0;
+        for _ in 0..(4 * PRUNE_AFTER_ROWS / 48) {
+            prunes += usize::from(clock.due(48, busy));
+        }
+        assert_eq!(prunes, 3, "every {PRUNE_AFTER_ROWS} rows");
+    }
 }

@@ -91,8 +91,8 @@ pub(super) struct Lanes {
     queues: Mutex<HashMap<String, VecDeque<Waiting>>>,
     /// Sends queued or being written.
     waiting: AtomicUsize,
-    /// When a batch of this instance last pruned expired reservations and counts.
-    pruned_at: Mutex<Option<std::time::Instant>>,
+    /// When this instance's batches prune expired reservations and counts.
+    prunes: Mutex<batch::PruneClock>,
 }
 
 impl Lanes {
@@ -102,7 +102,7 @@ impl Lanes {
             lock_wait,
             queues: Mutex::default(),
             waiting: AtomicUsize::new(0),
-            pruned_at: Mutex::default(),
+            prunes: Mutex::default(),
         })
     }
 
@@ -166,22 +166,14 @@ impl Lanes {
         Ok(reservation)
     }
 
-    /// Whether the next batch prunes: the first, then one every [`batch::PRUNE_EVERY`].
-    fn prune_due(&self) -> bool {
-        let mut at = self
-            .pruned_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let due = at.is_none_or(|t| t.elapsed() >= batch::PRUNE_EVERY);
-        if due {
-            *at = Some(std::time::Instant::now());
-        }
-        due
-    }
-
     async fn write(&self, batch: Vec<Waiting>) {
         let requests: Vec<Request<'_>> = batch.iter().map(|w| w.slots.request()).collect();
-        let prune = self.prune_due();
+        let rows = requests.iter().map(|r| r.caps.len()).sum();
+        let prune = self
+            .prunes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .due(rows, std::time::Instant::now());
         let written = batch::write(&self.pool, self.lock_wait, &requests, prune).await;
         drop(requests);
         let n = batch.len();
