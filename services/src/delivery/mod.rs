@@ -127,19 +127,14 @@ impl DeliveryWorker {
         Ok(self.queue.prune(self.policy.retention).await?)
     }
 
-    /// Reserves the next due job for this worker for the lease, if one is due. Jobs under
+    /// Reserves up to `n` due jobs for this worker for the lease, in one round trip. Jobs under
     /// another worker's lease are skipped, so several sends (of one instance or of many) can
     /// run at once, each on its own job.
-    pub async fn claim(&self) -> Result<Option<DeliveryJob>, ServiceError> {
-        Ok(self.queue.claim(self.policy.lease).await?)
-    }
-
-    /// Like [`DeliveryWorker::claim`], up to `n` jobs in one round trip.
     pub async fn claim_up_to(&self, n: usize) -> Result<Vec<DeliveryJob>, ServiceError> {
         Ok(self.queue.claim_up_to(self.policy.lease, n).await?)
     }
 
-    /// Sends a job [`DeliveryWorker::claim`] returned, and records the outcome.
+    /// Sends a job [`DeliveryWorker::claim_up_to`] returned, and records the outcome.
     pub async fn deliver_claimed(&self, job: DeliveryJob) -> Result<(), ServiceError> {
         let span = tracing::info_span!(
             "delivery",
