@@ -81,6 +81,11 @@ impl<A: Aggregate> AggregateCache<A> {
         entries.insert(aggregate_id.to_owned(), Arc::new(entry));
     }
 
+    /// How many aggregates it may hold (0: it is off).
+    pub fn capacity(&self) -> u64 {
+        self.entries.as_ref().map_or(0, |e| e.capacity())
+    }
+
     /// How many aggregates it holds now.
     pub fn len(&self) -> usize {
         self.entries.as_ref().map_or(0, |e| e.len())

@@ -9,6 +9,7 @@
 //! with group commit ([`crate::group_commit`]).
 
 mod cache;
+mod turns;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use twofold_services::commands::{CommandGateway, Executed};
 
 pub use cache::AggregateCache;
 use cache::Cached;
+use turns::Turns;
 
 use crate::group_commit::GroupCommit;
 use crate::pg::direct::DirectConnections;
@@ -50,6 +52,8 @@ pub struct PgStore<A: Aggregate> {
     cache: AggregateCache<A>,
     /// Numbers every new connection of the loads and the writer (see [`cache`]).
     epoch: Arc<AtomicU64>,
+    /// Commands on one aggregate take turns on this instance ([`turns`]).
+    turns: Turns,
 }
 
 /// Aggregates each store keeps in memory by default ([`cache`]); `TWOFOLD_AGGREGATE_CACHE`
@@ -101,12 +105,20 @@ impl<A: Aggregate + 'static> PgStore<A> {
             state_version,
             cache: AggregateCache::new(DEFAULT_CACHED_AGGREGATES),
             epoch,
+            turns: Turns::default(),
         }
     }
 
     /// Keeps up to `capacity` aggregates in memory instead of the default (0: none).
     pub fn with_cache(mut self, capacity: usize) -> Self {
         self.cache = AggregateCache::new(capacity);
+        self
+    }
+
+    /// Commands on one aggregate wait for each other's turn at most `wait` (by default
+    /// [`turns::TURN_WAIT`]).
+    pub fn with_turn_wait(mut self, wait: std::time::Duration) -> Self {
+        self.turns = Turns::waiting_at_most(wait);
         self
     }
 
@@ -246,7 +258,16 @@ where
     /// Behind a pooler (its connections refused our settings) a connection may outlive a
     /// failover that lost commits, so the epoch rule cannot vouch for the memory: load.
     async fn read(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
-        if let Some(entry) = self.cache.peek(aggregate_id).filter(|_| self.loads.tuned()) {
+        // A command in flight here has the entry out: wait for it to put back what it
+        // committed rather than load what it is about to change (unless no entry could be
+        // trusted anyway).
+        let entry = if self.loads.tuned() && self.cache.capacity() > 0 {
+            let _turn = self.turns.wait(aggregate_id).await;
+            self.cache.peek(aggregate_id)
+        } else {
+            None
+        };
+        if let Some(entry) = entry {
             if self.still_current(aggregate_id, &entry).await? {
                 return Ok(entry.state.clone());
             }
@@ -260,6 +281,7 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
+        let _turn = self.turns.wait(aggregate_id).await;
         if let Some(entry) = self.cache.take(aggregate_id) {
             let at = Arc::try_unwrap(entry).unwrap_or_else(|shared| Cached {
                 state: shared.state.clone(),

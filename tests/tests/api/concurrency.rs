@@ -114,3 +114,70 @@ async fn parallel_policy_changes_serialize() {
         .await;
     assert_eq!(read.data()["tenant"]["policy"]["codeDigits"], current);
 }
+
+/// Commands on one user that overlap on one instance (an email and an SMS code requested at
+/// once, a code sent while the worker records another's delivery) take turns: each decides on
+/// what the one before it committed, so none is refused and re-decided on a fresh load.
+#[tokio::test]
+async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
+    use std::collections::HashMap;
+    use std::time::Duration;
+    use twofold_domain::secrets::{SealedSecret, TotpParams};
+    use twofold_domain::user::{Notifications, UserAction, UserCommand, UserRef};
+    use twofold_domain::{TenantId, UserId};
+    use twofold_services::commands::CommandGateway;
+
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    // Turns waited for long enough that a slow machine sees them all through (by default a
+    // turn not come within 100 ms is given up, and the command may conflict as it used to).
+    let store = crate::snapshots::store(&app, "user-1").with_turn_wait(Duration::from_secs(30));
+    let user = UserRef {
+        tenant: TenantId::parse(&tenant).unwrap(),
+        user: UserId::parse("busy").unwrap(),
+    };
+    let id = user.aggregate_id();
+    let command = |n: usize| UserCommand {
+        user: user.clone(),
+        at: chrono::Utc::now(),
+        action: UserAction::StartTotpEnrollment {
+            secret: SealedSecret::from_encoded(format!("sealed-{n}")),
+            params: TotpParams {
+                algorithm: Default::default(),
+                digits: 6,
+                period: 30,
+            },
+        },
+        notifications: Notifications {
+            enabled: false,
+            id: format!("notice-{n}"),
+        },
+    };
+    // The first commit leaves the user in this instance's memory (a store's first command is
+    // decided again once its writer has opened a connection: see `PgStore`'s epochs).
+    let mut first = store.execute_once(&id, command(0), HashMap::new()).await;
+    for _ in 0..3 {
+        if first.is_ok() {
+            break;
+        }
+        first = store.execute_once(&id, command(0), HashMap::new()).await;
+    }
+    assert_eq!(first.unwrap().last_sequence, Some(1));
+
+    let attempts =
+        join_all((1..=16).map(|n| store.execute_once(&id, command(n), HashMap::new()))).await;
+    for (n, attempt) in attempts.into_iter().enumerate() {
+        let executed = attempt.unwrap_or_else(|e| panic!("command {}: {e:?}", n + 1));
+        assert_eq!(
+            executed.last_sequence,
+            Some(n + 2),
+            "in turn, one after another"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 17);
+}

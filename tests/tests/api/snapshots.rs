@@ -12,7 +12,7 @@ use twofold_infra::event_store::{PgStore, SNAPSHOT_AFTER};
 use twofold_services::users::UserCrypto;
 use twofold_tests::{spawn_app, TestApp};
 
-fn store(app: &TestApp, version: &'static str) -> PgStore<User> {
+pub(crate) fn store(app: &TestApp, version: &'static str) -> PgStore<User> {
     let crypto: Arc<dyn CodeChecker> = Arc::new(UserCrypto::new(
         Arc::new(PgSealer::new(
             app.db.clone(),

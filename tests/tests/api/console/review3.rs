@@ -160,6 +160,7 @@ async fn signing_in_over_and_over_spends_a_budget_of_its_own_and_records_no_more
     // it grows the tenant's history (and its aggregate's writes) without bound.
     let mut accepted = 0;
     let mut refused = None;
+    let started = std::time::Instant::now();
     for _ in 0..100 {
         let answer = Browser::new(&app).sign_in(&auditor).await;
         match answer.status {
@@ -173,7 +174,12 @@ async fn signing_in_over_and_over_spends_a_budget_of_its_own_and_records_no_more
     }
     let refused = refused.expect("sign-ins have a budget of their own");
     assert!(refused.headers.contains_key("retry-after"));
-    assert!(accepted <= 30, "{accepted} sign-ins before the budget held");
+    // 30 at once, then one every 2 s (a slow machine's loop earns a few more on the way).
+    let earned = 30 + started.elapsed().as_secs() as i64 / 2 + 1;
+    assert!(
+        accepted <= earned,
+        "{accepted} sign-ins before the budget held (at most {earned})"
+    );
     let recorded: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'ConsoleSignedIn'",
     )
