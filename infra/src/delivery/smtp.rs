@@ -21,12 +21,21 @@ use super::{render, BuildError, SmtpSettings};
 use crate::config::ConfigError;
 
 mod notice;
+mod pool;
 
 /// Sends email codes through one SMTP server.
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    route: Route,
     from: Mailbox,
     timeout: Duration,
+}
+
+/// How mails reach the server.
+enum Route {
+    /// The operator's server: connections kept open between sends ([`pool`]).
+    Kept(pool::Connections),
+    /// A connection per mail (a tenant's server, resolved and checked for this send).
+    Once(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -43,15 +52,14 @@ impl SmtpSender {
     /// `?tls=opportunistic` STARTTLS, `smtps://` implicit TLS; credentials in the URL). Each SMTP
     /// operation is bounded by `settings.timeout`, a whole send by three times that.
     pub fn new(settings: &SmtpSettings) -> Result<Self, BuildError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
-            .map_err(|_| ConfigError::Malformed {
+        let server = pool::Server::from_url(&settings.url, settings.timeout).map_err(|_| {
+            ConfigError::Malformed {
                 var: "TWOFOLD_SMTP_URL",
                 expected: "an SMTP URL such as smtp://127.0.0.1:2525",
-            })?
-            .timeout(Some(settings.timeout))
-            .build();
+            }
+        })?;
         Ok(Self {
-            transport,
+            route: Route::Kept(pool::Connections::new(server)),
             from: settings.from.clone(),
             timeout: settings.timeout,
         })
@@ -65,7 +73,7 @@ impl SmtpSender {
         timeout: Duration,
     ) -> Self {
         Self {
-            transport,
+            route: Route::Once(transport),
             from,
             timeout,
         }
@@ -124,7 +132,24 @@ impl SmtpSender {
     /// id, else that `Message-ID`.
     async fn transmit(&self, mail: Message, id: &str) -> Result<DeliveryReceipt, SendError> {
         let message_id = message_id(id, self.from.email.domain());
-        let sent = tokio::time::timeout(self.timeout * 3, self.transport.send(mail))
+        let send = async {
+            match &self.route {
+                Route::Kept(connections) => connections
+                    .send(mail.envelope(), &mail.formatted())
+                    .await
+                    .map_err(|e| match e {
+                        pool::Failure::Smtp(e) => classify(&e),
+                        pool::Failure::OutOfStep => SendError::Retryable(
+                            "the SMTP server's replies were out of step".to_owned(),
+                        ),
+                        pool::Failure::Unsupported(extension) => SendError::Permanent(format!(
+                            "the SMTP server does not offer {extension}, which this mail needs"
+                        )),
+                    }),
+                Route::Once(transport) => transport.send(mail).await.map_err(|e| classify(&e)),
+            }
+        };
+        let sent = tokio::time::timeout(self.timeout * 3, send)
             .await
             .map_err(|_| {
                 SendError::Retryable(format!(
@@ -132,12 +157,10 @@ impl SmtpSender {
                     (self.timeout * 3).as_secs()
                 ))
             })?;
-        match sent {
-            Ok(response) => Ok(DeliveryReceipt {
-                provider_message_id: Some(queue_id(response.message()).unwrap_or(message_id)),
-            }),
-            Err(e) => Err(classify(&e)),
-        }
+        let response = sent?;
+        Ok(DeliveryReceipt {
+            provider_message_id: Some(queue_id(response.message()).unwrap_or(message_id)),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The SMTP capture server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ enum RcptAnswer {
 #[derive(Clone)]
 struct CaptureHandler {
     store: Arc<Mutex<Vec<ReceivedMail>>>,
+    /// Sessions greeted with `EHLO`: the connections opened.
+    sessions: Arc<AtomicUsize>,
     rcpt: RcptAnswer,
     helo: String,
     from: String,
@@ -25,6 +28,11 @@ struct CaptureHandler {
 }
 
 impl mailin_embedded::Handler for CaptureHandler {
+    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> mailin_embedded::Response {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
+        mailin_embedded::response::OK
+    }
+
     fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
         match self.rcpt {
             RcptAnswer::Accept => mailin_embedded::response::OK,
@@ -66,11 +74,59 @@ impl mailin_embedded::Handler for CaptureHandler {
     }
 }
 
+/// One SMTP session, until the client quits or goes away.
+fn serve_connection(
+    stream: std::net::TcpStream,
+    sessions: &mailin::SessionBuilder,
+    handler: CaptureHandler,
+) {
+    use std::io::{BufRead, Write};
+    let remote = stream
+        .peer_addr()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = std::io::BufReader::new(stream);
+    let mut session = sessions.build(remote, handler);
+    let mut line = Vec::new();
+    let reply = |writer: &mut std::net::TcpStream, response: &mailin::Response| {
+        response
+            .write_to(writer)
+            .and_then(|()| writer.flush())
+            .is_ok()
+    };
+    if !reply(&mut writer, &session.greeting()) {
+        return;
+    }
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let response = session.process(&line);
+        match response.action {
+            mailin::Action::NoReply => {}
+            mailin::Action::Reply => {
+                if !reply(&mut writer, &response) {
+                    return;
+                }
+            }
+            mailin::Action::Close | mailin::Action::UpgradeTls => {
+                reply(&mut writer, &response);
+                return;
+            }
+        }
+    }
+}
+
 /// A real SMTP server on `127.0.0.1` that keeps every message it receives. Plain SMTP, no
 /// authentication: point `TWOFOLD_SMTP_URL` at [`SmtpCapture::url`].
 pub struct SmtpCapture {
     addr: SocketAddr,
     store: Arc<Mutex<Vec<ReceivedMail>>>,
+    sessions: Arc<AtomicUsize>,
 }
 
 impl SmtpCapture {
@@ -90,33 +146,43 @@ impl SmtpCapture {
             std::net::TcpListener::bind("127.0.0.1:0").expect("binding the SMTP capture port");
         let addr = listener.local_addr().expect("SMTP capture address");
         let store = Arc::new(Mutex::new(Vec::new()));
+        let sessions = Arc::new(AtomicUsize::new(0));
         let handler = CaptureHandler {
             store: store.clone(),
+            sessions: sessions.clone(),
             rcpt,
             helo: String::new(),
             from: String::new(),
             to: Vec::new(),
             data: Vec::new(),
         };
-        let mut server = mailin_embedded::Server::new(handler);
-        server
-            .with_name("capture.twofold.test")
-            .with_num_threads(4)
-            .with_tcp_listener(listener);
+        // A thread per connection, not mailin-embedded's fixed pool: the service keeps
+        // connections open between mails, and each would hold one of a pool's threads.
         std::thread::Builder::new()
             .name(format!("smtp-capture-{}", addr.port()))
             .spawn(move || {
-                if let Err(e) = server.serve() {
-                    eprintln!("SMTP capture server stopped: {e}");
+                let sessions = mailin::SessionBuilder::new("capture.twofold.test");
+                for stream in listener.incoming().flatten() {
+                    let (sessions, handler) = (sessions.clone(), handler.clone());
+                    std::thread::spawn(move || serve_connection(stream, &sessions, handler));
                 }
             })
             .expect("starting the SMTP capture thread");
-        SmtpCapture { addr, store }
+        SmtpCapture {
+            addr,
+            store,
+            sessions,
+        }
     }
 
     /// `smtp://127.0.0.1:PORT`, for `TWOFOLD_SMTP_URL`.
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
+    }
+
+    /// How many SMTP sessions (connections greeted with `EHLO`) were opened so far.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
     }
 
     /// Every code mail received so far, oldest first (security notices apart: see

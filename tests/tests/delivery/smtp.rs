@@ -76,6 +76,43 @@ async fn smtp_resend_of_a_challenge_is_the_same_message_id() {
     assert_ne!(ids[0], ids[2], "another challenge does not");
 }
 
+/// Codes in a row go over one kept connection, each a whole mail of its own; a refused mail's
+/// connection is not kept.
+#[tokio::test]
+async fn smtp_codes_in_a_row_share_one_connection_and_a_refusal_ends_it() {
+    let capture = SmtpCapture::start();
+    let sender = smtp_sender(capture.url());
+    for (to, digits) in [("amy@example.com", "100001"), ("bo@example.com", "100002")] {
+        sender
+            .send(&code(Channel::Email, to, digits))
+            .await
+            .expect("accepted");
+    }
+    let mails = capture.wait_for(2, WAIT).await;
+    assert_eq!(capture.sessions(), 1, "one connection for both");
+    assert_eq!(mails[1].to, vec!["bo@example.com".to_owned()]);
+    assert_eq!(extract_code(&mails[1].data, 6).as_deref(), Some("100002"));
+    assert!(
+        !mails[1].data.contains("100001"),
+        "nothing of the first mail"
+    );
+
+    let refusing = SmtpCapture::start_refusing(450);
+    let sender = smtp_sender(refusing.url());
+    for _ in 0..2 {
+        let e = sender
+            .send(&code(Channel::Email, "cy@example.com", "100003"))
+            .await
+            .expect_err("deferred");
+        assert!(matches!(e, SendError::Retryable(_)), "{e}");
+    }
+    assert_eq!(
+        refusing.sessions(),
+        2,
+        "a refused mail's connection is closed"
+    );
+}
+
 #[tokio::test]
 async fn smtp_non_ascii_tenant_stays_readable() {
     let capture = SmtpCapture::start();
