@@ -31,10 +31,8 @@ mod tests;
 pub use spawn::DELIVERY_CONCURRENCY;
 pub use stats::{AttemptResult, DeliveryCount, DeliveryStats};
 
-/// How often a sent code's record is tried again while the database is unreachable. It is
-/// tried until half the job's lease has passed since the claim: the last attempt (at most the
-/// pool's 5 s) ends well before the lease runs out and another worker could claim the job and
-/// send the code a second time.
+/// How often a sent message's record is tried again while the database is unreachable
+/// ([`DeliveryWorker::keep_recording`]).
 const RECORD_RETRY: Duration = Duration::from_millis(500);
 
 /// The worker's policy: retries, concurrency, retention (`TWOFOLD_DELIVERY_*`, see
@@ -151,7 +149,7 @@ impl DeliveryWorker {
         // Just after the claim: the lease runs from about now.
         let claimed = tokio::time::Instant::now();
         if job.kind == DeliveryKind::Notification {
-            return self.deliver_notice(job).await;
+            return self.deliver_notice(job, claimed).await;
         }
         let attempts = job.attempts + 1;
         let message = match self.users.outgoing(&job.user, &job.challenge_id).await {
@@ -180,31 +178,41 @@ impl DeliveryWorker {
                 let outcome = DeliveryOutcome::Delivered {
                     provider_message_id: receipt.provider_message_id,
                 };
-                // Sent: from here a failure must not lead to a second send. While the database
-                // is unreachable (a restart, a failover), keep trying to record it rather than
-                // leave the job to its lease, whose retry would find the code already used and
-                // record nothing.
-                loop {
-                    match self.record_sent(&job, outcome.clone()).await {
-                        Ok(()) => break,
-                        // Wall time since the claim, attempts included (each may wait 5 s for
-                        // a connection): the last one starts before half the lease is gone.
-                        Err(e)
-                            if e.is_unavailable() && claimed.elapsed() < self.policy.lease / 2 =>
-                        {
-                            tracing::warn!(
-                                "code sent; the database is unreachable, recording it again shortly"
-                            );
-                            tokio::time::sleep(RECORD_RETRY).await;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+                // Sent: from here a failure must not lead to a second send.
+                self.keep_recording(claimed, || self.record_sent(&job, outcome.clone()))
+                    .await?;
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("code delivered");
                 Ok(())
             }
             Err(e) => self.failed(&job, attempts, e).await,
+        }
+    }
+
+    /// Runs `record` (a sent message's outcome, idempotent) until it is stored. While the
+    /// database is unreachable (a restart, a failover) it is tried again rather than leave the
+    /// job to its lease, whose retry would send a notice a second time, or find a code already
+    /// used and record nothing. Tried until half the lease has passed since the claim (wall
+    /// time, attempts included: each may wait 5 s for a connection), so the last attempt ends
+    /// before another worker may claim the job.
+    async fn keep_recording<F, R>(
+        &self,
+        claimed: tokio::time::Instant,
+        mut record: F,
+    ) -> Result<(), ServiceError>
+    where
+        F: FnMut() -> R,
+        R: std::future::Future<Output = Result<(), ServiceError>>,
+    {
+        loop {
+            match record().await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_unavailable() && claimed.elapsed() < self.policy.lease / 2 => {
+                    tracing::warn!("sent; the database is unreachable, recording it again shortly");
+                    tokio::time::sleep(RECORD_RETRY).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

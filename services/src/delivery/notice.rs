@@ -16,7 +16,11 @@ use crate::ServiceError;
 
 impl DeliveryWorker {
     /// Sends a claimed notice job and records the outcome.
-    pub(super) async fn deliver_notice(&self, job: DeliveryJob) -> Result<(), ServiceError> {
+    pub(super) async fn deliver_notice(
+        &self,
+        job: DeliveryJob,
+        claimed: tokio::time::Instant,
+    ) -> Result<(), ServiceError> {
         let id = job.challenge_id.as_str();
         let attempts = job.attempts + 1;
         let sent = match self.users.outgoing_notice(&job.user, id).await {
@@ -42,21 +46,12 @@ impl DeliveryWorker {
         };
         match sent {
             Ok(receipt) => {
-                let recorded = self
-                    .users
-                    .record_notification(
-                        &job.user,
-                        id,
-                        DeliveryOutcome::Delivered {
-                            provider_message_id: receipt.provider_message_id,
-                        },
-                    )
+                let outcome = DeliveryOutcome::Delivered {
+                    provider_message_id: receipt.provider_message_id,
+                };
+                // Sent: from here a failure must not lead to a second send.
+                self.keep_recording(claimed, || self.record_sent_notice(&job, outcome.clone()))
                     .await?;
-                // The event processor closes the job from the recorded event; a record that
-                // wrote nothing (the notice is no longer kept) closes it here.
-                if !recorded {
-                    self.queue.finish(&job, true, None).await?;
-                }
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("notice delivered");
             }
@@ -84,6 +79,24 @@ impl DeliveryWorker {
                 self.queue.finish(&job, false, Some(&error)).await?;
                 self.counted(&job, AttemptResult::Failed);
             }
+        }
+        Ok(())
+    }
+
+    /// Records a sent notice on the user (idempotent). The event processor closes the job from
+    /// the recorded event; a record that wrote nothing (the notice is no longer kept) closes it
+    /// here.
+    async fn record_sent_notice(
+        &self,
+        job: &DeliveryJob,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), ServiceError> {
+        let recorded = self
+            .users
+            .record_notification(&job.user, &job.challenge_id, outcome)
+            .await?;
+        if !recorded {
+            self.queue.finish(job, true, None).await?;
         }
         Ok(())
     }

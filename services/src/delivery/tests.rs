@@ -49,6 +49,101 @@ impl DeliveryQueue for Finishes {
     }
 }
 
+/// A provider that accepts every notice, counting them, and takes the database down for the
+/// next `outage` commands right after the first.
+struct OutageAfterSending {
+    gateway: Arc<crate::testing::MemGateway<twofold_domain::user::User>>,
+    outage: usize,
+    sent: Mutex<usize>,
+}
+
+#[async_trait]
+impl CodeSender for OutageAfterSending {
+    async fn send(&self, _: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        unreachable!("only notices are sent here")
+    }
+}
+
+#[async_trait]
+impl NoticeSender for OutageAfterSending {
+    async fn send_notice(&self, _: &OutgoingNotice) -> Result<DeliveryReceipt, SendError> {
+        let mut sent = self.sent.lock().unwrap();
+        if *sent == 0 {
+            self.gateway.fail_next(self.outage);
+        }
+        *sent += 1;
+        Ok(DeliveryReceipt {
+            provider_message_id: Some("accepted-1".into()),
+        })
+    }
+}
+
+// A notice the provider accepted while the database went away is recorded once it is back,
+// not left to its lease, whose retry would send it a second time.
+#[tokio::test(start_paused = true)]
+async fn a_sent_notice_is_recorded_once_the_database_is_back_not_sent_again() {
+    crate::recognise_unavailable(|e| e.is::<crate::testing::Outage>());
+    let h = Harness::new();
+    let challenge = h
+        .users
+        .add_email(&app(), "bob", "bob@example.com", None, None)
+        .await
+        .unwrap();
+    let code = h.code_sent("bob", &challenge.id).await;
+    h.users
+        .confirm_channel(&app(), "bob", &challenge.id, &code, None)
+        .await
+        .unwrap();
+    h.users
+        .reset(&admin(), "bob", "lost his phone")
+        .await
+        .unwrap();
+    let notification_id = h
+        .events("bob")
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            UserEvent::NotificationQueued {
+                notification_id, ..
+            } => Some(notification_id),
+            _ => None,
+        })
+        .expect("the reset is told to bob's address");
+
+    let sender = Arc::new(OutageAfterSending {
+        gateway: h.gateway.clone(),
+        outage: 3,
+        sent: Mutex::new(0),
+    });
+    let worker = DeliveryWorker::new(
+        h.users.clone(),
+        Arc::new(Finishes::default()),
+        sender.clone(),
+        sender.clone(),
+        RetryPolicy::default(),
+    );
+    worker
+        .deliver_claimed(DeliveryJob {
+            challenge_id: notification_id.clone(),
+            kind: DeliveryKind::Notification,
+            user: user("bob"),
+            channel: Channel::Email,
+            attempts: 0,
+            lease: chrono::Utc::now(),
+        })
+        .await
+        .expect("recorded once the database is back");
+
+    assert_eq!(*sender.sent.lock().unwrap(), 1);
+    let delivered: Vec<_> = h
+        .events("bob")
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, UserEvent::NotificationDelivered { notification_id: id, .. } if *id == notification_id))
+        .collect();
+    assert_eq!(delivered.len(), 1);
+}
+
 /// A provider that accepts the mail while an admin resets its user, as one taking its time
 /// would let happen.
 struct ResetWhileSending(UserService);

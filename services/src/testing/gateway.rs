@@ -18,7 +18,22 @@ pub(crate) struct MemGateway<A: Aggregate> {
     gate: tokio::sync::RwLock<()>,
     /// How many commands have arrived.
     arrived: tokio::sync::watch::Sender<usize>,
+    /// Commands still to refuse as a database outage ([`Outage`]).
+    outage: std::sync::atomic::AtomicUsize,
 }
+
+/// The error of a command [`MemGateway::fail_next`] refused, as a database connection error
+/// (recognised as an outage by [`crate::recognise_unavailable`] where a test registers it).
+#[derive(Debug)]
+pub(crate) struct Outage;
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database is unreachable (test)")
+    }
+}
+
+impl std::error::Error for Outage {}
 
 impl<A: Aggregate> MemGateway<A> {
     /// Commands are decided with `services`, as `PgStore` decides them with its own.
@@ -28,7 +43,13 @@ impl<A: Aggregate> MemGateway<A> {
             services,
             gate: tokio::sync::RwLock::default(),
             arrived: tokio::sync::watch::Sender::new(0),
+            outage: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Refuses the next `n` commands as an unreachable database would, writing nothing.
+    pub(crate) fn fail_next(&self, n: usize) {
+        self.outage.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Holds every command at its start until the guard is dropped.
@@ -75,6 +96,14 @@ where
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
         self.arrived.send_modify(|a| *a += 1);
         drop(self.gate.read().await);
+        let refuse = self.outage.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        );
+        if refuse.is_ok() {
+            return Err(AggregateError::DatabaseConnectionError(Box::new(Outage)));
+        }
         let mut context = self.store.load_aggregate(aggregate_id).await?;
         let sink = EventSink::default();
         context

@@ -15,7 +15,7 @@ use crate::commands::Commands;
 use crate::ports::{Clock, TenantView};
 use crate::users::{RecoveryCodes, UserCrypto, UserPorts, UserService};
 use crate::{Call, KeyPrincipal, RequestContext};
-pub(crate) use gateway::MemGateway;
+pub(crate) use gateway::{MemGateway, Outage};
 pub(crate) use ports::{
     FakeClock, FakeDirectory, FakeEntropy, FakeHasher, FakeLimiter, FakeSealer, FakeTotp,
     NoReadModel,
