@@ -216,19 +216,25 @@ impl DeliveryWorker {
         }
     }
 
-    /// Records a sent code on the user (idempotent, so a repeat after a failure is harmless).
-    /// The event processor closes the job from the recorded event, a batch of jobs per
-    /// statement; until then the lease keeps it from other workers. A record that wrote
-    /// nothing (the challenge went with a reset meanwhile) closes the job here: no event will.
+    /// Records a sent code or notice on the user (idempotent, so a repeat after a failure is
+    /// harmless). The event processor closes the job from the recorded event, a batch of jobs
+    /// per statement; until then the lease keeps it from other workers. A record that wrote
+    /// nothing (the challenge went with a reset meanwhile, the notice is no longer kept) closes
+    /// the job here: no event will.
     async fn record_sent(
         &self,
         job: &DeliveryJob,
         outcome: DeliveryOutcome,
     ) -> Result<(), ServiceError> {
-        let recorded = self
-            .users
-            .record_delivery(&job.user, &job.challenge_id, outcome)
-            .await?;
+        let id = &job.challenge_id;
+        let recorded = match job.kind {
+            DeliveryKind::Code => self.users.record_delivery(&job.user, id, outcome).await?,
+            DeliveryKind::Notification => {
+                self.users
+                    .record_notification(&job.user, id, outcome)
+                    .await?
+            }
+        };
         if !recorded {
             self.queue.finish(job, true, None).await?;
         }

@@ -50,7 +50,7 @@ impl DeliveryWorker {
                     provider_message_id: receipt.provider_message_id,
                 };
                 // Sent: from here a failure must not lead to a second send.
-                self.keep_recording(claimed, || self.record_sent_notice(&job, outcome.clone()))
+                self.keep_recording(claimed, || self.record_sent(&job, outcome.clone()))
                     .await?;
                 self.counted(&job, AttemptResult::Delivered);
                 tracing::info!("notice delivered");
@@ -79,24 +79,6 @@ impl DeliveryWorker {
                 self.queue.finish(&job, false, Some(&error)).await?;
                 self.counted(&job, AttemptResult::Failed);
             }
-        }
-        Ok(())
-    }
-
-    /// Records a sent notice on the user (idempotent). The event processor closes the job from
-    /// the recorded event; a record that wrote nothing (the notice is no longer kept) closes it
-    /// here.
-    async fn record_sent_notice(
-        &self,
-        job: &DeliveryJob,
-        outcome: DeliveryOutcome,
-    ) -> Result<(), ServiceError> {
-        let recorded = self
-            .users
-            .record_notification(&job.user, &job.challenge_id, outcome)
-            .await?;
-        if !recorded {
-            self.queue.finish(job, true, None).await?;
         }
         Ok(())
     }
