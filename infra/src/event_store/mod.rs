@@ -281,7 +281,34 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
-        let _turn = self.turns.wait(aggregate_id).await;
+        let turn = self.turns.wait(aggregate_id).await;
+        let (executed, snapshot_due) = self.decide_in_turn(aggregate_id, command, metadata).await?;
+        // The snapshot (every SNAPSHOT_AFTER events) is written after the turn: the next
+        // command on the aggregate need not wait for it.
+        drop(turn);
+        if let (true, Some(last)) = (snapshot_due, executed.last_sequence) {
+            self.save_snapshot(aggregate_id, &executed.state, last)
+                .await;
+        }
+        Ok(executed)
+    }
+}
+
+impl<A> PgStore<A>
+where
+    A: Aggregate + Clone + 'static,
+{
+    /// Decides on the cached state if there is one (checked by the append), else on a load;
+    /// with whether a snapshot is due.
+    async fn decide_in_turn(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Executed<A>, bool), AggregateError<A::Error>>
+    where
+        A::Command: Clone,
+    {
         if let Some(entry) = self.cache.take(aggregate_id) {
             let at = Arc::try_unwrap(entry).unwrap_or_else(|shared| Cached {
                 state: shared.state.clone(),
@@ -294,7 +321,7 @@ where
                 .await
             {
                 // The append checked the cached state was current.
-                Ok(executed) if executed.last_sequence.is_some() => return Ok(executed),
+                Ok(done) if done.0.last_sequence.is_some() => return Ok(done),
                 // Decided on a state nothing checked, or the state was stale (or may predate a
                 // restart of the server): decide again on the stored state.
                 Ok(_) | Err(AggregateError::UserError(_) | AggregateError::AggregateConflict) => {}
@@ -315,21 +342,16 @@ where
         self.decide_and_commit(aggregate_id, at, command, &metadata)
             .await
     }
-}
 
-impl<A> PgStore<A>
-where
-    A: Aggregate + Clone + 'static,
-{
     /// Handles `command` on `at` and appends its events after `at.sequence`; on a commit the
-    /// new state is cached.
+    /// new state is cached. With whether enough events were replayed to call for a snapshot.
     async fn decide_and_commit(
         &self,
         aggregate_id: &str,
         at: Cached<A>,
         command: A::Command,
         metadata: &HashMap<String, String>,
-    ) -> Result<Executed<A>, AggregateError<A::Error>> {
+    ) -> Result<(Executed<A>, bool), AggregateError<A::Error>> {
         let Cached {
             mut state,
             sequence,
@@ -343,11 +365,12 @@ where
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         if events.is_empty() {
-            return Ok(Executed {
+            let executed = Executed {
                 state,
                 last_sequence: None,
                 events,
-            });
+            };
+            return Ok((executed, false));
         }
         let metadata = serde_json::to_value(metadata).map_err(PersistenceError::from)?;
         let mut serialized = Vec::with_capacity(events.len());
@@ -365,8 +388,8 @@ where
         self.writer.append_decided_at(serialized, epoch).await?;
         let last = sequence + events.len();
         let mut replayed = replayed + events.len();
-        if replayed >= SNAPSHOT_AFTER {
-            self.save_snapshot(aggregate_id, &state, last).await;
+        let snapshot_due = replayed >= SNAPSHOT_AFTER;
+        if snapshot_due {
             replayed = 0;
         }
         self.cache.put(
@@ -378,10 +401,11 @@ where
                 epoch,
             },
         );
-        Ok(Executed {
+        let executed = Executed {
             state,
             last_sequence: Some(last),
             events,
-        })
+        };
+        Ok((executed, snapshot_due))
     }
 }
