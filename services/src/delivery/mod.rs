@@ -190,11 +190,11 @@ impl DeliveryWorker {
     }
 
     /// Runs `record` (a sent message's outcome, idempotent) until it is stored. While the
-    /// database is unreachable (a restart, a failover) it is tried again rather than leave the
-    /// job to its lease, whose retry would send a notice a second time, or find a code already
-    /// used and record nothing. Tried until half the lease has passed since the claim (wall
-    /// time, attempts included: each may wait 5 s for a connection), so the last attempt ends
-    /// before another worker may claim the job.
+    /// database is unreachable (a restart, a failover), or the user too busy to commit, it is
+    /// tried again rather than leave the job to its lease, whose retry would send a notice a
+    /// second time, or find a code already used and record nothing. A new attempt starts only
+    /// while half the lease is left, and every attempt is cut at three quarters of it, so none
+    /// is still running when another worker may claim the job.
     async fn keep_recording<F, R>(
         &self,
         claimed: tokio::time::Instant,
@@ -204,15 +204,27 @@ impl DeliveryWorker {
         F: FnMut() -> R,
         R: std::future::Future<Output = Result<(), ServiceError>>,
     {
+        let (retry_until, cut_at) = (
+            claimed + self.policy.lease / 2,
+            claimed + self.policy.lease * 3 / 4,
+        );
         loop {
-            match record().await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_unavailable() && claimed.elapsed() < self.policy.lease / 2 => {
-                    tracing::warn!("sent; the database is unreachable, recording it again shortly");
-                    tokio::time::sleep(RECORD_RETRY).await;
+            let attempt = tokio::time::timeout_at(cut_at, record()).await;
+            let error = match attempt {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(ServiceError::Internal(
+                        "recording a sent message did not finish within the lease".into(),
+                    ))
                 }
-                Err(e) => return Err(e),
+            };
+            let again = error.is_unavailable() || matches!(error, ServiceError::Conflict(_));
+            if !again || tokio::time::Instant::now() + RECORD_RETRY >= retry_until {
+                return Err(error);
             }
+            tracing::warn!(%error, "sent; recording it again shortly");
+            tokio::time::sleep(RECORD_RETRY).await;
         }
     }
 

@@ -79,7 +79,8 @@ impl NoticeSender for OutageAfterSending {
 }
 
 // A notice the provider accepted while the database went away is recorded once it is back,
-// not left to its lease, whose retry would send it a second time.
+// not left to its lease, whose retry would send it a second time; while it stays away, the
+// worker gives up before half the lease is gone.
 #[tokio::test(start_paused = true)]
 async fn a_sent_notice_is_recorded_once_the_database_is_back_not_sent_again() {
     crate::recognise_unavailable(|e| e.is::<crate::testing::Outage>());
@@ -135,6 +136,14 @@ async fn a_sent_notice_is_recorded_once_the_database_is_back_not_sent_again() {
         .expect("recorded once the database is back");
 
     assert_eq!(*sender.sent.lock().unwrap(), 1);
+    assert!(
+        h.users
+            .outgoing_notice(&user("bob"), &notification_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "a later claim of the job finds nothing left to send"
+    );
     let delivered: Vec<_> = h
         .events("bob")
         .await
@@ -142,6 +151,55 @@ async fn a_sent_notice_is_recorded_once_the_database_is_back_not_sent_again() {
         .filter(|e| matches!(e, UserEvent::NotificationDelivered { notification_id: id, .. } if *id == notification_id))
         .collect();
     assert_eq!(delivered.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sent_code_s_record_is_given_up_before_half_the_lease_when_the_database_stays_away() {
+    crate::recognise_unavailable(|e| e.is::<crate::testing::Outage>());
+    let h = Harness::new();
+    let challenge = h
+        .users
+        .add_email(&app(), "bob", "bob@example.com", None, None)
+        .await
+        .unwrap();
+    h.gateway.fail_next(usize::MAX);
+    let worker = DeliveryWorker::new(
+        h.users.clone(),
+        Arc::new(Finishes::default()),
+        Arc::new(Accepting),
+        Arc::new(Accepting),
+        RetryPolicy::default(),
+    );
+    let started = tokio::time::Instant::now();
+    let e = worker
+        .deliver_claimed(DeliveryJob {
+            challenge_id: challenge.id.clone(),
+            kind: DeliveryKind::Code,
+            user: user("bob"),
+            channel: Channel::Email,
+            attempts: 0,
+            lease: chrono::Utc::now(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited > RetryPolicy::default().lease / 4 && waited < RetryPolicy::default().lease / 2,
+        "{waited:?}"
+    );
+}
+
+/// A provider that accepts every message.
+struct Accepting;
+
+#[async_trait]
+impl CodeSender for Accepting {
+    async fn send(&self, _: &OutgoingCode) -> Result<DeliveryReceipt, SendError> {
+        Ok(DeliveryReceipt {
+            provider_message_id: None,
+        })
+    }
 }
 
 /// A provider that accepts the mail while an admin resets its user, as one taking its time
@@ -207,4 +265,13 @@ async fn a_code_whose_challenge_went_while_it_was_sent_has_its_job_closed_by_the
         .iter()
         .any(|e| matches!(e, UserEvent::CodeDelivered { .. })));
     assert_eq!(*queue.0.lock().unwrap(), [(challenge.id, true)]);
+}
+
+#[async_trait]
+impl NoticeSender for Accepting {
+    async fn send_notice(&self, _: &OutgoingNotice) -> Result<DeliveryReceipt, SendError> {
+        Ok(DeliveryReceipt {
+            provider_message_id: None,
+        })
+    }
 }
