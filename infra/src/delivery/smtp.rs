@@ -14,28 +14,20 @@ use lettre::message::header::{
     ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
 };
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, Message};
 use twofold_services::ports::{CodeSender, DeliveryReceipt, OutgoingCode, SendError};
 
 use super::{render, BuildError, SmtpSettings};
 use crate::config::ConfigError;
 
 mod notice;
-mod pool;
+pub(crate) mod pool;
 
 /// Sends email codes through one SMTP server.
 pub struct SmtpSender {
-    route: Route,
+    connections: pool::Connections,
     from: Mailbox,
     timeout: Duration,
-}
-
-/// How mails reach the server.
-enum Route {
-    /// The operator's server: connections kept open between sends ([`pool`]).
-    Kept(pool::Connections),
-    /// A connection per mail (a tenant's server, resolved and checked for this send).
-    Once(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -59,21 +51,17 @@ impl SmtpSender {
             }
         })?;
         Ok(Self {
-            route: Route::Kept(pool::Connections::new(server)),
+            connections: pool::Connections::new(server),
             from: settings.from.clone(),
             timeout: settings.timeout,
         })
     }
 
-    /// A sender over a transport built elsewhere (a tenant's own server, connected at an
-    /// address checked just before).
-    pub fn with_transport(
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        from: Mailbox,
-        timeout: Duration,
-    ) -> Self {
+    /// A sender of one mail over a connection to `server` (a tenant's, at an address checked
+    /// just before), closed after the send.
+    pub(crate) fn once(server: pool::Server, from: Mailbox, timeout: Duration) -> Self {
         Self {
-            route: Route::Once(transport),
+            connections: pool::Connections::once(server),
             from,
             timeout,
         }
@@ -133,21 +121,18 @@ impl SmtpSender {
     async fn transmit(&self, mail: Message, id: &str) -> Result<DeliveryReceipt, SendError> {
         let message_id = message_id(id, self.from.email.domain());
         let send = async {
-            match &self.route {
-                Route::Kept(connections) => connections
-                    .send(mail.envelope(), &mail.formatted())
-                    .await
-                    .map_err(|e| match e {
-                        pool::Failure::Smtp(e) => classify(&e),
-                        pool::Failure::OutOfStep => SendError::Retryable(
-                            "the SMTP server's replies were out of step".to_owned(),
-                        ),
-                        pool::Failure::Unsupported(extension) => SendError::Permanent(format!(
-                            "the SMTP server does not offer {extension}, which this mail needs"
-                        )),
-                    }),
-                Route::Once(transport) => transport.send(mail).await.map_err(|e| classify(&e)),
-            }
+            self.connections
+                .send(mail.envelope(), &mail.formatted())
+                .await
+                .map_err(|e| match e {
+                    pool::Failure::Smtp(e) => classify(&e),
+                    pool::Failure::OutOfStep => SendError::Retryable(
+                        "the SMTP server's replies were out of step".to_owned(),
+                    ),
+                    pool::Failure::Unsupported(extension) => SendError::Permanent(format!(
+                        "the SMTP server does not offer {extension}, which this mail needs"
+                    )),
+                })
         };
         let sent = tokio::time::timeout(self.timeout * 3, send)
             .await

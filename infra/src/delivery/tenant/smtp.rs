@@ -8,13 +8,14 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{Address, AsyncSmtpTransport, Tokio1Executor};
+use lettre::Address;
 use twofold_domain::provider::{SmtpProvider, SmtpSecurity};
 use twofold_services::ports::{
     CodeSender, DeliveryReceipt, NoticeSender, OutgoingCode, OutgoingNotice, SendError,
 };
 
 use super::guard::{resolve_checked, ResolveError};
+use crate::delivery::smtp::pool;
 use crate::delivery::SmtpSender;
 
 /// Sends through one tenant's SMTP server.
@@ -94,26 +95,22 @@ impl GuardedSmtpSender {
                     SendError::Retryable("the SMTP server's host does not resolve".to_owned())
                 }
             })?;
-        let ip = addrs[0].ip().to_string();
-        // The greeting names the From domain, not this instance's host name: a tenant's
+        // The connection goes to the checked address; TLS is verified against the host's
+        // name. The greeting names the From domain, not this instance's host name: a tenant's
         // server is the tenant's, and the operator's host names are none of its business.
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip)
-            .port(self.port)
-            .hello_name(ClientId::Domain(self.from.email.domain().to_owned()))
-            .timeout(Some(self.timeout));
-        builder = match &self.tls {
-            None => builder.tls(Tls::None),
-            Some((SmtpSecurity::StartTls, params)) => builder.tls(Tls::Required(params.clone())),
-            Some((_, params)) => builder.tls(Tls::Wrapper(params.clone())),
+        let server = pool::Server {
+            host: addrs[0].ip().to_string(),
+            port: self.port,
+            tls: match &self.tls {
+                None => Tls::None,
+                Some((SmtpSecurity::StartTls, params)) => Tls::Required(params.clone()),
+                Some((_, params)) => Tls::Wrapper(params.clone()),
+            },
+            hello_name: ClientId::Domain(self.from.email.domain().to_owned()),
+            credentials: self.credentials.clone(),
+            timeout: self.timeout,
         };
-        if let Some(credentials) = &self.credentials {
-            builder = builder.credentials(credentials.clone());
-        }
-        Ok(SmtpSender::with_transport(
-            builder.build(),
-            self.from.clone(),
-            self.timeout,
-        ))
+        Ok(SmtpSender::once(server, self.from.clone(), self.timeout))
     }
 }
 
