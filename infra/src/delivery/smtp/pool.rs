@@ -18,10 +18,14 @@
 //! `MAIL FROM` in any way (no reply in time, a refusal, a reply out of step) is dropped and the
 //! mail goes over a new connection: nothing of it had been sent.
 //!
-//! Every reply must carry the code its command calls for (`250` to `MAIL FROM`, `250`/`251` to
-//! `RCPT TO`, `354` to `DATA`, `2xx` to the mail): a server that sends a line too many (or a
-//! network attacker who injects one before `STARTTLS`) would otherwise shift every later reply
-//! by one, and a refused mail would read as accepted. lettre's send accepts any positive reply.
+//! Every reply of a mail's transaction must carry the code its command calls for (`250` to
+//! `MAIL FROM`, `250`/`251` to `RCPT TO`, `354` to `DATA`, `2xx` to the mail): a server that
+//! sends a line too many would otherwise shift every later reply by one, and a refused mail
+//! would read as accepted. lettre's send accepts any positive reply. (The connection set-up,
+//! `EHLO`, `STARTTLS` and `AUTH`, is lettre's, and so is one gap it leaves: lines sent in clear
+//! right after the `220` to `STARTTLS` stay buffered and are read as replies inside TLS, so an
+//! attacker on the path who injects a whole script of replies can have a refused mail read as
+//! accepted; decision 169.)
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -123,8 +127,12 @@ impl Connections {
         if self.keep {
             self.put_back(connection, 1);
         } else {
-            // A server that never answers costs this wait, never a task or a socket for ever.
-            let _ = tokio::time::timeout(QUIT_WAIT, connection.quit()).await;
+            // The mail is accepted: `QUIT` goes on by itself, so the caller's deadline cannot
+            // turn that into a failure (and a second send). A server that never answers costs
+            // a task and a socket for this long, never for ever.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(QUIT_WAIT, connection.quit()).await;
+            });
         }
         Ok(response)
     }

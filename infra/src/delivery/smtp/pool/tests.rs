@@ -25,6 +25,8 @@ enum Script {
     SilentAfterFirstMail,
     /// Answers `MAIL FROM` with a line too many, and refuses the mail's data.
     StrayAfterMailThenRefuse,
+    /// Accepts the first mail this late, and never answers `QUIT`.
+    LateAndDeafToQuit(Duration),
 }
 
 /// A scripted SMTP server: returns its address and counters of connections and mails.
@@ -50,7 +52,9 @@ async fn server(script: Script) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) 
                         }
                         in_data = false;
                         let n = mails.fetch_add(1, Ordering::SeqCst) + 1;
-                        if let (Script::LateFirstReply(late), 1) = (script, n) {
+                        if let (Script::LateFirstReply(late) | Script::LateAndDeafToQuit(late), 1) =
+                            (script, n)
+                        {
                             tokio::time::sleep(late).await;
                         }
                         let reply = match (script, n) {
@@ -81,6 +85,7 @@ async fn server(script: Script) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) 
                             in_data = true;
                             b"354 go ahead\r\n"
                         }
+                        "QUIT" if matches!(script, Script::LateAndDeafToQuit(_)) => continue,
                         "QUIT" => b"221 bye\r\n",
                         _ => b"250 ok\r\n",
                     };
@@ -225,6 +230,22 @@ async fn a_connection_used_once_checks_every_reply_and_is_not_kept() {
         "one connection per mail"
     );
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// A mail accepted just before the deadline is delivered, whatever the server then does with
+/// `QUIT`: waiting for its answer must not turn the send into a failure, and a second send.
+#[tokio::test]
+async fn a_server_deaf_to_quit_does_not_fail_a_mail_it_accepted() {
+    let timeout = Duration::from_millis(200);
+    let (url, _, mails) = server(Script::LateAndDeafToQuit(timeout * 2)).await;
+    let server = Server::from_url(&url, timeout).unwrap();
+    let from: lettre::message::Mailbox = "Acme <no-reply@acme.example>".parse().unwrap();
+    let receipt = SmtpSender::once(server, from, timeout)
+        .send(&code(1))
+        .await
+        .unwrap();
+    assert_eq!(queue_id(&receipt), "MAIL0001");
+    assert_eq!(mails.load(Ordering::SeqCst), 1);
 }
 
 #[test]
