@@ -41,8 +41,9 @@ impl std::fmt::Debug for SmtpSender {
 
 impl SmtpSender {
     /// A sender for the server of `settings.url` (`smtp://` plain or with `?tls=required` /
-    /// `?tls=opportunistic` STARTTLS, `smtps://` implicit TLS; credentials in the URL). Each SMTP
-    /// operation is bounded by `settings.timeout`, a whole send by three times that.
+    /// `?tls=opportunistic` STARTTLS, `smtps://` implicit TLS; credentials in the URL), with
+    /// connections kept between sends. Connecting, and the first steps over a kept connection,
+    /// are bounded by `settings.timeout`; a whole send by three times that.
     pub fn new(settings: &SmtpSettings) -> Result<Self, BuildError> {
         let server = pool::Server::from_url(&settings.url, settings.timeout).map_err(|_| {
             ConfigError::Malformed {

@@ -20,7 +20,7 @@ pub struct SmtpSettings {
     pub url: Zeroizing<String>,
     /// The From mailbox.
     pub from: Mailbox,
-    /// Bound on each SMTP operation.
+    /// Bound on connecting (a whole send: three times this).
     pub timeout: Duration,
 }
 
