@@ -85,16 +85,7 @@ impl NoticeSender for OutageAfterSending {
 async fn a_sent_notice_is_recorded_once_the_database_is_back_not_sent_again() {
     crate::recognise_unavailable(|e| e.is::<crate::testing::Outage>());
     let h = Harness::new();
-    let challenge = h
-        .users
-        .add_email(&app(), "bob", "bob@example.com", None, None)
-        .await
-        .unwrap();
-    let code = h.code_sent("bob", &challenge.id).await;
-    h.users
-        .confirm_channel(&app(), "bob", &challenge.id, &code, None)
-        .await
-        .unwrap();
+    h.confirmed_email("bob", "bob@example.com").await;
     h.users
         .reset(&admin(), "bob", "lost his phone")
         .await

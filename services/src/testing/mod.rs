@@ -110,6 +110,23 @@ impl Harness {
         outgoing.code.to_string()
     }
 
+    /// Registers `address` for `user_id` and confirms it with the code sent, the user's first
+    /// factor; returns the recovery codes issued with it.
+    pub(crate) async fn confirmed_email(&self, user_id: &str, address: &str) -> Vec<String> {
+        let challenge = self
+            .users
+            .add_email(&app(), user_id, address, None, None)
+            .await
+            .unwrap();
+        let code = self.code_sent(user_id, &challenge.id).await;
+        self.users
+            .confirm_channel(&app(), user_id, &challenge.id, &code, None)
+            .await
+            .unwrap()
+            .expect("the first factor comes with recovery codes")
+            .0
+    }
+
     /// What the user's authenticator app shows now for `secret_base32`.
     pub(crate) fn app_code(&self, secret_base32: &str) -> String {
         self.totp.code_at(secret_base32, self.clock.now())

@@ -7,22 +7,6 @@ use crate::testing::{app, Harness};
 use crate::users::ProofInput;
 use crate::ServiceError;
 
-/// Registers and confirms bob's email address, his first factor; returns the recovery codes.
-async fn confirmed_email(h: &Harness) -> Vec<String> {
-    let challenge = h
-        .users
-        .add_email(&app(), "bob", "Bob@Example.com", None, None)
-        .await
-        .unwrap();
-    let code = h.code_sent("bob", &challenge.id).await;
-    h.users
-        .confirm_channel(&app(), "bob", &challenge.id, &code, None)
-        .await
-        .unwrap()
-        .expect("the first factor comes with recovery codes")
-        .0
-}
-
 fn email_code(code: &str, challenge_id: &str) -> ProofInput {
     ProofInput {
         method: Method::Email,
@@ -65,7 +49,7 @@ async fn an_address_confirmed_with_its_code_becomes_a_factor() {
 #[tokio::test]
 async fn a_sign_in_code_sent_by_email_verifies_once() {
     let h = Harness::new();
-    confirmed_email(&h).await;
+    h.confirmed_email("bob", "Bob@Example.com").await;
 
     let challenge = h
         .users
@@ -94,7 +78,7 @@ async fn a_sign_in_code_sent_by_email_verifies_once() {
 #[tokio::test]
 async fn a_wrong_emailed_code_counts_and_the_right_one_still_works() {
     let h = Harness::new();
-    confirmed_email(&h).await;
+    h.confirmed_email("bob", "Bob@Example.com").await;
     let challenge = h
         .users
         .send_code(&app(), "bob", Some(Channel::Email), None, None)
@@ -118,7 +102,7 @@ async fn a_wrong_emailed_code_counts_and_the_right_one_still_works() {
 #[tokio::test]
 async fn asking_again_within_seconds_returns_the_open_challenge_without_a_second_send() {
     let h = Harness::new();
-    confirmed_email(&h).await;
+    h.confirmed_email("bob", "Bob@Example.com").await;
     let first = h
         .users
         .send_code(&app(), "bob", Some(Channel::Email), None, None)
@@ -152,7 +136,7 @@ async fn asking_again_within_seconds_returns_the_open_challenge_without_a_second
 #[tokio::test]
 async fn a_send_dropped_while_its_command_runs_keeps_a_slot_only_for_a_code_issued() {
     let h = Harness::new();
-    confirmed_email(&h).await;
+    h.confirmed_email("bob", "Bob@Example.com").await;
     let codes = |events: &[UserEvent]| {
         events
             .iter()
@@ -188,7 +172,7 @@ async fn a_send_dropped_while_its_command_runs_keeps_a_slot_only_for_a_code_issu
 #[tokio::test(start_paused = true)]
 async fn a_code_s_command_that_never_finishes_lets_its_place_go_and_keeps_its_slot() {
     let h = Harness::new();
-    confirmed_email(&h).await;
+    h.confirmed_email("bob", "Bob@Example.com").await;
     let held = h.gateway.hold().await;
     let place = std::sync::Arc::new(());
     let call = app();
