@@ -22,6 +22,7 @@ use crate::config::ConfigError;
 
 mod notice;
 pub(crate) mod pool;
+mod socket;
 
 /// Sends email codes through one SMTP server.
 pub struct SmtpSender {
@@ -127,6 +128,10 @@ impl SmtpSender {
                 .await
                 .map_err(|e| match e {
                     pool::Failure::Smtp(e) => classify(&e),
+                    pool::Failure::Connect(e) => SendError::Retryable(format!(
+                        "cannot connect to the SMTP server ({})",
+                        e.kind()
+                    )),
                     pool::Failure::OutOfStep => SendError::Retryable(
                         "the SMTP server's replies were out of step".to_owned(),
                     ),
@@ -161,6 +166,9 @@ impl CodeSender for SmtpSender {
 /// Maps a `lettre` error to the port's classification. Never uses the server's reply text: it
 /// often quotes the recipient address.
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    if let Some(breach) = socket::Breach::behind(e) {
+        return SendError::Retryable(breach.to_string());
+    }
     if let Some(code) = e.status() {
         if e.is_permanent() {
             return SendError::Permanent(format!("the SMTP server refused the message ({code})"));

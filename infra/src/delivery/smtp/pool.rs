@@ -21,11 +21,9 @@
 //! Every reply of a mail's transaction must carry the code its command calls for (`250` to
 //! `MAIL FROM`, `250`/`251` to `RCPT TO`, `354` to `DATA`, `2xx` to the mail): a server that
 //! sends a line too many would otherwise shift every later reply by one, and a refused mail
-//! would read as accepted. lettre's send accepts any positive reply. (The connection set-up,
-//! `EHLO`, `STARTTLS` and `AUTH`, is lettre's, and so is one gap it leaves: lines sent in clear
-//! right after the `220` to `STARTTLS` stay buffered and are read as replies inside TLS, so an
-//! attacker on the path who injects a whole script of replies can have a refused mail read as
-//! accepted; decision 169.)
+//! would read as accepted. lettre's send accepts any positive reply. The connection set-up,
+//! `EHLO`, `STARTTLS` and `AUTH`, is lettre's, over a socket of ours ([`super::socket`]) that
+//! closes two gaps lettre leaves there.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,6 +35,8 @@ use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error;
+
+use super::socket::{self, Watch};
 
 /// Connections kept open between sends at most: the worker's sends in flight at once.
 pub const MAX_IDLE: usize = 32;
@@ -64,6 +64,7 @@ pub struct Server {
 
 struct Idle {
     connection: AsyncSmtpConnection,
+    watch: Watch,
     since: Instant,
     mails: u32,
 }
@@ -101,6 +102,7 @@ impl Connections {
     /// whole send with its deadline; a send it drops takes its connection with it.
     pub async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, Failure> {
         if let Some(mut idle) = self.take().filter(|_| self.keep) {
+            idle.watch.refill();
             // Only `NOOP` and `MAIL FROM` go over a kept connection before it has shown it is
             // alive: any failure there (a server that closed it, went silent, or answered out
             // of turn) costs nothing but the connection, and a new one carries the mail.
@@ -115,17 +117,17 @@ impl Connections {
             .await;
             if let Ok(Ok(true)) = began {
                 let response = finish(&mut idle.connection, envelope, email).await?;
-                self.put_back(idle.connection, idle.mails + 1);
+                self.put_back(idle.connection, idle.watch, idle.mails + 1);
                 return Ok(response);
             }
         }
-        let mut connection = self.connect().await.map_err(Failure::Smtp)?;
+        let (mut connection, watch) = self.connect().await?;
         if !begin(&mut connection, envelope, email).await? {
             return Err(Failure::OutOfStep);
         }
         let response = finish(&mut connection, envelope, email).await?;
         if self.keep {
-            self.put_back(connection, 1);
+            self.put_back(connection, watch, 1);
         } else {
             // The mail is accepted: `QUIT` goes on by itself, so the caller's deadline cannot
             // turn that into a failure (and a second send). A server that never answers costs
@@ -144,7 +146,7 @@ impl Connections {
         idle.pop()
     }
 
-    fn put_back(&self, connection: AsyncSmtpConnection, mails: u32) {
+    fn put_back(&self, connection: AsyncSmtpConnection, watch: Watch, mails: u32) {
         if connection.has_broken() || mails >= MAILS_PER_CONNECTION {
             return;
         }
@@ -153,28 +155,27 @@ impl Connections {
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
                 connection,
+                watch,
                 since: Instant::now(),
                 mails,
             });
         }
     }
 
-    /// A new connection, as lettre's transport opens one: TLS from the start or upgraded with
-    /// `STARTTLS`, then `AUTH` when the URL holds credentials.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, Error> {
+    /// A new connection, as lettre's transport opens one but over a watched socket: TLS from
+    /// the start or upgraded with `STARTTLS`, then `AUTH` when the URL holds credentials.
+    async fn connect(&self) -> Result<(AsyncSmtpConnection, Watch), Failure> {
         let s = &self.server;
-        let wrapped = match &s.tls {
-            Tls::Wrapper(parameters) => Some(parameters.clone()),
-            _ => None,
+        let in_clear = matches!(s.tls, Tls::Required(_) | Tls::Opportunistic(_));
+        let (socket, watch) = socket::dial(&s.host, s.port, s.timeout, in_clear)
+            .await
+            .map_err(Failure::Connect)?;
+        let stream = match &s.tls {
+            Tls::Wrapper(parameters) => socket::with_tls(socket, parameters.clone()).await?,
+            _ => Box::new(socket),
         };
-        let mut connection = AsyncSmtpConnection::connect_tokio1(
-            (s.host.as_str(), s.port),
-            Some(s.timeout),
-            &s.hello_name,
-            wrapped,
-            None,
-        )
-        .await?;
+        let mut connection =
+            AsyncSmtpConnection::connect_with_transport(stream, &s.hello_name).await?;
         match &s.tls {
             Tls::Required(parameters) => {
                 connection
@@ -188,10 +189,11 @@ impl Connections {
             }
             _ => {}
         }
+        watch.set_up();
         if let Some(credentials) = &s.credentials {
             connection.auth(DEFAULT_MECHANISMS, credentials).await?;
         }
-        Ok(connection)
+        Ok((connection, watch))
     }
 }
 
@@ -200,6 +202,8 @@ impl Connections {
 pub enum Failure {
     /// lettre's error: the server's refusal, or a connection that failed.
     Smtp(Error),
+    /// No connection could be opened.
+    Connect(std::io::Error),
     /// A reply that is not the one its command calls for (a stray line put the replies out of
     /// step): the connection is dropped and the mail is not counted as sent.
     OutOfStep,
