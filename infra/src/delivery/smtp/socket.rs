@@ -93,15 +93,68 @@ pub(crate) struct Watched {
     tcp: TcpStream,
     peer: SocketAddr,
     watch: Watch,
-    /// `STARTTLS` was written: the end of its reply is where TLS begins.
-    starttls_sent: bool,
-    /// Bytes of the current reply line read so far.
-    line_len: usize,
-    /// Whether the current line is a reply's last (`250 ok`, not `250-more`).
-    last_line: bool,
+    replies: Replies,
     /// What the watch found, once it has: every later read and write fails with it, so
     /// lettre's `QUIT` on the way out does not wait on a server that broke the rules.
     breached: Option<Breach>,
+}
+
+/// Where the replies read in clear end, found as lettre finds them: a line ends at CRLF only,
+/// and a reply at a line whose code is followed by a space (or by nothing).
+#[derive(Debug, Default)]
+struct Replies {
+    /// `STARTTLS` was written: the end of its reply is where TLS begins.
+    starttls_sent: bool,
+    /// Bytes of the current line read so far.
+    line_len: usize,
+    /// Whether the current line is a reply's last (`250 ok`, not `250-more`).
+    last_line: bool,
+    /// Whether the byte before was CR.
+    after_cr: bool,
+}
+
+/// What a read in clear came to.
+#[derive(Debug, PartialEq)]
+enum Read {
+    /// More of the set-up in clear.
+    Clear,
+    /// The reply to `STARTTLS` ended with this read: TLS begins with the next bytes.
+    TlsNext,
+}
+
+impl Replies {
+    /// Checks bytes just read: none may follow the end of a reply, and no line may end at a
+    /// bare LF. lettre would read on past such a line, so a watch that ended the reply there
+    /// would stop watching before lettre had read it all.
+    fn check(&mut self, read: &[u8]) -> Result<Read, Breach> {
+        for (i, &byte) in read.iter().enumerate() {
+            let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
+            if self.line_len == 3 {
+                self.last_line = byte != b'-';
+            }
+            if byte != b'\n' {
+                self.line_len += 1;
+                continue;
+            }
+            if !after_cr {
+                return Err(Breach::AfterReply);
+            }
+            // A line too short to carry a separator is no continuation either.
+            let reply_ends = self.last_line || self.line_len <= 4;
+            self.line_len = 0;
+            self.last_line = false;
+            if !reply_ends {
+                continue;
+            }
+            if i + 1 < read.len() {
+                return Err(Breach::AfterReply);
+            }
+            if self.starttls_sent {
+                return Ok(Read::TlsNext);
+            }
+        }
+        Ok(Read::Clear)
+    }
 }
 
 /// Connects to `host:port` within `timeout` for each address it resolves to, in order, as
@@ -125,9 +178,7 @@ pub(crate) async fn dial(
                     tcp,
                     peer: addr,
                     watch: watch.clone(),
-                    starttls_sent: false,
-                    line_len: 0,
-                    last_line: false,
+                    replies: Replies::default(),
                     breached: None,
                 };
                 return Ok((socket, watch));
@@ -142,36 +193,6 @@ pub(crate) async fn dial(
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("the host resolves to no address")))
-}
-
-impl Watched {
-    /// Checks bytes just read in clear: none may follow the end of a reply.
-    fn check_clear(&mut self, read: &[u8]) -> Result<(), Breach> {
-        for (i, &byte) in read.iter().enumerate() {
-            if self.line_len == 3 {
-                self.last_line = byte != b'-';
-            }
-            if byte != b'\n' {
-                self.line_len += 1;
-                continue;
-            }
-            // A line too short to carry a separator is no continuation either.
-            let reply_ends = self.last_line || self.line_len <= 3;
-            self.line_len = 0;
-            self.last_line = false;
-            if !reply_ends {
-                continue;
-            }
-            if i + 1 < read.len() {
-                return Err(Breach::AfterReply);
-            }
-            if self.starttls_sent {
-                // TLS begins with the next bytes, which are not SMTP lines.
-                self.watch.set_up();
-            }
-        }
-        Ok(())
-    }
 }
 
 fn breach(b: Breach) -> std::io::Error {
@@ -202,7 +223,11 @@ impl AsyncRead for Watched {
         let checked = if !within_budget {
             Err(Breach::TooMuch)
         } else if this.watch.0.in_clear.load(Ordering::Relaxed) {
-            this.check_clear(read)
+            this.replies.check(read).map(|next| {
+                if next == Read::TlsNext {
+                    this.watch.set_up();
+                }
+            })
         } else {
             Ok(())
         };
@@ -226,11 +251,13 @@ impl AsyncWrite for Watched {
         if let Some(b) = this.breached {
             return Poll::Ready(Err(breach(b)));
         }
+        // lettre writes a command whole. Were `STARTTLS` ever split over writes, the handshake's
+        // bytes would be checked as clear text and fail the connection: closed, not open.
         if this.watch.0.in_clear.load(Ordering::Relaxed)
             && buf.len() >= 8
             && buf[..8].eq_ignore_ascii_case(b"STARTTLS")
         {
-            this.starttls_sent = true;
+            this.replies.starttls_sent = true;
         }
         Pin::new(&mut this.tcp).poll_write(cx, buf)
     }
@@ -253,7 +280,9 @@ impl AsyncTokioStream for Watched {
 /// lettre's TLS from the first byte over a watched socket, as a stream lettre's connection
 /// is built on (lettre's own connect would open a socket of its own). lettre calls the type
 /// that carries its TLS not meant to be public; it is the one way to keep its TLS set-up
-/// (roots, versions, host name checks) over a socket of ours.
+/// (roots, versions, host name checks) over a socket of ours. lettre takes the result for a
+/// clear stream (`is_encrypted` is false), so nothing may ask it that: the pool never sends
+/// `STARTTLS` over a connection that began with TLS.
 #[allow(deprecated)]
 pub(crate) async fn with_tls(
     socket: Watched,

@@ -27,6 +27,9 @@ enum Script {
     StartTlsInjected,
     /// As above, the script appended to the `EHLO` reply before `STARTTLS` was asked for.
     InjectedBeforeStartTls,
+    /// `STARTTLS`'s `220` ended by a bare LF, then (in a later read, if the pause between the
+    /// two writes lets the client read in between) the rest of lettre's line and the script.
+    BareLfThenInjected,
     /// TLS from the first byte, then an honest session.
     Wrapped,
     /// TLS from the first byte; the `EHLO` reply never ends its line.
@@ -56,54 +59,67 @@ async fn server(script: Script) -> (u16, Vec<u8>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
+        while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                if matches!(script, Script::Wrapped | Script::WrappedEndless) {
-                    let tls = acceptor.accept(tcp).await.unwrap();
-                    session(tls, true, script == Script::WrappedEndless, false).await;
-                    return;
-                }
-                if script == Script::ClearEndless {
-                    session(tcp, true, true, false).await;
-                    return;
-                }
-                tcp.write_all(b"220 scripted\r\n").await.unwrap();
-                let mut line = Vec::new();
-                read_line(&mut tcp, &mut line).await; // EHLO
-                let mut ehlo = b"250-scripted\r\n250 STARTTLS\r\n".to_vec();
-                if script == Script::InjectedBeforeStartTls {
-                    ehlo.extend_from_slice(b"220 go ahead\r\n");
-                    ehlo.extend_from_slice(INJECTED);
-                }
-                tcp.write_all(&ehlo).await.unwrap();
-                read_line(&mut tcp, &mut line).await; // STARTTLS
-                match script {
-                    Script::StartTlsInjected => {
-                        let mut reply = b"220 go ahead\r\n".to_vec();
-                        reply.extend_from_slice(INJECTED);
-                        tcp.write_all(&reply).await.unwrap();
-                    }
-                    Script::InjectedBeforeStartTls => {}
-                    _ => tcp.write_all(b"220 go ahead\r\n").await.unwrap(),
-                }
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                session(tls, false, false, script != Script::StartTls).await;
+                // The client may hang up at any step (that is what most scripts test).
+                let _ = connection(tcp, acceptor, script).await;
             });
         }
     });
     (port, der)
 }
 
-/// Reads one line byte by byte, so nothing after it is taken from the socket.
-async fn read_line(tcp: &mut tokio::net::TcpStream, line: &mut Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-    line.clear();
-    while !line.ends_with(b"\n") {
-        line.push(tcp.read_u8().await.unwrap());
+/// One connection of the scripted server.
+async fn connection(
+    mut tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    script: Script,
+) -> std::io::Result<()> {
+    if matches!(script, Script::Wrapped | Script::WrappedEndless) {
+        let tls = acceptor.accept(tcp).await?;
+        session(tls, true, script == Script::WrappedEndless, false).await;
+        return Ok(());
     }
+    if script == Script::ClearEndless {
+        session(tcp, true, true, false).await;
+        return Ok(());
+    }
+    tcp.write_all(b"220 scripted\r\n").await?;
+    read_line(&mut tcp).await?; // EHLO
+    let mut ehlo = b"250-scripted\r\n250 STARTTLS\r\n".to_vec();
+    if script == Script::InjectedBeforeStartTls {
+        ehlo.extend_from_slice(b"220 go ahead\r\n");
+        ehlo.extend_from_slice(INJECTED);
+    }
+    tcp.write_all(&ehlo).await?;
+    read_line(&mut tcp).await?; // STARTTLS
+    match script {
+        Script::StartTlsInjected => {
+            let mut reply = b"220 go ahead\r\n".to_vec();
+            reply.extend_from_slice(INJECTED);
+            tcp.write_all(&reply).await?;
+        }
+        Script::InjectedBeforeStartTls => {}
+        Script::BareLfThenInjected => {
+            tcp.write_all(b"220 go ahead\n").await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut rest = b"x\r\n".to_vec();
+            rest.extend_from_slice(INJECTED);
+            tcp.write_all(&rest).await?;
+        }
+        _ => tcp.write_all(b"220 go ahead\r\n").await?,
+    }
+    let tls = acceptor.accept(tcp).await?;
+    session(tls, false, false, script != Script::StartTls).await;
+    Ok(())
+}
+
+/// Reads one line byte by byte, so nothing after it is taken from the socket.
+async fn read_line(tcp: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    while tcp.read_u8().await? != b'\n' {}
+    Ok(())
 }
 
 /// An SMTP session from its greeting (none inside `STARTTLS`'s TLS): honest, refusing
@@ -200,7 +216,11 @@ async fn starttls_and_tls_from_the_start_carry_a_mail() {
 /// TLS: the server refuses the mail, and the injected script accepts it as `FAKE0001`.
 #[tokio::test]
 async fn replies_injected_before_tls_fail_the_connection_not_answer_inside_it() {
-    for script in [Script::StartTlsInjected, Script::InjectedBeforeStartTls] {
+    for script in [
+        Script::StartTlsInjected,
+        Script::InjectedBeforeStartTls,
+        Script::BareLfThenInjected,
+    ] {
         let e = send(script).await.unwrap_err();
         assert!(
             matches!(&e, SendError::Retryable(m) if m.contains("more than a reply before TLS")),
@@ -220,4 +240,43 @@ async fn a_reply_line_without_an_end_is_cut_at_the_budget() {
             "{e}"
         );
     }
+}
+
+/// The reads of `chunks` in clear, `STARTTLS` sent or not: what each came to, up to a breach.
+fn reads(starttls_sent: bool, chunks: &[&[u8]]) -> Vec<Result<super::Read, ()>> {
+    let mut replies = super::Replies {
+        starttls_sent,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let read = replies.check(chunk).map_err(|_| ());
+        let stop = read.is_err();
+        out.push(read);
+        if stop {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn replies_end_where_lettre_ends_them_and_nothing_may_follow_one() {
+    use super::Read::{Clear, TlsNext};
+    // Split anywhere, multi-line, or with a bare code: fine.
+    assert_eq!(
+        reads(false, &[b"250-a\r\n250 START", b"TLS\r", b"\n"]),
+        [Ok(Clear), Ok(Clear), Ok(Clear)]
+    );
+    assert_eq!(reads(false, &[b"250\r\n"]), [Ok(Clear)]);
+    assert_eq!(
+        reads(true, &[b"220 go", b" ahead\r", b"\n"]),
+        [Ok(Clear), Ok(Clear), Ok(TlsNext)]
+    );
+    // Anything after a reply's end in the same read, or a line ended by a bare LF (lettre
+    // reads on past it), fails.
+    assert_eq!(reads(true, &[b"220 go ahead\r\n250 ok\r\n"]), [Err(())]);
+    assert_eq!(reads(false, &[b"250-a\r\n250 b\r\n2"]), [Err(())]);
+    assert_eq!(reads(true, &[b"220 go ahead\n"]), [Err(())]);
+    assert_eq!(reads(false, &[b"250-a\nb c\r\n"]), [Err(())]);
 }
