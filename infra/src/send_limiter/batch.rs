@@ -1,7 +1,6 @@
-//! One batch of reservations written by one statement (`twofold_reserve_send_batch`, migrations
-//! `20261211000000_reserve_sends_in_batches.sql` and `20261212000000_prune_sends_when_due.sql`),
-//! and the give-back of reservations nobody
-//! waits for any more.
+//! One batch of reservations written by one statement (`twofold_reserve_send_counts`, migration
+//! `20261213000000_count_sends_without_rows.sql`), and the give-back of grants nobody waits for
+//! any more.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
@@ -10,21 +9,21 @@ use twofold_services::StoreError;
 
 use super::{lock_key, longest_window, LOCK_CLASS};
 
-/// Expired rows (reservations, and per-minute counts) removed by a batch that prunes: few
-/// enough to keep that batch cheap.
+/// Expired per-minute counts (and rows of the previous version's reservations) removed by a
+/// batch that prunes: few enough to keep that batch cheap.
 const PRUNE_BATCH: i64 = 500;
 
-/// How often an instance's batches prune at least. The others skip both prune statements and
-/// their trigger, which cost about a seventh of a batch even when nothing had expired.
+/// How often an instance's batches prune at least. The others skip both prune statements, which
+/// cost about a seventh of a batch even when nothing had expired.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Reservation rows written after which the next batch prunes however recent the last prune:
-/// half of [`PRUNE_BATCH`], so pruning keeps up with any rate of sends (each expires, and is
-/// pruned, a window after it was written).
+/// Caps counted (each may add a count row) after which the next batch prunes however recent the
+/// last prune: half of [`PRUNE_BATCH`], so pruning keeps up with any rate of sends (a count
+/// expires, and is pruned, an hour after its minute).
 const PRUNE_AFTER_ROWS: usize = 250;
 
 /// When an instance's next batch prunes: its first, then one every [`PRUNE_EVERY`] or after
-/// [`PRUNE_AFTER_ROWS`] reservation rows, whichever comes first.
+/// [`PRUNE_AFTER_ROWS`] caps counted, whichever comes first.
 #[derive(Debug, Default)]
 pub(super) struct PruneClock {
     pruned_at: Option<std::time::Instant>,
@@ -54,7 +53,6 @@ const RETRIES: usize = 3;
 
 /// One send's reservation, as the batch writes it.
 pub(super) struct Request<'a> {
-    pub id: &'a str,
     pub caps: &'a [SendCap],
     pub now: DateTime<Utc>,
 }
@@ -82,7 +80,6 @@ pub(super) async fn write(
     let mut buckets = Vec::new();
     let mut limits = Vec::new();
     let mut since = Vec::new();
-    let mut expires = Vec::new();
     for (n, r) in requests.iter().enumerate() {
         let owner = i32::try_from(n + 1).map_err(StoreError::new)?;
         for c in r.caps {
@@ -90,11 +87,9 @@ pub(super) async fn write(
             buckets.push(c.bucket.as_str());
             limits.push(i64::from(c.limit));
             since.push(r.now - c.window);
-            expires.push(r.now + c.window);
         }
     }
     let reserved: Vec<DateTime<Utc>> = requests.iter().map(|r| r.now).collect();
-    let ids: Vec<&str> = requests.iter().map(|r| r.id).collect();
     let oldest = reserved.iter().min().copied().unwrap_or_else(Utc::now);
     // Counts are kept for the longest window any cap may have, not the longest of this batch's:
     // a batch with only short caps must not prune the counts a budget still needs.
@@ -103,7 +98,7 @@ pub(super) async fn write(
     let refusals = loop {
         let result = sqlx::query(
             "SELECT reservation, refused_cap, frees_at \
-             FROM twofold_reserve_send_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             FROM twofold_reserve_send_counts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(LOCK_CLASS)
         .bind(&keys)
@@ -111,9 +106,7 @@ pub(super) async fn write(
         .bind(&buckets)
         .bind(&limits)
         .bind(&since)
-        .bind(&expires)
         .bind(&reserved)
-        .bind(&ids)
         .bind(if prune { PRUNE_BATCH } else { 0 })
         .bind(counts_before)
         .bind(lock_wait_ms)
@@ -150,30 +143,24 @@ pub(super) async fn write(
     Ok(answers)
 }
 
-/// Gives back the slots of granted reservations, by key; the triggers take them off the counts,
-/// so giving back twice, or slots never taken, changes nothing.
+/// Gives back granted reservations: each takes one off its caps' counts, in the minute it was
+/// granted in. Called at most once per grant (the slot is moved into the give-back): a grant
+/// given back twice would be taken off twice.
 pub(super) async fn give_back(pool: &PgPool, granted: &[Request<'_>]) -> Result<(), StoreError> {
     let mut buckets = Vec::new();
     let mut reserved = Vec::new();
-    let mut ids = Vec::new();
     for r in granted {
         for c in r.caps {
             buckets.push(c.bucket.as_str());
             reserved.push(r.now);
-            ids.push(r.id);
         }
     }
-    sqlx::query(
-        "DELETE FROM send_reservations \
-         WHERE (bucket, reserved_at, challenge_id) IN \
-               (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]))",
-    )
-    .bind(&buckets)
-    .bind(&reserved)
-    .bind(&ids)
-    .execute(pool)
-    .await
-    .map_err(StoreError::new)?;
+    sqlx::query("SELECT twofold_give_back_sends($1, $2)")
+        .bind(&buckets)
+        .bind(&reserved)
+        .execute(pool)
+        .await
+        .map_err(StoreError::new)?;
     Ok(())
 }
 

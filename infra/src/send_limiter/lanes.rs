@@ -26,7 +26,6 @@ pub const MAX_BATCH: usize = 16;
 
 /// One send's reservation.
 pub(super) struct Slots {
-    pub id: String,
     pub caps: Vec<SendCap>,
     pub now: DateTime<Utc>,
 }
@@ -34,7 +33,6 @@ pub(super) struct Slots {
 impl Slots {
     fn request(&self) -> Request<'_> {
         Request {
-            id: &self.id,
             caps: &self.caps,
             now: self.now,
         }

@@ -1,6 +1,6 @@
-//! [`SendLimiter`] over the `send_reservations` table: exact under concurrency on any number of
-//! instances, because a reservation counts and inserts under transaction-scoped advisory locks
-//! per bucket, in one statement (a function in the database).
+//! [`SendLimiter`] over per-minute counts of sends (`send_counts`): exact under concurrency on any
+//! number of instances, because a reservation counts and adds to the counts under
+//! transaction-scoped advisory locks per bucket, in one statement (a function in the database).
 //!
 //! The reservations of one tenant's channel (a *lane*: sends that share the tenant's budget)
 //! queue on the instance while one batch of them is written, and are then written together by
@@ -75,7 +75,7 @@ impl SendLimiter for PgSendLimiter {
     #[tracing::instrument(skip_all, fields(caps = caps.len()))]
     async fn reserve(
         &self,
-        id: &str,
+        _id: &str,
         caps: &[SendCap],
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError> {
@@ -89,7 +89,6 @@ impl SendLimiter for PgSendLimiter {
             return Ok(Reservation::Granted);
         };
         let slots = Slots {
-            id: id.to_owned(),
             caps: caps.to_vec(),
             now,
         };
@@ -98,14 +97,13 @@ impl SendLimiter for PgSendLimiter {
 
     async fn release(
         &self,
-        id: &str,
+        _id: &str,
         caps: &[SendCap],
         reserved_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         batch::give_back(
             self.lanes.pool(),
             &[Request {
-                id,
                 caps,
                 now: reserved_at,
             }],

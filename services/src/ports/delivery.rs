@@ -149,7 +149,10 @@ pub trait SendLimiter: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError>;
     /// Gives back the slots `id` took in `caps` at `reserved_at` (the `now` of its
-    /// reservation) because its code was not issued after all.
+    /// reservation) because its code was not issued after all. At most once per grant, and
+    /// never retried: a give-back comes off the counts, so a second one (say, after a reply
+    /// lost with its commit) would free a slot another send holds. One that fails leaves the
+    /// slot counted until its window ends, the safe side for a cap.
     async fn release(
         &self,
         id: &str,

@@ -310,10 +310,16 @@ impl SendLimiter for FakeLimiter {
         caps: &[SendCap],
         _reserved_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .unwrap()
-            .retain(|(taken, bucket, _)| taken != id || !caps.iter().any(|c| c.bucket == *bucket));
+        let mut taken = self.0.lock().unwrap();
+        let before = taken.len();
+        taken.retain(|(taken, bucket, _)| taken != id || !caps.iter().any(|c| c.bucket == *bucket));
+        // `PgSendLimiter` takes a give-back off the counts whatever it gives back: a second
+        // one, or one of slots never taken, would take another send's slots.
+        assert_eq!(
+            before - taken.len(),
+            caps.len(),
+            "{id} given back twice, or without its slots"
+        );
         Ok(())
     }
 }

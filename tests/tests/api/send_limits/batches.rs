@@ -25,22 +25,24 @@ fn caps(destination: &str, budget: u32) -> Vec<SendCap> {
     ]
 }
 
-/// Rows and counts of `bucket`.
-async fn kept(app: &TestApp, bucket: &str) -> (Vec<String>, i64) {
-    let rows: Vec<String> = sqlx::query_scalar(
+/// Sends counted in `bucket`.
+async fn counted(app: &TestApp, bucket: &str) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
+        .bind(bucket)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// The previous version's reservation rows left in `bucket`.
+async fn old_rows(app: &TestApp, bucket: &str) -> Vec<String> {
+    sqlx::query_scalar(
         "SELECT challenge_id FROM send_reservations WHERE bucket = $1 ORDER BY challenge_id",
     )
     .bind(bucket)
     .fetch_all(&app.db)
     .await
-    .unwrap();
-    let counted: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
-            .bind(bucket)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    (rows, counted)
+    .unwrap()
 }
 
 /// Holds `bucket`'s lock on a connection of its own.
@@ -100,9 +102,9 @@ async fn reservations_abandoned_while_they_wait_are_not_kept() {
     // A send that is waited for is written after whatever the lane had to give back.
     let answer = limiter.reserve("kept", &c, now).await.unwrap();
     assert_eq!(answer, Reservation::Granted);
-    assert_eq!(kept(&app, BUDGET).await, (vec!["kept".to_owned()], 1));
-    assert_eq!(kept(&app, "dest/a").await, (vec![], 0), "given back");
-    assert_eq!(kept(&app, "dest/b").await, (vec![], 0), "never taken");
+    assert_eq!(counted(&app, BUDGET).await, 1, "only the send waited for");
+    assert_eq!(counted(&app, "dest/a").await, 0, "given back");
+    assert_eq!(counted(&app, "dest/b").await, 0, "never taken");
 }
 
 #[tokio::test]
@@ -156,25 +158,39 @@ async fn a_batch_counts_the_sends_granted_before_each_of_its_own() {
             "{retry_after_seconds}"
         );
     }
-    let (rows, counted) = kept(&app, BUDGET).await;
-    assert_eq!((rows.len(), counted), (3, 3));
+    assert_eq!(counted(&app, BUDGET).await, 3);
 }
 
+/// A give-back takes its send off the counts of the minute it was granted in, and only its own:
+/// the other send of the same destination and budget stays counted.
 #[tokio::test]
-async fn counts_follow_rows_when_a_reservation_is_repeated_or_given_back_twice() {
+async fn a_send_given_back_comes_off_its_counts_and_the_others_stay() {
     let app = spawn_app().await;
     let limiter = PgSendLimiter::new(app.db.clone());
     let now = Utc::now();
     let caps = caps("x", 10);
-    for _ in 0..2 {
-        limiter.reserve("twice", &caps, now).await.unwrap();
+    for id in ["kept", "given back"] {
+        let answer = limiter.reserve(id, &caps, now).await.unwrap();
+        assert_eq!(answer, Reservation::Granted);
     }
-    assert_eq!(kept(&app, BUDGET).await, (vec!["twice".to_owned()], 1));
-    for _ in 0..2 {
-        limiter.release("twice", &caps, now).await.unwrap();
-    }
-    assert_eq!(kept(&app, BUDGET).await, (vec![], 0));
-    assert_eq!(kept(&app, "dest/x").await, (vec![], 0));
+    assert_eq!(counted(&app, BUDGET).await, 2);
+    limiter.release("given back", &caps, now).await.unwrap();
+    assert_eq!(counted(&app, BUDGET).await, 1);
+    assert_eq!(counted(&app, "dest/x").await, 1);
+    // A send of an earlier minute given back comes off that minute's count.
+    let earlier = now - chrono::Duration::minutes(3);
+    limiter.reserve("earlier", &caps, earlier).await.unwrap();
+    limiter.release("earlier", &caps, earlier).await.unwrap();
+    let minutes: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT to_char(minute AT TIME ZONE 'UTC', 'HH24:MI'), sends FROM send_counts \
+         WHERE bucket = $1 ORDER BY minute",
+    )
+    .bind(BUDGET)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let minute = |t: chrono::DateTime<Utc>| t.format("%H:%M").to_string();
+    assert_eq!(minutes, vec![(minute(earlier), 0), (minute(now), 1)]);
 }
 
 #[tokio::test]
@@ -190,9 +206,9 @@ async fn a_grant_dropped_before_its_caller_reads_it_is_given_back() {
         assert!(Instant::now() < deadline, "never answered");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(kept(&app, BUDGET).await.1, 1, "granted");
+    assert_eq!(counted(&app, BUDGET).await, 1, "granted");
     drop(reserve);
-    while kept(&app, BUDGET).await != (vec![], 0) {
+    while counted(&app, BUDGET).await != 0 {
         assert!(Instant::now() < deadline, "the unread grant is kept");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -211,7 +227,7 @@ async fn a_batch_waits_for_a_stalled_lock_only_so_long_and_takes_nothing() {
     .await
     .expect("the batch gives up on the lock");
     assert!(stalled.is_err(), "{stalled:?}");
-    assert_eq!(kept(&app, "dest/s").await, (vec![], 0));
+    assert_eq!(counted(&app, "dest/s").await, 0);
     sqlx::query("SELECT pg_advisory_unlock_all()")
         .execute(&mut *lock)
         .await
@@ -221,6 +237,8 @@ async fn a_batch_waits_for_a_stalled_lock_only_so_long_and_takes_nothing() {
     assert_eq!(after, Reservation::Granted);
 }
 
+/// The previous version's expired rows (a rolling deploy) are pruned without waiting for their
+/// bucket's counts.
 #[tokio::test]
 async fn pruning_another_bucket_s_expired_sends_waits_for_none_of_its_counts() {
     let app = spawn_app().await;
@@ -247,20 +265,19 @@ async fn pruning_another_bucket_s_expired_sends_waits_for_none_of_its_counts() {
     .await
     .expect("not held up by another bucket's counts");
     assert_eq!(granted.unwrap(), Reservation::Granted);
-    let left: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM send_reservations WHERE bucket = 'tenant/other/sms'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(left, 0, "and the expired sends are pruned");
+    assert_eq!(
+        old_rows(&app, "tenant/other/sms").await,
+        Vec::<String>::new(),
+        "and the expired sends are pruned"
+    );
     other.rollback().await.unwrap();
 }
 
 #[tokio::test]
 async fn an_instance_whose_clock_runs_ahead_prunes_nothing_still_counted() {
     let app = spawn_app().await;
-    // A destination's send eight minutes ago, in its ten-minute window by the database's clock.
+    // A destination's send eight minutes ago (by the previous version, which wrote a row), in
+    // its ten-minute window by the database's clock.
     sqlx::query(
         "INSERT INTO send_reservations (bucket, reserved_at, challenge_id, expires_at) \
          VALUES ('dest/victim', now() - interval '8 minutes', 'earlier', \
@@ -273,9 +290,37 @@ async fn an_instance_whose_clock_runs_ahead_prunes_nothing_still_counted() {
     let ahead = Utc::now() + chrono::Duration::minutes(5);
     let granted = limiter.reserve("ahead", &caps("p", 10), ahead).await;
     assert_eq!(granted.unwrap(), Reservation::Granted);
-    assert_eq!(
-        kept(&app, "dest/victim").await,
-        (vec!["earlier".to_owned()], 1),
-        "still counted"
+    assert_eq!(old_rows(&app, "dest/victim").await, ["earlier"]);
+    assert_eq!(counted(&app, "dest/victim").await, 1, "still counted");
+}
+
+/// Under REPEATABLE READ (a database or role set so) the count would be read from a snapshot
+/// taken before the locks, and two batches could each see room for a cap's last slot: the
+/// reservation refuses to run at all.
+#[tokio::test]
+async fn a_reservation_refuses_to_count_outside_read_committed() {
+    let app = spawn_app().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query("SET default_transaction_isolation = 'repeatable read'")
+                    .execute(connection)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect_with((*app.db.connect_options()).clone())
+        .await
+        .unwrap();
+    let limiter = PgSendLimiter::new(pool);
+    let e = limiter
+        .reserve("rr", &caps("rr", 10), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("only under READ COMMITTED"),
+        "{e:?}"
     );
+    assert_eq!(counted(&app, BUDGET).await, 0);
 }

@@ -13,7 +13,7 @@ async fn until_reserved(app: &TestApp, tenant: &str, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reserved: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM send_reservations WHERE bucket = $1")
+            sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
                 .bind(format!("tenant/{tenant}/email"))
                 .fetch_one(&app.db)
                 .await
