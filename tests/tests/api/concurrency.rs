@@ -181,3 +181,85 @@ async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
         .unwrap();
     assert_eq!(stored, 17);
 }
+
+/// Reads of cached users checked together (one statement for the checks that queue) still
+/// tell the users apart: the one another instance changed is read from the database, each of
+/// the others from this instance's memory, as it stands.
+#[tokio::test]
+async fn reads_checked_together_see_the_one_user_another_instance_changed() {
+    use std::collections::HashMap;
+    use twofold_domain::secrets::{SealedSecret, TotpParams};
+    use twofold_domain::user::{Notifications, User, UserAction, UserCommand, UserRef};
+    use twofold_domain::{TenantId, UserId};
+    use twofold_infra::event_store::PgStore;
+    use twofold_services::commands::CommandGateway;
+
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let (here, elsewhere) = (
+        crate::snapshots::store(&app, "user-1"),
+        crate::snapshots::store(&app, "user-1"),
+    );
+    let user = |n: usize| UserRef {
+        tenant: TenantId::parse(&tenant).unwrap(),
+        user: UserId::parse(&format!("u{n}")).unwrap(),
+    };
+    let enroll = |n: usize, secret: &str| UserCommand {
+        user: user(n),
+        at: chrono::Utc::now(),
+        action: UserAction::StartTotpEnrollment {
+            secret: SealedSecret::from_encoded(format!("sealed-{secret}")),
+            params: TotpParams {
+                algorithm: Default::default(),
+                digits: 6,
+                period: 30,
+            },
+        },
+        notifications: Notifications {
+            enabled: false,
+            id: format!("notice-{n}-{secret}"),
+        },
+    };
+    const USERS: usize = 24;
+    // A store's first command is decided again once its writer has opened a connection.
+    async fn run(store: &PgStore<User>, id: &str, command: UserCommand) {
+        let mut tries = 0;
+        while let Err(e) = store
+            .execute_once(id, command.clone(), HashMap::new())
+            .await
+        {
+            tries += 1;
+            assert!(tries < 3, "{id}: {e:?}");
+        }
+    }
+    let ids: Vec<String> = (0..USERS).map(|n| user(n).aggregate_id()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        run(&here, id, enroll(n, "first")).await;
+    }
+    // Reads at once open the connections they need. An entry read before a connection was
+    // opened is never trusted over it (that connection may be to a server that lost commits):
+    // the second commands leave entries every connection may vouch for.
+    join_all(ids.iter().map(|id| here.read(id))).await;
+    for (n, id) in ids.iter().enumerate() {
+        run(&here, id, enroll(n, "here")).await;
+    }
+    assert_eq!(here.cached(), USERS);
+    let changed = 7;
+    run(
+        &elsewhere,
+        &user(changed).aggregate_id(),
+        enroll(changed, "elsewhere"),
+    )
+    .await;
+
+    let reads = join_all(ids.iter().map(|id| here.read(id))).await;
+    for (n, read) in reads.into_iter().enumerate() {
+        let state = serde_json::to_string(&read.unwrap()).unwrap();
+        let expected = if n == changed {
+            "sealed-elsewhere"
+        } else {
+            "sealed-here"
+        };
+        assert!(state.contains(expected), "u{n}: {state}");
+    }
+}
