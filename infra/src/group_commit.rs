@@ -269,10 +269,10 @@ async fn write(
     }
 }
 
-/// One failure told to every command (or check, [`crate::event_store`]) of a batch. Its source
-/// is the driver's error, so a caller can still tell an outage (retryable) from anything else.
+/// One failure told to every command of a batch. Its source is the driver's error, so a
+/// caller can still tell an outage (retryable) from anything else.
 #[derive(Debug)]
-pub(crate) struct SharedFailure(pub(crate) Arc<sqlx::Error>);
+struct SharedFailure(Arc<sqlx::Error>);
 
 impl std::fmt::Display for SharedFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

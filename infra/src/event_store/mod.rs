@@ -9,7 +9,6 @@
 //! with group commit ([`crate::group_commit`]).
 
 mod cache;
-mod checks;
 mod turns;
 
 use std::collections::HashMap;
@@ -29,10 +28,9 @@ use twofold_services::commands::{CommandGateway, Executed};
 
 pub use cache::AggregateCache;
 use cache::Cached;
-use checks::Checks;
 use turns::Turns;
 
-use crate::group_commit::{GroupCommit, SharedFailure};
+use crate::group_commit::GroupCommit;
 use crate::pg::direct::DirectConnections;
 
 /// Replaying this many events (or more) in one command triggers a new snapshot, so no load
@@ -47,9 +45,8 @@ pub struct PgStore<A: Aggregate> {
     pool: PgPool,
     repo: PostgresEventRepository,
     writer: GroupCommit<A>,
-    /// Connections for loads and for the checks of cached entries, without the pool's ping on
-    /// release.
-    loads: Arc<DirectConnections>,
+    /// Connections for loads, without the pool's ping on release.
+    loads: DirectConnections,
     services: A::Services,
     state_version: &'static str,
     cache: AggregateCache<A>,
@@ -57,8 +54,6 @@ pub struct PgStore<A: Aggregate> {
     epoch: Arc<AtomicU64>,
     /// Commands on one aggregate take turns on this instance ([`turns`]).
     turns: Turns,
-    /// Whether cached entries are still the stored state, asked together ([`checks`]).
-    checks: Checks,
 }
 
 /// Aggregates each store keeps in memory by default ([`cache`]); `TWOFOLD_AGGREGATE_CACHE`
@@ -77,6 +72,10 @@ pub const LOAD_SQL: &str = "WITH s AS (SELECT last_sequence, state FROM aggregat
       WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
         AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
      ORDER BY 1, 2";
+
+/// The sequence of an aggregate's last event (`$1` type, `$2` id); `NULL` for none.
+const LAST_SEQUENCE_SQL: &str =
+    "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2";
 
 /// Writes a snapshot (`$1` aggregate type, `$2` id, `$3` last sequence, `$4` state version, `$5`
 /// state) unless a newer one of the same version is there, and only over the event it ends
@@ -97,14 +96,11 @@ impl<A: Aggregate + 'static> PgStore<A> {
     /// layout changes meaning, and old snapshots are ignored.
     pub fn new(pool: &PgPool, services: A::Services, state_version: &'static str) -> Self {
         let epoch = Arc::new(AtomicU64::new(0));
-        let loads =
-            Arc::new(DirectConnections::new(pool, LOAD_CONNECTIONS).sharing_epoch(epoch.clone()));
         Self {
             pool: pool.clone(),
             repo: PostgresEventRepository::new(pool.clone()),
             writer: GroupCommit::with_epoch(pool.clone(), epoch.clone()),
-            checks: Checks::new(A::TYPE, loads.clone()),
-            loads,
+            loads: DirectConnections::new(pool, LOAD_CONNECTIONS).sharing_epoch(epoch.clone()),
             services,
             state_version,
             cache: AggregateCache::new(DEFAULT_CACHED_AGGREGATES),
@@ -197,16 +193,33 @@ impl<A: Aggregate + 'static> PgStore<A> {
         Ok((state, sequence, replayed))
     }
 
-    /// Whether a cached entry is the stored state ([`Checks::still_current`]).
+    /// Whether a cached entry is the stored state: its last event is still the stream's last,
+    /// asked over a connection opened before the entry's state was read. A newer connection
+    /// may be to a server that lost commits since (a restart or failover) and has taken their
+    /// sequence numbers again, so the entry is not trusted then. One index lookup instead of a
+    /// load: no snapshot or events sent, none decoded.
     async fn still_current(
         &self,
         aggregate_id: &str,
         entry: &Cached<A>,
     ) -> Result<bool, AggregateError<A::Error>> {
-        self.checks
-            .still_current(aggregate_id, entry.sequence, entry.epoch)
+        let mut lease = self
+            .loads
+            .acquire()
             .await
-            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(SharedFailure(e))))
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
+        if lease.opened() > entry.epoch {
+            lease.finish();
+            return Ok(false);
+        }
+        let last: Option<i64> = sqlx::query_scalar(LAST_SEQUENCE_SQL)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .fetch_one(lease.conn())
+            .await
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
+        lease.finish();
+        Ok(last.and_then(|l| usize::try_from(l).ok()) == Some(entry.sequence))
     }
 
     async fn save_snapshot(&self, aggregate_id: &str, state: &A, sequence: usize) {

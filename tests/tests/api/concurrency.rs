@@ -182,9 +182,9 @@ async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
     assert_eq!(stored, 17);
 }
 
-/// Reads of cached users checked together (one statement for the checks that queue) still
-/// tell the users apart: the one another instance changed is read from the database, each of
-/// the others from this instance's memory, as it stands.
+/// Reads of cached users at once each ask the database whether this instance's memory is
+/// current: the one user another instance changed is read from the database, each of the
+/// others from memory, as it stands.
 #[tokio::test]
 async fn reads_checked_together_see_the_one_user_another_instance_changed() {
     use std::collections::HashMap;
