@@ -86,24 +86,15 @@ BEGIN
             SELECT ctid FROM send_counts WHERE minute < counts_until
             LIMIT prune_batch FOR UPDATE SKIP LOCKED));
     END IF;
-    -- Each distinct bucket and window is summed once, however many sends of the batch share it
-    -- (a tenant's budget is shared by all of them).
-    WITH c AS (
-        SELECT u.name, u.n, date_trunc('minute', u.since, 'UTC') AS start,
-               min(u.n) OVER (PARTITION BY u.name) AS first
-        FROM unnest(buckets, sinces) WITH ORDINALITY AS u(name, since, n)
-    ), s AS (
-        SELECT d.name, d.start, t.used, t.first_minute
-        FROM (SELECT DISTINCT name, start FROM c) d
-        CROSS JOIN LATERAL (
-            SELECT sum(k.sends) AS used, min(k.minute) FILTER (WHERE k.sends > 0) AS first_minute
-            FROM send_counts k
-            WHERE k.bucket = d.name AND k.minute >= d.start) t
-    )
-    SELECT array_agg(coalesce(s.used, 0) ORDER BY c.n), array_agg(s.first_minute ORDER BY c.n),
-           array_agg(c.first::integer ORDER BY c.n)
+    SELECT array_agg(coalesce(s.used, 0) ORDER BY u.n), array_agg(s.first_minute ORDER BY u.n),
+           array_agg(u.first ORDER BY u.n)
     INTO used, first_minutes, same
-    FROM c JOIN s ON s.name = c.name AND s.start = c.start;
+    FROM (SELECT x.name, x.since, x.n, min(x.n) OVER (PARTITION BY x.name)::integer AS first
+          FROM unnest(buckets, sinces) WITH ORDINALITY AS x(name, since, n)) u
+    CROSS JOIN LATERAL (
+        SELECT sum(c.sends) AS used, min(c.minute) FILTER (WHERE c.sends > 0) AS first_minute
+        FROM send_counts c
+        WHERE c.bucket = u.name AND c.minute >= date_trunc('minute', u.since, 'UTC')) s;
     FOR r IN 1..coalesce(array_length(reserved, 1), 0) LOOP
         past := head;
         full_cap := 0;
