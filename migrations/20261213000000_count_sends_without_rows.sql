@@ -70,6 +70,13 @@ BEGIN
         RAISE EXCEPTION 'send reservations are counted only under READ COMMITTED, not %',
             current_setting('transaction_isolation');
     END IF;
+    -- Arrays that do not line up would leave caps unchecked (a NULL limit compares as no
+    -- refusal): fail closed, taking nothing.
+    IF coalesce(array_length(buckets, 1), 0) <> caps
+       OR coalesce(array_length(limits, 1), 0) <> caps
+       OR coalesce(array_length(sinces, 1), 0) <> caps THEN
+        RAISE EXCEPTION 'a send reservation''s caps do not line up';
+    END IF;
     -- A lock held for longer (a stalled transaction) fails the batch, which took nothing, rather
     -- than leave the lane's sends, and their tenant's share of the instance, waiting on it.
     PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
@@ -99,7 +106,7 @@ BEGIN
         past := head;
         full_cap := 0;
         WHILE past <= caps AND owners[past] = r LOOP
-            IF full_cap = 0 AND used[past] + taken[same[past]] >= limits[past] THEN
+            IF full_cap = 0 AND (used[past] + taken[same[past]] >= limits[past]) IS NOT FALSE THEN
                 full_cap := past;
             END IF;
             past := past + 1;
@@ -123,6 +130,10 @@ BEGIN
         END IF;
         head := past;
     END LOOP;
+    -- Every cap belonged to a reservation, in order: none was left unchecked.
+    IF head <> caps + 1 THEN
+        RAISE EXCEPTION 'a send reservation''s caps are not in the order of their reservations';
+    END IF;
     -- In (bucket, minute) order, as the triggers and a give-back lock the counts, so two
     -- transactions changing the same counts wait for each other in one direction only.
     INSERT INTO send_counts AS k (bucket, minute, sends)

@@ -324,3 +324,33 @@ async fn a_reservation_refuses_to_count_outside_read_committed() {
     );
     assert_eq!(counted(&app, BUDGET).await, 0);
 }
+
+/// Arrays that do not line up (a bug in a caller) fail the batch, taking nothing: a cap
+/// without its limit, or one outside its reservation's run, would otherwise go unchecked.
+#[tokio::test]
+async fn a_batch_whose_caps_do_not_line_up_fails_and_takes_nothing() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let batch = |owners: Vec<i32>, limits: Vec<i64>| {
+        sqlx::query(
+            "SELECT * FROM twofold_reserve_send_counts($1, $2, $3, $4, $5, $6, $7, 0, $8, 1000)",
+        )
+        .bind(LOCK_CLASS)
+        .bind(vec![lock_key("dest/m")])
+        .bind(owners)
+        .bind(vec!["dest/m", "dest/m"])
+        .bind(limits)
+        .bind(vec![now - chrono::Duration::minutes(10); 2])
+        .bind(vec![now; 2])
+        .bind(now - chrono::Duration::hours(2))
+        .fetch_all(&app.db)
+    };
+    let short = batch(vec![1, 2], vec![5]).await;
+    assert!(short.is_err(), "a cap without its limit: {short:?}");
+    let unordered = batch(vec![2, 1], vec![5, 5]).await;
+    assert!(unordered.is_err(), "caps out of order: {unordered:?}");
+    assert_eq!(counted(&app, "dest/m").await, 0);
+    let fine = batch(vec![1, 2], vec![5, 5]).await.unwrap();
+    assert!(fine.is_empty(), "both granted");
+    assert_eq!(counted(&app, "dest/m").await, 2);
+}
