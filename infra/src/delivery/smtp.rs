@@ -144,8 +144,8 @@ impl SmtpSender {
             .await
             .map_err(|_| {
                 SendError::Retryable(format!(
-                    "the SMTP server did not finish within {} s",
-                    (self.timeout * 3).as_secs()
+                    "the SMTP server did not finish within {:.1} s",
+                    (self.timeout * 3).as_secs_f64()
                 ))
             })?;
         let response = sent?;
