@@ -1,5 +1,5 @@
 //! The socket under an SMTP connection, watched for two things lettre's connection leaves
-//! unchecked (decision 169).
+//! unchecked (decision 170).
 //!
 //! - **Bytes after a reply, before TLS.** lettre reads replies through a buffer. Whatever a
 //!   server sends after a reply, in the same read, waits in that buffer; after `STARTTLS` it
@@ -29,7 +29,9 @@ use tokio::net::TcpStream;
 /// are a few hundred bytes; a TLS handshake with a long certificate chain a few dozen KiB.
 pub(crate) const READ_BUDGET: usize = 256 * 1024;
 
-/// What the watch found: the connection is closed and the mail not sent over it.
+/// What the watch found: the connection is closed and the send fails, to be tried again. (Past
+/// the budget after a mail's data, a server that did accept it gets it twice: only a hostile
+/// or broken server sends that much, and one can as well lie in its reply.)
 #[derive(Clone, Copy, Debug, thiserror::Error)]
 pub(crate) enum Breach {
     #[error("the SMTP server sent more than a reply before TLS began")]
