@@ -16,6 +16,18 @@ use crate::testing::{admin, app, user, Harness};
 use crate::users::UserService;
 use crate::StoreError;
 
+/// The job of `id`, a code or a notice, to bob's email address, as the worker claims it.
+fn bobs_email_job(id: &str, kind: DeliveryKind) -> DeliveryJob {
+    DeliveryJob {
+        challenge_id: id.to_owned(),
+        kind,
+        user: user("bob"),
+        channel: Channel::Email,
+        attempts: 0,
+        lease: chrono::Utc::now(),
+    }
+}
+
 /// A queue that remembers which jobs were finished, and how.
 #[derive(Default)]
 struct Finishes(Mutex<Vec<(String, bool)>>);
@@ -115,14 +127,7 @@ async fn a_sent_notice_is_recorded_once_the_database_is_back_not_sent_again() {
         RetryPolicy::default(),
     );
     worker
-        .deliver_claimed(DeliveryJob {
-            challenge_id: notification_id.clone(),
-            kind: DeliveryKind::Notification,
-            user: user("bob"),
-            channel: Channel::Email,
-            attempts: 0,
-            lease: chrono::Utc::now(),
-        })
+        .deliver_claimed(bobs_email_job(&notification_id, DeliveryKind::Notification))
         .await
         .expect("recorded once the database is back");
 
@@ -163,14 +168,7 @@ async fn a_sent_code_s_record_is_given_up_before_half_the_lease_when_the_databas
     );
     let started = tokio::time::Instant::now();
     let e = worker
-        .deliver_claimed(DeliveryJob {
-            challenge_id: challenge.id.clone(),
-            kind: DeliveryKind::Code,
-            user: user("bob"),
-            channel: Channel::Email,
-            attempts: 0,
-            lease: chrono::Utc::now(),
-        })
+        .deliver_claimed(bobs_email_job(&challenge.id, DeliveryKind::Code))
         .await
         .unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
@@ -239,14 +237,7 @@ async fn a_code_whose_challenge_went_while_it_was_sent_has_its_job_closed_by_the
         RetryPolicy::default(),
     );
     worker
-        .deliver_claimed(DeliveryJob {
-            challenge_id: challenge.id.clone(),
-            kind: DeliveryKind::Code,
-            user: user("bob"),
-            channel: Channel::Email,
-            attempts: 0,
-            lease: chrono::Utc::now(),
-        })
+        .deliver_claimed(bobs_email_job(&challenge.id, DeliveryKind::Code))
         .await
         .unwrap();
 

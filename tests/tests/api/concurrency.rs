@@ -122,8 +122,7 @@ async fn parallel_policy_changes_serialize() {
 async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
     use std::collections::HashMap;
     use std::time::Duration;
-    use twofold_domain::secrets::{SealedSecret, TotpParams};
-    use twofold_domain::user::{Notifications, UserAction, UserCommand, UserRef};
+    use twofold_domain::user::UserRef;
     use twofold_domain::{TenantId, UserId};
     use twofold_services::commands::CommandGateway;
 
@@ -137,22 +136,7 @@ async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
         user: UserId::parse("busy").unwrap(),
     };
     let id = user.aggregate_id();
-    let command = |n: usize| UserCommand {
-        user: user.clone(),
-        at: chrono::Utc::now(),
-        action: UserAction::StartTotpEnrollment {
-            secret: SealedSecret::from_encoded(format!("sealed-{n}")),
-            params: TotpParams {
-                algorithm: Default::default(),
-                digits: 6,
-                period: 30,
-            },
-        },
-        notifications: Notifications {
-            enabled: false,
-            id: format!("notice-{n}"),
-        },
-    };
+    let command = |n: usize| start_enrollment(&user, &n.to_string());
     // The first commit leaves the user in this instance's memory (a store's first command is
     // decided again once its writer has opened a connection: see `PgStore`'s epochs).
     let mut first = store.execute_once(&id, command(0), HashMap::new()).await;
@@ -188,8 +172,7 @@ async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
 #[tokio::test]
 async fn reads_checked_together_see_the_one_user_another_instance_changed() {
     use std::collections::HashMap;
-    use twofold_domain::secrets::{SealedSecret, TotpParams};
-    use twofold_domain::user::{Notifications, User, UserAction, UserCommand, UserRef};
+    use twofold_domain::user::{User, UserCommand, UserRef};
     use twofold_domain::{TenantId, UserId};
     use twofold_infra::event_store::PgStore;
     use twofold_services::commands::CommandGateway;
@@ -204,22 +187,7 @@ async fn reads_checked_together_see_the_one_user_another_instance_changed() {
         tenant: TenantId::parse(&tenant).unwrap(),
         user: UserId::parse(&format!("u{n}")).unwrap(),
     };
-    let enroll = |n: usize, secret: &str| UserCommand {
-        user: user(n),
-        at: chrono::Utc::now(),
-        action: UserAction::StartTotpEnrollment {
-            secret: SealedSecret::from_encoded(format!("sealed-{secret}")),
-            params: TotpParams {
-                algorithm: Default::default(),
-                digits: 6,
-                period: 30,
-            },
-        },
-        notifications: Notifications {
-            enabled: false,
-            id: format!("notice-{n}-{secret}"),
-        },
-    };
+    let enroll = |n: usize, secret: &str| start_enrollment(&user(n), secret);
     const USERS: usize = 24;
     // A store's first command is decided again once its writer has opened a connection.
     async fn run(store: &PgStore<User>, id: &str, command: UserCommand) {
@@ -261,5 +229,30 @@ async fn reads_checked_together_see_the_one_user_another_instance_changed() {
             "sealed-here"
         };
         assert!(state.contains(expected), "u{n}: {state}");
+    }
+}
+
+/// A command that records a TOTP enrollment of `user` with the sealed secret `sealed-{secret}`.
+fn start_enrollment(
+    user: &twofold_domain::user::UserRef,
+    secret: &str,
+) -> twofold_domain::user::UserCommand {
+    use twofold_domain::secrets::{SealedSecret, TotpParams};
+    use twofold_domain::user::{Notifications, UserAction, UserCommand};
+    UserCommand {
+        user: user.clone(),
+        at: chrono::Utc::now(),
+        action: UserAction::StartTotpEnrollment {
+            secret: SealedSecret::from_encoded(format!("sealed-{secret}")),
+            params: TotpParams {
+                algorithm: Default::default(),
+                digits: 6,
+                period: 30,
+            },
+        },
+        notifications: Notifications {
+            enabled: false,
+            id: format!("notice-{secret}-{}", user.aggregate_id()),
+        },
     }
 }
