@@ -251,6 +251,9 @@ async fn run_on(
         let more = api::enroll(&api, &key, "v", wanted - users.len(), options.concurrency).await?;
         users.extend(more);
     }
+    // Reported over every user enrolled: the first batch alone lasts a second or two, too short
+    // to compare two builds by.
+    let enroll_rate = users.len() as f64 / t.elapsed().as_secs_f64();
     let delivery_users: Vec<Arc<api::Enrolled>> =
         users.iter().take(options.delivery_users).cloned().collect();
 
