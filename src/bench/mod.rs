@@ -11,6 +11,7 @@
 pub(crate) mod api;
 pub(crate) mod checks;
 mod delivery;
+mod enrollment;
 mod history;
 mod limit;
 pub(crate) mod load;
@@ -20,7 +21,7 @@ pub(crate) mod service;
 pub(crate) mod sinks;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use serde_json::json;
@@ -232,34 +233,6 @@ async fn run_on(
     };
     let limit = limit::measure(&db, options.concurrency, duration).await?;
 
-    // Enrollment: a first batch tells how fast the service is, which sizes the rest.
-    let first_batch = options.users.unwrap_or(2000).min(2000);
-    let t = Instant::now();
-    let mut users = api::enroll(&api, &key, "u", first_batch, options.concurrency).await?;
-    let enroll_rate = first_batch as f64 / t.elapsed().as_secs_f64();
-    let wanted = options.users.unwrap_or_else(|| {
-        // An enrollment is two requests, each costing about twice what a verify does (a seal,
-        // recovery codes). A user just enrolled has used the current step, so it gives one
-        // valid code (the next step) now and one more each time a 30 s step passes.
-        let verify_rate = enroll_rate * 2.0 * 2.0;
-        let valid = verify_rate * options.seconds as f64 * (1.0 - options.wrong_share);
-        let per_user = 1.0 + options.seconds as f64 / 30.0;
-        (valid / per_user * 1.5) as usize + options.concurrency
-    });
-    if wanted > users.len() {
-        eprintln!("bench: enrolling {wanted} users ({enroll_rate:.0} enrollments/s so far)");
-        let more = api::enroll(&api, &key, "v", wanted - users.len(), options.concurrency).await?;
-        users.extend(more);
-    }
-    // Reported over every user enrolled: the first batch alone lasts a second or two, too short
-    // to compare two builds by.
-    let enroll_rate = users.len() as f64 / t.elapsed().as_secs_f64();
-    let delivery_users: Vec<Arc<api::Enrolled>> =
-        users.iter().take(options.delivery_users).cloned().collect();
-
-    let since: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(&pool)
-        .await?;
     let cpu = || {
         (
             service.cpu(),
@@ -267,6 +240,27 @@ async fn run_on(
             procfs::cpu_of(std::process::id()).unwrap_or_default(),
         )
     };
+    let cpu_array = || {
+        let (svc, pg, generator) = cpu();
+        [svc, pg, generator]
+    };
+    let enrolled = enrollment::run(
+        &api,
+        &key,
+        options,
+        &delivery::Probe {
+            cpu: &cpu_array,
+            statements: options.statement_stats.then_some(&pool),
+        },
+    )
+    .await?;
+    let (users, first_batch) = (enrolled.users.clone(), enrolled.first_batch);
+    let delivery_users: Vec<Arc<api::Enrolled>> =
+        users.iter().take(options.delivery_users).cloned().collect();
+
+    let since: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(&pool)
+        .await?;
     let (svc0, pg0, gen0) = cpu();
     eprintln!(
         "bench: verify load, {} clients, {} s, {:.0}% wrong codes, {} users",
@@ -347,10 +341,7 @@ async fn run_on(
         &sms,
         options.concurrency,
         delivery::Probe {
-            cpu: &|| {
-                let (svc, pg, generator) = cpu();
-                [svc, pg, generator]
-            },
+            cpu: &cpu_array,
             statements: options.statement_stats.then_some(&pool),
         },
     )
@@ -406,7 +397,7 @@ async fn run_on(
             (pg1 - pg0).as_secs_f64(),
             (gen1 - gen0).as_secs_f64(),
         ],
-        enroll_rate,
+        enrolled: &enrolled,
         delivered: &delivered,
         rss: [rss_idle_start, rss_idle_end],
         rss_after_history,

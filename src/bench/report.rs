@@ -3,6 +3,7 @@
 
 use super::checks::Check;
 use super::delivery::DeliveryResult;
+use super::enrollment::Enrollment;
 use super::history::Level;
 use super::limit::Limit;
 use super::load::LoadResult;
@@ -21,7 +22,7 @@ pub(super) struct Report<'a> {
     pub svc_floor: f64,
     /// CPU seconds of the service, PostgreSQL and the load generator during the verify load.
     pub cpu: [f64; 3],
-    pub enroll_rate: f64,
+    pub enrolled: &'a Enrollment,
     pub delivered: &'a DeliveryResult,
     /// Idle RSS in bytes before and after the load.
     pub rss: [u64; 2],
@@ -43,7 +44,7 @@ impl Report<'_> {
             floor,
             svc_floor,
             cpu: [svc, pg, generator],
-            enroll_rate,
+            enrolled,
             delivered,
             rss: [rss_idle_start, rss_idle_end],
             rss_after_history,
@@ -53,7 +54,6 @@ impl Report<'_> {
             check_delivery,
         } = self;
         let (svc, pg, generator) = (&svc, &pg, &generator);
-        let enroll_rate = &enroll_rate;
         let svc_floor = &svc_floor;
         let (rss_idle_start, rss_idle_end) = (&rss_idle_start, &rss_idle_end);
         let ceiling = &ceiling;
@@ -118,7 +118,12 @@ impl Report<'_> {
             pg * 1e6 / result.latencies_us.len().max(1) as f64,
             generator * 1e6 / result.latencies_us.len().max(1) as f64,
         );
-        println!("  enrollment  {enroll_rate:.0} users/s");
+        let [svc_user, pg_user, gen_user] = enrolled.cpu_per_user;
+        println!(
+            "  enrollment  {:.0} users/s ({} users); per user: service {svc_user:.0} µs, postgres {pg_user:.0} µs, load generator {gen_user:.0} µs of CPU",
+            enrolled.rate,
+            enrolled.users.len()
+        );
         println!(
             "  delivery    {:.0} codes/s sendCode → delivered ({} codes, email + SMS, {:.1} s; every sendCode answered after {:.1} s)",
             delivered.rate(),
@@ -144,6 +149,12 @@ impl Report<'_> {
         if !statements.is_empty() {
             println!("  postgres    statements during the verify load, by total execution time:");
             for line in statements.iter() {
+                println!("              {line}");
+            }
+        }
+        if !enrolled.statements.is_empty() {
+            println!("  postgres    statements during enrollment, by total execution time:");
+            for line in enrolled.statements.iter() {
                 println!("              {line}");
             }
         }

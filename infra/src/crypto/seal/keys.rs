@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use rand::RngCore;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use twofold_domain::{TenantId, UserId};
@@ -32,7 +31,7 @@ pub(super) struct Owner<'a> {
 }
 
 impl Owner<'_> {
-    fn user_column(&self) -> &str {
+    pub(super) fn user_column(&self) -> &str {
         self.user.map_or("", UserId::as_str)
     }
 
@@ -94,61 +93,6 @@ pub(super) fn unwrap(
         key.copy_from_slice(&bytes);
         Ok(key)
     })
-}
-
-/// The owner's current data key and its id, created on first use. One statement: it inserts a
-/// fresh key unless the owner has one, and returns whichever is stored.
-pub(super) async fn current(
-    pool: &PgPool,
-    master: &MasterKeys,
-    owner: Owner<'_>,
-) -> Result<(Uuid, DataKey), StoreError> {
-    let fresh_id = Uuid::new_v4();
-    let mut fresh = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.fill_bytes(fresh.as_mut());
-    let wrapped = wrap(master.current(), owner, &fresh_id, &fresh).map_err(StoreError::new)?;
-    // The second branch sees a key committed before this statement began; one committed by a
-    // racing first seal during it is found by the plain read below.
-    // Key ids cross the wire as text: the uuid type keeps the column honest without a driver
-    // feature for it.
-    let row: Option<(String, Vec<u8>, String)> = sqlx::query_as(
-        "WITH created AS ( \
-             INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
-             VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT (tenant_id, user_id) DO NOTHING \
-             RETURNING key_id, wrapped_key, master_key_id) \
-         SELECT key_id::text, wrapped_key, master_key_id FROM created \
-         UNION ALL \
-         SELECT key_id::text, wrapped_key, master_key_id FROM data_keys \
-         WHERE tenant_id = $2 AND user_id = $3 \
-         LIMIT 1",
-    )
-    .bind(fresh_id.to_string())
-    .bind(owner.tenant.as_str())
-    .bind(owner.user_column())
-    .bind(&wrapped)
-    .bind(master.current_id())
-    .fetch_optional(pool)
-    .await
-    .map_err(StoreError::new)?;
-    let (id, wrapped, master_id) = match row {
-        Some(row) => row,
-        None => sqlx::query_as(
-            "SELECT key_id::text, wrapped_key, master_key_id FROM data_keys \
-             WHERE tenant_id = $1 AND user_id = $2",
-        )
-        .bind(owner.tenant.as_str())
-        .bind(owner.user_column())
-        .fetch_optional(pool)
-        .await
-        .map_err(StoreError::new)?
-        .ok_or_else(|| StoreError::new(SealError::Erased))?,
-    };
-    let id = Uuid::parse_str(&id).map_err(StoreError::new)?;
-    if id == fresh_id {
-        return Ok((id, Arc::new(fresh)));
-    }
-    let (key, _) = unwrap(master, owner, &id, &wrapped, &master_id).map_err(StoreError::new)?;
-    Ok((id, Arc::new(key)))
 }
 
 /// The data key `key_id`, if it is still stored and belongs to `owner`.

@@ -16,6 +16,7 @@
 //! opened, for values sealed before per-user keys; `twofold keys reseal` moves what is still
 //! in use to the new keys and then destroys those tenant keys.
 
+mod current;
 mod first_format;
 mod keys;
 mod master;

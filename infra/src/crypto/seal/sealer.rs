@@ -11,6 +11,7 @@ use twofold_services::ports::Sealer;
 use twofold_services::StoreError;
 use zeroize::Zeroizing;
 
+use super::current::{self, CurrentKeys};
 use super::keys::{self, DataKey, KeyCache, Owner};
 use super::{
     decode, encode, open_keyed, open_with, seal_aad, seal_keyed, sealed_key_id, MasterKeys,
@@ -27,6 +28,8 @@ pub struct PgSealer {
     pool: PgPool,
     master: MasterKeys,
     keys: Arc<KeyCache>,
+    /// Writes and reads owners' current keys, first seals sharing statements.
+    current: CurrentKeys,
     /// The task listening for erasures, ended with the sealer (it holds a pooled connection).
     listener: tokio::task::AbortHandle,
     /// The keys live on another server than the events (so their backups hold no key).
@@ -54,6 +57,7 @@ impl PgSealer {
         let keys = Arc::new(KeyCache::new());
         let listener = tokio::spawn(keys::listen(Arc::downgrade(&keys), pool.clone()));
         Self {
+            current: CurrentKeys::new(pool.clone(), current::STALLED),
             pool,
             master,
             keys,
@@ -76,7 +80,10 @@ impl PgSealer {
         plaintext: &[u8],
     ) -> Result<SealedSecret, StoreError> {
         let generation = self.keys.generation();
-        let (key_id, key) = keys::current(&self.pool, &self.master, owner).await?;
+        let (key_id, key) = self
+            .current
+            .current(&self.pool, &self.master, owner)
+            .await?;
         self.keys.put(generation, owner, key_id, key.clone());
         let sealed =
             seal_keyed(&key, &key_id, owner.tenant, context, plaintext).map_err(StoreError::new)?;
@@ -227,7 +234,7 @@ impl Sealer for PgSealer {
 
 /// The database part, on a private throwaway PostgreSQL cluster.
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::seal_with;
     use super::super::tests::{tenant, NONCE};
     use super::*;
@@ -235,8 +242,8 @@ mod tests {
     use base64::Engine as _;
     use twofold_pg_local::{LocalPgOptions, LocalPostgres};
 
-    struct Cluster {
-        pg: LocalPostgres,
+    pub(in crate::crypto::seal) struct Cluster {
+        pub(in crate::crypto::seal) pg: LocalPostgres,
         dir: std::path::PathBuf,
     }
 
@@ -247,7 +254,7 @@ mod tests {
         }
     }
 
-    async fn cluster() -> Cluster {
+    pub(in crate::crypto::seal) async fn cluster() -> Cluster {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!(
             "twofold-sealer-{}-{}",
@@ -273,7 +280,7 @@ mod tests {
         Cluster { pg, dir }
     }
 
-    fn user(tenant: &str, id: &str) -> UserRef {
+    pub(in crate::crypto::seal) fn user(tenant: &str, id: &str) -> UserRef {
         UserRef {
             tenant: super::super::tests::tenant(tenant),
             user: twofold_domain::UserId::parse(id).unwrap(),
