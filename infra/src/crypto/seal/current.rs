@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use twofold_services::StoreError;
@@ -26,14 +27,28 @@ use zeroize::Zeroizing;
 use super::keys::{unwrap, wrap, DataKey, Owner};
 use super::{MasterKeys, SealError};
 
-/// One key statement runs at a time, so the seals arriving meanwhile share the next one
-/// (measured with `twofold bench`: two at a time shared little, and saved nothing).
-///
-/// Seals that have waited [`STALLED`] for a running statement (one waiting on a lock, say) no
-/// longer wait for it: up to [`EXTRA`] more statements may start beside it.
-pub(super) const STALLED: Duration = Duration::from_millis(20);
+/// When the writer's statements start and how long they may wait on a lock.
+#[derive(Clone, Copy)]
+pub(super) struct Timing {
+    /// One key statement runs at a time, so the seals arriving meanwhile share the next one
+    /// (measured with `twofold bench`: two at a time shared little, and saved nothing). Seals
+    /// that have waited this long for the running statement (one waiting on a lock, say) no
+    /// longer wait for it: up to [`EXTRA`] more statements may start beside it.
+    pub stalled: Duration,
+    /// How long a statement waits for another transaction's lock on an owner's row (another
+    /// instance's first seal, an erasure) before PostgreSQL fails it. The owners are then
+    /// written one by one, so only the owner whose row stays locked fails, and a row locked
+    /// for long holds no one else back for longer than twice this.
+    pub lock_wait: Duration,
+}
 
-/// Statements that may run beside one that has [`STALLED`].
+/// The service's timing.
+pub(super) const TIMING: Timing = Timing {
+    stalled: Duration::from_millis(20),
+    lock_wait: Duration::from_secs(1),
+};
+
+/// Statements that may run beside one that has stalled.
 pub(super) const EXTRA: usize = 3;
 
 /// At most this many owners share a statement, so one stays a short transaction.
@@ -61,11 +76,21 @@ pub(super) struct CurrentKeys {
 }
 
 impl CurrentKeys {
-    /// Writes over `pool`, one statement at a time unless one stalls for `stalled` (a runtime
-    /// must be running).
-    pub(super) fn new(pool: PgPool, stalled: Duration) -> Self {
+    /// Writes over connections of its own to `pool`'s database, opened when needed, which
+    /// carry `timing`'s lock wait (a runtime must be running).
+    pub(super) fn new(pool: &PgPool, timing: Timing) -> Self {
+        let options = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("lock_timeout", timing.lock_wait.as_millis().to_string())]);
+        let own = PgPoolOptions::new()
+            .max_connections(1 + EXTRA as u32)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, stalled, waiting));
+        tokio::spawn(run(own, timing.stalled, waiting));
         Self { queue }
     }
 
@@ -144,6 +169,11 @@ async fn run(pool: PgPool, stalled: Duration, mut waiting: mpsc::UnboundedReceiv
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         let mut next = Some(first);
         while let Some(wanted) = next.take() {
+            // A seal whose caller has gone makes no key.
+            if wanted.done.is_closed() {
+                next = waiting.try_recv().ok();
+                continue;
+            }
             let key = (wanted.tenant.clone(), wanted.user.clone());
             match index.get(&key) {
                 Some(&i) => owners[i].push(wanted),
@@ -156,6 +186,9 @@ async fn run(pool: PgPool, stalled: Duration, mut waiting: mpsc::UnboundedReceiv
                 next = waiting.try_recv().ok();
             }
         }
+        if owners.is_empty() {
+            continue;
+        }
         let pool = pool.clone();
         tokio::spawn(async move {
             write(&pool, owners).await;
@@ -164,10 +197,14 @@ async fn run(pool: PgPool, stalled: Duration, mut waiting: mpsc::UnboundedReceiv
     }
 }
 
-/// Writes the owners' keys in one statement and answers every waiter. When the statement fails
-/// and holds more than one owner, each owner is written again on its own, so only an owner at
-/// fault sees an error (a key row is written once whatever happens: a second attempt finds the
-/// first one's row).
+/// Writes the owners' keys in one statement and answers every waiter.
+///
+/// When PostgreSQL refuses the statement for what one owner could cause (a value it cannot
+/// store, a constraint, a lock it waited too long for, a deadlock), nothing of it was written,
+/// and each owner is written again on its own, so only an owner at fault sees the error. Any
+/// other failure (the connection cut, no connection in time) reaches every waiter: the
+/// statement may have committed, and writing its keys again after an erasure would put an
+/// erased key back.
 pub(super) async fn write(pool: &PgPool, mut owners: Vec<Vec<Wanted>>) {
     // In owner order, so two statements inserting the same owners wait in one direction only.
     owners.sort_by(|a, b| (&a[0].tenant, &a[0].user).cmp(&(&b[0].tenant, &b[0].user)));
@@ -180,17 +217,49 @@ pub(super) async fn write(pool: &PgPool, mut owners: Vec<Vec<Wanted>>) {
                 }
             }
         }
-        Err(e) if owners.len() == 1 => {
-            let e = Arc::new(e);
-            for wanted in owners.remove(0) {
-                let _ = wanted.done.send(Err(StoreError::new(e.clone())));
-            }
-        }
-        Err(_) => {
+        Err(e) if owners.len() > 1 && refused_for_an_owner(&e) => {
             for waiters in owners {
                 Box::pin(write(pool, vec![waiters])).await;
             }
         }
+        Err(e) => {
+            let e = Shared(Arc::new(e));
+            for wanted in owners.into_iter().flatten() {
+                let _ = wanted.done.send(Err(StoreError::new(e.clone())));
+            }
+        }
+    }
+}
+
+/// Whether PostgreSQL refused the statement (so it wrote nothing) for a reason one owner's row
+/// could be behind: SQLSTATE classes 22 (data), 23 (constraints), 40 (deadlock,
+/// serialization), P0 (raised by a trigger), and 55P03 (a lock not available in time).
+fn refused_for_an_owner(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code().is_some_and(|code| {
+        ["22", "23", "40", "P0"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "55P03"
+    })
+}
+
+/// One statement's failure, told to each of its waiters. Its source is the driver's error, so
+/// an outage is still recognised as one (`crate::pg::is_unavailable`).
+#[derive(Clone, Debug)]
+struct Shared(Arc<sqlx::Error>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the data key statement failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
     }
 }
 

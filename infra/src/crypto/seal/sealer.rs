@@ -57,7 +57,7 @@ impl PgSealer {
         let keys = Arc::new(KeyCache::new());
         let listener = tokio::spawn(keys::listen(Arc::downgrade(&keys), pool.clone()));
         Self {
-            current: CurrentKeys::new(pool.clone(), current::STALLED),
+            current: CurrentKeys::new(&pool, current::TIMING),
             pool,
             master,
             keys,

@@ -48,6 +48,19 @@ fn wanted(
     (wanted, answer)
 }
 
+/// Whether the error is recognised as the database being unreachable, somewhere in its chain
+/// (so the API calls it retryable).
+fn an_outage(e: &StoreError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = next {
+        if crate::pg::is_unavailable(e) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn first_seals_made_together_each_get_their_own_owners_one_key() {
     let cluster = cluster().await;
@@ -169,7 +182,12 @@ async fn a_seal_waiting_on_a_racing_key_gets_that_key_and_holds_no_one_else_back
     .await
     .unwrap();
 
-    let keys = Arc::new(CurrentKeys::new(pool.clone(), STALLED));
+    // Their commit comes when the test says so: no lock wait runs out before.
+    let timing = Timing {
+        lock_wait: Duration::from_secs(60),
+        ..TIMING
+    };
+    let keys = Arc::new(CurrentKeys::new(&pool, timing));
     let seal = |u: UserRef| {
         let (keys, pool, master) = (keys.clone(), pool.clone(), master.clone());
         tokio::spawn(async move {
@@ -214,5 +232,106 @@ async fn a_seal_waiting_on_a_racing_key_gets_that_key_and_holds_no_one_else_back
     let (id, key) = alice_seal.await.unwrap().unwrap();
     assert_eq!(id, theirs);
     assert_eq!(**key, [5; 32]);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_locked_for_long_fails_its_owners_seals_and_no_one_elses() {
+    let cluster = cluster().await;
+    let pool = migrated(&cluster).await;
+    let master = MasterKeys::new(Key32::from_bytes([3; 32]), None);
+    let (bob, mallory) = (user("acme", "bob"), user("acme", "mallory"));
+    let timing = Timing {
+        stalled: Duration::from_millis(20),
+        lock_wait: Duration::from_millis(200),
+    };
+    let keys = Arc::new(CurrentKeys::new(&pool, timing));
+    let seal = |u: UserRef| {
+        let (keys, pool, master) = (keys.clone(), pool.clone(), master.clone());
+        tokio::spawn(async move {
+            let owner = Owner {
+                tenant: &u.tenant,
+                user: Some(&u.user),
+            };
+            keys.current(&pool, &master, owner).await
+        })
+    };
+    // Bob's key is stored already.
+    seal(bob.clone()).await.unwrap().unwrap();
+
+    // A transaction holds mallory's row and does not end (another instance's first seal whose
+    // commit never comes, an operator's open transaction).
+    let theirs = Uuid::new_v4();
+    let mallory_owner = Owner {
+        tenant: &mallory.tenant,
+        user: Some(&mallory.user),
+    };
+    let mut holding = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
+         VALUES ($1::uuid, 'acme', 'mallory', $2, $3)",
+    )
+    .bind(theirs.to_string())
+    .bind(wrap(master.current(), mallory_owner, &theirs, &[5; 32]).unwrap())
+    .bind(master.current_id())
+    .execute(&mut *holding)
+    .await
+    .unwrap();
+
+    // Mallory's seals, enough to take every statement slot while they wait, and bob's among
+    // them: bob's is answered, and each of mallory's fails, while the row stays locked.
+    let mallorys: Vec<_> = (0..6).map(|_| seal(mallory.clone())).collect();
+    let bobs = seal(bob.clone());
+    let bob_key = tokio::time::timeout(Duration::from_secs(30), bobs)
+        .await
+        .expect("bob's seal waited behind mallory's locked row");
+    assert!(bob_key.unwrap().is_ok());
+    for m in mallorys {
+        let answer = tokio::time::timeout(Duration::from_secs(30), m)
+            .await
+            .expect("a seal of mallory's waited on her row with no end");
+        assert!(answer.unwrap().is_err());
+    }
+    holding.rollback().await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_that_fails_without_an_answer_is_not_sent_again() {
+    let cluster = cluster().await;
+    let pool = migrated(&cluster).await;
+    // A pool whose one connection is taken: the statement gets none in time, as when the
+    // database is unreachable or an answer is lost with its connection, when the statement may
+    // have committed. Sent again after an erasure, its keys would be stored again, and what
+    // was sealed under them would open.
+    let tight = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect(&cluster.pg.url("postgres"))
+        .await
+        .unwrap();
+    let held = tight.acquire().await.unwrap();
+    let master = MasterKeys::new(Key32::from_bytes([3; 32]), None);
+    let (owners, mut answers): (Vec<_>, Vec<_>) = (0..20)
+        .map(|i| {
+            let (w, a) = wanted(&master, &user("acme", &format!("u{i:02}")));
+            (vec![w], a)
+        })
+        .unzip();
+    let writer = tokio::spawn(async move { write(&tight, owners).await });
+
+    // The first answer is a failure; the connection is free from then on.
+    let first = answers.remove(0).await.unwrap().unwrap_err();
+    assert!(an_outage(&first), "{first:?}");
+    drop(held);
+    writer.await.unwrap();
+    for answer in answers {
+        assert!(answer.await.unwrap().is_err());
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
     pool.close().await;
 }
