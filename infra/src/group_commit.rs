@@ -271,8 +271,8 @@ async fn write(
 
 /// One failure told to every command of a batch. Its source is the driver's error, so a
 /// caller can still tell an outage (retryable) from anything else.
-#[derive(Debug)]
-struct SharedFailure(Arc<sqlx::Error>);
+#[derive(Clone, Debug)]
+pub(crate) struct SharedFailure(pub(crate) Arc<sqlx::Error>);
 
 impl std::fmt::Display for SharedFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -14,10 +14,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use twofold_services::StoreError;
@@ -26,6 +25,9 @@ use zeroize::Zeroizing;
 
 use super::keys::{unwrap, wrap, DataKey, Owner};
 use super::{MasterKeys, SealError};
+use crate::append::session_survives;
+use crate::group_commit::SharedFailure;
+use crate::pg::direct::DirectConnections;
 
 /// When the writer's statements start and how long they may wait on a lock.
 #[derive(Clone, Copy)]
@@ -37,8 +39,8 @@ pub(super) struct Timing {
     pub stalled: Duration,
     /// How long a statement waits for another transaction's lock on an owner's row (another
     /// instance's first seal, an erasure) before PostgreSQL fails it. The owners are then
-    /// written one by one, so only the owner whose row stays locked fails, and a row locked
-    /// for long holds no one else back for longer than twice this.
+    /// written one by one, for at most twice this, so only the owners whose rows stay locked
+    /// fail (and those not reached in time).
     pub lock_wait: Duration,
 }
 
@@ -76,21 +78,23 @@ pub(super) struct CurrentKeys {
 }
 
 impl CurrentKeys {
-    /// Writes over connections of its own to `pool`'s database, opened when needed, which
-    /// carry `timing`'s lock wait (a runtime must be running).
+    /// Writes over connections of its own to `pool`'s database, opened when needed, which ask
+    /// for `timing`'s lock wait (a runtime must be running).
     pub(super) fn new(pool: &PgPool, timing: Timing) -> Self {
-        let options = pool
-            .connect_options()
-            .as_ref()
-            .clone()
-            .options([("lock_timeout", timing.lock_wait.as_millis().to_string())]);
-        let own = PgPoolOptions::new()
-            .max_connections(1 + EXTRA as u32)
-            .acquire_timeout(pool.options().get_acquire_timeout())
-            .test_before_acquire(false)
-            .connect_lazy_with(options);
+        let lock_wait = timing.lock_wait.as_millis().to_string();
+        // Without sequential scans, so a plan cached while the table was small keeps using the
+        // owner index (as the hot path's connections do, decision 166). A pooler that refuses
+        // the settings gets connections without them, and the log says so once.
+        let settings = [
+            ("enable_seqscan", "off"),
+            ("lock_timeout", lock_wait.as_str()),
+        ];
+        let writer = Writer {
+            connections: DirectConnections::with_settings(pool, 1 + EXTRA, &settings),
+            retry_for: timing.lock_wait * 2,
+        };
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(run(own, timing.stalled, waiting));
+        tokio::spawn(run(writer, timing.stalled, waiting));
         Self { queue }
     }
 
@@ -151,7 +155,8 @@ async fn read(pool: &PgPool, owner: Owner<'_>) -> Result<Option<Row>, StoreError
 }
 
 /// Takes what is waiting, up to [`MAX_OWNERS`] owners, whenever a statement may start.
-async fn run(pool: PgPool, stalled: Duration, mut waiting: mpsc::UnboundedReceiver<Wanted>) {
+async fn run(writer: Writer, stalled: Duration, mut waiting: mpsc::UnboundedReceiver<Wanted>) {
+    let writer = Arc::new(writer);
     let one = Arc::new(Semaphore::new(1));
     let extra = Arc::new(Semaphore::new(EXTRA));
     while let Some(first) = waiting.recv().await {
@@ -189,85 +194,105 @@ async fn run(pool: PgPool, stalled: Duration, mut waiting: mpsc::UnboundedReceiv
         if owners.is_empty() {
             continue;
         }
-        let pool = pool.clone();
+        let writer = writer.clone();
         tokio::spawn(async move {
-            write(&pool, owners).await;
+            writer.write(owners).await;
             drop(slot);
         });
     }
 }
 
-/// Writes the owners' keys in one statement and answers every waiter.
-///
-/// When PostgreSQL refuses the statement for what one owner could cause (a value it cannot
-/// store, a constraint, a lock it waited too long for, a deadlock), nothing of it was written,
-/// and each owner is written again on its own, so only an owner at fault sees the error. Any
-/// other failure (the connection cut, no connection in time) reaches every waiter: the
-/// statement may have committed, and writing its keys again after an erasure would put an
-/// erased key back.
-pub(super) async fn write(pool: &PgPool, mut owners: Vec<Vec<Wanted>>) {
-    // In owner order, so two statements inserting the same owners wait in one direction only.
-    owners.sort_by(|a, b| (&a[0].tenant, &a[0].user).cmp(&(&b[0].tenant, &b[0].user)));
-    match statement(pool, &owners).await {
-        Ok(mut rows) => {
-            for waiters in owners {
-                let row = rows.remove(&(waiters[0].tenant.clone(), waiters[0].user.clone()));
-                for wanted in waiters {
-                    let _ = wanted.done.send(Ok(row.clone()));
+/// The writer's connections, and how long a refused statement's owners are retried.
+pub(super) struct Writer {
+    connections: DirectConnections,
+    retry_for: Duration,
+}
+
+impl Writer {
+    /// Writes the owners' keys in one statement and answers every waiter.
+    ///
+    /// When PostgreSQL refuses the statement for what one owner could cause (a value it cannot
+    /// store, a constraint, a lock it waited too long for, a deadlock), nothing of it was
+    /// written, and each owner is written again on its own, for at most `retry_for`: only the
+    /// owners at fault, and those not reached in time, see the error. Any other failure (the
+    /// connection cut, no connection in time) reaches every waiter: the statement may have
+    /// committed, and writing its keys again after an erasure would put an erased key back.
+    pub(super) async fn write(&self, mut owners: Vec<Vec<Wanted>>) {
+        // In owner order, so two statements inserting the same owners wait in one direction
+        // only.
+        owners.sort_by(|a, b| (&a[0].tenant, &a[0].user).cmp(&(&b[0].tenant, &b[0].user)));
+        match self.statement(&owners).await {
+            Ok(mut rows) => {
+                for waiters in owners {
+                    let row = rows.remove(&(waiters[0].tenant.clone(), waiters[0].user.clone()));
+                    for wanted in waiters {
+                        let _ = wanted.done.send(Ok(row.clone()));
+                    }
                 }
             }
-        }
-        Err(e) if owners.len() > 1 && refused_for_an_owner(&e) => {
-            for waiters in owners {
-                Box::pin(write(pool, vec![waiters])).await;
+            Err(e) if owners.len() > 1 && refused_for_an_owner(&e) => {
+                let e = SharedFailure(Arc::new(e));
+                let until = Instant::now() + self.retry_for;
+                for waiters in owners {
+                    let waiters: Vec<Wanted> = waiters
+                        .into_iter()
+                        .filter(|w| !w.done.is_closed())
+                        .collect();
+                    if waiters.is_empty() {
+                        continue;
+                    }
+                    if Instant::now() < until {
+                        Box::pin(self.write(vec![waiters])).await;
+                    } else {
+                        fail(waiters, &e);
+                    }
+                }
             }
+            Err(e) => fail(owners.into_iter().flatten(), &SharedFailure(Arc::new(e))),
         }
-        Err(e) => {
-            let e = Shared(Arc::new(e));
-            for wanted in owners.into_iter().flatten() {
-                let _ = wanted.done.send(Err(StoreError::new(e.clone())));
-            }
+    }
+
+    /// One statement on a connection of the writer's.
+    async fn statement(
+        &self,
+        owners: &[Vec<Wanted>],
+    ) -> Result<HashMap<(String, String), Row>, sqlx::Error> {
+        let mut lease = self.connections.acquire().await?;
+        let answer = statement(lease.conn(), owners).await;
+        // Back for reuse when PostgreSQL answered and the session lives on; closed otherwise.
+        match &answer {
+            Ok(_) => lease.finish(),
+            Err(e) if session_survives(e) => lease.finish(),
+            Err(_) => {}
         }
+        answer
     }
 }
 
-/// Whether PostgreSQL refused the statement (so it wrote nothing) for a reason one owner's row
-/// could be behind: SQLSTATE classes 22 (data), 23 (constraints), 40 (deadlock,
-/// serialization), P0 (raised by a trigger), and 55P03 (a lock not available in time).
+fn fail(waiters: impl IntoIterator<Item = Wanted>, e: &SharedFailure) {
+    for wanted in waiters {
+        let _ = wanted.done.send(Err(StoreError::new(e.clone())));
+    }
+}
+
+/// Whether PostgreSQL refused the statement, so it wrote nothing, for a reason one owner's row
+/// could be behind: SQLSTATE classes 22 (data) and 23 (constraints), 40001 and 40P01
+/// (serialization, deadlock), P0001 (raised by a trigger) and 55P03 (a lock not available in
+/// time). Not the rest of class 40: 40003 says the statement may have completed.
 fn refused_for_an_owner(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else {
+    let Some(code) = e.as_database_error().and_then(|db| db.code()) else {
         return false;
     };
-    db.code().is_some_and(|code| {
-        ["22", "23", "40", "P0"]
-            .iter()
-            .any(|class| code.starts_with(class))
-            || code == "55P03"
-    })
-}
-
-/// One statement's failure, told to each of its waiters. Its source is the driver's error, so
-/// an outage is still recognised as one (`crate::pg::is_unavailable`).
-#[derive(Clone, Debug)]
-struct Shared(Arc<sqlx::Error>);
-
-impl std::fmt::Display for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the data key statement failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for Shared {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.0.as_ref())
-    }
+    code.starts_with("22")
+        || code.starts_with("23")
+        || matches!(code.as_ref(), "40001" | "40P01" | "P0001" | "55P03")
 }
 
 /// Inserts each owner's offered key unless it has one, and returns, by owner, whichever is
 /// stored. An owner whose key a racing statement committed during this one is not in the
 /// answer (the insert waits for it and skips, but the snapshot predates it).
 async fn statement(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     owners: &[Vec<Wanted>],
 ) -> Result<HashMap<(String, String), Row>, sqlx::Error> {
     let first = owners.iter().map(|w| &w[0]);
@@ -308,7 +333,7 @@ async fn statement(
     .bind(users)
     .bind(wrapped)
     .bind(masters)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()

@@ -12,6 +12,7 @@ use super::super::tests::tenant;
 use super::*;
 use crate::config::Key32;
 use crate::crypto::seal::PgSealer;
+use crate::pg::direct::DirectConnections;
 
 async fn migrated(cluster: &super::super::sealer::tests::Cluster) -> PgPool {
     let pool = crate::pg::connect(&cluster.pg.url("postgres"), 8)
@@ -46,6 +47,30 @@ fn wanted(
         done,
     };
     (wanted, answer)
+}
+
+/// A writer over `connections` connections of its own to `pool`'s database, which retries a
+/// refused statement's owners for at most `retry_for_ms`.
+fn writer(pool: &PgPool, connections: usize, retry_for_ms: u64) -> Writer {
+    writer_waiting(pool, connections, 60_000, retry_for_ms)
+}
+
+/// As [`writer`], with statements that wait at most `lock_wait_ms` for a lock.
+fn writer_waiting(
+    pool: &PgPool,
+    connections: usize,
+    lock_wait_ms: u64,
+    retry_for_ms: u64,
+) -> Writer {
+    let lock_wait = lock_wait_ms.to_string();
+    Writer {
+        connections: DirectConnections::with_settings(
+            pool,
+            connections,
+            &[("lock_timeout", lock_wait.as_str())],
+        ),
+        retry_for: Duration::from_millis(retry_for_ms),
+    }
 }
 
 /// Whether the error is recognised as the database being unreachable, somewhere in its chain
@@ -142,7 +167,9 @@ async fn an_owner_the_database_refuses_fails_alone_in_a_shared_statement() {
     let (mallory, mallory_answer) = wanted(&master, &user("acme", "mallory"));
     let alice_id = alice.fresh_id.to_string();
 
-    write(&pool, vec![vec![alice, alice_again], vec![mallory]]).await;
+    writer(&pool, 1, 60_000)
+        .write(vec![vec![alice, alice_again], vec![mallory]])
+        .await;
 
     let (id, _, _) = alice_answer.await.unwrap().unwrap().unwrap();
     assert_eq!(id, alice_id);
@@ -300,17 +327,12 @@ async fn a_row_locked_for_long_fails_its_owners_seals_and_no_one_elses() {
 async fn a_statement_that_fails_without_an_answer_is_not_sent_again() {
     let cluster = cluster().await;
     let pool = migrated(&cluster).await;
-    // A pool whose one connection is taken: the statement gets none in time, as when the
+    // The writer's one connection is taken: the statement gets none in time, as when the
     // database is unreachable or an answer is lost with its connection, when the statement may
     // have committed. Sent again after an erasure, its keys would be stored again, and what
     // was sealed under them would open.
-    let tight = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_millis(300))
-        .connect(&cluster.pg.url("postgres"))
-        .await
-        .unwrap();
-    let held = tight.acquire().await.unwrap();
+    let writer = Arc::new(writer(&pool, 1, 60_000));
+    let held = writer.connections.acquire().await.unwrap();
     let master = MasterKeys::new(Key32::from_bytes([3; 32]), None);
     let (owners, mut answers): (Vec<_>, Vec<_>) = (0..20)
         .map(|i| {
@@ -318,13 +340,16 @@ async fn a_statement_that_fails_without_an_answer_is_not_sent_again() {
             (vec![w], a)
         })
         .unzip();
-    let writer = tokio::spawn(async move { write(&tight, owners).await });
+    let writing = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.write(owners).await })
+    };
 
     // The first answer is a failure; the connection is free from then on.
     let first = answers.remove(0).await.unwrap().unwrap_err();
     assert!(an_outage(&first), "{first:?}");
     drop(held);
-    writer.await.unwrap();
+    writing.await.unwrap();
     for answer in answers {
         assert!(answer.await.unwrap().is_err());
     }
@@ -333,5 +358,55 @@ async fn a_statement_that_fails_without_an_answer_is_not_sent_again() {
         .await
         .unwrap();
     assert_eq!(stored, 0);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owners_refused_for_a_lock_are_retried_for_a_bounded_time_only() {
+    let cluster = cluster().await;
+    let pool = migrated(&cluster).await;
+    // Every row is out of reach (a migration's lock queued behind a backup, a large tenant's
+    // erasure): each statement waits 200 ms and fails. Retried owner by owner for as long as
+    // that took, 64 owners would wait 13 s for an error known after 0.2.
+    let mut holding = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE data_keys IN SHARE MODE")
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let master = MasterKeys::new(Key32::from_bytes([3; 32]), None);
+    let (owners, answers): (Vec<_>, Vec<_>) = (0..64)
+        .map(|i| {
+            let (w, a) = wanted(&master, &user("acme", &format!("u{i:02}")));
+            (vec![w], a)
+        })
+        .unzip();
+    let writer = writer_waiting(&pool, 1, 200, 400);
+    let answered = tokio::time::timeout(Duration::from_secs(8), async {
+        writer.write(owners).await;
+        futures::future::join_all(answers).await
+    })
+    .await
+    .expect("the owners of a refused statement were retried one by one with no bound");
+    assert!(answered.into_iter().all(|a| a.unwrap().is_err()));
+    holding.rollback().await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_refuses_the_writers_settings_still_gets_keys() {
+    let cluster = cluster().await;
+    let pool = migrated(&cluster).await;
+    // As PgBouncer refuses start-up settings it does not track (the writer asks for two): the
+    // connections come without them, rather than every seal failing as an outage.
+    let writer = Writer {
+        connections: DirectConnections::with_settings(&pool, 1, &[("no_such_setting", "on")]),
+        retry_for: Duration::from_secs(1),
+    };
+    let master = MasterKeys::new(Key32::from_bytes([3; 32]), None);
+    let (alice, answer) = wanted(&master, &user("acme", "alice"));
+    let fresh = alice.fresh_id.to_string();
+    writer.write(vec![vec![alice]]).await;
+    let (id, _, _) = answer.await.unwrap().unwrap().unwrap();
+    assert_eq!(id, fresh);
     pool.close().await;
 }
