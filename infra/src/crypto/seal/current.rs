@@ -39,8 +39,8 @@ pub(super) struct Timing {
     pub stalled: Duration,
     /// How long a statement waits for another transaction's lock on an owner's row (another
     /// instance's first seal, an erasure) before PostgreSQL fails it. The owners are then
-    /// written one by one, for at most twice this, so only the owners whose rows stay locked
-    /// fail (and those not reached in time).
+    /// written one by one, each retry starting within twice this, so only the owners whose
+    /// rows stay locked fail (and those not reached in time): about four times this at most.
     pub lock_wait: Duration,
 }
 
@@ -213,8 +213,9 @@ impl Writer {
     ///
     /// When PostgreSQL refuses the statement for what one owner could cause (a value it cannot
     /// store, a constraint, a lock it waited too long for, a deadlock), nothing of it was
-    /// written, and each owner is written again on its own, for at most `retry_for`: only the
-    /// owners at fault, and those not reached in time, see the error. Any other failure (the
+    /// written, and each owner is written again on its own, each retry starting within
+    /// `retry_for` (a retry is never cut short: that would lose its answer): only the owners
+    /// at fault, and those not reached in time, see the error. Any other failure (the
     /// connection cut, no connection in time) reaches every waiter: the statement may have
     /// committed, and writing its keys again after an erasure would put an erased key back.
     pub(super) async fn write(&self, mut owners: Vec<Vec<Wanted>>) {
