@@ -82,13 +82,13 @@ impl CurrentKeys {
     /// for `timing`'s lock wait (a runtime must be running).
     pub(super) fn new(pool: &PgPool, timing: Timing) -> Self {
         let lock_wait = timing.lock_wait.as_millis().to_string();
-        // Without sequential scans, so a plan cached while the table was small keeps using the
-        // owner index (as the hot path's connections do, decision 166). A pooler that refuses
-        // the settings gets connections without them, and the log says so once.
-        let settings = [
-            ("enable_seqscan", "off"),
-            ("lock_timeout", lock_wait.as_str()),
-        ];
+        // A pooler that refuses the setting gets connections without it, and the log says so
+        // once. Not `enable_seqscan=off`, as the hot path's connections have (decision 166):
+        // the insert's trigger reads the one-row `key_store` by a sequential scan, whose
+        // disabling cost then put the plan over the JIT threshold, compiling it on every call
+        // (10 ms of PostgreSQL's CPU per enrolled user). The statement reads keys by the owner
+        // index without it.
+        let settings = [("lock_timeout", lock_wait.as_str())];
         let writer = Writer {
             connections: DirectConnections::with_settings(pool, 1 + EXTRA, &settings),
             retry_for: timing.lock_wait * 2,
