@@ -2,8 +2,8 @@
 //! one statement, and so one commit, as commands do in group commit ([`crate::group_commit`]).
 //!
 //! Enrolling a user seals their TOTP secret, the first seal made for them: its key row used to
-//! be a statement and a durable commit of its own, a third of the database's time in the bench's
-//! enrollment (`docs/benchmark.md`). Now the owners waiting while earlier statements run are
+//! be a statement and a durable commit of its own, second only to the events' appends in the
+//! database's statement time in the bench's enrollment (`docs/benchmark.md`, round 10). Now the owners waiting while earlier statements run are
 //! written by the next one, a lone seal at once.
 //!
 //! A waiter never takes another owner's key on trust. Each brings a fresh key under a random id,
