@@ -73,19 +73,6 @@ fn writer_waiting(
     }
 }
 
-/// Whether the error is recognised as the database being unreachable, somewhere in its chain
-/// (so the API calls it retryable).
-fn an_outage(e: &StoreError) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(e) = next {
-        if crate::pg::is_unavailable(e) {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn first_seals_made_together_each_get_their_own_owners_one_key() {
     let cluster = cluster().await;
@@ -347,7 +334,9 @@ async fn a_statement_that_fails_without_an_answer_is_not_sent_again() {
 
     // The first answer is a failure; the connection is free from then on.
     let first = answers.remove(0).await.unwrap().unwrap_err();
-    assert!(an_outage(&first), "{first:?}");
+    // Answered as an outage, which the API calls retryable.
+    let first = twofold_services::ServiceError::from(first);
+    assert!(first.is_unavailable(), "{first:?}");
     drop(held);
     writing.await.unwrap();
     for answer in answers {
