@@ -73,6 +73,51 @@ fn writer_waiting(
     }
 }
 
+/// Another instance's first seal for `u`, inserted in a transaction left open: its key id,
+/// and the transaction holding the row (its key is 32 bytes of 5).
+async fn uncommitted_key(
+    pool: &PgPool,
+    master: &MasterKeys,
+    u: &UserRef,
+) -> (Uuid, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let theirs = Uuid::new_v4();
+    let owner = Owner {
+        tenant: &u.tenant,
+        user: Some(&u.user),
+    };
+    let mut open = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
+         VALUES ($1::uuid, $2, $3, $4, $5)",
+    )
+    .bind(theirs.to_string())
+    .bind(u.tenant.as_str())
+    .bind(u.user.as_str())
+    .bind(wrap(master.current(), owner, &theirs, &[5; 32]).unwrap())
+    .bind(master.current_id())
+    .execute(&mut *open)
+    .await
+    .unwrap();
+    (theirs, open)
+}
+
+/// `u`'s current key through `keys`, in a task of its own.
+fn spawn_current(
+    keys: &Arc<CurrentKeys>,
+    pool: &PgPool,
+    master: &MasterKeys,
+    u: &UserRef,
+) -> tokio::task::JoinHandle<Result<(Uuid, DataKey), StoreError>> {
+    let (keys, pool, master, u) = (keys.clone(), pool.clone(), master.clone(), u.clone());
+    tokio::spawn(async move {
+        let owner = Owner {
+            tenant: &u.tenant,
+            user: Some(&u.user),
+        };
+        keys.current(&pool, &master, owner).await
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn first_seals_made_together_each_get_their_own_owners_one_key() {
     let cluster = cluster().await;
@@ -179,22 +224,7 @@ async fn a_seal_waiting_on_a_racing_key_gets_that_key_and_holds_no_one_else_back
     let (alice, bob) = (user("acme", "alice"), user("acme", "bob"));
 
     // Another instance's first seal for alice, not yet committed.
-    let theirs = Uuid::new_v4();
-    let mut racing = pool.begin().await.unwrap();
-    let alice_owner = Owner {
-        tenant: &alice.tenant,
-        user: Some(&alice.user),
-    };
-    sqlx::query(
-        "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
-         VALUES ($1::uuid, 'acme', 'alice', $2, $3)",
-    )
-    .bind(theirs.to_string())
-    .bind(wrap(master.current(), alice_owner, &theirs, &[5; 32]).unwrap())
-    .bind(master.current_id())
-    .execute(&mut *racing)
-    .await
-    .unwrap();
+    let (theirs, racing) = uncommitted_key(&pool, &master, &alice).await;
 
     // Their commit comes when the test says so: no lock wait runs out before.
     let timing = Timing {
@@ -202,16 +232,7 @@ async fn a_seal_waiting_on_a_racing_key_gets_that_key_and_holds_no_one_else_back
         ..TIMING
     };
     let keys = Arc::new(CurrentKeys::new(&pool, timing));
-    let seal = |u: UserRef| {
-        let (keys, pool, master) = (keys.clone(), pool.clone(), master.clone());
-        tokio::spawn(async move {
-            let owner = Owner {
-                tenant: &u.tenant,
-                user: Some(&u.user),
-            };
-            keys.current(&pool, &master, owner).await
-        })
-    };
+    let seal = |u: UserRef| spawn_current(&keys, &pool, &master, &u);
     let alice_seal = seal(alice.clone());
     // Our statement has taken its snapshot and waits on their row.
     loop {
@@ -260,37 +281,13 @@ async fn a_row_locked_for_long_fails_its_owners_seals_and_no_one_elses() {
         lock_wait: Duration::from_millis(200),
     };
     let keys = Arc::new(CurrentKeys::new(&pool, timing));
-    let seal = |u: UserRef| {
-        let (keys, pool, master) = (keys.clone(), pool.clone(), master.clone());
-        tokio::spawn(async move {
-            let owner = Owner {
-                tenant: &u.tenant,
-                user: Some(&u.user),
-            };
-            keys.current(&pool, &master, owner).await
-        })
-    };
+    let seal = |u: UserRef| spawn_current(&keys, &pool, &master, &u);
     // Bob's key is stored already.
     seal(bob.clone()).await.unwrap().unwrap();
 
     // A transaction holds mallory's row and does not end (another instance's first seal whose
     // commit never comes, an operator's open transaction).
-    let theirs = Uuid::new_v4();
-    let mallory_owner = Owner {
-        tenant: &mallory.tenant,
-        user: Some(&mallory.user),
-    };
-    let mut holding = pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id) \
-         VALUES ($1::uuid, 'acme', 'mallory', $2, $3)",
-    )
-    .bind(theirs.to_string())
-    .bind(wrap(master.current(), mallory_owner, &theirs, &[5; 32]).unwrap())
-    .bind(master.current_id())
-    .execute(&mut *holding)
-    .await
-    .unwrap();
+    let (_, holding) = uncommitted_key(&pool, &master, &mallory).await;
 
     // Mallory's seals, enough to take every statement slot while they wait, and bob's among
     // them: bob's is answered, and each of mallory's fails, while the row stays locked.
