@@ -52,8 +52,22 @@ impl DirectConnections {
     /// one while a table was still small (a new deployment, the bench's first seconds) does not
     /// keep that plan's scan of the whole table once it has grown: PostgreSQL re-plans only
     /// after the next autoanalyze, and meanwhile an append took 5 to 40 ms instead of 0.1.
+    ///
+    /// Their plans are generic, made once per connection: PostgreSQL's own choice planned the
+    /// append afresh at every call (its array arguments make each custom plan look cheaper),
+    /// and planning cost more than running it. No JIT: a scan that cannot be avoided (a
+    /// trigger's read of a one-row table) costs a disabled sequential scan's estimate, which
+    /// would have every call compiled (decision 173).
     pub fn new(pool: &PgPool, size: usize) -> Self {
-        Self::with_settings(pool, size, &[("enable_seqscan", "off")])
+        Self::with_settings(
+            pool,
+            size,
+            &[
+                ("enable_seqscan", "off"),
+                ("plan_cache_mode", "force_generic_plan"),
+                ("jit", "off"),
+            ],
+        )
     }
 
     /// Connections that ask for `settings` when they connect. A server or pooler that refuses

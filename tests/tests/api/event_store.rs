@@ -379,10 +379,6 @@ async fn the_hot_path_s_statements_keep_index_lookups_planned_on_small_tables() 
     // (nothing it runs here is kept).
     let conns = DirectConnections::new(&app.db, 1);
     let mut lease = conns.acquire().await.unwrap();
-    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
-        .execute(lease.conn())
-        .await
-        .unwrap();
     for (name, sql, args) in statements {
         sqlx::raw_sql(&format!(
             "PREPARE {name} AS {sql}; BEGIN; EXECUTE {name}({args}); ROLLBACK"
@@ -430,6 +426,51 @@ async fn the_hot_path_s_statements_keep_index_lookups_planned_on_small_tables() 
         }
     }
     lease.finish();
+}
+
+// The hot path plans its append once per connection. Left to choose, PostgreSQL planned it
+// again at every call (a custom plan per array argument), which cost more of its CPU than
+// running it (round 11 of docs/benchmark.md).
+#[tokio::test]
+async fn the_hot_path_plans_its_append_once_per_connection() {
+    use twofold_infra::append::{append, Appended, APPEND_SQL};
+    let app = spawn_app().await;
+    let conns = DirectConnections::new(&app.db, 1);
+    let mut lease = conns.acquire().await.unwrap();
+    // Nothing written here stays: the processor must not see these events.
+    sqlx::raw_sql("BEGIN").execute(lease.conn()).await.unwrap();
+    for i in 0..8 {
+        let event = SerializedEvent {
+            aggregate_id: format!("acme/plan-{i}"),
+            sequence: 1,
+            aggregate_type: "user".into(),
+            event_type: "X".into(),
+            event_version: "1".into(),
+            payload: json!({}),
+            metadata: json!({}),
+        };
+        let written = append(lease.conn(), "user", std::iter::once(&event))
+            .await
+            .unwrap();
+        assert_eq!(written, Appended::Written);
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+    )
+    .bind(APPEND_SQL)
+    .fetch_one(lease.conn())
+    .await
+    .unwrap();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(lease.conn())
+        .await
+        .unwrap();
+    lease.finish();
+    assert_eq!(
+        (generic, custom),
+        (8, 0),
+        "each append should reuse one generic plan"
+    );
 }
 
 // Behind a pooler that refuses the hot path's connection settings (PgBouncer refuses those it

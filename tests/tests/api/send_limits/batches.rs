@@ -354,3 +354,28 @@ async fn a_batch_whose_caps_do_not_line_up_fails_and_takes_nothing() {
     assert!(fine.is_empty(), "both granted");
     assert_eq!(counted(&app, "dest/m").await, 2);
 }
+
+// The reservation plans its statements once per session, never JIT-compiled, without
+// sequential scans: PostgreSQL's own choice planned its count of the caps afresh at most calls,
+// which cost more than the count (round 11 of docs/benchmark.md). A later migration that
+// replaces the function must keep these settings, which `CREATE OR REPLACE` drops.
+#[tokio::test]
+async fn a_reservation_plans_its_statements_once_per_session() {
+    let app = spawn_app().await;
+    let settings: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'twofold_reserve_send_counts'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for wanted in [
+        "enable_seqscan=off",
+        "plan_cache_mode=force_generic_plan",
+        "jit=off",
+    ] {
+        assert!(
+            settings.iter().any(|s| s == wanted),
+            "{wanted}: {settings:?}"
+        );
+    }
+}
