@@ -21,14 +21,17 @@ use sqlx::PgConnection;
 /// memory, decision 162, still counts them, also behind a pooler whose connections survive).
 /// `OFFSET 0` keeps the stored-predecessor check a lookup by key per event: as an anti-join,
 /// a plan made while `events` was small read every row of the aggregate type (decision 166).
+/// A predecessor within the statement is found by a window over the arrays, sorted once: the
+/// generic plan the hot path uses cannot see their lengths, and made the anti-join it had
+/// been a nested loop, quadratic in the batch.
 pub const APPEND_SQL: &str = "WITH e AS (SELECT * FROM \
        unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
        WITH ORDINALITY AS e(aggregate_id, sequence, event_type, event_version, payload, metadata, n)), \
-     hole AS (SELECT 1 FROM e WHERE e.sequence > 1 \
-       AND NOT EXISTS (SELECT 1 FROM e p WHERE p.aggregate_id = e.aggregate_id \
-                         AND p.sequence = e.sequence - 1) \
+     hole AS (SELECT 1 FROM (SELECT aggregate_id, sequence, lag(sequence) \
+         OVER (PARTITION BY aggregate_id ORDER BY sequence) AS before FROM e) x \
+       WHERE x.sequence > 1 AND x.before IS DISTINCT FROM x.sequence - 1 \
        AND NOT EXISTS (SELECT 1 FROM events p WHERE p.aggregate_type = $1 \
-                         AND p.aggregate_id = e.aggregate_id AND p.sequence = e.sequence - 1 \
+                         AND p.aggregate_id = x.aggregate_id AND p.sequence = x.sequence - 1 \
                          OFFSET 0)) \
      INSERT INTO events \
        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \

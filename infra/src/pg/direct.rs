@@ -14,7 +14,7 @@
 //! between several sets (see `crate::event_store`): a state read before a connection was
 //! opened may predate a restart of the server, which can lose recent commits.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,10 +36,11 @@ struct Idle {
 
 /// Up to `size` connections, opened on demand, reused while healthy.
 pub struct DirectConnections {
-    options: PgConnectOptions,
-    /// The pool's own options, for a server or pooler that refuses `options`' settings.
-    plain: PgConnectOptions,
-    untuned: AtomicBool,
+    /// Connect options with every setting, then with fewer (the first ones are kept longest),
+    /// and last the pool's own, for a server or pooler that refuses settings.
+    tiers: Vec<PgConnectOptions>,
+    /// The tier new connections use: it only moves down, past tiers refused.
+    tier: AtomicUsize,
     idle: Mutex<Vec<Idle>>,
     slots: Semaphore,
     epoch: Arc<AtomicU64>,
@@ -71,24 +72,30 @@ impl DirectConnections {
     }
 
     /// Connections that ask for `settings` when they connect. A server or pooler that refuses
-    /// them (PgBouncer refuses settings it does not track) gets connections without them, and
-    /// the log says so once.
+    /// them (PgBouncer refuses settings it does not track) gets connections with fewer: the
+    /// last setting is dropped first, then the next, down to none; the log says so each time.
+    /// An operator who lets only the first through a pooler keeps that one.
     pub fn with_settings(pool: &PgPool, size: usize, settings: &[(&str, &str)]) -> Self {
         let plain = (*pool.connect_options()).clone();
+        let mut tiers: Vec<_> = (1..=settings.len())
+            .rev()
+            .map(|n| plain.clone().options(settings[..n].iter().copied()))
+            .collect();
+        tiers.push(plain);
         Self {
-            options: plain.clone().options(settings.iter().copied()),
-            plain,
-            untuned: AtomicBool::new(false),
+            tiers,
+            tier: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(size.max(1)),
             epoch: Arc::default(),
         }
     }
 
-    /// Whether its connections have their settings: false once a server or pooler refused
-    /// them (a sign of a transaction pooler, whose connections can outlive a failover).
+    /// Whether its connections have at least their first setting: false once a server or
+    /// pooler refused even that one (a sign of a transaction pooler, whose connections can
+    /// outlive a failover).
     pub fn tuned(&self) -> bool {
-        !self.untuned.load(Ordering::Relaxed)
+        self.tiers.len() == 1 || self.tier.load(Ordering::Relaxed) + 1 < self.tiers.len()
     }
 
     /// Numbers new connections from `epoch`, shared with other sets.
@@ -130,33 +137,40 @@ impl DirectConnections {
 }
 
 impl DirectConnections {
-    /// A new connection, with the settings unless they were refused before. Bounded like the
+    /// A new connection, with as many settings as were not refused before. Bounded like the
     /// wait for a slot: a database host that drops packets must not hold a request for the
     /// kernel's connect timeout (minutes).
     async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
-        if self.untuned.load(Ordering::Relaxed) {
-            return bounded_connect(&self.plain).await;
-        }
-        match bounded_connect(&self.options).await {
-            // The settings refused: by name, value or timing (PostgreSQL), or as a start-up
-            // parameter (PgBouncer). Other errors (a password, too many connections, a server
-            // starting) are the caller's, and the settings are tried again next time.
-            Err(sqlx::Error::Database(refused))
-                if refused.code().is_some_and(|code| {
-                    matches!(code.as_ref(), "42704" | "22023" | "55P02" | "08P01")
-                }) =>
-            {
-                let conn = bounded_connect(&self.plain).await?;
-                if !self.untuned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        error = %refused,
-                        "the database refused this instance's connection settings (a pooler?): \
-                         hot-path statements run without them (docs/operations.md)"
+        loop {
+            let tier = self.tier.load(Ordering::Relaxed);
+            let last = tier + 1 >= self.tiers.len();
+            match bounded_connect(&self.tiers[tier]).await {
+                // Settings refused: by name, value or timing (PostgreSQL), or as a start-up
+                // parameter (PgBouncer). Other errors (a password, too many connections, a
+                // server starting) are the caller's, and this tier is tried again next time.
+                Err(sqlx::Error::Database(refused))
+                    if !last
+                        && refused.code().is_some_and(|code| {
+                            matches!(code.as_ref(), "42704" | "22023" | "55P02" | "08P01")
+                        }) =>
+                {
+                    let moved = self.tier.compare_exchange(
+                        tier,
+                        tier + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
                     );
+                    if moved.is_ok() {
+                        tracing::warn!(
+                            error = %refused,
+                            settings_kept = self.tiers.len() - tier - 2,
+                            "the database refused this instance's connection settings (a \
+                             pooler?): hot-path statements run with fewer (docs/operations.md)"
+                        );
+                    }
                 }
-                Ok(conn)
+                connected => return connected,
             }
-            connected => connected,
         }
     }
 }

@@ -440,15 +440,7 @@ async fn the_hot_path_plans_its_append_once_per_connection() {
     // Nothing written here stays: the processor must not see these events.
     sqlx::raw_sql("BEGIN").execute(lease.conn()).await.unwrap();
     for i in 0..8 {
-        let event = SerializedEvent {
-            aggregate_id: format!("acme/plan-{i}"),
-            sequence: 1,
-            aggregate_type: "user".into(),
-            event_type: "X".into(),
-            event_version: "1".into(),
-            payload: json!({}),
-            metadata: json!({}),
-        };
+        let event = raw_event(&format!("acme/plan-{i}"), 1);
         let written = append(lease.conn(), "user", std::iter::once(&event))
             .await
             .unwrap();
@@ -473,6 +465,53 @@ async fn the_hot_path_plans_its_append_once_per_connection() {
     );
 }
 
+// Within one statement, an event's predecessor may be written beside it, but not skipped: a
+// stream with a gap inside the statement writes nothing, whatever else the statement holds.
+#[tokio::test]
+async fn a_hole_inside_one_statement_writes_nothing() {
+    use twofold_infra::append::{append, Appended};
+    let app = spawn_app().await;
+    let conns = DirectConnections::new(&app.db, 1);
+    let mut lease = conns.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(lease.conn()).await.unwrap();
+    let run = [
+        raw_event("acme/whole", 1),
+        raw_event("acme/gap", 1),
+        raw_event("acme/whole", 2),
+        raw_event("acme/gap", 3),
+    ];
+    let gap = append(lease.conn(), "user", run.iter()).await.unwrap();
+    let whole = append(lease.conn(), "user", [&run[0], &run[2]].into_iter())
+        .await
+        .unwrap();
+    let next = raw_event("acme/whole", 3);
+    let after_stored = append(lease.conn(), "user", std::iter::once(&next))
+        .await
+        .unwrap();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(lease.conn())
+        .await
+        .unwrap();
+    lease.finish();
+    assert_eq!(
+        (gap, whole, after_stored),
+        (Appended::Hole, Appended::Written, Appended::Written)
+    );
+}
+
+/// An event of aggregate `id` at `sequence`, for statements that are rolled back.
+fn raw_event(id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent {
+        aggregate_id: id.to_owned(),
+        sequence,
+        aggregate_type: "user".into(),
+        event_type: "X".into(),
+        event_version: "1".into(),
+        payload: json!({}),
+        metadata: json!({}),
+    }
+}
+
 // Behind a pooler that refuses the hot path's connection settings (PgBouncer refuses those it
 // does not track), its connections still open, without them.
 #[tokio::test]
@@ -483,6 +522,15 @@ async fn hot_path_connections_open_without_their_settings_where_they_are_refused
     // PostgreSQL itself refuses a setting it does not know, as a pooler refuses one.
     let refused = DirectConnections::with_settings(&app.db, 1, &[("no_such_setting", "on")]);
     assert_eq!(seqscan_of(&refused).await, "on");
+    assert!(!refused.tuned());
+    // A pooler told to let the first setting through, and not a later one, keeps the first.
+    let partly = DirectConnections::with_settings(
+        &app.db,
+        1,
+        &[("enable_seqscan", "off"), ("no_such_setting", "on")],
+    );
+    assert_eq!(seqscan_of(&partly).await, "off");
+    assert!(partly.tuned());
 }
 
 /// `enable_seqscan` on a connection of `conns`.
