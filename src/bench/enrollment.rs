@@ -54,7 +54,8 @@ pub(super) async fn run(
     // compare two builds by.
     let rate = users.len() as f64 / t.elapsed().as_secs_f64();
     let cpu1 = (probe.cpu)();
-    let per_user = |i: usize| (cpu1[i] - cpu0[i]).as_secs_f64() * 1e6 / users.len().max(1) as f64;
+    let per_user =
+        |i: usize| cpu1[i].saturating_sub(cpu0[i]).as_secs_f64() * 1e6 / users.len().max(1) as f64;
     let statements = match probe.statements {
         Some(pool) => super::statement_stats(pool).await?,
         None => Vec::new(),

@@ -320,7 +320,7 @@ async fn run_on(
     );
     let svc_floor0 = service.cpu();
     let mut floor = load::floor(&api, &key, options.concurrency, floor_duration).await;
-    let svc_floor = (service.cpu() - svc_floor0).as_secs_f64();
+    let svc_floor = service.cpu().saturating_sub(svc_floor0).as_secs_f64();
     let floor_errors = floor.transport_errors + floor.wrong_other.values().sum::<u64>();
     if floor_errors > 0 {
         return Err(anyhow!(
@@ -393,9 +393,9 @@ async fn run_on(
         floor: &mut floor,
         svc_floor,
         cpu: [
-            (svc1 - svc0).as_secs_f64(),
-            (pg1 - pg0).as_secs_f64(),
-            (gen1 - gen0).as_secs_f64(),
+            svc1.saturating_sub(svc0).as_secs_f64(),
+            pg1.saturating_sub(pg0).as_secs_f64(),
+            gen1.saturating_sub(gen0).as_secs_f64(),
         ],
         enrolled: &enrolled,
         delivered: &delivered,

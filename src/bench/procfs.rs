@@ -8,32 +8,44 @@ const TICKS_PER_SECOND: u64 = 100;
 
 /// User + system CPU time of one process, or `None` if it is gone.
 pub fn cpu_of(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat; here (after pid and comm) 11 and 12.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / TICKS_PER_SECOND,
-    ))
+    ticks_of(pid, false).map(duration_of)
 }
 
-/// CPU time of every process whose command name is `name` (e.g. all `postgres` backends).
+/// CPU time of every process whose command name is `name` (e.g. all `postgres` processes),
+/// with their children that have exited: a backend or autovacuum worker that ends within a
+/// measurement takes its CPU time into the postmaster's, where it is still counted. Summing
+/// the live processes alone lost that time, and a sum that fell below its start panicked.
 pub fn cpu_of_named(name: &str) -> Duration {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Duration::ZERO;
     };
-    entries
+    let ticks = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim() == name)
         })
-        .filter_map(cpu_of)
-        .sum()
+        .filter_map(|pid| ticks_of(pid, true))
+        .sum();
+    duration_of(ticks)
+}
+
+/// Clock ticks of user + system time of `pid`, and with `children` those of its children it
+/// has waited for.
+fn ticks_of(pid: u32, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime and cstime are fields 14 to 17 of stat; here (after pid and comm)
+    // 11 to 14.
+    let counted = if children { 11..15 } else { 11..13 };
+    counted.map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
+}
+
+fn duration_of(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
 /// Resident set size of one process, in bytes.
@@ -60,5 +72,18 @@ mod tests {
         assert!(cpu_of(me).is_some_and(|t| t > Duration::ZERO));
         assert!(rss_of(me).is_some_and(|b| b > 1024 * 1024));
         assert_eq!(cpu_of(u32::MAX), None);
+    }
+
+    #[test]
+    fn the_time_of_children_that_have_exited_is_counted() {
+        let me = std::process::id();
+        let before = ticks_of(me, true).unwrap() - ticks_of(me, false).unwrap();
+        let spun = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(spun.success());
+        let after = ticks_of(me, true).unwrap() - ticks_of(me, false).unwrap();
+        assert!(after > before, "{before} -> {after} ticks");
     }
 }
