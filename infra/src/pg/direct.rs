@@ -141,37 +141,46 @@ impl DirectConnections {
     /// wait for a slot: a database host that drops packets must not hold a request for the
     /// kernel's connect timeout (minutes).
     async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
+        let from = self.tier.load(Ordering::Relaxed);
+        let mut tier = from;
+        let mut first_refusal = None;
         loop {
-            let tier = self.tier.load(Ordering::Relaxed);
-            let last = tier + 1 >= self.tiers.len();
             match bounded_connect(&self.tiers[tier]).await {
-                // Settings refused: by name, value or timing (PostgreSQL), or as a start-up
-                // parameter (PgBouncer). Other errors (a password, too many connections, a
-                // server starting) are the caller's, and this tier is tried again next time.
                 Err(sqlx::Error::Database(refused))
-                    if !last
-                        && refused.code().is_some_and(|code| {
-                            matches!(code.as_ref(), "42704" | "22023" | "55P02" | "08P01")
-                        }) =>
+                    if tier + 1 < self.tiers.len() && refuses_settings(&*refused) =>
                 {
-                    let moved = self.tier.compare_exchange(
-                        tier,
-                        tier + 1,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    if moved.is_ok() {
+                    first_refusal.get_or_insert_with(|| refused.to_string());
+                    tier += 1;
+                }
+                // Fewer settings connect: the refusal was of settings, and this instance keeps
+                // to those from now on. Only a connection made proves it; an outage refuses
+                // every tier alike and moves nothing.
+                Ok(conn) if tier > from => {
+                    let moved = self.tier.fetch_max(tier, Ordering::Relaxed) < tier;
+                    if moved {
                         tracing::warn!(
-                            error = %refused,
-                            settings_kept = self.tiers.len() - tier - 2,
+                            error = first_refusal.unwrap_or_default(),
+                            settings_kept = self.tiers.len() - tier - 1,
                             "the database refused this instance's connection settings (a \
                              pooler?): hot-path statements run with fewer (docs/operations.md)"
                         );
                     }
+                    return Ok(conn);
                 }
                 connected => return connected,
             }
         }
+    }
+}
+
+/// Whether PostgreSQL refused a setting (by name, value or timing), or a pooler refused it as
+/// a start-up parameter. PgBouncer answers 08P01 for its own failures too (a server it cannot
+/// log in to, too many clients): only its message tells a refused parameter apart.
+fn refuses_settings(error: &dyn sqlx::error::DatabaseError) -> bool {
+    match error.code().as_deref() {
+        Some("42704" | "22023" | "55P02") => true,
+        Some("08P01") => error.message().contains("unsupported startup parameter"),
+        _ => false,
     }
 }
 

@@ -15,6 +15,7 @@ mod graphiql;
 mod health;
 mod hosted;
 mod hostile_documents;
+mod hot_path;
 mod http_surface;
 mod input_check;
 mod input_fuzz;
