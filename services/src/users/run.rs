@@ -29,6 +29,14 @@ pub(super) struct CodeSend<'a> {
     pub challenge_id: &'a str,
 }
 
+/// [`CodeSend`] for the task that outlives its request.
+struct OwnedSend {
+    tenant: TenantView,
+    channel: Channel,
+    destination: String,
+    challenge_id: String,
+}
+
 impl UserService {
     /// Runs `action`, which issues the code `send.challenge_id` to `send.destination`, under
     /// the send caps: the slot is taken first (a full cap refuses with nothing recorded or sent)
@@ -63,6 +71,34 @@ impl UserService {
                 return Err(UserError::ProofRequired.into());
             }
         }
+        // From the reservation to its settling in a task of its own, in the request's place in
+        // its tenant's share: a request dropped in between (its caller hung up) would give back
+        // a grant it had not read yet, or leave a slot taken with no code issued, and in both
+        // cases give up its place while its work went on or was undone. The task runs to its end
+        // instead; its command for at most `COMMAND_DEADLINE`.
+        let send = OwnedSend {
+            tenant: tenant.clone(),
+            channel,
+            destination: destination.to_owned(),
+            challenge_id: challenge_id.to_owned(),
+        };
+        let (service, call, user) = (self.clone(), call.keeping_place(), user.clone());
+        tokio::spawn(
+            async move { service.reserve_and_run(&call, &user, send, action).await }
+                .in_current_span(),
+        )
+        .await
+        .map_err(|e| ServiceError::Internal(Box::new(e)))?
+    }
+
+    /// The slot, then the command, then the slot settled: kept when the code was issued.
+    async fn reserve_and_run(
+        &self,
+        call: &Call,
+        user: &UserRef,
+        send: OwnedSend,
+        action: UserAction,
+    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
         let purpose = match &action {
             UserAction::SendCode { .. } => Purpose::SignIn,
             _ => Purpose::VerifyChannel,
@@ -76,11 +112,11 @@ impl UserService {
         let slot = match self
             .limits
             .reserve(
-                tenant,
-                channel,
+                &send.tenant,
+                send.channel,
                 purpose,
-                destination,
-                challenge_id,
+                &send.destination,
+                &send.challenge_id,
                 self.clock.now(),
             )
             .await
@@ -99,38 +135,22 @@ impl UserService {
             }
             Err(e) => return Err(e),
         };
-        // From the slot to its settling in a task of its own: a request dropped in between
-        // (its client hung up while the command ran) would leave the slot taken with no code
-        // issued, spending the caps without a trace. The command runs to its end instead, in
-        // the request's place in its tenant's share, for at most `COMMAND_DEADLINE`.
-        let (service, call, user) = (self.clone(), call.keeping_place(), user.clone());
-        let challenge_id = challenge_id.to_owned();
-        let settled = tokio::spawn(
-            async move {
-                let result =
-                    match tokio::time::timeout(COMMAND_DEADLINE, service.run(&call, &user, action))
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(_) => Err(ServiceError::Internal(
-                            "a code's command did not finish within its deadline".into(),
-                        )),
-                    };
-                // Kept when the code was issued, and when nobody can say whether it was (an
-                // internal error may come after the commit): a send too many is the safe side.
-                let keep = match &result {
-                    Ok((_, events, _)) => issued(events, &challenge_id),
-                    Err(ServiceError::Internal(_)) => true,
-                    Err(_) => false,
-                };
-                service.limits.settle(slot, keep).await;
-                result
-            }
-            .in_current_span(),
-        );
-        settled
-            .await
-            .map_err(|e| ServiceError::Internal(Box::new(e)))?
+        let result =
+            match tokio::time::timeout(COMMAND_DEADLINE, self.run(call, user, action)).await {
+                Ok(result) => result,
+                Err(_) => Err(ServiceError::Internal(
+                    "a code's command did not finish within its deadline".into(),
+                )),
+            };
+        // Kept when the code was issued, and when nobody can say whether it was (an internal
+        // error may come after the commit): a send too many is the safe side.
+        let keep = match &result {
+            Ok((_, events, _)) => issued(events, &send.challenge_id),
+            Err(ServiceError::Internal(_)) => true,
+            Err(_) => false,
+        };
+        self.limits.settle(slot, keep).await;
+        result
     }
 
     /// Runs `action` on `user` at the clock's time, recorded with the call's metadata.

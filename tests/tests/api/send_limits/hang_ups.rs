@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use twofold_tests::{spawn_app, TestApp};
 
-use crate::rate_limits::email_codes;
+use crate::rate_limits::{email_codes, EmailBudgetLock};
 
 /// Waits until `n` email codes of `tenant` hold their slots.
 async fn until_reserved(app: &TestApp, tenant: &str, n: i64) {
@@ -66,4 +66,41 @@ async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_s
     )
     .await
     .data();
+}
+
+// Callers who hang up while their codes still wait for a slot: the reservations go on, and the
+// commands after them, in the places their requests held. (Before, such a request gave back its
+// grant unread and its place at once, and the test above raced on it: it hangs up once the
+// slots are counted, which can come before every request has read its grant.)
+#[tokio::test]
+async fn callers_who_hang_up_while_their_codes_wait_for_a_slot_keep_their_places() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    let mut events = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *events)
+        .await
+        .unwrap();
+    let budget = EmailBudgetLock::hold(&app, &tenant).await;
+    tokio::select! {
+        _ = email_codes(&app, &key, "gone", 6) => panic!("answered while the budget was locked"),
+        () = budget.wait_for_waiters(&app, 6) => {}
+    }
+    // Every caller is gone; the slots are taken only now.
+    budget.release().await;
+    until_reserved(&app, &tenant, 6).await;
+    let started = Instant::now();
+    let refused = app
+        .gql(
+            Some(&key),
+            "{ signInRequirement(userId: \"q\") { required } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "RATE_LIMITED", "{}", refused.body);
+    assert!(started.elapsed() >= Duration::from_secs(4), "it waited");
+    events.rollback().await.unwrap();
+    app.wait_for_events(&format!("{tenant}/%"), "CodeSent", 6)
+        .await;
 }
