@@ -13,7 +13,7 @@ use super::errors::outcome;
 use super::UserService;
 use crate::encoding::base32_lower;
 use crate::ports::TenantView;
-use crate::send_limits::issued;
+use crate::send_limits::{issued, Slot};
 use crate::{Call, ServiceError};
 
 /// How long a code's command may run once its slot is taken. It runs on when its caller hangs
@@ -91,7 +91,9 @@ impl UserService {
         .map_err(|e| ServiceError::Internal(Box::new(e)))?
     }
 
-    /// The slot, then the command, then the slot settled: kept when the code was issued.
+    /// The slot, then the command, then the slot settled: kept when the code was issued. Each
+    /// part waits at most `COMMAND_DEADLINE`: the task holds the request's place, which a
+    /// stalled database must not pin for good.
     async fn reserve_and_run(
         &self,
         call: &Call,
@@ -99,42 +101,16 @@ impl UserService {
         send: OwnedSend,
         action: UserAction,
     ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
-        let purpose = match &action {
-            UserAction::SendCode { .. } => Purpose::SignIn,
-            _ => Purpose::VerifyChannel,
-        };
-        let proof = match &action {
-            UserAction::AddEmail { proof, .. } | UserAction::AddPhone { proof, .. } => {
-                proof.clone()
-            }
-            _ => None,
-        };
-        let slot = match self
-            .limits
-            .reserve(
-                &send.tenant,
-                send.channel,
-                purpose,
-                &send.destination,
-                &send.challenge_id,
-                self.clock.now(),
-            )
-            .await
-        {
-            Ok(slot) => slot,
-            // A full cap answers only after the proof: a caller with a wrong proof, or locked
-            // out, must learn that and nothing about who else had codes sent here.
-            Err(full @ ServiceError::RateLimited { .. }) => {
-                if let Some(proof) = proof {
-                    let (_, events, at) = self
-                        .run(call, user, UserAction::CheckProof { proof })
-                        .await?;
-                    outcome(&events, at)?;
-                }
-                return Err(full);
-            }
-            Err(e) => return Err(e),
-        };
+        // A reservation given up here is abandoned, and a grant it came too late for is given
+        // back by the limiter.
+        let slot =
+            tokio::time::timeout(COMMAND_DEADLINE, self.take_slot(call, user, &send, &action))
+                .await
+                .map_err(|_| {
+                    ServiceError::Internal(
+                        "a code's slot was not settled within its deadline".into(),
+                    )
+                })??;
         let result =
             match tokio::time::timeout(COMMAND_DEADLINE, self.run(call, user, action)).await {
                 Ok(result) => result,
@@ -151,6 +127,57 @@ impl UserService {
         };
         self.limits.settle(slot, keep).await;
         result
+    }
+
+    /// A slot under the send caps; on a full cap, the change's proof is checked first, so a
+    /// caller with a wrong proof, or locked out, learns that and nothing about who else had
+    /// codes sent here.
+    async fn take_slot(
+        &self,
+        call: &Call,
+        user: &UserRef,
+        send: &OwnedSend,
+        action: &UserAction,
+    ) -> Result<Slot, ServiceError> {
+        let purpose = match action {
+            UserAction::SendCode { .. } => Purpose::SignIn,
+            _ => Purpose::VerifyChannel,
+        };
+        let reserved = self
+            .limits
+            .reserve(
+                &send.tenant,
+                send.channel,
+                purpose,
+                &send.destination,
+                &send.challenge_id,
+                self.clock.now(),
+            )
+            .await;
+        match (reserved, action) {
+            (
+                Err(full @ ServiceError::RateLimited { .. }),
+                UserAction::AddEmail {
+                    proof: Some(proof), ..
+                }
+                | UserAction::AddPhone {
+                    proof: Some(proof), ..
+                },
+            ) => {
+                let (_, events, at) = self
+                    .run(
+                        call,
+                        user,
+                        UserAction::CheckProof {
+                            proof: proof.clone(),
+                        },
+                    )
+                    .await?;
+                outcome(&events, at)?;
+                Err(full)
+            }
+            (reserved, _) => reserved,
+        }
     }
 
     /// Runs `action` on `user` at the clock's time, recorded with the call's metadata.

@@ -198,3 +198,47 @@ async fn a_code_s_command_that_never_finishes_lets_its_place_go_and_keeps_its_sl
     assert_eq!(h.limiter.sends(), 2, "the slot stays counted");
     drop(held);
 }
+
+// The proof a full cap checks first waits at most the deadline too: it runs in the task that
+// keeps the request's place (attacker review of `107310d`: without it, a stalled database
+// pinned the place for as long as it stalled).
+#[tokio::test(start_paused = true)]
+async fn a_proof_checked_on_a_full_cap_that_never_finishes_lets_its_place_go() {
+    let h = Harness::new();
+    let codes = h.confirmed_email("bob", "Bob@Example.com").await;
+    // Fresh users fill the destination's cap (they need no proof).
+    for i in 0..5 {
+        h.users
+            .add_email(&app(), &format!("x{i}"), "victim@example.com", None, None)
+            .await
+            .unwrap();
+    }
+    let held = h.gateway.hold().await;
+    let place = std::sync::Arc::new(());
+    let call = app();
+    call.admission().hold(place.clone());
+    let proof = ProofInput {
+        method: Method::RecoveryCode,
+        code: codes[0].clone(),
+        challenge_id: None,
+    };
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(3_600),
+        h.users
+            .add_email(&call, "bob", "victim@example.com", Some(&proof), None),
+    )
+    .await
+    .expect("the proof check gives up at its deadline");
+    assert!(
+        matches!(answer, Err(ServiceError::Internal(_))),
+        "{:?}",
+        answer.map(|c| c.id)
+    );
+    call.admission().let_go();
+    assert_eq!(
+        std::sync::Arc::strong_count(&place),
+        1,
+        "the place is let go"
+    );
+    drop(held);
+}
