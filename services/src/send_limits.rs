@@ -121,6 +121,9 @@ fn channel_name(channel: Channel) -> String {
     channel.as_str().to_ascii_lowercase()
 }
 
+/// How long giving back a slot may take before it is left counted.
+const SETTLE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Slots taken for one code; given back unless the code was issued.
 #[must_use = "a slot must be settled: kept if the code was issued, released otherwise"]
 pub(crate) struct Slot {
@@ -268,9 +271,14 @@ impl SendLimits {
         if issued {
             return;
         }
-        if let Err(e) = self.limiter.release(&slot.id, &slot.caps, slot.at).await {
-            // The slot stays counted until its window ends: the safe side for a cap.
-            tracing::warn!(error = %e, "could not give back a send slot");
+        // Bounded: the caller holds its request's place in the tenant's share, which a stalled
+        // database must not pin. A slot not given back stays counted until its window ends:
+        // the safe side for a cap.
+        let release = self.limiter.release(&slot.id, &slot.caps, slot.at);
+        match tokio::time::timeout(SETTLE_DEADLINE, release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not give back a send slot"),
+            Err(_) => tracing::warn!("giving back a send slot did not finish within its deadline"),
         }
     }
 }

@@ -261,11 +261,20 @@ impl TenantDirectory for FakeDirectory {
     }
 }
 
-/// Counts sends in sliding windows, as `PgSendLimiter` does, in one process.
+/// Counts sends in sliding windows, as `PgSendLimiter` does, in one process; its give-backs
+/// can be made to wait for ever, as behind a stalled database.
 #[derive(Default)]
-pub(crate) struct FakeLimiter(Mutex<Vec<(String, String, DateTime<Utc>)>>);
+pub(crate) struct FakeLimiter(
+    Mutex<Vec<(String, String, DateTime<Utc>)>>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl FakeLimiter {
+    /// Give-backs from now on never finish.
+    pub(crate) fn stall_releases(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The sends holding slots.
     pub(crate) fn sends(&self) -> usize {
         let taken = self.0.lock().unwrap();
@@ -310,6 +319,9 @@ impl SendLimiter for FakeLimiter {
         caps: &[SendCap],
         _reserved_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let mut taken = self.0.lock().unwrap();
         let before = taken.len();
         taken.retain(|(taken, bucket, _)| taken != id || !caps.iter().any(|c| c.bucket == *bucket));

@@ -92,8 +92,8 @@ impl UserService {
     }
 
     /// The slot, then the command, then the slot settled: kept when the code was issued. Each
-    /// part waits at most `COMMAND_DEADLINE`: the task holds the request's place, which a
-    /// stalled database must not pin for good.
+    /// part has a deadline (the settling its own, in `SendLimits::settle`): the task holds the
+    /// request's place, which a stalled database must not pin for good.
     async fn reserve_and_run(
         &self,
         call: &Call,

@@ -213,6 +213,9 @@ async fn a_proof_checked_on_a_full_cap_that_never_finishes_lets_its_place_go() {
             .await
             .unwrap();
     }
+    // Five users hold the cap's five slots (bob's confirmed email took its slot earlier, on
+    // another address): bob's change below meets a full cap, and so checks its proof.
+    assert_eq!(h.limiter.sends(), 6);
     let held = h.gateway.hold().await;
     let place = std::sync::Arc::new(());
     let call = app();
@@ -241,4 +244,36 @@ async fn a_proof_checked_on_a_full_cap_that_never_finishes_lets_its_place_go() {
         "the place is let go"
     );
     drop(held);
+}
+
+// Giving back a slot waits at most its own deadline: the task that does it holds the request's
+// place (review of `bf98f35`: a stalled give-back pinned it).
+#[tokio::test(start_paused = true)]
+async fn a_give_back_that_never_finishes_lets_the_place_go() {
+    let h = Harness::new();
+    h.confirmed_email("bob", "Bob@Example.com").await;
+    h.limiter.stall_releases();
+    let place = std::sync::Arc::new(());
+    let call = app();
+    call.admission().hold(place.clone());
+    // A wrong proof: the slot is taken, the command refuses, and the slot is given back.
+    let wrong = ProofInput {
+        method: Method::RecoveryCode,
+        code: "aaaa-bbbb-cccc-dddd".into(),
+        challenge_id: None,
+    };
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(3_600),
+        h.users
+            .add_email(&call, "bob", "new@example.com", Some(&wrong), None),
+    )
+    .await
+    .expect("the give-back gives up at its deadline");
+    assert!(answer.is_err(), "{:?}", answer.map(|c| c.id));
+    call.admission().let_go();
+    assert_eq!(
+        std::sync::Arc::strong_count(&place),
+        1,
+        "the place is let go"
+    );
 }
