@@ -26,6 +26,21 @@ async fn until_reserved(app: &TestApp, tenant: &str, n: i64) {
     }
 }
 
+/// Another operation of the tenant, while its share is full: it waits for a place and is told
+/// to slow down.
+async fn refused_for_a_full_share(app: &TestApp, key: &str) {
+    let started = Instant::now();
+    let refused = app
+        .gql(
+            Some(key),
+            "{ signInRequirement(userId: \"q\") { required } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "RATE_LIMITED", "{}", refused.body);
+    assert!(started.elapsed() >= Duration::from_secs(4), "it waited");
+}
+
 #[tokio::test]
 async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_share() {
     let app = spawn_app().await;
@@ -45,16 +60,7 @@ async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_s
     }
     // The six commands still run, so the share is full: another operation of the tenant waits
     // for a place and is told to slow down.
-    let started = Instant::now();
-    let refused = app
-        .gql(
-            Some(&key),
-            "{ signInRequirement(userId: \"q\") { required } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(refused.error_code(), "RATE_LIMITED", "{}", refused.body);
-    assert!(started.elapsed() >= Duration::from_secs(4), "it waited");
+    refused_for_a_full_share(&app, &key).await;
     lock.rollback().await.unwrap();
     // The commands end, each with its code.
     app.wait_for_events(&format!("{tenant}/%"), "CodeSent", 6)
@@ -90,16 +96,7 @@ async fn callers_who_hang_up_while_their_codes_wait_for_a_slot_keep_their_places
     // Every caller is gone; the slots are taken only now.
     budget.release().await;
     until_reserved(&app, &tenant, 6).await;
-    let started = Instant::now();
-    let refused = app
-        .gql(
-            Some(&key),
-            "{ signInRequirement(userId: \"q\") { required } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(refused.error_code(), "RATE_LIMITED", "{}", refused.body);
-    assert!(started.elapsed() >= Duration::from_secs(4), "it waited");
+    refused_for_a_full_share(&app, &key).await;
     events.rollback().await.unwrap();
     app.wait_for_events(&format!("{tenant}/%"), "CodeSent", 6)
         .await;
