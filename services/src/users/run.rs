@@ -107,9 +107,7 @@ impl UserService {
             tokio::time::timeout(COMMAND_DEADLINE, self.take_slot(call, user, &send, &action))
                 .await
                 .map_err(|_| {
-                    ServiceError::Internal(
-                        "a code's slot was not settled within its deadline".into(),
-                    )
+                    ServiceError::Internal("a code's slot was not taken within its deadline".into())
                 })??;
         let result =
             match tokio::time::timeout(COMMAND_DEADLINE, self.run(call, user, action)).await {

@@ -232,6 +232,41 @@ async fn a_command_the_database_refuses_fails_alone_not_its_batch() {
     assert_eq!(written, expected);
 }
 
+// A refused command costs the rest of its batch a few statements, not one each: the batch is
+// written again in halves, and only the halves that hold it are split further. With one
+// committer (decision 175), one statement per command would hold up every other command of
+// the instance while they are written.
+#[tokio::test]
+async fn a_refused_command_costs_its_batch_a_few_statements_not_one_per_command() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+
+    let users: Vec<String> = (0..16).map(|i| format!("bs-{i:02}")).collect();
+    let commands = users.iter().enumerate().map(|(i, u)| {
+        let mut event = sign_in_event(&tenant, u, 1);
+        if i == 5 {
+            event.metadata["request_id"] = json!("req\u{0}uest");
+        }
+        writer.append(vec![event])
+    });
+    // Handed over together, before the committer runs: one batch.
+    let outcomes = futures::future::join_all(commands).await;
+    let refused: Vec<usize> = (0..16).filter(|&i| outcomes[i].is_err()).collect();
+    assert_eq!(refused, [5], "{outcomes:?}");
+    let others: Vec<String> = users
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 5)
+        .map(|(_, u)| u.clone())
+        .collect();
+    let commits = commits_of(&app, &tenant, &others).await.len();
+    assert!(
+        commits <= 4,
+        "15 commands written in {commits} statements; halving takes at most 4"
+    );
+}
+
 // Another writer holds one aggregate of a batch and then writes a second one: the batch must
 // not have written that second one first (opposite lock orders deadlock, and PostgreSQL then
 // fails a whole batch). Every command of the batch gets an exact conflict instead.

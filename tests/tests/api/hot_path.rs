@@ -3,7 +3,7 @@
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::{json, Value};
-use twofold_infra::pg::direct::DirectConnections;
+use twofold_infra::pg::direct::{DirectConnections, Lease};
 use twofold_tests::spawn_app;
 
 mod pooler;
@@ -129,9 +129,7 @@ async fn the_hot_path_plans_its_append_once_per_connection() {
     use twofold_infra::append::{append, Appended, APPEND_SQL};
     let app = spawn_app().await;
     let conns = DirectConnections::new(&app.db, 1);
-    let mut lease = conns.acquire().await.unwrap();
-    // Nothing written here stays: the processor must not see these events.
-    sqlx::raw_sql("BEGIN").execute(lease.conn()).await.unwrap();
+    let mut lease = in_transaction(&conns).await;
     for i in 0..8 {
         let event = raw_event(&format!("acme/plan-{i}"), 1);
         let written = append(lease.conn(), "user", std::iter::once(&event))
@@ -146,11 +144,7 @@ async fn the_hot_path_plans_its_append_once_per_connection() {
     .fetch_one(lease.conn())
     .await
     .unwrap();
-    sqlx::raw_sql("ROLLBACK")
-        .execute(lease.conn())
-        .await
-        .unwrap();
-    lease.finish();
+    rolled_back(lease).await;
     assert_eq!(
         (generic, custom),
         (8, 0),
@@ -165,8 +159,7 @@ async fn a_hole_inside_one_statement_writes_nothing() {
     use twofold_infra::append::{append, Appended};
     let app = spawn_app().await;
     let conns = DirectConnections::new(&app.db, 1);
-    let mut lease = conns.acquire().await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(lease.conn()).await.unwrap();
+    let mut lease = in_transaction(&conns).await;
     let run = [
         raw_event("acme/whole", 1),
         raw_event("acme/gap", 1),
@@ -181,15 +174,27 @@ async fn a_hole_inside_one_statement_writes_nothing() {
     let after_stored = append(lease.conn(), "user", std::iter::once(&next))
         .await
         .unwrap();
+    rolled_back(lease).await;
+    assert_eq!(
+        (gap, whole, after_stored),
+        (Appended::Hole, Appended::Written, Appended::Written)
+    );
+}
+
+/// A hot-path connection in a transaction that [`rolled_back`] ends: nothing written on it
+/// stays, so the event processor never sees the tests' raw events.
+async fn in_transaction(conns: &DirectConnections) -> Lease<'_> {
+    let mut lease = conns.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(lease.conn()).await.unwrap();
+    lease
+}
+
+async fn rolled_back(mut lease: Lease<'_>) {
     sqlx::raw_sql("ROLLBACK")
         .execute(lease.conn())
         .await
         .unwrap();
     lease.finish();
-    assert_eq!(
-        (gap, whole, after_stored),
-        (Appended::Hole, Appended::Written, Appended::Written)
-    );
 }
 
 /// An event of aggregate `id` at `sequence`, for statements that are rolled back.
