@@ -25,7 +25,9 @@
 
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use cqrs_es::Aggregate;
@@ -35,11 +37,18 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::append;
 use crate::pg::direct::DirectConnections;
 
-/// How many batch statements may be running at once: while some wait for their commit to reach
-/// the disk, others are written. Measured with `twofold bench` (16 clients, 2 cores): 2 left
-/// the cores partly idle (commands queued behind commit latency), 4 saturated them, 6 gave
-/// nothing more.
-pub const IN_FLIGHT: usize = 4;
+/// How many batch statements may be running at once: while one waits for its commit to reach
+/// the disk, another is written. Fewer statements in flight make larger batches and fewer
+/// commits: with `twofold bench` on 2 cores, 2 gave 10 to 20% more verifies, enrollments and
+/// codes per second than 4, with less CPU per operation (decision 175). 1 gave more still for
+/// verifies, but then one statement that stalls stops every write of its aggregate type.
+pub const IN_FLIGHT: usize = 2;
+
+/// How long a batch statement may go without an answer. A connection can hang without an error
+/// (a peer or network that drops packets, a lock held by an operator's open transaction); its
+/// batch's commands then hear that the outcome is unknown, and the slot is free for the next
+/// batch, well inside the API's 30 s request timeout.
+pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// At most this many commands share one transaction, so a batch stays a short transaction
 /// (long ones hold back the event processor's commit horizon).
@@ -73,9 +82,29 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
         Self {
             repo: Arc::new(Writer {
                 connections: DirectConnections::new(&pool, IN_FLIGHT).sharing_epoch(epoch),
+                deadline: STATEMENT_DEADLINE,
+                written: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
             }),
             queue: OnceLock::new(),
             aggregate: PhantomData,
+        }
+    }
+
+    /// The same committer with another [`STATEMENT_DEADLINE`] (tests). Before the first append.
+    pub fn with_statement_deadline(mut self, deadline: Duration) -> Self {
+        if let Some(repo) = Arc::get_mut(&mut self.repo) {
+            repo.deadline = deadline;
+        }
+        self
+    }
+
+    /// How many statements this committer has sent: those that wrote, and those that wrote
+    /// nothing because PostgreSQL refused them.
+    pub fn statements(&self) -> Statements {
+        Statements {
+            written: self.repo.written.load(Ordering::Relaxed),
+            refused: self.repo.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -151,10 +180,20 @@ fn spawn_committer<A: Aggregate + 'static>(repo: Arc<Writer>) -> mpsc::Unbounded
     sender
 }
 
+/// Statements a committer has sent ([`GroupCommit::statements`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Statements {
+    pub written: u64,
+    pub refused: u64,
+}
+
 /// Where a committer writes: connections of its own, one per transaction in flight, without
 /// the pool's ping on release.
 struct Writer {
     connections: DirectConnections,
+    deadline: Duration,
+    written: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// Why a statement wrote nothing.
@@ -180,11 +219,14 @@ impl Refusal {
 /// Writes a batch in one statement. When it wrote nothing for a reason that may be one
 /// command's doing, its halves are written again, each split in turn while it is refused, so
 /// that the commands at fault end alone with their error and every other command is written:
-/// one refused command of 64 costs about a dozen statements instead of 64, all on the one
-/// writer (decision 175).
+/// one refused command of 64 costs 13 statements instead of 65 (decision 175). Many refused
+/// commands would cost up to twice as many statements as commands, each holding a slot, so
+/// after a few refused halves the rest is written command by command.
 async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     let mut batch = batch;
     in_lock_order(&mut batch);
+    // Refused statements of several commands allowed: twice the halvings that find one.
+    let mut halvings_left = 2 * (usize::BITS - batch.len().leading_zeros());
     // Parts left to write, the next on top: the batch's key order is kept.
     let mut parts = vec![batch];
     while let Some(part) = parts.pop() {
@@ -210,9 +252,17 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
                     commands = part.len(),
                     "batch refused; writing its halves again"
                 );
-                let second = part.split_off(part.len() / 2);
-                parts.push(second);
-                parts.push(part);
+                halvings_left = halvings_left.saturating_sub(1);
+                if halvings_left > 0 {
+                    let second = part.split_off(part.len() / 2);
+                    parts.push(second);
+                    parts.push(part);
+                } else {
+                    // Too many refusals to find by halving: every command alone from here on.
+                    parts.push(part);
+                    let next: Vec<Pending> = parts.drain(..).rev().flatten().collect();
+                    parts.extend(next.into_iter().rev().map(|pending| vec![pending]));
+                }
             }
         }
     }
@@ -243,14 +293,22 @@ async fn write(
         lease.finish();
         return Ok(());
     }
-    let outcome = append::append(
+    let statement = append::append(
         lease.conn(),
         aggregate_type,
         current.iter().flat_map(|p| &p.events),
-    )
-    .await;
+    );
+    let Ok(outcome) = tokio::time::timeout(repo.deadline, statement).await else {
+        // The lease is dropped unfinished, so the connection is closed, not reused.
+        let silent = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the events statement got no answer in time",
+        );
+        return Err((Refusal::Unknown(sqlx::Error::Io(silent)), current));
+    };
     match outcome {
         Ok(append::Appended::Written) => {
+            repo.written.fetch_add(1, Ordering::Relaxed);
             lease.finish();
             for Pending { done, .. } in current {
                 let _ = done.send(Ok(()));
@@ -258,10 +316,12 @@ async fn write(
             Ok(())
         }
         Ok(append::Appended::Hole) => {
+            repo.refused.fetch_add(1, Ordering::Relaxed);
             lease.finish();
             Err((Refusal::Hole, current))
         }
         Err(e) if e.as_database_error().is_some() => {
+            repo.refused.fetch_add(1, Ordering::Relaxed);
             if append::session_survives(&e) {
                 lease.finish();
             }

@@ -12,6 +12,7 @@ mod erasure;
 mod event_store;
 mod factor_changes;
 mod graphiql;
+mod group_commit;
 mod health;
 mod hosted;
 mod hostile_documents;
