@@ -35,7 +35,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::append;
-use crate::pg::direct::DirectConnections;
+use crate::pg::direct::{DirectConnections, HOT_PATH_SETTINGS};
 
 /// How many batch statements may be running at once: while one waits for its commit to reach
 /// the disk, another is written. Fewer statements in flight make larger batches and fewer
@@ -49,6 +49,14 @@ pub const IN_FLIGHT: usize = 2;
 /// batch's commands then hear that the outcome is unknown, and the slot is free for the next
 /// batch, well inside the API's 30 s request timeout.
 pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a batch statement waits for a key another transaction holds (`lock_timeout` on the
+/// writer's connections), well below [`STATEMENT_DEADLINE`]. Another writer's insert of the
+/// same key holds it for one statement and its commit; longer means a stalled transaction (an
+/// operator's open `psql`), and the server ends the wait itself: a statement abandoned only by
+/// us at the deadline would wait on, and commit later. The command that waited hears a
+/// conflict and decides again on a fresh load.
+pub const LOCK_WAIT: &str = "2s";
 
 /// At most this many commands share one transaction, so a batch stays a short transaction
 /// (long ones hold back the event processor's commit horizon).
@@ -81,7 +89,7 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
     pub fn with_epoch(pool: PgPool, epoch: Arc<AtomicU64>) -> Self {
         Self {
             repo: Arc::new(Writer {
-                connections: DirectConnections::new(&pool, IN_FLIGHT).sharing_epoch(epoch),
+                connections: writer_connections(&pool).sharing_epoch(epoch),
                 deadline: STATEMENT_DEADLINE,
                 written: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -93,9 +101,9 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
 
     /// The same committer with another [`STATEMENT_DEADLINE`] (tests). Before the first append.
     pub fn with_statement_deadline(mut self, deadline: Duration) -> Self {
-        if let Some(repo) = Arc::get_mut(&mut self.repo) {
-            repo.deadline = deadline;
-        }
+        Arc::get_mut(&mut self.repo)
+            .expect("the deadline is set before the first append")
+            .deadline = deadline;
         self
     }
 
@@ -144,6 +152,14 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
             .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
+}
+
+/// The hot path's connections with [`LOCK_WAIT`], the setting a pooler that refuses some loses
+/// first (`operations.md` lists them all).
+fn writer_connections(pool: &PgPool) -> DirectConnections {
+    let [first, second, third] = HOT_PATH_SETTINGS;
+    let settings = [first, second, third, ("lock_timeout", LOCK_WAIT)];
+    DirectConnections::with_settings(pool, IN_FLIGHT, &settings)
 }
 
 fn stopped() -> PersistenceError {
@@ -225,6 +241,7 @@ impl Refusal {
 async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     let mut batch = batch;
     in_lock_order(&mut batch);
+    let batch = without_repeated_keys(batch);
     // Refused statements of several commands allowed: twice the halvings that find one.
     let mut halvings_left = 2 * (usize::BITS - batch.len().leading_zeros());
     // Parts left to write, the next on top: the batch's key order is kept.
@@ -300,6 +317,10 @@ async fn write(
     );
     let Ok(outcome) = tokio::time::timeout(repo.deadline, statement).await else {
         // The lease is dropped unfinished, so the connection is closed, not reused.
+        tracing::warn!(
+            commands = current.len(),
+            "an events statement got no answer in time; its outcome is unknown"
+        );
         let silent = std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "the events statement got no answer in time",
@@ -348,18 +369,40 @@ impl std::error::Error for SharedFailure {
     }
 }
 
+/// Two commands that write the same first key cannot both be written. The later ones (the sort
+/// is stable: in arrival order) hear a conflict at once and decide again on a fresh load,
+/// instead of getting the whole batch refused and halved; racing requests on one user would
+/// otherwise cost every batch they share the most statements halving allows.
+fn without_repeated_keys(batch: Vec<Pending>) -> Vec<Pending> {
+    let mut kept: Vec<Pending> = Vec::with_capacity(batch.len());
+    for pending in batch {
+        let repeated =
+            first_key(&pending).is_some_and(|key| kept.last().and_then(first_key) == Some(key));
+        if repeated {
+            let _ = pending
+                .done
+                .send(Err(PersistenceError::OptimisticLockError));
+        } else {
+            kept.push(pending);
+        }
+    }
+    kept
+}
+
+/// The key a command's first event inserts: aggregate id, then sequence.
+fn first_key(p: &Pending) -> Option<(&str, usize)> {
+    p.events
+        .first()
+        .map(|e| (e.aggregate_id.as_str(), e.sequence))
+}
+
 /// Puts a batch's commands in the order of the keys they insert (aggregate id, then sequence).
 /// Two transactions that insert the same keys then wait for each other in one direction only:
 /// unordered, two batches (of this instance or of two) holding the same two aggregates in
 /// opposite orders each waited for a key the other had written, and PostgreSQL broke the
 /// deadlock by failing one batch after a second, with an error for every command in it.
 fn in_lock_order(batch: &mut [Pending]) {
-    fn key(p: &Pending) -> Option<(&str, usize)> {
-        p.events
-            .first()
-            .map(|e| (e.aggregate_id.as_str(), e.sequence))
-    }
-    batch.sort_by(|a, b| key(a).cmp(&key(b)));
+    batch.sort_by(|a, b| first_key(a).cmp(&first_key(b)));
 }
 
 #[cfg(test)]

@@ -35,6 +35,14 @@ struct Idle {
 }
 
 /// Up to `size` connections, opened on demand, reused while healthy.
+/// The settings the hot path's connections ask for ([`DirectConnections::new`]), the one to
+/// keep longest first.
+pub const HOT_PATH_SETTINGS: [(&str, &str); 3] = [
+    ("enable_seqscan", "off"),
+    ("plan_cache_mode", "force_generic_plan"),
+    ("jit", "off"),
+];
+
 pub struct DirectConnections {
     /// Connect options with every setting, then with fewer (the first ones are kept longest),
     /// and last the pool's own, for a server or pooler that refuses settings.
@@ -60,15 +68,7 @@ impl DirectConnections {
     /// trigger's read of a one-row table) costs a disabled sequential scan's estimate, which
     /// would have every call compiled (decision 173).
     pub fn new(pool: &PgPool, size: usize) -> Self {
-        Self::with_settings(
-            pool,
-            size,
-            &[
-                ("enable_seqscan", "off"),
-                ("plan_cache_mode", "force_generic_plan"),
-                ("jit", "off"),
-            ],
-        )
+        Self::with_settings(pool, size, &HOT_PATH_SETTINGS)
     }
 
     /// Connections that ask for `settings` when they connect. A server or pooler that refuses

@@ -7,7 +7,8 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use cqrs_es::Aggregate;
 use serde_json::{json, Value};
 use twofold_domain::user::{SignInReason, User, UserEvent};
-use twofold_infra::group_commit::GroupCommit;
+use twofold_infra::append::append;
+use twofold_infra::group_commit::{GroupCommit, Statements};
 use twofold_tests::spawn_app;
 
 /// One `SignInEvaluated` event at `sequence` of user `user` of tenant `tenant`, as a command
@@ -151,9 +152,9 @@ async fn a_command_the_database_refuses_fails_alone_not_its_batch() {
 }
 
 // A refused command costs the rest of its batch a few statements, not one each: the batch is
-// written again in halves, and only the halves that hold it are split further. With one
-// committer (decision 175), one statement per command would hold up every other command of
-// the instance while they are written.
+// written again in halves, and only the halves that hold it are split further. One statement
+// per command held one of the writer's two slots (decision 175) for each of them, while every
+// other command of the instance waited.
 #[tokio::test]
 async fn a_refused_command_costs_its_batch_a_few_statements_not_one_per_command() {
     let app = spawn_app().await;
@@ -212,41 +213,133 @@ async fn many_refused_commands_cost_about_one_statement_each() {
     );
 }
 
-// A statement that gets no answer (here: it waits on a key another transaction holds and never
-// lets go) gives its commands an unknown outcome within the deadline, and frees its slot: the
-// writer does not stop writing for as long as one connection hangs.
+// Statements that get no answer in time (here: they wait on keys another transaction holds,
+// and the test's deadline is shorter than the writer's lock wait) give their commands an
+// unknown outcome at the deadline and free their slots: after two such stalls in a row the
+// writer still writes. The server ends each abandoned wait itself (the writer's lock wait), so
+// nothing is left waiting to commit once the other transaction lets go.
 #[tokio::test]
-async fn a_statement_without_an_answer_ends_at_its_deadline_and_the_writer_goes_on() {
-    use twofold_infra::append::append;
+async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_waiting() {
     let app = spawn_app().await;
     let (tenant, _) = app.create_tenant("Acme").await;
     let writer: GroupCommit<User> =
-        GroupCommit::new(app.db.clone()).with_statement_deadline(Duration::from_millis(500));
+        GroupCommit::new(app.db.clone()).with_statement_deadline(Duration::from_secs(1));
+    let held = [
+        sign_in_event(&tenant, "held-1", 1),
+        sign_in_event(&tenant, "held-2", 1),
+    ];
+    let mut holder = app.db.begin().await.unwrap();
+    append(&mut holder, User::TYPE, held.iter()).await.unwrap();
 
-    let held = sign_in_event(&tenant, "held", 1);
+    for event in &held {
+        let stuck = tokio::time::timeout(PATIENCE, writer.append(vec![event.clone()]))
+            .await
+            .expect("an answer within the statement's deadline");
+        assert!(
+            matches!(stuck, Err(PersistenceError::ConnectionError(_))),
+            "{stuck:?}"
+        );
+    }
+    let next = tokio::time::timeout(
+        PATIENCE,
+        writer.append(vec![sign_in_event(&tenant, "after", 1)]),
+    )
+    .await
+    .expect("the writer writes again");
+    assert!(next.is_ok(), "{next:?}");
+
+    let started = std::time::Instant::now();
+    while lock_waits(&app).await > 0 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "abandoned statements still wait for the held keys"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holder.rollback().await.unwrap();
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id LIKE $1")
+        .bind(format!("{tenant}/held-%"))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(written, 0, "an abandoned statement committed after all");
+}
+
+// A command whose key another transaction holds for longer than the writer's lock wait hears a
+// conflict, which it answers by deciding again on a fresh load; the rest of its batch is
+// written. Before the lock wait, the batch waited for as long as the key was held.
+#[tokio::test]
+async fn a_key_held_past_the_lock_wait_is_a_conflict_for_its_command_alone() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+    let held = sign_in_event(&tenant, "lw-held", 1);
     let mut holder = app.db.begin().await.unwrap();
     append(&mut holder, User::TYPE, std::iter::once(&held))
         .await
         .unwrap();
-    let patience = Duration::from_secs(20);
-    let stuck = tokio::time::timeout(patience, writer.append(vec![held.clone()]))
+
+    // Handed over together, before the committer runs: one batch.
+    let batch = futures::future::join_all(vec![
+        writer.append(vec![sign_in_event(&tenant, "lw-a", 1)]),
+        writer.append(vec![held.clone()]),
+        writer.append(vec![sign_in_event(&tenant, "lw-c", 1)]),
+    ]);
+    let outcomes = tokio::time::timeout(PATIENCE, batch)
         .await
-        .expect("an answer within the statement's deadline");
-    assert!(
-        matches!(stuck, Err(PersistenceError::ConnectionError(_))),
-        "{stuck:?}"
-    );
-    // Two more, one after the other, so that both slots are used again after the stall.
-    for user in ["after-1", "after-2"] {
-        let next = tokio::time::timeout(
-            patience,
-            writer.append(vec![sign_in_event(&tenant, user, 1)]),
-        )
-        .await
-        .expect("the writer writes again");
-        assert!(next.is_ok(), "{next:?}");
-    }
+        .expect("the batch ends while the key is still held");
     holder.rollback().await.unwrap();
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert!(
+        matches!(outcomes[1], Err(PersistenceError::OptimisticLockError)),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+}
+
+// Racing commands on one user that write the same key in one batch: the first handed over is
+// written and the others hear a conflict at once (they decide again on a fresh load). The batch
+// is not refused and halved because of them.
+#[tokio::test]
+async fn commands_that_write_the_same_key_in_one_batch_cost_no_refused_statement() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+
+    let racing = (0..4).map(|_| sign_in_event(&tenant, "rk-same", 1));
+    let others = (0..4).map(|i| sign_in_event(&tenant, &format!("rk-{i}"), 1));
+    let commands = racing.chain(others).map(|event| writer.append(vec![event]));
+    // Handed over together, before the committer runs: one batch.
+    let outcomes = futures::future::join_all(commands).await;
+    let conflicts: Vec<usize> = (0..8)
+        .filter(|&i| matches!(outcomes[i], Err(PersistenceError::OptimisticLockError)))
+        .collect();
+    assert_eq!(conflicts, [1, 2, 3], "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| o.is_ok() || matches!(o, Err(PersistenceError::OptimisticLockError))));
+    assert_eq!(
+        writer.statements(),
+        Statements {
+            written: 1,
+            refused: 0
+        }
+    );
+}
+
+/// How long a test waits for what should take a few seconds at most.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Backends of the test's database waiting for a lock.
+async fn lock_waits(app: &twofold_tests::TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
 }
 
 // Another writer holds one aggregate of a batch and then writes a second one: the batch must
