@@ -241,7 +241,6 @@ impl Refusal {
 async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     let mut batch = batch;
     in_lock_order(&mut batch);
-    let batch = without_repeated_keys(batch);
     // Refused statements of several commands allowed: twice the halvings that find one.
     let mut halvings_left = 2 * (usize::BITS - batch.len().leading_zeros());
     // Parts left to write, the next on top: the batch's key order is kept.
@@ -306,6 +305,9 @@ async fn write(
     for Pending { done, .. } in stale {
         let _ = done.send(Err(PersistenceError::OptimisticLockError));
     }
+    // After the stale ones are out: a repeat is not refused in favour of a command that is
+    // itself refused as stale.
+    let current = without_repeated_keys(current);
     if current.is_empty() {
         lease.finish();
         return Ok(());

@@ -34,7 +34,6 @@ struct Idle {
     since: Instant,
 }
 
-/// Up to `size` connections, opened on demand, reused while healthy.
 /// The settings the hot path's connections ask for ([`DirectConnections::new`]), the one to
 /// keep longest first.
 pub const HOT_PATH_SETTINGS: [(&str, &str); 3] = [
@@ -43,6 +42,7 @@ pub const HOT_PATH_SETTINGS: [(&str, &str); 3] = [
     ("jit", "off"),
 ];
 
+/// Up to `size` connections, opened on demand, reused while healthy.
 pub struct DirectConnections {
     /// Connect options with every setting, then with fewer (the first ones are kept longest),
     /// and last the pool's own, for a server or pooler that refuses settings.

@@ -235,8 +235,13 @@ async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_wa
         let stuck = tokio::time::timeout(PATIENCE, writer.append(vec![event.clone()]))
             .await
             .expect("an answer within the statement's deadline");
+        // The deadline's unknown outcome; on a starved machine the server's lock wait may
+        // answer first, with a conflict.
         assert!(
-            matches!(stuck, Err(PersistenceError::ConnectionError(_))),
+            matches!(
+                stuck,
+                Err(PersistenceError::ConnectionError(_) | PersistenceError::OptimisticLockError)
+            ),
             "{stuck:?}"
         );
     }
@@ -328,8 +333,8 @@ async fn commands_that_write_the_same_key_in_one_batch_cost_no_refused_statement
     );
 }
 
-/// How long a test waits for what should take a few seconds at most.
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How long a test waits for what takes a few seconds at most (the lock waits are 2 s each).
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Backends of the test's database waiting for a lock.
 async fn lock_waits(app: &twofold_tests::TestApp) -> i64 {
