@@ -158,14 +158,9 @@ impl ServiceError {
 
     /// Whether this internal error is a statement the database refused, so that whatever the
     /// command was doing wrote nothing (a lock not taken in time): unlike a lost connection,
-    /// its outcome is known. The error itself, as the events writer reports a refusal, not a
-    /// cause further down: a step after the commit (the read model's check) may fail the same
-    /// way once the events are written.
+    /// its outcome is known.
     pub fn wrote_nothing(&self) -> bool {
-        let (ServiceError::Internal(e), Some(test)) = (self, REFUSED.get()) else {
-            return false;
-        };
-        test(e.as_ref())
+        self.internal_cause_is(REFUSED.get())
     }
 
     fn internal_cause_is(&self, test: Option<&UnavailableTest>) -> bool {
@@ -293,26 +288,5 @@ mod tests {
             ServiceError::from(TenantError::NotFound).code(),
             ErrorCode::NotFound
         );
-    }
-
-    /// The refusal the test registers: a stand-in for the driver's lock timeout.
-    #[derive(Debug, thiserror::Error)]
-    #[error("refused")]
-    struct Refused;
-
-    /// An error after the commit whose cause is a refusal.
-    #[derive(Debug, thiserror::Error)]
-    #[error("after the commit")]
-    struct AfterCommit(#[source] Refused);
-
-    // A slot is given back only for the writer's own refusal: the same refusal as the cause of
-    // a later step's failure (the read model's check, after the events were written) says
-    // nothing about whether the code was issued.
-    #[test]
-    fn only_a_refusal_itself_wrote_nothing_not_one_in_its_causes() {
-        recognise_refused(|e| e.is::<Refused>());
-        assert!(ServiceError::Internal(Box::new(Refused)).wrote_nothing());
-        assert!(!ServiceError::Internal(Box::new(AfterCommit(Refused))).wrote_nothing());
-        assert!(!ServiceError::Conflict("x".into()).wrote_nothing());
     }
 }
