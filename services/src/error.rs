@@ -140,31 +140,12 @@ pub fn recognise_unavailable(test: UnavailableTest) {
     let _ = UNAVAILABLE.set(test);
 }
 
-static REFUSED: std::sync::OnceLock<UnavailableTest> = std::sync::OnceLock::new();
-
-/// Registers how a statement the database refused without writing anything, for a reason
-/// that is not the caller's (a lock it could not take in time), is recognised.
-pub fn recognise_refused(test: UnavailableTest) {
-    let _ = REFUSED.set(test);
-}
-
 impl ServiceError {
     /// Whether this internal error is the database being unreachable (down, restarting, a
     /// connection cut, the pool unable to connect in time): the caller may retry, and the
     /// service recovers by itself once the database is back.
     pub fn is_unavailable(&self) -> bool {
-        self.internal_cause_is(UNAVAILABLE.get())
-    }
-
-    /// Whether this internal error is a statement the database refused, so that whatever the
-    /// command was doing wrote nothing (a lock not taken in time): unlike a lost connection,
-    /// its outcome is known.
-    pub fn wrote_nothing(&self) -> bool {
-        self.internal_cause_is(REFUSED.get())
-    }
-
-    fn internal_cause_is(&self, test: Option<&UnavailableTest>) -> bool {
-        let (ServiceError::Internal(e), Some(test)) = (self, test) else {
+        let (ServiceError::Internal(e), Some(test)) = (self, UNAVAILABLE.get()) else {
             return false;
         };
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());

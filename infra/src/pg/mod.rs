@@ -17,7 +17,6 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// start-up with a clear error instead of failing the first request.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     twofold_services::recognise_unavailable(is_unavailable);
-    twofold_services::recognise_refused(is_lock_timeout);
     let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -55,15 +54,6 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx
     }
     pool.close().await;
     Ok(())
-}
-
-/// Whether `e` is PostgreSQL ending a lock wait at the connection's `lock_timeout` (55P03): the
-/// statement wrote nothing.
-pub fn is_lock_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.downcast_ref::<sqlx::Error>()
-        .and_then(sqlx::Error::as_database_error)
-        .and_then(|db| db.code())
-        .is_some_and(|code| code == "55P03")
 }
 
 /// Whether `e` is a driver error that says the database could not be reached or used: no
