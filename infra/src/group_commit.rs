@@ -55,7 +55,7 @@ pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
 /// same key holds it for one statement and its commit; longer means a stalled transaction (an
 /// operator's open `psql`), and the server ends the wait itself: a statement abandoned only by
 /// us at the deadline would wait on, and commit later. The command that waited hears a
-/// retryable outage (the lock may be the whole table's, held by a migration).
+/// conflict and decides again on a fresh load.
 pub const LOCK_WAIT: &str = "2s";
 
 /// At most this many commands share one transaction, so a batch stays a short transaction

@@ -59,9 +59,7 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx
 /// Whether `e` is a driver error that says the database could not be reached or used: no
 /// connection in time, a connection cut (network, restart, `pg_terminate_backend`), or the
 /// server refusing connections (SQLSTATE class 08, 53300 too many connections, 55000 a database
-/// not accepting connections, 57P01 to 57P03 shutting down, crashed or starting up), or a lock
-/// that a statement could not take within its connection's `lock_timeout` (55P03: a stalled
-/// transaction or a migration holds it; the statement wrote nothing).
+/// not accepting connections, 57P01 to 57P03 shutting down, crashed or starting up).
 pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
     match e.downcast_ref::<sqlx::Error>() {
         Some(
@@ -75,7 +73,7 @@ pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
             code.starts_with("08")
                 || matches!(
                     code.as_ref(),
-                    "53300" | "55000" | "55P03" | "57P01" | "57P02" | "57P03"
+                    "53300" | "55000" | "57P01" | "57P02" | "57P03"
                 )
         }),
         _ => e.downcast_ref::<std::io::Error>().is_some_and(|io| {

@@ -236,11 +236,11 @@ async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_wa
             .await
             .expect("an answer within the statement's deadline");
         // The deadline's unknown outcome; on a starved machine the server's lock wait may
-        // answer first, with a refusal.
+        // answer first, with a conflict.
         assert!(
             matches!(
                 stuck,
-                Err(PersistenceError::ConnectionError(_) | PersistenceError::UnknownError(_))
+                Err(PersistenceError::ConnectionError(_) | PersistenceError::OptimisticLockError)
             ),
             "{stuck:?}"
         );
@@ -271,10 +271,10 @@ async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_wa
 }
 
 // A command whose key another transaction holds for longer than the writer's lock wait hears a
-// retryable outage (nothing of it was written); the rest of its batch is written. Before the
-// lock wait, the batch waited for as long as the key was held.
+// conflict, which it answers by deciding again on a fresh load; the rest of its batch is
+// written. Before the lock wait, the batch waited for as long as the key was held.
 #[tokio::test]
-async fn a_key_held_past_the_lock_wait_fails_its_command_alone_as_retryable() {
+async fn a_key_held_past_the_lock_wait_is_a_conflict_for_its_command_alone() {
     let app = spawn_app().await;
     let (tenant, _) = app.create_tenant("Acme").await;
     let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
@@ -295,12 +295,10 @@ async fn a_key_held_past_the_lock_wait_fails_its_command_alone_as_retryable() {
         .expect("the batch ends while the key is still held");
     holder.rollback().await.unwrap();
     assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
-    let Err(PersistenceError::UnknownError(refused)) = &outcomes[1] else {
-        panic!("a refusal, not {:?}", outcomes[1]);
-    };
     assert!(
-        twofold_infra::pg::is_unavailable(refused.as_ref()),
-        "{refused}"
+        matches!(outcomes[1], Err(PersistenceError::OptimisticLockError)),
+        "{:?}",
+        outcomes[1]
     );
     assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
 }
