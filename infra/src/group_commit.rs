@@ -39,8 +39,8 @@ use crate::pg::direct::{DirectConnections, HOT_PATH_SETTINGS};
 
 /// How many batch statements may be running at once: while one waits for its commit to reach
 /// the disk, another is written. Fewer statements in flight make larger batches and fewer
-/// commits: with `twofold bench` on 2 cores, 2 gave 10 to 20% more verifies, enrollments and
-/// codes per second than 4, with less CPU per operation (decision 175). 1 gave more still for
+/// commits: with `twofold bench` on 2 cores, 2 gave 3 to 20% more verifies and 5 to 16% more
+/// enrollments per second than 4, with less CPU per operation (decision 175). 1 gave more for
 /// verifies, but then one statement that stalls stops every write of its aggregate type.
 pub const IN_FLIGHT: usize = 2;
 
