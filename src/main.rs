@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twofold::databases::Databases;
-use twofold::startup::{AppConfig, Application, Delivery, Wiring};
+use twofold::startup::{AppConfig, Application, Delivery, StoreOptions, Wiring};
 use twofold::{say, telemetry, zero_config};
 use twofold_infra::config::Settings;
 use twofold_infra::crypto::seal::{rotate_master_key, MasterKeys};
@@ -173,8 +173,10 @@ async fn run(
                 http: settings.http.clone(),
                 graphiql: settings.graphiql,
                 console: settings.console,
-                settle_timeout: DEFAULT_SETTLE_TIMEOUT,
-                aggregate_cache: settings.aggregate_cache,
+                stores: StoreOptions {
+                    aggregate_cache: settings.aggregate_cache,
+                    ..StoreOptions::default()
+                },
                 public_url: settings.public_url.clone(),
             })
             .await?;
@@ -331,7 +333,7 @@ async fn connect(
 ) -> anyhow::Result<Wiring> {
     let databases = Databases::connect(url, settings.key_database_url.as_deref(), 4).await?;
     // A one-shot command decides on stored state only: nothing to keep between commands.
-    Wiring::new(databases, secrets, delivery, DEFAULT_SETTLE_TIMEOUT, 0).await
+    Wiring::new(databases, secrets, delivery, StoreOptions::default()).await
 }
 
 /// Email and SMS channels from `TWOFOLD_SMTP_*` / `TWOFOLD_SMS_*`; the console for a channel

@@ -5,7 +5,7 @@ use twofold_infra::crypto::seal::{tenants_with_first_format_keys, users_of};
 use twofold_services::RequestContext;
 
 use crate::databases::Databases;
-use crate::startup::{Delivery, Wiring};
+use crate::startup::{Delivery, StoreOptions, Wiring};
 
 /// Runs it; fails (after doing what it could) if any tenant keeps its first-format key.
 pub async fn run(
@@ -15,7 +15,11 @@ pub async fn run(
     settle_timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let (events, keys) = (databases.events.clone(), databases.keys.clone());
-    let wiring = Wiring::new(databases, secrets, delivery, settle_timeout, 0).await?;
+    let stores = StoreOptions {
+        settle_timeout,
+        ..StoreOptions::default()
+    };
+    let wiring = Wiring::new(databases, secrets, delivery, stores).await?;
     let ctx = RequestContext::system("cli");
     let mut kept = vec![];
     for tenant in tenants_with_first_format_keys(&keys).await? {

@@ -29,10 +29,11 @@ use twofold_infra::delivery::tenant::guard::DnsProviderHosts;
 use twofold_infra::delivery::tenant::TenantSenderCache;
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
+use twofold_infra::group_commit::WriterLimits;
 use twofold_infra::hosted::PgHostedStore;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::operations::PgOperations;
-use twofold_infra::processor::EventProcessor;
+use twofold_infra::processor::{EventProcessor, DEFAULT_SETTLE_TIMEOUT};
 use twofold_infra::projections::activity::PgOverviewReadModel;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
@@ -90,21 +91,42 @@ pub struct Wiring {
     pub send_limiter: Arc<PgSendLimiter>,
 }
 
+/// How the event stores wait and what they keep.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// How long a command waits for its write to reach the read models.
+    pub settle_timeout: Duration,
+    /// Aggregates kept in memory per store (`TWOFOLD_AGGREGATE_CACHE`).
+    pub aggregate_cache: usize,
+    /// How each store's writer waits on PostgreSQL.
+    pub writer: WriterLimits,
+}
+
+impl Default for StoreOptions {
+    /// What a one-shot command needs: nothing kept between commands.
+    fn default() -> Self {
+        Self {
+            settle_timeout: DEFAULT_SETTLE_TIMEOUT,
+            aggregate_cache: 0,
+            writer: WriterLimits::default(),
+        }
+    }
+}
+
 impl Wiring {
     /// Wires every use-case to PostgreSQL and the crypto adapters.
     pub async fn new(
         databases: Databases,
         secrets: &Secrets,
         delivery: &Delivery,
-        settle_timeout: Duration,
-        aggregate_cache: usize,
+        stores: StoreOptions,
     ) -> anyhow::Result<Self> {
         let pool = databases.events.clone();
         let processor = Arc::new(
             EventProcessor::new(pool.clone(), projections::all())
                 .await
                 .context("registering projections")?
-                .with_settle_timeout(settle_timeout),
+                .with_settle_timeout(stores.settle_timeout),
         );
         let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -122,7 +144,8 @@ impl Wiring {
         let commands = Commands::<Tenant>::new(
             Arc::new(
                 event_store::PgStore::<Tenant>::new(&pool, (), TENANT_STATE_VERSION)
-                    .with_cache(aggregate_cache),
+                    .with_cache(stores.aggregate_cache)
+                    .with_writer_limits(stores.writer),
             ),
             processor.clone(),
             entropy.clone(),
@@ -147,7 +170,8 @@ impl Wiring {
         let user_commands = Commands::<User>::new(
             Arc::new(
                 event_store::PgStore::<User>::new(&pool, crypto.clone(), USER_STATE_VERSION)
-                    .with_cache(aggregate_cache),
+                    .with_cache(stores.aggregate_cache)
+                    .with_writer_limits(stores.writer),
             ),
             processor.clone(),
             entropy.clone(),
@@ -296,10 +320,8 @@ pub struct AppConfig {
     pub graphiql: bool,
     /// Whether the console is served at `/console` (`TWOFOLD_CONSOLE`).
     pub console: bool,
-    /// How long a command waits for its write to reach the read models.
-    pub settle_timeout: Duration,
-    /// Aggregates kept in memory per store (`TWOFOLD_AGGREGATE_CACHE`).
-    pub aggregate_cache: usize,
+    /// How the event stores wait and what they keep.
+    pub stores: StoreOptions,
     /// Where browsers reach the service (`TWOFOLD_PUBLIC_URL`); `None`: `http://` and the
     /// bound address.
     pub public_url: Option<String>,
@@ -327,14 +349,8 @@ impl Application {
             config.max_connections,
         )
         .await?;
-        let mut wiring = Wiring::new(
-            databases,
-            &config.secrets,
-            &config.delivery,
-            config.settle_timeout,
-            config.aggregate_cache,
-        )
-        .await?;
+        let mut wiring =
+            Wiring::new(databases, &config.secrets, &config.delivery, config.stores).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {} (check TWOFOLD_BIND)", config.bind))?;

@@ -91,14 +91,15 @@ pub async fn append<'a>(
 
 /// Whether PostgreSQL refused the statement because of what other writers did, which a
 /// command answers by deciding again on fresh state: a key already taken (another command
-/// wrote that sequence first, postgres-es's optimistic lock), a deadlock, a serialization
-/// failure, or a key another transaction held past the writer's lock wait (55P03, decision
-/// 175). Nothing of the statement was written.
+/// wrote that sequence first, postgres-es's optimistic lock), a deadlock or a serialization
+/// failure. Nothing of the statement was written. Not a lock held past the writer's lock wait
+/// (55P03): it may be the whole table's (a migration), which deciding again cannot get past,
+/// so it is an outage the caller may retry (`pg::is_unavailable`, decision 175).
 pub fn is_conflict(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .and_then(|d| d.code())
-        .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001" | "55P03"))
+        .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
 }
 
 /// Whether the connection can serve another statement after `error`: PostgreSQL answered with

@@ -55,8 +55,27 @@ pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
 /// same key holds it for one statement and its commit; longer means a stalled transaction (an
 /// operator's open `psql`), and the server ends the wait itself: a statement abandoned only by
 /// us at the deadline would wait on, and commit later. The command that waited hears a
-/// conflict and decides again on a fresh load.
-pub const LOCK_WAIT: &str = "2s";
+/// retryable outage (the lock may be the whole table's, held by a migration).
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How a committer waits on PostgreSQL: by default [`LOCK_WAIT`] and [`STATEMENT_DEADLINE`].
+/// Tests that keep commands running behind a lock on `events` make both longer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterLimits {
+    /// `lock_timeout` on the writer's connections.
+    pub lock_wait: Duration,
+    /// How long a statement may go without an answer.
+    pub statement_deadline: Duration,
+}
+
+impl Default for WriterLimits {
+    fn default() -> Self {
+        Self {
+            lock_wait: LOCK_WAIT,
+            statement_deadline: STATEMENT_DEADLINE,
+        }
+    }
+}
 
 /// At most this many commands share one transaction, so a batch stays a short transaction
 /// (long ones hold back the event processor's commit horizon).
@@ -87,24 +106,21 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
 
     /// A committer whose connections take their numbers from `epoch` (shared with the loads).
     pub fn with_epoch(pool: PgPool, epoch: Arc<AtomicU64>) -> Self {
+        Self::with_limits(pool, epoch, WriterLimits::default())
+    }
+
+    /// As [`GroupCommit::with_epoch`], waiting on PostgreSQL as `limits` say.
+    pub fn with_limits(pool: PgPool, epoch: Arc<AtomicU64>, limits: WriterLimits) -> Self {
         Self {
             repo: Arc::new(Writer {
-                connections: writer_connections(&pool).sharing_epoch(epoch),
-                deadline: STATEMENT_DEADLINE,
+                connections: writer_connections(&pool, limits.lock_wait).sharing_epoch(epoch),
+                deadline: limits.statement_deadline,
                 written: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
             }),
             queue: OnceLock::new(),
             aggregate: PhantomData,
         }
-    }
-
-    /// The same committer with another [`STATEMENT_DEADLINE`] (tests). Before the first append.
-    pub fn with_statement_deadline(mut self, deadline: Duration) -> Self {
-        Arc::get_mut(&mut self.repo)
-            .expect("the deadline is set before the first append")
-            .deadline = deadline;
-        self
     }
 
     /// How many statements this committer has sent: those that wrote, and those that wrote
@@ -154,11 +170,12 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
     }
 }
 
-/// The hot path's connections with [`LOCK_WAIT`], the setting a pooler that refuses some loses
+/// The hot path's connections with a lock wait, the setting a pooler that refuses some loses
 /// first (`operations.md` lists them all).
-fn writer_connections(pool: &PgPool) -> DirectConnections {
+fn writer_connections(pool: &PgPool, lock_wait: Duration) -> DirectConnections {
     let [first, second, third] = HOT_PATH_SETTINGS;
-    let settings = [first, second, third, ("lock_timeout", LOCK_WAIT)];
+    let lock_wait = format!("{}ms", lock_wait.as_millis().max(1));
+    let settings = [first, second, third, ("lock_timeout", lock_wait.as_str())];
     DirectConnections::with_settings(pool, IN_FLIGHT, &settings)
 }
 
@@ -251,6 +268,19 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
             Err((refusal, part)) if part.len() == 1 => {
                 if let Some(Pending { done, .. }) = part.into_iter().next() {
                     let _ = done.send(Err(refusal.into_command_error()));
+                }
+            }
+            Err((Refusal::Database(e), part)) if crate::pg::is_lock_timeout(&e) => {
+                // A lock held past the writer's lock wait: most likely the whole table's (a
+                // migration, an operator's `LOCK TABLE`), which no half could get past either.
+                // The part is answered as a whole with a retryable outage, for one 2 s wait
+                // per batch instead of one at every halving level and then one per command; a
+                // held key's batchmates (a stalled transaction of another writer) retry.
+                let shared = Arc::new(e);
+                for Pending { done, .. } in part {
+                    let _ = done.send(Err(PersistenceError::UnknownError(Box::new(
+                        SharedFailure(shared.clone()),
+                    ))));
                 }
             }
             Err((Refusal::Unknown(e), part)) => {

@@ -140,12 +140,36 @@ pub fn recognise_unavailable(test: UnavailableTest) {
     let _ = UNAVAILABLE.set(test);
 }
 
+static REFUSED: std::sync::OnceLock<UnavailableTest> = std::sync::OnceLock::new();
+
+/// Registers how a statement the database refused without writing anything, for a reason
+/// that is not the caller's (a lock it could not take in time), is recognised.
+pub fn recognise_refused(test: UnavailableTest) {
+    let _ = REFUSED.set(test);
+}
+
 impl ServiceError {
     /// Whether this internal error is the database being unreachable (down, restarting, a
     /// connection cut, the pool unable to connect in time): the caller may retry, and the
     /// service recovers by itself once the database is back.
     pub fn is_unavailable(&self) -> bool {
-        let (ServiceError::Internal(e), Some(test)) = (self, UNAVAILABLE.get()) else {
+        self.internal_cause_is(UNAVAILABLE.get())
+    }
+
+    /// Whether this internal error is a statement the database refused, so that whatever the
+    /// command was doing wrote nothing (a lock not taken in time): unlike a lost connection,
+    /// its outcome is known. The error itself, as the events writer reports a refusal, not a
+    /// cause further down: a step after the commit (the read model's check) may fail the same
+    /// way once the events are written.
+    pub fn wrote_nothing(&self) -> bool {
+        let (ServiceError::Internal(e), Some(test)) = (self, REFUSED.get()) else {
+            return false;
+        };
+        test(e.as_ref())
+    }
+
+    fn internal_cause_is(&self, test: Option<&UnavailableTest>) -> bool {
+        let (ServiceError::Internal(e), Some(test)) = (self, test) else {
             return false;
         };
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
@@ -269,5 +293,26 @@ mod tests {
             ServiceError::from(TenantError::NotFound).code(),
             ErrorCode::NotFound
         );
+    }
+
+    /// The refusal the test registers: a stand-in for the driver's lock timeout.
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused")]
+    struct Refused;
+
+    /// An error after the commit whose cause is a refusal.
+    #[derive(Debug, thiserror::Error)]
+    #[error("after the commit")]
+    struct AfterCommit(#[source] Refused);
+
+    // A slot is given back only for the writer's own refusal: the same refusal as the cause of
+    // a later step's failure (the read model's check, after the events were written) says
+    // nothing about whether the code was issued.
+    #[test]
+    fn only_a_refusal_itself_wrote_nothing_not_one_in_its_causes() {
+        recognise_refused(|e| e.is::<Refused>());
+        assert!(ServiceError::Internal(Box::new(Refused)).wrote_nothing());
+        assert!(!ServiceError::Internal(Box::new(AfterCommit(Refused))).wrote_nothing());
+        assert!(!ServiceError::Conflict("x".into()).wrote_nothing());
     }
 }

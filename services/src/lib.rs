@@ -27,4 +27,4 @@ pub mod webauthn_port;
 
 pub use auth::{Authenticator, KeyPrincipal, Principal};
 pub use context::{Actor, Admission, Call, RequestContext};
-pub use error::{recognise_unavailable, ErrorCode, ServiceError, StoreError};
+pub use error::{recognise_refused, recognise_unavailable, ErrorCode, ServiceError, StoreError};

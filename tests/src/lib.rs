@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, OnceCell};
-use twofold::startup::{AppConfig, Application, Delivery};
+use twofold::startup::{AppConfig, Application, Delivery, StoreOptions};
 use twofold_infra::config::{Key32, OperatorToken, Secrets};
 use twofold_infra::delivery::{DeliverySettings, Senders};
 pub use twofold_infra::http_limits::HttpLimits;
@@ -204,6 +204,9 @@ pub struct TestOptions {
     /// (an open transaction that wrote) shortens it: each command it makes meanwhile waits
     /// it out.
     pub settle_timeout: std::time::Duration,
+    /// How the event stores' writers wait on PostgreSQL. A test that keeps commands running
+    /// behind a lock on `events` lengthens the lock wait, which otherwise ends them in 2 s.
+    pub event_writer: twofold_infra::group_commit::WriterLimits,
     /// `TWOFOLD_PUBLIC_URL` (`None`: `http://` and the bound address); `{port}` in it stands
     /// for the bound port (`http://localhost:{port}`: a secure context for WebAuthn).
     pub public_url: Option<String>,
@@ -225,6 +228,7 @@ impl Default for TestOptions {
             allow_private_provider_urls: true,
             delivery_retention: RetryPolicy::default().retention,
             settle_timeout: twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT,
+            event_writer: Default::default(),
             public_url: None,
             key_database_url: None,
         }
@@ -336,8 +340,11 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         http: options.http,
         graphiql: options.graphiql,
         console: options.console,
-        settle_timeout: options.settle_timeout,
-        aggregate_cache: twofold_infra::event_store::DEFAULT_CACHED_AGGREGATES,
+        stores: StoreOptions {
+            settle_timeout: options.settle_timeout,
+            aggregate_cache: twofold_infra::event_store::DEFAULT_CACHED_AGGREGATES,
+            writer: options.event_writer,
+        },
         public_url: options
             .public_url
             .clone()

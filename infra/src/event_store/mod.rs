@@ -30,7 +30,7 @@ pub use cache::AggregateCache;
 use cache::Cached;
 use turns::Turns;
 
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, WriterLimits};
 use crate::pg::direct::DirectConnections;
 
 /// Replaying this many events (or more) in one command triggers a new snapshot, so no load
@@ -112,6 +112,13 @@ impl<A: Aggregate + 'static> PgStore<A> {
     /// Keeps up to `capacity` aggregates in memory instead of the default (0: none).
     pub fn with_cache(mut self, capacity: usize) -> Self {
         self.cache = AggregateCache::new(capacity);
+        self
+    }
+
+    /// Writes waiting on PostgreSQL as `limits` say instead of the defaults. Before the first
+    /// command.
+    pub fn with_writer_limits(mut self, limits: WriterLimits) -> Self {
+        self.writer = GroupCommit::with_limits(self.pool.clone(), self.epoch.clone(), limits);
         self
     }
 

@@ -17,6 +17,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// start-up with a clear error instead of failing the first request.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     twofold_services::recognise_unavailable(is_unavailable);
+    twofold_services::recognise_refused(is_lock_timeout);
     let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -56,10 +57,25 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx
     Ok(())
 }
 
+/// Whether `e` is PostgreSQL ending a lock wait at the connection's `lock_timeout` (55P03): the
+/// statement wrote nothing. Also as the events writer tells it to every command of a statement.
+pub fn is_lock_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let error = match e.downcast_ref::<crate::group_commit::SharedFailure>() {
+        Some(shared) => Some(&*shared.0),
+        None => e.downcast_ref::<sqlx::Error>(),
+    };
+    error
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "55P03")
+}
+
 /// Whether `e` is a driver error that says the database could not be reached or used: no
 /// connection in time, a connection cut (network, restart, `pg_terminate_backend`), or the
 /// server refusing connections (SQLSTATE class 08, 53300 too many connections, 55000 a database
-/// not accepting connections, 57P01 to 57P03 shutting down, crashed or starting up).
+/// not accepting connections, 57P01 to 57P03 shutting down, crashed or starting up), or a lock
+/// that a statement could not take within its connection's `lock_timeout` (55P03: a stalled
+/// transaction or a migration holds it; the statement wrote nothing).
 pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
     match e.downcast_ref::<sqlx::Error>() {
         Some(
@@ -73,7 +89,7 @@ pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
             code.starts_with("08")
                 || matches!(
                     code.as_ref(),
-                    "53300" | "55000" | "57P01" | "57P02" | "57P03"
+                    "53300" | "55000" | "55P03" | "57P01" | "57P02" | "57P03"
                 )
         }),
         _ => e.downcast_ref::<std::io::Error>().is_some_and(|io| {

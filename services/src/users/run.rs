@@ -117,10 +117,12 @@ impl UserService {
                 )),
             };
         // Kept when the code was issued, and when nobody can say whether it was (an internal
-        // error may come after the commit): a send too many is the safe side.
+        // error may come after the commit): a send too many is the safe side. Not when the
+        // database refused the command's statement (a lock not taken in time): its callers are
+        // told to retry, and each retry would otherwise take a slot for no code.
         let keep = match &result {
             Ok((_, events, _)) => issued(events, &send.challenge_id),
-            Err(ServiceError::Internal(_)) => true,
+            Err(e @ ServiceError::Internal(_)) => !e.wrote_nothing(),
             Err(_) => false,
         };
         self.limits.settle(slot, keep).await;

@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use serde_json::{json, Value};
 use twofold_domain::user::{SignInReason, User, UserEvent};
 use twofold_infra::append::append;
-use twofold_infra::group_commit::{GroupCommit, Statements};
+use twofold_infra::group_commit::{GroupCommit, Statements, WriterLimits};
 use twofold_tests::spawn_app;
 
 /// One `SignInEvaluated` event at `sequence` of user `user` of tenant `tenant`, as a command
@@ -222,8 +222,12 @@ async fn many_refused_commands_cost_about_one_statement_each() {
 async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_waiting() {
     let app = spawn_app().await;
     let (tenant, _) = app.create_tenant("Acme").await;
+    let limits = WriterLimits {
+        statement_deadline: Duration::from_secs(1),
+        ..WriterLimits::default()
+    };
     let writer: GroupCommit<User> =
-        GroupCommit::new(app.db.clone()).with_statement_deadline(Duration::from_secs(1));
+        GroupCommit::with_limits(app.db.clone(), Default::default(), limits);
     let held = [
         sign_in_event(&tenant, "held-1", 1),
         sign_in_event(&tenant, "held-2", 1),
@@ -236,11 +240,11 @@ async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_wa
             .await
             .expect("an answer within the statement's deadline");
         // The deadline's unknown outcome; on a starved machine the server's lock wait may
-        // answer first, with a conflict.
+        // answer first, with a refusal.
         assert!(
             matches!(
                 stuck,
-                Err(PersistenceError::ConnectionError(_) | PersistenceError::OptimisticLockError)
+                Err(PersistenceError::ConnectionError(_) | PersistenceError::UnknownError(_))
             ),
             "{stuck:?}"
         );
@@ -270,11 +274,79 @@ async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_wa
     assert_eq!(written, 0, "an abandoned statement committed after all");
 }
 
-// A command whose key another transaction holds for longer than the writer's lock wait hears a
-// conflict, which it answers by deciding again on a fresh load; the rest of its batch is
-// written. Before the lock wait, the batch waited for as long as the key was held.
+/// What every command of a statement refused at the writer's lock wait hears: a retryable
+/// outage, recognised as one that wrote nothing (a code's slot under the send caps is then
+/// given back).
+fn assert_refused_at_the_lock_wait(outcome: &Result<(), PersistenceError>) {
+    let Err(PersistenceError::UnknownError(refused)) = outcome else {
+        panic!("a refusal, not {outcome:?}");
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(refused.as_ref());
+    let mut unavailable = false;
+    while let Some(error) = cause {
+        unavailable |= twofold_infra::pg::is_unavailable(error);
+        cause = error.source();
+    }
+    assert!(unavailable, "retryable: {refused}");
+    assert!(
+        twofold_infra::pg::is_lock_timeout(refused.as_ref()),
+        "wrote nothing: {refused}"
+    );
+}
+
+/// Three new users' first events, handed over together before the committer runs: one batch.
+async fn three_commands(
+    writer: &GroupCommit<User>,
+    first: SerializedEvent,
+    tenant: &str,
+) -> Vec<Result<(), PersistenceError>> {
+    let batch = futures::future::join_all(vec![
+        writer.append(vec![first]),
+        writer.append(vec![sign_in_event(tenant, "lw-b", 1)]),
+        writer.append(vec![sign_in_event(tenant, "lw-c", 1)]),
+    ]);
+    tokio::time::timeout(PATIENCE, batch)
+        .await
+        .expect("the batch ends while the lock is still held")
+}
+
+// A lock on the whole table held past the writer's lock wait (a migration building an index
+// without CONCURRENTLY, an operator's LOCK TABLE): the batch's commands hear a retryable outage
+// after one statement. Before, the lock wait was a conflict (each command decided again, up to
+// 20 times, and its caller heard CONFLICT), and the refused batch was halved down to single
+// commands, each waiting the lock wait again while it held a writer slot.
 #[tokio::test]
-async fn a_key_held_past_the_lock_wait_is_a_conflict_for_its_command_alone() {
+async fn a_table_lock_held_past_the_lock_wait_ends_the_batch_as_retryable_in_one_statement() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+    let mut holder = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let outcomes = three_commands(&writer, sign_in_event(&tenant, "lw-a", 1), &tenant).await;
+    holder.rollback().await.unwrap();
+    outcomes.iter().for_each(assert_refused_at_the_lock_wait);
+    assert_eq!(
+        writer.statements(),
+        Statements {
+            written: 0,
+            refused: 1
+        }
+    );
+    // Once the lock is gone, the commands' retries are written.
+    let retried = three_commands(&writer, sign_in_event(&tenant, "lw-a", 1), &tenant).await;
+    assert!(retried.iter().all(Result::is_ok), "{retried:?}");
+}
+
+// A key another transaction holds past the writer's lock wait (a stalled writer of another
+// instance) cannot be told from a table lock by the error: the batch is answered as a whole
+// too, in one statement instead of a 2 s wait at each halving level, and the commands that did
+// not need the key are written when they retry.
+#[tokio::test]
+async fn a_key_held_past_the_lock_wait_ends_its_batch_as_retryable_in_one_statement() {
     let app = spawn_app().await;
     let (tenant, _) = app.create_tenant("Acme").await;
     let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
@@ -284,23 +356,16 @@ async fn a_key_held_past_the_lock_wait_is_a_conflict_for_its_command_alone() {
         .await
         .unwrap();
 
-    // Handed over together, before the committer runs: one batch.
-    let batch = futures::future::join_all(vec![
-        writer.append(vec![sign_in_event(&tenant, "lw-a", 1)]),
-        writer.append(vec![held.clone()]),
+    let outcomes = three_commands(&writer, held.clone(), &tenant).await;
+    outcomes.iter().for_each(assert_refused_at_the_lock_wait);
+    assert_eq!(writer.statements().refused, 1);
+    let batchmates = futures::future::join_all(vec![
+        writer.append(vec![sign_in_event(&tenant, "lw-b", 1)]),
         writer.append(vec![sign_in_event(&tenant, "lw-c", 1)]),
-    ]);
-    let outcomes = tokio::time::timeout(PATIENCE, batch)
-        .await
-        .expect("the batch ends while the key is still held");
+    ])
+    .await;
     holder.rollback().await.unwrap();
-    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
-    assert!(
-        matches!(outcomes[1], Err(PersistenceError::OptimisticLockError)),
-        "{:?}",
-        outcomes[1]
-    );
-    assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+    assert!(batchmates.iter().all(Result::is_ok), "{batchmates:?}");
 }
 
 // Racing commands on one user that write the same key in one batch: the first handed over is

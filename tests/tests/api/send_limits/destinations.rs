@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use twofold_tests::{spawn_app, Answer, TestApp};
 
-use super::{drain, enroll, tenant, ADD_EMAIL, ADD_PHONE};
+use super::{drain, enroll, tenant, ADD_EMAIL, ADD_PHONE, SEND};
 
 const DISABLE: &str = "mutation($u: ID!, $k: String!) { disableTwoFactor(userId: $u, method: RECOVERY_CODE, code: $k) { enabled } }";
 const RESET: &str =
@@ -270,4 +270,58 @@ async fn expired_reservations_and_counts_are_pruned() {
             .all(|b| !b.as_str().unwrap().contains("example.com")),
         "destinations are never stored in clear: {kept:?}"
     );
+}
+
+// A code whose command the database refused (a lock held past the events writer's lock wait,
+// decision 175) was not issued: its slot is given back, so the retries its caller is told to
+// make do not use up the destination's codes.
+#[tokio::test]
+async fn sends_the_database_refused_give_their_slots_back() {
+    let app = spawn_app().await;
+    let (_, key) = tenant(&app, "Acme").await;
+    enroll(&app, &key, "ann", "+14155550123").await;
+    drain(&app).await;
+    // A stalled transaction holds the key of the user's next event (taken again if the
+    // delivery worker's record of the enrollment code came first).
+    let mut attempts = 0;
+    let holder = loop {
+        attempts += 1;
+        let (aggregate, last): (String, i64) = sqlx::query_as(
+            "SELECT aggregate_id, max(sequence) FROM events \
+             WHERE aggregate_type = 'user' AND aggregate_id LIKE '%/user/ann' GROUP BY 1",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        let mut holder = app.db.begin().await.unwrap();
+        let held = sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES ('user', $1, $2, 'Held', '1', '{}', '{}')",
+        )
+        .bind(&aggregate)
+        .bind(last + 1)
+        .execute(&mut *holder)
+        .await;
+        match held {
+            Ok(_) => break holder,
+            Err(e) => assert!(attempts < 20, "the next event's key is never free: {e}"),
+        }
+    };
+    // The number's five sign-in codes in ten minutes (the enrollment's code counts apart).
+    for _ in 0..5 {
+        let refused = app
+            .gql(Some(&key), SEND, json!({ "u": "ann", "ch": "SMS" }))
+            .await;
+        assert_eq!(refused.error_code(), "INTERNAL", "{}", refused.body);
+        assert_eq!(
+            refused.body["errors"][0]["extensions"]["retryable"], true,
+            "{}",
+            refused.body
+        );
+    }
+    holder.rollback().await.unwrap();
+    let sent = app
+        .gql(Some(&key), SEND, json!({ "u": "ann", "ch": "SMS" }))
+        .await;
+    assert!(sent.data()["sendCode"]["id"].is_string(), "{}", sent.body);
 }

@@ -4,9 +4,24 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use twofold_tests::{spawn_app, TestApp};
+use twofold_infra::group_commit::WriterLimits;
+use twofold_tests::{spawn_app_with, TestApp, TestOptions};
 
 use crate::rate_limits::{email_codes, EmailBudgetLock};
+
+/// An instance whose commands wait for a lock on `events` for as long as these tests hold it.
+/// With the writer's own lock wait (2 s) they would end as a retryable outage, freeing their
+/// places before the test could look (decision 175).
+async fn spawn_patient_app() -> TestApp {
+    spawn_app_with(TestOptions {
+        event_writer: WriterLimits {
+            lock_wait: Duration::from_secs(40),
+            statement_deadline: Duration::from_secs(50),
+        },
+        ..TestOptions::default()
+    })
+    .await
+}
 
 /// Waits until `n` email codes of `tenant` hold their slots.
 async fn until_reserved(app: &TestApp, tenant: &str, n: i64) {
@@ -43,7 +58,7 @@ async fn refused_for_a_full_share(app: &TestApp, key: &str) {
 
 #[tokio::test]
 async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_share() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
     // Commands wait for this lock to record their events, once their slots are taken.
@@ -80,7 +95,7 @@ async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_s
 // slots are counted, which can come before every request has read its grant.)
 #[tokio::test]
 async fn callers_who_hang_up_while_their_codes_wait_for_a_slot_keep_their_places() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
     let mut events = app.db.begin().await.unwrap();
