@@ -16,6 +16,9 @@
 //! such as a NUL in a JSON string; a deadlock), it says so and nothing of the batch is written.
 //! The batch is then written again in halves, each split again while refused, so only the
 //! command at fault sees the error (a conflicting caller re-decides on fresh state, as before).
+//! Not when PostgreSQL ended a wait for a lock on a whole relation (a migration's, an
+//! operator's): that is no command's doing, no half gets past it, and every command of the
+//! statement hears a retryable outage (decision 175).
 //! A batch writes its events in key order (aggregate id, then sequence), so two statements that
 //! write the same aggregates wait for each other in one direction only and do not deadlock in
 //! the first place. A failure without an answer from PostgreSQL (a lost connection, an
@@ -59,7 +62,9 @@ pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// How a committer waits on PostgreSQL: by default [`LOCK_WAIT`] and [`STATEMENT_DEADLINE`].
-/// Tests that keep commands running behind a lock on `events` make both longer.
+/// Tests that keep commands running behind a lock on `events` make both longer. The lock wait
+/// should stay the shorter: a statement abandoned at the deadline waits on in the server until
+/// its lock wait, and may commit meanwhile (only a test of the deadline itself reverses them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriterLimits {
     /// `lock_timeout` on the writer's connections.
@@ -243,10 +248,57 @@ impl Refusal {
     /// What a command alone hears: a hole is a conflict (it decides again on fresh state).
     fn into_command_error(self) -> PersistenceError {
         match self {
+            Refusal::Database(e) if crate::pg::is_lock_timeout(&e) => {
+                RefusedAtLockWait(Arc::new(e)).into()
+            }
             Refusal::Database(e) | Refusal::Unknown(e) => append::persistence_error(e),
             Refusal::Hole => PersistenceError::OptimisticLockError,
         }
     }
+}
+
+/// A statement of the writer that PostgreSQL refused at the lock wait (55P03): nothing of it was
+/// written, and its commands may be tried again later (the source is the driver's error, which
+/// `pg::is_unavailable` counts as an outage). Only this type says "nothing written" to the
+/// send caps ([`refused_at_lock_wait`]): the same SQLSTATE from any other statement (a read
+/// model's check after the commit) says nothing about the command's events.
+#[derive(Clone, Debug)]
+pub struct RefusedAtLockWait(Arc<sqlx::Error>);
+
+impl std::fmt::Display for RefusedAtLockWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the events statement waited too long for a lock and wrote nothing")
+    }
+}
+
+impl std::error::Error for RefusedAtLockWait {
+    /// The driver's error itself, not its `Arc`, so that it is recognised down the chain.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl From<RefusedAtLockWait> for PersistenceError {
+    fn from(refused: RefusedAtLockWait) -> Self {
+        PersistenceError::UnknownError(Box::new(refused))
+    }
+}
+
+/// Whether `e` is, itself, the writer's refusal at the lock wait: the command wrote nothing.
+pub fn refused_at_lock_wait(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.is::<RefusedAtLockWait>()
+}
+
+/// Whether the lock wait PostgreSQL ended was for a row: another transaction's insert of one of
+/// the statement's keys (or a row a trigger changes). PostgreSQL then says which tuple it was
+/// inserting or changing, in the error's context; a wait for a lock on a whole relation has no
+/// context (checked on PostgreSQL 15 in both cases; the context's presence, unlike its text,
+/// does not depend on the server's language).
+fn waited_for_a_row(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .and_then(|pg| pg.r#where())
+        .is_some_and(|context| !context.is_empty())
 }
 
 /// Writes a batch in one statement. When it wrote nothing for a reason that may be one
@@ -270,17 +322,17 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
                     let _ = done.send(Err(refusal.into_command_error()));
                 }
             }
-            Err((Refusal::Database(e), part)) if crate::pg::is_lock_timeout(&e) => {
-                // A lock held past the writer's lock wait: most likely the whole table's (a
-                // migration, an operator's `LOCK TABLE`), which no half could get past either.
-                // The part is answered as a whole with a retryable outage, for one 2 s wait
-                // per batch instead of one at every halving level and then one per command; a
-                // held key's batchmates (a stalled transaction of another writer) retry.
-                let shared = Arc::new(e);
+            Err((Refusal::Database(e), part))
+                if crate::pg::is_lock_timeout(&e) && !waited_for_a_row(&e) =>
+            {
+                // A lock on a whole relation held past the writer's lock wait (a migration
+                // building an index without CONCURRENTLY, an operator's LOCK TABLE): no half
+                // could get past it either. The part is answered as a whole, for one wait per
+                // batch instead of one at every halving level and then one per command. A
+                // row's wait (a key another writer holds) is one command's, and is halved.
+                let refused = RefusedAtLockWait(Arc::new(e));
                 for Pending { done, .. } in part {
-                    let _ = done.send(Err(PersistenceError::UnknownError(Box::new(
-                        SharedFailure(shared.clone()),
-                    ))));
+                    let _ = done.send(Err(refused.clone().into()));
                 }
             }
             Err((Refusal::Unknown(e), part)) => {

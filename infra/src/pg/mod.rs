@@ -17,7 +17,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// start-up with a clear error instead of failing the first request.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     twofold_services::recognise_unavailable(is_unavailable);
-    twofold_services::recognise_refused(is_lock_timeout);
+    twofold_services::recognise_refused(crate::group_commit::refused_at_lock_wait);
     let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -57,14 +57,9 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx
     Ok(())
 }
 
-/// Whether `e` is PostgreSQL ending a lock wait at the connection's `lock_timeout` (55P03): the
-/// statement wrote nothing. Also as the events writer tells it to every command of a statement.
+/// Whether `e` is PostgreSQL ending a lock wait at the connection's `lock_timeout` (55P03).
 pub fn is_lock_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let error = match e.downcast_ref::<crate::group_commit::SharedFailure>() {
-        Some(shared) => Some(&*shared.0),
-        None => e.downcast_ref::<sqlx::Error>(),
-    };
-    error
+    e.downcast_ref::<sqlx::Error>()
         .and_then(sqlx::Error::as_database_error)
         .and_then(|db| db.code())
         .is_some_and(|code| code == "55P03")

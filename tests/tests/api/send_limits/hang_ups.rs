@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use twofold_infra::group_commit::WriterLimits;
-use twofold_tests::{spawn_app_with, TestApp, TestOptions};
+use twofold_tests::{spawn_app, spawn_app_with, TestApp, TestOptions};
 
 use crate::rate_limits::{email_codes, EmailBudgetLock};
 
@@ -114,5 +114,48 @@ async fn callers_who_hang_up_while_their_codes_wait_for_a_slot_keep_their_places
     refused_for_a_full_share(&app, &key).await;
     events.rollback().await.unwrap();
     app.wait_for_events(&format!("{tenant}/%"), "CodeSent", 6)
+        .await;
+}
+
+// With the writer's own lock wait, codes whose commands wait behind a lock on the whole
+// `events` table end in about 2 s, each answered as a retryable outage. Nothing was written, so
+// every slot is given back (those of a batch answered together too), and once the lock is gone
+// the retries are sent. Before, each command decided again up to 20 times and its caller heard
+// `CONFLICT`; with the slots kept, retrying callers used up their addresses' codes on refusals.
+#[tokio::test]
+async fn codes_behind_a_table_lock_end_at_the_lock_wait_and_give_their_slots_back() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let (_, key) = app.issue_key(&admin, "APP").await;
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for refused in email_codes(&app, &key, "held", 3).await {
+        assert_eq!(refused.error_code(), "INTERNAL", "{}", refused.body);
+        assert_eq!(
+            refused.body["errors"][0]["extensions"]["retryable"], true,
+            "{}",
+            refused.body
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "ended at the lock wait"
+    );
+    let reserved: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
+            .bind(format!("tenant/{tenant}/email"))
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(reserved, 0, "every slot given back");
+    lock.rollback().await.unwrap();
+    for sent in email_codes(&app, &key, "held", 3).await {
+        sent.data();
+    }
+    app.wait_for_events(&format!("{tenant}/%"), "CodeSent", 3)
         .await;
 }

@@ -1,0 +1,160 @@
+//! The events writer when PostgreSQL is slow to answer or does not: statement deadlines, lock
+//! waits.
+
+use std::time::Duration;
+
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use cqrs_es::Aggregate;
+use twofold_domain::user::User;
+use twofold_infra::append::append;
+use twofold_infra::group_commit::{refused_at_lock_wait, GroupCommit, Statements, WriterLimits};
+use twofold_tests::spawn_app;
+
+use super::{lock_waits, sign_in_event, PATIENCE};
+
+// Statements that get no answer in time (here: they wait on keys another transaction holds,
+// and the test's deadline is shorter than the writer's lock wait) give their commands an
+// unknown outcome at the deadline and free their slots: after two such stalls in a row the
+// writer still writes. The server ends each abandoned wait itself (the writer's lock wait), so
+// nothing is left waiting to commit once the other transaction lets go.
+#[tokio::test]
+async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_waiting() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let limits = WriterLimits {
+        statement_deadline: Duration::from_secs(1),
+        ..WriterLimits::default()
+    };
+    let writer: GroupCommit<User> =
+        GroupCommit::with_limits(app.db.clone(), Default::default(), limits);
+    let held = [
+        sign_in_event(&tenant, "held-1", 1),
+        sign_in_event(&tenant, "held-2", 1),
+    ];
+    let mut holder = app.db.begin().await.unwrap();
+    append(&mut holder, User::TYPE, held.iter()).await.unwrap();
+
+    for event in &held {
+        let stuck = tokio::time::timeout(PATIENCE, writer.append(vec![event.clone()]))
+            .await
+            .expect("an answer within the statement's deadline");
+        // The deadline's unknown outcome; on a starved machine the server's lock wait may
+        // answer first, with a refusal.
+        match &stuck {
+            Err(PersistenceError::ConnectionError(_)) => {}
+            Err(PersistenceError::UnknownError(e)) if refused_at_lock_wait(e.as_ref()) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let next = tokio::time::timeout(
+        PATIENCE,
+        writer.append(vec![sign_in_event(&tenant, "after", 1)]),
+    )
+    .await
+    .expect("the writer writes again");
+    assert!(next.is_ok(), "{next:?}");
+
+    let started = std::time::Instant::now();
+    while lock_waits(&app).await > 0 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "abandoned statements still wait for the held keys"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holder.rollback().await.unwrap();
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id LIKE $1")
+        .bind(format!("{tenant}/held-%"))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(written, 0, "an abandoned statement committed after all");
+}
+
+/// What every command of a statement refused at the writer's lock wait hears: a retryable
+/// outage, recognised as one that wrote nothing (a code's slot under the send caps is then
+/// given back).
+fn assert_refused_at_the_lock_wait(outcome: &Result<(), PersistenceError>) {
+    let Err(PersistenceError::UnknownError(refused)) = outcome else {
+        panic!("a refusal, not {outcome:?}");
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(refused.as_ref());
+    let mut unavailable = false;
+    while let Some(error) = cause {
+        unavailable |= twofold_infra::pg::is_unavailable(error);
+        cause = error.source();
+    }
+    assert!(unavailable, "retryable: {refused}");
+    assert!(
+        refused_at_lock_wait(refused.as_ref()),
+        "wrote nothing: {refused}"
+    );
+}
+
+/// Three new users' first events, handed over together before the committer runs: one batch.
+async fn three_commands(
+    writer: &GroupCommit<User>,
+    first: SerializedEvent,
+    tenant: &str,
+) -> Vec<Result<(), PersistenceError>> {
+    let batch = futures::future::join_all(vec![
+        writer.append(vec![first]),
+        writer.append(vec![sign_in_event(tenant, "lw-b", 1)]),
+        writer.append(vec![sign_in_event(tenant, "lw-c", 1)]),
+    ]);
+    tokio::time::timeout(PATIENCE, batch)
+        .await
+        .expect("the batch ends while the lock is still held")
+}
+
+// A lock on the whole table held past the writer's lock wait (a migration building an index
+// without CONCURRENTLY, an operator's LOCK TABLE): the batch's commands hear a retryable outage
+// after one statement. Before, the lock wait was a conflict (each command decided again, up to
+// 20 times, and its caller heard CONFLICT), and the refused batch was halved down to single
+// commands, each waiting the lock wait again while it held a writer slot.
+#[tokio::test]
+async fn a_table_lock_held_past_the_lock_wait_ends_the_batch_as_retryable_in_one_statement() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+    let mut holder = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let outcomes = three_commands(&writer, sign_in_event(&tenant, "lw-a", 1), &tenant).await;
+    holder.rollback().await.unwrap();
+    outcomes.iter().for_each(assert_refused_at_the_lock_wait);
+    assert_eq!(
+        writer.statements(),
+        Statements {
+            written: 0,
+            refused: 1
+        }
+    );
+    // Once the lock is gone, the commands' retries are written.
+    let retried = three_commands(&writer, sign_in_event(&tenant, "lw-a", 1), &tenant).await;
+    assert!(retried.iter().all(Result::is_ok), "{retried:?}");
+}
+
+// A key another transaction holds past the writer's lock wait (a stalled writer of another
+// instance) is one command's: PostgreSQL's error says it waited for a row. That command alone
+// hears the retryable outage; the batch is halved and its other commands are written.
+#[tokio::test]
+async fn a_key_held_past_the_lock_wait_fails_its_command_alone_as_retryable() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
+    let held = sign_in_event(&tenant, "lw-held", 1);
+    let mut holder = app.db.begin().await.unwrap();
+    append(&mut holder, User::TYPE, std::iter::once(&held))
+        .await
+        .unwrap();
+
+    let outcomes = three_commands(&writer, held.clone(), &tenant).await;
+    holder.rollback().await.unwrap();
+    assert_refused_at_the_lock_wait(&outcomes[0]);
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+}
