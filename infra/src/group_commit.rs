@@ -16,9 +16,9 @@
 //! such as a NUL in a JSON string; a deadlock), it says so and nothing of the batch is written.
 //! The batch is then written again in halves, each split again while refused, so only the
 //! command at fault sees the error (a conflicting caller re-decides on fresh state, as before).
-//! Not when PostgreSQL ended a wait for a lock on a whole relation (a migration's, an
-//! operator's): that is no command's doing, no half gets past it, and every command of the
-//! statement hears a retryable outage (decision 175).
+//! Not when PostgreSQL ended a wait for a lock other than on one of our keys (a whole
+//! relation's: a migration's, an operator's): that is no command's doing, no half gets past
+//! it, and every command of the statement hears a retryable outage (decision 175).
 //! A batch writes its events in key order (aggregate id, then sequence), so two statements that
 //! write the same aggregates wait for each other in one direction only and do not deadlock in
 //! the first place. A failure without an answer from PostgreSQL (a lost connection, an
@@ -289,16 +289,17 @@ pub fn refused_at_lock_wait(e: &(dyn std::error::Error + 'static)) -> bool {
     e.is::<RefusedAtLockWait>()
 }
 
-/// Whether the lock wait PostgreSQL ended was for a row: another transaction's insert of one of
-/// the statement's keys (or a row a trigger changes). PostgreSQL then says which tuple it was
-/// inserting or changing, in the error's context; a wait for a lock on a whole relation has no
-/// context (checked on PostgreSQL 15 in both cases; the context's presence, unlike its text,
-/// does not depend on the server's language).
-fn waited_for_a_row(e: &sqlx::Error) -> bool {
+/// Whether the lock wait PostgreSQL ended was for a key of `events`: another transaction's
+/// insert of one of the statement's keys, one command's doing. PostgreSQL names the index in
+/// the error's context (`while inserting index tuple (0,3) in relation "events_pkey"`, checked on
+/// PostgreSQL 15; an index's name is not translated, unlike the words around it). A wait for a
+/// lock on a whole relation has no context, and one inside a trigger (the revocations' tables)
+/// or at the commit (NOTIFY's lock) names no key of ours: none of them is one command's.
+fn waited_for_an_events_key(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
         .and_then(|pg| pg.r#where())
-        .is_some_and(|context| !context.is_empty())
+        .is_some_and(|context| context.contains("events_pkey"))
 }
 
 /// Writes a batch in one statement. When it wrote nothing for a reason that may be one
@@ -323,13 +324,13 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
                 }
             }
             Err((Refusal::Database(e), part))
-                if crate::pg::is_lock_timeout(&e) && !waited_for_a_row(&e) =>
+                if crate::pg::is_lock_timeout(&e) && !waited_for_an_events_key(&e) =>
             {
-                // A lock on a whole relation held past the writer's lock wait (a migration
-                // building an index without CONCURRENTLY, an operator's LOCK TABLE): no half
-                // could get past it either. The part is answered as a whole, for one wait per
-                // batch instead of one at every halving level and then one per command. A
-                // row's wait (a key another writer holds) is one command's, and is halved.
+                // A lock held past the writer's lock wait that is not on a key of ours: a whole
+                // relation's (a migration building an index without CONCURRENTLY, an operator's
+                // LOCK TABLE), which no half could get past either. The part is answered as a
+                // whole, for one wait per batch instead of one at every halving level and then
+                // one per command. A key another writer holds is one command's, and is halved.
                 let refused = RefusedAtLockWait(Arc::new(e));
                 for Pending { done, .. } in part {
                     let _ = done.send(Err(refused.clone().into()));

@@ -139,7 +139,7 @@ async fn a_table_lock_held_past_the_lock_wait_ends_the_batch_as_retryable_in_one
 }
 
 // A key another transaction holds past the writer's lock wait (a stalled writer of another
-// instance) is one command's: PostgreSQL's error says it waited for a row. That command alone
+// instance) is one command's: PostgreSQL's error names the key's index. That command alone
 // hears the retryable outage; the batch is halved and its other commands are written.
 #[tokio::test]
 async fn a_key_held_past_the_lock_wait_fails_its_command_alone_as_retryable() {
@@ -157,4 +157,12 @@ async fn a_key_held_past_the_lock_wait_fails_its_command_alone_as_retryable() {
     assert_refused_at_the_lock_wait(&outcomes[0]);
     assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
     assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+    // In key order (b, c, held): the batch, then (c, held), then held alone were refused.
+    assert_eq!(
+        writer.statements(),
+        Statements {
+            written: 2,
+            refused: 3
+        }
+    );
 }
