@@ -38,6 +38,18 @@ pub const APPEND_SQL: &str = "WITH e AS (SELECT * FROM \
      SELECT $1, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
      FROM e WHERE NOT EXISTS (SELECT 1 FROM hole) ORDER BY e.n";
 
+/// [`APPEND_SQL`] whose lock waits end after `$8` (`lock_timeout` as `set_config` writes it),
+/// for this statement alone: it is set before the first row is inserted (a one-time filter),
+/// and goes with the statement's own transaction, so nothing outlives it, behind a pooler too.
+static APPEND_WAITING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let gate = "FROM e WHERE NOT EXISTS (SELECT 1 FROM hole)";
+    assert!(APPEND_SQL.contains(gate), "the append's last filter");
+    APPEND_SQL.replace(
+        gate,
+        &format!("{gate} AND (SELECT set_config('lock_timeout', $8, true)) IS NOT NULL"),
+    )
+});
+
 /// What an append did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Appended {
@@ -55,6 +67,16 @@ pub async fn append<'a>(
     aggregate_type: &str,
     events: impl Iterator<Item = &'a SerializedEvent>,
 ) -> Result<Appended, sqlx::Error> {
+    append_waiting(conn, aggregate_type, events, None).await
+}
+
+/// As [`append`], with its lock waits ended after `lock_wait` (`None`: the connection's own).
+pub async fn append_waiting<'a>(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    events: impl Iterator<Item = &'a SerializedEvent>,
+    lock_wait: Option<std::time::Duration>,
+) -> Result<Appended, sqlx::Error> {
     let (lower, _) = events.size_hint();
     let mut ids = Vec::with_capacity(lower);
     let mut sequences = Vec::with_capacity(lower);
@@ -71,17 +93,22 @@ pub async fn append<'a>(
         metadata.push(Json(&event.metadata));
     }
     let expected = ids.len() as u64;
-    let written = sqlx::query(APPEND_SQL)
+    let sql = match lock_wait {
+        None => APPEND_SQL,
+        Some(_) => APPEND_WAITING_SQL.as_str(),
+    };
+    let mut query = sqlx::query(sql)
         .bind(aggregate_type)
         .bind(ids)
         .bind(sequences)
         .bind(types)
         .bind(versions)
         .bind(payloads)
-        .bind(metadata)
-        .execute(conn)
-        .await?
-        .rows_affected();
+        .bind(metadata);
+    if let Some(wait) = lock_wait {
+        query = query.bind(format!("{}ms", wait.as_millis().max(1)));
+    }
+    let written = query.execute(conn).await?.rows_affected();
     Ok(if written == expected {
         Appended::Written
     } else {

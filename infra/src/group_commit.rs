@@ -406,12 +406,7 @@ async fn write(
         return Ok(());
     }
     let events = current.iter().flat_map(|p| &p.events);
-    let statement = async {
-        match lock_wait {
-            None => append::append(lease.conn(), aggregate_type, events).await,
-            Some(wait) => append_waiting(lease.conn(), aggregate_type, events, wait).await,
-        }
-    };
+    let statement = append::append_waiting(lease.conn(), aggregate_type, events, lock_wait);
     let Ok(outcome) = tokio::time::timeout(repo.deadline, statement).await else {
         // The lease is dropped unfinished, so the connection is closed, not reused.
         tracing::warn!(
@@ -447,29 +442,6 @@ async fn write(
         }
         Err(e) => Err((Refusal::Unknown(e), current)),
     }
-}
-
-/// The append in a transaction of its own that waits at most `wait` for a lock (`SET LOCAL`, so
-/// nothing outlives it, behind a pooler too). Four round trips instead of one: only for the
-/// halves of a batch refused at the lock wait for a key.
-async fn append_waiting<'a>(
-    conn: &mut sqlx::PgConnection,
-    aggregate_type: &str,
-    events: impl Iterator<Item = &'a SerializedEvent>,
-    wait: Duration,
-) -> Result<append::Appended, sqlx::Error> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-        .bind(format!("{}ms", wait.as_millis().max(1)))
-        .execute(&mut *tx)
-        .await?;
-    let appended = append::append(&mut tx, aggregate_type, events).await?;
-    // Anything else wrote nothing, and the transaction is rolled back as it is dropped.
-    if matches!(appended, append::Appended::Written) {
-        tx.commit().await?;
-    }
-    Ok(appended)
 }
 
 /// One failure told to every command of a batch. Its source is the driver's error, so a

@@ -202,4 +202,28 @@ async fn a_held_key_costs_its_batch_one_full_lock_wait_then_short_ones() {
     }
     assert_eq!(writer.statements().refused, 5, "16, 8, 4, 2 and 1 commands");
     assert!(took < Duration::from_secs(6), "took {took:?}");
+    let written: Vec<String> =
+        sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_id LIKE $1 ORDER BY 1")
+            .bind(format!("{tenant}/hk-%"))
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(written.len(), 15, "{written:?}");
+    assert!(!written.contains(&format!("{tenant}/hk-07")));
+
+    // The short wait was the statements' own: a key held for 800 ms now is waited for.
+    let next = sign_in_event(&tenant, "hk-next", 1);
+    let mut holder = app.db.begin().await.unwrap();
+    append(&mut holder, User::TYPE, std::iter::once(&next))
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        holder.rollback().await.unwrap();
+    });
+    let waited = tokio::time::timeout(PATIENCE, writer.append(vec![next]))
+        .await
+        .expect("an answer");
+    release.await.unwrap();
+    assert!(waited.is_ok(), "{waited:?}");
 }
