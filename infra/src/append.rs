@@ -42,13 +42,23 @@ pub const APPEND_SQL: &str = "WITH e AS (SELECT * FROM \
 /// for this statement alone: it is set before the first row is inserted (a one-time filter),
 /// and goes with the statement's own transaction, so nothing outlives it, behind a pooler too.
 static APPEND_WAITING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let gate = "FROM e WHERE NOT EXISTS (SELECT 1 FROM hole)";
-    assert!(APPEND_SQL.contains(gate), "the append's last filter");
+    assert_eq!(
+        APPEND_SQL.matches(GATE).count(),
+        1,
+        "the append's last filter"
+    );
+    assert!(
+        !APPEND_SQL.contains("$8"),
+        "the lock wait is the eighth parameter"
+    );
     APPEND_SQL.replace(
-        gate,
-        &format!("{gate} AND (SELECT set_config('lock_timeout', $8, true)) IS NOT NULL"),
+        GATE,
+        &format!("{GATE} AND (SELECT set_config('lock_timeout', $8, true)) IS NOT NULL"),
     )
 });
+
+/// The last filter of [`APPEND_SQL`], which the lock wait's joins.
+const GATE: &str = "FROM e WHERE NOT EXISTS (SELECT 1 FROM hole)";
 
 /// What an append did.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,7 +81,9 @@ pub async fn append<'a>(
 }
 
 /// As [`append`], with its lock waits ended after `lock_wait` (`None`: the connection's own).
-pub async fn append_waiting<'a>(
+/// Only outside a transaction: in one, the setting would last until its end. Locks taken before
+/// the statement runs (the table's, as its plan is checked) wait as long as the connection says.
+pub(crate) async fn append_waiting<'a>(
     conn: &mut PgConnection,
     aggregate_type: &str,
     events: impl Iterator<Item = &'a SerializedEvent>,
@@ -148,5 +160,28 @@ pub fn persistence_error(error: sqlx::Error) -> PersistenceError {
         PersistenceError::UnknownError(Box::new(error))
     } else {
         PersistenceError::ConnectionError(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The waiting statement is the append with one more filter, at its end: built at its first
+    // use on a held key, a change to the append that broke it would otherwise show only then.
+    #[test]
+    fn the_waiting_append_is_the_append_with_the_lock_wait_as_its_last_filter() {
+        let waiting = APPEND_WAITING_SQL.as_str();
+        let (before, after) = waiting.split_once(GATE).expect("the gate");
+        assert_eq!(
+            format!(
+                "{before}{GATE}{}",
+                &after[after.find(" ORDER BY").unwrap()..]
+            ),
+            APPEND_SQL
+        );
+        assert!(after.starts_with(
+            " AND (SELECT set_config('lock_timeout', $8, true)) IS NOT NULL ORDER BY e.n"
+        ));
     }
 }

@@ -124,6 +124,7 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
         Self {
             repo: Arc::new(Writer {
                 connections: writer_connections(&pool, limits.lock_wait).sharing_epoch(epoch),
+                lock_wait: limits.lock_wait,
                 deadline: limits.statement_deadline,
                 written: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -234,6 +235,7 @@ pub struct Statements {
 /// the pool's ping on release.
 struct Writer {
     connections: DirectConnections,
+    lock_wait: Duration,
     deadline: Duration,
     written: AtomicU64,
     refused: AtomicU64,
@@ -323,7 +325,8 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
     // Set once a part was refused at the lock wait for a key of ours: the rest wait less.
     let mut held_key = false;
     while let Some(part) = parts.pop() {
-        match write(repo, part, A::TYPE, held_key.then_some(HELD_KEY_WAIT)).await {
+        let short = held_key.then_some(HELD_KEY_WAIT.min(repo.lock_wait));
+        match write(repo, part, A::TYPE, short).await {
             Ok(()) => {}
             Err((refusal, part)) if part.len() == 1 => {
                 if let Some(Pending { done, .. }) = part.into_iter().next() {
@@ -338,8 +341,10 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
                 // LOCK TABLE), which no half could get past either. The part is answered as a
                 // whole, for one wait per batch instead of one at every halving level and then
                 // one per command. A key another writer holds is one command's, and is halved.
+                // The parts still to write (a batch split for a held key first) would wait for
+                // the same lock: they are answered with it.
                 let refused = RefusedAtLockWait(Arc::new(e));
-                for Pending { done, .. } in part {
+                for Pending { done, .. } in part.into_iter().chain(parts.drain(..).flatten()) {
                     let _ = done.send(Err(refused.clone().into()));
                 }
             }
