@@ -328,11 +328,6 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
         let short = held_key.then_some(HELD_KEY_WAIT.min(repo.lock_wait));
         match write(repo, part, A::TYPE, short).await {
             Ok(()) => {}
-            Err((refusal, part)) if part.len() == 1 => {
-                if let Some(Pending { done, .. }) = part.into_iter().next() {
-                    let _ = done.send(Err(refusal.into_command_error()));
-                }
-            }
             Err((Refusal::Database(e), part))
                 if crate::pg::is_lock_timeout(&e) && !waited_for_an_events_key(&e) =>
             {
@@ -346,6 +341,11 @@ async fn commit_batch<A: Aggregate>(repo: &Writer, batch: Vec<Pending>) {
                 let refused = RefusedAtLockWait(Arc::new(e));
                 for Pending { done, .. } in part.into_iter().chain(parts.drain(..).flatten()) {
                     let _ = done.send(Err(refused.clone().into()));
+                }
+            }
+            Err((refusal, part)) if part.len() == 1 => {
+                if let Some(Pending { done, .. }) = part.into_iter().next() {
+                    let _ = done.send(Err(refusal.into_command_error()));
                 }
             }
             Err((Refusal::Unknown(e), part)) => {

@@ -235,3 +235,60 @@ async fn a_held_key_costs_its_batch_one_full_lock_wait_then_short_ones() {
     release.await.unwrap();
     assert!(waited.is_ok(), "{waited:?}");
 }
+
+// A lock on the whole table taken while a batch is halved for a held key: the part that meets
+// it waits once, and every part still to write is answered with the same retryable refusal,
+// instead of each waiting out the lock wait in turn with a writer slot busy.
+#[tokio::test]
+async fn a_table_lock_met_while_halving_answers_the_rest_of_the_batch_at_once() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let writer = std::sync::Arc::new(GroupCommit::<User>::new(app.db.clone()));
+    let held = sign_in_event(&tenant, "tl-07", 1);
+    let mut holder = app.db.begin().await.unwrap();
+    append(&mut holder, User::TYPE, std::iter::once(&held))
+        .await
+        .unwrap();
+
+    let batch = tokio::spawn({
+        let (writer, tenant) = (writer.clone(), tenant.clone());
+        async move {
+            // Handed over together, before the committer runs: one batch.
+            futures::future::join_all((0..16).map(|i| {
+                let event = match i {
+                    7 => held.clone(),
+                    _ => sign_in_event(&tenant, &format!("tl-{i:02}"), 1),
+                };
+                writer.append(vec![event])
+            }))
+            .await
+        }
+    });
+    // Once the halving for the held key has begun, the same transaction locks the table.
+    let started = std::time::Instant::now();
+    while writer.statements().refused < 2 {
+        assert!(started.elapsed() < PATIENCE, "the batch was never halved");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let locked = std::time::Instant::now();
+    let outcomes = tokio::time::timeout(PATIENCE, batch)
+        .await
+        .expect("answers")
+        .unwrap();
+    let took = locked.elapsed();
+    holder.rollback().await.unwrap();
+    assert_refused_at_the_lock_wait(&outcomes[7]);
+    assert!(
+        outcomes[8..].iter().all(|o| o.is_err()),
+        "the parts after the lock: {outcomes:?}"
+    );
+    for outcome in outcomes.iter().filter(|o| o.is_err()) {
+        assert_refused_at_the_lock_wait(outcome);
+    }
+    // One lock wait (2 s) from the lock on, not one for each part still to write.
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+}
