@@ -143,12 +143,24 @@ pub fn is_conflict(error: &sqlx::Error) -> bool {
 
 /// Whether the connection can serve another statement after `error`: PostgreSQL answered with
 /// an error that ends only the statement, not the session (not a connection failure, class
-/// 08, nor a shutdown or admin termination, class 57).
+/// 08, nor a shutdown or admin termination, class 57, nor any error of severity FATAL or
+/// PANIC, whatever its code).
 pub fn session_survives(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|code| !code.starts_with("08") && !code.starts_with("57"))
+    let Some(database) = error.as_database_error() else {
+        return false;
+    };
+    let fatal = database
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| {
+            matches!(
+                pg.severity(),
+                sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+            )
+        });
+    !fatal
+        && database
+            .code()
+            .is_some_and(|code| !code.starts_with("08") && !code.starts_with("57"))
 }
 
 /// The error a command sees for a failed append, as postgres-es reports its own: a conflict

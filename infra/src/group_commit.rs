@@ -438,11 +438,13 @@ async fn write(
             lease.finish();
             Err((Refusal::Hole, current))
         }
-        Err(e) if e.as_database_error().is_some() => {
+        // A refusal only when the session lived through it: an error that ends the session (an
+        // administrator's termination, a crash and restart, a pooler's) can come after the
+        // commit was flushed, so its outcome is unknown, and no command of it may be written
+        // again or told it wrote nothing.
+        Err(e) if e.as_database_error().is_some() && append::session_survives(&e) => {
             repo.refused.fetch_add(1, Ordering::Relaxed);
-            if append::session_survives(&e) {
-                lease.finish();
-            }
+            lease.finish();
             Err((Refusal::Database(e), current))
         }
         Err(e) => Err((Refusal::Unknown(e), current)),
