@@ -8,5 +8,6 @@ pub mod output;
 pub mod reseal;
 pub mod server;
 pub mod startup;
+pub mod store_options;
 pub mod telemetry;
 pub mod zero_config;

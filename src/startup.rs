@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::databases::Databases;
+pub use crate::store_options::StoreOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,11 +30,10 @@ use twofold_infra::delivery::tenant::guard::DnsProviderHosts;
 use twofold_infra::delivery::tenant::TenantSenderCache;
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
-use twofold_infra::group_commit::WriterLimits;
 use twofold_infra::hosted::PgHostedStore;
 use twofold_infra::http_limits::HttpLimits;
 use twofold_infra::operations::PgOperations;
-use twofold_infra::processor::{EventProcessor, DEFAULT_SETTLE_TIMEOUT};
+use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections::activity::PgOverviewReadModel;
 use twofold_infra::projections::compliance::PgComplianceReadModel;
 use twofold_infra::projections::tenants::PgTenantDirectory;
@@ -89,28 +89,6 @@ pub struct Wiring {
     pub hosted: HostedPages,
     /// The send caps' reservations (the tests read how many wait).
     pub send_limiter: Arc<PgSendLimiter>,
-}
-
-/// How the event stores wait and what they keep.
-#[derive(Clone, Copy, Debug)]
-pub struct StoreOptions {
-    /// How long a command waits for its write to reach the read models.
-    pub settle_timeout: Duration,
-    /// Aggregates kept in memory per store (`TWOFOLD_AGGREGATE_CACHE`).
-    pub aggregate_cache: usize,
-    /// How each store's writer waits on PostgreSQL.
-    pub writer: WriterLimits,
-}
-
-impl Default for StoreOptions {
-    /// What a one-shot command needs: nothing kept between commands.
-    fn default() -> Self {
-        Self {
-            settle_timeout: DEFAULT_SETTLE_TIMEOUT,
-            aggregate_cache: 0,
-            writer: WriterLimits::default(),
-        }
-    }
 }
 
 impl Wiring {

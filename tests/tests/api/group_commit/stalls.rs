@@ -31,8 +31,7 @@ async fn statements_without_an_answer_end_at_their_deadline_and_leave_nothing_wa
         sign_in_event(&tenant, "held-1", 1),
         sign_in_event(&tenant, "held-2", 1),
     ];
-    let mut holder = app.db.begin().await.unwrap();
-    append(&mut holder, User::TYPE, held.iter()).await.unwrap();
+    let holder = holding(&app, &held).await;
 
     for event in &held {
         let stuck = tokio::time::timeout(PATIENCE, writer.append(vec![event.clone()]))
@@ -91,6 +90,36 @@ fn assert_refused_at_the_lock_wait(outcome: &Result<(), PersistenceError>) {
     );
 }
 
+/// A transaction of the test's that has written these events and holds their keys.
+async fn holding(
+    app: &twofold_tests::TestApp,
+    events: &[SerializedEvent],
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = app.db.begin().await.unwrap();
+    append(&mut holder, User::TYPE, events.iter())
+        .await
+        .unwrap();
+    holder
+}
+
+/// Sixteen new users' first events (`{prefix}-00` to `-15`), `held` in place of the eighth,
+/// handed over together before the committer runs: one batch.
+async fn sixteen_with(
+    writer: &GroupCommit<User>,
+    tenant: &str,
+    prefix: &str,
+    held: &SerializedEvent,
+) -> Vec<Result<(), PersistenceError>> {
+    futures::future::join_all((0..16).map(|i| {
+        let event = match i {
+            7 => held.clone(),
+            _ => sign_in_event(tenant, &format!("{prefix}-{i:02}"), 1),
+        };
+        writer.append(vec![event])
+    }))
+    .await
+}
+
 /// Three new users' first events, handed over together before the committer runs: one batch.
 async fn three_commands(
     writer: &GroupCommit<User>,
@@ -147,10 +176,7 @@ async fn a_key_held_past_the_lock_wait_fails_its_command_alone_as_retryable() {
     let (tenant, _) = app.create_tenant("Acme").await;
     let writer: GroupCommit<User> = GroupCommit::new(app.db.clone());
     let held = sign_in_event(&tenant, "lw-held", 1);
-    let mut holder = app.db.begin().await.unwrap();
-    append(&mut holder, User::TYPE, std::iter::once(&held))
-        .await
-        .unwrap();
+    let holder = holding(&app, std::slice::from_ref(&held)).await;
 
     let outcomes = three_commands(&writer, held.clone(), &tenant).await;
     holder.rollback().await.unwrap();
@@ -182,20 +208,10 @@ async fn a_held_key_costs_its_batch_one_full_lock_wait_then_short_ones() {
     let writer: GroupCommit<User> =
         GroupCommit::with_limits(app.db.clone(), Default::default(), limits);
     let held = sign_in_event(&tenant, "hk-07", 1);
-    let mut holder = app.db.begin().await.unwrap();
-    append(&mut holder, User::TYPE, std::iter::once(&held))
-        .await
-        .unwrap();
+    let holder = holding(&app, std::slice::from_ref(&held)).await;
 
     let started = std::time::Instant::now();
-    // Handed over together, before the committer runs: one batch.
-    let batch = futures::future::join_all((0..16).map(|i| {
-        let event = match i {
-            7 => held.clone(),
-            _ => sign_in_event(&tenant, &format!("hk-{i:02}"), 1),
-        };
-        writer.append(vec![event])
-    }));
+    let batch = sixteen_with(&writer, &tenant, "hk", &held);
     let outcomes = tokio::time::timeout(PATIENCE, batch)
         .await
         .expect("answers");
@@ -221,10 +237,7 @@ async fn a_held_key_costs_its_batch_one_full_lock_wait_then_short_ones() {
 
     // The short wait was the statements' own: a key held for 800 ms now is waited for.
     let next = sign_in_event(&tenant, "hk-next", 1);
-    let mut holder = app.db.begin().await.unwrap();
-    append(&mut holder, User::TYPE, std::iter::once(&next))
-        .await
-        .unwrap();
+    let holder = holding(&app, std::slice::from_ref(&next)).await;
     let release = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(800)).await;
         holder.rollback().await.unwrap();
@@ -245,24 +258,11 @@ async fn a_table_lock_met_while_halving_answers_the_rest_of_the_batch_at_once() 
     let (tenant, _) = app.create_tenant("Acme").await;
     let writer = std::sync::Arc::new(GroupCommit::<User>::new(app.db.clone()));
     let held = sign_in_event(&tenant, "tl-07", 1);
-    let mut holder = app.db.begin().await.unwrap();
-    append(&mut holder, User::TYPE, std::iter::once(&held))
-        .await
-        .unwrap();
+    let mut holder = holding(&app, std::slice::from_ref(&held)).await;
 
     let batch = tokio::spawn({
         let (writer, tenant) = (writer.clone(), tenant.clone());
-        async move {
-            // Handed over together, before the committer runs: one batch.
-            futures::future::join_all((0..16).map(|i| {
-                let event = match i {
-                    7 => held.clone(),
-                    _ => sign_in_event(&tenant, &format!("tl-{i:02}"), 1),
-                };
-                writer.append(vec![event])
-            }))
-            .await
-        }
+        async move { sixteen_with(&writer, &tenant, "tl", &held).await }
     });
     // Once the batch was refused for the held key, the same transaction locks the table: the
     // part being halved meets the lock at once or a moment later, the last half (8 to 15)
@@ -305,10 +305,7 @@ async fn a_statement_whose_session_is_ended_has_an_unknown_outcome() {
     let (tenant, _) = app.create_tenant("Acme").await;
     let writer = std::sync::Arc::new(GroupCommit::<User>::new(app.db.clone()));
     let held = sign_in_event(&tenant, "se-held", 1);
-    let mut holder = app.db.begin().await.unwrap();
-    append(&mut holder, User::TYPE, std::iter::once(&held))
-        .await
-        .unwrap();
+    let holder = holding(&app, std::slice::from_ref(&held)).await;
     let batch = tokio::spawn({
         let (writer, tenant) = (writer.clone(), tenant.clone());
         async move {

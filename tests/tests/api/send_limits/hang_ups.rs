@@ -23,16 +23,31 @@ async fn spawn_patient_app() -> TestApp {
     .await
 }
 
+/// How many email codes of `tenant` hold their slots.
+async fn reserved(app: &TestApp, tenant: &str) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
+        .bind(format!("tenant/{tenant}/email"))
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// A transaction of the test's holding `events` locked: commands wait for it to record their
+/// events.
+async fn lock_events(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
 /// Waits until `n` email codes of `tenant` hold their slots.
 async fn until_reserved(app: &TestApp, tenant: &str, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let reserved: i64 =
-            sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
-                .bind(format!("tenant/{tenant}/email"))
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
+        let reserved = reserved(app, tenant).await;
         if reserved >= n {
             return;
         }
@@ -62,11 +77,7 @@ async fn commands_left_running_by_callers_who_hung_up_keep_their_places_in_the_s
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
     // Commands wait for this lock to record their events, once their slots are taken.
-    let mut lock = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_events(&app).await;
     // As many codes as the tenant's share has places; their callers hang up once the slots are
     // taken.
     tokio::select! {
@@ -98,11 +109,7 @@ async fn callers_who_hang_up_while_their_codes_wait_for_a_slot_keep_their_places
     let app = spawn_patient_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
-    let mut events = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *events)
-        .await
-        .unwrap();
+    let events = lock_events(&app).await;
     let budget = EmailBudgetLock::hold(&app, &tenant).await;
     tokio::select! {
         _ = email_codes(&app, &key, "gone", 6) => panic!("answered while the budget was locked"),
@@ -127,11 +134,7 @@ async fn codes_behind_a_table_lock_end_at_the_lock_wait_and_give_their_slots_bac
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let (_, key) = app.issue_key(&admin, "APP").await;
-    let mut lock = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_events(&app).await;
     let started = Instant::now();
     for refused in email_codes(&app, &key, "held", 3).await {
         assert_eq!(refused.error_code(), "INTERNAL", "{}", refused.body);
@@ -146,13 +149,7 @@ async fn codes_behind_a_table_lock_end_at_the_lock_wait_and_give_their_slots_bac
         started.elapsed() < Duration::from_secs(8),
         "ended at the lock wait"
     );
-    let reserved: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(sends), 0) FROM send_counts WHERE bucket = $1")
-            .bind(format!("tenant/{tenant}/email"))
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(reserved, 0, "every slot given back");
+    assert_eq!(reserved(&app, &tenant).await, 0, "every slot given back");
     lock.rollback().await.unwrap();
     for sent in email_codes(&app, &key, "held", 3).await {
         sent.data();
