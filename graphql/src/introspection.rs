@@ -4,48 +4,31 @@
 //! Checked on the parsed document, before validation and execution, so a refused document runs
 //! nothing; fragments and inline fragments are followed, since `{ ...F }` can hide the field.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Value, Variables};
+use async_graphql::{ServerError, ServerResult, Value};
 use twofold_services::ErrorCode;
 
 use crate::guard::Caller;
 
-/// The extension that refuses introspection to callers without credentials.
-pub struct IntrospectionNeedsKey;
-
-impl ExtensionFactory for IntrospectionNeedsKey {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(IntrospectionNeedsKey)
+/// Refuses `document` when it asks for introspection and the request has no credential.
+pub(crate) fn refuse_anonymous(
+    ctx: &ExtensionContext<'_>,
+    document: &ExecutableDocument,
+) -> ServerResult<()> {
+    let anonymous = ctx.data_opt::<Caller>().is_none_or(|c| c.0.is_none());
+    if anonymous && asks_introspection(document) {
+        let mut error = ServerError::new(
+            "introspection needs an API key: send `Authorization: Bearer <API key>`",
+            None,
+        );
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", Value::from(ErrorCode::Unauthenticated.as_str()));
+        return Err(error);
     }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for IntrospectionNeedsKey {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let anonymous = ctx.data_opt::<Caller>().is_none_or(|c| c.0.is_none());
-        if anonymous && asks_introspection(&document) {
-            let mut error = ServerError::new(
-                "introspection needs an API key: send `Authorization: Bearer <API key>`",
-                None,
-            );
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", Value::from(ErrorCode::Unauthenticated.as_str()));
-            return Err(error);
-        }
-        Ok(document)
-    }
+    Ok(())
 }
 
 /// Whether any selection of the document, at any depth, is `__schema` or `__type`. Walked with

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod anonymous;
 pub mod client_addr;
 pub mod error;
+pub mod extension;
 pub mod fallback;
 pub mod graphiql;
 pub mod guard;

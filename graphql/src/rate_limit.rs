@@ -20,7 +20,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
+use async_graphql::extensions::{ExtensionContext, NextExecute};
 use async_graphql::{Request, Response, ServerError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -310,50 +310,38 @@ fn caller_key<'a>(
     }
 }
 
-/// The extension: register with [`RateLimit`] and put an `Arc<RateLimits>` in the schema's data.
-pub struct RateLimit;
-
-impl ExtensionFactory for RateLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RateLimitExtension)
-    }
-}
-
-struct RateLimitExtension;
-
-#[async_trait::async_trait]
-impl Extension for RateLimitExtension {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let (Some(limits), Some(key)) = (ctx.data_opt::<Arc<RateLimits>>(), caller_key(ctx, None))
-        else {
-            return next.run(ctx, operation_name).await;
-        };
-        match limits.admit(key).await {
-            Ok(place) => {
-                // Held by the request's `Call` while the operation runs, and so also by any work
-                // it leaves running once its caller is gone (`Call::keeping_place`).
-                let call = ctx.data_opt::<Call>();
-                let held_here = match call {
-                    Some(call) => {
-                        call.admission().hold(place);
-                        None
-                    }
-                    None => Some(place),
-                };
-                let response = next.run(ctx, operation_name).await;
-                if let Some(call) = call {
-                    call.admission().let_go();
+/// Runs the operation in a place of the calling key's tenant's share, after a token of its
+/// bucket (the schema's extension, [`crate::extension`], calls this on `execute`). Without
+/// [`RateLimits`] in the schema's data, or without a key, it just runs.
+pub(crate) async fn execute(
+    ctx: &ExtensionContext<'_>,
+    operation_name: Option<&str>,
+    next: NextExecute<'_>,
+) -> Response {
+    let (Some(limits), Some(key)) = (ctx.data_opt::<Arc<RateLimits>>(), caller_key(ctx, None))
+    else {
+        return next.run(ctx, operation_name).await;
+    };
+    match limits.admit(key).await {
+        Ok(place) => {
+            // Held by the request's `Call` while the operation runs, and so also by any work it
+            // leaves running once its caller is gone (`Call::keeping_place`).
+            let call = ctx.data_opt::<Call>();
+            let held_here = match call {
+                Some(call) => {
+                    call.admission().hold(place);
+                    None
                 }
-                drop(held_here);
-                response
+                None => Some(place),
+            };
+            let response = next.run(ctx, operation_name).await;
+            if let Some(call) = call {
+                call.admission().let_go();
             }
-            Err(refusal) => Response::from_errors(vec![refusal]),
+            drop(held_here);
+            response
         }
+        Err(refusal) => Response::from_errors(vec![refusal]),
     }
 }
 

@@ -2,41 +2,18 @@
 //! name", instead of the parser's multi-line diagram (which also quotes the caller's document
 //! back, line by line, into logs and client error displays).
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerResult, Variables};
+use async_graphql::ServerError;
 
 /// Longest "expected ..." detail kept; the parser can list many alternatives.
 const MAX_DETAIL_CHARS: usize = 160;
 
-/// The extension that rewrites syntax errors.
-pub struct OneLineSyntaxErrors;
-
-impl ExtensionFactory for OneLineSyntaxErrors {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OneLineSyntaxErrors)
+/// `error` as one line when the parser made it a diagram; any other error as it is.
+pub(crate) fn one_line_error(mut error: ServerError) -> ServerError {
+    if error.message.contains('\n') {
+        let at = error.locations.first().copied();
+        error.message = one_line(&error.message, at.map(|p| (p.line, p.column)));
     }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for OneLineSyntaxErrors {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut error| {
-            if error.message.contains('\n') {
-                let at = error.locations.first().copied();
-                error.message = one_line(&error.message, at.map(|p| (p.line, p.column)));
-            }
-            error
-        })
-    }
+    error
 }
 
 /// The parser's verdict (its `= expected ...` line) with the position in front.

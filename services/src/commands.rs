@@ -45,7 +45,7 @@ pub trait CommandGateway<A: Aggregate>: Send + Sync {
         &self,
         aggregate_id: &str,
         command: A::Command,
-        metadata: HashMap<String, String>,
+        metadata: &HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>>;
 }
 
@@ -116,7 +116,7 @@ where
             request_id = field("request_id"),
             actor = field("actor"),
         );
-        self.execute_in_span(aggregate_id, command, metadata.clone())
+        self.execute_in_span(aggregate_id, command, metadata)
             .instrument(span)
             .await
     }
@@ -131,7 +131,7 @@ where
         let executed = loop {
             match self
                 .gateway
-                .execute_once(aggregate_id, command.clone(), metadata.clone())
+                .execute_once(aggregate_id, command.clone(), &metadata)
                 .await
             {
                 Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {

@@ -98,13 +98,26 @@ fn graphql_response(response: GqlResponse, request_id: &str) -> Response {
 
 /// A GraphQL-over-HTTP request: a JSON object whose `query` is a string. Anything else (an
 /// array, a missing query) is refused here rather than executed as an empty document.
+/// async-graphql's own `Request` would take a missing query as an empty one, so the body is
+/// read into this shape, whose `query` is required, in one pass over the bytes.
 fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| e.classify_message())?;
-    if !value.get("query").is_some_and(serde_json::Value::is_string) {
-        return Err("no query".into());
+    #[derive(serde::Deserialize)]
+    struct Body {
+        query: String,
+        #[serde(default, rename = "operationName")]
+        operation_name: Option<String>,
+        #[serde(default)]
+        variables: async_graphql::Variables,
+        #[serde(default)]
+        extensions: async_graphql::Extensions,
     }
-    serde_json::from_value(value).map_err(|e| e.classify_message())
+    let body: Body = serde_json::from_slice(bytes).map_err(|e| e.classify_message())?;
+    let mut request = async_graphql::Request::new(body.query).variables(body.variables);
+    if let Some(name) = body.operation_name {
+        request = request.operation_name(name);
+    }
+    request.extensions = body.extensions;
+    Ok(request)
 }
 
 /// Gives every error a code and keeps internals out of the response (logging them once here).

@@ -5,17 +5,14 @@
 //! and the cost rules of [`cost`]. Everything found is `INVALID_INPUT` with a message naming
 //! the argument.
 //!
-//! It is a schema extension hooked on parsing (`parse_query`), which every request of every
-//! transport passes, also when the HTTP layer hands over a document it parsed earlier: the
-//! hook sees the document after async-graphql's own recursion-depth check and before
-//! validation and execution.
+//! It runs in the schema's extension ([`crate::extension`]) on parsing (`parse_query`), which
+//! every request of every transport passes, also when the HTTP layer hands over a document it
+//! parsed earlier: the hook sees the document after async-graphql's own recursion-depth check
+//! and before validation and execution.
 
 pub mod cost;
 pub mod text;
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
     ExecutableDocument, OperationType, Selection, SelectionSet, VariableDefinition,
 };
@@ -29,32 +26,6 @@ use crate::error::coded;
 /// Selection sets nested deeper than this are refused (async-graphql bounds those it
 /// executes at 32; this also bounds fragments no operation uses, which it does not look at).
 const MAX_NESTING: usize = 64;
-
-/// The extension: register with `SchemaBuilder::extension(InputCheck)`.
-pub struct InputCheck;
-
-impl ExtensionFactory for InputCheck {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(InputCheckExtension)
-    }
-}
-
-struct InputCheckExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for InputCheckExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        check_document(&ctx.schema_env.registry, &document, variables)?;
-        Ok(document)
-    }
-}
 
 /// The text rules for one query parameter of `GET /audit/export`, the one input that does not
 /// come through GraphQL. A name that is not itself plain short text is not repeated back.

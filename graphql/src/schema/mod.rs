@@ -99,7 +99,7 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         // "Did you mean ...?" would name fields and types to callers that introspection
         // refuses (it needs a key).
         .disable_suggestions()
-        .extension(crate::input_check::InputCheck)
+        .extension(crate::extension::Checks)
 }
 
 /// The services the resolvers use.
@@ -128,7 +128,6 @@ pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> T
         services.tenants.clone(),
     );
     schema_builder()
-        .extension(crate::rate_limit::RateLimit)
         .data(std::sync::Arc::new(limits))
         .data(services.tenants)
         .data(services.users)
@@ -138,7 +137,5 @@ pub fn build_schema(services: ApiServices, shutdown: watch::Receiver<bool>) -> T
         .data(services.overview)
         .data(services.hosted)
         .data(Shutdown(shutdown))
-        .extension(crate::syntax_error::OneLineSyntaxErrors)
-        .extension(crate::introspection::IntrospectionNeedsKey)
         .finish()
 }

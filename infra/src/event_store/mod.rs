@@ -286,7 +286,7 @@ where
         &self,
         aggregate_id: &str,
         command: A::Command,
-        metadata: HashMap<String, String>,
+        metadata: &HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
         let turn = self.turns.wait(aggregate_id).await;
         let (executed, snapshot_due) = self.decide_in_turn(aggregate_id, command, metadata).await?;
@@ -311,7 +311,7 @@ where
         &self,
         aggregate_id: &str,
         command: A::Command,
-        metadata: HashMap<String, String>,
+        metadata: &HashMap<String, String>,
     ) -> Result<(Executed<A>, bool), AggregateError<A::Error>>
     where
         A::Command: Clone,
@@ -324,7 +324,7 @@ where
                 epoch: shared.epoch,
             });
             match self
-                .decide_and_commit(aggregate_id, at, command.clone(), &metadata)
+                .decide_and_commit(aggregate_id, at, command.clone(), metadata)
                 .await
             {
                 // The append checked the cached state was current.
@@ -346,7 +346,7 @@ where
             replayed,
             epoch,
         };
-        self.decide_and_commit(aggregate_id, at, command, &metadata)
+        self.decide_and_commit(aggregate_id, at, command, metadata)
             .await
     }
 

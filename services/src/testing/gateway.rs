@@ -92,7 +92,7 @@ where
         &self,
         aggregate_id: &str,
         command: A::Command,
-        metadata: HashMap<String, String>,
+        metadata: &HashMap<String, String>,
     ) -> Result<Executed<A>, AggregateError<A::Error>> {
         self.arrived.send_modify(|a| *a += 1);
         drop(self.gate.read().await);
@@ -113,7 +113,7 @@ where
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         let state = context.aggregate.clone();
-        let committed = self.store.commit(events.clone(), context, metadata).await?;
+        let committed = self.store.commit(events.clone(), context, metadata.clone()).await?;
         Ok(Executed {
             state,
             last_sequence: committed.last().map(|e| e.sequence),

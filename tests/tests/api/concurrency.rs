@@ -137,19 +137,20 @@ async fn overlapping_commands_on_one_user_take_turns_instead_of_conflicting() {
     };
     let id = user.aggregate_id();
     let command = |n: usize| start_enrollment(&user, &n.to_string());
+    let no_metadata = HashMap::new();
     // The first commit leaves the user in this instance's memory (a store's first command is
     // decided again once its writer has opened a connection: see `PgStore`'s epochs).
-    let mut first = store.execute_once(&id, command(0), HashMap::new()).await;
+    let mut first = store.execute_once(&id, command(0), &no_metadata).await;
     for _ in 0..3 {
         if first.is_ok() {
             break;
         }
-        first = store.execute_once(&id, command(0), HashMap::new()).await;
+        first = store.execute_once(&id, command(0), &no_metadata).await;
     }
     assert_eq!(first.unwrap().last_sequence, Some(1));
 
     let attempts =
-        join_all((1..=16).map(|n| store.execute_once(&id, command(n), HashMap::new()))).await;
+        join_all((1..=16).map(|n| store.execute_once(&id, command(n), &no_metadata))).await;
     for (n, attempt) in attempts.into_iter().enumerate() {
         let executed = attempt.unwrap_or_else(|e| panic!("command {}: {e:?}", n + 1));
         assert_eq!(
@@ -193,7 +194,7 @@ async fn reads_checked_together_see_the_one_user_another_instance_changed() {
     async fn run(store: &PgStore<User>, id: &str, command: UserCommand) {
         let mut tries = 0;
         while let Err(e) = store
-            .execute_once(id, command.clone(), HashMap::new())
+            .execute_once(id, command.clone(), &HashMap::new())
             .await
         {
             tries += 1;
