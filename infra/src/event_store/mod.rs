@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 use cqrs_es::{Aggregate, AggregateError, DomainEvent};
 use futures::TryStreamExt;
 use postgres_es::PostgresEventRepository;
@@ -30,6 +30,7 @@ pub use cache::AggregateCache;
 use cache::Cached;
 use turns::Turns;
 
+use crate::append::EventRow;
 use crate::group_commit::{GroupCommit, WriterLimits};
 use crate::pg::direct::DirectConnections;
 
@@ -379,20 +380,21 @@ where
             };
             return Ok((executed, false));
         }
-        let metadata = serde_json::to_value(metadata).map_err(PersistenceError::from)?;
-        let mut serialized = Vec::with_capacity(events.len());
+        let metadata: Arc<RawValue> = serde_json::value::to_raw_value(metadata)
+            .map_err(PersistenceError::from)?
+            .into();
+        let mut rows = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
-            serialized.push(SerializedEvent::new(
-                aggregate_id.to_owned(),
-                sequence + i + 1,
-                A::TYPE.to_owned(),
-                event.event_type(),
-                event.event_version(),
-                serde_json::to_value(event).map_err(PersistenceError::from)?,
-                metadata.clone(),
-            ));
+            rows.push(EventRow {
+                aggregate_id: aggregate_id.to_owned(),
+                sequence: sequence + i + 1,
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload: serde_json::value::to_raw_value(event).map_err(PersistenceError::from)?,
+                metadata: metadata.clone(),
+            });
         }
-        self.writer.append_decided_at(serialized, epoch).await?;
+        self.writer.append_decided_at(rows, epoch).await?;
         let last = sequence + events.len();
         let mut replayed = replayed + events.len();
         let snapshot_due = replayed >= SNAPSHOT_AFTER;

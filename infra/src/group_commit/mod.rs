@@ -37,7 +37,7 @@ use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::append;
+use crate::append::{self, EventRow};
 use crate::pg::direct::{DirectConnections, HOT_PATH_SETTINGS};
 
 mod refusal;
@@ -99,7 +99,7 @@ pub const MAX_COMMANDS: usize = 64;
 
 /// One command's events and where to send the outcome.
 struct Pending {
-    events: Vec<SerializedEvent>,
+    events: Vec<EventRow>,
     /// The newest connection epoch the command's state is known to be current for (see
     /// [`GroupCommit::append_decided_at`]); `None`: any.
     decided_at: Option<u64>,
@@ -152,7 +152,11 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
     /// Commits one command's events (all of them or none) and returns once they are durable.
     /// `Err(OptimisticLockError)` means another writer committed to the aggregate first.
     pub async fn append(&self, events: Vec<SerializedEvent>) -> Result<(), PersistenceError> {
-        self.send(events, None).await
+        let rows = events
+            .iter()
+            .map(EventRow::from_serialized)
+            .collect::<Result<_, _>>()?;
+        self.send(rows, None).await
     }
 
     /// As [`GroupCommit::append`], for a command decided on a state read before any connection
@@ -163,7 +167,7 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
     /// and otherwise refused as a conflict: the command decides again on a fresh load.
     pub async fn append_decided_at(
         &self,
-        events: Vec<SerializedEvent>,
+        events: Vec<EventRow>,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
         self.send(events, Some(epoch)).await
@@ -171,7 +175,7 @@ impl<A: Aggregate + 'static> GroupCommit<A> {
 
     async fn send(
         &self,
-        events: Vec<SerializedEvent>,
+        events: Vec<EventRow>,
         decided_at: Option<u64>,
     ) -> Result<(), PersistenceError> {
         let (done, outcome) = oneshot::channel();
@@ -432,14 +436,13 @@ mod tests {
     fn pending(aggregate: &str, sequences: &[usize]) -> Pending {
         let events = sequences
             .iter()
-            .map(|&sequence| SerializedEvent {
+            .map(|&sequence| EventRow {
                 aggregate_id: aggregate.to_owned(),
                 sequence,
-                aggregate_type: "user".to_owned(),
                 event_type: "E".to_owned(),
                 event_version: "1".to_owned(),
-                payload: serde_json::Value::Null,
-                metadata: serde_json::Value::Null,
+                payload: serde_json::value::to_raw_value(&()).unwrap(),
+                metadata: serde_json::value::to_raw_value(&()).unwrap().into(),
             })
             .collect();
         Pending {
