@@ -113,7 +113,10 @@ where
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         let state = context.aggregate.clone();
-        let committed = self.store.commit(events.clone(), context, metadata.clone()).await?;
+        let committed = self
+            .store
+            .commit(events.clone(), context, metadata.clone())
+            .await?;
         Ok(Executed {
             state,
             last_sequence: committed.last().map(|e| e.sequence),
