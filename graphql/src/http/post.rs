@@ -99,8 +99,14 @@ fn graphql_response(response: GqlResponse, request_id: &str) -> Response {
 /// A GraphQL-over-HTTP request: a JSON object whose `query` is a string. Anything else (an
 /// array, a missing query) is refused here rather than executed as an empty document.
 /// async-graphql's own `Request` would take a missing query as an empty one, so the body is
-/// read into this shape, whose `query` is required, in one pass over the bytes.
+/// read into this shape, whose `query` is required, in one pass over the bytes. A key given
+/// twice is refused (a proxy reading the first and this reading the last would disagree).
 fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
+    // serde's derived structs also take a JSON array, field by field in order: a proxy or
+    // filter matching the object's keys would not see `["{ ... }"]` as a query.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
     #[derive(serde::Deserialize)]
     struct Body {
         query: String,

@@ -22,6 +22,11 @@ async fn malformed_bodies_are_invalid_input() {
         b"{\"variables\": {}}",
         b"{\"query\": 42}",
         b"",
+        // An array is not a request, though it lists a query and its parts in order.
+        b"[\"{ tenant { id } }\"]",
+        b" [\"{ tenant { id } }\", null, {}, {}]",
+        // A key given twice: a proxy that read the first would not know what ran.
+        b"{\"query\": \"{ tenant { id } }\", \"query\": \"{ __typename }\"}",
     ] {
         let a = app.post_raw(Some(&admin), body.to_vec()).await;
         assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(body));

@@ -134,6 +134,16 @@ async fn introspection_needs_a_valid_key() {
         assert_eq!(a.error_code(), "UNAUTHENTICATED", "{document}: {}", a.body);
         assert_eq!(a.body["data"], Value::Null, "{document}: {}", a.body);
     }
+    // Refused for introspection before its arguments are checked: an anonymous caller learns
+    // nothing from the input check's message about the fields around `__schema`.
+    let a = app
+        .gql(
+            None,
+            "{ __schema { queryType { name } } user(userId: \"a\\u0000b\") { userId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.error_code(), "UNAUTHENTICATED", "{}", a.body);
     // A revoked or made-up key is no better than none.
     let a = app.gql(Some("tfk_madeup"), documents[0], json!({})).await;
     assert_eq!(a.error_code(), "UNAUTHENTICATED");
