@@ -312,6 +312,7 @@ pub struct Application {
     wiring: Wiring,
     run_worker: bool,
     websocket_limits: WsLimits,
+    page_timeout: std::time::Duration,
     http: HttpLimits,
     graphiql: bool,
     console: bool,
@@ -353,6 +354,7 @@ impl Application {
             wiring,
             run_worker: config.delivery.run_worker,
             websocket_limits: WsLimits::default(),
+            page_timeout: twofold_web::PAGE_TIMEOUT,
             http: config.http,
             graphiql: config.graphiql,
             console: config.console,
@@ -368,6 +370,12 @@ impl Application {
     /// Replaces the WebSocket limits (the defaults of [`WsLimits`] otherwise).
     pub fn with_websocket_limits(mut self, limits: WsLimits) -> Self {
         self.websocket_limits = limits;
+        self
+    }
+
+    /// Replaces how long a page may take to answer ([`twofold_web::PAGE_TIMEOUT`] otherwise).
+    pub fn with_page_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.page_timeout = timeout;
         self
     }
 
@@ -457,6 +465,7 @@ impl Application {
                 anonymous: state.anonymous.clone(),
                 hosted: self.wiring.hosted.clone(),
                 console_budgets: Arc::default(),
+                page_timeout: self.page_timeout,
             },
             self.console,
         );

@@ -212,6 +212,8 @@ pub struct TestOptions {
     pub public_url: Option<String>,
     /// `TWOFOLD_KEY_DATABASE_URL`: a separate database for the data keys.
     pub key_database_url: Option<String>,
+    /// How long a page may take to answer (tests of a stalled page shorten it).
+    pub page_timeout: std::time::Duration,
 }
 
 impl Default for TestOptions {
@@ -231,6 +233,7 @@ impl Default for TestOptions {
             event_writer: Default::default(),
             public_url: None,
             key_database_url: None,
+            page_timeout: twofold_graphql::http::REQUEST_TIMEOUT,
         }
     }
 }
@@ -352,7 +355,8 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
     })
     .await
     .expect("building the application")
-    .with_websocket_limits(options.websocket.clone());
+    .with_websocket_limits(options.websocket.clone())
+    .with_page_timeout(options.page_timeout);
     let app = match &options.public_url {
         Some(url) if url.contains("{port}") => {
             let port = app.address().port().to_string();

@@ -15,6 +15,7 @@ mod page;
 mod security;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use twofold_graphql::anonymous::AnonymousBudget;
@@ -48,7 +49,15 @@ pub struct WebState {
     pub hosted: twofold_services::hosted::HostedPages,
     /// The console's budgets of sign-ins, sign-outs and revocations.
     pub console_budgets: Arc<ConsoleBudgets>,
+    /// How long a page may take to answer ([`PAGE_TIMEOUT`] unless a test shortens it).
+    pub page_timeout: Duration,
 }
+
+/// How long a page may take to start its answer, as long as an API request. A page waiting on
+/// a stalled database would otherwise hold its connection, and its tenant's share of the
+/// instance, for as long as the stall lasts. Only the answer's head is timed: a streamed body
+/// (an export, the live audit stream's upgraded connection) runs on.
+pub const PAGE_TIMEOUT: Duration = twofold_graphql::http::REQUEST_TIMEOUT;
 
 pub use console::budgets::ConsoleBudgets;
 
@@ -61,13 +70,22 @@ pub const MAX_FORM_BYTES: usize = 16 * 1024;
 /// `/hosted`, and their static files, to be merged into the API's router (which adds the
 /// request id, client address, tracing and metrics layers).
 pub fn router(state: WebState, console: bool) -> Router {
+    let timeout = state.page_timeout;
     let pages = if console {
-        Router::new().merge(console::routes())
+        Router::new().merge(
+            console::routes().layer(axum::middleware::from_fn_with_state(
+                timeout,
+                console::time_limit,
+            )),
+        )
     } else {
         Router::new()
     };
     pages
-        .merge(hosted::routes())
+        .merge(hosted::routes().layer(axum::middleware::from_fn_with_state(
+            timeout,
+            hosted::time_limit,
+        )))
         .merge(assets::routes(console))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

@@ -28,6 +28,7 @@ mod metrics;
 mod notifications;
 mod outage;
 mod overview;
+mod page_timeouts;
 mod policy;
 mod processor;
 mod rate_limits;

@@ -126,6 +126,31 @@ pub(crate) fn chrome_for(texts: Texts, method: &Method, uri: &Uri) -> Chrome {
     }
 }
 
+/// A page that did not answer within `limit` (a stalled database) ends with the error page and
+/// the request id, and gives back what it held.
+pub(crate) async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let texts = Texts {
+        language: crate::language::choose(request.headers()),
+    };
+    let chrome = chrome_for(texts, request.method(), request.uri());
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let late = ServiceError::Internal("the page took too long to answer".into());
+            page::error(chrome, &late, &request_id)
+        }
+    }
+}
+
 /// The answer to a form whose CSRF token is missing or not this browser's.
 pub(crate) fn form_expired(chrome: Chrome) -> Response {
     let message = chrome.t("console-form-expired");

@@ -71,6 +71,28 @@ pub(crate) fn routes() -> Router<WebState> {
         .layer(axum::middleware::map_response(no_store))
 }
 
+/// A page that did not answer within `limit` (a stalled database) ends with the error page, in
+/// the browser's language, and gives back what it held; the session goes on.
+pub(crate) async fn time_limit(
+    State(limit): State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let texts = HostedTexts::choose(None, request.headers());
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!("a hosted page took too long");
+            ended(
+                texts,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "hosted-error-title",
+                texts.t("hosted-error-internal"),
+            )
+        }
+    }
+}
+
 /// No hosted page is kept by a cache: they show secrets once (a key, recovery codes) and belong
 /// to one session.
 async fn no_store(mut r: Response) -> Response {

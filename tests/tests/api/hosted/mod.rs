@@ -62,7 +62,7 @@ async fn return_origins_are_checked_kept_as_browsers_write_them_and_read_back() 
 
 mod channels;
 mod flows;
-mod links;
+pub(crate) mod links;
 mod manage;
 mod passkeys;
 mod review;

@@ -1,0 +1,87 @@
+//! A page waiting on a stalled database answers when its time is up, with the error page,
+//! instead of holding its connection (and its tenant's share of the instance) for as long as
+//! the stall lasts; the session goes on once the database answers again.
+
+use std::time::Duration;
+
+use twofold_tests::{spawn_app_with, TestOptions};
+
+use crate::console::Browser;
+use crate::hosted::links::{link, tenant};
+
+/// Long enough for a page on an idle database, short enough for the test.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the test waits for an answer before calling the page hung.
+const HUNG: Duration = Duration::from_secs(20);
+
+fn options() -> TestOptions {
+    TestOptions {
+        page_timeout: PAGE_TIMEOUT,
+        ..TestOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_hosted_page_behind_a_stalled_database_answers_with_the_error_page() {
+    let app = spawn_app_with(options()).await;
+    let acme = tenant(&app, "Acme").await;
+    let link = link(&app, &acme.app, "alice", None).await;
+    let mut browser = Browser::new(&app);
+    let opened = browser.get(&link.path).await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+
+    // An operator's open transaction holds the table every page reads its session from.
+    let mut stall = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE hosted_sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+    let page = tokio::time::timeout(HUNG, browser.get("/hosted"))
+        .await
+        .expect("the page answered while the database was stalled");
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        page.body.contains("Something went wrong on our side"),
+        "the error page: {}",
+        page.body
+    );
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    stall.rollback().await.unwrap();
+
+    let page = browser.get("/hosted").await;
+    assert_eq!(page.status, 200, "the session goes on: {}", page.body);
+}
+
+#[tokio::test]
+async fn a_console_page_behind_a_stalled_database_answers_with_the_error_page() {
+    let app = spawn_app_with(options()).await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    let signed_in = browser.sign_in(&admin).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+
+    let mut stall = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+    let page = tokio::time::timeout(HUNG, browser.get("/console"))
+        .await
+        .expect("the page answered while the database was stalled");
+    assert_eq!(page.status, 500, "{}", page.body);
+    assert!(
+        page.body.contains("Give this request id to your operator"),
+        "{}",
+        page.body
+    );
+    stall.rollback().await.unwrap();
+
+    let page = browser.get("/console").await;
+    assert_eq!(page.status, 200, "the session goes on: {}", page.body);
+}
