@@ -34,8 +34,8 @@ pub use export::jsonl_response;
 pub(crate) use extract::{bearer, client_ip, record_caller};
 pub use extract::{request_context, RequestId};
 pub use operations::{Draining, HealthCache, READY_PROCESSOR_LAG};
-pub(crate) use post::finish;
 pub use post::MAX_ERRORS;
+pub(crate) use post::{finish, parse_request};
 
 /// Largest accepted request body. GraphQL documents of this API are far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -101,7 +101,7 @@ fn graphql_response(response: GqlResponse, request_id: &str) -> Response {
 /// async-graphql's own `Request` would take a missing query as an empty one, so the body is
 /// read into this shape, whose `query` is required, in one pass over the bytes. A key given
 /// twice is refused (a proxy reading the first and this reading the last would disagree).
-fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
+pub(crate) fn parse_request(bytes: &[u8]) -> Result<async_graphql::Request, String> {
     // serde's derived structs also take a JSON array, field by field in order: a proxy or
     // filter matching the object's keys would not see `["{ ... }"]` as a query.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {

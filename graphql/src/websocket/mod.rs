@@ -15,7 +15,6 @@ mod registry;
 
 use std::collections::HashMap;
 
-use async_graphql::Request as GqlRequest;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
@@ -325,7 +324,7 @@ impl Connection {
     async fn start(
         &mut self,
         id: String,
-        payload: serde_json::Value,
+        payload: Option<Box<serde_json::value::RawValue>>,
         out: &mpsc::Sender<String>,
         running: &mut JoinSet<(String, u64)>,
     ) -> Result<Option<String>, Close> {
@@ -353,26 +352,19 @@ impl Connection {
             }
             Err(close) => return Err(close),
         };
-        if !payload
-            .get("query")
-            .is_some_and(serde_json::Value::is_string)
-        {
-            let message = "the payload must be a JSON object with a \"query\" string";
-            return Ok(Some(self.protocol.error(
-                &id,
-                ErrorCode::InvalidInput,
-                message,
-            )));
-        }
-        let request: GqlRequest = match serde_json::from_value(payload) {
-            Ok(r) => r,
-            Err(_) => {
-                let message = "the payload must be a GraphQL request (query, variables, \
-                               operationName)";
+        // Read as the HTTP body is: a JSON object whose `query` is a string, each key once.
+        let payload = payload
+            .as_deref()
+            .map_or("null", serde_json::value::RawValue::get);
+        let request = match crate::http::parse_request(payload.as_bytes()) {
+            Ok(request) => request,
+            Err(detail) => {
+                let message =
+                    format!("the payload must be a JSON object with a \"query\" string ({detail})");
                 return Ok(Some(self.protocol.error(
                     &id,
                     ErrorCode::InvalidInput,
-                    message,
+                    &message,
                 )));
             }
         };

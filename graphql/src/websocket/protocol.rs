@@ -2,6 +2,8 @@
 //! and the close codes (those `graphql-transport-ws` defines, used for both).
 
 use async_graphql::Response as GqlResponse;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use twofold_services::ErrorCode;
 
@@ -78,10 +80,11 @@ impl Protocol {
 pub(crate) enum ClientMessage {
     /// `connection_init` with its payload (`null` when absent).
     Init(Value),
-    /// `subscribe` (`start`): an operation to run.
+    /// `subscribe` (`start`): an operation to run, its payload as sent (read as the HTTP
+    /// body is, by `http::parse_request`).
     Subscribe {
         id: String,
-        payload: Value,
+        payload: Option<Box<RawValue>>,
     },
     /// `complete` (`stop`): the client no longer wants operation `id`.
     Complete {
@@ -93,27 +96,49 @@ pub(crate) enum ClientMessage {
     Terminate,
 }
 
+/// A message's envelope, read with serde's derived map, which refuses a key given twice:
+/// serde_json's own map kept the last of a repeated key, where a proxy or filter in front may
+/// read the first (the HTTP body is read the same way). Other keys are ignored, as before.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default, rename = "type")]
+    kind: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+}
+
 /// Reads one message; the error is the close reason. Only the envelope is read here: the
-/// operation's payload is left as JSON (whose nesting serde_json already bounds at 128).
+/// operation's payload is left as sent.
 pub(crate) fn parse(bytes: &[u8]) -> Result<ClientMessage, &'static str> {
-    let Ok(Value::Object(mut message)) = serde_json::from_slice::<Value>(bytes) else {
+    // serde's derived structs also take a JSON array, field by field in order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err("invalid message received: not a JSON object");
+    }
+    let Ok(message) = serde_json::from_slice::<Envelope>(bytes) else {
+        return Err("invalid message received: not a JSON object with each key once");
     };
-    let id = |message: &serde_json::Map<String, Value>| match message.get("id") {
-        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS => {
-            Ok(id.clone())
-        }
+    let id = |id: Option<Value>| match id {
+        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS => Ok(id),
         _ => Err("invalid message received: `id` must be a string of 1 to 128 characters"),
     };
-    match message.get("type").and_then(Value::as_str) {
-        Some("connection_init") => Ok(ClientMessage::Init(
-            message.remove("payload").unwrap_or(Value::Null),
-        )),
+    match message.kind.as_ref().and_then(Value::as_str) {
+        Some("connection_init") => {
+            let payload = match message.payload {
+                None => Value::Null,
+                Some(raw) => serde_json::from_str(raw.get())
+                    .map_err(|_| "invalid message received: not a JSON object")?,
+            };
+            Ok(ClientMessage::Init(payload))
+        }
         Some("subscribe" | "start") => Ok(ClientMessage::Subscribe {
-            id: id(&message)?,
-            payload: message.remove("payload").unwrap_or(Value::Null),
+            id: id(message.id)?,
+            payload: message.payload,
         }),
-        Some("complete" | "stop") => Ok(ClientMessage::Complete { id: id(&message)? }),
+        Some("complete" | "stop") => Ok(ClientMessage::Complete {
+            id: id(message.id)?,
+        }),
         Some("ping") => Ok(ClientMessage::Ping),
         Some("pong") => Ok(ClientMessage::Pong),
         Some("connection_terminate") => Ok(ClientMessage::Terminate),
@@ -216,6 +241,11 @@ mod tests {
         assert!(parse(br#"{"type": "subscribe", "payload": {}}"#).is_err());
         assert!(parse(br#"{"type": "subscribe", "id": 1, "payload": {}}"#).is_err());
         assert!(parse(br#"{"type": "launch"}"#).is_err());
+        // A key given twice, in the envelope: a reader keeping the first would see another
+        // message.
+        assert!(parse(br#"{"type": "ping", "type": "connection_terminate"}"#).is_err());
+        assert!(parse(br#"{"type": "complete", "id": "1", "id": "2"}"#).is_err());
+        assert!(parse(br#"[{"type": "ping"}]"#).is_err());
         let long = format!(r#"{{"type": "complete", "id": "{}"}}"#, "x".repeat(129));
         assert!(parse(long.as_bytes()).is_err());
         assert!(matches!(

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use twofold_graphql::WsLimits;
@@ -253,4 +254,34 @@ async fn a_tenant_holds_a_bounded_number_of_sockets_and_an_address_of_waiting_on
             .is_ok(),
         "sockets that never give a key locked a known key out"
     );
+}
+
+/// An operation's payload is read as the HTTP body is: a key given twice is refused, not the
+/// last one run (a proxy or filter in front may read the first); in the envelope, such a
+/// message is outside the protocol.
+#[tokio::test]
+async fn a_key_given_twice_is_refused_as_over_http() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut socket = connect_with_key(&app, &admin).await;
+    // Written out: serde_json's `Value` cannot hold a repeated key.
+    let twice = r#"{"id": "1", "type": "subscribe",
+        "payload": {"query": "{ __typename }", "query": "{ tenant { name } }"}}"#;
+    socket.send(Message::text(twice)).await.unwrap();
+    let answer = result_of(&mut socket, "1").await;
+    assert_eq!(code(&answer), "INVALID_INPUT", "{answer}");
+    assert!(
+        answer.to_string().contains("wrong JSON shape"),
+        "says why: {answer}"
+    );
+
+    // The socket goes on.
+    subscribe(&mut socket, "2", "{ tenant { name } }").await;
+    let answer = result_of(&mut socket, "2").await;
+    assert_eq!(answer["data"]["tenant"]["name"], "Acme", "{answer}");
+
+    let twice = r#"{"id": "3", "type": "subscribe", "type": "complete",
+        "payload": {"query": "{ __typename }"}}"#;
+    socket.send(Message::text(twice)).await.unwrap();
+    assert_eq!(close_code(&mut socket, WAIT).await, Some(4400));
 }
