@@ -109,6 +109,38 @@ struct Envelope {
     payload: Option<Box<RawValue>>,
 }
 
+/// A JSON object whose keys are each given once (exact names: `apiKey` and `Authorization` in
+/// two cases are two keys, and [`init_credential`] takes `apiKey` first).
+struct UniqueKeys(serde_json::Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object with each key once")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<UniqueKeys, M::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: Value = map.next_value()?;
+                    if object.insert(key, value).is_some() {
+                        return Err(serde::de::Error::custom("a key given twice"));
+                    }
+                }
+                Ok(UniqueKeys(object))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
 /// Reads one message; the error is the close reason. Only the envelope is read here: the
 /// operation's payload is left as sent.
 pub(crate) fn parse(bytes: &[u8]) -> Result<ClientMessage, &'static str> {
@@ -127,6 +159,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<ClientMessage, &'static str> {
         Some("connection_init") => {
             let payload = match message.payload {
                 None => Value::Null,
+                // It carries the key: read as a header would be, each name once.
+                Some(raw) if raw.get().starts_with('{') => {
+                    serde_json::from_str::<UniqueKeys>(raw.get())
+                        .map(|UniqueKeys(object)| Value::Object(object))
+                        .map_err(|_| {
+                            "invalid message received: the payload must give each key once"
+                        })?
+                }
                 Some(raw) => serde_json::from_str(raw.get())
                     .map_err(|_| "invalid message received: not a JSON object")?,
             };
@@ -246,6 +286,15 @@ mod tests {
         assert!(parse(br#"{"type": "ping", "type": "connection_terminate"}"#).is_err());
         assert!(parse(br#"{"type": "complete", "id": "1", "id": "2"}"#).is_err());
         assert!(parse(br#"[{"type": "ping"}]"#).is_err());
+        // In the payload that carries the key: a gateway reading the first would see another.
+        assert!(parse(
+            br#"{"type": "connection_init", "payload": {"apiKey": "a", "apiKey": "b"}}"#
+        )
+        .is_err());
+        assert!(matches!(
+            parse(br#"{"type": "connection_init", "payload": {"apiKey": "a", "x": {"y": 1}}}"#),
+            Ok(ClientMessage::Init(_))
+        ));
         let long = format!(r#"{{"type": "complete", "id": "{}"}}"#, "x".repeat(129));
         assert!(parse(long.as_bytes()).is_err());
         assert!(matches!(

@@ -65,6 +65,7 @@ async fn a_console_page_behind_a_stalled_database_answers_with_the_error_page() 
     let mut browser = Browser::new(&app);
     let signed_in = browser.sign_in(&admin).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let csrf = browser.csrf().await;
 
     let mut stall = app.db.begin().await.unwrap();
     sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
@@ -74,14 +75,33 @@ async fn a_console_page_behind_a_stalled_database_answers_with_the_error_page() 
     let page = tokio::time::timeout(HUNG, browser.get("/console"))
         .await
         .expect("the page answered while the database was stalled");
-    assert_eq!(page.status, 500, "{}", page.body);
+    assert_eq!(page.status, 503, "as the API's: {}", page.body);
     assert!(
         page.body.contains("Give this request id to your operator"),
         "{}",
         page.body
     );
     stall.rollback().await.unwrap();
-
     let page = browser.get("/console").await;
     assert_eq!(page.status, 200, "the session goes on: {}", page.body);
+
+    // A sign-out that cannot be recorded in time still signs the browser out (attacker
+    // review of the deadline, L3).
+    let mut stall = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(HUNG, browser.post("/console/sign-out", &[("csrf", &csrf)]))
+        .await
+        .expect("the sign-out answered while the database was stalled");
+    assert_eq!(out.status, 503, "{}", out.body);
+    let cleared = out
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("twofold_console=;"));
+    assert!(cleared, "{:?}", out.headers);
+    assert!(!browser.cookies.contains_key("twofold_console"));
+    stall.rollback().await.unwrap();
 }

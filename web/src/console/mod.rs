@@ -19,12 +19,15 @@ use axum::Router;
 use twofold_graphql::client_addr::ClientAddr;
 use twofold_graphql::http::{request_context, RequestId};
 use twofold_services::console_sessions::{ConsoleSession, ConsoleSessions, SessionSecret};
-use twofold_services::{Call, RequestContext, ServiceError};
+use twofold_services::{Call, ErrorCode, RequestContext, ServiceError};
 
 use crate::cookies;
 use crate::language::Texts;
 use crate::page::{self, Chrome, Who};
 use crate::WebState;
+
+/// Where a browser signs out.
+const SIGN_OUT: &str = "/console/sign-out";
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
@@ -59,7 +62,7 @@ pub(crate) fn routes() -> Router<WebState> {
         )
         .route("/console/sign-in", get(sign_in::form).post(sign_in::submit))
         .route(
-            "/console/sign-out",
+            SIGN_OUT,
             get(sign_in::sign_out_form).post(sign_in::sign_out),
         )
         .route("/console/language", get(sign_in::language))
@@ -126,8 +129,9 @@ pub(crate) fn chrome_for(texts: Texts, method: &Method, uri: &Uri) -> Chrome {
     }
 }
 
-/// A page that did not answer within `limit` (a stalled database) ends with the error page and
-/// the request id, and gives back what it held.
+/// A page that did not answer within `limit` (a stalled database) ends with the error page,
+/// 503 as the API's, with the request id, and gives back what it held. A sign-out still
+/// deletes the browser's cookie, as when the sign-out could not be recorded.
 pub(crate) async fn time_limit(
     axum::extract::State(limit): axum::extract::State<std::time::Duration>,
     request: axum::extract::Request,
@@ -142,13 +146,31 @@ pub(crate) async fn time_limit(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            let late = ServiceError::Internal("the page took too long to answer".into());
-            page::error(chrome, &late, &request_id)
+    let signing_out = (request.method() == axum::http::Method::POST
+        && request.uri().path() == SIGN_OUT)
+        .then(|| request.headers().clone());
+    let Ok(response) = tokio::time::timeout(limit, next.run(request)).await else {
+        tracing::error!("a console page took too long");
+        let message = chrome
+            .texts
+            .with("console-error-internal", &[("request", &request_id)]);
+        let mut r = page::html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &page::ErrorPage {
+                chrome,
+                code: ErrorCode::Internal.as_str(),
+                message,
+            },
+        );
+        if let Some(headers) = signing_out {
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::set(cookies::SESSION, "", 0, &headers),
+            );
         }
-    }
+        return r;
+    };
+    response
 }
 
 /// The answer to a form whose CSRF token is missing or not this browser's.
@@ -350,8 +372,7 @@ pub(crate) async fn charge(
 /// They still take a place in the tenant's share.
 fn rate_exempt(method: &axum::http::Method, path: &str) -> bool {
     method == axum::http::Method::POST
-        && (path == "/console/sign-out"
-            || (path.starts_with("/console/keys/") && path.ends_with("/revoke")))
+        && (path == SIGN_OUT || (path.starts_with("/console/keys/") && path.ends_with("/revoke")))
 }
 
 /// The answer to a page over its key's request rate: the API's refusal, as a page.

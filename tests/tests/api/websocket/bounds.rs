@@ -285,3 +285,27 @@ async fn a_key_given_twice_is_refused_as_over_http() {
     socket.send(Message::text(twice)).await.unwrap();
     assert_eq!(close_code(&mut socket, WAIT).await, Some(4400));
 }
+
+/// The `connection_init` payload carries the key: a name given twice is refused, as a gateway
+/// in front (or the HTTP path's first `Authorization` header) would read another key than the
+/// last (attacker review of the WebSocket parsing, L4).
+#[tokio::test]
+async fn a_key_named_twice_at_connection_init_closes_the_socket() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let mut socket = open(&app).await;
+    let twice = format!(
+        r#"{{"type": "connection_init", "payload": {{"apiKey": "tfk_decoy_x", "apiKey": "{admin}"}}}}"#
+    );
+    socket.send(Message::text(twice)).await.unwrap();
+    assert_eq!(close_code(&mut socket, WAIT).await, Some(4400));
+
+    let mut socket = open(&app).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "apiKey": admin } }),
+    )
+    .await;
+    let ack = next_message(&mut socket, WAIT).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+}
