@@ -75,6 +75,9 @@ pub struct Authenticator {
     hasher: Arc<dyn SecretHasher>,
     entropy: Arc<dyn Entropy>,
     operator: Option<KeyedHash>,
+    /// Whether the operator token looks like a tenant key (starts with [`KEY_PREFIX`]); when it
+    /// does not, a credential that does cannot be it, and its hash is not computed.
+    operator_key_shaped: bool,
     /// Keys found valid (see [`Authenticator::is_known`]).
     known: Mutex<Known>,
 }
@@ -143,6 +146,7 @@ impl Authenticator {
             hasher,
             entropy,
             operator,
+            operator_key_shaped: operator_token.is_some_and(|t| t.starts_with(KEY_PREFIX)),
             known: Mutex::default(),
         }
     }
@@ -164,7 +168,12 @@ impl Authenticator {
     }
 
     /// Whether `credential` is the operator token (compared by keyed hash, in constant time).
+    /// A tenant key is not hashed for it (every API request presents one): the prefix that
+    /// tells them apart is no secret.
     fn is_operator(&self, credential: &str) -> bool {
+        if credential.starts_with(KEY_PREFIX) && !self.operator_key_shaped {
+            return false;
+        }
         self.operator.as_ref().is_some_and(|operator| {
             let presented = self
                 .hasher
@@ -270,5 +279,35 @@ mod known_tests {
         known.entries.remove("busy-1999");
         known.remember(&busy, "busy-1999");
         assert!(known.entries.contains_key("busy-1999"));
+    }
+}
+
+#[cfg(test)]
+mod operator_tests {
+    use super::*;
+    use crate::testing::ports::{FakeDirectory, FakeEntropy, FakeHasher};
+
+    fn authenticator(operator_token: &str) -> Authenticator {
+        Authenticator::new(
+            Arc::new(FakeDirectory::default()),
+            Arc::new(FakeHasher),
+            Arc::new(FakeEntropy::default()),
+            Some(operator_token),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_operator_token_is_recognised_whatever_it_starts_with() {
+        for token in ["op-secret-1", "tfk_looks_like_a_key"] {
+            let auth = authenticator(token);
+            assert!(
+                matches!(auth.authenticate(token).await, Ok(Principal::Operator)),
+                "{token}"
+            );
+            assert!(auth.is_known(token), "{token}");
+            for other in ["tfk_abcdefgh_secret", "op-secret-2", "tfk_looks_like_a_kez"] {
+                assert!(auth.authenticate(other).await.is_err(), "{token} / {other}");
+            }
+        }
     }
 }

@@ -19,8 +19,9 @@ use crate::StoreError;
 
 /// The outcome of a committed command.
 pub struct Executed<A: Aggregate> {
-    /// The aggregate's state after the command.
-    pub state: A,
+    /// The aggregate's state after the command, shared with the store's cache of aggregates
+    /// (which would otherwise copy it on every command).
+    pub state: Arc<A>,
     /// Sequence of the last event written, `None` when the command decided nothing new.
     pub last_sequence: Option<usize>,
     /// The events the command recorded (a refused code is recorded, not an error, so callers

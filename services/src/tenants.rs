@@ -353,7 +353,7 @@ impl TenantService {
         // Whatever happened, this instance reads the tenant and its keys afresh from now on
         // (a revoked key stops working here before the response says it is revoked).
         self.directory.invalidate(tenant);
-        Ok(executed?.state)
+        Ok(Arc::unwrap_or_clone(executed?.state))
     }
 
     fn mint_tenant_id(&self) -> Result<TenantId, ServiceError> {

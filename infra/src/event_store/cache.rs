@@ -31,7 +31,9 @@ use cqrs_es::Aggregate;
 /// An aggregate's state right after a commit (or a load), where its stream stands, and the
 /// connection epoch it was read at: what a command is decided on.
 pub struct Cached<A> {
-    pub state: A,
+    /// Shared with the command's answer ([`twofold_services::commands::Executed`]), which is
+    /// gone by the next command: that one then takes the state without a copy.
+    pub state: Arc<A>,
     /// The sequence of the last event in the state.
     pub sequence: usize,
     /// Events applied since the stored snapshot (what a load would replay).

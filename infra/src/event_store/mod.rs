@@ -57,6 +57,14 @@ pub struct PgStore<A: Aggregate> {
     turns: Turns,
 }
 
+/// What a command is decided on: [`Cached`] with the state its own.
+struct Decided<A> {
+    state: A,
+    sequence: usize,
+    replayed: usize,
+    epoch: u64,
+}
+
 /// Aggregates each store keeps in memory by default ([`cache`]); `TWOFOLD_AGGREGATE_CACHE`
 /// sets it for the service.
 pub const DEFAULT_CACHED_AGGREGATES: usize = 10_000;
@@ -277,7 +285,7 @@ where
         };
         if let Some(entry) = entry {
             if self.still_current(aggregate_id, &entry).await? {
-                return Ok(entry.state.clone());
+                return Ok(A::clone(&entry.state));
             }
         }
         Ok(self.load_counted(aggregate_id).await?.0)
@@ -324,6 +332,12 @@ where
                 replayed: shared.replayed,
                 epoch: shared.epoch,
             });
+            let at = Decided {
+                state: Arc::unwrap_or_clone(at.state),
+                sequence: at.sequence,
+                replayed: at.replayed,
+                epoch: at.epoch,
+            };
             match self
                 .decide_and_commit(aggregate_id, at, command.clone(), metadata)
                 .await
@@ -341,7 +355,7 @@ where
         // the load saw.
         let epoch = self.epoch.load(Ordering::SeqCst);
         let (state, sequence, replayed) = self.load_counted(aggregate_id).await?;
-        let at = Cached {
+        let at = Decided {
             state,
             sequence,
             replayed,
@@ -356,11 +370,11 @@ where
     async fn decide_and_commit(
         &self,
         aggregate_id: &str,
-        at: Cached<A>,
+        at: Decided<A>,
         command: A::Command,
         metadata: &HashMap<String, String>,
     ) -> Result<(Executed<A>, bool), AggregateError<A::Error>> {
-        let Cached {
+        let Decided {
             mut state,
             sequence,
             replayed,
@@ -374,7 +388,7 @@ where
         let events = sink.collect().await;
         if events.is_empty() {
             let executed = Executed {
-                state,
+                state: Arc::new(state),
                 last_sequence: None,
                 events,
             };
@@ -401,6 +415,7 @@ where
         if snapshot_due {
             replayed = 0;
         }
+        let state = Arc::new(state);
         self.cache.put(
             aggregate_id,
             Cached {

@@ -128,6 +128,6 @@ impl DeliverySettingsService {
             .execute(&tenant.tenant_aggregate_id(), command, call.metadata())
             .await;
         self.ports.directory.invalidate(tenant);
-        Ok(executed?.state)
+        Ok(Arc::unwrap_or_clone(executed?.state))
     }
 }

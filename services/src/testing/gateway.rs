@@ -118,7 +118,7 @@ where
             .commit(events.clone(), context, metadata.clone())
             .await?;
         Ok(Executed {
-            state,
+            state: std::sync::Arc::new(state),
             last_sequence: committed.last().map(|e| e.sequence),
             events,
         })

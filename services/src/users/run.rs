@@ -1,6 +1,8 @@
 //! Running a user command: at the clock's time, with the request's metadata, and (for a command
 //! that issues a code) under the send caps.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 use twofold_domain::channel::{Channel, Purpose};
@@ -47,7 +49,7 @@ impl UserService {
         user: &UserRef,
         send: CodeSend<'_>,
         action: UserAction,
-    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+    ) -> Result<(Arc<User>, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
         let CodeSend {
             tenant,
             channel,
@@ -100,7 +102,7 @@ impl UserService {
         user: &UserRef,
         send: OwnedSend,
         action: UserAction,
-    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+    ) -> Result<(Arc<User>, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
         // A reservation given up here is abandoned, and a grant it came too late for is given
         // back by the limiter.
         let slot =
@@ -186,7 +188,7 @@ impl UserService {
         call: &Call,
         user: &UserRef,
         action: UserAction,
-    ) -> Result<(User, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
+    ) -> Result<(Arc<User>, Vec<UserEvent>, DateTime<Utc>), ServiceError> {
         let notifications = self.notifications(&user.tenant).await?;
         let at = self.clock.now();
         let executed = self
