@@ -298,14 +298,25 @@ mod operator_tests {
 
     #[tokio::test]
     async fn the_operator_token_is_recognised_whatever_it_starts_with() {
-        for token in ["op-secret-1", "tfk_looks_like_a_key"] {
+        for token in [
+            "op-secret-1",
+            "tfk_looks_like_a_key",
+            "TFK_looks_like_a_key",
+        ] {
             let auth = authenticator(token);
             assert!(
                 matches!(auth.authenticate(token).await, Ok(Principal::Operator)),
                 "{token}"
             );
             assert!(auth.is_known(token), "{token}");
-            for other in ["tfk_abcdefgh_secret", "op-secret-2", "tfk_looks_like_a_kez"] {
+            let key_shaped = format!("tfk_{}", &token[4..]);
+            let others = [
+                "tfk_abcdefgh_secret",
+                "op-secret-2",
+                "tfk_looks_like_a_kez",
+                key_shaped.as_str(),
+            ];
+            for other in others.into_iter().filter(|o| *o != token) {
                 assert!(auth.authenticate(other).await.is_err(), "{token} / {other}");
             }
         }

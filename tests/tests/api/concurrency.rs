@@ -257,3 +257,52 @@ fn start_enrollment(
         },
     }
 }
+
+/// A command's answer shares its state with the aggregate cache (decision 180): the next
+/// command on the user decides on a copy of its own, so an answer still held keeps the state
+/// it answered with, and the next read sees the newer one.
+#[tokio::test]
+async fn an_answer_still_held_keeps_its_state_when_the_next_command_commits() {
+    use std::collections::HashMap;
+    use twofold_domain::user::{User, UserCommand, UserRef};
+    use twofold_domain::{TenantId, UserId};
+    use twofold_infra::event_store::PgStore;
+    use twofold_services::commands::{CommandGateway, Executed};
+
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let store = crate::snapshots::store(&app, "user-1");
+    let user = UserRef {
+        tenant: TenantId::parse(&tenant).unwrap(),
+        user: UserId::parse("alice").unwrap(),
+    };
+    let id = user.aggregate_id();
+    // A store's first command is decided again once its writer has opened a connection.
+    async fn run(store: &PgStore<User>, id: &str, command: UserCommand) -> Executed<User> {
+        let mut tries = 0;
+        loop {
+            match store
+                .execute_once(id, command.clone(), &HashMap::new())
+                .await
+            {
+                Ok(executed) => return executed,
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 3, "{id}: {e:?}");
+                }
+            }
+        }
+    }
+    let text = |state: &User| serde_json::to_string(state).unwrap();
+
+    let first = run(&store, &id, start_enrollment(&user, "first")).await;
+    let answered = text(&first.state);
+    assert!(answered.contains("sealed-first"), "{answered}");
+    assert_eq!(store.cached(), 1);
+    let second = run(&store, &id, start_enrollment(&user, "second")).await;
+
+    assert_eq!(text(&first.state), answered, "the held answer is unchanged");
+    assert!(text(&second.state).contains("sealed-second"));
+    let read = text(&store.read(&id).await.unwrap());
+    assert!(read.contains("sealed-second"), "{read}");
+}
