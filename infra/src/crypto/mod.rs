@@ -17,7 +17,6 @@ use rand::RngCore;
 use sha2::Sha256;
 use twofold_domain::tenant::KeyedHash;
 use twofold_services::ports::{Clock, Entropy, SecretHasher};
-use zeroize::Zeroize;
 
 use crate::config::Key32;
 
@@ -54,43 +53,12 @@ fn unreachable_invalid_length() -> ! {
     panic!("HMAC rejected a 32-byte key")
 }
 
-/// The operating system's CSPRNG, read a block at a time. Every request drew a few bytes (a
-/// notice's id), each draw a `getrandom` system call; now one call serves a block of
-/// [`ENTROPY_BLOCK`] bytes. Each byte is handed out once and zeroed in the block as it goes, so
-/// the block holds no copy of what was drawn.
+/// The operating system's CSPRNG.
 pub struct OsEntropy;
-
-/// Bytes read from the operating system at once; a draw of more than a sixteenth of it is
-/// read directly.
-pub const ENTROPY_BLOCK: usize = 4096;
-
-struct EntropyBlock {
-    bytes: [u8; ENTROPY_BLOCK],
-    used: usize,
-}
-
-static ENTROPY: std::sync::Mutex<EntropyBlock> = std::sync::Mutex::new(EntropyBlock {
-    bytes: [0; ENTROPY_BLOCK],
-    used: ENTROPY_BLOCK,
-});
 
 impl Entropy for OsEntropy {
     fn fill(&self, buf: &mut [u8]) {
-        if buf.len() > ENTROPY_BLOCK / 16 {
-            rand::rngs::OsRng.fill_bytes(buf);
-            return;
-        }
-        let mut block = ENTROPY
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ENTROPY_BLOCK - block.used < buf.len() {
-            rand::rngs::OsRng.fill_bytes(&mut block.bytes);
-            block.used = 0;
-        }
-        let drawn = block.used..block.used + buf.len();
-        buf.copy_from_slice(&block.bytes[drawn.clone()]);
-        block.bytes[drawn].zeroize();
-        block.used += buf.len();
+        rand::rngs::OsRng.fill_bytes(buf);
     }
 }
 
@@ -118,24 +86,6 @@ mod tests {
         assert_ne!(h, a.keyed_hash("recovery-code", b"secret"));
         assert_ne!(h, b.keyed_hash("api-key", b"secret"));
         assert_ne!(h, a.keyed_hash("api-key", b"secreT"));
-    }
-
-    #[test]
-    fn entropy_from_a_block_never_repeats_and_is_not_kept() {
-        // Draws across several blocks (and their refills), small and large.
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..(3 * ENTROPY_BLOCK / 16) {
-            let mut id = [0u8; 16];
-            OsEntropy.fill(&mut id);
-            assert!(seen.insert(id), "draw {i} repeated");
-        }
-        let mut large = [0u8; ENTROPY_BLOCK / 8];
-        OsEntropy.fill(&mut large);
-        assert!(large.iter().any(|&b| b != 0));
-        // What was handed out is zeroed in the block (other tests may draw meanwhile: only
-        // bytes before the block's cursor are checked).
-        let block = ENTROPY.lock().unwrap();
-        assert!(block.bytes[..block.used].iter().all(|&b| b == 0));
     }
 
     #[test]
