@@ -9,8 +9,9 @@ use twofold_tests::{spawn_app_with, TestOptions};
 use crate::console::Browser;
 use crate::hosted::links::{link, tenant};
 
-/// Long enough for a page on an idle database, short enough for the test.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Long enough for a page on an idle database while other tests and a browser share the
+/// machine, short enough for the test.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the test waits for an answer before calling the page hung.
 const HUNG: Duration = Duration::from_secs(20);
