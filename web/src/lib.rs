@@ -56,7 +56,7 @@ pub struct WebState {
 /// How long a page may take to start its answer, as long as an API request. A page waiting on
 /// a stalled database would otherwise hold its connection, and its tenant's share of the
 /// instance, for as long as the stall lasts. Only the answer's head is timed: a streamed body
-/// (an export, the live audit stream's upgraded connection) runs on.
+/// (an export, the live audit stream) runs on.
 pub const PAGE_TIMEOUT: Duration = twofold_graphql::http::REQUEST_TIMEOUT;
 
 pub use console::budgets::ConsoleBudgets;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use twofold_tests::{spawn_app_with, TestOptions};
+use twofold_tests::{spawn_app_with, TestApp, TestOptions};
 
 use crate::console::Browser;
 use crate::hosted::links::{link, tenant};
@@ -15,6 +15,16 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the test waits for an answer before calling the page hung.
 const HUNG: Duration = Duration::from_secs(20);
+
+/// An operator's open transaction holding `table` until it is rolled back.
+async fn stall(app: &TestApp, table: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut stall = app.db.begin().await.unwrap();
+    sqlx::query(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+    stall
+}
 
 fn options() -> TestOptions {
     TestOptions {
@@ -32,12 +42,8 @@ async fn a_hosted_page_behind_a_stalled_database_answers_with_the_error_page() {
     let opened = browser.get(&link.path).await;
     assert_eq!(opened.status, 303, "{}", opened.body);
 
-    // An operator's open transaction holds the table every page reads its session from.
-    let mut stall = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE hosted_sessions IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *stall)
-        .await
-        .unwrap();
+    // The table every page reads its session from.
+    let held = stall(&app, "hosted_sessions").await;
     let page = tokio::time::timeout(HUNG, browser.get("/hosted"))
         .await
         .expect("the page answered while the database was stalled");
@@ -53,7 +59,7 @@ async fn a_hosted_page_behind_a_stalled_database_answers_with_the_error_page() {
             .map(|v| v.to_str().unwrap()),
         Some("no-store")
     );
-    stall.rollback().await.unwrap();
+    held.rollback().await.unwrap();
 
     let page = browser.get("/hosted").await;
     assert_eq!(page.status, 200, "the session goes on: {}", page.body);
@@ -68,11 +74,7 @@ async fn a_console_page_behind_a_stalled_database_answers_with_the_error_page() 
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let csrf = browser.csrf().await;
 
-    let mut stall = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *stall)
-        .await
-        .unwrap();
+    let held = stall(&app, "console_sessions").await;
     let page = tokio::time::timeout(HUNG, browser.get("/console"))
         .await
         .expect("the page answered while the database was stalled");
@@ -82,17 +84,13 @@ async fn a_console_page_behind_a_stalled_database_answers_with_the_error_page() 
         "{}",
         page.body
     );
-    stall.rollback().await.unwrap();
+    held.rollback().await.unwrap();
     let page = browser.get("/console").await;
     assert_eq!(page.status, 200, "the session goes on: {}", page.body);
 
     // A sign-out that cannot be recorded in time still signs the browser out (attacker
     // review of the deadline, L3).
-    let mut stall = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *stall)
-        .await
-        .unwrap();
+    let held = stall(&app, "console_sessions").await;
     let out = tokio::time::timeout(HUNG, browser.post("/console/sign-out", &[("csrf", &csrf)]))
         .await
         .expect("the sign-out answered while the database was stalled");
@@ -104,5 +102,5 @@ async fn a_console_page_behind_a_stalled_database_answers_with_the_error_page() 
         .any(|c| c.to_str().unwrap().starts_with("twofold_console=;"));
     assert!(cleared, "{:?}", out.headers);
     assert!(!browser.cookies.contains_key("twofold_console"));
-    stall.rollback().await.unwrap();
+    held.rollback().await.unwrap();
 }
