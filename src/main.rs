@@ -1,6 +1,7 @@
 //! `twofold`: the command line. Parses arguments, reads configuration, hands over to `startup`.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -9,6 +10,7 @@ use twofold::startup::{AppConfig, Application, Delivery, StoreOptions, Wiring};
 use twofold::{say, telemetry, zero_config};
 use twofold_infra::config::Settings;
 use twofold_infra::crypto::seal::{rotate_master_key, MasterKeys};
+use twofold_infra::delivery::tenant::lookups::Lookups;
 use twofold_infra::delivery::{DeliverySettings, Senders};
 use twofold_infra::pg;
 use twofold_infra::processor::DEFAULT_SETTLE_TIMEOUT;
@@ -371,6 +373,7 @@ fn delivery_from_env(production: bool) -> anyhow::Result<Delivery> {
         allow_private_provider_urls,
         ceilings: BudgetCeilings::from_lookup(|k| std::env::var(k).ok())
             .map_err(anyhow::Error::msg)?,
+        lookups: Arc::new(Lookups::new()),
     })
 }
 

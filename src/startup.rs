@@ -27,6 +27,7 @@ use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::RsWebAuthn;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery::tenant::guard::DnsProviderHosts;
+use twofold_infra::delivery::tenant::lookups::Lookups;
 use twofold_infra::delivery::tenant::TenantSenderCache;
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
@@ -176,12 +177,14 @@ impl Wiring {
         let tenant_senders = Arc::new(TenantSenderCache::new(
             sealer.clone(),
             delivery.allow_private_provider_urls,
+            delivery.lookups.clone(),
         ));
         let delivery_settings = DeliverySettingsService::new(DeliverySettingsPorts {
             commands: tenant_commands,
             directory: directory.clone(),
             sealer: sealer.clone(),
             hosts: Arc::new(DnsProviderHosts {
+                lookups: delivery.lookups.clone(),
                 allow_private: delivery.allow_private_provider_urls,
             }),
             senders: tenant_senders.clone(),
@@ -260,6 +263,8 @@ pub struct Delivery {
     /// `TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS`: tenants' own providers may be on loopback or
     /// private addresses and speak plain SMTP or HTTP (development and tests only).
     pub allow_private_provider_urls: bool,
+    /// Where tenants' provider names are looked up ([`Lookups::new`]: the system resolver).
+    pub lookups: Arc<Lookups>,
 }
 
 impl std::fmt::Debug for Delivery {

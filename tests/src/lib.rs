@@ -214,6 +214,9 @@ pub struct TestOptions {
     pub key_database_url: Option<String>,
     /// How long a page may take to answer (tests of a stalled page shorten it).
     pub page_timeout: std::time::Duration,
+    /// Where tenants' provider names are looked up (tests of a silent name server give their
+    /// own).
+    pub lookups: std::sync::Arc<twofold_infra::delivery::tenant::lookups::Lookups>,
 }
 
 impl Default for TestOptions {
@@ -234,6 +237,7 @@ impl Default for TestOptions {
             public_url: None,
             key_database_url: None,
             page_timeout: twofold_graphql::http::REQUEST_TIMEOUT,
+            lookups: Default::default(),
         }
     }
 }
@@ -332,6 +336,7 @@ async fn spawn_instance(database_url: String, secrets: Secrets, options: TestOpt
         run_worker: options.run_worker,
         ceilings: options.ceilings,
         allow_private_provider_urls: options.allow_private_provider_urls,
+        lookups: options.lookups.clone(),
     };
     let app = Application::build(AppConfig {
         database_url: database_url.clone(),

@@ -18,11 +18,15 @@ use twofold_domain::TenantId;
 
 use crate::commands::Commands;
 use crate::ports::{
-    Clock, Entropy, ProviderHosts, Sealer, SendLimiter, TenantDirectory, TenantSenders,
+    Clock, Entropy, HostRefusal, ProviderHosts, Sealer, SendLimiter, TenantDirectory, TenantSenders,
 };
 use crate::{Call, ServiceError};
 
 pub use test::{TestOutcome, TESTS_PER_HOUR};
+
+/// When to try again after the tenant's host lookups were all taken: the lookups' own timeout,
+/// by which a caller has given up on each of them.
+const BUSY_RETRY_SECONDS: i64 = 5;
 
 /// The seal context of a tenant's delivery settings.
 pub fn settings_context(tenant: &TenantId) -> String {
@@ -71,9 +75,20 @@ impl DeliverySettingsService {
                 continue; // an address, checked by the domain
             }
             p.hosts
-                .check(&host)
+                .check(call.tenant(), &host)
                 .await
-                .map_err(|why| ServiceError::InvalidInput(format!("{field}: {why}")))?;
+                .map_err(|refusal| match refusal {
+                    HostRefusal::NotAllowed(why) => {
+                        ServiceError::InvalidInput(format!("{field}: {why}"))
+                    }
+                    HostRefusal::Busy => ServiceError::RateLimited {
+                        message: format!(
+                            "{field}: too many lookups of this tenant's provider hosts are \
+                             still running; try again shortly"
+                        ),
+                        retry_after_seconds: BUSY_RETRY_SECONDS,
+                    },
+                })?;
         }
         let json = zeroize::Zeroizing::new(
             serde_json::to_vec(&settings).map_err(|e| ServiceError::Internal(Box::new(e)))?,

@@ -242,10 +242,19 @@ pub trait DeliveryQueue: Send + Sync {
 /// (IP literals are checked by the domain).
 #[async_trait]
 pub trait ProviderHosts: Send + Sync {
-    /// Refuses `host` when it resolves to an address providers may not use, with a message
-    /// safe to show. A name that does not resolve now passes: nothing can be reached through
-    /// it, and every connection checks again.
-    async fn check(&self, host: &str) -> Result<(), String>;
+    /// Refuses `host` when it resolves to an address providers may not use, looked up for
+    /// `tenant`. A name that does not resolve now passes: nothing can be reached through it,
+    /// and every connection checks again.
+    async fn check(&self, tenant: &TenantId, host: &str) -> Result<(), HostRefusal>;
+}
+
+/// Why a provider's host is not accepted now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRefusal {
+    /// It resolves to an address providers may not use; the message is safe to show.
+    NotAllowed(String),
+    /// The tenant's lookups still running (abandoned ones included) leave no room for another.
+    Busy,
 }
 
 /// The senders of tenants' own providers, built from their sealed settings.

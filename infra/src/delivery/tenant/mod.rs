@@ -4,6 +4,7 @@
 //! replaces the tenant's entries, so a change takes effect at the next send.
 
 pub mod guard;
+pub mod lookups;
 pub mod smtp;
 
 use std::collections::HashMap;
@@ -20,6 +21,9 @@ use twofold_services::delivery_settings::settings_context;
 use twofold_services::ports::{CodeSender, Sealer, SendError, TenantSenders};
 use zeroize::Zeroizing;
 
+use guard::GuardedResolver;
+use lookups::Lookups;
+
 use super::{TwilioSender, TwilioSettings, WebhookSender, WebhookSettings, DEFAULT_TIMEOUT};
 
 /// Most cached senders; past it the cache starts afresh (it is only a cache).
@@ -31,16 +35,19 @@ type Key = (TenantId, u64, Channel);
 pub struct TenantSenderCache {
     sealer: Arc<dyn Sealer>,
     allow_private: bool,
+    lookups: Arc<Lookups>,
     timeout: Duration,
     entries: Mutex<HashMap<Key, Option<Arc<dyn CodeSender>>>>,
 }
 
 impl TenantSenderCache {
-    /// Opens settings with `sealer`; `allow_private` is the operator's development allowance.
-    pub fn new(sealer: Arc<dyn Sealer>, allow_private: bool) -> Self {
+    /// Opens settings with `sealer`; `allow_private` is the operator's development allowance;
+    /// names resolve through `lookups`, shared with the settings' check.
+    pub fn new(sealer: Arc<dyn Sealer>, allow_private: bool, lookups: Arc<Lookups>) -> Self {
         Self {
             sealer,
             allow_private,
+            lookups,
             timeout: DEFAULT_TIMEOUT,
             entries: Mutex::new(HashMap::new()),
         }
@@ -72,11 +79,17 @@ impl TenantSenderCache {
 
     fn build(
         &self,
+        tenant: &TenantId,
         settings: ProviderSettings,
         channel: Channel,
     ) -> Result<Option<Arc<dyn CodeSender>>, SendError> {
+        let resolver = GuardedResolver {
+            lookups: self.lookups.clone(),
+            tenant: tenant.clone(),
+            allow_private: self.allow_private,
+        };
         let client = || {
-            guard::guarded_client(self.timeout, self.allow_private)
+            guard::guarded_client(self.timeout, resolver.clone())
                 .map_err(|_| Self::unusable("the HTTP client cannot be built"))
         };
         Ok(match channel {
@@ -85,7 +98,7 @@ impl TenantSenderCache {
                 Some(provider) => Some(Arc::new(smtp::GuardedSmtpSender::new(
                     provider,
                     self.timeout,
-                    self.allow_private,
+                    resolver.clone(),
                 )?)),
             },
             Channel::Sms => match settings.sms {
@@ -153,7 +166,7 @@ impl TenantSenders for TenantSenderCache {
             })?;
         let provider: ProviderSettings =
             serde_json::from_slice(&opened).map_err(|_| Self::unusable("they are not readable"))?;
-        let built = self.build(provider, channel)?;
+        let built = self.build(tenant, provider, channel)?;
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.retain(|(t, v, _), _| t != tenant || *v == settings.version);
         if entries.len() >= MAX_ENTRIES {

@@ -14,7 +14,7 @@ use twofold_services::ports::{
     CodeSender, DeliveryReceipt, NoticeSender, OutgoingCode, OutgoingNotice, SendError,
 };
 
-use super::guard::{resolve_checked, ResolveError};
+use super::guard::{GuardedResolver, ResolveError};
 use crate::delivery::smtp::pool;
 use crate::delivery::SmtpSender;
 
@@ -27,7 +27,7 @@ pub struct GuardedSmtpSender {
     credentials: Option<Credentials>,
     from: Mailbox,
     timeout: Duration,
-    allow_private: bool,
+    resolver: GuardedResolver,
 }
 
 impl std::fmt::Debug for GuardedSmtpSender {
@@ -44,12 +44,12 @@ impl GuardedSmtpSender {
     pub fn new(
         provider: &SmtpProvider,
         timeout: Duration,
-        allow_private: bool,
+        resolver: GuardedResolver,
     ) -> Result<Self, SendError> {
         let unusable = |what: &str| {
             SendError::Permanent(format!("the tenant's SMTP settings cannot be used: {what}"))
         };
-        if provider.security == SmtpSecurity::Plain && !allow_private {
+        if provider.security == SmtpSecurity::Plain && !resolver.allow_private {
             return Err(unusable("plain SMTP is not allowed"));
         }
         let tls = match provider.security {
@@ -75,7 +75,7 @@ impl GuardedSmtpSender {
                 .map(|(user, password)| Credentials::new(user, password)),
             from: Mailbox::new(provider.from_name.clone(), address),
             timeout,
-            allow_private,
+            resolver,
         })
     }
 }
@@ -85,7 +85,9 @@ impl GuardedSmtpSender {
     /// again (a DNS answer can change between sends), and connects to the address it checked,
     /// never to a fresh lookup.
     async fn checked(&self) -> Result<SmtpSender, SendError> {
-        let addrs = resolve_checked(&self.host, self.port, self.allow_private)
+        let addrs = self
+            .resolver
+            .resolve_checked(&self.host, self.port)
             .await
             .map_err(|e| match e {
                 ResolveError::Refused(refused) => {
@@ -94,6 +96,11 @@ impl GuardedSmtpSender {
                 ResolveError::Unresolved => {
                     SendError::Retryable("the SMTP server's host does not resolve".to_owned())
                 }
+                ResolveError::Busy => SendError::Retryable(
+                    "the SMTP server's host: too many lookups of the tenant's provider hosts \
+                     are still running"
+                        .to_owned(),
+                ),
             })?;
         // The connection goes to the checked address; TLS is verified against the host's
         // name. The greeting names the From domain, not this instance's host name: a tenant's
@@ -131,6 +138,15 @@ impl NoticeSender for GuardedSmtpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::tenant::lookups::Lookups;
+
+    fn resolver() -> GuardedResolver {
+        GuardedResolver {
+            lookups: std::sync::Arc::new(Lookups::new()),
+            tenant: twofold_domain::TenantId::parse("acme").unwrap(),
+            allow_private: false,
+        }
+    }
 
     fn provider(host: &str, security: SmtpSecurity) -> SmtpProvider {
         SmtpProvider {
@@ -149,7 +165,7 @@ mod tests {
         let s = GuardedSmtpSender::new(
             &provider("smtp.acme.example", SmtpSecurity::Tls),
             Duration::from_secs(5),
-            false,
+            resolver(),
         )
         .unwrap();
         let (_, params) = s.tls.as_ref().unwrap();
@@ -158,7 +174,7 @@ mod tests {
         assert!(GuardedSmtpSender::new(
             &provider("127.0.0.1", SmtpSecurity::Plain),
             Duration::from_secs(5),
-            false
+            resolver()
         )
         .is_err());
     }
@@ -168,7 +184,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut p = provider("localhost", SmtpSecurity::StartTls);
         p.port = listener.local_addr().unwrap().port();
-        let sender = GuardedSmtpSender::new(&p, Duration::from_secs(5), false).unwrap();
+        let sender = GuardedSmtpSender::new(&p, Duration::from_secs(5), resolver()).unwrap();
         let message = OutgoingCode {
             challenge_id: "c1".into(),
             tenant_name: "Acme".into(),

@@ -2,7 +2,10 @@
 //! changes nothing; with the operator's allowance off, private, loopback and plain-protocol
 //! providers are refused.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
+use twofold_infra::delivery::tenant::lookups::{Lookup, Lookups, Resolve, IN_ALL, PER_TENANT};
 use twofold_tests::{spawn_app, spawn_app_with, TestApp, TestOptions};
 
 use super::*;
@@ -154,4 +157,62 @@ async fn without_the_allowance_private_and_plain_providers_are_refused() {
     assert_eq!(shown["email"]["security"], "TLS");
     assert_eq!(shown["email"]["smtpPort"], 465);
     assert_eq!(shown["sms"]["twilio"]["apiBaseHost"], "api.twilio.com");
+}
+
+/// Lookups where `*.silent.example` never answers, as behind a name server that drops every
+/// query, and every other name is 127.0.0.1; a caller gives up after 100 ms.
+fn silent_name_server() -> Arc<Lookups> {
+    let resolve: Resolve = Arc::new(|host: String, port: u16| -> Lookup {
+        Box::pin(async move {
+            if host.ends_with(".silent.example") {
+                std::future::pending::<()>().await;
+            }
+            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+        })
+    });
+    Arc::new(Lookups::with_resolver(
+        resolve,
+        (PER_TENANT, IN_ALL),
+        Duration::from_millis(100),
+    ))
+}
+
+#[tokio::test]
+async fn a_tenant_whose_lookups_are_all_running_is_told_to_retry() {
+    let app = spawn_app_with(TestOptions {
+        lookups: silent_name_server(),
+        ..TestOptions::default()
+    })
+    .await;
+    let (tenant, admin, _) = tenant(&app, "Acme").await;
+    // Each host below does not answer: the check gives up on it (a name that does not resolve
+    // passes, and is checked again at each send), but its lookup runs on.
+    for i in 0..PER_TENANT {
+        let url = format!("smtps://u:hunter2pw@smtp{i}.silent.example");
+        set(&app, &admin, smtp(&url)).await.data();
+    }
+    let recorded = app.count_events(&tenant, "DeliverySettingsChanged").await;
+    assert_eq!(recorded, PER_TENANT as i64);
+
+    let a = set(&app, &admin, smtp("smtps://u:hunter2pw@smtp.acme.example")).await;
+    assert_eq!(a.error_code(), "RATE_LIMITED", "{}", a.body);
+    assert_eq!(a.body["errors"][0]["extensions"]["retryAfterSeconds"], 5);
+    let message = a.error_message();
+    assert!(message.starts_with("email.smtpUrl"), "{message}");
+    assert!(!message.contains("hunter2pw"), "{message}");
+    assert_eq!(
+        app.count_events(&tenant, "DeliverySettingsChanged").await,
+        recorded,
+        "the refused settings were recorded"
+    );
+
+    // Another tenant's lookups have places of their own.
+    let (_, other, _) = super::tenant(&app, "Globex").await;
+    set(
+        &app,
+        &other,
+        smtp("smtps://u:hunter2pw@smtp.globex.example"),
+    )
+    .await
+    .data();
 }
