@@ -177,6 +177,9 @@ fn transport_error(provider: &str, error: &reqwest::Error) -> SendError {
     if let Some(refused) = tenant::guard::refusal_in(error) {
         return SendError::Permanent(format!("{provider} is not reachable: {refused}"));
     }
+    if tenant::guard::busy_in(error) {
+        return SendError::Retryable(format!("{provider}: {}", tenant::guard::ResolveError::Busy));
+    }
     if error.is_builder() {
         SendError::Permanent(format!("cannot build the request to {provider}"))
     } else if error.is_timeout() {

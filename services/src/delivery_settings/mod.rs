@@ -24,9 +24,9 @@ use crate::{Call, ServiceError};
 
 pub use test::{TestOutcome, TESTS_PER_HOUR};
 
-/// When to try again after the tenant's host lookups were all taken: the lookups' own timeout,
-/// by which a caller has given up on each of them.
-const BUSY_RETRY_SECONDS: i64 = 5;
+/// When to try again after the tenant's unanswered lookups reached their bound: how long the
+/// system resolver may keep trying one name (5 s per try, two tries, three name servers).
+const BUSY_RETRY_SECONDS: i64 = 30;
 
 /// The seal context of a tenant's delivery settings.
 pub fn settings_context(tenant: &TenantId) -> String {
@@ -83,8 +83,8 @@ impl DeliverySettingsService {
                     }
                     HostRefusal::Busy => ServiceError::RateLimited {
                         message: format!(
-                            "{field}: too many lookups of this tenant's provider hosts are \
-                             still running; try again shortly"
+                            "{field}: too many lookups of this tenant's provider hosts went \
+                             unanswered and still run; try again later"
                         ),
                         retry_after_seconds: BUSY_RETRY_SECONDS,
                     },

@@ -33,7 +33,7 @@ pub enum ResolveError {
     #[error("its host does not resolve")]
     Unresolved,
     /// The tenant's lookups still running leave no room for another (see [`Lookups`]).
-    #[error("too many lookups of the tenant's provider hosts are still running")]
+    #[error("too many lookups of the tenant's provider hosts went unanswered and still run")]
     Busy,
 }
 
@@ -112,6 +112,18 @@ pub fn refusal_in(error: &reqwest::Error) -> Option<Refused> {
         cause = e.source();
     }
     None
+}
+
+/// Whether a `reqwest` error comes from a lookup refused for the tenant's abandoned lookups.
+pub fn busy_in(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(ResolveError::Busy) = e.downcast_ref::<ResolveError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// An HTTP client for a tenant's own provider: the guarded resolver, no proxy (a proxy would

@@ -96,11 +96,9 @@ impl GuardedSmtpSender {
                 ResolveError::Unresolved => {
                     SendError::Retryable("the SMTP server's host does not resolve".to_owned())
                 }
-                ResolveError::Busy => SendError::Retryable(
-                    "the SMTP server's host: too many lookups of the tenant's provider hosts \
-                     are still running"
-                        .to_owned(),
-                ),
+                ResolveError::Busy => {
+                    SendError::Retryable(format!("the SMTP server's host: {}", ResolveError::Busy))
+                }
             })?;
         // The connection goes to the checked address; TLS is verified against the host's
         // name. The greeting names the From domain, not this instance's host name: a tenant's
