@@ -6,6 +6,9 @@
 //! address that presents no key or a refused one takes a token of that address's bucket; once
 //! the bucket is empty, the address is refused outright, before any look-up, until it refills,
 //! whatever key it presents then. A tenant's backend with its valid keys never spends from it.
+//!
+//! An IPv6 client also spends from its /48's bucket, [`PER_SITE`] times larger: a /48 has
+//! 65,536 /64s, each a bucket of its own, and tunnel brokers hand out /48s for free.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +16,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::client_addr::budget_unit;
+use crate::client_addr::{budget_site, budget_unit};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
@@ -23,23 +26,42 @@ pub const PER_SECOND: u32 = 50;
 /// How many of them may come at once.
 pub const BURST: u32 = 100;
 
+/// How many /64 buckets a /48's bucket is worth (its rate and its burst).
+pub const PER_SITE: u32 = 4;
+
 /// Addresses remembered before the state starts afresh: a flood from many addresses must not
 /// grow it without bound.
 const MAX_ADDRESSES: usize = 100_000;
 
 /// The budget of one service instance.
 pub struct AnonymousBudget {
+    /// Per IPv4 address or IPv6 /64.
     limiter: DefaultKeyedRateLimiter<IpAddr>,
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Per IPv6 /48.
+    sites: DefaultKeyedRateLimiter<IpAddr>,
+    /// Blocked units and sites, apart: a /48 and its first /64 are written alike.
+    blocked: Mutex<HashMap<Unit, Instant>>,
     pruned: Mutex<Instant>,
+}
+
+/// What a block applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Unit {
+    Address(IpAddr),
+    Site(IpAddr),
+}
+
+fn quota(per_second: u32, burst: u32) -> Quota {
+    let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(per_second);
+    Quota::per_second(per_second).allow_burst(burst)
 }
 
 impl Default for AnonymousBudget {
     fn default() -> Self {
-        let per_second = NonZeroU32::new(PER_SECOND).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(BURST).unwrap_or(per_second);
         Self {
-            limiter: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            limiter: governor::RateLimiter::keyed(quota(PER_SECOND, BURST)),
+            sites: governor::RateLimiter::keyed(quota(PER_SECOND * PER_SITE, BURST * PER_SITE)),
             blocked: Mutex::new(HashMap::new()),
             pruned: Mutex::new(Instant::now()),
         }
@@ -49,32 +71,51 @@ impl Default for AnonymousBudget {
 impl AnonymousBudget {
     /// Seconds until `ip` may send again, when its budget is spent.
     pub fn refused(&self, ip: Option<IpAddr>) -> Option<u64> {
-        let ip = budget_unit(ip?);
+        let ip = ip?;
+        let units = [
+            Some(Unit::Address(budget_unit(ip))),
+            budget_site(ip).map(Unit::Site),
+        ];
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        let until = *blocked.get(&ip)?;
         let now = Instant::now();
-        if now >= until {
-            blocked.remove(&ip);
-            return None;
+        let mut wait = None;
+        for unit in units.into_iter().flatten() {
+            let Some(&until) = blocked.get(&unit) else {
+                continue;
+            };
+            if now >= until {
+                blocked.remove(&unit);
+            } else {
+                wait = wait.max(Some(seconds(until - now)));
+            }
         }
-        Some(seconds(until - now))
+        wait
     }
 
     /// Spends one request without a valid key from `ip`; an empty bucket blocks the address
     /// until a token is back.
     pub fn spend(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip.map(budget_unit) else {
+        let Some(ip) = ip else {
             return;
         };
-        if self.limiter.len() > MAX_ADDRESSES {
+        if self.limiter.len() + self.sites.len() > MAX_ADDRESSES {
             // A scan of every address: at most once a second, however many addresses flood.
             let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
             if pruned.elapsed() >= Duration::from_secs(1) {
                 self.limiter.retain_recent();
+                self.sites.retain_recent();
                 *pruned = Instant::now();
             }
         }
-        if let Err(not_until) = self.limiter.check_key(&ip) {
+        let unit = budget_unit(ip);
+        self.spend_from(&self.limiter, unit, Unit::Address(unit));
+        if let Some(site) = budget_site(ip) {
+            self.spend_from(&self.sites, site, Unit::Site(site));
+        }
+    }
+
+    fn spend_from(&self, limiter: &DefaultKeyedRateLimiter<IpAddr>, key: IpAddr, unit: Unit) {
+        if let Err(not_until) = limiter.check_key(&key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
             if blocked.len() > MAX_ADDRESSES {
@@ -82,7 +123,7 @@ impl AnonymousBudget {
                 let now = Instant::now();
                 blocked.retain(|_, until| *until > now);
             }
-            blocked.insert(ip, Instant::now() + wait.max(Duration::from_secs(1)));
+            blocked.insert(unit, Instant::now() + wait.max(Duration::from_secs(1)));
         }
     }
 }
@@ -108,5 +149,25 @@ mod tests {
         assert!(budget.refused(flooding).is_some_and(|s| s >= 1));
         assert_eq!(budget.refused(other), None);
         assert_eq!(budget.refused(None), None);
+    }
+
+    /// A flood spread over the /64s of one /48, each within its own budget, is refused once
+    /// the /48's budget is spent; another /48 is not.
+    #[test]
+    fn a_flood_across_the_64s_of_one_48_spends_the_48_s_budget() {
+        let budget = AnonymousBudget::default();
+        let in_site =
+            |n: u32| -> Option<IpAddr> { Some(format!("2001:db8:77:{n:x}::1").parse().unwrap()) };
+        let sent = BURST * PER_SITE;
+        for n in 0..sent {
+            assert_eq!(budget.refused(in_site(n)), None, "request {n}");
+            budget.spend(in_site(n));
+        }
+        budget.spend(in_site(sent));
+        let fresh_64 = in_site(sent + 1);
+        assert!(budget.refused(fresh_64).is_some_and(|s| s >= 1));
+        let other_site: Option<IpAddr> = Some("2001:db8:78::1".parse().unwrap());
+        assert_eq!(budget.refused(other_site), None);
+        assert_eq!(budget.refused(Some("192.0.2.9".parse().unwrap())), None);
     }
 }

@@ -16,6 +16,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
+use twofold_domain::provider::address::{carried_ipv4, teredo_client};
 
 use crate::http::ApiState;
 
@@ -98,15 +99,38 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 address a client stands for when its IPv6 address carries one: mapped, NAT64 and
+/// 6to4 addresses, and a Teredo client's public address. Counted as IPv6, every IPv4 client
+/// reaching the service through one NAT64 translator or one Teredo server would share a single
+/// /64, and so one budget, while a 6to4 client would have a /48 of budgets for its one address.
+fn as_counted(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => carried_ipv4(v6)
+            .or_else(|| teredo_client(v6))
+            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn prefix(ip: Ipv6Addr, bits: u32) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> bits)))
+}
+
 /// The unit a budget is kept per: an IPv4 address, or an IPv6 /64. One IPv6 subscriber is
 /// routinely given a whole /64, so counting per address gave a single client 2^64 budgets.
 pub fn budget_unit(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(prefix))
-        }
+    match as_counted(ip) {
+        IpAddr::V6(v6) => prefix(v6, 64),
         v4 => v4,
+    }
+}
+
+/// The wider unit a second budget is kept per for IPv6: the /48. A site (and anyone with a
+/// tunnel broker's free /48) has 65,536 /64s, each a budget of its own.
+pub fn budget_site(ip: IpAddr) -> Option<IpAddr> {
+    match as_counted(ip) {
+        IpAddr::V6(v6) => Some(prefix(v6, 48)),
+        IpAddr::V4(_) => None,
     }
 }
 
@@ -219,5 +243,40 @@ mod tests {
         );
         assert_eq!(budget_unit(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_ne!(budget_unit(ip("192.0.2.1")), budget_unit(ip("192.0.2.2")));
+        assert_eq!(budget_site(ip("192.0.2.1")), None);
+        assert_eq!(
+            budget_site(ip("2001:db8:1:2::1")),
+            budget_site(ip("2001:db8:1:ffff::1"))
+        );
+        assert_ne!(
+            budget_site(ip("2001:db8:1::1")),
+            budget_site(ip("2001:db8:2::1"))
+        );
+    }
+
+    #[test]
+    fn ipv4_clients_behind_nat64_teredo_or_6to4_are_counted_as_their_ipv4_address() {
+        // Two IPv4 clients through one NAT64 translator: one /64, but two budgets.
+        assert_eq!(budget_unit(ip("64:ff9b::c000:201")), ip("192.0.2.1"));
+        assert_ne!(
+            budget_unit(ip("64:ff9b::c000:201")),
+            budget_unit(ip("64:ff9b::c000:202"))
+        );
+        // Two clients of one Teredo server (RFC 4380's example, and another).
+        assert_eq!(
+            budget_unit(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")),
+            ip("192.0.2.45")
+        );
+        assert_ne!(
+            budget_unit(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")),
+            budget_unit(ip("2001:0:4136:e378:8000:63bf:3fff:fdd1"))
+        );
+        // A 6to4 client's /48 is its one IPv4 address: every /64 of it shares its budget.
+        assert_eq!(budget_unit(ip("2002:c000:203:1::1")), ip("192.0.2.3"));
+        assert_eq!(
+            budget_unit(ip("2002:c000:203:1::1")),
+            budget_unit(ip("2002:c000:203:ffff::1"))
+        );
+        assert_eq!(budget_site(ip("2002:c000:203:1::1")), None);
     }
 }

@@ -119,6 +119,30 @@ fn low_v4(ip: Ipv6Addr) -> Ipv4Addr {
     Ipv4Addr::from((u128::from(ip) & 0xffff_ffff) as u32)
 }
 
+/// The IPv4 address an IPv6 address stands for, where it carries one: `::ffff:a.b.c.d`
+/// (mapped), `::a.b.c.d` (compatible), `64:ff9b::a.b.c.d` (NAT64), `2002:AABB:CCDD::/48`
+/// (6to4). Such an address is judged, and counted, as that IPv4 address.
+pub fn carried_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if in_v6(ip, v6([0, 0, 0, 0, 0, 0xffff, 0, 0]), 96)
+        || in_v6(ip, Ipv6Addr::UNSPECIFIED, 96)
+        || in_v6(ip, v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0]), 96)
+    {
+        return Some(low_v4(ip));
+    }
+    if in_v6(ip, v6([0x2002, 0, 0, 0, 0, 0, 0, 0]), 16) {
+        return Some(Ipv4Addr::from(
+            ((u128::from(ip) >> 80) & 0xffff_ffff) as u32,
+        ));
+    }
+    None
+}
+
+/// A Teredo client's public IPv4 address (`2001:0::/32`, RFC 4380: the low 32 bits, each
+/// inverted). Every client of one Teredo server shares the address's first 64 bits.
+pub fn teredo_client(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    in_v6(ip, v6([0x2001, 0, 0, 0, 0, 0, 0, 0]), 32).then(|| Ipv4Addr::from(!low_v4(ip).to_bits()))
+}
+
 fn classify_v6(ip: Ipv6Addr) -> Class {
     if ip == METADATA_V6 {
         return Class::Never("cloud metadata");
@@ -129,17 +153,8 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
     if ip.is_loopback() {
         return Class::Private("loopback");
     }
-    // Addresses that carry an IPv4 address are judged by it: ::ffff:a.b.c.d (mapped),
-    // ::a.b.c.d (compatible), 64:ff9b::a.b.c.d (NAT64), 2002:AABB:CCDD::/48 (6to4).
-    if in_v6(ip, v6([0, 0, 0, 0, 0, 0xffff, 0, 0]), 96)
-        || in_v6(ip, Ipv6Addr::UNSPECIFIED, 96)
-        || in_v6(ip, v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0]), 96)
-    {
-        return classify_v4(low_v4(ip));
-    }
-    if in_v6(ip, v6([0x2002, 0, 0, 0, 0, 0, 0, 0]), 16) {
-        let embedded = ((u128::from(ip) >> 80) & 0xffff_ffff) as u32;
-        return classify_v4(Ipv4Addr::from(embedded));
+    if let Some(v4) = carried_ipv4(ip) {
+        return classify_v4(v4);
     }
     let never: [(Ipv6Addr, u32, &'static str); 10] = [
         (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0]), 48, "NAT64 local-use"),

@@ -326,3 +326,28 @@ fn hosts_and_debug_hide_nothing_secret() {
     );
     assert_eq!(mask_sid(SID), "AC…cdef");
 }
+
+#[test]
+fn ipv6_addresses_that_stand_for_an_ipv4_address_give_it() {
+    let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+    let v4 = |s: &str| Some(s.parse::<std::net::Ipv4Addr>().unwrap());
+    assert_eq!(
+        address::carried_ipv4(v6("::ffff:192.0.2.1")),
+        v4("192.0.2.1")
+    );
+    assert_eq!(
+        address::carried_ipv4(v6("64:ff9b::c000:202")),
+        v4("192.0.2.2")
+    );
+    assert_eq!(
+        address::carried_ipv4(v6("2002:c000:203:7::1")),
+        v4("192.0.2.3")
+    );
+    assert_eq!(address::carried_ipv4(v6("2001:db8::1")), None);
+    // RFC 4380's example: the client 192.0.2.45 behind the Teredo server 65.54.227.120.
+    assert_eq!(
+        address::teredo_client(v6("2001:0:4136:e378:8000:63bf:3fff:fdd2")),
+        v4("192.0.2.45")
+    );
+    assert_eq!(address::teredo_client(v6("2001:db8::1")), None);
+}
