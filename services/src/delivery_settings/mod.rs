@@ -83,8 +83,8 @@ impl DeliverySettingsService {
                     }
                     HostRefusal::Busy => ServiceError::RateLimited {
                         message: format!(
-                            "{field}: too many lookups of this tenant's provider hosts went \
-                             unanswered and still run; try again later"
+                            "{field}: lookups of provider hosts are at their bound (this \
+                             tenant's go unanswered, or too many run at once); try again later"
                         ),
                         retry_after_seconds: BUSY_RETRY_SECONDS,
                     },

@@ -253,7 +253,7 @@ pub trait ProviderHosts: Send + Sync {
 pub enum HostRefusal {
     /// It resolves to an address providers may not use; the message is safe to show.
     NotAllowed(String),
-    /// The tenant's lookups still running (abandoned ones included) leave no room for another.
+    /// The tenant's lookups are slow to answer and at their bound (decision 182).
     Busy,
 }
 

@@ -32,8 +32,8 @@ pub enum ResolveError {
     /// The name does not resolve (now).
     #[error("its host does not resolve")]
     Unresolved,
-    /// The tenant's lookups still running leave no room for another (see [`Lookups`]).
-    #[error("too many lookups of the tenant's provider hosts went unanswered and still run")]
+    /// The tenant's lookups lag at their bound, or too many run at once (see [`Lookups`]).
+    #[error("lookups of provider hosts are at their bound (the tenant's go unanswered, or too many run at once)")]
     Busy,
 }
 
@@ -114,7 +114,7 @@ pub fn refusal_in(error: &reqwest::Error) -> Option<Refused> {
     None
 }
 
-/// Whether a `reqwest` error comes from a lookup refused for the tenant's abandoned lookups.
+/// Whether a `reqwest` error comes from a lookup refused as busy (see [`Lookups`]).
 pub fn busy_in(error: &reqwest::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {

@@ -1,0 +1,211 @@
+use tokio::sync::watch;
+
+use super::*;
+
+/// A name server: `*.silent.example` answers only once the test says so (or never, as one
+/// that drops every query); every other name answers at once.
+fn name_server() -> (Resolve, watch::Sender<bool>) {
+    let (answer, answered) = watch::channel(false);
+    let resolve: Resolve = Arc::new(move |host: String, port: u16| -> Lookup {
+        let mut answered = answered.clone();
+        Box::pin(async move {
+            if host.ends_with("silent.example") {
+                let _ = answered.wait_for(|a| *a).await;
+            }
+            Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+        })
+    });
+    (resolve, answer)
+}
+
+/// Short times, so that lookups lag and callers give up within a test.
+fn limits(per_tenant: usize, lagging_in_all: usize) -> Limits {
+    Limits {
+        timeout: Duration::from_millis(100),
+        slow: Duration::from_millis(30),
+        cooldown: Duration::from_secs(60),
+        per_tenant,
+        lagging_in_all,
+        at_once: 256,
+    }
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+/// Waits (bounded) until no lookup runs.
+async fn all_ended(lookups: &Lookups) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while lookups.running.lock().unwrap().all > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the lookups end when the name server answers");
+}
+
+/// `n` lookups of silent names for `tenant`, all started at once; how many were refused.
+async fn burst(lookups: &Arc<Lookups>, tenant: &TenantId, n: usize) -> usize {
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let (lookups, tenant) = (lookups.clone(), tenant.clone());
+            let host = format!("n{i}.silent.example");
+            tokio::spawn(async move { lookups.resolve(&tenant, &host, 25).await })
+        })
+        .collect();
+    let mut refused = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Err(LookupError::Busy) => refused += 1,
+            other => assert_eq!(other, Err(LookupError::Failed), "a silent name"),
+        }
+    }
+    refused
+}
+
+#[tokio::test]
+async fn a_slow_tenant_is_bounded_and_others_are_not() {
+    let (resolve, answer) = name_server();
+    let lookups = Lookups::with_resolver(resolve, limits(2, 3));
+    let (acme, globex, initech) = (tenant("acme"), tenant("globex"), tenant("initech"));
+
+    for i in 0..2 {
+        let host = format!("n{i}.silent.example");
+        let got = lookups.resolve(&acme, &host, 25).await;
+        assert_eq!(
+            got,
+            Err(LookupError::Failed),
+            "its caller gives up at the timeout"
+        );
+    }
+    assert_eq!(lookups.held(&acme), (0, 2, 2), "both still run, lagging");
+    // A third from the same tenant is refused at once, not started.
+    let got = lookups.resolve(&acme, "smtp.acme.example", 25).await;
+    assert_eq!(got, Err(LookupError::Busy));
+    assert_eq!(lookups.held(&acme), (0, 2, 2));
+
+    // Another tenant with a silent name reaches the bound of all lagging lookups: then it may
+    // start no other, but a tenant with none lagging still may.
+    let got = lookups.resolve(&globex, "x.silent.example", 25).await;
+    assert_eq!(got, Err(LookupError::Failed));
+    assert_eq!(lookups.held(&globex), (0, 1, 3));
+    let got = lookups.resolve(&globex, "smtp.globex.example", 25).await;
+    assert_eq!(got, Err(LookupError::Busy), "three lag in all");
+    assert!(lookups
+        .resolve(&initech, "smtp.initech.example", 25)
+        .await
+        .is_ok());
+
+    // When the name server answers, the lookups end; the tenants stay slow for the cooldown.
+    answer.send(true).unwrap();
+    all_ended(&lookups).await;
+    assert_eq!(lookups.held(&acme), (0, 0, 0));
+    assert!(lookups
+        .resolve(&acme, "smtp.acme.example", 25)
+        .await
+        .is_ok());
+}
+
+/// A tenant's first burst of silent names is bounded only by its callers; once its lookups
+/// lag, and for the cooldown after they end, it gets no fresh burst.
+#[tokio::test]
+async fn a_tenant_whose_names_went_silent_gets_no_second_burst() {
+    let (resolve, answer) = name_server();
+    let lookups = Arc::new(Lookups::with_resolver(resolve, limits(4, 64)));
+    let acme = tenant("acme");
+
+    assert_eq!(burst(&lookups, &acme, 10).await, 0, "nothing lagged yet");
+    assert_eq!(lookups.held(&acme), (0, 10, 10));
+    answer.send(true).unwrap();
+    all_ended(&lookups).await;
+    answer.send(false).unwrap();
+
+    assert_eq!(
+        burst(&lookups, &acme, 10).await,
+        6,
+        "slow for the cooldown: four at a time"
+    );
+}
+
+/// A burst of sends to a provider that answers: as many lookups at once as the callers want,
+/// none refused, whatever other tenants' silent names hold.
+#[tokio::test]
+async fn a_burst_to_a_name_that_answers_is_never_refused() {
+    let (answer, answered) = watch::channel(false);
+    let resolve: Resolve = Arc::new(move |host: String, port: u16| -> Lookup {
+        let mut answered = answered.clone();
+        Box::pin(async move {
+            if host.ends_with("silent.example") {
+                std::future::pending::<()>().await;
+            }
+            // Every lookup of the burst is running before the first answers.
+            let _ = answered.wait_for(|a| *a).await;
+            Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+        })
+    });
+    let lookups = Arc::new(Lookups::with_resolver(
+        resolve,
+        Limits {
+            timeout: Duration::from_secs(10),
+            slow: Duration::from_secs(10),
+            ..limits(4, 2)
+        },
+    ));
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    for i in 0..2 {
+        let host = format!("n{i}.silent.example");
+        let call = lookups.resolve(&globex, &host, 443);
+        let cut = tokio::time::timeout(Duration::from_millis(20), call).await;
+        assert!(cut.is_err(), "the silent name does not answer");
+    }
+    assert_eq!(
+        lookups.held(&globex),
+        (0, 2, 2),
+        "cancelled callers leave them lagging"
+    );
+
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (lookups, acme) = (lookups.clone(), acme.clone());
+            tokio::spawn(async move { lookups.resolve(&acme, "smtp.acme.example", 25).await })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while lookups.held(&acme).0 < 16 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("all sixteen lookups start");
+    answer.send(true).unwrap();
+    for call in calls {
+        assert!(call.await.unwrap().is_ok());
+    }
+    assert_eq!(lookups.held(&acme), (0, 0, 2));
+}
+
+/// However many callers, no more tenant lookups run at once than the bound.
+#[tokio::test]
+async fn no_more_lookups_run_at_once_than_the_bound() {
+    let (resolve, answer) = name_server();
+    let lookups = Arc::new(Lookups::with_resolver(
+        resolve,
+        Limits {
+            at_once: 5,
+            ..limits(4, 64)
+        },
+    ));
+    let refused = burst(&lookups, &tenant("acme"), 8).await;
+    assert_eq!(refused, 3);
+    let got = lookups
+        .resolve(&tenant("globex"), "smtp.globex.example", 25)
+        .await;
+    assert_eq!(got, Err(LookupError::Busy), "five still run");
+    answer.send(true).unwrap();
+    all_ended(&lookups).await;
+    let got = lookups
+        .resolve(&tenant("globex"), "smtp.globex.example", 25)
+        .await;
+    assert!(got.is_ok());
+}
