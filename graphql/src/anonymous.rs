@@ -8,7 +8,9 @@
 //! whatever key it presents then. A tenant's backend with its valid keys never spends from it.
 //!
 //! An IPv6 client also spends from its /48's bucket, [`PER_SITE`] times larger: a /48 has
-//! 65,536 /64s, each a bucket of its own, and tunnel brokers hand out /48s for free.
+//! 65,536 /64s, each a bucket of its own, and tunnel brokers hand out /48s for free. Large
+//! enough that one /64 alone (a rented server among a hosting provider's others) cannot empty
+//! it: an empty /48 bucket refuses everyone in the /48, hosted pages' visitors too.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,7 +29,7 @@ pub const PER_SECOND: u32 = 50;
 pub const BURST: u32 = 100;
 
 /// How many /64 buckets a /48's bucket is worth (its rate and its burst).
-pub const PER_SITE: u32 = 4;
+pub const PER_SITE: u32 = 64;
 
 /// Addresses remembered before the state starts afresh: a flood from many addresses must not
 /// grow it without bound.
@@ -59,16 +61,24 @@ fn quota(per_second: u32, burst: u32) -> Quota {
 
 impl Default for AnonymousBudget {
     fn default() -> Self {
-        Self {
-            limiter: governor::RateLimiter::keyed(quota(PER_SECOND, BURST)),
-            sites: governor::RateLimiter::keyed(quota(PER_SECOND * PER_SITE, BURST * PER_SITE)),
-            blocked: Mutex::new(HashMap::new()),
-            pruned: Mutex::new(Instant::now()),
-        }
+        Self::with_quotas(
+            (PER_SECOND, BURST),
+            (PER_SECOND * PER_SITE, BURST * PER_SITE),
+        )
     }
 }
 
 impl AnonymousBudget {
+    /// Buckets of `(per second, at once)` per address or /64, and per /48.
+    fn with_quotas(unit: (u32, u32), site: (u32, u32)) -> Self {
+        Self {
+            limiter: governor::RateLimiter::keyed(quota(unit.0, unit.1)),
+            sites: governor::RateLimiter::keyed(quota(site.0, site.1)),
+            blocked: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(Instant::now()),
+        }
+    }
+
     /// Seconds until `ip` may send again, when its budget is spent.
     pub fn refused(&self, ip: Option<IpAddr>) -> Option<u64> {
         let ip = ip?;
@@ -152,13 +162,14 @@ mod tests {
     }
 
     /// A flood spread over the /64s of one /48, each within its own budget, is refused once
-    /// the /48's budget is spent; another /48 is not.
+    /// the /48's budget is spent; another /48 is not. (Buckets refill at one token a second
+    /// here, so the loop has a second before a token comes back.)
     #[test]
     fn a_flood_across_the_64s_of_one_48_spends_the_48_s_budget() {
-        let budget = AnonymousBudget::default();
+        let sent = 400;
+        let budget = AnonymousBudget::with_quotas((1, 2), (1, sent));
         let in_site =
             |n: u32| -> Option<IpAddr> { Some(format!("2001:db8:77:{n:x}::1").parse().unwrap()) };
-        let sent = BURST * PER_SITE;
         for n in 0..sent {
             assert_eq!(budget.refused(in_site(n)), None, "request {n}");
             budget.spend(in_site(n));

@@ -113,7 +113,8 @@ fn as_counted(ip: IpAddr) -> IpAddr {
 }
 
 fn prefix(ip: Ipv6Addr, bits: u32) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> bits)))
+    let host_bits = u128::MAX.checked_shr(bits).unwrap_or(0);
+    IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !host_bits))
 }
 
 /// The unit a budget is kept per: an IPv4 address, or an IPv6 /64. One IPv6 subscriber is

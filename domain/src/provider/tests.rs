@@ -292,6 +292,10 @@ fn address_classes() {
         "2001:db8::1",
         "::ffff:169.254.169.254",
         "2001::1",
+        // Teredo and NAT64 local-use stay refused even when they carry a public address
+        // (8.8.8.8); the budgets read them, the SSRF rule does not.
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+        "64:ff9b:1::808:808",
     ] {
         assert!(check_address(ip(never), true).is_err(), "{never}");
     }

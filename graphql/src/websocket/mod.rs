@@ -29,7 +29,7 @@ use twofold_services::{ErrorCode, RequestContext};
 
 pub use registry::{Websockets, WsLimits};
 
-use crate::client_addr::budget_unit;
+use crate::client_addr::{budget_site, budget_unit};
 use crate::guard::attach;
 use crate::http::{
     bearer, client_ip, error_response, rate_limited, request_context, ApiState, RequestId,
@@ -49,6 +49,10 @@ const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Messages a socket may send before its key is accepted: `connection_init` and a few pings.
 const MAX_MESSAGES_BEFORE_INIT: u32 = 4;
+
+/// How many /64s' worth of waiting sockets one IPv6 /48 may hold
+/// ([`WsLimits::max_pending_per_address`] each).
+pub const PENDING_SITE_FACTOR: usize = 4;
 
 /// Upgrades `GET /graphql` to a WebSocket speaking `graphql-transport-ws` (or the older
 /// `graphql-ws`). A key may come with the upgrade request's `Authorization` header (servers can
@@ -107,6 +111,10 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
         ip.map(budget_unit)
             .map_or_else(String::new, |ip| ip.to_string())
     );
+    // And per IPv6 /48, whose 65,536 /64s would each have their own count.
+    let site_counter = ip
+        .and_then(budget_site)
+        .map(|site| format!("pending-site:{site}"));
     // An upgrade carrying a key this instance knows as valid does not count: sockets that
     // never give a key must not lock a tenant's backend behind the same address out.
     let known_key = header_credential
@@ -115,7 +123,12 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
     let counters = if known_key {
         Vec::new()
     } else {
-        vec![(pending_counter, limits.max_pending_per_address)]
+        let per_site = limits
+            .max_pending_per_address
+            .saturating_mul(PENDING_SITE_FACTOR);
+        std::iter::once((pending_counter, limits.max_pending_per_address))
+            .chain(site_counter.map(|counter| (counter, per_site)))
+            .collect()
     };
     let Some(pending) = state.websockets.open(&counters) else {
         return error_response(

@@ -150,6 +150,21 @@ pub async fn open_from_with(
     local: &str,
     key: Option<&str>,
 ) -> Result<Socket, (u16, String)> {
+    open_as(app, local, key, None).await
+}
+
+/// Opens a socket from 127.0.0.1 through a proxy that says the client is `client` in
+/// `X-Forwarded-For` (the app must trust 127.0.0.1 as a proxy).
+pub async fn open_forwarded(app: &TestApp, client: &str) -> Result<Socket, (u16, String)> {
+    open_as(app, "127.0.0.1", None, Some(client)).await
+}
+
+async fn open_as(
+    app: &TestApp,
+    local: &str,
+    key: Option<&str>,
+    forwarded_for: Option<&str>,
+) -> Result<Socket, (u16, String)> {
     let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
@@ -160,6 +175,11 @@ pub async fn open_from_with(
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    if let Some(client) = forwarded_for {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
     }
     let server: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
     let tcp = tokio::net::TcpSocket::new_v4().unwrap();

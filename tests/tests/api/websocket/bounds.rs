@@ -10,8 +10,8 @@ use twofold_graphql::WsLimits;
 use twofold_tests::{spawn_app, spawn_app_with, TestOptions};
 
 use crate::ws_support::{
-    close_code, code, connect, connect_with_key, next_message, open, open_from, open_from_with,
-    result_of, send, subscribe, WAIT,
+    close_code, code, connect, connect_with_key, next_message, open, open_forwarded, open_from,
+    open_from_with, result_of, send, subscribe, WAIT,
 };
 
 #[tokio::test]
@@ -254,6 +254,32 @@ async fn a_tenant_holds_a_bounded_number_of_sockets_and_an_address_of_waiting_on
             .is_ok(),
         "sockets that never give a key locked a known key out"
     );
+}
+
+/// Sockets waiting for their key are bounded per /48 too: one /48 holds 65,536 /64s.
+#[tokio::test]
+async fn sockets_waiting_from_one_48_are_bounded_across_its_64s() {
+    let mut options = TestOptions {
+        websocket: WsLimits {
+            max_pending_per_address: 2,
+            ..WsLimits::default()
+        },
+        ..TestOptions::default()
+    };
+    options.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let app = spawn_app_with(options).await;
+    let per_site = 2 * twofold_graphql::websocket::PENDING_SITE_FACTOR;
+    let mut waiting = Vec::new();
+    for n in 0..per_site {
+        let client = format!("2001:db8:5:{n:x}::1");
+        let socket = open_forwarded(&app, &client).await;
+        waiting.push(socket.unwrap_or_else(|(s, body)| panic!("{client}: {s} {body}")));
+    }
+    let fresh_64 = format!("2001:db8:5:{:x}::1", per_site);
+    let (status, body) = open_forwarded(&app, &fresh_64).await.err().unwrap();
+    assert_eq!(status, 429);
+    assert!(body.contains("waiting for connection_init"), "{body}");
+    assert!(open_forwarded(&app, "2001:db8:6::1").await.is_ok());
 }
 
 /// An operation's payload is read as the HTTP body is: a key given twice is refused, not the
