@@ -118,14 +118,27 @@ impl AnonymousBudget {
             }
         }
         let unit = budget_unit(ip);
-        self.spend_from(&self.limiter, unit, Unit::Address(unit));
-        if let Some(site) = budget_site(ip) {
-            self.spend_from(&self.sites, site, Unit::Site(site));
+        // Only what the /64 may still spend reaches its /48: one /64 alone (a rented server
+        // among a provider's others, sending on past its own refusals) adds at most its own
+        // rate, so emptying a /48's bucket takes [`PER_SITE`] of them.
+        if self.spend_from(&self.limiter, unit, Unit::Address(unit)) {
+            if let Some(site) = budget_site(ip) {
+                self.spend_from(&self.sites, site, Unit::Site(site));
+            }
         }
     }
 
-    fn spend_from(&self, limiter: &DefaultKeyedRateLimiter<IpAddr>, key: IpAddr, unit: Unit) {
-        if let Err(not_until) = limiter.check_key(&key) {
+    /// Takes a token from `key`'s bucket; an empty bucket blocks `unit` (and says `false`).
+    fn spend_from(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<IpAddr>,
+        key: IpAddr,
+        unit: Unit,
+    ) -> bool {
+        let Err(not_until) = limiter.check_key(&key) else {
+            return true;
+        };
+        {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
             if blocked.len() > MAX_ADDRESSES {
@@ -135,6 +148,7 @@ impl AnonymousBudget {
             }
             blocked.insert(unit, Instant::now() + wait.max(Duration::from_secs(1)));
         }
+        false
     }
 }
 
@@ -180,5 +194,19 @@ mod tests {
         let other_site: Option<IpAddr> = Some("2001:db8:78::1".parse().unwrap());
         assert_eq!(budget.refused(other_site), None);
         assert_eq!(budget.refused(Some("192.0.2.9".parse().unwrap())), None);
+    }
+
+    /// One /64 sending on past its own refusals (paths that spend without asking first) does
+    /// not empty its /48's bucket: the rest of the /48 is served.
+    #[test]
+    fn one_64_alone_cannot_empty_its_48_s_budget() {
+        let budget = AnonymousBudget::default();
+        let flooding: Option<IpAddr> = Some("2001:db8:77:1::1".parse().unwrap());
+        for _ in 0..10 * BURST * PER_SITE {
+            budget.spend(flooding);
+        }
+        assert!(budget.refused(flooding).is_some());
+        let neighbour: Option<IpAddr> = Some("2001:db8:77:2::1".parse().unwrap());
+        assert_eq!(budget.refused(neighbour), None);
     }
 }

@@ -293,7 +293,7 @@ fn address_classes() {
         "::ffff:169.254.169.254",
         "2001::1",
         // Teredo and NAT64 local-use stay refused even when they carry a public address
-        // (8.8.8.8); the budgets read them, the SSRF rule does not.
+        // (8.8.8.8): the SSRF rule never reads the address inside them.
         "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
         "64:ff9b:1::808:808",
     ] {

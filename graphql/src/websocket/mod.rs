@@ -51,8 +51,10 @@ const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_MESSAGES_BEFORE_INIT: u32 = 4;
 
 /// How many /64s' worth of waiting sockets one IPv6 /48 may hold
-/// ([`WsLimits::max_pending_per_address`] each).
-pub const PENDING_SITE_FACTOR: usize = 4;
+/// ([`WsLimits::max_pending_per_address`] each): enough that a few servers of a hosting
+/// provider's /48 cannot shut its other clients out, few enough that a /48's 65,536 /64s cannot
+/// fill the instance's connections.
+pub const PENDING_SITE_FACTOR: usize = 16;
 
 /// Upgrades `GET /graphql` to a WebSocket speaking `graphql-transport-ws` (or the older
 /// `graphql-ws`). A key may come with the upgrade request's `Authorization` header (servers can
@@ -86,10 +88,11 @@ pub(crate) async fn upgrade(state: ApiState, req: Request) -> Response {
     // still give a valid one in `connection_init` (browsers cannot send headers), and is
     // judged there.
     if let Some(seconds) = state.anonymous.refused(ip) {
-        if let Ok(Some(credential)) = bearer(&parts.headers) {
-            if !state.auth.is_known(credential) {
-                return rate_limited(seconds);
-            }
+        match bearer(&parts.headers) {
+            Ok(Some(credential)) if state.auth.is_known(credential) => {}
+            Ok(None) => {}
+            // A malformed header is refused as an unknown key is, before it spends again.
+            Ok(Some(_)) | Err(_) => return rate_limited(seconds),
         }
     }
     let header_credential = match bearer(&parts.headers) {

@@ -24,8 +24,8 @@ use crate::{Call, ServiceError};
 
 pub use test::{TestOutcome, TESTS_PER_HOUR};
 
-/// When to try again after the tenant's unanswered lookups reached their bound: how long the
-/// system resolver may keep trying one name (5 s per try, two tries, three name servers).
+/// When to try again after lookups reached their bound: about how long the system resolver may
+/// keep trying one name (5 s per try, two tries, three name servers); a hint, not a promise.
 const BUSY_RETRY_SECONDS: i64 = 30;
 
 /// The seal context of a tenant's delivery settings.

@@ -253,7 +253,8 @@ pub trait ProviderHosts: Send + Sync {
 pub enum HostRefusal {
     /// It resolves to an address providers may not use; the message is safe to show.
     NotAllowed(String),
-    /// The tenant's lookups are slow to answer and at their bound (decision 182).
+    /// Lookups of provider hosts are at one of their bounds (decision 182): the tenant's own,
+    /// or all tenants'.
     Busy,
 }
 

@@ -13,7 +13,9 @@
 //!   each client address has a small budget of its own, taken first. A hosted session also has
 //!   a small budget of codes sent by email or SMS, to numbers its user types.
 //!
-//! Per instance, like the API's buckets.
+//! Per instance, like the API's buckets. Addresses are counted as the API's budget counts them
+//! (an IPv4 address, or an IPv6 /64: [`budget_unit`]), so one client is not a budget per address
+//! of its /64.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -21,6 +23,7 @@ use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use twofold_graphql::client_addr::budget_unit;
 use twofold_services::KeyPrincipal;
 
 /// Keys a limiter remembers before it forgets those whose bucket is full again.
@@ -82,13 +85,14 @@ impl ConsoleBudgets {
     /// One sign-in of `key` from `ip`.
     pub(crate) fn sign_in(&self, key: &KeyPrincipal, ip: Option<IpAddr>) -> Result<(), u64> {
         let id = key.key_id.as_str().to_owned();
-        take(&self.sign_in_from, &(id.clone(), ip))?;
+        take(&self.sign_in_from, &(id.clone(), ip.map(budget_unit)))?;
         take(&self.sign_in, &id)
     }
 
     /// One sign-out or key revocation by a session of `key` from `ip`.
     pub(crate) fn exempt(&self, key: &KeyPrincipal, ip: Option<IpAddr>) -> Result<(), u64> {
-        take(&self.exempt_from, &(key.key_id.as_str().to_owned(), ip))
+        let unit = ip.map(budget_unit);
+        take(&self.exempt_from, &(key.key_id.as_str().to_owned(), unit))
     }
 
     /// One code sent by email or SMS for the hosted session `session` of `user` (tenant and
@@ -101,7 +105,24 @@ impl ConsoleBudgets {
 
     /// One hosted page of the session `session` (any stable name of it) from `ip`.
     pub(crate) fn hosted(&self, session: &str, ip: Option<IpAddr>) -> Result<(), u64> {
-        take(&self.hosted_from, &ip)?;
+        take(&self.hosted_from, &ip.map(budget_unit))?;
         take(&self.hosted_session, &session.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that moves through the addresses of its /64 keeps one budget.
+    #[test]
+    fn the_addresses_of_one_64_share_the_hosted_pages_budget() {
+        let budgets = ConsoleBudgets::default();
+        let address =
+            |n: u32| -> Option<IpAddr> { Some(format!("2001:db8:9:1::{n:x}").parse().unwrap()) };
+        let spent = (0..1_000).find(|&n| budgets.hosted(&format!("s{n}"), address(n)).is_err());
+        assert!(spent.is_some_and(|n| n >= 120), "{spent:?}");
+        let other_64: Option<IpAddr> = Some("2001:db8:9:2::1".parse().unwrap());
+        assert!(budgets.hosted("another", other_64).is_ok());
     }
 }

@@ -10,16 +10,21 @@
 //! A lookup lags once it has run for [`Limits::slow`] (names that answer do in milliseconds) or
 //! its caller stopped waiting (its timeout, or a cancelled request), until the resolver
 //! returns. A tenant with lagging lookups, or with one in the last [`Limits::cooldown`], is
-//! slow: it may hold [`Limits::per_tenant`] lookups, and start none while
-//! [`Limits::lagging_in_all`] lag across tenants. Other tenants are never refused for its sake;
-//! only [`Limits::at_once`], a bound on every tenant lookup running, refuses anyone.
+//! slow: it may hold [`Limits::per_slow_tenant`] lookups, and while it has lagging ones it
+//! starts none once [`Limits::lagging_in_all`] lag across tenants. Any tenant holds at most
+//! [`Limits::per_tenant`]; past half of [`Limits::at_once`] every tenant is held to
+//! [`Limits::per_slow_tenant`], and past [`Limits::at_once`] nothing starts, so that a few
+//! tenants cannot take every place from the others, nor tenants together the blocking threads
+//! from the service's own lookups.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use twofold_domain::TenantId;
 
@@ -38,9 +43,11 @@ pub struct Limits {
     /// How long a tenant stays slow after its last lagging lookup ended: a tenant that polls
     /// with silent names would otherwise get a fresh burst each time they drain.
     pub cooldown: Duration,
-    /// Lookups a slow tenant may hold.
+    /// Lookups any tenant may hold (the worker starts up to 16 sends of a tenant at once).
     pub per_tenant: usize,
-    /// Lagging lookups of all tenants past which a slow tenant starts no other.
+    /// Lookups a slow tenant may hold, and every tenant once half of `at_once` run.
+    pub per_slow_tenant: usize,
+    /// Lagging lookups of all tenants past which a tenant with lagging ones starts no other.
     pub lagging_in_all: usize,
     /// Tenant lookups running at once, past which none starts: half of Tokio's 512 blocking
     /// threads stay for the service's own lookups whatever tenants' callers ask.
@@ -53,7 +60,8 @@ impl Default for Limits {
             timeout: Duration::from_secs(5),
             slow: Duration::from_secs(1),
             cooldown: Duration::from_secs(60),
-            per_tenant: 4,
+            per_tenant: 32,
+            per_slow_tenant: 4,
             lagging_in_all: 64,
             at_once: 256,
         }
@@ -92,6 +100,8 @@ struct Running {
     all: usize,
     lagging: usize,
     by_tenant: HashMap<TenantId, Held>,
+    /// Tenants in the map past which it is pruned.
+    prune_past: usize,
 }
 
 /// Where one lookup stands; changed only under the lock of [`Running`].
@@ -156,11 +166,11 @@ impl Lookups {
         port: u16,
     ) -> Result<Vec<SocketAddr>, LookupError> {
         let tracked = self.start(tenant).ok_or(LookupError::Busy)?;
-        // The task's side is made first, so that the lookup ends in the counts whatever
-        // happens from here; the caller's side lags it when the wait ends unanswered (its
-        // timeout, or this future dropped).
-        let ends = Task(tracked.clone());
+        // The caller's side lags the lookup when the wait ends unanswered (its timeout, or this
+        // future dropped); the task's side, made right after, ends it in the counts whatever
+        // happens from here (dropped first, should the resolver panic before the task starts).
         let _caller = Caller(tracked.clone());
+        let ends = Task(tracked.clone());
         let lookup = (self.resolve)(host.to_owned(), port);
         // A task of its own: dropping its handle detaches it, it does not stop the resolver's
         // thread.
@@ -192,20 +202,32 @@ impl Lookups {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let (all, lagging) = (running.all, running.lagging);
         let held = running.by_tenant.get(tenant).copied().unwrap_or_default();
+        let holds = held.prompt + held.lagging;
+        let bound = if held.slow(now) || 2 * all >= limits.at_once {
+            limits.per_slow_tenant
+        } else {
+            limits.per_tenant
+        };
         let refused = all >= limits.at_once
-            || held.slow(now)
-                && (held.prompt + held.lagging >= limits.per_tenant
-                    || lagging >= limits.lagging_in_all);
+            || holds >= bound
+            || held.lagging > 0 && lagging >= limits.lagging_in_all;
         if refused {
+            tracing::debug!(
+                %tenant, holds, all, lagging, slow = held.slow(now),
+                "a lookup of a tenant's provider host refused"
+            );
             return None;
         }
         running.all += 1;
         let held = running.by_tenant.entry(tenant.clone()).or_default();
         held.prompt += 1;
         // Tenants whose slowness lapsed are forgotten as others start: the map holds the
-        // tenants with lookups running or slow within the cooldown, not every tenant seen.
-        if running.by_tenant.len() > 2 * limits.at_once {
+        // tenants with lookups running or slow within the cooldown, not every tenant seen. A
+        // scan only once the map has doubled since the last, so a crowd in their cooldown does
+        // not cost every start a scan.
+        if running.by_tenant.len() > running.prune_past {
             running.by_tenant.retain(|_, held| !held.forgettable(now));
+            running.prune_past = (2 * running.by_tenant.len()).max(2 * limits.at_once);
         }
         Some(Tracked {
             running: self.running.clone(),

@@ -178,7 +178,7 @@ fn silent_name_server() -> Arc<Lookups> {
         Limits {
             timeout: Duration::from_millis(100),
             slow: Duration::from_millis(30),
-            per_tenant: SILENT_BOUND,
+            per_slow_tenant: SILENT_BOUND,
             lagging_in_all: SILENT_BOUND,
             ..Limits::default()
         },

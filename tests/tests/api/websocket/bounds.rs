@@ -262,6 +262,7 @@ async fn sockets_waiting_from_one_48_are_bounded_across_its_64s() {
     let mut options = TestOptions {
         websocket: WsLimits {
             max_pending_per_address: 2,
+            init_timeout: Duration::from_secs(3600),
             ..WsLimits::default()
         },
         ..TestOptions::default()

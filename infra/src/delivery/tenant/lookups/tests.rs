@@ -19,14 +19,13 @@ fn name_server() -> (Resolve, watch::Sender<bool>) {
 }
 
 /// Short times, so that lookups lag and callers give up within a test.
-fn limits(per_tenant: usize, lagging_in_all: usize) -> Limits {
+fn limits(per_slow_tenant: usize, lagging_in_all: usize) -> Limits {
     Limits {
         timeout: Duration::from_millis(100),
         slow: Duration::from_millis(30),
-        cooldown: Duration::from_secs(60),
-        per_tenant,
+        per_slow_tenant,
         lagging_in_all,
-        at_once: 256,
+        ..Limits::default()
     }
 }
 
@@ -185,27 +184,50 @@ async fn a_burst_to_a_name_that_answers_is_never_refused() {
     assert_eq!(lookups.held(&acme), (0, 0, 2));
 }
 
-/// However many callers, no more tenant lookups run at once than the bound.
+/// However many callers, no more tenant lookups run at once than the bound; past half of it,
+/// every tenant is held to a slow tenant's share.
 #[tokio::test]
 async fn no_more_lookups_run_at_once_than_the_bound() {
     let (resolve, answer) = name_server();
     let lookups = Arc::new(Lookups::with_resolver(
         resolve,
         Limits {
-            at_once: 5,
-            ..limits(4, 64)
+            at_once: 6,
+            ..limits(2, 64)
         },
     ));
-    let refused = burst(&lookups, &tenant("acme"), 8).await;
-    assert_eq!(refused, 3);
+    // Three start before half the bound runs; then two for the next tenant, one for a third.
+    assert_eq!(burst(&lookups, &tenant("acme"), 8).await, 5);
+    assert_eq!(burst(&lookups, &tenant("globex"), 8).await, 6);
+    assert_eq!(burst(&lookups, &tenant("initech"), 2).await, 1);
     let got = lookups
-        .resolve(&tenant("globex"), "smtp.globex.example", 25)
+        .resolve(&tenant("hooli"), "smtp.hooli.example", 25)
         .await;
-    assert_eq!(got, Err(LookupError::Busy), "five still run");
+    assert_eq!(got, Err(LookupError::Busy), "six still run");
     answer.send(true).unwrap();
     all_ended(&lookups).await;
     let got = lookups
-        .resolve(&tenant("globex"), "smtp.globex.example", 25)
+        .resolve(&tenant("hooli"), "smtp.hooli.example", 25)
         .await;
     assert!(got.is_ok());
+}
+
+/// Tenants with silent names each take at most their share: after four of them, with twice the
+/// lagging bound lagging, another tenant's lookups still start.
+#[tokio::test]
+async fn a_few_tenants_cannot_take_every_place() {
+    let (resolve, answer) = name_server();
+    let lookups = Arc::new(Lookups::with_resolver(resolve, limits(4, 64)));
+    for name in ["hostile-a", "hostile-b", "hostile-c", "hostile-d"] {
+        let refused = burst(&lookups, &tenant(name), 40).await;
+        assert_eq!(refused, 8, "{name}: 32 of 40 start");
+    }
+    assert_eq!(lookups.held(&tenant("hostile-a")), (0, 32, 128));
+    assert!(lookups
+        .resolve(&tenant("acme"), "smtp.acme.example", 25)
+        .await
+        .is_ok());
+    // Past half of all places, a fresh tenant with silent names gets 4.
+    assert_eq!(burst(&lookups, &tenant("hostile-e"), 10).await, 6);
+    drop(answer);
 }
