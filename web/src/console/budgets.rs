@@ -105,8 +105,10 @@ impl ConsoleBudgets {
 
     /// One hosted page of the session `session` (any stable name of it) from `ip`.
     pub(crate) fn hosted(&self, session: &str, ip: Option<IpAddr>) -> Result<(), u64> {
-        take(&self.hosted_from, &ip.map(budget_unit))?;
-        take(&self.hosted_session, &session.to_owned())
+        // The session's own bucket first: a session past it does not go on spending what the
+        // other visitors of its address (a /64 of an office or a hotel) share.
+        take(&self.hosted_session, &session.to_owned())?;
+        take(&self.hosted_from, &ip.map(budget_unit))
     }
 }
 
@@ -124,5 +126,19 @@ mod tests {
         assert!(spent.is_some_and(|n| n >= 120), "{spent:?}");
         let other_64: Option<IpAddr> = Some("2001:db8:9:2::1".parse().unwrap());
         assert!(budgets.hosted("another", other_64).is_ok());
+    }
+
+    /// One looping session spends its own budget, not its address's: the other visitors of
+    /// its /64 still get their pages.
+    #[test]
+    fn a_looping_session_does_not_spend_its_neighbours_budget() {
+        let budgets = ConsoleBudgets::default();
+        let address =
+            |n: u32| -> Option<IpAddr> { Some(format!("2001:db8:9:1::{n:x}").parse().unwrap()) };
+        for _ in 0..1_000 {
+            let _ = budgets.hosted("looping", address(1));
+        }
+        assert!(budgets.hosted("looping", address(1)).is_err());
+        assert!(budgets.hosted("neighbour", address(2)).is_ok());
     }
 }

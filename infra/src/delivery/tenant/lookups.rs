@@ -43,7 +43,8 @@ pub struct Limits {
     /// How long a tenant stays slow after its last lagging lookup ended: a tenant that polls
     /// with silent names would otherwise get a fresh burst each time they drain.
     pub cooldown: Duration,
-    /// Lookups any tenant may hold (the worker starts up to 16 sends of a tenant at once).
+    /// Lookups any tenant may hold: twice the delivery worker's default of 32 sends at once,
+    /// which one tenant's queue may fill.
     pub per_tenant: usize,
     /// Lookups a slow tenant may hold, and every tenant once half of `at_once` run.
     pub per_slow_tenant: usize,
@@ -60,7 +61,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(5),
             slow: Duration::from_secs(1),
             cooldown: Duration::from_secs(60),
-            per_tenant: 32,
+            per_tenant: 64,
             per_slow_tenant: 4,
             lagging_in_all: 64,
             at_once: 256,
@@ -212,8 +213,10 @@ impl Lookups {
             || holds >= bound
             || held.lagging > 0 && lagging >= limits.lagging_in_all;
         if refused {
+            let slow = held.slow(now);
+            drop(running);
             tracing::debug!(
-                %tenant, holds, all, lagging, slow = held.slow(now),
+                %tenant, holds, all, lagging, slow,
                 "a lookup of a tenant's provider host refused"
             );
             return None;

@@ -212,22 +212,68 @@ async fn no_more_lookups_run_at_once_than_the_bound() {
     assert!(got.is_ok());
 }
 
-/// Tenants with silent names each take at most their share: after four of them, with twice the
-/// lagging bound lagging, another tenant's lookups still start.
+/// Tenants with silent names each take at most their share: after two of them fill half the
+/// places, every tenant is held to 4, and another tenant's lookups still start.
 #[tokio::test]
 async fn a_few_tenants_cannot_take_every_place() {
     let (resolve, answer) = name_server();
     let lookups = Arc::new(Lookups::with_resolver(resolve, limits(4, 64)));
-    for name in ["hostile-a", "hostile-b", "hostile-c", "hostile-d"] {
-        let refused = burst(&lookups, &tenant(name), 40).await;
-        assert_eq!(refused, 8, "{name}: 32 of 40 start");
-    }
-    assert_eq!(lookups.held(&tenant("hostile-a")), (0, 32, 128));
+    assert_eq!(
+        burst(&lookups, &tenant("hostile-a"), 70).await,
+        6,
+        "64 of 70 start"
+    );
+    assert_eq!(
+        burst(&lookups, &tenant("hostile-b"), 70).await,
+        6,
+        "64 of 70 start"
+    );
+    assert_eq!(lookups.held(&tenant("hostile-a")), (0, 64, 128));
+    assert_eq!(
+        burst(&lookups, &tenant("hostile-c"), 10).await,
+        6,
+        "crowded: 4 start"
+    );
     assert!(lookups
         .resolve(&tenant("acme"), "smtp.acme.example", 25)
         .await
         .is_ok());
-    // Past half of all places, a fresh tenant with silent names gets 4.
-    assert_eq!(burst(&lookups, &tenant("hostile-e"), 10).await, 6);
     drop(answer);
+}
+
+/// A tenant in its cooldown, with nothing lagging now, is not refused because others' lookups
+/// lag: only a tenant lagging now meets that bound.
+#[tokio::test]
+async fn a_tenant_in_its_cooldown_is_not_refused_for_others_lagging() {
+    let (quiet_answer, quiet) = watch::channel(false);
+    let (silent_answer, silent) = watch::channel(false);
+    let resolve: Resolve = Arc::new(move |host: String, port: u16| -> Lookup {
+        let (mut quiet, mut silent) = (quiet.clone(), silent.clone());
+        Box::pin(async move {
+            if host.ends_with("quiet.example") {
+                let _ = quiet.wait_for(|a| *a).await;
+            }
+            if host.ends_with("silent.example") {
+                let _ = silent.wait_for(|a| *a).await;
+            }
+            Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+        })
+    });
+    let lookups = Lookups::with_resolver(resolve, limits(4, 2));
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let got = lookups.resolve(&acme, "smtp.quiet.example", 25).await;
+    assert_eq!(got, Err(LookupError::Failed));
+    quiet_answer.send(true).unwrap();
+    all_ended(&lookups).await;
+    for i in 0..2 {
+        let host = format!("n{i}.silent.example");
+        let got = lookups.resolve(&globex, &host, 25).await;
+        assert_eq!(got, Err(LookupError::Failed));
+    }
+    assert_eq!(lookups.held(&globex), (0, 2, 2));
+    assert!(lookups
+        .resolve(&acme, "smtp.acme.example", 25)
+        .await
+        .is_ok());
+    drop(silent_answer);
 }
