@@ -150,7 +150,16 @@ pub async fn open_from_with(
     local: &str,
     key: Option<&str>,
 ) -> Result<Socket, (u16, String)> {
-    open_as(app, local, key, None).await
+    open_as(app, local, key.map(|key| format!("Bearer {key}")), None).await
+}
+
+/// [`open_from`], with `authorization` as the upgrade's `Authorization` header.
+pub async fn open_from_authorized(
+    app: &TestApp,
+    local: &str,
+    authorization: &str,
+) -> Result<Socket, (u16, String)> {
+    open_as(app, local, Some(authorization.to_owned()), None).await
 }
 
 /// Opens a socket from 127.0.0.1 through a proxy that says the client is `client` in
@@ -162,7 +171,7 @@ pub async fn open_forwarded(app: &TestApp, client: &str) -> Result<Socket, (u16,
 async fn open_as(
     app: &TestApp,
     local: &str,
-    key: Option<&str>,
+    authorization: Option<String>,
     forwarded_for: Option<&str>,
 ) -> Result<Socket, (u16, String)> {
     let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
@@ -171,10 +180,10 @@ async fn open_as(
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    if let Some(key) = key {
+    if let Some(authorization) = authorization {
         request
             .headers_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+            .insert("authorization", authorization.parse().unwrap());
     }
     if let Some(client) = forwarded_for {
         request

@@ -11,7 +11,7 @@ use twofold_tests::{spawn_app, spawn_app_with, TestOptions};
 
 use crate::ws_support::{
     close_code, code, connect, connect_with_key, next_message, open, open_forwarded, open_from,
-    open_from_with, result_of, send, subscribe, WAIT,
+    open_from_authorized, open_from_with, result_of, send, subscribe, WAIT,
 };
 
 #[tokio::test]
@@ -281,6 +281,37 @@ async fn sockets_waiting_from_one_48_are_bounded_across_its_64s() {
     assert_eq!(status, 429);
     assert!(body.contains("waiting for connection_init"), "{body}");
     assert!(open_forwarded(&app, "2001:db8:6::1").await.is_ok());
+}
+
+/// An address that spent its budget of requests without a valid key is refused at the upgrade
+/// when its `Authorization` header is malformed, as when it names an unknown key, instead of
+/// spending again (what kept a refused /64 charging its /48).
+#[tokio::test]
+async fn a_refused_address_s_malformed_upgrade_is_refused_before_it_spends() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 * twofold_graphql::anonymous::BURST {
+        let status = match open_from_authorized(&app, "127.0.0.31", "Basic eA==").await {
+            Ok(_) => 101,
+            Err((status, _)) => status,
+        };
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.first(),
+        Some(&401),
+        "a malformed header is refused"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "never refused as a spent address: {} answers",
+        statuses.len()
+    );
+    assert!(open_from(&app, "127.0.0.32").await.is_ok());
 }
 
 /// An operation's payload is read as the HTTP body is: a key given twice is refused, not the
