@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+mod delivery;
+pub use delivery::Delivery;
+
 use crate::databases::Databases;
 pub use crate::store_options::StoreOptions;
 use sqlx::PgPool;
@@ -27,7 +30,6 @@ use twofold_infra::crypto::totp::RfcTotp;
 use twofold_infra::crypto::RsWebAuthn;
 use twofold_infra::crypto::{HmacHasher, OsEntropy, SystemClock};
 use twofold_infra::delivery::tenant::guard::DnsProviderHosts;
-use twofold_infra::delivery::tenant::lookups::Lookups;
 use twofold_infra::delivery::tenant::TenantSenderCache;
 use twofold_infra::delivery_queue::PgDeliveryQueue;
 use twofold_infra::directory_cache::CachedDirectory;
@@ -44,15 +46,14 @@ use twofold_services::audit::AuditService;
 use twofold_services::commands::Commands;
 use twofold_services::compliance::ComplianceService;
 use twofold_services::console_sessions::ConsoleSessions;
-use twofold_services::delivery::{DeliveryWorker, RetryPolicy};
+use twofold_services::delivery::DeliveryWorker;
 use twofold_services::delivery_settings::{DeliverySettingsPorts, DeliverySettingsService};
 use twofold_services::hosted::HostedPages;
 use twofold_services::overview::OverviewService;
-use twofold_services::ports::CodeSender;
 use twofold_services::ports::{Clock, Entropy, SecretHasher, TenantDirectory, TotpEngine};
 use twofold_services::tenants::TenantService;
 use twofold_services::users::{UserCrypto, UserPorts, UserService};
-use twofold_services::{Authenticator, BudgetCeilings};
+use twofold_services::Authenticator;
 use twofold_web::WebState;
 
 /// The layout version of `User`'s snapshots: changed with its serialized state, so old ones are
@@ -243,35 +244,6 @@ impl Wiring {
             hosted,
             send_limiter: limiter,
         })
-    }
-}
-
-/// Where codes go and how failed sends are retried.
-#[derive(Clone)]
-pub struct Delivery {
-    /// The email channel.
-    pub email: Arc<dyn CodeSender>,
-    /// The SMS channel.
-    pub sms: Arc<dyn CodeSender>,
-    /// Retries of temporary failures.
-    pub retry: RetryPolicy,
-    /// Whether this instance runs the delivery worker (API-only replicas may not; queued
-    /// codes wait for an instance that does).
-    pub run_worker: bool,
-    /// The operator's ceilings on tenants' hourly budgets.
-    pub ceilings: BudgetCeilings,
-    /// `TWOFOLD_ALLOW_PRIVATE_PROVIDER_URLS`: tenants' own providers may be on loopback or
-    /// private addresses and speak plain SMTP or HTTP (development and tests only).
-    pub allow_private_provider_urls: bool,
-    /// Where tenants' provider names are looked up ([`Lookups::new`]: the system resolver).
-    pub lookups: Arc<Lookups>,
-}
-
-impl std::fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("retry", &self.retry)
-            .finish()
     }
 }
 

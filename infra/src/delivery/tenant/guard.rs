@@ -99,31 +99,35 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The refusal somewhere in a `reqwest` error's causes, if the guard refused the connection.
-pub fn refusal_in(error: &reqwest::Error) -> Option<Refused> {
+/// The first of a `reqwest` error's causes that `pick` recognises.
+fn first_cause<T>(
+    error: &reqwest::Error,
+    pick: impl Fn(&(dyn std::error::Error + 'static)) -> Option<T>,
+) -> Option<T> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
-        if let Some(ResolveError::Refused(refused)) = e.downcast_ref::<ResolveError>() {
-            return Some(*refused);
-        }
-        if let Some(refused) = e.downcast_ref::<Refused>() {
-            return Some(*refused);
+        if let Some(found) = pick(e) {
+            return Some(found);
         }
         cause = e.source();
     }
     None
 }
 
+/// The refusal somewhere in a `reqwest` error's causes, if the guard refused the connection.
+pub fn refusal_in(error: &reqwest::Error) -> Option<Refused> {
+    first_cause(error, |e| match e.downcast_ref::<ResolveError>() {
+        Some(ResolveError::Refused(refused)) => Some(*refused),
+        _ => e.downcast_ref::<Refused>().copied(),
+    })
+}
+
 /// Whether a `reqwest` error comes from a lookup refused as busy (see [`Lookups`]).
 pub fn busy_in(error: &reqwest::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(ResolveError::Busy) = e.downcast_ref::<ResolveError>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+    first_cause(error, |e| {
+        matches!(e.downcast_ref::<ResolveError>(), Some(ResolveError::Busy)).then_some(())
+    })
+    .is_some()
 }
 
 /// An HTTP client for a tenant's own provider: the guarded resolver, no proxy (a proxy would
