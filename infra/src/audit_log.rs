@@ -98,7 +98,7 @@ fn bind_all<'q>(
 #[async_trait]
 impl AuditLog for PgAuditLog {
     async fn horizon(&self) -> Result<i64, StoreError> {
-        crate::pg::commit_horizon(&self.pool)
+        crate::pg::commit_horizon(&mut *self.pool.acquire().await.map_err(StoreError::new)?)
             .await
             .map_err(StoreError::new)
     }

@@ -18,25 +18,41 @@
 //! horizon that is still running when the events are read was running (and its lock seen)
 //! when the horizon was read, and is therefore below it only if it belongs elsewhere.
 
-use sqlx::PgExecutor;
+use sqlx::PgConnection;
 
-/// Returns the horizon (as `xid8` digits, for `$n::text::xid8`).
+/// The ids (modulo 2^32, as `pg_locks` shows them) of the transactions running now in another
+/// database of the cluster.
+const ELSEWHERE: &str = "\
+SELECT coalesce(array_agg(l.transactionid::text::bigint), '{}') \
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted \
+  AND a.datid IS NOT NULL \
+  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/// The horizon (as `xid8` digits, for `$n::text::xid8`), skipping the transactions in `$1`.
 const HORIZON: &str = "\
-WITH s AS (SELECT pg_current_snapshot() AS snap), \
-elsewhere AS ( \
-  SELECT l.transactionid::text::bigint AS xid32 \
-  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-  WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted \
-    AND a.datid IS NOT NULL \
-    AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())) \
+WITH s AS (SELECT pg_current_snapshot() AS snap) \
 SELECT least( \
   pg_snapshot_xmax(s.snap), \
   (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x \
    WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned() \
-     AND (x::text::bigint % 4294967296) NOT IN (SELECT xid32 FROM elsewhere)) \
+     AND (x::text::bigint % 4294967296) <> ALL ($1::bigint[])) \
 )::text::bigint FROM s";
 
-/// The current commit horizon of the database `executor` is connected to.
-pub async fn commit_horizon<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(HORIZON).fetch_one(executor).await
+/// The current commit horizon of the database `conn` is connected to.
+///
+/// The other databases' transactions are listed in a statement *before* the snapshot's. In one
+/// statement the snapshot came first (`pg_current_snapshot()` is the statement's), so a
+/// transaction of another database that ended between the snapshot and the scan of `pg_locks`
+/// was in the snapshot and no longer in the scan: it held the horizon at its id for that read,
+/// below events committed and already read by then. A page read just after its own write could
+/// miss it (seen in CI). Listed first, a transaction of another database that is in the later
+/// snapshot either was in the list or began after it, and so after every event committed
+/// before this call.
+pub async fn commit_horizon(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    let elsewhere: Vec<i64> = sqlx::query_scalar(ELSEWHERE).fetch_one(&mut *conn).await?;
+    sqlx::query_scalar(HORIZON)
+        .bind(elsewhere)
+        .fetch_one(&mut *conn)
+        .await
 }

@@ -145,6 +145,57 @@ async fn a_transaction_open_in_another_database_does_not_hold_projections_back()
     sqlx::query("ROLLBACK").execute(&mut open).await.unwrap();
 }
 
+/// A transaction of another database that ends while the horizon is read must not hold the
+/// horizon below what this database had already committed. It did, for that one read: the
+/// snapshot came before the scan of `pg_locks`, so such a transaction was in the snapshot and
+/// no longer known to be elsewhere, and a page read just after its own write could miss it
+/// (the console's audit page did, once, in CI). Here transactions of another database end all
+/// the time while this one commits and reads its horizon.
+#[tokio::test]
+async fn transactions_ending_in_another_database_do_not_hide_what_was_committed_here() {
+    let here = fresh_database().await;
+    let elsewhere = fresh_database().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, stop) = (elsewhere.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                    sqlx::query("SELECT pg_current_xact_id()")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut reader = PgConnection::connect(&here).await.unwrap();
+    let mut conn = PgConnection::connect(&here).await.unwrap();
+    let mut hidden = 0;
+    for _ in 0..400 {
+        // A transaction of its own, committed when the statement returns.
+        let committed: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let horizon = twofold_infra::pg::commit_horizon(&mut reader)
+            .await
+            .unwrap();
+        if horizon <= committed {
+            hidden += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert_eq!(hidden, 0, "reads whose horizon hid a committed transaction");
+}
+
 #[tokio::test]
 async fn two_processors_on_one_database_apply_each_event_once() {
     let url = fresh_database().await;
