@@ -335,7 +335,7 @@ async fn read_after(
     (last_tx, last_position): (i64, i64),
 ) -> Result<Vec<StoredEvent>, ProcessorError> {
     // Its own statement, before the read: see `crate::pg::commit_horizon`.
-    let horizon = crate::pg::commit_horizon(&mut **tx).await?;
+    let horizon = crate::pg::commit_horizon(tx).await?;
     let rows = sqlx::query(&format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE tx_id < $4::text::xid8 \
