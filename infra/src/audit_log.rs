@@ -98,7 +98,8 @@ fn bind_all<'q>(
 #[async_trait]
 impl AuditLog for PgAuditLog {
     async fn horizon(&self) -> Result<i64, StoreError> {
-        crate::pg::commit_horizon(&mut *self.pool.acquire().await.map_err(StoreError::new)?)
+        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+        crate::pg::commit_horizon(&mut conn)
             .await
             .map_err(StoreError::new)
     }

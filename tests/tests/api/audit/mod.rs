@@ -51,7 +51,7 @@ fn types(events: &[Value]) -> Vec<&str> {
 pub(crate) async fn settled(app: &TestApp, tenant: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let horizon = twofold_infra::pg::commit_horizon(&mut *app.db.acquire().await.unwrap())
+        let horizon = twofold_infra::pg::commit_horizon(&mut app.db.acquire().await.unwrap())
             .await
             .unwrap();
         let pending: i64 = sqlx::query_scalar(
