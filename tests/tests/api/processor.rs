@@ -175,13 +175,28 @@ async fn transactions_ending_in_another_database_do_not_hide_what_was_committed_
         .collect();
     let mut reader = PgConnection::connect(&here).await.unwrap();
     let mut conn = PgConnection::connect(&here).await.unwrap();
-    let mut hidden = 0;
+    let elsewhere_name: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut PgConnection::connect(&elsewhere).await.unwrap())
+        .await
+        .unwrap();
+    let (mut hidden, mut raced) = (0, 0);
     for _ in 0..400 {
         // A transaction of its own, committed when the statement returns.
         let committed: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
             .fetch_one(&mut conn)
             .await
             .unwrap();
+        // The test's power: reads during which an older transaction of the other database ran.
+        let older: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+             AND backend_xid::text::bigint < $2 % 4294967296",
+        )
+        .bind(&elsewhere_name)
+        .bind(committed)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        raced += i32::from(older > 0);
         let horizon = twofold_infra::pg::commit_horizon(&mut reader)
             .await
             .unwrap();
@@ -193,7 +208,46 @@ async fn transactions_ending_in_another_database_do_not_hide_what_was_committed_
     for worker in workers {
         worker.await.unwrap();
     }
+    assert!(
+        raced > 100,
+        "only {raced} reads overlapped the other database's transactions"
+    );
     assert_eq!(hidden, 0, "reads whose horizon hid a committed transaction");
+}
+
+/// Inside a transaction PostgreSQL keeps the first read of `pg_stat_activity` until the
+/// transaction ends, while `pg_locks` is read afresh. The processor reads the horizon several
+/// times in one transaction (a rebuild), so each later read joined today's locks with the first
+/// read's backends: a backend started since was not known at all (its transaction held the
+/// horizon), and one that reused the process id of a backend of another database would have
+/// been taken for it, and its running transaction skipped: a horizon too high, events lost.
+#[tokio::test]
+async fn the_horizon_read_twice_in_one_transaction_knows_backends_started_in_between() {
+    let here = fresh_database().await;
+    let elsewhere = fresh_database().await;
+    let mut tx = PgConnection::connect(&here).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut tx).await.unwrap();
+    twofold_infra::pg::commit_horizon(&mut tx).await.unwrap();
+
+    // A backend of the other database, started after that first read, holds a transaction.
+    let mut open = PgConnection::connect(&elsewhere).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut open)
+        .await
+        .unwrap();
+    let committed: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut PgConnection::connect(&here).await.unwrap())
+        .await
+        .unwrap();
+
+    let horizon = twofold_infra::pg::commit_horizon(&mut tx).await.unwrap();
+    assert!(
+        horizon > committed,
+        "the other database's new backend is known: {horizon} <= {committed}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut open).await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut tx).await.unwrap();
 }
 
 #[tokio::test]
