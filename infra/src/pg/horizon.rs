@@ -24,7 +24,7 @@ use sqlx::PgConnection;
 /// database of the cluster.
 const ELSEWHERE: &str = "\
 SELECT coalesce(array_agg(l.transactionid::text::bigint), '{}') \
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_xid = l.transactionid \
 WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted \
   AND a.datid IS NOT NULL \
   AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())";
@@ -54,12 +54,15 @@ SELECT least( \
 /// while `pg_locks` is read afresh, and the processor reads the horizon several times in one
 /// transaction. The kept read would not know a backend started since (late), and would take a
 /// backend of this database that reused the process id of one elsewhere for that one (its
-/// transaction skipped: too high). So the kept read is dropped first.
+/// transaction skipped: too high). So the kept read is dropped first. Within the one statement
+/// the two views are still read at two moments, so a backend is matched by its process id *and*
+/// its transaction id, which is never reused: a reused process id cannot stand for another.
 ///
 /// Not closed: an id is in snapshots a moment before its lock is in `pg_locks`. A transaction
 /// of another database caught in that moment by the list, and still running at the snapshot,
 /// holds the horizon at its id for that read (late, never too high). Under `REPEATABLE READ`
-/// the snapshot is the transaction's first, taken before the list: the old race, late again.
+/// the snapshot is the transaction's first, taken before the list: the old race, late again
+/// (the processor's transactions are `READ COMMITTED` for that reason).
 pub async fn commit_horizon(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT pg_stat_clear_snapshot()")
         .execute(&mut *conn)

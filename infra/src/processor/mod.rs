@@ -56,10 +56,17 @@ struct Runner {
     projection: Arc<dyn Projection>,
 }
 
-/// Drives every projection from the event log.
+/// Every transaction of the processor is `READ COMMITTED`, whatever the database's or role's
+/// default: under `REPEATABLE READ` a batch's snapshot would come before its wait for the
+/// checkpoints another instance holds, and PostgreSQL would refuse the batch (40001) when that
+/// instance commits; the horizon's list of other databases' transactions would also come after
+/// the snapshot (`crate::pg::commit_horizon`).
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// How long a command waits for the read models to show its write before answering anyway.
 pub const DEFAULT_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Drives every projection from the event log.
 pub struct EventProcessor {
     pool: PgPool,
     runners: Vec<Runner>,
@@ -152,7 +159,7 @@ impl EventProcessor {
     /// and the applications made.
     async fn run_batch(&self) -> Result<(usize, u64), ProcessorError> {
         let _busy = self.busy.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(BEGIN).await?;
         // A projection batch need not wait for its commit to reach the disk: a crash can only
         // lose the newest batches together with their checkpoints (one transaction), and they
         // are applied again from the log on restart. The events themselves are committed
@@ -234,7 +241,7 @@ impl EventProcessor {
         for runner in selected {
             let _busy = self.busy.lock().await;
             let name = runner.projection.name();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(BEGIN).await?;
             lock_checkpoint(&mut tx, name).await?;
             runner
                 .projection

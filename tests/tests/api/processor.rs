@@ -250,6 +250,70 @@ async fn the_horizon_read_twice_in_one_transaction_knows_backends_started_in_bet
     sqlx::query("ROLLBACK").execute(&mut tx).await.unwrap();
 }
 
+/// An operator may set a database's or role's default to `REPEATABLE READ`. A batch's
+/// snapshot would then be taken before it waits for the checkpoints another instance holds,
+/// and when that instance commits, PostgreSQL refuses the batch (40001) instead of letting it
+/// read on. The processor's transactions are `READ COMMITTED` whatever the default.
+#[tokio::test]
+async fn a_repeatable_read_default_does_not_fail_a_batch_that_waited_for_another_instance() {
+    let url = fresh_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query("SET default_transaction_isolation = 'repeatable read'")
+                    .execute(connection)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    let processor = std::sync::Arc::new(
+        EventProcessor::new(pool.clone(), projections::all())
+            .await
+            .unwrap(),
+    );
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    insert_registration(&mut conn, "first").await;
+
+    // Another instance's batch holds every checkpoint.
+    let mut other = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE projection_checkpoints SET last_position = last_position")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let processor = processor.clone();
+        async move { processor.catch_up().await }
+    });
+    // Until the batch waits on those rows (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let blocked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if blocked > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let applied = waiting.await.unwrap();
+    assert!(applied.is_ok(), "{applied:?}");
+    assert_eq!(tenants(&pool).await, vec!["first".to_owned()]);
+}
+
 #[tokio::test]
 async fn two_processors_on_one_database_apply_each_event_once() {
     let url = fresh_database().await;
