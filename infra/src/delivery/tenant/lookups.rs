@@ -28,6 +28,8 @@ use tokio::time::Instant;
 
 use twofold_domain::TenantId;
 
+mod answers;
+
 /// One lookup's answer, to come.
 pub type Lookup = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
 /// Looks up a name and port.
@@ -53,6 +55,9 @@ pub struct Limits {
     /// Tenant lookups running at once, past which none starts: half of Tokio's 512 blocking
     /// threads stay for the service's own lookups whatever tenants' callers ask.
     pub at_once: usize,
+    /// How long an answer is kept for the tenant and name it was looked up for (see
+    /// [`answers`]): a tenant's change of address reaches its sends this much later at most.
+    pub remember: Duration,
 }
 
 impl Default for Limits {
@@ -65,6 +70,7 @@ impl Default for Limits {
             per_slow_tenant: 4,
             lagging_in_all: 64,
             at_once: 256,
+            remember: Duration::from_secs(30),
         }
     }
 }
@@ -119,6 +125,7 @@ pub struct Lookups {
     running: Arc<Mutex<Running>>,
     limits: Limits,
     resolve: Resolve,
+    answers: answers::Answers,
 }
 
 impl std::fmt::Debug for Lookups {
@@ -156,45 +163,40 @@ impl Lookups {
             running: Arc::default(),
             limits,
             resolve,
+            answers: answers::Answers::default(),
         }
     }
 
-    /// The addresses of `host`, looked up for `tenant`.
+    /// The addresses of `host`, looked up for `tenant`: kept, being looked up for another
+    /// caller, or looked up now.
     pub async fn resolve(
         &self,
         tenant: &TenantId,
         host: &str,
         port: u16,
     ) -> Result<Vec<SocketAddr>, LookupError> {
-        let tracked = self.start(tenant).ok_or(LookupError::Busy)?;
-        // The caller's side lags the lookup when the wait ends unanswered (its timeout, or this
-        // future dropped); the task's side, made right after, ends it in the counts whatever
-        // happens from here (dropped first, should the resolver panic before the task starts).
-        let _caller = Caller(tracked.clone());
-        let ends = Task(tracked.clone());
-        let lookup = (self.resolve)(host.to_owned(), port);
-        // A task of its own: dropping its handle detaches it, it does not stop the resolver's
-        // thread.
-        let mut task = tokio::spawn(async move {
-            let addrs = lookup.await;
-            drop(ends);
-            addrs
+        let found = self.answers.find_or_start(tenant, host, || {
+            let tracked = self.start(tenant);
+            Box::pin(look_up(
+                tracked,
+                self.resolve.clone(),
+                self.limits,
+                host.to_owned(),
+            ))
         });
-        let answer = match tokio::time::timeout(self.limits.slow, &mut task).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                tracked.advance(Stage::Prompt, Stage::Lagging);
-                let rest = self.limits.timeout.saturating_sub(self.limits.slow);
-                match tokio::time::timeout(rest, task).await {
-                    Ok(answer) => answer,
-                    Err(_) => return Err(LookupError::Failed),
-                }
+        let addrs = match found {
+            answers::Found::Answer(addrs) => addrs,
+            answers::Found::Wait(id, lookup) => {
+                let answer = lookup.await;
+                let until = Instant::now() + self.limits.remember;
+                self.answers.ended(tenant, host, id, &answer, until);
+                answer?
             }
         };
-        match answer {
-            Ok(Ok(addrs)) => Ok(addrs),
-            _ => Err(LookupError::Failed),
-        }
+        Ok(addrs
+            .into_iter()
+            .map(|addr| SocketAddr::new(addr.ip(), port))
+            .collect())
     }
 
     fn start(&self, tenant: &TenantId) -> Option<Tracked> {
@@ -245,6 +247,45 @@ impl Lookups {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let held = running.by_tenant.get(tenant).copied().unwrap_or_default();
         (held.prompt, held.lagging, running.lagging)
+    }
+}
+
+/// One lookup of `host`, counted in `tracked` (`None`: refused at its bound).
+async fn look_up(
+    tracked: Option<Tracked>,
+    resolve: Resolve,
+    limits: Limits,
+    host: String,
+) -> answers::Answer {
+    let tracked = tracked.ok_or(LookupError::Busy)?;
+    // The caller's side lags the lookup when the wait ends unanswered (its timeout, or every
+    // caller waiting for it gone); the task's side, made right after, ends it in the counts
+    // whatever happens from here (dropped first, should the resolver panic before the task
+    // starts).
+    let _caller = Caller(tracked.clone());
+    let ends = Task(tracked.clone());
+    let lookup = resolve(host, 0);
+    // A task of its own: dropping its handle detaches it, it does not stop the resolver's
+    // thread.
+    let mut task = tokio::spawn(async move {
+        let addrs = lookup.await;
+        drop(ends);
+        addrs
+    });
+    let answer = match tokio::time::timeout(limits.slow, &mut task).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracked.advance(Stage::Prompt, Stage::Lagging);
+            let rest = limits.timeout.saturating_sub(limits.slow);
+            match tokio::time::timeout(rest, task).await {
+                Ok(answer) => answer,
+                Err(_) => return Err(LookupError::Failed),
+            }
+        }
+    };
+    match answer {
+        Ok(Ok(addrs)) => Ok(addrs),
+        _ => Err(LookupError::Failed),
     }
 }
 

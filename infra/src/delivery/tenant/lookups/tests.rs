@@ -1,3 +1,5 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::watch;
 
 use super::*;
@@ -127,22 +129,31 @@ async fn a_tenant_whose_names_went_silent_gets_no_second_burst() {
     );
 }
 
-/// A burst of sends to a provider that answers: as many lookups at once as the callers want,
-/// none refused, whatever other tenants' silent names hold.
-#[tokio::test]
-async fn a_burst_to_a_name_that_answers_is_never_refused() {
+/// A name server that answers once the test says so, and counts the lookups it was asked.
+fn counting_name_server() -> (Resolve, watch::Sender<bool>, Arc<AtomicUsize>) {
     let (answer, answered) = watch::channel(false);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
     let resolve: Resolve = Arc::new(move |host: String, port: u16| -> Lookup {
         let mut answered = answered.clone();
+        counted.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             if host.ends_with("silent.example") {
                 std::future::pending::<()>().await;
             }
-            // Every lookup of the burst is running before the first answers.
             let _ = answered.wait_for(|a| *a).await;
             Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
         })
     });
+    (resolve, answer, asked)
+}
+
+/// A burst of sends to a provider that answers: every caller gets the answer, none is refused
+/// whatever other tenants' silent names hold, and the name is looked up once for all of them
+/// (it was looked up once per caller, each lookup one of the tenant's places).
+#[tokio::test]
+async fn a_burst_to_a_name_that_answers_is_never_refused_and_looks_it_up_once() {
+    let (resolve, answer, asked) = counting_name_server();
     let lookups = Arc::new(Lookups::with_resolver(
         resolve,
         Limits {
@@ -165,23 +176,135 @@ async fn a_burst_to_a_name_that_answers_is_never_refused() {
     );
 
     let calls: Vec<_> = (0..16)
-        .map(|_| {
+        .map(|i| {
             let (lookups, acme) = (lookups.clone(), acme.clone());
-            tokio::spawn(async move { lookups.resolve(&acme, "smtp.acme.example", 25).await })
+            // The name in any case, and each caller with its own port.
+            let host = if i % 2 == 0 {
+                "smtp.acme.example"
+            } else {
+                "SMTP.Acme.Example"
+            };
+            tokio::spawn(async move { lookups.resolve(&acme, host, 1000 + i).await })
         })
         .collect();
     tokio::time::timeout(Duration::from_secs(5), async {
-        while lookups.held(&acme).0 < 16 {
+        while lookups.held(&acme).0 < 1 {
             tokio::task::yield_now().await;
         }
     })
     .await
-    .expect("all sixteen lookups start");
+    .expect("the lookup starts");
     answer.send(true).unwrap();
-    for call in calls {
-        assert!(call.await.unwrap().is_ok());
+    for (i, call) in calls.into_iter().enumerate() {
+        let addrs = call.await.unwrap().expect("every caller gets the answer");
+        assert_eq!(
+            addrs,
+            vec![SocketAddr::from(([192, 0, 2, 1], 1000 + i as u16))]
+        );
     }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        3,
+        "two silent names and smtp.acme.example once"
+    );
     assert_eq!(lookups.held(&acme), (0, 0, 2));
+}
+
+/// An answer is kept for the tenant and name for `remember`, then asked again; another
+/// tenant's lookup of the same name is its own; a failed lookup is not kept.
+#[tokio::test(start_paused = true)]
+async fn an_answer_is_kept_for_its_tenant_and_name_for_a_while() {
+    let (resolve, answer, asked) = counting_name_server();
+    answer.send(true).unwrap();
+    let remember = Duration::from_secs(30);
+    let lookups = Lookups::with_resolver(
+        resolve,
+        Limits {
+            remember,
+            ..limits(4, 64)
+        },
+    );
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let asked_now = || asked.load(Ordering::SeqCst);
+
+    assert!(lookups
+        .resolve(&acme, "smtp.acme.example", 25)
+        .await
+        .is_ok());
+    assert!(lookups
+        .resolve(&acme, "smtp.acme.example", 587)
+        .await
+        .is_ok());
+    assert_eq!(asked_now(), 1, "kept");
+    assert!(lookups
+        .resolve(&globex, "smtp.acme.example", 25)
+        .await
+        .is_ok());
+    assert_eq!(asked_now(), 2, "another tenant asks for itself");
+    tokio::time::advance(remember).await;
+    assert!(lookups
+        .resolve(&acme, "smtp.acme.example", 25)
+        .await
+        .is_ok());
+    assert_eq!(asked_now(), 3, "asked again once the answer is old");
+
+    for expected in [4, 5] {
+        let got = lookups.resolve(&acme, "x.silent.example", 25).await;
+        assert_eq!(got, Err(LookupError::Failed));
+        assert_eq!(asked_now(), expected, "a failed lookup is not kept");
+    }
+}
+
+/// Callers that join a running lookup wait for it even if the caller that started it gives
+/// up; once every caller has given up, the lookup lags as one whose caller gave up did, and
+/// the next caller starts another (counted against the tenant's bound).
+#[tokio::test]
+async fn a_shared_lookup_outlives_its_first_caller_not_all_of_them() {
+    let (resolve, answer, asked) = counting_name_server();
+    let lookups = Arc::new(Lookups::with_resolver(
+        resolve,
+        Limits {
+            timeout: Duration::from_secs(10),
+            slow: Duration::from_secs(10),
+            ..limits(4, 64)
+        },
+    ));
+    let acme = tenant("acme");
+    let first = tokio::spawn({
+        let (lookups, acme) = (lookups.clone(), acme.clone());
+        async move { lookups.resolve(&acme, "smtp.acme.example", 25).await }
+    });
+    let second = tokio::spawn({
+        let (lookups, acme) = (lookups.clone(), acme.clone());
+        async move { lookups.resolve(&acme, "smtp.acme.example", 25).await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while lookups.held(&acme).0 < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the lookup starts");
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        lookups.held(&acme),
+        (1, 0, 0),
+        "still prompt: a caller waits"
+    );
+    answer.send(true).unwrap();
+    assert!(second.await.unwrap().is_ok());
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+
+    // A silent name whose every caller gives up lags, and is asked again next time.
+    for expected in [2, 3] {
+        let call = lookups.resolve(&acme, "smtp.silent.example", 25);
+        assert!(tokio::time::timeout(Duration::from_millis(20), call)
+            .await
+            .is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), expected);
+    }
+    assert_eq!(lookups.held(&acme), (0, 2, 2));
 }
 
 /// However many callers, no more tenant lookups run at once than the bound; past half of it,
