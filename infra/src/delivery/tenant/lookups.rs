@@ -8,7 +8,7 @@
 //! host, the operator's SMTP and SMS providers) and every other tenant share.
 //!
 //! A lookup lags once it has run for [`Limits::slow`] (names that answer do in milliseconds) or
-//! its caller stopped waiting (its timeout, or a cancelled request), until the resolver
+//! every caller waiting for it stopped (its timeout, or cancelled requests), until the resolver
 //! returns. A tenant with lagging lookups, or with one in the last [`Limits::cooldown`], is
 //! slow: it may hold [`Limits::per_slow_tenant`] lookups, and while it has lagging ones it
 //! starts none once [`Limits::lagging_in_all`] lag across tenants. Any tenant holds at most
@@ -125,7 +125,7 @@ pub struct Lookups {
     running: Arc<Mutex<Running>>,
     limits: Limits,
     resolve: Resolve,
-    answers: answers::Answers,
+    answers: Arc<answers::Answers>,
 }
 
 impl std::fmt::Debug for Lookups {
@@ -163,35 +163,38 @@ impl Lookups {
             running: Arc::default(),
             limits,
             resolve,
-            answers: answers::Answers::default(),
+            answers: Arc::default(),
         }
     }
 
     /// The addresses of `host`, looked up for `tenant`: kept, being looked up for another
     /// caller, or looked up now.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         tenant: &TenantId,
         host: &str,
         port: u16,
     ) -> Result<Vec<SocketAddr>, LookupError> {
-        let found = self.answers.find_or_start(tenant, host, || {
-            let tracked = self.start(tenant);
-            Box::pin(look_up(
-                tracked,
-                self.resolve.clone(),
-                self.limits,
-                host.to_owned(),
-            ))
+        let found = self.answers.find_or_start(tenant, host, |id| {
+            let unstarted = Unstarted(self.start(tenant));
+            let (answers, resolve, limits) =
+                (self.answers.clone(), self.resolve.clone(), self.limits);
+            let (tenant, host) = (tenant.clone(), host.to_owned());
+            Box::pin(async move {
+                let answer = look_up(unstarted, resolve, limits, host.clone()).await;
+                answers.ended(
+                    &tenant,
+                    &host,
+                    id,
+                    &answer,
+                    Instant::now() + limits.remember,
+                );
+                answer
+            })
         });
         let addrs = match found {
             answers::Found::Answer(addrs) => addrs,
-            answers::Found::Wait(id, lookup) => {
-                let answer = lookup.await;
-                let until = Instant::now() + self.limits.remember;
-                self.answers.ended(tenant, host, id, &answer, until);
-                answer?
-            }
+            answers::Found::Wait(lookup) => lookup.await?,
         };
         Ok(addrs
             .into_iter()
@@ -250,14 +253,14 @@ impl Lookups {
     }
 }
 
-/// One lookup of `host`, counted in `tracked` (`None`: refused at its bound).
+/// One lookup of `host`, counted in `unstarted` (`None` in it: refused at its bound).
 async fn look_up(
-    tracked: Option<Tracked>,
+    mut unstarted: Unstarted,
     resolve: Resolve,
     limits: Limits,
     host: String,
 ) -> answers::Answer {
-    let tracked = tracked.ok_or(LookupError::Busy)?;
+    let tracked = unstarted.0.take().ok_or(LookupError::Busy)?;
     // The caller's side lags the lookup when the wait ends unanswered (its timeout, or every
     // caller waiting for it gone); the task's side, made right after, ends it in the counts
     // whatever happens from here (dropped first, should the resolver panic before the task
@@ -340,6 +343,18 @@ impl Tracked {
     fn end(&self) {
         self.advance(Stage::Prompt, Stage::Ended);
         self.advance(Stage::Lagging, Stage::Ended);
+    }
+}
+
+/// A lookup counted but not yet under way: should its future be dropped before it is first
+/// polled, the count ends with it.
+struct Unstarted(Option<Tracked>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(tracked) = self.0.take() {
+            tracked.end();
+        }
     }
 }
 

@@ -252,7 +252,61 @@ async fn an_answer_is_kept_for_its_tenant_and_name_for_a_while() {
         let got = lookups.resolve(&acme, "x.silent.example", 25).await;
         assert_eq!(got, Err(LookupError::Failed));
         assert_eq!(asked_now(), expected, "a failed lookup is not kept");
+        assert_eq!(lookups.answers.state(&acme, "x.silent.example"), (false, 0));
     }
+}
+
+/// What is kept is bounded: a tenant looking up ever new names keeps only so many answers (and
+/// another tenant's are still kept), an answer of many addresses is used once, not kept, and a
+/// refusal at the bound is not kept either.
+#[tokio::test]
+async fn what_is_kept_is_bounded() {
+    let resolve: Resolve = Arc::new(|host: String, port: u16| -> Lookup {
+        Box::pin(async move {
+            let n = if host.starts_with("many.") { 1000 } else { 1 };
+            Ok((0..n)
+                .map(|i: u32| SocketAddr::from((std::net::Ipv4Addr::from(0xC000_0200 + i), port)))
+                .collect())
+        })
+    });
+    let lookups = Lookups::with_resolver(resolve, limits(4, 64));
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    for i in 0..answers::PER_TENANT + 10 {
+        let host = format!("n{i}.wildcard.example");
+        assert!(lookups.resolve(&acme, &host, 25).await.is_ok());
+        let kept = lookups.answers.state(&acme, &host).0;
+        assert_eq!(kept, i < answers::PER_TENANT, "{host}");
+    }
+    assert!(lookups
+        .resolve(&globex, "smtp.globex.example", 25)
+        .await
+        .is_ok());
+    assert_eq!(
+        lookups.answers.state(&globex, "smtp.globex.example"),
+        (true, 0)
+    );
+
+    let many = lookups.resolve(&globex, "many.globex.example", 25).await;
+    assert_eq!(many.map(|a| a.len()), Ok(1000), "used");
+    assert_eq!(
+        lookups.answers.state(&globex, "many.globex.example"),
+        (false, 0),
+        "not kept"
+    );
+    const { assert!(1000 > answers::ADDRESSES) };
+}
+
+/// A lookup counted but dropped before it ran gives its place back.
+#[tokio::test]
+async fn a_lookup_dropped_before_it_ran_is_not_counted() {
+    let (resolve, _answer) = name_server();
+    let lookups = Lookups::with_resolver(resolve, limits(4, 64));
+    let acme = tenant("acme");
+    let counted = Unstarted(lookups.start(&acme));
+    assert_eq!(lookups.held(&acme), (1, 0, 0));
+    drop(counted);
+    assert_eq!(lookups.held(&acme), (0, 0, 0));
+    assert_eq!(lookups.running.lock().unwrap().all, 0);
 }
 
 /// Callers that join a running lookup wait for it even if the caller that started it gives
@@ -270,23 +324,38 @@ async fn a_shared_lookup_outlives_its_first_caller_not_all_of_them() {
         },
     ));
     let acme = tenant("acme");
+    let host = "smtp.acme.example";
     let first = tokio::spawn({
         let (lookups, acme) = (lookups.clone(), acme.clone());
-        async move { lookups.resolve(&acme, "smtp.acme.example", 25).await }
+        async move { lookups.resolve(&acme, host, 25).await }
     });
+    let waiting = |n: usize| {
+        let lookups = lookups.clone();
+        let acme = acme.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while lookups.answers.state(&acme, host) != (false, n) {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{n} callers wait"));
+        }
+    };
+    waiting(1).await;
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "the first caller started it"
+    );
     let second = tokio::spawn({
         let (lookups, acme) = (lookups.clone(), acme.clone());
-        async move { lookups.resolve(&acme, "smtp.acme.example", 25).await }
+        async move { lookups.resolve(&acme, host, 25).await }
     });
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while lookups.held(&acme).0 < 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the lookup starts");
+    waiting(2).await;
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
+    assert_eq!(lookups.answers.state(&acme, host), (false, 1));
     assert_eq!(
         lookups.held(&acme),
         (1, 0, 0),
@@ -295,6 +364,7 @@ async fn a_shared_lookup_outlives_its_first_caller_not_all_of_them() {
     answer.send(true).unwrap();
     assert!(second.await.unwrap().is_ok());
     assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert_eq!(lookups.answers.state(&acme, host), (true, 0), "kept");
 
     // A silent name whose every caller gives up lags, and is asked again next time.
     for expected in [2, 3] {
