@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::time::Instant;
 
 use twofold_domain::TenantId;
@@ -181,7 +182,13 @@ impl Lookups {
                 (self.answers.clone(), self.resolve.clone(), self.limits);
             let (tenant, host) = (tenant.clone(), host.to_owned());
             Box::pin(async move {
-                let answer = look_up(unstarted, resolve, limits, host.clone()).await;
+                // A panic would poison the shared future for every caller of this name while
+                // any waits: it is a failed lookup instead.
+                let lookup = look_up(unstarted, resolve, limits, host.clone());
+                let answer = std::panic::AssertUnwindSafe(lookup)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or(Err(LookupError::Failed));
                 answers.ended(
                     &tenant,
                     &host,

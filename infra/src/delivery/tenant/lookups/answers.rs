@@ -11,14 +11,15 @@
 //! What is kept is bounded: [`PER_TENANT`] answers per tenant (a tenant checking settings with
 //! ever new names, from a wildcard zone, keeps only so many, and others' answers are still
 //! kept), answers of at most [`ADDRESSES`] addresses, and [`MOST`] answers in all. Expired
-//! entries are pruned each time the table has doubled, so a crowd costs a scan now and then,
-//! not at every lookup.
+//! entries are pruned each time the table has doubled and every [`PRUNE_EVERY`], so a crowd
+//! costs a scan now and then, not at every lookup.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::future::{FutureExt, Shared, WeakShared};
 use tokio::time::Instant;
@@ -35,6 +36,8 @@ type Running = Shared<Lookup>;
 const MOST: usize = 16_384;
 /// Answers kept per tenant (a tenant has three providers, each with one name).
 pub(super) const PER_TENANT: usize = 64;
+/// How often expired answers are pruned, whatever the table's size.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 /// The most addresses in a kept answer: a larger one (a name server's answer can hold
 /// thousands) is used once, as before, not kept.
 pub(super) const ADDRESSES: usize = 16;
@@ -59,6 +62,9 @@ struct Table {
     kept_in_all: usize,
     next_id: u64,
     prune_past: usize,
+    /// When expired answers are pruned in any case: they count against the bounds until then,
+    /// and a table that never doubles would otherwise keep them for good.
+    prune_at: Option<Instant>,
 }
 
 impl Table {
@@ -89,6 +95,7 @@ impl Table {
             self.forget(tenant);
         }
         self.prune_past = (2 * self.entries.len()).max(1024);
+        self.prune_at = Some(now + PRUNE_EVERY);
     }
 }
 
@@ -140,7 +147,7 @@ impl Answers {
         {
             table.forget(tenant);
         }
-        if table.entries.len() > table.prune_past {
+        if table.entries.len() > table.prune_past || table.prune_at.is_none_or(|at| now >= at) {
             table.prune(now);
         }
         Found::Wait(running)

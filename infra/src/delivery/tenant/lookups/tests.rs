@@ -296,6 +296,54 @@ async fn what_is_kept_is_bounded() {
     const { assert!(1000 > answers::ADDRESSES) };
 }
 
+/// Expired answers stop counting against a tenant's bound once they are pruned, which happens
+/// with time, not only when the table grows: a tenant that once looked up 64 names keeps
+/// answers again.
+#[tokio::test(start_paused = true)]
+async fn expired_answers_make_room_again() {
+    let (resolve, answer, asked) = counting_name_server();
+    answer.send(true).unwrap();
+    let lookups = Lookups::with_resolver(resolve, limits(4, 64));
+    let acme = tenant("acme");
+    for i in 0..answers::PER_TENANT {
+        let host = format!("n{i}.wildcard.example");
+        assert!(lookups.resolve(&acme, &host, 25).await.is_ok());
+    }
+    tokio::time::advance(Limits::default().remember).await;
+    let before = asked.load(Ordering::SeqCst);
+    for _ in 0..2 {
+        assert!(lookups
+            .resolve(&acme, "smtp.acme.example", 25)
+            .await
+            .is_ok());
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), before + 1, "kept again");
+}
+
+/// A resolver that panics fails that lookup, and the name is looked up again next time: the
+/// shared lookup is not left poisoned for the callers that come after.
+#[tokio::test]
+async fn a_resolver_that_panics_fails_one_lookup() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let resolve: Resolve = Arc::new(move |_host: String, port: u16| -> Lookup {
+        assert!(
+            counted.fetch_add(1, Ordering::SeqCst) > 0,
+            "the first lookup panics"
+        );
+        Box::pin(async move { Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))]) })
+    });
+    let lookups = Lookups::with_resolver(resolve, limits(4, 64));
+    let acme = tenant("acme");
+    let got = lookups.resolve(&acme, "smtp.acme.example", 25).await;
+    assert_eq!(got, Err(LookupError::Failed));
+    assert_eq!(lookups.held(&acme), (0, 0, 0), "its place is given back");
+    assert!(lookups
+        .resolve(&acme, "smtp.acme.example", 25)
+        .await
+        .is_ok());
+}
+
 /// A lookup counted but dropped before it ran gives its place back.
 #[tokio::test]
 async fn a_lookup_dropped_before_it_ran_is_not_counted() {
