@@ -20,56 +20,33 @@
 
 use sqlx::PgConnection;
 
-/// The ids (modulo 2^32, as `pg_locks` shows them) of the transactions running now in another
-/// database of the cluster.
-const ELSEWHERE: &str = "\
-SELECT coalesce(array_agg(l.transactionid::text::bigint), '{}') \
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_xid = l.transactionid \
-WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted \
-  AND a.datid IS NOT NULL \
-  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())";
-
-/// The horizon (as `xid8` digits, for `$n::text::xid8`), skipping the transactions in `$1`.
-const HORIZON: &str = "\
-WITH s AS (SELECT pg_current_snapshot() AS snap) \
-SELECT least( \
-  pg_snapshot_xmax(s.snap), \
-  (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x \
-   WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned() \
-     AND (x::text::bigint % 4294967296) <> ALL ($1::bigint[])) \
-)::text::bigint FROM s";
-
-/// The current commit horizon of the database `conn` is connected to.
+/// The current commit horizon (as `xid8` digits, for `$n::text::xid8`) of the database `conn`
+/// is connected to, computed by `twofold_commit_horizon()` (migration
+/// `20261215000000_commit_horizon_function.sql`), whose statements each take a snapshot of
+/// their own, in this order:
 ///
-/// The other databases' transactions are listed in a statement *before* the snapshot's. In one
-/// statement the snapshot came first (`pg_current_snapshot()` is the statement's), so a
-/// transaction of another database that ended between the snapshot and the scan of `pg_locks`
-/// was in the snapshot and no longer in the scan: it held the horizon at its id for that read,
-/// below events committed and already read by then. A page read just after its own write could
-/// miss it (seen in CI). Listed first, a transaction of another database that is in the later
-/// snapshot was in the list, or began after it and so after every event committed before this
-/// call (but see below).
-///
-/// Inside a transaction PostgreSQL keeps its first read of `pg_stat_activity` until the end,
-/// while `pg_locks` is read afresh, and the processor reads the horizon several times in one
-/// transaction. The kept read would not know a backend started since (late), and would take a
-/// backend of this database that reused the process id of one elsewhere for that one (its
-/// transaction skipped: too high). So the kept read is dropped first. Within the one statement
-/// the two views are still read at two moments, so a backend is matched by its process id *and*
-/// its transaction id, which is never reused: a reused process id cannot stand for another.
+/// 1. **The kept read of `pg_stat_activity` is dropped.** Inside a transaction PostgreSQL keeps
+///    its first read until the end, while `pg_locks` is read afresh, and the processor reads the
+///    horizon several times in one transaction (a rebuild). The kept read would not know a
+///    backend started since (late), and would take a backend of this database that reused the
+///    process id of one elsewhere for that one (its transaction skipped: too high).
+/// 2. **The other databases' running transactions are listed**, each lock matched to its
+///    backend by process id *and* the backend's own transaction id, which is never reused.
+/// 3. **The snapshot is taken, after the list.** In one statement it came first
+///    (`pg_current_snapshot()` is the statement's), so a transaction of another database that
+///    ended between the snapshot and the scan of `pg_locks` was in the snapshot and no longer
+///    in the scan: it held the horizon at its id for that read, below events committed and
+///    already read by then, and a page read just after its own write missed them (seen in
+///    CI). Listed first, a transaction of another database that is in the later snapshot was
+///    in the list, or began after it and so after every event committed before this call.
 ///
 /// Not closed: an id is in snapshots a moment before its lock is in `pg_locks`. A transaction
 /// of another database caught in that moment by the list, and still running at the snapshot,
 /// holds the horizon at its id for that read (late, never too high). Under `REPEATABLE READ`
-/// the snapshot is the transaction's first, taken before the list: the old race, late again
-/// (the processor's transactions are `READ COMMITTED` for that reason).
+/// every statement has the transaction's first snapshot, taken before the list: the old race,
+/// late again (the processor's transactions are `READ COMMITTED` for that reason).
 pub async fn commit_horizon(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(&mut *conn)
-        .await?;
-    let elsewhere: Vec<i64> = sqlx::query_scalar(ELSEWHERE).fetch_one(&mut *conn).await?;
-    sqlx::query_scalar(HORIZON)
-        .bind(elsewhere)
-        .fetch_one(&mut *conn)
+    sqlx::query_scalar("SELECT twofold_commit_horizon()")
+        .fetch_one(conn)
         .await
 }
