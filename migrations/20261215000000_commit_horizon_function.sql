@@ -24,13 +24,14 @@ BEGIN
     WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
       AND a.datid IS NOT NULL
       AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database());
+    -- As bigint: min() over xid8 exists only from PostgreSQL 15.
     WITH s AS (SELECT pg_current_snapshot() AS snap)
     SELECT least(
-        pg_snapshot_xmax(s.snap),
-        (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
+        pg_snapshot_xmax(s.snap)::text::bigint,
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
          WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()
            AND (x::text::bigint % 4294967296) <> ALL (elsewhere))
-    )::text::bigint
+    )
     INTO horizon
     FROM s;
     RETURN horizon;
