@@ -44,10 +44,7 @@ pub(super) const ADDRESSES: usize = 16;
 
 enum Entry {
     /// Weak: when every caller has stopped waiting, the lookup is dropped (and lags) as before.
-    Running {
-        id: u64,
-        lookup: WeakShared<Pin<Box<dyn Future<Output = Answer> + Send>>>,
-    },
+    Running { id: u64, lookup: WeakShared<Lookup> },
     Answered {
         addrs: Vec<SocketAddr>,
         until: Instant,
