@@ -121,6 +121,25 @@ pub(crate) async fn server_base() -> String {
         .expect("starting the test server")
 }
 
+/// A pool of `max` connections to `options`' database whose transactions default to
+/// `REPEATABLE READ`, as an operator may set a database or role: for the tests of what must
+/// run `READ COMMITTED` whatever the default.
+pub async fn repeatable_read_pool(options: sqlx::postgres::PgConnectOptions, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query("SET default_transaction_isolation = 'repeatable read'")
+                    .execute(connection)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect_with(options)
+        .await
+        .expect("a pool defaulting to REPEATABLE READ")
+}
+
 /// A fresh, migrated, empty database; returns its URL.
 pub async fn fresh_database() -> String {
     TEMPLATE

@@ -2,11 +2,10 @@
 //! another database's transactions ending as it is read, nor by a kept read of the backends,
 //! and the processor's transactions `READ COMMITTED` whatever the default (decision 150).
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use twofold_infra::processor::EventProcessor;
 use twofold_infra::projections;
-use twofold_tests::fresh_database;
+use twofold_tests::{fresh_database, repeatable_read_pool};
 
 use super::{insert_registration, tenants};
 
@@ -122,19 +121,7 @@ async fn the_horizon_read_twice_in_one_transaction_knows_backends_started_in_bet
 #[tokio::test]
 async fn a_repeatable_read_default_does_not_fail_a_batch_that_waited_for_another_instance() {
     let url = fresh_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .after_connect(|connection, _| {
-            Box::pin(async move {
-                sqlx::query("SET default_transaction_isolation = 'repeatable read'")
-                    .execute(connection)
-                    .await
-                    .map(|_| ())
-            })
-        })
-        .connect(&url)
-        .await
-        .unwrap();
+    let pool = repeatable_read_pool(url.parse().unwrap(), 2).await;
     let processor = std::sync::Arc::new(
         EventProcessor::new(pool.clone(), projections::all())
             .await

@@ -300,19 +300,7 @@ async fn an_instance_whose_clock_runs_ahead_prunes_nothing_still_counted() {
 #[tokio::test]
 async fn a_reservation_refuses_to_count_outside_read_committed() {
     let app = spawn_app().await;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .after_connect(|connection, _| {
-            Box::pin(async move {
-                sqlx::query("SET default_transaction_isolation = 'repeatable read'")
-                    .execute(connection)
-                    .await
-                    .map(|_| ())
-            })
-        })
-        .connect_with((*app.db.connect_options()).clone())
-        .await
-        .unwrap();
+    let pool = twofold_tests::repeatable_read_pool((*app.db.connect_options()).clone(), 1).await;
     let limiter = PgSendLimiter::new(pool);
     let e = limiter
         .reserve("rr", &caps("rr", 10), Utc::now())

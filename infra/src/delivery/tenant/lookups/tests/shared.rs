@@ -24,20 +24,22 @@ fn counting_name_server() -> (Resolve, watch::Sender<bool>, Arc<AtomicUsize>) {
     (resolve, answer, asked)
 }
 
+/// `limits` with callers that wait long enough for the test to answer.
+fn patient(limits: Limits) -> Limits {
+    Limits {
+        timeout: Duration::from_secs(10),
+        slow: Duration::from_secs(10),
+        ..limits
+    }
+}
+
 /// A burst of sends to a provider that answers: every caller gets the answer, none is refused
 /// whatever other tenants' silent names hold, and the name is looked up once for all of them
 /// (it was looked up once per caller, each lookup one of the tenant's places).
 #[tokio::test]
 async fn a_burst_to_a_name_that_answers_is_never_refused_and_looks_it_up_once() {
     let (resolve, answer, asked) = counting_name_server();
-    let lookups = Arc::new(Lookups::with_resolver(
-        resolve,
-        Limits {
-            timeout: Duration::from_secs(10),
-            slow: Duration::from_secs(10),
-            ..limits(4, 2)
-        },
-    ));
+    let lookups = Arc::new(Lookups::with_resolver(resolve, patient(limits(4, 2))));
     let (acme, globex) = (tenant("acme"), tenant("globex"));
     for i in 0..2 {
         let host = format!("n{i}.silent.example");
@@ -239,14 +241,7 @@ async fn a_lookup_dropped_before_it_ran_is_not_counted() {
 #[tokio::test]
 async fn a_shared_lookup_outlives_its_first_caller_not_all_of_them() {
     let (resolve, answer, asked) = counting_name_server();
-    let lookups = Arc::new(Lookups::with_resolver(
-        resolve,
-        Limits {
-            timeout: Duration::from_secs(10),
-            slow: Duration::from_secs(10),
-            ..limits(4, 64)
-        },
-    ));
+    let lookups = Arc::new(Lookups::with_resolver(resolve, patient(limits(4, 64))));
     let acme = tenant("acme");
     let host = "smtp.acme.example";
     let first = tokio::spawn({
